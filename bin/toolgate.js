@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// toolgate command line: check and evaluate policies on the WebAssembly core.
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
+
+const HELP = `toolgate: a policy layer for AI agents' MCP tool calls
+
+Usage:
+  toolgate check POLICY.json [POLICY.json ...] [--json]
+      Validate policies. Prints FILE:LINE:COLUMN: error|warning: MESSAGE (POINTER)
+      for each problem; exits 0 when every policy is valid, 1 otherwise.
+
+  toolgate eval --policy POLICY.json
+      Read calls as JSON Lines on standard input, write one decision per line.
+      A call:     {"tool": "run", "arguments": {...}, "grant": "alice" | {"id": "alice", ...},
+                   "now": 1767225600000 | "2026-01-01T00:00:00Z"}
+      An approval: {"approve": "<approval_id>", "now": ...}
+      Counters and approvals live in memory for the whole run. A line with an
+      "expect" field ("allow", "deny", "approval_required", or {"decision", "code"})
+      also gets "pass": true|false, and the run exits 1 if any expectation failed.
+
+  toolgate --version    Print the version.
+  toolgate --help       Print this help.
+`;
+
+const packageJson = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+
+function fail(message, code = 1) {
+  process.stderr.write(`toolgate: ${message}\n`);
+  process.exitCode = code;
+}
+
+async function readPolicy(path) {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  }
+}
+
+function formatDiagnostic(file, d) {
+  const pointer = d.pointer === '' ? '' : ` (${d.pointer})`;
+  return `${file}:${d.line}:${d.column}: ${d.severity}: ${d.message}${pointer}`;
+}
+
+async function check(args) {
+  const json = args.includes('--json');
+  const files = args.filter((a) => a !== '--json');
+  if (files.length === 0) return fail('check needs a policy file: toolgate check POLICY.json', 1);
+  const toolgate = await loadToolgate();
+  let allValid = true;
+  const reports = [];
+  for (const file of files) {
+    let text;
+    try {
+      text = await readPolicy(file);
+    } catch (error) {
+      allValid = false;
+      if (json) reports.push({ file, ok: false, diagnostics: [], error: error.message });
+      else process.stdout.write(`${file}:0:0: error: ${error.message}\n`);
+      continue;
+    }
+    const { ok, diagnostics } = toolgate.check(text);
+    allValid &&= ok;
+    if (json) {
+      reports.push({ file, ok, diagnostics });
+    } else {
+      for (const d of diagnostics) process.stdout.write(`${formatDiagnostic(file, d)}\n`);
+    }
+  }
+  if (json) process.stdout.write(`${JSON.stringify(files.length === 1 ? reports[0] : reports)}\n`);
+  process.exitCode = allValid ? 0 : 1;
+}
+
+// Does a decision meet a line's "expect"?
+function meets(expect, decision) {
+  if (typeof expect === 'string') return decision.decision === expect || decision.code === expect;
+  if (expect && typeof expect === 'object') {
+    return Object.entries(expect).every(([key, value]) => JSON.stringify(decision[key]) === JSON.stringify(value));
+  }
+  return false;
+}
+
+async function evaluate(args) {
+  const at = args.indexOf('--policy');
+  const policyPath = at >= 0 ? args[at + 1] : undefined;
+  if (!policyPath) return fail('eval needs --policy POLICY.json', 1);
+  const toolgate = await loadToolgate();
+  let policy;
+  try {
+    const text = await readPolicy(policyPath);
+    const { ok, diagnostics } = toolgate.check(text);
+    for (const d of diagnostics) {
+      if (!ok || d.severity === 'error') process.stderr.write(`${formatDiagnostic(policyPath, d)}\n`);
+    }
+    if (!ok) return fail(`${policyPath} is not a valid policy`, 1);
+    policy = toolgate.compile(text, { source: policyPath });
+  } catch (error) {
+    return fail(error.message, 1);
+  }
+  const counters = new MemoryCounterStore();
+  const approvals = new MemoryApprovalStore();
+  let failedExpectations = 0;
+  const out = [];
+  const flush = () => {
+    if (out.length > 0) process.stdout.write(out.join(''));
+    out.length = 0;
+  };
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.trim() === '') continue;
+    const result = await evaluateLine(toolgate, policy, line, { counters, approvals });
+    if (result.pass === false) failedExpectations += 1;
+    out.push(`${JSON.stringify(result)}\n`);
+    if (out.length >= 256) flush();
+  }
+  flush();
+  if (failedExpectations > 0) {
+    fail(`${failedExpectations} expectation(s) not met`, 1);
+  }
+}
+
+async function evaluateLine(toolgate, policy, line, stores) {
+  // Approval lines are the CLI's own; everything else is a call for the core,
+  // which parses it strictly (duplicate keys, unknown fields, types).
+  let parsed;
+  if (line.includes('"approve"')) {
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      parsed = undefined;
+    }
+  }
+  if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.hasOwn(parsed, 'approve')) {
+    return approve(toolgate, parsed, stores);
+  }
+  const decision = await policy.decide(line, { ...stores, now: Date.now() });
+  let expect;
+  if (line.includes('"expect"')) {
+    try {
+      expect = JSON.parse(line).expect;
+    } catch {
+      expect = undefined;
+    }
+  }
+  if (expect !== undefined) decision.pass = meets(expect, decision);
+  return decision;
+}
+
+async function approve(toolgate, line, { approvals }) {
+  const malformed = (why) => ({ decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed approval: ${why}` });
+  const extra = Object.keys(line).filter((k) => k !== 'approve' && k !== 'now');
+  if (extra.length > 0) return malformed(`unknown field "${extra[0]}" (an approval has "approve" and "now").`);
+  if (typeof line.approve !== 'string' || !/^[0-9a-f]{64}$/.test(line.approve)) {
+    return malformed('"approve" must be an approval id (64 lowercase hex digits).');
+  }
+  const now = line.now === undefined ? Date.now() : toolgate.parseTime(line.now);
+  if (Number.isNaN(now)) return malformed('"now" must be epoch milliseconds or an RFC 3339 time.');
+  await approvals.approve(line.approve, now);
+  return { approved: line.approve };
+}
+
+export async function main(argv) {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'check':
+      return check(args);
+    case 'eval':
+      return evaluate(args);
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`toolgate ${packageJson.version}\n`);
+      return undefined;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(HELP);
+      return undefined;
+    default:
+      process.stderr.write(HELP);
+      return fail(`unknown command "${command}"`, 2);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1])) {
+  await main(process.argv.slice(2));
+}

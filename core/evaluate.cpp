@@ -1,0 +1,405 @@
+#include "evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "canonical_json.h"
+#include "json_util.h"
+
+namespace toolgate {
+namespace {
+
+using json = nlohmann::json;
+
+std::string_view op_name(Op op) {
+  static constexpr std::string_view kNames[] = {"eq", "neq", "lt", "lte", "gt", "gte", "in", "not_in",
+                                                "exists", "regex", "contains", "starts_with", "ends_with", "glob"};
+  return kNames[static_cast<int>(op)];
+}
+
+// Result of one condition: holds, does not hold, or an evaluation error
+// (type confusion), which denies the call.
+struct Truth {
+  bool holds = false;
+  std::optional<std::string> error;
+};
+
+Truth type_error(const Condition& condition, const json& actual, std::string_view expected) {
+  return Truth{false, condition.path.text() + " must be " + std::string(expected) + " for \"" +
+                          std::string(op_name(condition.op)) + "\" (got " + std::string(type_name(actual)) + ")"};
+}
+
+bool contains_equal(const json& list, const json& value) {
+  for (const json& item : list.get_ref<const json::array_t&>()) {
+    if (item == value) return true;
+  }
+  return false;
+}
+
+Truth check(const Condition& condition, const Call& call) {
+  json scratch;
+  const json* actual = condition.path.resolve(call.arguments, call.grant, scratch);
+  if (condition.op == Op::exists) return Truth{(actual != nullptr) == condition.expect_present, std::nullopt};
+  if (!actual) return Truth{false, std::nullopt};  // a missing path makes every other op false
+  switch (condition.op) {
+    case Op::eq: return Truth{*actual == condition.value, std::nullopt};
+    case Op::neq: return Truth{!(*actual == condition.value), std::nullopt};
+    case Op::lt:
+    case Op::lte:
+    case Op::gt:
+    case Op::gte: {
+      if (!actual->is_number()) return type_error(condition, *actual, "a number");
+      double number = as_double(*actual);
+      bool holds = condition.op == Op::lt    ? number < condition.number
+                   : condition.op == Op::lte ? number <= condition.number
+                   : condition.op == Op::gt  ? number > condition.number
+                                             : number >= condition.number;
+      return Truth{holds, std::nullopt};
+    }
+    case Op::in: return Truth{contains_equal(condition.value, *actual), std::nullopt};
+    case Op::not_in: return Truth{!contains_equal(condition.value, *actual), std::nullopt};
+    case Op::contains:
+      if (actual->is_array()) return Truth{contains_equal(*actual, condition.value), std::nullopt};
+      if (actual->is_string()) {
+        if (!condition.value.is_string()) return type_error(condition, *actual, "an array (the value is not a string)");
+        return Truth{as_string(*actual).find(as_string(condition.value)) != std::string::npos, std::nullopt};
+      }
+      return type_error(condition, *actual, "a string or an array");
+    case Op::regex:
+    case Op::starts_with:
+    case Op::ends_with:
+    case Op::glob: {
+      if (!actual->is_string()) return type_error(condition, *actual, "a string");
+      const std::string& text = as_string(*actual);
+      const std::string& operand = condition.op == Op::regex ? text : as_string(condition.value);
+      switch (condition.op) {
+        case Op::regex: return Truth{condition.regex->search(text), std::nullopt};
+        case Op::starts_with: return Truth{text.rfind(operand, 0) == 0, std::nullopt};
+        case Op::ends_with:
+          return Truth{text.size() >= operand.size() && text.compare(text.size() - operand.size(), operand.size(), operand) == 0,
+                       std::nullopt};
+        default: return Truth{condition.glob->matches(text), std::nullopt};
+      }
+    }
+    default: return Truth{false, std::nullopt};
+  }
+}
+
+// All conditions are evaluated, even after one is false, so that a type error
+// anywhere in the group denies: otherwise reordering conditions could let a
+// confused value through.
+Truth check_group(const ConditionGroup& group, const Call& call, std::size_t* first_false) {
+  Truth result{true, std::nullopt};
+  for (std::size_t i = 0; i < group.conditions.size(); ++i) {
+    Truth truth = check(group.conditions[i], call);
+    if (truth.error && !result.error) result.error = std::move(truth.error);
+    if (!truth.holds && result.holds) {
+      result.holds = false;
+      if (first_false) *first_false = i;
+    }
+  }
+  if (result.error) result.holds = false;
+  return result;
+}
+
+std::string describe_condition(const Condition& condition) {
+  std::string text = condition.path.text() + " " + std::string(op_name(condition.op));
+  if (condition.op != Op::exists) text += " " + describe(condition.value, 40);
+  return text;
+}
+
+Decision deny(std::string code, std::string rule, std::string message) {
+  Decision decision;
+  decision.verdict = Verdict::deny;
+  decision.code = std::move(code);
+  decision.rule = std::move(rule);
+  decision.message = std::move(message);
+  return decision;
+}
+
+std::string first_nonempty(const std::string& a, const std::string& b, std::string fallback) {
+  if (!a.empty()) return a;
+  if (!b.empty()) return b;
+  return fallback;
+}
+
+std::string window_text(std::int64_t window_ms) {
+  static constexpr std::pair<std::int64_t, const char*> kUnits[] = {
+      {86400000, "day"}, {3600000, "hour"}, {60000, "minute"}, {1000, "second"}};
+  for (auto [unit, name] : kUnits) {
+    if (window_ms % unit != 0) continue;
+    std::int64_t count = window_ms / unit;
+    return count == 1 ? std::string(name) : std::to_string(count) + " " + name + "s";
+  }
+  return std::to_string(window_ms) + " ms";
+}
+
+std::string number_text(double number) { return describe(number_json(number)); }
+
+std::string limit_message(const Limit& limit) {
+  std::string text = "Rate limit exceeded: at most " + number_text(limit.max) +
+                     (limit.cost_from || limit.cost != 1 ? " units" : " calls") + " per " + window_text(limit.window_ms);
+  text += limit.scope == Scope::global ? " for everyone" : " for this grant";
+  if (limit.key) text += ", per value of " + limit.key->text();
+  return text + ".";
+}
+
+// Storage key: canonical JSON of everything that identifies one count, so
+// distinct counts can never collide whatever characters names contain.
+std::string counter_key(const Limit& limit, const Call& call, const json* key_value) {
+  json parts = json::array();
+  parts.push_back(limit.scope == Scope::grant ? "grant" : "global");
+  if (limit.scope == Scope::grant) parts.push_back(call.grant.id);
+  parts.push_back(limit.counter);
+  parts.push_back(limit.window_ms);
+  parts.push_back(limit.algorithm == Algorithm::fixed ? "fixed" : "sliding");
+  if (key_value) parts.push_back(*key_value);
+  return "tg1:" + canonical_json(parts);
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Resolves one limit to a counter request (merging with an earlier limit on
+// the same key), or returns an invalid_arguments denial.
+std::optional<Decision> add_limit(const Limit& limit, const Call& call, const std::string& tool_on_deny,
+                                  PendingCall& pending) {
+  json scratch;
+  const json* key_value = nullptr;
+  if (limit.key) {
+    key_value = limit.key->resolve(call.arguments, call.grant, scratch);
+    if (!key_value)
+      return deny("invalid_arguments", limit.pointer,
+                  "This call is counted per " + limit.key->text() + ", which is missing from the call.");
+  }
+  double cost = limit.cost;
+  if (limit.cost_from) {
+    json cost_scratch;
+    const json* amount = limit.cost_from->resolve(call.arguments, call.grant, cost_scratch);
+    if (!amount || !amount->is_number() || !(as_double(*amount) >= 0) || !std::isfinite(as_double(*amount)))
+      return deny("invalid_arguments", limit.pointer,
+                  limit.cost_from->text() + " must be a non-negative number (it is charged against a limit); got " +
+                      (amount ? describe(*amount) : std::string("nothing")));
+    cost = as_double(*amount);
+  }
+  std::string key = counter_key(limit, call, key_value);
+  auto existing = std::find_if(pending.counters.begin(), pending.counters.end(),
+                               [&](const CounterRequest& request) { return request.key == key; });
+  std::size_t index = static_cast<std::size_t>(existing - pending.counters.begin());
+  if (existing == pending.counters.end()) {
+    CounterRequest request;
+    request.key = std::move(key);
+    request.scope = limit.scope;
+    request.grant = limit.scope == Scope::grant ? call.grant.id : "";
+    request.cost = cost;
+    request.max = limit.max;
+    request.window_ms = limit.window_ms;
+    request.algorithm = limit.algorithm;
+    request.bucket_start_ms = floor_div(call.now_ms, limit.window_ms) * limit.window_ms;
+    pending.counters.push_back(std::move(request));
+  } else {
+    // One call counts once per counter, with the largest cost of the limits
+    // sharing it; each limit still checks its own max.
+    existing->cost = std::max(existing->cost, cost);
+    existing->max = std::min(existing->max, limit.max);
+  }
+  pending.limits.push_back(LimitCheck{index, limit.max, limit.pointer,
+                                      first_nonempty(limit.on_deny, tool_on_deny, limit_message(limit))});
+  return std::nullopt;
+}
+
+// require, then deny_if, of one rule set. `tool_on_deny` is the message of
+// the tool entry deciding (empty for all_tools).
+std::optional<Decision> check_conditions(const RuleSet& rules, const Call& call, const std::string& tool_on_deny,
+                                         bool requirements) {
+  const auto& groups = requirements ? rules.require : rules.deny_if;
+  for (const ConditionGroup& group : groups) {
+    std::size_t first_false = 0;
+    Truth truth = check_group(group, call, &first_false);
+    if (truth.error) return deny("invalid_arguments", group.pointer, "Invalid arguments: " + *truth.error + ".");
+    if (requirements && !truth.holds) {
+      return deny("requirement_failed", group.pointer,
+                  first_nonempty(group.on_deny, tool_on_deny,
+                                 "Requirement not met: " + describe_condition(group.conditions[first_false]) + "."));
+    }
+    if (!requirements && truth.holds) {
+      std::string conditions;
+      for (const Condition& condition : group.conditions) {
+        conditions += (conditions.empty() ? "" : " and ") + describe_condition(condition);
+      }
+      return deny("condition_denied", group.pointer,
+                  first_nonempty(group.on_deny, tool_on_deny, "Denied by policy: " + conditions + "."));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::allow: return "allow";
+    case Verdict::deny: return "deny";
+    default: return "approval_required";
+  }
+}
+
+Decision invalid_call(std::string reason) {
+  return deny("invalid_call", "", "Malformed tool call: " + reason);
+}
+
+const ToolEntry* Plan::find_tool(std::string_view tool) const {
+  if (auto it = exact_tools.find(std::string(tool)); it != exact_tools.end()) return &tools[it->second];
+  for (const auto& [glob, index] : glob_tools) {
+    if (glob.matches(tool)) return &tools[index];
+  }
+  return nullptr;
+}
+
+const HideEntry* Plan::find_hidden(std::string_view tool) const {
+  for (const HideEntry& entry : hide) {
+    if (entry.glob.matches(tool)) return &entry;
+  }
+  return nullptr;
+}
+
+Evaluation evaluate(const Plan& plan, const Call& call) {
+  Evaluation result;
+  auto decided = [&](Decision decision) {
+    result.decision = std::move(decision);
+    return result;
+  };
+  if (call.tool.empty()) return decided(invalid_call("the tool name is missing or empty."));
+  if (!call.arguments.is_object()) return decided(invalid_call("arguments must be a JSON object."));
+  // Messages name the tool; build that text only when a message is needed.
+  auto quoted = [&call] { return describe(json(call.tool), 80); };
+
+  if (const HideEntry* hidden = plan.find_hidden(call.tool)) {
+    return decided(deny("hidden", hidden->pointer, "Tool " + quoted() + " is not available."));
+  }
+  const ToolEntry* entry = plan.find_tool(call.tool);
+  if (!entry && !plan.default_allow) {
+    return decided(deny("default_deny", "/default",
+                        "Tool " + quoted() + " is not allowed: the policy has no entry for it and denies by default."));
+  }
+  const std::string no_message;
+  const std::string& tool_on_deny = entry ? entry->on_deny : no_message;
+  if (entry && entry->action == Action::deny) {
+    return decided(deny("tool_denied", entry->pointer + "/action",
+                        first_nonempty(entry->on_deny, "", "Tool " + quoted() + " is denied by policy.")));
+  }
+  if (entry && entry->args) {
+    if (auto problem = validate(*entry->args, call.arguments, "args")) {
+      return decided(deny("invalid_arguments", entry->pointer + "/args", "Invalid arguments: " + *problem + "."));
+    }
+  }
+  for (bool requirements : {true, false}) {
+    if (entry) {
+      if (auto denial = check_conditions(entry->rules, call, tool_on_deny, requirements)) return decided(*denial);
+    }
+    if (auto denial = check_conditions(plan.all_tools, call, no_message, requirements)) return decided(*denial);
+  }
+
+  PendingCall& pending = result.pending;
+  pending.now_ms = call.now_ms;
+  pending.tool = call.tool;
+  pending.allow_rule = entry ? entry->pointer : "/default";
+  // Limit inputs (key, cost_from) are resolved before anything is counted, so a
+  // malformed call never touches a counter.
+  if (entry) {
+    for (const Limit& limit : entry->rules.limits) {
+      if (auto denial = add_limit(limit, call, tool_on_deny, pending)) return decided(*denial);
+    }
+  }
+  for (const Limit& limit : plan.all_tools.limits) {
+    if (auto denial = add_limit(limit, call, no_message, pending)) return decided(*denial);
+  }
+  if (entry && entry->action == Action::require_approval) {
+    json subject = {{"arguments", call.arguments}, {"grant", call.grant.id}, {"tool", call.tool}};
+    ApprovalNeed need;
+    need.id = sha256_hex(canonical_json(subject));
+    need.timeout_ms = entry->approval_timeout_ms;
+    need.rule = entry->pointer + "/action";
+    need.message = "Tool " + quoted() + " requires a human's approval. Approval id: " + need.id + ".";
+    pending.approval = std::move(need);
+  }
+  if (!pending.approval && pending.counters.empty()) {
+    Decision allow;
+    allow.verdict = Verdict::allow;
+    allow.code = "allowed";
+    allow.rule = pending.allow_rule;
+    allow.message = "Allowed.";
+    return decided(std::move(allow));
+  }
+  return result;
+}
+
+double estimate(const CounterRequest& request, CounterState state, std::int64_t now_ms) {
+  if (request.algorithm == Algorithm::fixed) return state.current;
+  double window = static_cast<double>(request.window_ms);
+  double elapsed = static_cast<double>(now_ms - request.bucket_start_ms);
+  return state.previous * (window - elapsed) / window + state.current;
+}
+
+bool admits(const CounterRequest& request, CounterState state, std::int64_t now_ms, double max) {
+  return estimate(request, state, now_ms) + request.cost <= max;
+}
+
+std::int64_t retry_after_ms(const CounterRequest& request, CounterState state, std::int64_t now_ms, double max) {
+  const double window = static_cast<double>(request.window_ms);
+  const double elapsed = static_cast<double>(now_ms - request.bucket_start_ms);
+  const double to_window_end = window - elapsed;
+  double wait = to_window_end;
+  if (request.algorithm == Algorithm::sliding && request.cost <= max) {
+    if (state.current + request.cost <= max && state.previous > 0) {
+      // Still in this bucket: wait until the previous bucket's weight fades enough.
+      double needed_elapsed = window - (max - state.current - request.cost) * window / state.previous;
+      wait = needed_elapsed - elapsed;
+    } else if (state.current > 0) {
+      // Next bucket: this bucket becomes "previous" and must fade in turn.
+      double needed_elapsed = window - (max - request.cost) * window / state.current;
+      wait = to_window_end + std::max(0.0, needed_elapsed);
+    }
+  }
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(wait)));
+}
+
+Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states) {
+  if (pending.approval && !approved) {
+    Decision decision;
+    decision.verdict = Verdict::approval_required;
+    decision.code = "approval_required";
+    decision.rule = pending.approval->rule;
+    decision.message = pending.approval->message;
+    decision.approval_id = pending.approval->id;
+    return decision;
+  }
+  if (states.size() < pending.counters.size()) {
+    return deny("store_error", pending.allow_rule, "Counter values are missing; the call is denied (fail closed).");
+  }
+  const LimitCheck* denied_by = nullptr;
+  std::int64_t wait = 0;
+  for (const LimitCheck& limit : pending.limits) {
+    const CounterRequest& request = pending.counters[limit.counter];
+    const CounterState& state = states[limit.counter];
+    if (admits(request, state, pending.now_ms, limit.max)) continue;
+    if (!denied_by) denied_by = &limit;
+    // Report the longest wait of all exceeded limits: retrying earlier could not succeed.
+    wait = std::max(wait, retry_after_ms(request, state, pending.now_ms, limit.max));
+  }
+  if (denied_by) {
+    Decision decision = deny("rate_limited", denied_by->rule, denied_by->message);
+    decision.retry_after_ms = wait;
+    return decision;
+  }
+  Decision allow;
+  allow.verdict = Verdict::allow;
+  allow.code = "allowed";
+  allow.rule = pending.allow_rule;
+  allow.message = pending.approval ? "Allowed with a human's approval." : "Allowed.";
+  return allow;
+}
+
+}  // namespace toolgate

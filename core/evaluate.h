@@ -1,0 +1,111 @@
+// Evaluate stage: Plan + Call -> Decision.
+//
+// Counters and approvals live outside the core (in a store the host owns), so
+// evaluation has two steps around the host's store round trip:
+//
+//   Evaluation e = evaluate(plan, call);          // pure, no state
+//   if (e.decision) -> done (denied before limits, or allowed with no limits)
+//   else host: approved = store.approval_valid(e.pending.approval)  (if any)
+//              states   = store.reserve(e.pending.counters)         (atomic)
+//   Decision d = finish(e.pending, approved, states);
+//
+// The store admits a call with the same rule as `admits` below, atomically and
+// all-or-nothing across the counters, so the store and finish() agree.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "plan.h"
+
+namespace toolgate {
+
+struct Call {
+  std::string tool;
+  nlohmann::json arguments = nlohmann::json::object();
+  Grant grant;
+  std::int64_t now_ms = 0;  // Unix epoch milliseconds, supplied by the host
+};
+
+enum class Verdict { allow, deny, approval_required };
+std::string_view to_string(Verdict verdict);
+
+struct Decision {
+  Verdict verdict = Verdict::deny;
+  std::string code;     // allowed, invalid_call, hidden, default_deny, tool_denied, invalid_arguments,
+                        // requirement_failed, condition_denied, approval_required, rate_limited
+  std::string rule;     // JSON Pointer of the deciding part of the policy
+  std::string message;  // for the agent
+  std::optional<std::int64_t> retry_after_ms;  // rate_limited
+  std::optional<std::string> approval_id;      // approval_required
+};
+
+// One count a call needs, identified by `key`. Limits that share counter name,
+// window, algorithm and scope (and key value) share one key.
+struct CounterRequest {
+  std::string key;            // storage key, unique per count
+  Scope scope = Scope::grant;
+  std::string grant;          // the grant id for scope grant, "" for global
+  double cost = 1;            // amount this call adds
+  double max = 0;             // the tightest max of the limits sharing this key
+  std::int64_t window_ms = 0;
+  Algorithm algorithm = Algorithm::fixed;
+  std::int64_t bucket_start_ms = 0;  // start of the current fixed bucket (epoch-aligned)
+};
+
+// Counts a store holds for one counter: in the current fixed bucket and the
+// one before it (used by sliding windows).
+struct CounterState {
+  double current = 0;
+  double previous = 0;
+};
+
+struct LimitCheck {
+  std::size_t counter = 0;  // index into PendingCall::counters
+  double max = 0;
+  std::string rule;
+  std::string message;      // used when this limit denies
+};
+
+struct ApprovalNeed {
+  std::string id;           // sha256 of the call's RFC 8785 form
+  std::int64_t timeout_ms = 0;
+  std::string rule;
+  std::string message;
+};
+
+struct PendingCall {
+  std::int64_t now_ms = 0;
+  std::string allow_rule;   // rule reported when the call is allowed
+  std::string tool;
+  std::optional<ApprovalNeed> approval;
+  std::vector<CounterRequest> counters;
+  std::vector<LimitCheck> limits;
+};
+
+struct Evaluation {
+  std::optional<Decision> decision;  // set: final; unset: see pending
+  PendingCall pending;
+};
+
+Evaluation evaluate(const Plan& plan, const Call& call);
+
+// The decision once the host knows whether an approval is on file and what
+// the store's counters held (one state per pending.counters, in order; ignored
+// when the approval is missing). Never throws.
+Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states);
+
+// The spec's admission rule, shared by every counter store.
+double estimate(const CounterRequest& request, CounterState state, std::int64_t now_ms);
+bool admits(const CounterRequest& request, CounterState state, std::int64_t now_ms, double max);
+
+// Milliseconds until a call denied by this counter could be admitted, assuming
+// no further calls (the end of the window when the cost can never fit).
+std::int64_t retry_after_ms(const CounterRequest& request, CounterState state, std::int64_t now_ms, double max);
+
+Decision invalid_call(std::string reason);
+
+}  // namespace toolgate

@@ -1,0 +1,42 @@
+// Paths into a call: `args.files.0.name`, `grant.id`, `grant.role`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace toolgate {
+
+struct Grant {
+  std::string id = "anonymous";
+  nlohmann::json attributes = nlohmann::json::object();  // everything but "id"
+};
+
+class Path {
+ public:
+  enum class Root { args, grant };
+
+  // Returns nullopt and sets `error` for a malformed path.
+  static std::optional<Path> parse(std::string_view text, std::string& error);
+
+  // The value at this path, or nullptr when it is missing. A decimal segment
+  // indexes an array; on an object it is an ordinary key.
+  const nlohmann::json* resolve(const nlohmann::json& arguments, const Grant& grant,
+                                nlohmann::json& scratch) const;
+
+  const std::string& text() const { return text_; }
+  Root root() const { return root_; }
+
+ private:
+  struct Segment {
+    std::string key;
+    std::optional<std::size_t> index;  // set when the segment is a decimal number
+  };
+  Root root_ = Root::args;
+  std::vector<Segment> segments_;
+  std::string text_;
+};
+
+}  // namespace toolgate

@@ -1,0 +1,96 @@
+// The compiled, immutable form of a policy: what compile() builds once and
+// evaluate() reads for every call. Nothing here changes after compilation, so
+// one plan can serve any number of concurrent evaluations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "glob.h"
+#include "path.h"
+#include "regex.h"
+#include "schema.h"
+
+namespace toolgate {
+
+enum class Op { eq, neq, lt, lte, gt, gte, in, not_in, exists, regex, contains, starts_with, ends_with, glob };
+
+struct Condition {
+  Path path;
+  Op op = Op::eq;
+  nlohmann::json value;             // the policy's operand
+  double number = 0;                // lt/lte/gt/gte: the operand as a number
+  bool expect_present = true;       // exists: `value` (default true)
+  std::optional<Regex> regex;       // regex: compiled at load time
+  std::optional<Glob> glob;         // glob
+};
+
+// A `require` entry or a `deny_if` entry: holds when all its conditions hold.
+struct ConditionGroup {
+  std::vector<Condition> conditions;
+  std::string on_deny;  // empty: use the tool's message or a generated one
+  std::string pointer;  // e.g. /tools/create_refund/deny_if/0
+};
+
+enum class Algorithm { fixed, sliding };
+enum class Scope { grant, global };
+
+struct Limit {
+  std::string pointer;      // e.g. /tools/run/limits/0 or /tools/run/rate_limit
+  std::string counter;      // shared name, or the pointer when unnamed
+  std::int64_t window_ms = 0;
+  Algorithm algorithm = Algorithm::fixed;
+  double max = 0;
+  Scope scope = Scope::grant;
+  std::optional<Path> key;
+  double cost = 1;
+  std::optional<Path> cost_from;
+  std::string on_deny;
+};
+
+struct RuleSet {
+  std::vector<ConditionGroup> require;
+  std::vector<ConditionGroup> deny_if;
+  std::vector<Limit> limits;
+};
+
+enum class Action { allow, deny, require_approval };
+
+struct ToolEntry {
+  std::string key;       // the name or glob as written
+  std::string pointer;   // /tools/<escaped key>
+  Action action = Action::allow;
+  std::string on_deny;
+  std::optional<Schema> args;
+  RuleSet rules;
+  std::int64_t approval_timeout_ms = 10 * 60 * 1000;
+};
+
+struct HideEntry {
+  Glob glob;
+  std::string pointer;  // /hide/<i>
+};
+
+struct Plan {
+  bool default_allow = false;
+  std::vector<HideEntry> hide;
+  std::vector<ToolEntry> tools;
+  std::unordered_map<std::string, std::size_t> exact_tools;  // name -> index in tools
+  // Glob keys, most literal characters first, then document order.
+  std::vector<std::pair<Glob, std::size_t>> glob_tools;
+  RuleSet all_tools;
+  std::string description;
+  std::string policy_hash;  // sha256 of the policy text (same as `sha256sum`), for audit logs
+
+  // The entry that governs `tool`, or nullptr (then `default` applies).
+  const ToolEntry* find_tool(std::string_view tool) const;
+  // The hide entry that matches `tool`, or nullptr.
+  const HideEntry* find_hidden(std::string_view tool) const;
+};
+
+}  // namespace toolgate

@@ -1,0 +1,297 @@
+#include "wire.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "json_reader.h"
+#include "json_util.h"
+
+namespace toolgate {
+namespace {
+
+using json = nlohmann::json;
+
+const json* find(const json& object, const char* name) {
+  const auto& members = object.get_ref<const json::object_t&>();
+  auto it = members.find(name);
+  return it == members.end() ? nullptr : &it->second;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+bool read_digits(std::string_view text, std::size_t at, std::size_t count, int& out) {
+  if (at + count > text.size()) return false;
+  out = 0;
+  for (std::size_t i = at; i < at + count; ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+    out = out * 10 + (text[i] - '0');
+  }
+  return true;
+}
+
+std::optional<std::int64_t> read_rfc3339(std::string_view text) {
+  int year, month, day, hour = 0, minute = 0, second = 0;
+  if (!read_digits(text, 0, 4, year) || text.size() < 10 || text[4] != '-' || !read_digits(text, 5, 2, month) ||
+      text[7] != '-' || !read_digits(text, 8, 2, day))
+    return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31) return std::nullopt;
+  std::int64_t ms = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400000;
+  if (text.size() == 10) return ms;  // a date alone: midnight UTC
+  if ((text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !read_digits(text, 11, 2, hour) ||
+      text.size() < 19 || text[13] != ':' || !read_digits(text, 14, 2, minute) || text[16] != ':' ||
+      !read_digits(text, 17, 2, second) || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  ms += (hour * 3600 + minute * 60 + std::min(second, 59)) * 1000LL;
+  std::size_t at = 19;
+  if (at < text.size() && text[at] == '.') {
+    ++at;
+    std::size_t start = at;
+    int scale = 100;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+      ms += (text[at] - '0') * scale;
+      scale /= 10;
+      ++at;
+    }
+    if (at == start) return std::nullopt;
+  }
+  if (at == text.size()) return std::nullopt;  // the offset is required
+  if (text[at] == 'Z' || text[at] == 'z') return at + 1 == text.size() ? std::optional(ms) : std::nullopt;
+  int offset_hours, offset_minutes;
+  if ((text[at] != '+' && text[at] != '-') || text.size() != at + 6 || !read_digits(text, at + 1, 2, offset_hours) ||
+      text[at + 3] != ':' || !read_digits(text, at + 4, 2, offset_minutes))
+    return std::nullopt;
+  std::int64_t offset = (offset_hours * 60 + offset_minutes) * 60000LL;
+  return text[at] == '+' ? ms - offset : ms + offset;
+}
+
+std::optional<double> number_field(const json& object, const char* name) {
+  const json* value = find(object, name);
+  if (!value || !value->is_number()) return std::nullopt;
+  return as_double(*value);
+}
+
+std::optional<std::string> string_field(const json& object, const char* name) {
+  const json* value = find(object, name);
+  if (!value || !value->is_string()) return std::nullopt;
+  return as_string(*value);
+}
+
+}  // namespace
+
+std::optional<std::int64_t> read_timestamp(const json& value) {
+  if (value.is_number()) {
+    double ms = as_double(value);
+    if (!std::isfinite(ms) || std::fabs(ms) > 8.64e15) return std::nullopt;  // the ECMAScript Date range
+    return static_cast<std::int64_t>(std::floor(ms));
+  }
+  if (value.is_string()) return read_rfc3339(as_string(value));
+  return std::nullopt;
+}
+
+CallRead read_call(std::string_view text, const CallReadOptions& options) {
+  JsonReadOptions read_options;
+  read_options.max_depth = options.max_depth;
+  read_options.record_positions = false;
+  read_options.stop_at_duplicate_key = true;
+  JsonReadResult read = read_json(text, read_options);
+  if (!read.ok()) {
+    CallRead result;
+    result.error = read.errors.empty() ? "not valid JSON" : read.errors.front().message;
+    if (!read.errors.empty() && read.errors.front().code == "json_duplicate_key") {
+      result.error = "the call repeats a key (" + read.errors.front().pointer + "); " + read.errors.front().message;
+    }
+    return result;
+  }
+  return read_call_value(std::move(read.value), options);
+}
+
+CallRead read_call_value(json&& value, const CallReadOptions& options) {
+  CallRead result;
+  if (!value.is_object()) {
+    result.error = "a call must be a JSON object with \"tool\" and \"arguments\".";
+    return result;
+  }
+  Call call;
+  call.now_ms = options.default_now_ms;
+  for (auto& [name, field] : value.get_ref<json::object_t&>()) {
+    if (name == "tool") {
+      if (!field.is_string() || as_string(field).empty()) {
+        result.error = "\"tool\" must be a non-empty string.";
+        return result;
+      }
+      call.tool = as_string(field);
+    } else if (name == "arguments") {
+      if (!field.is_object()) {
+        result.error = "\"arguments\" must be a JSON object (got " + std::string(type_name(field)) + ").";
+        return result;
+      }
+      call.arguments = std::move(field);
+    } else if (name == "grant") {
+      if (field.is_string() && !as_string(field).empty()) {
+        call.grant.id = as_string(field);
+      } else if (field.is_object()) {
+        auto& attributes = field.get_ref<json::object_t&>();
+        auto id = attributes.find("id");
+        if (id == attributes.end() || !id->second.is_string() || as_string(id->second).empty()) {
+          result.error = "a grant object needs \"id\", a non-empty string.";
+          return result;
+        }
+        call.grant.id = as_string(id->second);
+        attributes.erase(id);
+        call.grant.attributes = std::move(field);
+      } else {
+        result.error = "\"grant\" must be a grant id or an object {\"id\": ..., attributes...}.";
+        return result;
+      }
+    } else if (name == "now") {
+      auto now = read_timestamp(field);
+      if (!now) {
+        result.error = "\"now\" must be epoch milliseconds or an RFC 3339 time such as \"2026-01-01T00:00:00Z\".";
+        return result;
+      }
+      call.now_ms = *now;
+    } else if (name == "expect") {
+      result.expect = std::move(field);
+    } else {
+      result.error = "unknown field \"" + name + "\" (a call has \"tool\", \"arguments\", \"grant\" and \"now\").";
+      return result;
+    }
+  }
+  if (call.tool.empty()) {
+    result.error = "the call has no \"tool\".";
+    return result;
+  }
+  result.call = std::move(call);
+  return result;
+}
+
+json to_json(const Decision& decision) {
+  json out = json::object();
+  out["decision"] = to_string(decision.verdict);
+  out["code"] = decision.code;
+  out["rule"] = decision.rule;
+  out["message"] = decision.message;
+  if (decision.retry_after_ms) out["retry_after_ms"] = *decision.retry_after_ms;
+  if (decision.approval_id) out["approval_id"] = *decision.approval_id;
+  return out;
+}
+
+json to_json(const PendingCall& pending) {
+  json counters = json::array();
+  for (const CounterRequest& request : pending.counters) {
+    counters.push_back({{"key", request.key},
+                        {"scope", request.scope == Scope::grant ? "grant" : "global"},
+                        {"grant", request.grant},
+                        {"cost", number_json(request.cost)},
+                        {"max", number_json(request.max)},
+                        {"window_ms", request.window_ms},
+                        {"algorithm", request.algorithm == Algorithm::fixed ? "fixed" : "sliding"},
+                        {"bucket_start_ms", request.bucket_start_ms}});
+  }
+  json limits = json::array();
+  for (const LimitCheck& limit : pending.limits) {
+    limits.push_back({{"counter", limit.counter}, {"max", number_json(limit.max)}, {"rule", limit.rule}, {"message", limit.message}});
+  }
+  json out = {{"pending", true},         {"tool", pending.tool},   {"now", pending.now_ms},
+              {"allow_rule", pending.allow_rule}, {"counters", std::move(counters)}, {"limits", std::move(limits)}};
+  if (pending.approval) {
+    out["approval"] = {{"id", pending.approval->id},
+                       {"timeout_ms", pending.approval->timeout_ms},
+                       {"rule", pending.approval->rule},
+                       {"message", pending.approval->message}};
+  }
+  return out;
+}
+
+json to_json(const std::vector<Diagnostic>& diagnostics) {
+  json out = json::array();
+  for (const Diagnostic& d : diagnostics) {
+    out.push_back({{"code", d.code},
+                   {"severity", to_string(d.severity)},
+                   {"message", d.message},
+                   {"pointer", d.pointer},
+                   {"line", d.line},
+                   {"column", d.column}});
+  }
+  return out;
+}
+
+std::optional<PendingCall> read_pending(const json& value) {
+  if (!value.is_object()) return std::nullopt;
+  PendingCall pending;
+  auto now = number_field(value, "now");
+  auto allow_rule = string_field(value, "allow_rule");
+  auto tool = string_field(value, "tool");
+  const json* counters = find(value, "counters");
+  const json* limits = find(value, "limits");
+  if (!now || !allow_rule || !tool || !counters || !counters->is_array() || !limits || !limits->is_array())
+    return std::nullopt;
+  pending.now_ms = static_cast<std::int64_t>(*now);
+  pending.allow_rule = *allow_rule;
+  pending.tool = *tool;
+  for (const json& item : counters->get_ref<const json::array_t&>()) {
+    if (!item.is_object()) return std::nullopt;
+    CounterRequest request;
+    auto key = string_field(item, "key");
+    auto scope = string_field(item, "scope");
+    auto grant = string_field(item, "grant");
+    auto cost = number_field(item, "cost");
+    auto max = number_field(item, "max");
+    auto window = number_field(item, "window_ms");
+    auto algorithm = string_field(item, "algorithm");
+    auto bucket = number_field(item, "bucket_start_ms");
+    if (!key || !scope || !grant || !cost || !max || !window || !algorithm || !bucket || *window < 1) return std::nullopt;
+    request.key = *key;
+    request.scope = *scope == "global" ? Scope::global : Scope::grant;
+    request.grant = *grant;
+    request.cost = *cost;
+    request.max = *max;
+    request.window_ms = static_cast<std::int64_t>(*window);
+    request.algorithm = *algorithm == "sliding" ? Algorithm::sliding : Algorithm::fixed;
+    request.bucket_start_ms = static_cast<std::int64_t>(*bucket);
+    pending.counters.push_back(std::move(request));
+  }
+  for (const json& item : limits->get_ref<const json::array_t&>()) {
+    if (!item.is_object()) return std::nullopt;
+    auto counter = number_field(item, "counter");
+    auto max = number_field(item, "max");
+    auto rule = string_field(item, "rule");
+    auto message = string_field(item, "message");
+    if (!counter || !max || !rule || !message || *counter < 0 || *counter >= static_cast<double>(pending.counters.size()))
+      return std::nullopt;
+    pending.limits.push_back(LimitCheck{static_cast<std::size_t>(*counter), *max, *rule, *message});
+  }
+  if (const json* approval = find(value, "approval")) {
+    if (!approval->is_object()) return std::nullopt;
+    auto id = string_field(*approval, "id");
+    auto timeout = number_field(*approval, "timeout_ms");
+    auto rule = string_field(*approval, "rule");
+    auto message = string_field(*approval, "message");
+    if (!id || !timeout || !rule || !message) return std::nullopt;
+    pending.approval = ApprovalNeed{*id, static_cast<std::int64_t>(*timeout), *rule, *message};
+  }
+  return pending;
+}
+
+std::optional<std::vector<CounterState>> read_states(const json& value) {
+  if (!value.is_array()) return std::nullopt;
+  std::vector<CounterState> states;
+  for (const json& item : value.get_ref<const json::array_t&>()) {
+    if (!item.is_object()) return std::nullopt;
+    auto current = number_field(item, "current");
+    auto previous = number_field(item, "previous");
+    if (!current || !previous || *current < 0 || *previous < 0) return std::nullopt;
+    states.push_back(CounterState{*current, *previous});
+  }
+  return states;
+}
+
+}  // namespace toolgate

@@ -1,0 +1,45 @@
+// The JSON wire format shared by every host (CLI, JS API, proxy): calls in,
+// decisions, pending evaluations and diagnostics out. Pure functions of data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diagnostics.h"
+#include "evaluate.h"
+
+namespace toolgate {
+
+struct CallReadOptions {
+  std::size_t max_depth = 256;     // deeper arguments are an invalid_call
+  std::int64_t default_now_ms = 0; // used when the call has no "now"
+};
+
+struct CallRead {
+  std::optional<Call> call;             // set when well-formed
+  std::string error;                    // why not, for invalid_call
+  std::optional<nlohmann::json> expect; // the optional "expect" field (policy tests), never evaluated
+};
+
+// {"tool": "run", "arguments": {...}, "grant": "alice" | {"id": "alice", ...},
+//  "now": 1767225600000 | "2026-01-01T00:00:00Z", "expect": ...}
+// Unknown fields, duplicate keys and wrong types make the call malformed.
+CallRead read_call(std::string_view text, const CallReadOptions& options = {});
+CallRead read_call_value(nlohmann::json&& value, const CallReadOptions& options = {});
+
+// Epoch milliseconds from a JSON number (ms) or an RFC 3339 date-time string.
+std::optional<std::int64_t> read_timestamp(const nlohmann::json& value);
+
+nlohmann::json to_json(const Decision& decision);
+nlohmann::json to_json(const PendingCall& pending);
+nlohmann::json to_json(const std::vector<Diagnostic>& diagnostics);
+
+// Inverse of to_json(PendingCall); nullopt when malformed.
+std::optional<PendingCall> read_pending(const nlohmann::json& value);
+// [{"current": n, "previous": n}, ...]; nullopt when malformed.
+std::optional<std::vector<CounterState>> read_states(const nlohmann::json& value);
+
+}  // namespace toolgate

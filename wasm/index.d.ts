@@ -1,0 +1,208 @@
+// toolgate JS API (hand-written declarations for wasm/index.js).
+
+/** A problem found in a policy. */
+export interface Diagnostic {
+  /** Stable identifier, e.g. "unknown_field", "json_syntax", "invalid_regex". */
+  code: string;
+  severity: 'error' | 'warning';
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** JSON Pointer (RFC 6901) of the offending part; "" is the whole document. */
+  pointer: string;
+  /** 1-based line; 0 when unknown. */
+  line: number;
+  /** 1-based column in Unicode code points; 0 when unknown. */
+  column: number;
+}
+
+export type DecisionCode =
+  | 'allowed'
+  | 'invalid_call'
+  | 'hidden'
+  | 'default_deny'
+  | 'tool_denied'
+  | 'invalid_arguments'
+  | 'requirement_failed'
+  | 'condition_denied'
+  | 'approval_required'
+  | 'rate_limited'
+  | 'store_error';
+
+export interface Decision {
+  decision: 'allow' | 'deny' | 'approval_required';
+  code: DecisionCode;
+  /** JSON Pointer of the deciding part of the policy, e.g. "/tools/run/limits/0". */
+  rule: string;
+  /** Human-readable, for the agent. */
+  message: string;
+  /** With code "rate_limited": milliseconds until the call could be admitted. */
+  retry_after_ms?: number;
+  /** With decision "approval_required": SHA-256 of the call's RFC 8785 form. */
+  approval_id?: string;
+}
+
+/** A tool call as the core reads it. */
+export interface Call {
+  tool: string;
+  /** Defaults to {}. */
+  arguments?: Record<string, unknown>;
+  /** A grant id, or an object with an id and attributes (read as grant.<name>). Defaults to "anonymous". */
+  grant?: string | ({ id: string } & Record<string, unknown>);
+  /** Epoch milliseconds or an RFC 3339 string. Defaults to the `now` option. */
+  now?: number | string;
+}
+
+/** One count a call needs. Limits sharing counter name, window, algorithm and scope share a key. */
+export interface CounterRequest {
+  key: string;
+  scope: 'grant' | 'global';
+  /** The grant id for scope "grant", "" for "global". */
+  grant: string;
+  cost: number;
+  /** Tightest max of the limits sharing this key. */
+  max: number;
+  window_ms: number;
+  algorithm: 'fixed' | 'sliding';
+  /** Start of the current epoch-aligned fixed bucket. */
+  bucket_start_ms: number;
+}
+
+/** What a store holds for a counter: counts in the current and previous bucket. */
+export interface CounterState {
+  current: number;
+  previous: number;
+}
+
+export interface Reservation {
+  /** True when every counter admitted the call and was charged. */
+  admitted: boolean;
+  /** The counts seen before charging, one per request, in order. */
+  states: CounterState[];
+  /** Store-specific data for commit/rollback. */
+  [detail: string]: unknown;
+}
+
+/**
+ * Where counters live. reserve() must be atomic and all-or-nothing across
+ * the requests: admit (and charge every counter) only when, for each one,
+ * estimateCount(request, state, now) + request.cost <= request.max.
+ */
+export interface CounterStore {
+  reserve(requests: CounterRequest[], now: number): Promise<Reservation>;
+  /** Makes a reservation final (may be a no-op). */
+  commit(reservation: Reservation): Promise<void>;
+  /** Gives back what reserve() charged (the upstream call failed). */
+  rollback(reservation: Reservation): Promise<void>;
+}
+
+export interface ApprovalStore {
+  approve(id: string, now: number): Promise<void>;
+  isApproved(id: string, timeoutMs: number, now: number): Promise<boolean>;
+  /** Uses an approval up (it allows one call); false when it was not valid. */
+  consume(id: string, timeoutMs: number, now: number): Promise<boolean>;
+}
+
+/** Step one's answer when the decision needs the store. */
+export interface PendingEvaluation {
+  pending: true;
+  tool: string;
+  now: number;
+  allow_rule: string;
+  approval?: { id: string; timeout_ms: number; rule: string; message: string };
+  counters: CounterRequest[];
+  limits: { counter: number; max: number; rule: string; message: string }[];
+}
+
+export interface DecideOptions {
+  counters?: CounterStore;
+  approvals?: ApprovalStore;
+  /** Epoch ms used when the call has no `now`. Default: Date.now(). */
+  now?: number;
+  /** Admit calls when the counter store fails. Default false: deny (fail closed). */
+  failOpen?: boolean;
+}
+
+export interface Authorization {
+  decision: Decision;
+  /** Makes the charge final; call after the upstream call succeeded. */
+  commit(): Promise<void>;
+  /** Gives the quota back; call when the upstream call failed. */
+  rollback(): Promise<void>;
+}
+
+export class Policy {
+  /** Always true for policies returned by Toolgate.compile. */
+  readonly ok: boolean;
+  /** Warnings (and errors, for a failed check). */
+  readonly diagnostics: Diagnostic[];
+  /** SHA-256 of the policy text (the same as `sha256sum policy.json`). */
+  readonly hash: string;
+  readonly source: string;
+  isHidden(tool: string): boolean;
+  /** Step one, synchronous: the decision, or what the store must supply. */
+  evaluate(call: Call | string, options?: { now?: number }): Decision | PendingEvaluation;
+  /** The decision with counters reserved; commit or roll back after the upstream call. */
+  authorize(call: Call | string, options?: DecideOptions): Promise<Authorization>;
+  /** authorize() and commit at once. */
+  decide(call: Call | string, options?: DecideOptions): Promise<Decision>;
+  /** Frees the compiled plan now (otherwise at garbage collection). */
+  dispose(): void;
+}
+
+export interface Toolgate {
+  /** The core's version. */
+  readonly version: string;
+  /** Compiles a policy; throws PolicyError listing every problem. */
+  compile(policy: string | object, options?: { source?: string }): Policy;
+  /** Validates a policy without throwing. */
+  check(policy: string | object): { ok: boolean; diagnostics: Diagnostic[] };
+  /** Epoch ms of a timestamp (ms number or RFC 3339 string), or NaN. */
+  parseTime(value: number | string): number;
+  /** Step two: a pending evaluation and the store's answer -> Decision. */
+  finish(pending: PendingEvaluation, approved: boolean, states: CounterState[]): Decision;
+  /** Resolves once a restarted engine is ready (after an EngineError). */
+  ready(): Promise<Toolgate>;
+}
+
+export interface LoadOptions {
+  /** A compiled module (workerd: import it from the .wasm file). */
+  wasmModule?: WebAssembly.Module;
+  /** The .wasm bytes. */
+  wasmBinary?: ArrayBuffer | Uint8Array;
+  /** Where a browser fetches the .wasm; default: next to index.js. */
+  wasmUrl?: string | URL;
+}
+
+/** Loads the core. Calls without options share one instance. */
+export function loadToolgate(options?: LoadOptions): Promise<Toolgate>;
+export default loadToolgate;
+
+export class ToolgateError extends Error {}
+export class PolicyError extends ToolgateError {
+  readonly code: 'invalid_policy';
+  readonly diagnostics: Diagnostic[];
+}
+export class StoreError extends ToolgateError {
+  readonly code: 'store_error';
+}
+export class EngineError extends ToolgateError {
+  readonly code: 'engine_error';
+}
+
+/** The spec's count estimate for a counter (fixed: current; sliding: two-bucket estimate). */
+export function estimateCount(request: CounterRequest, state: CounterState, now: number): number;
+
+export class MemoryCounterStore implements CounterStore {
+  reserve(requests: CounterRequest[], now: number): Promise<Reservation>;
+  commit(reservation: Reservation): Promise<void>;
+  rollback(reservation: Reservation): Promise<void>;
+  /** Current counts without charging. */
+  peek(requests: CounterRequest[]): Promise<CounterState[]>;
+  readonly size: number;
+}
+
+export class MemoryApprovalStore implements ApprovalStore {
+  approve(id: string, now: number): Promise<void>;
+  isApproved(id: string, timeoutMs: number, now: number): Promise<boolean>;
+  consume(id: string, timeoutMs: number, now: number): Promise<boolean>;
+}

@@ -1,0 +1,101 @@
+// In-memory counter and approval stores: the embedded default, and the
+// reference every other store adapter's conformance suite is held to.
+//
+// A counter store keeps, per counter key, the count of the current fixed
+// bucket and of the one before it. reserve() is atomic (JS runs it without
+// interleaving) and all-or-nothing across the call's counters.
+
+// The spec's admission rule (core/evaluate.cpp `estimate`), the one piece of
+// decision logic a store must share with the core so that it can admit and
+// charge in one atomic step.
+export function estimateCount(request, state, now) {
+  if (request.algorithm !== 'sliding') return state.current;
+  const elapsed = now - request.bucket_start_ms;
+  return (state.previous * (request.window_ms - elapsed)) / request.window_ms + state.current;
+}
+
+export class MemoryCounterStore {
+  #buckets = new Map(); // key -> { start, current, previous }
+  #sweepAt = 0;
+
+  // The counts for `request` at its bucket, rolling the window forward.
+  #state(request) {
+    const entry = this.#buckets.get(request.key);
+    if (!entry) return { current: 0, previous: 0 };
+    const start = request.bucket_start_ms;
+    if (entry.start === start) return { current: entry.current, previous: entry.previous };
+    if (entry.start === start - request.window_ms) return { current: 0, previous: entry.current };
+    if (entry.start > start) return { current: entry.current, previous: entry.previous }; // clock went back: keep counts
+    return { current: 0, previous: 0 };
+  }
+
+  async reserve(requests, now) {
+    const states = requests.map((request) => this.#state(request));
+    const admitted = requests.every((request, i) => estimateCount(request, states[i], now) + request.cost <= request.max);
+    const charges = [];
+    if (admitted) {
+      requests.forEach((request, i) => {
+        const start = Math.max(request.bucket_start_ms, this.#buckets.get(request.key)?.start ?? -Infinity);
+        this.#buckets.set(request.key, {
+          start,
+          window: request.window_ms,
+          current: states[i].current + request.cost,
+          previous: states[i].previous,
+        });
+        charges.push({ key: request.key, start, cost: request.cost });
+      });
+    }
+    this.#sweep(now);
+    return { admitted, states, charges };
+  }
+
+  async commit() {}
+
+  // Gives back what reserve() charged, if its bucket is still held.
+  async rollback(reservation) {
+    for (const charge of reservation?.charges ?? []) {
+      const entry = this.#buckets.get(charge.key);
+      if (entry && entry.start === charge.start) entry.current = Math.max(0, entry.current - charge.cost);
+    }
+  }
+
+  // Current counts without charging (for playgrounds and tests).
+  async peek(requests) {
+    return requests.map((request) => this.#state(request));
+  }
+
+  get size() {
+    return this.#buckets.size;
+  }
+
+  // Drops buckets too old to matter, at most once per second of call time,
+  // and only once the map is large: small runs with out-of-order simulated
+  // clocks (policy tests) keep every count.
+  #sweep(now) {
+    if (this.#buckets.size < 10_000 || now < this.#sweepAt) return;
+    this.#sweepAt = now + 1000;
+    for (const [key, entry] of this.#buckets) {
+      if (entry.start + 2 * entry.window <= now) this.#buckets.delete(key);
+    }
+  }
+}
+
+export class MemoryApprovalStore {
+  #approvals = new Map(); // id -> approved-at (ms)
+
+  async approve(id, now) {
+    this.#approvals.set(id, now);
+  }
+
+  async isApproved(id, timeoutMs, now) {
+    const at = this.#approvals.get(id);
+    return at !== undefined && now >= at && now - at <= timeoutMs;
+  }
+
+  // Uses an approval up (it allows one call). False when it was not valid.
+  async consume(id, timeoutMs, now) {
+    if (!(await this.isApproved(id, timeoutMs, now))) return false;
+    this.#approvals.delete(id);
+    return true;
+  }
+}
