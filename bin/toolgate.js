@@ -25,6 +25,12 @@ Usage:
   toolgate --help       Print this help.
 `;
 
+// `toolgate eval ... | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 const packageJson = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 
 function fail(message, code = 1) {

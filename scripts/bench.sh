@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark; prints figures (Markdown) and writes bench/results/*.json.
+# Not a test: nothing here passes or fails on a number.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh >/dev/null
+mkdir -p bench/results
+echo "## Native core (Google Benchmark, $(g++ --version | head -1))"
+build/native/bench/native/toolgate_bench --benchmark_min_time=0.5 \
+  --benchmark_out=bench/results/core-native.json --benchmark_out_format=json "$@"
+echo
+echo "## WebAssembly core"
+node bench/js/core.bench.js
