@@ -241,22 +241,37 @@ const SourceSpan* SourceMap::find(const std::string& pointer) const {
   return it == spans_.end() ? nullptr : &it->second;
 }
 
+namespace {
+constexpr std::size_t kCheckpointSpacing = 4096;
+bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+}  // namespace
+
+std::size_t SourceMap::continuation_bytes_before(std::size_t offset) const {
+  std::size_t block = offset / kCheckpointSpacing;
+  std::size_t count = continuation_checkpoints_[block];
+  for (std::size_t i = block * kCheckpointSpacing; i < offset; ++i) count += is_continuation(text_[i]);
+  return count;
+}
+
 std::pair<std::size_t, std::size_t> SourceMap::line_column(std::size_t offset) const {
   if (line_starts_.empty()) {
+    // Built on first use: calls parsed without positions never pay for it.
     line_starts_.push_back(0);
+    continuation_checkpoints_.push_back(0);
+    std::size_t continuations = 0;
     for (std::size_t i = 0; i < text_.size(); ++i) {
       if (text_[i] == '\n') line_starts_.push_back(i + 1);
+      continuations += is_continuation(text_[i]);
+      if ((i + 1) % kCheckpointSpacing == 0) continuation_checkpoints_.push_back(continuations);
     }
   }
   offset = std::min(offset, text_.size());
   auto next_line = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
   std::size_t line_index = static_cast<std::size_t>(next_line - line_starts_.begin()) - 1;
-  std::size_t column = 1;
-  for (std::size_t i = line_starts_[line_index]; i < offset; ++i) {
-    // Count code points: skip UTF-8 continuation bytes.
-    if ((static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80) ++column;
-  }
-  return {line_index + 1, column};
+  std::size_t line_start = line_starts_[line_index];
+  std::size_t code_points = (offset - line_start) -
+                            (continuation_bytes_before(offset) - continuation_bytes_before(line_start));
+  return {line_index + 1, code_points + 1};
 }
 
 std::pair<std::size_t, std::size_t> SourceMap::locate(const std::string& pointer, bool at_key) const {

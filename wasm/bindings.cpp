@@ -37,6 +37,11 @@ class CompiledPolicy {
   // counters) as a pending evaluation.
   std::string evaluate(const std::string& call_text, double default_now_ms) const {
     toolgate::CallReadOptions options;
+    // Guard the cast (NaN or out-of-range doubles are undefined behaviour): the
+    // ECMAScript Date range, as read_timestamp uses.
+    if (!(default_now_ms >= -8.64e15 && default_now_ms <= 8.64e15)) {
+      return dump(toolgate::to_json(toolgate::invalid_call("the host's current time is not a valid timestamp.")));
+    }
     options.default_now_ms = static_cast<std::int64_t>(default_now_ms);
     toolgate::CallRead read = toolgate::read_call(call_text, options);
     if (!read.call) return dump(toolgate::to_json(toolgate::invalid_call(read.error)));

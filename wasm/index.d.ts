@@ -116,7 +116,7 @@ export interface PendingEvaluation {
 export interface DecideOptions {
   counters?: CounterStore;
   approvals?: ApprovalStore;
-  /** Epoch ms used when the call has no `now`. Default: Date.now(). */
+  /** Epoch ms used when the call has no `now`: a finite number within ±8.64e15. Default: Date.now(). */
   now?: number;
   /** Admit calls when the counter store fails. Default false: deny (fail closed). */
   failOpen?: boolean;
@@ -130,7 +130,8 @@ export interface Authorization {
   rollback(): Promise<void>;
 }
 
-export class Policy {
+/** A compiled policy (from Toolgate.compile); not constructible directly. */
+export interface Policy {
   /** Always true for policies returned by Toolgate.compile. */
   readonly ok: boolean;
   /** Warnings (and errors, for a failed check). */
@@ -140,6 +141,7 @@ export class Policy {
   readonly source: string;
   isHidden(tool: string): boolean;
   /** Step one, synchronous: the decision, or what the store must supply. */
+  /** `now` (epoch ms, finite, within ±8.64e15) applies when the call has none; default Date.now(). */
   evaluate(call: Call | string, options?: { now?: number }): Decision | PendingEvaluation;
   /** The decision with counters reserved; commit or roll back after the upstream call. */
   authorize(call: Call | string, options?: DecideOptions): Promise<Authorization>;

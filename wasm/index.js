@@ -15,20 +15,44 @@ import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory
 export { EngineError, PolicyError, StoreError, ToolgateError, MemoryApprovalStore, MemoryCounterStore, estimateCount };
 
 // Resolved lazily: workerd has no meaningful import.meta.url (it gets wasmModule).
-const wasmUrl = () => new URL('./dist/toolgate_core.wasm', import.meta.url);
+const wasmUrl = () => {
+  if (!import.meta.url) {
+    throw new ToolgateError('cannot locate toolgate_core.wasm here (no import.meta.url, as in workerd): pass `wasmModule` (or `wasmBinary`, `wasmUrl`) to loadToolgate()');
+  }
+  return new URL('./dist/toolgate_core.wasm', import.meta.url);
+};
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
+function bytesOf(response, url) {
+  if (!response.ok) throw new EngineError(`fetching ${url} failed: HTTP ${response.status}`);
+  return response.arrayBuffer();
+}
+const fetchBytes = async (url) => bytesOf(await fetch(url), url);
+
 async function instantiate(options) {
+  // A custom instantiateWasm's failure never reaches the glue's ready promise:
+  // without this, loadToolgate() would hang (and leak an unhandled rejection).
+  let failLoad;
+  const failed = new Promise((_, reject) => {
+    failLoad = (error) => reject(error instanceof ToolgateError ? error
+      : new EngineError(`loading the WebAssembly core failed: ${error?.message ?? error}`, { cause: error }));
+  });
   const moduleArgs = {
     // The core reports through return values; nothing should print.
     print: () => {},
     printErr: () => {},
+    // The glue never fetches (it always gets wasmBinary or instantiateWasm), but
+    // without locateFile it computes new URL('toolgate_core.wasm', import.meta.url),
+    // which throws where import.meta.url is undefined (workerd).
+    locateFile: (path) => path,
   };
   if (options.wasmModule) {
     // workerd: code generation from bytes is not allowed, so a module
     // compiled at deploy time is instantiated directly.
     moduleArgs.instantiateWasm = (imports, receive) => {
-      WebAssembly.instantiate(options.wasmModule, imports).then((instance) => receive(instance, options.wasmModule));
+      WebAssembly.instantiate(options.wasmModule, imports)
+        .then((instance) => receive(instance, options.wasmModule))
+        .catch(failLoad);
       return {};
     };
   } else if (options.wasmBinary) {
@@ -43,13 +67,13 @@ async function instantiate(options) {
       const response = fetch(url);
       const instantiated = WebAssembly.instantiateStreaming
         ? WebAssembly.instantiateStreaming(response, imports).catch(async () =>
-            WebAssembly.instantiate(await (await fetch(url)).arrayBuffer(), imports))
-        : response.then((r) => r.arrayBuffer()).then((bytes) => WebAssembly.instantiate(bytes, imports));
-      instantiated.then(({ instance, module }) => receive(instance, module));
+            WebAssembly.instantiate(await fetchBytes(url), imports))
+        : response.then((r) => bytesOf(r, url)).then((bytes) => WebAssembly.instantiate(bytes, imports));
+      instantiated.then(({ instance, module }) => receive(instance, module)).catch(failLoad);
       return {};
     };
   }
-  return createToolgateCore(moduleArgs);
+  return Promise.race([createToolgateCore(moduleArgs), failed]);
 }
 
 const policyRegistry = typeof FinalizationRegistry === 'function'
@@ -62,6 +86,59 @@ function decisionFrom(raw) {
   if (raw.retry_after_ms !== undefined) decision.retry_after_ms = raw.retry_after_ms;
   if (raw.approval_id !== undefined) decision.approval_id = raw.approval_id;
   return decision;
+}
+
+// The glue's UTF-8 encoder pairs a lone surrogate with whatever code unit
+// follows it (swallowing a quote or backslash), so the core would read other
+// text than JS holds. A tool name gets U+FFFD instead, as TextEncoder does; JSON
+// text gets the \uXXXX escape, which the core rejects (strict JSON), exactly as
+// it does for JSON.stringify's output of the same value.
+function replaceLoneSurrogates(text, replacement) {
+  if (text.isWellFormed?.()) return text;
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      i += 1; // a pair
+      continue;
+    }
+    out += text.slice(from, i) + replacement(unit);
+    from = i + 1;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+const wellFormed = (text) => replaceLoneSurrogates(text, () => '\uFFFD');
+const escapeLoneSurrogates = (text) => replaceLoneSurrogates(text, (unit) => `\\u${unit.toString(16)}`);
+
+// JSON text for the core. Every entry point takes a string: anything else
+// (undefined, a function, a BigInt, a cycle) would make embind throw, which
+// #call treats as a trap and restarts the engine. Null when not JSON-able.
+function jsonText(value) {
+  if (typeof value === 'string') return escapeLoneSurrogates(value);
+  try {
+    const text = JSON.stringify(value ?? null);
+    return typeof text === 'string' ? text : null;
+  } catch {
+    return null;
+  }
+}
+
+function notJson(what, value) {
+  return `${what} is not representable as JSON (got ${typeof value === 'bigint' ? 'a BigInt' : typeof value === 'object' ? 'an object with a cycle or a BigInt' : `a ${typeof value}`})`;
+}
+
+// The policy text, or null with a diagnostic for a value JSON cannot hold.
+function policyDiagnostic(policy) {
+  return { code: 'json_syntax', severity: 'error', message: notJson('the policy', policy), pointer: '', line: 0, column: 0 };
+}
+
+// The `now` option, checked: the core converts it to int64 without a check.
+function nowOption(now) {
+  if (typeof now === 'number' && Number.isFinite(now) && Math.abs(now) <= 8.64e15) return now;
+  throw new ToolgateError(`the \`now\` option must be epoch milliseconds, a finite number within the Date range (got ${String(now)})`);
 }
 
 function storeFailure(message) {
@@ -85,7 +162,8 @@ class Toolgate {
 
   /** Compiles a policy (JSON text or object). Throws PolicyError with every problem. */
   compile(policy, { source = 'policy' } = {}) {
-    const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
+    const text = jsonText(policy);
+    if (text === null) throw new PolicyError([policyDiagnostic(policy)], source);
     const compiled = new Policy(this, text);
     if (!compiled.ok) {
       const diagnostics = compiled.diagnostics;
@@ -97,7 +175,8 @@ class Toolgate {
 
   /** Checks a policy without throwing: { ok, diagnostics }. */
   check(policy) {
-    const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
+    const text = jsonText(policy);
+    if (text === null) return { ok: false, diagnostics: [policyDiagnostic(policy)] };
     const compiled = new Policy(this, text);
     const result = { ok: compiled.ok, diagnostics: compiled.diagnostics };
     compiled.dispose();
@@ -106,12 +185,16 @@ class Toolgate {
 
   /** Epoch milliseconds of a timestamp (ms number or RFC 3339 string), or NaN. */
   parseTime(value) {
-    return this.#call(() => this.#core.readTimestamp(JSON.stringify(value ?? null)));
+    const text = typeof value === 'string' ? JSON.stringify(value) : jsonText(value);
+    if (text === null) return NaN;
+    return this.#call(() => this.#core.readTimestamp(text));
   }
 
   /** Step two of an evaluation: a pending evaluation plus the store's answer -> Decision. */
   finish(pending, approved, states) {
-    const text = this.#call(() => this.#core.finish(JSON.stringify({ pending, approved, states })));
+    const input = jsonText({ pending, approved, states });
+    if (input === null) return storeFailure(`${notJson("the counter store's answer", states)}; denied (fail closed).`);
+    const text = this.#call(() => this.#core.finish(input));
     return decisionFrom(JSON.parse(text));
   }
 
@@ -183,7 +266,7 @@ class Policy {
     return this.#diagnostics.map((d) => ({ ...d }));
   }
 
-  /** SHA-256 of the policy's canonical JSON, for audit logs. */
+  /** SHA-256 of the policy text (as sha256sum prints it), for audit logs. */
   get hash() {
     return this.#hash;
   }
@@ -195,7 +278,7 @@ class Policy {
 
   /** Whether `tool` is hidden (vanishes from tools/list, every call denied). */
   isHidden(tool) {
-    return this.#toolgate.callCore(() => this.#acquire().hidden(String(tool)));
+    return this.#toolgate.callCore(() => this.#acquire().hidden(wellFormed(String(tool))));
   }
 
   /**
@@ -203,8 +286,10 @@ class Policy {
    * ({ pending: true, approval?, counters, limits, ... }) for finish().
    */
   evaluate(call, { now = Date.now() } = {}) {
-    const text = typeof call === 'string' ? call : JSON.stringify(call ?? null);
-    const raw = JSON.parse(this.#toolgate.callCore(() => this.#acquire().evaluate(text, now)));
+    const ms = nowOption(now);
+    const text = jsonText(call);
+    if (text === null) return { decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed tool call: ${notJson('the call', call)}.` };
+    const raw = JSON.parse(this.#toolgate.callCore(() => this.#acquire().evaluate(text, ms)));
     return raw.pending ? raw : decisionFrom(raw);
   }
 
@@ -230,31 +315,40 @@ class Policy {
       if (!approved) return { decision: this.#toolgate.finish(pending, false, []), commit: noop, rollback: noop };
     }
     let reservation = { admitted: true, states: [], charges: [] };
-    if (pending.counters.length > 0) {
+    let charged = pending.counters.length > 0;
+    if (charged) {
       if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
       try {
         reservation = await counters.reserve(pending.counters, pending.now);
       } catch (error) {
-        if (failOpen) {
-          const decision = this.#toolgate.finish(pending, true, pending.counters.map(() => ({ current: 0, previous: 0 })));
-          return { decision, commit: noop, rollback: noop };
+        if (!failOpen) {
+          return {
+            decision: storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`),
+            commit: noop,
+            rollback: noop,
+          };
         }
-        return {
-          decision: storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`),
-          commit: noop,
-          rollback: noop,
-        };
+        // Fail open: decide as if every count were zero, charge nothing, and
+        // still use the approval up below.
+        charged = false;
+        reservation = { admitted: undefined, states: pending.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
       }
     }
-    const rollback = () => (pending.counters.length > 0 ? counters.rollback(reservation) : Promise.resolve());
+    const rollback = () => (charged ? counters.rollback(reservation) : Promise.resolve());
     let decision = this.#toolgate.finish(pending, true, reservation.states);
-    if ((decision.decision === 'allow') !== Boolean(reservation.admitted)) {
+    if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
       // The store and the core disagree (a store bug): deny, give back.
       if (reservation.admitted) await rollback();
       return { decision: storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'), commit: noop, rollback: noop };
     }
     if (decision.decision === 'allow' && pending.approval) {
-      const consumed = await approvals.consume(pending.approval.id, pending.approval.timeout_ms, pending.now);
+      let consumed;
+      try {
+        consumed = await approvals.consume(pending.approval.id, pending.approval.timeout_ms, pending.now);
+      } catch (error) {
+        await rollback();
+        return { decision: storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`), commit: noop, rollback: noop };
+      }
       if (!consumed) {
         // Another call used this approval first.
         await rollback();
@@ -265,7 +359,7 @@ class Policy {
     if (decision.decision !== 'allow') return { decision, commit: noop, rollback: noop };
     return {
       decision,
-      commit: () => (pending.counters.length > 0 ? counters.commit(reservation) : Promise.resolve()),
+      commit: () => (charged ? counters.commit(reservation) : Promise.resolve()),
       rollback,
     };
   }

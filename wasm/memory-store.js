@@ -17,6 +17,7 @@ export function estimateCount(request, state, now) {
 export class MemoryCounterStore {
   #buckets = new Map(); // key -> { start, current, previous }
   #sweepAt = 0;
+  #settled = new WeakSet(); // reservations committed or rolled back
 
   // The counts for `request` at its bucket, rolling the window forward.
   #state(request) {
@@ -49,11 +50,17 @@ export class MemoryCounterStore {
     return { admitted, states, charges };
   }
 
-  async commit() {}
+  // Makes the charge final: a later rollback() gives nothing back.
+  async commit(reservation) {
+    if (reservation && typeof reservation === 'object') this.#settled.add(reservation);
+  }
 
-  // Gives back what reserve() charged, if its bucket is still held.
+  // Gives back what reserve() charged, if its bucket is still held. Once only:
+  // a second rollback (or one after commit) must not refund other calls' quota.
   async rollback(reservation) {
-    for (const charge of reservation?.charges ?? []) {
+    if (!reservation || typeof reservation !== 'object' || this.#settled.has(reservation)) return;
+    this.#settled.add(reservation);
+    for (const charge of reservation.charges ?? []) {
       const entry = this.#buckets.get(charge.key);
       if (entry && entry.start === charge.start) entry.current = Math.max(0, entry.current - charge.cost);
     }
