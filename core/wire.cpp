@@ -249,6 +249,10 @@ std::optional<PendingCall> read_pending(const json& value) {
     auto algorithm = string_field(item, "algorithm");
     auto bucket = number_field(item, "bucket_start_ms");
     if (!key || !scope || !grant || !cost || !max || !window || !algorithm || !bucket || *window < 1) return std::nullopt;
+    // Only the values to_json writes: an unknown scope or algorithm must not
+    // quietly become the default one (it would change which count applies).
+    if ((*scope != "grant" && *scope != "global") || (*algorithm != "fixed" && *algorithm != "sliding"))
+      return std::nullopt;
     request.key = *key;
     request.scope = *scope == "global" ? Scope::global : Scope::grant;
     request.grant = *grant;
@@ -292,6 +296,90 @@ std::optional<std::vector<CounterState>> read_states(const json& value) {
     states.push_back(CounterState{*current, *previous});
   }
   return states;
+}
+
+namespace {
+
+void append_number(std::string& out, double value) {
+  json number = number_json(value);
+  if (number.is_number_integer()) {
+    out += std::to_string(number.get_ref<const json::number_integer_t&>());
+  } else {
+    out += number.dump();
+  }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += kHex[(c >> 4) & 0xF];
+          out += kHex[c & 0xF];
+        } else {
+          out += c;  // text is valid UTF-8: it came from JSON or the policy
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string decision_text(const Decision& decision) {
+  std::string out;
+  out.reserve(96 + decision.message.size() + decision.rule.size());
+  out += "{\"decision\":\"";
+  out += to_string(decision.verdict);
+  out += "\",\"code\":";
+  append_json_string(out, decision.code);
+  out += ",\"rule\":";
+  append_json_string(out, decision.rule);
+  out += ",\"message\":";
+  append_json_string(out, decision.message);
+  if (decision.retry_after_ms) {
+    out += ",\"retry_after_ms\":";
+    out += std::to_string(*decision.retry_after_ms);
+  }
+  if (decision.approval_id) {
+    out += ",\"approval_id\":";
+    append_json_string(out, *decision.approval_id);
+  }
+  out += '}';
+  return out;
+}
+
+std::string counters_text(const std::vector<CounterRequest>& counters) {
+  std::string out = "[";
+  for (const CounterRequest& request : counters) {
+    if (out.size() > 1) out += ',';
+    out += "{\"key\":";
+    append_json_string(out, request.key);
+    out += request.scope == Scope::grant ? ",\"scope\":\"grant\",\"grant\":" : ",\"scope\":\"global\",\"grant\":";
+    append_json_string(out, request.grant);
+    out += ",\"cost\":";
+    append_number(out, request.cost);
+    out += ",\"max\":";
+    append_number(out, request.max);
+    out += ",\"window_ms\":";
+    out += std::to_string(request.window_ms);
+    out += request.algorithm == Algorithm::fixed ? ",\"algorithm\":\"fixed\"" : ",\"algorithm\":\"sliding\"";
+    out += ",\"bucket_start_ms\":";
+    out += std::to_string(request.bucket_start_ms);
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
 }  // namespace toolgate

@@ -37,6 +37,12 @@ nlohmann::json to_json(const Decision& decision);
 nlohmann::json to_json(const PendingCall& pending);
 nlohmann::json to_json(const std::vector<Diagnostic>& diagnostics);
 
+// The same encodings written straight to text, for hot paths (the WebAssembly
+// boundary): equal, once parsed, to to_json(...).dump() of the same value.
+std::string decision_text(const Decision& decision);
+std::string counters_text(const std::vector<CounterRequest>& counters);
+void append_json_string(std::string& out, std::string_view text);
+
 // Inverse of to_json(PendingCall); nullopt when malformed.
 std::optional<PendingCall> read_pending(const nlohmann::json& value);
 // [{"current": n, "previous": n}, ...]; nullopt when malformed.

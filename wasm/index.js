@@ -301,67 +301,103 @@ class Policy {
    */
   async authorize(call, { counters, approvals, now = Date.now(), failOpen = false } = {}) {
     const noop = async () => {};
-    const first = this.evaluate(call, { now });
-    if (!first.pending) return { decision: first, commit: noop, rollback: noop };
-    const pending = first;
-    let approved = false;
-    if (pending.approval) {
-      if (!approvals) return { decision: this.#toolgate.finish(pending, false, []), commit: noop, rollback: noop };
-      try {
-        approved = await approvals.isApproved(pending.approval.id, pending.approval.timeout_ms, pending.now);
-      } catch (error) {
-        return { decision: storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`), commit: noop, rollback: noop };
-      }
-      if (!approved) return { decision: this.#toolgate.finish(pending, false, []), commit: noop, rollback: noop };
-    }
-    let reservation = { admitted: true, states: [], charges: [] };
-    let charged = pending.counters.length > 0;
-    if (charged) {
-      if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
-      try {
-        reservation = await counters.reserve(pending.counters, pending.now);
-      } catch (error) {
-        if (!failOpen) {
-          return {
-            decision: storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`),
-            commit: noop,
-            rollback: noop,
-          };
+    const settled = (decision) => ({ decision, commit: noop, rollback: noop });
+    const first = this.#start(call, now);
+    if (first.ticket === undefined) return settled(first);
+    // The fast path: the pending evaluation stays parked in the engine under a
+    // ticket; finish() sends back only the counts. Every path releases it.
+    const { ticket, handle } = first;
+    const finish = (approved, states) => this.#finishParked(handle, ticket, approved, states);
+    try {
+      let approved = false;
+      if (first.approval) {
+        if (!approvals) return settled(finish(false, []));
+        try {
+          approved = await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now);
+        } catch (error) {
+          return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
         }
-        // Fail open: decide as if every count were zero, charge nothing, and
-        // still use the approval up below.
-        charged = false;
-        reservation = { admitted: undefined, states: pending.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
+        if (!approved) return settled(finish(false, []));
       }
-    }
-    const rollback = () => (charged ? counters.rollback(reservation) : Promise.resolve());
-    let decision = this.#toolgate.finish(pending, true, reservation.states);
-    if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
-      // The store and the core disagree (a store bug): deny, give back.
-      if (reservation.admitted) await rollback();
-      return { decision: storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'), commit: noop, rollback: noop };
-    }
-    if (decision.decision === 'allow' && pending.approval) {
-      let consumed;
-      try {
-        consumed = await approvals.consume(pending.approval.id, pending.approval.timeout_ms, pending.now);
-      } catch (error) {
-        await rollback();
-        return { decision: storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`), commit: noop, rollback: noop };
+      let reservation = { admitted: true, states: [], charges: [] };
+      let charged = first.counters.length > 0;
+      if (charged) {
+        if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
+        try {
+          reservation = await counters.reserve(first.counters, first.now);
+        } catch (error) {
+          if (!failOpen) {
+            return settled(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+          }
+          // Fail open: decide as if every count were zero, charge nothing, and
+          // still use the approval up below.
+          charged = false;
+          reservation = { admitted: undefined, states: first.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
+        }
       }
-      if (!consumed) {
-        // Another call used this approval first.
-        await rollback();
-        decision = this.#toolgate.finish(pending, false, []);
-        return { decision, commit: noop, rollback: noop };
+      const rollback = () => (charged ? counters.rollback(reservation) : Promise.resolve());
+      let decision = finish(true, reservation.states);
+      if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
+        // The store and the core disagree (a store bug): deny, give back.
+        if (reservation.admitted) await rollback();
+        return settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
       }
+      if (decision.decision === 'allow' && first.approval) {
+        let consumed;
+        try {
+          consumed = await approvals.consume(first.approval.id, first.approval.timeout_ms, first.now);
+        } catch (error) {
+          await rollback();
+          return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+        }
+        if (!consumed) {
+          // Another call used this approval first.
+          await rollback();
+          return settled(finish(false, []));
+        }
+      }
+      if (decision.decision !== 'allow') return settled(decision);
+      return {
+        decision,
+        commit: () => (charged ? counters.commit(reservation) : Promise.resolve()),
+        rollback,
+      };
+    } finally {
+      this.#release(handle, ticket);
     }
-    if (decision.decision !== 'allow') return { decision, commit: noop, rollback: noop };
-    return {
-      decision,
-      commit: () => (charged ? counters.commit(reservation) : Promise.resolve()),
-      rollback,
-    };
+  }
+
+  // Step one of authorize(): a decision, or the parked evaluation's ticket.
+  #start(call, now) {
+    const ms = nowOption(now);
+    const text = jsonText(call);
+    if (text === null) return { decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed tool call: ${notJson('the call', call)}.` };
+    const handle = this.#toolgate.callCore(() => this.#acquire());
+    const raw = JSON.parse(this.#toolgate.callCore(() => handle.start(text, ms)));
+    if (raw.ticket === undefined) return decisionFrom(raw);
+    raw.handle = handle;
+    return raw;
+  }
+
+  #finishParked(handle, ticket, approved, states) {
+    // The engine may have restarted, or the policy been disposed, while the
+    // stores answered: the parked evaluation is gone, so deny (fail closed).
+    if (handle !== this.#handle || this.#generation !== this.#toolgate.generation) {
+      return storeFailure('The policy engine restarted while the stores answered; the call is denied (fail closed).');
+    }
+    let counts = '';
+    for (const state of states ?? []) {
+      const current = Number(state?.current);
+      const previous = Number(state?.previous);
+      counts += `${counts ? ',' : ''}${Number.isFinite(current) ? current : -1},${Number.isFinite(previous) ? previous : -1}`;
+    }
+    return decisionFrom(JSON.parse(this.#toolgate.callCore(() => handle.finishParked(ticket, approved, counts))));
+  }
+
+  #release(handle, ticket) {
+    if (handle === this.#handle && this.#generation === this.#toolgate.generation) {
+      this.#toolgate.callCore(() => handle.release(ticket));
+    }
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */
