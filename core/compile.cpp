@@ -95,6 +95,38 @@ std::optional<Op> parse_op(std::string_view name) {
 constexpr std::string_view kOperatorNames[] = {"eq", "neq", "lt", "lte", "gt", "gte", "in", "not_in",
                                    "exists", "regex", "contains", "starts_with", "ends_with", "glob"};
 
+std::string window_text(std::int64_t window_ms) {
+  static constexpr std::pair<std::int64_t, const char*> kUnits[] = {
+      {86400000, "day"}, {3600000, "hour"}, {60000, "minute"}, {1000, "second"}};
+  for (auto [unit, name] : kUnits) {
+    if (window_ms % unit != 0) continue;
+    std::int64_t count = window_ms / unit;
+    return count == 1 ? std::string(name) : std::to_string(count) + " " + name + "s";
+  }
+  return std::to_string(window_ms) + " ms";
+}
+
+std::string generated_limit_message(const Limit& limit) {
+  const bool units = limit.cost_from || limit.cost != 1;
+  std::string text = "Rate limit exceeded: at most " + describe(number_json(limit.max)) +
+                     (units ? " units" : limit.max == 1 ? " call" : " calls") + " per " + window_text(limit.window_ms);
+  text += limit.scope == Scope::global ? " for everyone" : " for this grant";
+  if (limit.key) text += ", per value of " + limit.key->text();
+  return text + ".";
+}
+
+// What evaluation needs of a limit that does not depend on the call.
+void finish_limits(std::vector<Limit>& limits, const std::string& tool_on_deny) {
+  for (Limit& limit : limits) {
+    limit.message = !limit.on_deny.empty() ? limit.on_deny
+                    : !tool_on_deny.empty() ? tool_on_deny
+                                            : generated_limit_message(limit);
+    std::string middle = canonical_json(
+        json::array({limit.counter, limit.window_ms, limit.algorithm == Algorithm::fixed ? "fixed" : "sliding"}));
+    limit.key_tail = middle.substr(1, middle.size() - 2);
+  }
+}
+
 class Compiler {
  public:
   Compiler(const SourceMap& source_map, std::vector<Diagnostic>& diagnostics)
@@ -135,6 +167,7 @@ class Compiler {
       if (expect_type(it->second, json::value_t::object, "/all_tools", "\"all_tools\" must be an object")) {
         check_fields(it->second, "/all_tools", {"require", "deny_if", "limits", "rate_limit"});
         compile_rules(it->second, "/all_tools", plan->all_tools);
+        finish_limits(plan->all_tools.limits, "");
       }
     }
     if (auto it = object.find("tools"); it != object.end()) compile_tools(it->second, *plan);
@@ -334,6 +367,7 @@ class Compiler {
       }
     }
     compile_rules(value, pointer, entry.rules);
+    finish_limits(entry.rules.limits, entry.on_deny);
     return true;
   }
 
@@ -377,9 +411,11 @@ class Compiler {
       group.pointer = at;
       bool ok = true;
       if (allow_single_condition && member(entry, "conditions") == nullptr) {
+        // One condition, optionally with its own message.
         Condition condition;
-        ok = compile_condition(entry, at, condition);
+        ok = compile_condition(entry, at, condition, /*allow_on_deny=*/true);
         group.conditions.push_back(std::move(condition));
+        if (auto on_deny = optional_string(entry, "on_deny", at)) group.on_deny = *on_deny;
       } else {
         check_fields(entry, at, {"conditions", "on_deny"});
         const json* conditions = member(entry, "conditions");
@@ -406,10 +442,15 @@ class Compiler {
     }
   }
 
-  bool compile_condition(const json& value, const std::string& pointer, Condition& condition) {
+  bool compile_condition(const json& value, const std::string& pointer, Condition& condition,
+                         bool allow_on_deny = false) {
     if (!expect_type(value, json::value_t::object, pointer, "a condition must be an object {\"path\", \"op\", \"value\"}"))
       return false;
-    check_fields(value, pointer, {"path", "op", "value"});
+    if (allow_on_deny) {
+      check_fields(value, pointer, {"path", "op", "value", "on_deny"});
+    } else {
+      check_fields(value, pointer, {"path", "op", "value"});
+    }
     bool ok = true;
     const json* path_value = member(value, "path");
     if (!path_value) {
@@ -635,9 +676,16 @@ class Compiler {
     for (const auto& [name, keyword_value] : value.get_ref<const json::object_t&>()) {
       if (std::find(std::begin(kKeywords), std::end(kKeywords), name) != std::end(kKeywords)) continue;
       std::string message = "unsupported schema keyword \"" + name + "\"";
+      // The closest keyword, as check_fields picks it (the first of equals):
+      // "tipe" must suggest "type", not a later keyword as near as "title".
       std::string_view closest;
+      std::size_t best = 3;
       for (std::string_view candidate : kKeywords) {
-        if (edit_distance(name, candidate) <= 2) closest = candidate;
+        std::size_t distance = edit_distance(name, candidate);
+        if (distance < best) {
+          best = distance;
+          closest = candidate;
+        }
       }
       message += closest.empty() ? "; args supports: " + quoted_list(kKeywords)
                                  : "; did you mean \"" + std::string(closest) + "\"?";
@@ -738,6 +786,9 @@ class Compiler {
     };
     if (!type.is_array()) return add(type);
     bool ok = !type.empty();
+    // Report it: a schema that fails to compile is dropped, so a silent
+    // failure here would leave the tool with no argument checks at all.
+    if (!ok) error("invalid_value", pointer, "\"type\" must not be an empty list; name at least one type");
     for (const json& name : type.get_ref<const json::array_t&>()) ok = add(name) && ok;
     return ok;
   }

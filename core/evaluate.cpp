@@ -5,6 +5,7 @@
 
 #include "canonical_json.h"
 #include "json_util.h"
+#include "wire.h"
 
 namespace toolgate {
 namespace {
@@ -123,38 +124,26 @@ std::string first_nonempty(const std::string& a, const std::string& b, std::stri
   return fallback;
 }
 
-std::string window_text(std::int64_t window_ms) {
-  static constexpr std::pair<std::int64_t, const char*> kUnits[] = {
-      {86400000, "day"}, {3600000, "hour"}, {60000, "minute"}, {1000, "second"}};
-  for (auto [unit, name] : kUnits) {
-    if (window_ms % unit != 0) continue;
-    std::int64_t count = window_ms / unit;
-    return count == 1 ? std::string(name) : std::to_string(count) + " " + name + "s";
-  }
-  return std::to_string(window_ms) + " ms";
-}
-
-std::string number_text(double number) { return describe(number_json(number)); }
-
-std::string limit_message(const Limit& limit) {
-  std::string text = "Rate limit exceeded: at most " + number_text(limit.max) +
-                     (limit.cost_from || limit.cost != 1 ? " units" : " calls") + " per " + window_text(limit.window_ms);
-  text += limit.scope == Scope::global ? " for everyone" : " for this grant";
-  if (limit.key) text += ", per value of " + limit.key->text();
-  return text + ".";
-}
-
-// Storage key: canonical JSON of everything that identifies one count, so
-// distinct counts can never collide whatever characters names contain.
+// Storage key: canonical JSON of everything that identifies one count,
+// ["grant", <grant id>, <counter>, <window ms>, <algorithm>, <key value>?], so
+// distinct counts can never collide whatever characters names contain. The
+// constant middle part was rendered at compile time (Limit::key_tail).
 std::string counter_key(const Limit& limit, const Call& call, const json* key_value) {
-  json parts = json::array();
-  parts.push_back(limit.scope == Scope::grant ? "grant" : "global");
-  if (limit.scope == Scope::grant) parts.push_back(call.grant.id);
-  parts.push_back(limit.counter);
-  parts.push_back(limit.window_ms);
-  parts.push_back(limit.algorithm == Algorithm::fixed ? "fixed" : "sliding");
-  if (key_value) parts.push_back(*key_value);
-  return "tg1:" + canonical_json(parts);
+  std::string key = "tg1:[";
+  if (limit.scope == Scope::grant) {
+    key += "\"grant\",";
+    append_json_string(key, call.grant.id);
+    key += ',';
+  } else {
+    key += "\"global\",";
+  }
+  key += limit.key_tail;
+  if (key_value) {
+    key += ',';
+    key += canonical_json(*key_value);
+  }
+  key += ']';
+  return key;
 }
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -164,8 +153,7 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 // Resolves one limit to a counter request (merging with an earlier limit on
 // the same key), or returns an invalid_arguments denial.
-std::optional<Decision> add_limit(const Limit& limit, const Call& call, const std::string& tool_on_deny,
-                                  PendingCall& pending) {
+std::optional<Decision> add_limit(const Limit& limit, const Call& call, PendingCall& pending) {
   json scratch;
   const json* key_value = nullptr;
   if (limit.key) {
@@ -205,8 +193,7 @@ std::optional<Decision> add_limit(const Limit& limit, const Call& call, const st
     existing->cost = std::max(existing->cost, cost);
     existing->max = std::min(existing->max, limit.max);
   }
-  pending.limits.push_back(LimitCheck{index, limit.max, limit.pointer,
-                                      first_nonempty(limit.on_deny, tool_on_deny, limit_message(limit))});
+  pending.limits.push_back(LimitCheck{index, limit.max, limit.pointer, limit.message});
   return std::nullopt;
 }
 
@@ -310,11 +297,11 @@ Evaluation evaluate(const Plan& plan, const Call& call) {
   // malformed call never touches a counter.
   if (entry) {
     for (const Limit& limit : entry->rules.limits) {
-      if (auto denial = add_limit(limit, call, tool_on_deny, pending)) return decided(*denial);
+      if (auto denial = add_limit(limit, call, pending)) return decided(*denial);
     }
   }
   for (const Limit& limit : plan.all_tools.limits) {
-    if (auto denial = add_limit(limit, call, no_message, pending)) return decided(*denial);
+    if (auto denial = add_limit(limit, call, pending)) return decided(*denial);
   }
   if (entry && entry->action == Action::require_approval) {
     json subject = {{"arguments", call.arguments}, {"grant", call.grant.id}, {"tool", call.tool}};
@@ -390,7 +377,7 @@ Decision finish(const PendingCall& pending, bool approved, std::span<const Count
     wait = std::max(wait, retry_after_ms(request, state, pending.now_ms, limit.max));
   }
   if (denied_by) {
-    Decision decision = deny("rate_limited", denied_by->rule, denied_by->message);
+    Decision decision = deny("rate_limited", std::string(denied_by->rule), std::string(denied_by->message));
     decision.retry_after_ms = wait;
     return decision;
   }

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string_view>
 #include <optional>
 #include <span>
 #include <string>
@@ -64,10 +66,10 @@ struct CounterState {
 };
 
 struct LimitCheck {
-  std::size_t counter = 0;  // index into PendingCall::counters
+  std::size_t counter = 0;   // index into PendingCall::counters
   double max = 0;
-  std::string rule;
-  std::string message;      // used when this limit denies
+  std::string_view rule;     // into the Plan (from evaluate) or PendingCall::owned_text
+  std::string_view message;  // used when this limit denies
 };
 
 struct ApprovalNeed {
@@ -84,6 +86,11 @@ struct PendingCall {
   std::optional<ApprovalNeed> approval;
   std::vector<CounterRequest> counters;
   std::vector<LimitCheck> limits;
+  // Text the limits' views point at when the call was read back from JSON
+  // (read_pending); shared, so copies of a PendingCall stay valid. A
+  // PendingCall from evaluate() points into its Plan instead: keep the plan
+  // alive until finish().
+  std::vector<std::shared_ptr<const std::string>> owned_text;
 };
 
 struct Evaluation {

@@ -102,6 +102,7 @@ class DomBuilder {
   // Tokens are separated only by whitespace, ',' and ':', so a token starts at
   // the first other character after the previous token.
   std::size_t token_start() const {
+    if (!options_.record_positions) return 0;  // calls: no source map, no bookkeeping
     std::size_t at = scan_point_;
     while (at < text_.size()) {
       char c = text_[at];
@@ -112,6 +113,7 @@ class DomBuilder {
   }
 
   void advance_scan_point(bool after_number) {
+    if (!options_.record_positions) return;
     std::size_t end = consumed();
     // After a number the lexer has read one character of look-ahead, unless the
     // number ran to the end of the text. That character can never be part of a
@@ -271,6 +273,8 @@ std::pair<std::size_t, std::size_t> SourceMap::line_column(std::size_t offset) c
   std::size_t line_start = line_starts_[line_index];
   std::size_t code_points = (offset - line_start) -
                             (continuation_bytes_before(offset) - continuation_bytes_before(line_start));
+  // A byte-order mark (which the parser skips) is not a column an editor shows.
+  if (line_index == 0 && offset >= 3 && text_.substr(0, 3) == "\xEF\xBB\xBF") code_points -= 1;
   return {line_index + 1, code_points + 1};
 }
 
@@ -290,9 +294,16 @@ JsonReadResult read_json(std::string_view text, const JsonReadOptions& options) 
   JsonReadResult result;
   result.source_map = SourceMap(text);
   DomBuilder builder(text, options, result);
-  CountingIterator first(text.data(), builder.cursor());
-  CountingIterator last(text.data() + text.size(), builder.cursor());
-  bool parsed = json::sax_parse(first, last, &builder, json::input_format_t::json, /*strict=*/true);
+  bool parsed = false;
+  if (options.record_positions) {
+    CountingIterator first(text.data(), builder.cursor());
+    CountingIterator last(text.data() + text.size(), builder.cursor());
+    parsed = json::sax_parse(first, last, &builder, json::input_format_t::json, /*strict=*/true);
+  } else {
+    // No positions wanted: nlohmann's own contiguous-input adapter is faster.
+    parsed = json::sax_parse(text.data(), text.data() + text.size(), &builder, json::input_format_t::json,
+                             /*strict=*/true);
+  }
   if (!parsed && result.errors.empty()) {
     Diagnostic diagnostic;
     diagnostic.code = "json_syntax";

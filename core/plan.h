@@ -51,6 +51,9 @@ struct Limit {
   double cost = 1;
   std::optional<Path> cost_from;
   std::string on_deny;
+  // Filled in at compile time so that evaluation only copies them:
+  std::string message;   // on_deny, else the tool's on_deny, else a generated text
+  std::string key_tail;  // canonical JSON of counter, window and algorithm, for counter keys
 };
 
 struct RuleSet {

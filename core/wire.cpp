@@ -42,7 +42,10 @@ std::optional<std::int64_t> read_rfc3339(std::string_view text) {
   if (!read_digits(text, 0, 4, year) || text.size() < 10 || text[4] != '-' || !read_digits(text, 5, 2, month) ||
       text[7] != '-' || !read_digits(text, 8, 2, day))
     return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31) return std::nullopt;
+  if (month < 1 || month > 12 || day < 1) return std::nullopt;
+  static constexpr int kDaysInMonth[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kDaysInMonth[month - 1] + (month == 2 && leap ? 1 : 0)) return std::nullopt;  // no 2026-02-31
   std::int64_t ms = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400000;
   if (text.size() == 10) return ms;  // a date alone: midnight UTC
   if ((text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !read_digits(text, 11, 2, hour) ||
@@ -66,7 +69,7 @@ std::optional<std::int64_t> read_rfc3339(std::string_view text) {
   if (text[at] == 'Z' || text[at] == 'z') return at + 1 == text.size() ? std::optional(ms) : std::nullopt;
   int offset_hours, offset_minutes;
   if ((text[at] != '+' && text[at] != '-') || text.size() != at + 6 || !read_digits(text, at + 1, 2, offset_hours) ||
-      text[at + 3] != ':' || !read_digits(text, at + 4, 2, offset_minutes))
+      text[at + 3] != ':' || !read_digits(text, at + 4, 2, offset_minutes) || offset_hours > 23 || offset_minutes > 59)
     return std::nullopt;
   std::int64_t offset = (offset_hours * 60 + offset_minutes) * 60000LL;
   return text[at] == '+' ? ms - offset : ms + offset;
@@ -271,7 +274,11 @@ std::optional<PendingCall> read_pending(const json& value) {
     auto message = string_field(item, "message");
     if (!counter || !max || !rule || !message || *counter < 0 || *counter >= static_cast<double>(pending.counters.size()))
       return std::nullopt;
-    pending.limits.push_back(LimitCheck{static_cast<std::size_t>(*counter), *max, *rule, *message});
+    auto owned_rule = std::make_shared<const std::string>(std::move(*rule));
+    auto owned_message = std::make_shared<const std::string>(std::move(*message));
+    pending.limits.push_back(LimitCheck{static_cast<std::size_t>(*counter), *max, *owned_rule, *owned_message});
+    pending.owned_text.push_back(std::move(owned_rule));
+    pending.owned_text.push_back(std::move(owned_message));
   }
   if (const json* approval = find(value, "approval")) {
     if (!approval->is_object()) return std::nullopt;
