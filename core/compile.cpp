@@ -183,11 +183,23 @@ class Compiler {
     diagnostic.severity = severity;
     diagnostic.message = std::move(message);
     diagnostic.pointer = pointer;
-    auto [line, column] = source_map_.locate(pointer, at_key);
-    diagnostic.line = line;
-    diagnostic.column = column;
+    reported_.emplace_back(diagnostics_.size(), at_key);
     diagnostics_.push_back(std::move(diagnostic));
   }
+
+ public:
+  // Fills in line:column of the diagnostics reported here from a source map
+  // of the whole document (the one compiling used holds only the top levels).
+  void locate(const SourceMap& full_map) {
+    for (auto [index, at_key] : reported_) {
+      auto [line, column] = full_map.locate(diagnostics_[index].pointer, at_key);
+      diagnostics_[index].line = line;
+      diagnostics_[index].column = column;
+    }
+  }
+  bool reported_anything() const { return !reported_.empty(); }
+
+ private:
   void error(std::string code, const std::string& pointer, std::string message, bool at_key = false) {
     report(Severity::error, std::move(code), pointer, std::move(message), at_key);
   }
@@ -837,6 +849,7 @@ class Compiler {
 
   const SourceMap& source_map_;
   std::vector<Diagnostic>& diagnostics_;
+  std::vector<std::pair<std::size_t, bool>> reported_;  // (index in diagnostics_, at the key?)
 };
 
 void sort_by_position(std::vector<Diagnostic>& diagnostics) {
@@ -851,11 +864,17 @@ CompileResult compile_policy(std::string_view text, const CompileOptions& option
   CompileResult result;
   JsonReadOptions read_options;
   read_options.max_depth = options.max_depth;
+  read_options.position_depth = 2;  // enough for the document order of tool keys
   JsonReadResult read = read_json(text, read_options);
   result.diagnostics = std::move(read.errors);
   if (!read.complete) return result;  // syntax or depth error: nothing to compile
   Compiler compiler(read.source_map, result.diagnostics);
   std::shared_ptr<Plan> plan = compiler.compile(read.value);
+  if (compiler.reported_anything()) {
+    // Only a policy with problems pays for positions of every value.
+    read_options.position_depth = SIZE_MAX;
+    compiler.locate(read_json(text, read_options).source_map);
+  }
   sort_by_position(result.diagnostics);
   if (plan && !has_errors(result.diagnostics)) {
     // The hash of the exact bytes: `sha256sum policy.json` finds the file an

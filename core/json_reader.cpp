@@ -159,7 +159,7 @@ class DomBuilder {
       return slot;
     }
     Frame& frame = frames_.back();
-    if (options_.record_positions) {
+    if (options_.record_positions && frames_.size() <= options_.position_depth) {
       pointer_.resize(frame.pointer_length);
       pointer_ += '/';
       if (frame.container->is_array()) {

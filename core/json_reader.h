@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@ namespace toolgate {
 struct JsonReadOptions {
   std::size_t max_depth = 256;          // arrays/objects nested deeper are an error
   bool record_positions = true;         // build the source map (policies: yes; calls: no)
+  // Only values at most this deep get a source map entry (the root is depth 0,
+  // /tools/run depth 2). Compiling a valid policy needs only the order of its
+  // tool keys; the full map is built when there are diagnostics to locate.
+  std::size_t position_depth = SIZE_MAX;
   bool stop_at_duplicate_key = false;   // calls stop at the first duplicate; policies collect all
 };
 

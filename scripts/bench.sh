@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
 mkdir -p bench/results
 echo "## Native core (Google Benchmark, $(g++ --version | head -1))"
-build/native/bench/native/toolgate_bench --benchmark_min_time=0.5 \
+build/native/bench/native/toolgate_bench --benchmark_min_time=0.3 --benchmark_repetitions=5 \
+  --benchmark_report_aggregates_only=true \
   --benchmark_out=bench/results/core-native.json --benchmark_out_format=json "$@"
 echo
 echo "## WebAssembly core"
