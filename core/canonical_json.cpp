@@ -47,31 +47,6 @@ bool utf16_less(const std::string& a, const std::string& b) {
 // ---------------------------------------------------------------------------
 // Strings, as ECMAScript JSON.stringify (QuoteJSONString) escapes them. Bytes
 // other than '"', '\\' and controls below 0x20 are copied as they are.
-void append_string(std::string& out, const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 void append_number(std::string& out, double d) {
   if (std::isfinite(d)) {
@@ -97,7 +72,7 @@ void append_value(std::string& out, const json& v) {
       for (const auto* member : members) {
         if (!first) out += ',';
         first = false;
-        append_string(out, member->first);
+        append_json_string(out, member->first);
         out += ':';
         append_value(out, member->second);
       }
@@ -116,7 +91,7 @@ void append_value(std::string& out, const json& v) {
       break;
     }
     case json::value_t::string:
-      append_string(out, *v.get_ptr<const json::string_t*>());
+      append_json_string(out, *v.get_ptr<const json::string_t*>());
       break;
     case json::value_t::boolean:
       out += *v.get_ptr<const json::boolean_t*>() ? "true" : "false";
@@ -359,6 +334,32 @@ std::string sha256_hex(std::string_view data) {
     for (int shift = 28; shift >= 0; shift -= 4) out += kHex[(word >> shift) & 0xF];
   }
   return out;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u < 0x20) {
+          out += "\\u00";
+          out += kHex[u >> 4];
+          out += kHex[u & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
 }
 
 }  // namespace toolgate

@@ -18,6 +18,11 @@ namespace toolgate {
 // (the core's JSON reader bounds it), as serialization recurses.
 std::string canonical_json(const nlohmann::json& value);
 
+// Appends `text` as a JSON string literal, escaped as RFC 8785 (and
+// ECMAScript JSON.stringify) do: short escapes for \b \t \n \f \r " \\,
+// \u00xx for other control characters, everything else as is (valid UTF-8).
+void append_json_string(std::string& out, std::string_view text);
+
 // ECMAScript Number.prototype.toString for a finite double (shortest round-trip
 // digits, exponent form below 1e-6 and from 1e21).
 std::string ecmascript_number(double value);

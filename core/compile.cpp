@@ -32,6 +32,22 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// The candidate nearest to `name` (edit distance 1 or 2; the first of equals),
+// or "" when none is near enough to suggest.
+template <typename Names>
+std::string_view closest_name(std::string_view name, const Names& candidates) {
+  std::string_view closest;
+  std::size_t best = 3;
+  for (std::string_view candidate : candidates) {
+    std::size_t distance = edit_distance(name, candidate);
+    if (distance < best) {
+      best = distance;
+      closest = candidate;
+    }
+  }
+  return closest;
+}
+
 template <typename Names>
 std::string quoted_list(const Names& names) {
   std::string out;
@@ -218,15 +234,7 @@ class Compiler {
     for (const auto& [name, value] : object.get_ref<const json::object_t&>()) {
       if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
       std::string message = "unknown field \"" + name + "\"";
-      std::string_view closest;
-      std::size_t best = 3;
-      for (std::string_view candidate : allowed) {
-        std::size_t distance = edit_distance(name, candidate);
-        if (distance < best) {
-          best = distance;
-          closest = candidate;
-        }
-      }
+      std::string_view closest = closest_name(name, allowed);
       if (!closest.empty()) {
         message += "; did you mean \"" + std::string(closest) + "\"?";
       } else {
@@ -688,17 +696,8 @@ class Compiler {
     for (const auto& [name, keyword_value] : value.get_ref<const json::object_t&>()) {
       if (std::find(std::begin(kKeywords), std::end(kKeywords), name) != std::end(kKeywords)) continue;
       std::string message = "unsupported schema keyword \"" + name + "\"";
-      // The closest keyword, as check_fields picks it (the first of equals):
-      // "tipe" must suggest "type", not a later keyword as near as "title".
-      std::string_view closest;
-      std::size_t best = 3;
-      for (std::string_view candidate : kKeywords) {
-        std::size_t distance = edit_distance(name, candidate);
-        if (distance < best) {
-          best = distance;
-          closest = candidate;
-        }
-      }
+      // "tipe" suggests "type", not a later keyword as near as "title".
+      std::string_view closest = closest_name(name, kKeywords);
       message += closest.empty() ? "; args supports: " + quoted_list(kKeywords)
                                  : "; did you mean \"" + std::string(closest) + "\"?";
       error("unknown_field", pointer + "/" + escape_pointer_token(name), message, /*at_key=*/true);

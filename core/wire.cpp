@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "canonical_json.h"
 #include "json_reader.h"
 #include "json_util.h"
 
@@ -317,31 +318,6 @@ void append_number(std::string& out, double value) {
 }
 
 }  // namespace
-
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
-        } else {
-          out += c;  // text is valid UTF-8: it came from JSON or the policy
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string decision_text(const Decision& decision) {
   std::string out;

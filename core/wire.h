@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "canonical_json.h"
 #include "diagnostics.h"
 #include "evaluate.h"
 
@@ -41,7 +42,6 @@ nlohmann::json to_json(const std::vector<Diagnostic>& diagnostics);
 // boundary): equal, once parsed, to to_json(...).dump() of the same value.
 std::string decision_text(const Decision& decision);
 std::string counters_text(const std::vector<CounterRequest>& counters);
-void append_json_string(std::string& out, std::string_view text);
 
 // Inverse of to_json(PendingCall); nullopt when malformed.
 std::optional<PendingCall> read_pending(const nlohmann::json& value);
