@@ -47,8 +47,7 @@ async function readPolicy(path) {
 }
 
 function formatDiagnostic(file, d) {
-  const pointer = d.pointer === '' ? '' : ` (${d.pointer})`;
-  return `${file}:${d.line}:${d.column}: ${d.severity}: ${d.message}${pointer}`;
+  return `${file}:${d.line}:${d.column}: ${d.severity}: ${d.message} (${d.pointer})`;
 }
 
 async function check(args) {
@@ -65,7 +64,7 @@ async function check(args) {
     } catch (error) {
       allValid = false;
       if (json) reports.push({ file, ok: false, diagnostics: [], error: error.message });
-      else process.stdout.write(`${file}:0:0: error: ${error.message}\n`);
+      else process.stdout.write(`${file}:0:0: error: ${error.message} ()\n`);
       continue;
     }
     const { ok, diagnostics } = toolgate.check(text);
@@ -159,8 +158,9 @@ async function approve(toolgate, line, { approvals }) {
   const malformed = (why) => ({ decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed approval: ${why}` });
   const extra = Object.keys(line).filter((k) => k !== 'approve' && k !== 'now');
   if (extra.length > 0) return malformed(`unknown field "${extra[0]}" (an approval has "approve" and "now").`);
-  if (typeof line.approve !== 'string' || !/^[0-9a-f]{64}$/.test(line.approve)) {
-    return malformed('"approve" must be an approval id (64 lowercase hex digits).');
+  // Any id may be approved: one that no call produces simply never matches.
+  if (typeof line.approve !== 'string' || line.approve === '') {
+    return malformed('"approve" must be an approval id (the approval_id of a decision).');
   }
   const now = line.now === undefined ? Date.now() : toolgate.parseTime(line.now);
   if (Number.isNaN(now)) return malformed('"now" must be epoch milliseconds or an RFC 3339 time.');

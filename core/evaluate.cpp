@@ -366,19 +366,14 @@ Decision finish(const PendingCall& pending, bool approved, std::span<const Count
   if (states.size() < pending.counters.size()) {
     return deny("store_error", pending.allow_rule, "Counter values are missing; the call is denied (fail closed).");
   }
-  const LimitCheck* denied_by = nullptr;
-  std::int64_t wait = 0;
+  // First denial wins: the first exceeded limit, in order, decides, and its
+  // window gives retry_after_ms.
   for (const LimitCheck& limit : pending.limits) {
     const CounterRequest& request = pending.counters[limit.counter];
     const CounterState& state = states[limit.counter];
     if (admits(request, state, pending.now_ms, limit.max)) continue;
-    if (!denied_by) denied_by = &limit;
-    // Report the longest wait of all exceeded limits: retrying earlier could not succeed.
-    wait = std::max(wait, retry_after_ms(request, state, pending.now_ms, limit.max));
-  }
-  if (denied_by) {
-    Decision decision = deny("rate_limited", std::string(denied_by->rule), std::string(denied_by->message));
-    decision.retry_after_ms = wait;
+    Decision decision = deny("rate_limited", std::string(limit.rule), std::string(limit.message));
+    decision.retry_after_ms = retry_after_ms(request, state, pending.now_ms, limit.max);
     return decision;
   }
   Decision allow;

@@ -516,8 +516,8 @@ TEST(Limits, AllOrNothingAcrossToolAndAllTools) {
 }
 
 // The tool's limits are checked in order, then all_tools'; the first
-// exceeded limit decides, and retry_after_ms is the longest wait of all
-// exceeded limits (retrying sooner could not succeed).
+// exceeded limit decides, with its own window's retry_after_ms (first denial
+// wins: another exceeded limit answers the retry with its own wait).
 TEST(Limits, OrderToolsLimitsThenAllTools) {
   Session session(R"({"version": "1", "default": "deny",
     "all_tools": {"limits": [{"window": "minute", "max": 1}]},
@@ -533,10 +533,11 @@ TEST(Limits, OrderToolsLimitsThenAllTools) {
   expect_allowed(only_all_tools.call("run", {}, "alice", kT0), "/tools/run");
   expect_rate_limited(only_all_tools.call("run", {}, "alice", kT0 + 1), "/all_tools/limits/0", kMinute - 1);
 
-  Session longest_wait(R"({"version": "1", "default": "deny",
+  Session both(R"({"version": "1", "default": "deny",
     "tools": {"run": {"limits": [{"window": "minute", "max": 1}, {"window": "hour", "max": 1}]}}})");
-  expect_allowed(longest_wait.call("run", {}, "alice", kT0), "/tools/run");
-  expect_rate_limited(longest_wait.call("run", {}, "alice", kT0 + 1), "/tools/run/limits/0", kHour - 1);
+  expect_allowed(both.call("run", {}, "alice", kT0), "/tools/run");
+  expect_rate_limited(both.call("run", {}, "alice", kT0 + 1), "/tools/run/limits/0", kMinute - 1);
+  expect_rate_limited(both.call("run", {}, "alice", kT0 + kMinute), "/tools/run/limits/1", kHour - kMinute);
 }
 
 TEST(Limits, AllToolsRateLimitShorthand) {

@@ -32,7 +32,7 @@ test('check: a warning alone still exits 0, printed as FILE:LINE:COLUMN: warning
   const file = policyFile('{ "version": "1", "tools": {} }');
   const result = await runCli(['check', file]);
   assert.equal(result.code, 0);
-  assert.match(result.stdout, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:1: warning: .*default`));
+  assert.match(result.stdout, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:1: warning: .*default.* \\(\\)\n$`));
 });
 
 test('check: every problem, each as FILE:LINE:COLUMN: error: MESSAGE (POINTER), exit 1', async () => {
@@ -85,6 +85,7 @@ test('check: a missing file is an error, exit 1', async () => {
   const result = await runCli(['check', '/nonexistent/policy.json']);
   assert.equal(result.code, 1);
   assert.match(result.stdout, /no such file/);
+  assert.match(result.stdout, /^\/nonexistent\/policy.json:0:0: error: .* \(\)$/m);
 });
 
 test('check --json gives machine-readable diagnostics', async () => {
@@ -164,14 +165,16 @@ test('eval: approval lines are answered with {"approved": id}; malformed ones wi
     call,
     { approve: pending.approval_id, now: T0 + 1000 },
     { ...call, now: T0 + 2000 },
-    { approve: 'not-an-id' },
+    { approve: 'no-call-has-this-id' },
     { approve: pending.approval_id, extra: 1 },
+    { approve: 42 },
   ]);
   assert.equal(out[0].decision, 'approval_required');
   assert.deepEqual(out[1], { approved: pending.approval_id });
   assert.equal(out[2].decision, 'allow');
-  assert.equal(out[3].code, 'invalid_call');
+  assert.deepEqual(out[3], { approved: 'no-call-has-this-id' });
   assert.equal(out[4].code, 'invalid_call');
+  assert.equal(out[5].code, 'invalid_call');
 });
 
 test('eval: 10 000-deep and 10 MB arguments get a decision, never a crash', async () => {
