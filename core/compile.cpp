@@ -71,7 +71,8 @@ std::optional<std::int64_t> parse_duration_ms(const json& value) {
   const std::string& text = as_string(value);
   static constexpr std::pair<std::string_view, std::int64_t> kNamed[] = {
       {"second", 1000}, {"minute", 60000}, {"hour", 3600000}, {"day", 86400000},
-      {"seconds", 1000}, {"minutes", 60000}, {"hours", 3600000}, {"days", 86400000}};
+      {"seconds", 1000}, {"minutes", 60000}, {"hours", 3600000}, {"days", 86400000},
+      {"sec", 1000}, {"secs", 1000}, {"min", 60000}, {"mins", 60000}, {"hr", 3600000}, {"hrs", 3600000}};
   for (auto [name, ms] : kNamed) {
     if (text == name) return ms;
   }
@@ -609,7 +610,7 @@ class Compiler {
         limit.window_ms = *ms;
       } else {
         error("invalid_window", pointer + "/window",
-              "\"window\" must be \"second\", \"minute\", \"hour\", \"day\", a duration such as \"10s\", \"5m\", \"2h\", "
+              "\"window\" must be \"second\", \"minute\", \"hour\", \"day\" (or sec, min, hr), a duration such as \"10s\", \"5m\", \"2h\", "
               "\"1d\", or a whole number of seconds (got " + describe(*window) + ")");
         ok = false;
       }

@@ -614,5 +614,19 @@ TEST(LimitMessages, SingularAndPlural) {
             "Rate limit exceeded: at most 100 units per day for everyone.");
 }
 
+TEST(LimitWindows, UnitAliasesInRateLimitShorthand) {
+  auto plan = test::compile_ok(R"({"version": "1", "default": "deny", "tools": {
+    "a": {"rate_limit": "10/min"}, "b": {"rate_limit": "5/sec"}, "c": {"rate_limit": "100/hr"}, "d": {"rate_limit": "3/2h"}}})");
+  const std::pair<const char*, std::int64_t> expected[] = {{"a", kMinute}, {"b", kSecond}, {"c", kHour}, {"d", 2 * kHour}};
+  for (auto [tool, window] : expected) {
+    Evaluation e = evaluate(*plan, test::make_call(tool));
+    ASSERT_EQ(e.pending.counters.size(), 1u) << tool;
+    EXPECT_EQ(e.pending.counters[0].window_ms, window) << tool;
+  }
+  EXPECT_EQ(test::compile_errors(R"({"version": "1", "default": "deny", "tools": {"a": {"rate_limit": "10/fortnight"}}})")
+                .front().code,
+            "invalid_value");
+}
+
 }  // namespace
 }  // namespace toolgate
