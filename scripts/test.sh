@@ -5,8 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 
+jobs=$(nproc 2>/dev/null || echo 2)
+
 echo "test: native unit tests"
-ctest --test-dir build/native --output-on-failure -j"$(nproc 2>/dev/null || echo 2)"
+ctest --test-dir build/native --output-on-failure -j"$jobs"
+
+echo "test: native unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTOOLGATE_SANITIZE=ON >/dev/null
+cmake --build build/sanitize -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/sanitize --output-on-failure -j"$jobs"
 
 echo "test: JS suites"
 node --test --test-concurrency=2 tests/js/
