@@ -131,6 +131,14 @@ CallRead read_call_value(json&& value, const CallReadOptions& options) {
         result.error = "\"tool\" must be a non-empty string.";
         return result;
       }
+      // No tool is named with control characters; a name carrying them (NUL
+      // above all) can read differently to the policy and to the server.
+      for (char c : as_string(field)) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+          result.error = "\"tool\" must not contain control characters.";
+          return result;
+        }
+      }
       call.tool = as_string(field);
     } else if (name == "arguments") {
       if (!field.is_object()) {

@@ -419,5 +419,15 @@ TEST(WireReadTimestamp, RejectsImpossibleDatesAndOffsets) {
   EXPECT_EQ(read_timestamp(json("2026-01-01T01:00:00+01:00")), std::optional<std::int64_t>(kT0));
 }
 
+TEST(WireReadCall, ToolNamesWithControlCharactersAreMalformed) {
+  for (const char* text : {R"({"tool": "x\u0000y"})", R"({"tool": "run\n"})", R"({"tool": "a\u007f"})", R"({"tool": "\t"})"}) {
+    CallRead read = read_call(text);
+    EXPECT_FALSE(read.call) << text;
+    EXPECT_NE(read.error.find("control characters"), std::string::npos) << text;
+  }
+  EXPECT_TRUE(read_call(R"({"tool": "get-sum"})").call);
+  EXPECT_TRUE(read_call(R"({"tool": "réglages.lire"})").call);
+}
+
 }  // namespace
 }  // namespace toolgate
