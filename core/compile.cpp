@@ -378,7 +378,7 @@ class Compiler {
             entry.approval_timeout_ms = *ms;
           } else {
             error("invalid_value", at + "/timeout",
-                  "\"timeout\" must be a duration such as \"30s\", \"10m\", \"2h\", \"1d\" or a number of seconds (got " +
+                  "\"timeout\" must be a duration such as \"30s\", \"10m\", \"2h\", \"1d\", \"hour\", or a whole number of seconds (got " +
                       describe(*timeout) + ")");
           }
         }
@@ -610,7 +610,7 @@ class Compiler {
         limit.window_ms = *ms;
       } else {
         error("invalid_window", pointer + "/window",
-              "\"window\" must be \"second\", \"minute\", \"hour\", \"day\" (or sec, min, hr), a duration such as \"10s\", \"5m\", \"2h\", "
+              "\"window\" must be \"second\", \"minute\", \"hour\", \"day\" (or plurals, sec, min, hr), a duration such as \"10s\", \"5m\", \"2h\", "
               "\"1d\", or a whole number of seconds (got " + describe(*window) + ")");
         ok = false;
       }
