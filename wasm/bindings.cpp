@@ -166,6 +166,16 @@ double read_timestamp(const std::string& value_text) {
   return ms ? static_cast<double>(*ms) : __builtin_nan("");
 }
 
+// Where a JSON Pointer stands in a policy's text: "line,column" (1-based,
+// column in code points) of the value, or of the nearest enclosing value that
+// exists; "0,0" when the text is not JSON. For highlighting a decision's rule.
+std::string locate(const std::string& text, const std::string& pointer) {
+  toolgate::JsonReadResult read = toolgate::read_json(text);
+  if (!read.complete) return "0,0";
+  auto [line, column] = read.source_map.locate(pointer);
+  return std::to_string(line) + "," + std::to_string(column);
+}
+
 std::string version() { return toolgate::kVersion; }
 
 }  // namespace
@@ -183,5 +193,6 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("hidden", &CompiledPolicy::hidden);
   emscripten::function("finish", &finish);
   emscripten::function("readTimestamp", &read_timestamp);
+  emscripten::function("locate", &locate);
   emscripten::function("version", &version);
 }

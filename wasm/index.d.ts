@@ -158,6 +158,8 @@ export interface Toolgate {
   compile(policy: string | object, options?: { source?: string }): Policy;
   /** Validates a policy without throwing. */
   check(policy: string | object): { ok: boolean; diagnostics: Diagnostic[] };
+  /** Where a JSON Pointer stands in a policy's text (nearest enclosing value), or null when not JSON. */
+  locate(policyText: string, pointer: string): { line: number; column: number } | null;
   /** Epoch ms of a timestamp (ms number or RFC 3339 string), or NaN. */
   parseTime(value: number | string): number;
   /** Step two: a pending evaluation and the store's answer -> Decision. */

@@ -183,6 +183,18 @@ class Toolgate {
     return result;
   }
 
+  /**
+   * Where a JSON Pointer (a decision's `rule`) stands in a policy's text:
+   * { line, column } (1-based, column in code points), falling back to the
+   * nearest enclosing value; null when the text is not JSON.
+   */
+  locate(policyText, pointer) {
+    const text = jsonText(String(policyText));
+    const at = this.#call(() => this.#core.locate(text, String(pointer)));
+    const [line, column] = at.split(',').map(Number);
+    return line > 0 ? { line, column } : null;
+  }
+
   /** Epoch milliseconds of a timestamp (ms number or RFC 3339 string), or NaN. */
   parseTime(value) {
     const text = typeof value === 'string' ? JSON.stringify(value) : jsonText(value);

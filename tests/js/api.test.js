@@ -922,3 +922,14 @@ describe('index.d.ts', () => {
     assert.deepEqual(phantom, []);
   });
 });
+
+describe('locate()', () => {
+  test('maps a decision rule to its line and column, falling back to the enclosing value', async () => {
+    const toolgate = await loadToolgate();
+    const text = '{\n  "version": "1",\n  "default": "deny",\n  "tools": {\n    "run": { "rate_limit": "1/minute" }\n  }\n}';
+    assert.deepEqual(toolgate.locate(text, '/tools/run/rate_limit'), { line: 5, column: 28 });
+    assert.deepEqual(toolgate.locate(text, '/tools/run/limits/0'), { line: 5, column: 12 });
+    assert.deepEqual(toolgate.locate(text, ''), { line: 1, column: 1 });
+    assert.equal(toolgate.locate('{not json', '/a'), null);
+  });
+});
