@@ -1,0 +1,120 @@
+// toolgate scan (hand-written declarations for lib/scan.js). Rules: lib/README.md.
+
+export type Category = 'read' | 'write' | 'execute' | 'destructive';
+export type Risk = 'low' | 'medium' | 'high' | 'critical';
+
+export type SignalId =
+  /** An MCP annotation decided (or agreed with) the category. */
+  | 'annotation'
+  /** A verb in the name, title or description's first word decided the category. */
+  | 'verb'
+  /** The annotation claimed a lower category than the verbs; the riskier one counts. */
+  | 'annotation_overridden'
+  /** Neither a verb nor an annotation: treated as write. */
+  | 'unknown_verb'
+  /** A path-like input property (path, file, dir, source, destination, ...) or a description mentioning file paths. */
+  | 'accepts_paths'
+  /** The name or an input property mentions a credential (token, secret, password, key, env, ...). */
+  | 'handles_credentials'
+  /** More than 6 top-level input properties. */
+  | 'high_parameter_count'
+  /** An execute tool taking code, a query, a command or a command line (args as an array). */
+  | 'arbitrary_code'
+  /** annotations.openWorldHint is true. */
+  | 'open_world';
+
+export interface Signal {
+  id: SignalId;
+  /** Why, in words, naming the word, hint or property that triggered it. */
+  detail: string;
+}
+
+export interface ToolClassification {
+  /** The tool's name, verbatim (never escaped: escaping is the UI's job). */
+  name: string;
+  category: Category;
+  risk: Risk;
+  signals: Signal[];
+}
+
+/** An MCP tool as `tools/list` lists it. */
+export interface McpTool {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: Record<string, unknown>;
+  annotations?: {
+    title?: string;
+    readOnlyHint?: boolean;
+    destructiveHint?: boolean;
+    idempotentHint?: boolean;
+    openWorldHint?: boolean;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** What scanTools accepts: a tools/list result, a JSON-RPC response carrying one, or a bare array of tools. */
+export type ToolsListInput =
+  | { tools: McpTool[]; [key: string]: unknown }
+  | { jsonrpc?: string; id?: unknown; result: { tools: McpTool[]; [key: string]: unknown } }
+  | McpTool[];
+
+export interface StarterPolicy {
+  version: '1';
+  default: 'deny';
+  description: string;
+  /** Names of the destructive tools. */
+  hide: string[];
+  /** read → {}, write → 30/minute, execute → 10/minute (per grant). */
+  tools: Record<string, {} | { rate_limit: '30/minute' | '10/minute' }>;
+}
+
+export interface ScanResult {
+  tools: ToolClassification[];
+  policy: StarterPolicy;
+  summary: Record<Category, number>;
+}
+
+/** Thrown for input that is none of the accepted shapes, or a tool without a non-empty string name. */
+export class ScanError extends Error {
+  name: 'ScanError';
+}
+
+/** The four categories, least to most risky. */
+export const CATEGORIES: readonly Category[];
+
+/** Splits an identifier into lower-case words: "envRemove" → ["env", "remove"], "get-sum" → ["get", "sum"]. */
+export function splitWords(text: string): string[];
+
+/** Classifies one tool. Throws ScanError when it is not an object with a non-empty string name. */
+export function classifyTool(tool: McpTool): ToolClassification;
+
+/** Classifies every tool and writes the starter policy. Throws ScanError for anything but the accepted shapes. */
+export function scanTools(toolsListResult: ToolsListInput): ScanResult;
+
+/**
+ * The starter policy: default deny; read tools {}; write 30/minute; execute 10/minute;
+ * destructive hidden. A duplicated name gets its riskiest category. Names containing "*"
+ * (a key would be a glob) or invalid Unicode are left to the default deny (a destructive
+ * name with "*" is still hidden: a glob in `hide` can only hide more).
+ */
+export function starterPolicy(classifications: Array<Pick<ToolClassification, 'name' | 'category'>>): StarterPolicy;
+
+/** A plain-text table (tool, category, risk, signals) and a summary line; control characters shown as \u{..}. */
+export function formatScan(result: ScanResult | ToolClassification[], options?: { details?: boolean }): string;
+
+/** The word lists behind the rules (lower-case whole words after splitting), as documented in lib/README.md. */
+export const WORDS: Readonly<{
+  destructive: readonly string[];
+  execute: readonly string[];
+  write: readonly string[];
+  read: readonly string[];
+  /** "query"/"sql": execute only when the tool takes code-like input. */
+  executeWithCodeInput: readonly string[];
+  paths: readonly string[];
+  credentials: readonly string[];
+  code: readonly string[];
+  /** Code-like only when the property is an array (a command line). */
+  commandLine: readonly string[];
+}>;
