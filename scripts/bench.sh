@@ -12,3 +12,10 @@ build/native/bench/native/toolgate_bench --benchmark_min_time=0.3 --benchmark_re
 echo
 echo "## WebAssembly core"
 node bench/js/core.bench.js
+echo
+echo "## Browser playground (headless Chromium)"
+if [ -f web/dist/index.html ]; then
+  node bench/web/playground.bench.js
+else
+  echo "skipped: web/dist/index.html does not exist (npm run build:web)"
+fi

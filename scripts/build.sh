@@ -21,3 +21,4 @@ emcmake cmake -S . -B build/wasm -DCMAKE_BUILD_TYPE=Release \
   -DTOOLGATE_NLOHMANN_INCLUDE="$PWD/build/wasm-include" >/dev/null
 cmake --build build/wasm -j"$jobs"
 ls -l wasm/dist/toolgate_core.wasm wasm/dist/toolgate_core.mjs | awk '{print "build: " $5 " bytes  " $9}'
+npm run build:web
