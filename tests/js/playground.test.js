@@ -15,7 +15,7 @@
 // rule highlighted with .tg-rule-highlight; a `decision` event per call.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runCli } from './cli-helpers.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -151,21 +151,6 @@ async function compose(page, { tool, args, grant, attributes, clock } = {}, scop
   if (clock !== undefined) await byTestId(scope, 'clock').fill(clock);
 }
 
-function runCli(args, input) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'toolgate.js'), ...args], {
-      cwd: repoRoot,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 // ---------------------------------------------------------------------------
 
@@ -565,7 +550,7 @@ playgroundTest('export', 'exported tests (JSON Lines) pass in `toolgate eval`', 
   const policy = await editorText(pg(page));
   const policyPath = writePolicy(policy, 'exported-policy.json');
   const testsPath = writePolicy(`${lines.join('\n')}\n`, 'exported-tests.jsonl');
-  const result = await runCli(['eval', '--policy', policyPath], readFileSync(testsPath, 'utf8'));
+  const result = await runCli(['eval', '--policy', policyPath], { input: readFileSync(testsPath, 'utf8') });
   const out = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(out.length, lines.length);
   const failed = out.filter((d, i) => Object.hasOwn(parsed[i], 'expect') && d.pass !== true);
