@@ -19,6 +19,7 @@ import { runCli } from './cli-helpers.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import {
   byTestId,
@@ -39,7 +40,8 @@ import {
   webDist,
 } from './browser-helpers.js';
 
-const CONVEX_TOOLS = '/work/shared/data/tools-list/convex.json';
+// The real captures live in shared/ beside the repository (as CI has it).
+const CONVEX_TOOLS = fileURLToPath(new URL('../../../shared/data/tools-list/convex.json', import.meta.url));
 const DECISIONS = ['allow', 'deny', 'approval_required'];
 const scratch = mkdtempSync(path.join(tmpdir(), 'toolgate-playground-'));
 
