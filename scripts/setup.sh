@@ -13,6 +13,8 @@ command -v emcc >/dev/null || need+=(emscripten)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 [ -f /usr/include/benchmark/benchmark.h ] || need+=(libbenchmark-dev)
 command -v chromium >/dev/null || need+=(chromium)
+# tests/js/store-redis.test.js starts its own throwaway server from this package.
+command -v redis-server >/dev/null || need+=(redis-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

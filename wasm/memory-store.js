@@ -32,17 +32,23 @@ export class MemoryCounterStore {
 
   async reserve(requests, now) {
     const states = requests.map((request) => this.#state(request));
-    const admitted = requests.every((request, i) => estimateCount(request, states[i], now) + request.cost <= request.max);
+    // A key named twice in one call is charged twice, and its second check sees
+    // the first charge (as the Redis store's script does).
+    const earlier = new Map();
+    const admitted = requests.every((request, i) => {
+      const before = earlier.get(request.key) ?? 0;
+      earlier.set(request.key, before + request.cost);
+      return estimateCount(request, states[i], now) + before + request.cost <= request.max;
+    });
     const charges = [];
     if (admitted) {
       requests.forEach((request, i) => {
         const start = Math.max(request.bucket_start_ms, this.#buckets.get(request.key)?.start ?? -Infinity);
-        this.#buckets.set(request.key, {
-          start,
-          window: request.window_ms,
-          current: states[i].current + request.cost,
-          previous: states[i].previous,
-        });
+        const entry = this.#buckets.get(request.key);
+        const current = entry && entry.start === start && charges.some((c) => c.key === request.key)
+          ? entry.current + request.cost // already charged by this call
+          : states[i].current + request.cost;
+        this.#buckets.set(request.key, { start, window: request.window_ms, current, previous: states[i].previous });
         charges.push({ key: request.key, start, cost: request.cost });
       });
     }

@@ -1,0 +1,338 @@
+// RedisCounterStore (worker/stores/redis.js) on a real redis-server: the
+// CounterStore conformance suite, then what is Redis's own: key layout and
+// TTLs, calls spanning hash tags, scripts lost by the server, timeouts, a
+// server that goes away (fail closed), and decisions through a compiled policy.
+//
+// Starts its own redis-server (Debian package redis-server) on a free port on
+// 127.0.0.1, without persistence, in a temporary directory; stopped in after(),
+// and by a watchdog if this process dies first.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient } from 'redis';
+
+import { loadToolgate } from '../../wasm/index.js';
+import { RedisCounterStore, createRedisCounterStore } from '../../worker/stores/redis.js';
+import { T0, conformance, requestsFor } from './store-conformance.js';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+
+// A free TCP port on 127.0.0.1 (free when asked; redis-server may still lose a race for it).
+async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+// Whether a Redis on `port` answers PING.
+function pings(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (data) => {
+      reply += data;
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+// The shell stops the server, and removes its directory, when its stdin
+// closes: when stop() ends it, or when this process exits in any way (a crash,
+// a kill, a test-runner timeout), so no redis-server outlives the tests.
+const WATCHDOG = 'dir=$1; shift; "$@" & server=$!; read -r _; kill "$server" 2>/dev/null; wait "$server"; rm -rf "$dir"';
+
+const MISSING = `${REDIS_SERVER} is missing: run scripts/setup.sh, which installs the Debian package redis-server (CI does)`;
+
+/** Starts a throwaway redis-server; resolves to { port, url, stop() }. */
+async function startRedis() {
+  if (!existsSync(REDIS_SERVER)) throw new Error(MISSING);
+  let lastOutput = '';
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const dir = await mkdtemp(join(tmpdir(), 'toolgate-redis-'));
+    const port = await freePort();
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'];
+    const child = spawn('/bin/sh', ['-c', WATCHDOG, 'redis-watchdog', dir, REDIS_SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (data) => { output += data; });
+    child.stderr.on('data', (data) => { output += data; });
+    const exited = once(child, 'exit');
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdin.end();
+        await exited;
+      }
+    };
+    for (let waited = 0; waited < 5000 && child.exitCode === null; waited += 50) {
+      if (await pings(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
+      await sleep(50);
+    }
+    await stop();
+    lastOutput = output;
+  }
+  throw new Error(`redis-server did not start (it answered no PING):\n${lastOutput}`);
+}
+
+// Without the server every test below fails (in before()); this one says why.
+test('redis-server is installed', () => {
+  assert.ok(existsSync(REDIS_SERVER), MISSING);
+});
+
+let server;
+let client; // the tests' own connection, to look at keys
+const errors = []; // connection errors reported by the clients
+
+before(async () => {
+  server = await startRedis();
+  client = createClient({ url: server.url });
+  client.on('error', (error) => errors.push(error));
+  await client.connect();
+});
+
+after(async () => {
+  await client?.close();
+  await server?.stop();
+});
+
+let stores = 0;
+// Each store gets its own prefix, so tests never see each other's counts. A
+// generous timeout: 1 000 concurrent scripts on a loaded CI machine.
+const newStore = (options = {}) => new RedisCounterStore({ client, prefix: `t${(stores += 1)}`, timeoutMs: 5000, ...options });
+
+conformance('RedisCounterStore', () => newStore());
+
+const toolgate = await loadToolgate();
+
+// The hash tag Redis Cluster hashes: the text between the first '{' and the
+// next '}', when not empty.
+function hashTag(key) {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
+}
+
+describe('RedisCounterStore on redis-server', () => {
+  test('keys are prefix:{tag}:key:bucket_start, the tag is the grant or "global", and live two windows', async () => {
+    const store = newStore({ prefix: 'layout' });
+    const tools = {
+      run: { rate_limit: '5/minute' },
+      all: { limits: [{ window: 'minute', max: 5, scope: 'global' }] },
+      day: { limits: [{ window: 'day', max: 5 }] },
+    };
+    const alice = requestsFor(tools, { tool: 'run', grant: 'alice' }, T0);
+    const hostile = requestsFor(tools, { tool: 'run', grant: '}x{%' }, T0);
+    const global = requestsFor(tools, { tool: 'all', grant: 'alice' }, T0);
+    const day = requestsFor(tools, { tool: 'day', grant: 'alice' }, T0);
+    for (const requests of [alice, hostile, global, day]) assert.equal((await store.reserve(requests, T0)).admitted, true);
+
+    const keys = (await client.keys('layout:*')).sort();
+    assert.deepEqual(keys, [
+      `layout:{%7Dx%7B%25}:${hostile[0].key}:${T0}`,
+      `layout:{alice}:${alice[0].key}:${T0}`,
+      `layout:{alice}:${day[0].key}:${T0}`,
+      `layout:{global}:${global[0].key}:${T0}`,
+    ].sort());
+    assert.equal(store.keyOf(alice[0]), `layout:{alice}:${alice[0].key}:${T0}`);
+    assert.equal(store.keyOf(alice[0], T0 - MINUTE), `layout:{alice}:${alice[0].key}:${T0 - MINUTE}`, 'the previous bucket');
+    assert.deepEqual(keys.map(hashTag).sort(), ['%7Dx%7B%25', 'alice', 'alice', 'global']);
+    assert.equal(await client.get(store.keyOf(alice[0])), '1');
+
+    for (const [requests, window] of [[alice, MINUTE], [global, MINUTE], [day, 24 * 60 * MINUTE]]) {
+      const ttl = await client.pTTL(store.keyOf(requests[0]));
+      assert.ok(ttl > 2 * window - 10 * SECOND && ttl <= 2 * window, `TTL ${ttl} ms for a ${window} ms window`);
+    }
+  });
+
+  test('a call mixing grant and global counters is all or nothing, whichever group denies', async () => {
+    const store = newStore();
+    const tools = {
+      run: {
+        limits: [
+          { counter: 'mine', window: 'minute', max: 10 },
+          { counter: 'all', window: 'minute', max: 1, scope: 'global' },
+        ],
+      },
+    };
+    const parts = (grant) => {
+      const requests = requestsFor(tools, { tool: 'run', grant }, T0);
+      return { mine: requests.find((r) => r.scope === 'grant'), all: requests.find((r) => r.scope === 'global') };
+    };
+    const alice = parts('alice');
+    const bob = parts('bob');
+    assert.equal((await store.reserve([alice.mine, alice.all], T0)).admitted, true);
+    // Grant group first (charged), then the global one denies: the grant's charge comes back.
+    const denied = await store.reserve([bob.mine, bob.all], T0);
+    assert.equal(denied.admitted, false);
+    assert.deepEqual(denied.states, [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
+    assert.deepEqual(denied.charges, []);
+    assert.deepEqual(await store.peek([bob.mine, bob.all]), [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
+    assert.equal(await client.get(store.keyOf(bob.mine)), '0', 'charged, then given back');
+
+    // Global group first (charged), then the grant's denies: the global charge comes back.
+    const carolTools = {
+      run: {
+        limits: [
+          { counter: 'mine', window: 'minute', max: 1 },
+          { counter: 'everyone', window: 'minute', max: 10, scope: 'global' },
+        ],
+      },
+    };
+    const carol = requestsFor(carolTools, { tool: 'run', grant: 'carol' }, T0);
+    const ordered = [carol.find((r) => r.scope === 'global'), carol.find((r) => r.scope === 'grant')];
+    assert.equal((await store.reserve(ordered, T0)).admitted, true);
+    const second = await store.reserve(ordered, T0);
+    assert.equal(second.admitted, false);
+    assert.deepEqual(second.states, [{ current: 1, previous: 0 }, { current: 1, previous: 0 }]);
+    assert.deepEqual(await store.peek(ordered), [{ current: 1, previous: 0 }, { current: 1, previous: 0 }]);
+
+    // Through the policy: the store's states let the core name the limit that denied.
+    const policy = toolgate.compile({ version: '1', default: 'deny', tools });
+    const counters = newStore();
+    assert.equal((await policy.decide({ tool: 'run', grant: 'alice' }, { counters, now: T0 })).code, 'allowed');
+    const decision = await policy.decide({ tool: 'run', grant: 'bob' }, { counters, now: T0 });
+    assert.equal(decision.code, 'rate_limited');
+    assert.equal(decision.rule, '/tools/run/limits/1');
+    policy.dispose();
+  });
+
+  test('a key repeated within one call counts every copy', async () => {
+    const store = newStore();
+    const [request] = requestsFor({ run: { rate_limit: '1/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    const twice = await store.reserve([request, request], T0);
+    assert.equal(twice.admitted, false, '1 + 1 > 1');
+    assert.deepEqual(await store.peek([request]), [{ current: 0, previous: 0 }]);
+    const roomy = { ...request, max: 2 };
+    const both = await store.reserve([roomy, roomy], T0);
+    assert.equal(both.admitted, true);
+    assert.deepEqual(both.states, [{ current: 0, previous: 0 }, { current: 0, previous: 0 }]);
+    assert.deepEqual(await store.peek([request]), [{ current: 2, previous: 0 }]);
+    await store.rollback(both);
+    assert.deepEqual(await store.peek([request]), [{ current: 0, previous: 0 }]);
+  });
+
+  test('rollback clamps at zero, keeps the TTL and never recreates an expired bucket', async () => {
+    const store = newStore();
+    const [request] = requestsFor({ pay: { limits: [{ window: 'minute', max: 10, cost_from: 'args.n' }] } }, { tool: 'pay', arguments: { n: 2 }, grant: 'alice' }, T0);
+    const key = store.keyOf(request);
+    const first = await store.reserve([request], T0);
+    await client.set(key, '0.5', { KEEPTTL: true }); // less than the charge (2)
+    await store.rollback(first);
+    assert.equal(await client.get(key), '0');
+    assert.ok((await client.pTTL(key)) > 0, 'the TTL survives');
+
+    const second = await store.reserve([request], T0);
+    await client.del(key);
+    await store.rollback(second);
+    assert.equal(await client.exists(key), 0);
+  });
+
+  test('scripts lost by the server (SCRIPT FLUSH, a restart) are sent again', async () => {
+    const store = newStore();
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    assert.equal((await store.reserve([request], T0)).admitted, true);
+    await client.scriptFlush();
+    const again = await store.reserve([request], T0);
+    assert.equal(again.admitted, true);
+    assert.deepEqual(again.states, [{ current: 1, previous: 0 }]);
+    await client.scriptFlush();
+    await store.rollback(again);
+    assert.deepEqual(await store.peek([request]), [{ current: 1, previous: 0 }]);
+  });
+
+  test('a Redis that does not answer in time: reserve rejects; a late charge is given back', async () => {
+    const store = newStore({ timeoutMs: 150 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    // Write commands (EVALSHA included) wait 600 ms; GET still answers.
+    await client.sendCommand(['CLIENT', 'PAUSE', '600', 'WRITE']);
+    const started = performance.now();
+    await assert.rejects(store.reserve([request], T0), /did not answer within 150 ms/);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 140 && waited < 400, `rejected after ${Math.round(waited)} ms`);
+    // When the pause ends the script runs and charges; the store takes it back.
+    let count;
+    for (let i = 0; i < 40 && count !== '0'; i += 1) {
+      await sleep(50);
+      count = await client.get(store.keyOf(request));
+    }
+    assert.equal(count, '0', 'the late charge was given back');
+  });
+
+  test('a server that goes away: reserve rejects within the timeout and the call is denied (store_error)', async () => {
+    const doomed = await startRedis();
+    const reported = [];
+    const store = await createRedisCounterStore({ url: doomed.url, prefix: 'doomed', onError: (error) => reported.push(error) });
+    try {
+      const policy = toolgate.compile({ version: '1', default: 'deny', tools: { run: { rate_limit: '3/minute' } } });
+      const call = { tool: 'run', grant: 'alice' };
+      assert.equal((await policy.decide(call, { counters: store, now: T0 })).code, 'allowed');
+
+      await doomed.stop();
+      const [request] = requestsFor({ run: { rate_limit: '3/minute' } }, call, T0);
+      const started = performance.now();
+      await assert.rejects(store.reserve([request], T0));
+      const waited = performance.now() - started;
+      assert.ok(waited < 250 + 150, `rejected after ${Math.round(waited)} ms (timeout 250 ms)`);
+
+      const { decision } = await policy.authorize(call, { counters: store, now: T0 });
+      assert.equal(decision.decision, 'deny');
+      assert.equal(decision.code, 'store_error');
+      assert.match(decision.message, /counter store failed; the call is denied \(fail closed\)/);
+      assert.ok(reported.length > 0, 'the connection loss reached onError');
+      policy.dispose();
+    } finally {
+      await store.close();
+      await doomed.stop();
+    }
+  });
+
+  test('createRedisCounterStore rejects when nothing listens, and leaves nothing reconnecting', async () => {
+    const port = await freePort();
+    await assert.rejects(
+      createRedisCounterStore({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 300, onError: () => {} }),
+      /could not connect to Redis/,
+    );
+  });
+
+  test('end to end: "3/minute" through policy.decide admits exactly 3, then rate_limited with retry_after_ms', async () => {
+    const policy = toolgate.compile('{"version":"1","default":"deny","tools":{"run":{"rate_limit":"3/minute"}}}');
+    const counters = newStore();
+    const call = { tool: 'run', grant: 'alice' };
+    const now = T0 + 15 * SECOND;
+    for (let i = 0; i < 3; i += 1) {
+      const decision = await policy.decide(call, { counters, now: now + i });
+      assert.equal(decision.code, 'allowed', `call ${i + 1}`);
+    }
+    const limited = await policy.decide(call, { counters, now: now + 3 });
+    assert.equal(limited.decision, 'deny');
+    assert.equal(limited.code, 'rate_limited');
+    assert.equal(limited.retry_after_ms, 45 * SECOND - 3);
+    // Another grant has its own count; authorize + rollback gives the quota back.
+    const bob = { tool: 'run', grant: 'bob' };
+    const held = await Promise.all([1, 2, 3].map(() => policy.authorize(bob, { counters, now })));
+    assert.ok(held.every((a) => a.decision.code === 'allowed'));
+    assert.equal((await policy.decide(bob, { counters, now })).code, 'rate_limited');
+    await held[0].rollback();
+    assert.equal((await policy.decide(bob, { counters, now })).code, 'allowed');
+    policy.dispose();
+  });
+});
