@@ -22,6 +22,14 @@ using json = nlohmann::json;
 
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// The denial for a store answer the core cannot use (fail closed).
+std::string store_error(const std::string& why) {
+  toolgate::Decision decision;
+  decision.code = "store_error";
+  decision.message = "Denied (fail closed): " + why + ".";
+  return toolgate::decision_text(decision);
+}
+
 // A compiled policy held by JS: an immutable plan, plus the evaluations parked
 // between start() and finish_parked(). JS must call delete() (the façade
 // does, in dispose() and through a FinalizationRegistry).
@@ -119,13 +127,6 @@ class CompiledPolicy {
     return result;
   }
 
-  static std::string store_error(const std::string& why) {
-    toolgate::Decision decision;
-    decision.code = "store_error";
-    decision.message = "Denied (fail closed): " + why + ".";
-    return toolgate::decision_text(decision);
-  }
-
   std::shared_ptr<const toolgate::Plan> plan_;
   std::string diagnostics_;
   std::map<std::uint32_t, toolgate::PendingCall> parked_;  // ordered: begin() is the oldest
@@ -138,11 +139,7 @@ std::string finish(const std::string& input_text) {
   toolgate::JsonReadOptions options;
   options.record_positions = false;
   toolgate::JsonReadResult read = toolgate::read_json(input_text, options);
-  auto fail = [] {
-    toolgate::Decision decision = toolgate::invalid_call("the counter store's answer was malformed; denied (fail closed).");
-    decision.code = "store_error";
-    return dump(toolgate::to_json(decision));
-  };
+  auto fail = [] { return store_error("the counter store's answer was malformed"); };
   if (!read.ok() || !read.value.is_object()) return fail();
   const auto& object = read.value.get_ref<const json::object_t&>();
   auto pending = object.find("pending");
@@ -153,7 +150,7 @@ std::string finish(const std::string& input_text) {
   auto pending_call = toolgate::read_pending(pending->second);
   auto counter_states = toolgate::read_states(states->second);
   if (!pending_call || !counter_states) return fail();
-  return dump(toolgate::to_json(toolgate::finish(*pending_call, approved->second.get<bool>(), *counter_states)));
+  return toolgate::decision_text(toolgate::finish(*pending_call, approved->second.get<bool>(), *counter_states));
 }
 
 // Epoch milliseconds of a JSON timestamp (number or RFC 3339 string), or NaN.
