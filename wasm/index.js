@@ -141,6 +141,11 @@ function nowOption(now) {
   throw new ToolgateError(`the \`now\` option must be epoch milliseconds, a finite number within the Date range (got ${String(now)})`);
 }
 
+// A call JSON cannot hold (a BigInt, a cycle, a function) never reaches the core.
+function unrepresentableCall(call) {
+  return { decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed tool call: ${notJson('the call', call)}.` };
+}
+
 function storeFailure(message) {
   return { decision: 'deny', code: 'store_error', rule: '', message };
 }
@@ -300,7 +305,7 @@ class Policy {
   evaluate(call, { now = Date.now() } = {}) {
     const ms = nowOption(now);
     const text = jsonText(call);
-    if (text === null) return { decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed tool call: ${notJson('the call', call)}.` };
+    if (text === null) return unrepresentableCall(call);
     const raw = JSON.parse(this.#toolgate.callCore(() => this.#acquire().evaluate(text, ms)));
     return raw.pending ? raw : decisionFrom(raw);
   }
@@ -383,7 +388,7 @@ class Policy {
   #start(call, now) {
     const ms = nowOption(now);
     const text = jsonText(call);
-    if (text === null) return { decision: 'deny', code: 'invalid_call', rule: '', message: `Malformed tool call: ${notJson('the call', call)}.` };
+    if (text === null) return unrepresentableCall(call);
     const handle = this.#toolgate.callCore(() => this.#acquire());
     const raw = JSON.parse(this.#toolgate.callCore(() => handle.start(text, ms)));
     if (raw.ticket === undefined) return decisionFrom(raw);
