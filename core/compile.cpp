@@ -245,14 +245,9 @@ class Compiler {
     }
   }
 
-  static const json* member(const json& object, std::string_view name) {
-    const auto& members = object.get_ref<const json::object_t&>();
-    auto it = members.find(std::string(name));
-    return it == members.end() ? nullptr : &it->second;
-  }
 
   std::optional<std::string> optional_string(const json& object, std::string_view name, const std::string& pointer) {
-    const json* value = member(object, name);
+    const json* value = find_member(object, name);
     if (!value) return std::nullopt;
     std::string at = pointer + "/" + std::string(name);
     if (!expect_type(*value, json::value_t::string, at, "\"" + std::string(name) + "\" must be a string"))
@@ -346,7 +341,7 @@ class Compiler {
       return false;
     check_fields(value, pointer,
                  {"action", "on_deny", "reason", "args", "require", "deny_if", "limits", "rate_limit", "approval"});
-    if (const json* action = member(value, "action")) {
+    if (const json* action = find_member(value, "action")) {
       if (*action == json("allow")) {
         entry.action = Action::allow;
       } else if (*action == json("deny")) {
@@ -365,15 +360,15 @@ class Compiler {
             "\"reason\" is an alias of \"on_deny\"; give only one of them", /*at_key=*/true);
     }
     entry.on_deny = on_deny ? *on_deny : reason ? *reason : "";
-    if (const json* args = member(value, "args")) {
+    if (const json* args = find_member(value, "args")) {
       Schema schema;
       if (compile_schema(*args, pointer + "/args", schema, 0)) entry.args = std::move(schema);
     }
-    if (const json* approval = member(value, "approval")) {
+    if (const json* approval = find_member(value, "approval")) {
       std::string at = pointer + "/approval";
       if (expect_type(*approval, json::value_t::object, at, "\"approval\" must be an object such as {\"timeout\": \"10m\"}")) {
         check_fields(*approval, at, {"timeout"});
-        if (const json* timeout = member(*approval, "timeout")) {
+        if (const json* timeout = find_member(*approval, "timeout")) {
           if (auto ms = parse_duration_ms(*timeout)) {
             entry.approval_timeout_ms = *ms;
           } else {
@@ -394,13 +389,13 @@ class Compiler {
 
   // --- rule sets: require, deny_if, limits, rate_limit ---------------------
   void compile_rules(const json& object, const std::string& pointer, RuleSet& rules) {
-    if (const json* require = member(object, "require")) {
+    if (const json* require = find_member(object, "require")) {
       compile_groups(*require, pointer + "/require", rules.require, /*allow_single_condition=*/true);
     }
-    if (const json* deny_if = member(object, "deny_if")) {
+    if (const json* deny_if = find_member(object, "deny_if")) {
       compile_groups(*deny_if, pointer + "/deny_if", rules.deny_if, /*allow_single_condition=*/false);
     }
-    if (const json* limits = member(object, "limits")) {
+    if (const json* limits = find_member(object, "limits")) {
       std::string at = pointer + "/limits";
       if (expect_type(*limits, json::value_t::array, at, "\"limits\" must be a list of limits")) {
         const auto& entries = limits->get_ref<const json::array_t&>();
@@ -410,7 +405,7 @@ class Compiler {
         }
       }
     }
-    if (const json* rate_limit = member(object, "rate_limit")) {
+    if (const json* rate_limit = find_member(object, "rate_limit")) {
       Limit limit;
       if (compile_rate_limit(*rate_limit, pointer + "/rate_limit", limit)) rules.limits.push_back(std::move(limit));
     }
@@ -431,7 +426,7 @@ class Compiler {
       ConditionGroup group;
       group.pointer = at;
       bool ok = true;
-      if (allow_single_condition && member(entry, "conditions") == nullptr) {
+      if (allow_single_condition && find_member(entry, "conditions") == nullptr) {
         // One condition, optionally with its own message.
         Condition condition;
         ok = compile_condition(entry, at, condition, /*allow_on_deny=*/true);
@@ -439,7 +434,7 @@ class Compiler {
         if (auto on_deny = optional_string(entry, "on_deny", at)) group.on_deny = *on_deny;
       } else {
         check_fields(entry, at, {"conditions", "on_deny"});
-        const json* conditions = member(entry, "conditions");
+        const json* conditions = find_member(entry, "conditions");
         if (!conditions) {
           error("missing_field", at, "a \"deny_if\" entry needs \"conditions\": a list of conditions that all must hold");
           continue;
@@ -473,7 +468,7 @@ class Compiler {
       check_fields(value, pointer, {"path", "op", "value"});
     }
     bool ok = true;
-    const json* path_value = member(value, "path");
+    const json* path_value = find_member(value, "path");
     if (!path_value) {
       error("missing_field", pointer, "a condition needs \"path\", such as \"args.amount\" or \"grant.role\"");
       ok = false;
@@ -482,7 +477,7 @@ class Compiler {
     } else {
       ok = false;
     }
-    const json* op_value = member(value, "op");
+    const json* op_value = find_member(value, "op");
     if (!op_value) {
       error("missing_field", pointer, "a condition needs \"op\", one of " + quoted_list(kOperatorNames));
       return false;
@@ -494,7 +489,7 @@ class Compiler {
       return false;
     }
     condition.op = *op;
-    const json* operand = member(value, "value");
+    const json* operand = find_member(value, "value");
     std::string at = pointer + "/value";
     if (condition.op == Op::exists) {
       if (operand && !expect_type(*operand, json::value_t::boolean, at,
@@ -562,7 +557,7 @@ class Compiler {
     limit.pointer = pointer;
     limit.counter = pointer;
     bool ok = true;
-    if (const json* counter = member(value, "counter")) {
+    if (const json* counter = find_member(value, "counter")) {
       if (!counter->is_string() || as_string(*counter).empty()) {
         error("wrong_type", pointer + "/counter", "\"counter\" must be a non-empty string naming a shared count");
         ok = false;
@@ -571,7 +566,7 @@ class Compiler {
       }
     }
     ok = compile_window_and_max(value, pointer, limit) && ok;
-    if (const json* scope = member(value, "scope")) {
+    if (const json* scope = find_member(value, "scope")) {
       if (*scope == json("grant")) {
         limit.scope = Scope::grant;
       } else if (*scope == json("global")) {
@@ -581,12 +576,12 @@ class Compiler {
         ok = false;
       }
     }
-    if (const json* key = member(value, "key")) {
+    if (const json* key = find_member(value, "key")) {
       limit.key = path(*key, pointer + "/key");
       ok = ok && limit.key.has_value();
     }
-    const json* cost = member(value, "cost");
-    const json* cost_from = member(value, "cost_from");
+    const json* cost = find_member(value, "cost");
+    const json* cost_from = find_member(value, "cost_from");
     if (cost && cost_from) {
       error("conflicting_fields", pointer + "/cost_from",
             "give either \"cost\" (a fixed amount) or \"cost_from\" (a path), not both", /*at_key=*/true);
@@ -605,7 +600,7 @@ class Compiler {
 
   bool compile_window_and_max(const json& value, const std::string& pointer, Limit& limit) {
     bool ok = true;
-    if (const json* window = member(value, "window")) {
+    if (const json* window = find_member(value, "window")) {
       if (auto ms = parse_duration_ms(*window)) {
         limit.window_ms = *ms;
       } else {
@@ -618,7 +613,7 @@ class Compiler {
       error("missing_field", pointer, "a limit needs a \"window\", such as \"minute\"");
       ok = false;
     }
-    if (const json* max = member(value, "max")) {
+    if (const json* max = find_member(value, "max")) {
       auto parsed = positive_integer(*max, pointer + "/max", "max");
       ok = ok && parsed.has_value();
       if (parsed) limit.max = *parsed;
@@ -626,7 +621,7 @@ class Compiler {
       error("missing_field", pointer, "a limit needs \"max\", the number of calls (or cost) allowed per window");
       ok = false;
     }
-    if (const json* algorithm = member(value, "algorithm")) {
+    if (const json* algorithm = find_member(value, "algorithm")) {
       if (*algorithm == json("fixed")) {
         limit.algorithm = Algorithm::fixed;
       } else if (*algorithm == json("sliding")) {
@@ -704,8 +699,8 @@ class Compiler {
       error("unknown_field", pointer + "/" + escape_pointer_token(name), message, /*at_key=*/true);
       ok = false;
     }
-    if (const json* type = member(value, "type")) ok = compile_schema_type(*type, pointer + "/type", schema) && ok;
-    if (const json* properties = member(value, "properties")) {
+    if (const json* type = find_member(value, "type")) ok = compile_schema_type(*type, pointer + "/type", schema) && ok;
+    if (const json* properties = find_member(value, "properties")) {
       std::string at = pointer + "/properties";
       if (expect_type(*properties, json::value_t::object, at, "\"properties\" must be an object of schemas")) {
         for (const auto& [name, property] : properties->get_ref<const json::object_t&>()) {
@@ -717,7 +712,7 @@ class Compiler {
         ok = false;
       }
     }
-    if (const json* required = member(value, "required")) {
+    if (const json* required = find_member(value, "required")) {
       std::string at = pointer + "/required";
       bool strings = required->is_array();
       if (strings) {
@@ -731,7 +726,7 @@ class Compiler {
         ok = false;
       }
     }
-    if (const json* additional = member(value, "additionalProperties")) {
+    if (const json* additional = find_member(value, "additionalProperties")) {
       if (additional->is_boolean()) {
         schema.additional_allowed = additional->get_ref<const bool&>();
       } else {
@@ -739,15 +734,15 @@ class Compiler {
         ok = compile_schema(*additional, pointer + "/additionalProperties", *schema.additional_schema, depth + 1) && ok;
       }
     }
-    if (const json* enumeration = member(value, "enum")) {
+    if (const json* enumeration = find_member(value, "enum")) {
       if (expect_type(*enumeration, json::value_t::array, pointer + "/enum", "\"enum\" must be a list of values")) {
         schema.enumeration = enumeration->get_ref<const json::array_t&>();
       } else {
         ok = false;
       }
     }
-    if (const json* constant = member(value, "const")) schema.constant = *constant;
-    if (const json* pattern = member(value, "pattern")) {
+    if (const json* constant = find_member(value, "const")) schema.constant = *constant;
+    if (const json* pattern = find_member(value, "pattern")) {
       std::string at = pointer + "/pattern";
       if (expect_type(*pattern, json::value_t::string, at, "\"pattern\" must be a regex string")) {
         auto compiled = compile_regex(as_string(*pattern));
@@ -771,7 +766,7 @@ class Compiler {
     ok = schema_number(value, "maximum", pointer, schema.maximum) && ok;
     ok = schema_number(value, "exclusiveMinimum", pointer, schema.exclusive_minimum) && ok;
     ok = schema_number(value, "exclusiveMaximum", pointer, schema.exclusive_maximum) && ok;
-    if (const json* items = member(value, "items")) {
+    if (const json* items = find_member(value, "items")) {
       schema.items = std::make_unique<Schema>();
       ok = compile_schema(*items, pointer + "/items", *schema.items, depth + 1) && ok;
     }
@@ -807,7 +802,7 @@ class Compiler {
 
   bool schema_count(const json& value, std::string_view name, const std::string& pointer,
                     std::optional<std::size_t>& out) {
-    const json* keyword = member(value, name);
+    const json* keyword = find_member(value, name);
     if (!keyword) return true;
     double number = keyword->is_number() ? as_double(*keyword) : -1;
     if (number < 0 || std::floor(number) != number || number > kMaxSafeInteger) {
@@ -820,7 +815,7 @@ class Compiler {
   }
 
   bool schema_number(const json& value, std::string_view name, const std::string& pointer, std::optional<double>& out) {
-    const json* keyword = member(value, name);
+    const json* keyword = find_member(value, name);
     if (!keyword) return true;
     if (!keyword->is_number()) {
       error("wrong_type", pointer + "/" + std::string(name),
@@ -838,7 +833,7 @@ class Compiler {
     for (std::string_view name : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
                                   "minLength", "maxLength", "items", "minItems", "maxItems", "properties",
                                   "required", "additionalProperties"}) {
-      if (member(value, name)) {
+      if (find_member(value, name)) {
         warning("untyped_schema", pointer,
                 "\"" + std::string(name) + "\" only constrains values of its own type and lets values of other "
                 "types pass; add \"type\" to this schema");

@@ -27,6 +27,13 @@ inline const std::string& as_string(const nlohmann::json& value) {
   return value.get_ref<const std::string&>();
 }
 
+// The member `name` of a JSON object, or nullptr. `object` must be an object.
+inline const nlohmann::json* find_member(const nlohmann::json& object, std::string_view name) {
+  const auto& members = object.get_ref<const nlohmann::json::object_t&>();
+  auto it = members.find(std::string(name));
+  return it == members.end() ? nullptr : &it->second;
+}
+
 // A double as JSON, written as an integer when it is one (10, not 10.0).
 inline nlohmann::json number_json(double value) {
   if (value == static_cast<double>(static_cast<std::int64_t>(value)) && value > -9007199254740992.0 &&

@@ -12,12 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 
-const json* find(const json& object, const char* name) {
-  const auto& members = object.get_ref<const json::object_t&>();
-  auto it = members.find(name);
-  return it == members.end() ? nullptr : &it->second;
-}
-
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
@@ -77,13 +71,13 @@ std::optional<std::int64_t> read_rfc3339(std::string_view text) {
 }
 
 std::optional<double> number_field(const json& object, const char* name) {
-  const json* value = find(object, name);
+  const json* value = find_member(object, name);
   if (!value || !value->is_number()) return std::nullopt;
   return as_double(*value);
 }
 
 std::optional<std::string> string_field(const json& object, const char* name) {
-  const json* value = find(object, name);
+  const json* value = find_member(object, name);
   if (!value || !value->is_string()) return std::nullopt;
   return as_string(*value);
 }
@@ -242,8 +236,8 @@ std::optional<PendingCall> read_pending(const json& value) {
   auto now = number_field(value, "now");
   auto allow_rule = string_field(value, "allow_rule");
   auto tool = string_field(value, "tool");
-  const json* counters = find(value, "counters");
-  const json* limits = find(value, "limits");
+  const json* counters = find_member(value, "counters");
+  const json* limits = find_member(value, "limits");
   if (!now || !allow_rule || !tool || !counters || !counters->is_array() || !limits || !limits->is_array())
     return std::nullopt;
   pending.now_ms = static_cast<std::int64_t>(*now);
@@ -289,7 +283,7 @@ std::optional<PendingCall> read_pending(const json& value) {
     pending.owned_text.push_back(std::move(owned_rule));
     pending.owned_text.push_back(std::move(owned_message));
   }
-  if (const json* approval = find(value, "approval")) {
+  if (const json* approval = find_member(value, "approval")) {
     if (!approval->is_object()) return std::nullopt;
     auto id = string_field(*approval, "id");
     auto timeout = number_field(*approval, "timeout_ms");
