@@ -175,6 +175,14 @@ export async function main(argv) {
       return check(args);
     case 'eval':
       return evaluate(args);
+    // The proxy's commands live in their own modules, loaded only when used.
+    case 'serve':
+    case 'stdio':
+    case 'scan':
+    case 'approvals': {
+      const { run } = await import(`../lib/cli/${command}.js`);
+      return run(args, { fail });
+    }
     case '--version':
     case '-v':
     case 'version':

@@ -95,11 +95,42 @@ export interface CounterStore {
   rollback(reservation: Reservation): Promise<void>;
 }
 
+/** A call waiting for a human (the proxy records one per approval_required answer). */
+export interface ApprovalRequest {
+  /** The decision's approval_id. */
+  id: string;
+  grant: string;
+  /** The upstream server's name ("default" for a single one). */
+  server: string;
+  tool: string;
+  /** Shown to the approver; they decide on what exactly will run. */
+  arguments: Record<string, unknown>;
+  /** The decision's message. */
+  message: string;
+  /** Epoch ms of the first request. */
+  requested_at: number;
+  /** Epoch ms after which the request is dropped unanswered. */
+  expires_at: number;
+}
+
+/**
+ * Where approvals live. authorize() needs approve/isApproved/consume; the
+ * proxy also records and lists requests (request/get/list/reject).
+ */
 export interface ApprovalStore {
+  /** Approves an id (and removes its request from the waiting list). */
   approve(id: string, now: number): Promise<void>;
   isApproved(id: string, timeoutMs: number, now: number): Promise<boolean>;
   /** Uses an approval up (it allows one call); false when it was not valid. */
   consume(id: string, timeoutMs: number, now: number): Promise<boolean>;
+  /** Records a waiting request; a request already waiting under the same id is kept as it is. */
+  request?(request: ApprovalRequest): Promise<void>;
+  /** A waiting request, or null (unknown, decided or expired). */
+  get?(id: string, now: number): Promise<ApprovalRequest | null>;
+  /** Waiting requests, oldest first, expired ones left out. */
+  list?(now: number): Promise<ApprovalRequest[]>;
+  /** A human said no: drops the request. False when it was not waiting. */
+  reject?(id: string, now: number): Promise<boolean>;
 }
 
 /** Step one's answer when the decision needs the store. */
@@ -209,4 +240,8 @@ export class MemoryApprovalStore implements ApprovalStore {
   approve(id: string, now: number): Promise<void>;
   isApproved(id: string, timeoutMs: number, now: number): Promise<boolean>;
   consume(id: string, timeoutMs: number, now: number): Promise<boolean>;
+  request(request: ApprovalRequest): Promise<void>;
+  get(id: string, now: number): Promise<ApprovalRequest | null>;
+  list(now: number): Promise<ApprovalRequest[]>;
+  reject(id: string, now: number): Promise<boolean>;
 }

@@ -95,9 +95,11 @@ export class MemoryCounterStore {
 
 export class MemoryApprovalStore {
   #approvals = new Map(); // id -> approved-at (ms)
+  #requests = new Map(); // id -> ApprovalRequest waiting for a human
 
   async approve(id, now) {
     this.#approvals.set(id, now);
+    this.#requests.delete(id);
   }
 
   async isApproved(id, timeoutMs, now) {
@@ -110,5 +112,38 @@ export class MemoryApprovalStore {
     if (!(await this.isApproved(id, timeoutMs, now))) return false;
     this.#approvals.delete(id);
     return true;
+  }
+
+  // Records a call waiting for a human. The first request of an id is kept:
+  // an agent retrying the same call does not move it down the list.
+  async request(request) {
+    if (!this.#requests.has(request.id)) this.#requests.set(request.id, structuredClone(request));
+  }
+
+  async get(id, now) {
+    const request = this.#requests.get(id);
+    if (!request) return null;
+    if (request.expires_at <= now) {
+      this.#requests.delete(id);
+      return null;
+    }
+    return structuredClone(request);
+  }
+
+  // Requests still waiting, oldest first.
+  async list(now) {
+    const waiting = [];
+    for (const [id, request] of this.#requests) {
+      if (request.expires_at <= now) this.#requests.delete(id);
+      else waiting.push(structuredClone(request));
+    }
+    return waiting.sort((a, b) => a.requested_at - b.requested_at || (a.id < b.id ? -1 : 1));
+  }
+
+  // A human said no: the request leaves the list. False when it was not waiting.
+  async reject(id, now) {
+    const request = await this.get(id, now);
+    this.#requests.delete(id);
+    return request !== null;
   }
 }
