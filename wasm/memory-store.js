@@ -108,8 +108,11 @@ export class MemoryApprovalStore {
   }
 
   // Uses an approval up (it allows one call). False when it was not valid.
+  // Checked and used in one synchronous step: two calls racing for one
+  // approval must not both get it.
   async consume(id, timeoutMs, now) {
-    if (!(await this.isApproved(id, timeoutMs, now))) return false;
+    const at = this.#approvals.get(id);
+    if (!(at !== undefined && now >= at && now - at <= timeoutMs)) return false;
     this.#approvals.delete(id);
     return true;
   }
@@ -117,7 +120,8 @@ export class MemoryApprovalStore {
   // Records a call waiting for a human. The first request of an id is kept:
   // an agent retrying the same call does not move it down the list.
   async request(request) {
-    if (!this.#requests.has(request.id)) this.#requests.set(request.id, structuredClone(request));
+    const held = this.#requests.get(request.id);
+    if (!held || held.expires_at <= request.requested_at) this.#requests.set(request.id, structuredClone(request));
   }
 
   async get(id, now) {

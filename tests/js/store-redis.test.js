@@ -3,94 +3,21 @@
 // TTLs, calls spanning hash tags, scripts lost by the server, timeouts, a
 // server that goes away (fail closed), and decisions through a compiled policy.
 //
-// Starts its own redis-server (Debian package redis-server) on a free port on
-// 127.0.0.1, without persistence, in a temporary directory; stopped in after(),
-// and by a watchdog if this process dies first.
+// Starts its own redis-server (./redis-server.js); stopped in after(), and by a
+// watchdog if this process dies first.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisCounterStore, createRedisCounterStore } from '../../worker/stores/redis.js';
 import { T0, conformance, requestsFor } from './store-conformance.js';
+import { MISSING, REDIS_SERVER, freePort, startRedis } from './redis-server.js';
 
-const REDIS_SERVER = '/usr/bin/redis-server';
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
-
-// A free TCP port on 127.0.0.1 (free when asked; redis-server may still lose a race for it).
-async function freePort() {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-// Whether a Redis on `port` answers PING.
-function pings(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (data) => {
-      reply += data;
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
-    });
-    socket.on('error', () => done(false));
-  });
-}
-
-// The shell stops the server, and removes its directory, when its stdin
-// closes: when stop() ends it, or when this process exits in any way (a crash,
-// a kill, a test-runner timeout), so no redis-server outlives the tests.
-const WATCHDOG = 'dir=$1; shift; "$@" & server=$!; read -r _; kill "$server" 2>/dev/null; wait "$server"; rm -rf "$dir"';
-
-const MISSING = `${REDIS_SERVER} is missing: run scripts/setup.sh, which installs the Debian package redis-server (CI does)`;
-
-/** Starts a throwaway redis-server; resolves to { port, url, stop() }. */
-async function startRedis() {
-  if (!existsSync(REDIS_SERVER)) throw new Error(MISSING);
-  let lastOutput = '';
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    const dir = await mkdtemp(join(tmpdir(), 'toolgate-redis-'));
-    const port = await freePort();
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'];
-    const child = spawn('/bin/sh', ['-c', WATCHDOG, 'redis-watchdog', dir, REDIS_SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (data) => { output += data; });
-    child.stderr.on('data', (data) => { output += data; });
-    const exited = once(child, 'exit');
-    const stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdin.end();
-        await exited;
-      }
-    };
-    for (let waited = 0; waited < 5000 && child.exitCode === null; waited += 50) {
-      if (await pings(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
-      await sleep(50);
-    }
-    await stop();
-    lastOutput = output;
-  }
-  throw new Error(`redis-server did not start (it answered no PING):\n${lastOutput}`);
-}
 
 // Without the server every test below fails (in before()); this one says why.
 test('redis-server is installed', () => {

@@ -5,6 +5,10 @@
 // call): Redis runs a script atomically, so reading the counts, applying the
 // spec's admission rule and charging cannot interleave with another proxy's
 // call. Key layout, configuration and failure behaviour: ./README.md.
+//
+// RedisApprovalStore (further down): the ApprovalStore, approvals and waiting
+// requests shared by the proxy instances; consume() is one script, so one
+// approval allows one call across all of them.
 
 import { createClient } from 'redis';
 
@@ -78,7 +82,8 @@ end
 return 1
 `;
 
-// Marks a store made by createRedisCounterStore: its close() closes the client.
+// Marks a store made by createRedisCounterStore or createRedisApprovalStore:
+// its close() closes the client.
 const OWNS_CLIENT = Symbol('ownsClient');
 
 class RedisTimeoutError extends Error {
@@ -148,12 +153,80 @@ function countOf(text) {
   return value;
 }
 
+// Sends one store's commands and Lua scripts, each within a deadline. Shared
+// by the counter and the approval store, so both fail the same way.
+class RedisCommands {
+  #client;
+  #timeoutMs;
+  #shas = new Map(); // script -> Promise<sha1>, loaded once per store
+
+  constructor(client, timeoutMs) {
+    this.#client = client;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** A deadline (performance.now() time) `timeoutMs` from now. */
+  deadline() {
+    return performance.now() + this.#timeoutMs;
+  }
+
+  /** Loads scripts now instead of on their first use. */
+  async load(scripts) {
+    const deadline = this.deadline();
+    await Promise.all(scripts.map((script) => this.#sha(script, deadline)));
+  }
+
+  // EVALSHA, and EVAL when Redis lost the script (restart, failover, SCRIPT
+  // FLUSH); EVAL caches it again for the next EVALSHA.
+  async eval(script, keys, args, deadline, onLateReply) {
+    const sha = await this.#sha(script, deadline);
+    try {
+      return await this.command(['EVALSHA', sha, String(keys.length), ...keys, ...args], deadline, onLateReply);
+    } catch (error) {
+      if (!String(error?.message).startsWith('NOSCRIPT')) throw error;
+      return this.command(['EVAL', script, String(keys.length), ...keys, ...args], deadline, onLateReply);
+    }
+  }
+
+  #sha(script, deadline) {
+    let loading = this.#shas.get(script);
+    if (!loading) {
+      loading = this.command(['SCRIPT', 'LOAD', script], deadline);
+      this.#shas.set(script, loading);
+      loading.catch(() => this.#shas.delete(script)); // retried on the next call
+    }
+    return loading;
+  }
+
+  // One command, rejected once `deadline` passes. A command node-redis has not
+  // written yet (it queues them while reconnecting) is aborted, so it never
+  // runs late; one already written may still run, and onLateReply sees it.
+  async command(args, deadline, onLateReply) {
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) throw new RedisTimeoutError(this.#timeoutMs);
+    const abort = new AbortController();
+    const reply = Promise.resolve().then(() => this.#client.sendCommand(args, { abortSignal: abort.signal }));
+    const timeout = deadlineAfter(remaining, () => {
+      abort.abort();
+      return new RedisTimeoutError(this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([reply, timeout.promise]);
+    } catch (error) {
+      if (error instanceof RedisTimeoutError) reply.then(onLateReply ?? (() => {}), () => {});
+      throw error;
+    } finally {
+      timeout.cancel();
+    }
+  }
+}
+
 export class RedisCounterStore {
   #client;
   #prefix;
   #timeoutMs;
   #owned;
-  #shas = new Map(); // script -> Promise<sha1>, loaded once per store
+  #redis;
   #settled = new WeakSet(); // reservations committed or rolled back
 
   /**
@@ -177,6 +250,7 @@ export class RedisCounterStore {
     this.#prefix = prefix;
     this.#timeoutMs = timeoutMs;
     this.#owned = owned;
+    this.#redis = new RedisCommands(client, timeoutMs);
   }
 
   /** The Redis key of `request`'s bucket that starts at `start` (epoch ms). */
@@ -210,8 +284,7 @@ export class RedisCounterStore {
 
   /** Loads the Lua scripts now instead of on the first call. */
   async loadScripts() {
-    const deadline = performance.now() + this.#timeoutMs;
-    await Promise.all([RESERVE_SCRIPT, ROLLBACK_SCRIPT].map((script) => this.#sha(script, deadline)));
+    await this.#redis.load([RESERVE_SCRIPT, ROLLBACK_SCRIPT]);
   }
 
   /** Closes the client if this store created it (createRedisCounterStore). */
@@ -227,7 +300,7 @@ export class RedisCounterStore {
     if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
     requests.forEach(checkRequest);
     if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
-    const deadline = performance.now() + this.#timeoutMs;
+    const deadline = this.#redis.deadline();
 
     const groups = new Map(); // tag -> request indexes
     requests.forEach((request, i) => {
@@ -282,7 +355,7 @@ export class RedisCounterStore {
     const onLateReply = (reply) => {
       if (charge && reply?.[0] === '1') this.#giveBack(charges).catch(() => {});
     };
-    const reply = await this.#eval(RESERVE_SCRIPT, keys, args, deadline, onLateReply);
+    const reply = await this.#redis.eval(RESERVE_SCRIPT, keys, args, deadline, onLateReply);
     if (!Array.isArray(reply) || reply.length !== 1 + keys.length) {
       throw new Error('the Redis reserve script returned an unexpected reply');
     }
@@ -300,53 +373,30 @@ export class RedisCounterStore {
       groups.get(tag).args.push(String(cost));
     }
     for (const { keys, args } of groups.values()) {
-      await this.#eval(ROLLBACK_SCRIPT, keys, args, performance.now() + this.#timeoutMs);
+      await this.#redis.eval(ROLLBACK_SCRIPT, keys, args, this.#redis.deadline());
     }
   }
+}
 
-  // EVALSHA, and EVAL when Redis lost the script (restart, failover, SCRIPT
-  // FLUSH); EVAL caches it again for the next EVALSHA.
-  async #eval(script, keys, args, deadline, onLateReply) {
-    const sha = await this.#sha(script, deadline);
-    try {
-      return await this.#command(['EVALSHA', sha, String(keys.length), ...keys, ...args], deadline, onLateReply);
-    } catch (error) {
-      if (!String(error?.message).startsWith('NOSCRIPT')) throw error;
-      return this.#command(['EVAL', script, String(keys.length), ...keys, ...args], deadline, onLateReply);
-    }
+// A node-redis client for `url`, connected within `connectTimeoutMs`, its
+// 'error' events sent to `onError` (node-redis would crash the process on an
+// 'error' event nobody listens to).
+async function connectClient({ url, connectTimeoutMs, clientOptions, onError }) {
+  const client = createClient({ ...clientOptions, url });
+  client.on('error', onError);
+  const deadline = deadlineAfter(connectTimeoutMs, () => new Error(`could not connect to Redis at ${url} within ${connectTimeoutMs} ms`));
+  const connecting = client.connect();
+  connecting.catch(() => {}); // settled below, or moot once destroyed
+  try {
+    await Promise.race([connecting, deadline.promise]);
+  } catch (error) {
+    // node-redis would keep reconnecting in the background.
+    destroyClient(client);
+    throw error;
+  } finally {
+    deadline.cancel();
   }
-
-  #sha(script, deadline) {
-    let loading = this.#shas.get(script);
-    if (!loading) {
-      loading = this.#command(['SCRIPT', 'LOAD', script], deadline);
-      this.#shas.set(script, loading);
-      loading.catch(() => this.#shas.delete(script)); // retried on the next call
-    }
-    return loading;
-  }
-
-  // One command, rejected once `deadline` passes. A command node-redis has not
-  // written yet (it queues them while reconnecting) is aborted, so it never
-  // runs late; one already written may still run, and onLateReply sees it.
-  async #command(args, deadline, onLateReply) {
-    const remaining = deadline - performance.now();
-    if (remaining <= 0) throw new RedisTimeoutError(this.#timeoutMs);
-    const abort = new AbortController();
-    const reply = Promise.resolve().then(() => this.#client.sendCommand(args, { abortSignal: abort.signal }));
-    const timeout = deadlineAfter(remaining, () => {
-      abort.abort();
-      return new RedisTimeoutError(this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([reply, timeout.promise]);
-    } catch (error) {
-      if (error instanceof RedisTimeoutError) reply.then(onLateReply ?? (() => {}), () => {});
-      throw error;
-    } finally {
-      timeout.cancel();
-    }
-  }
+  return client;
 }
 
 /**
@@ -363,21 +413,328 @@ export async function createRedisCounterStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
-  const client = createClient({ ...clientOptions, url });
-  client.on('error', onError);
-  const deadline = deadlineAfter(connectTimeoutMs, () => new Error(`could not connect to Redis at ${url} within ${connectTimeoutMs} ms`));
-  const connecting = client.connect();
-  connecting.catch(() => {}); // settled below, or moot once destroyed
-  try {
-    await Promise.race([connecting, deadline.promise]);
-  } catch (error) {
-    // node-redis would keep reconnecting in the background.
-    destroyClient(client);
-    throw error;
-  } finally {
-    deadline.cancel();
-  }
+  const client = await connectClient({ url, connectTimeoutMs, clientOptions, onError });
   const store = new RedisCounterStore({ client, prefix, timeoutMs, [OWNS_CLIENT]: true });
+  try {
+    await store.loadScripts();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
+// ---------------------------------------------------------------------------
+// RedisApprovalStore: the ApprovalStore (wasm/index.d.ts) for several proxy
+// instances sharing approvals and waiting requests, with MemoryApprovalStore's
+// semantics (wasm/memory-store.js). Every time is the caller's `now`, as in the
+// core; Redis's own clock only drives TTLs that collect garbage.
+//
+// Keys, all under the one hash tag {approvals}, so that every script may touch
+// any of them on Redis Cluster (one slot: approvals come at the pace of human
+// decisions, and list() needs one ordered index anyway):
+//   <prefix>:{approvals}:approved:<id>  approval time (epoch ms), TTL approvalTtlMs
+//   <prefix>:{approvals}:request:<id>   the waiting request's JSON, TTL until expires_at (+ slack)
+//   <prefix>:{approvals}:waiting        sorted set: id by requested_at (list order)
+//   <prefix>:{approvals}:expiring       sorted set: id by expires_at (what has expired)
+
+const APPROVALS_TAG = 'approvals';
+
+// A request key outlives its expires_at by this much: its TTL runs on Redis's
+// clock, and a proxy whose clock is behind must still find the request until
+// its own `now` reaches expires_at (get() and list() check expires_at).
+const REQUEST_CLOCK_SLACK_MS = 60_000;
+
+// Uses an approval up when it is valid at `now` (the rule of
+// MemoryApprovalStore.isApproved), in one step, so two proxies cannot both use it.
+// KEYS[1]: the approval. ARGV: now, timeout_ms.
+// Returns { approved_at, pttl } when used up (for a late-reply restore), else 0.
+const CONSUME_SCRIPT = `
+local held = redis.call('GET', KEYS[1])
+if not held then return 0 end
+local at, now, timeout = tonumber(held), tonumber(ARGV[1]), tonumber(ARGV[2])
+if not (at and now >= at and now - at <= timeout) then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return { held, ttl }
+`;
+
+// KEYS: the approval, the request, waiting, expiring. ARGV: now, ttl_ms, id.
+const APPROVE_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
+return 1
+`;
+
+// purge(waiting, expiring, now, limit): drops the index entries of requests
+// expired at `now` (their keys expire by TTL), at most `limit` of them (0: all).
+const PURGE_FUNCTION = `
+local function purge(waiting, expiring, now, limit)
+  local expired
+  if limit > 0 then
+    expired = redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT', 0, limit)
+  else
+    expired = redis.call('ZRANGEBYSCORE', expiring, '-inf', now)
+  end
+  for _, id in ipairs(expired) do
+    redis.call('ZREM', waiting, id)
+    redis.call('ZREM', expiring, id)
+  end
+end
+`;
+
+// Records a waiting request unless one is already waiting under its id (at
+// the new request's requested_at). A held one that has expired is replaced:
+// the agent asking again after expiry starts a new wait.
+// KEYS: the request, waiting, expiring. ARGV: json, requested_at, expires_at, ttl_ms, id.
+const REQUEST_SCRIPT = `${PURGE_FUNCTION}
+local held_until = redis.call('ZSCORE', KEYS[3], ARGV[5])
+if held_until and tonumber(held_until) > tonumber(ARGV[2]) and redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+purge(KEYS[2], KEYS[3], ARGV[2], 100)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
+return 1
+`;
+
+// The ids still waiting at `now`, in requested_at order, after dropping the
+// expired ones from the index. KEYS: waiting, expiring. ARGV: now.
+const LIST_SCRIPT = `${PURGE_FUNCTION}
+purge(KEYS[1], KEYS[2], ARGV[1], 0)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+// Drops a request; 1 when it was waiting at `now`, else 0.
+// KEYS: the request, waiting, expiring. ARGV: id, now.
+const REJECT_SCRIPT = `
+local held_until = redis.call('ZSCORE', KEYS[3], ARGV[1])
+local held = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if held == 1 and held_until and tonumber(held_until) > tonumber(ARGV[2]) then return 1 end
+return 0
+`;
+
+const APPROVAL_SCRIPTS = [CONSUME_SCRIPT, APPROVE_SCRIPT, REQUEST_SCRIPT, LIST_SCRIPT, REJECT_SCRIPT];
+
+// Bad input must not reach Redis as "NaN" or "undefined" (a wrong key, or a
+// Lua error); throwing denies the call (authorize fails closed).
+function checkId(id) {
+  if (typeof id !== 'string' || id === '') throw new TypeError('an approval id must be a non-empty string');
+}
+
+function checkTime(value, name) {
+  if (!Number.isFinite(value)) throw new TypeError(`${name} must be a finite number (epoch milliseconds)`);
+}
+
+function checkRequestRecord(request) {
+  if (!request || typeof request !== 'object') throw new TypeError('request() needs an ApprovalRequest object');
+  checkId(request.id);
+  checkTime(request.requested_at, 'requested_at');
+  checkTime(request.expires_at, 'expires_at');
+}
+
+// A request as stored; anything else under a request key is a corrupt store,
+// and an error (the proxy then fails closed) rather than a guess.
+function parseRequest(text, key) {
+  let request;
+  try {
+    request = JSON.parse(text);
+  } catch {
+    throw new Error(`Redis key ${key} does not hold JSON`);
+  }
+  if (!request || typeof request !== 'object' || typeof request.id !== 'string' || !Number.isFinite(request.expires_at)) {
+    throw new Error(`Redis key ${key} does not hold an approval request`);
+  }
+  return request;
+}
+
+// The list order of MemoryApprovalStore: requested_at, then id by UTF-16 code
+// units (Redis orders equal scores by bytes, which differs beyond the BMP).
+function oldestFirst(a, b) {
+  return a.requested_at - b.requested_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+export class RedisApprovalStore {
+  #client;
+  #prefix;
+  #timeoutMs;
+  #approvalTtlMs;
+  #owned;
+  #redis;
+
+  /**
+   * `client`: a connected node-redis client; the caller owns it (and its
+   * 'error' listener) unless the store was made by createRedisApprovalStore.
+   * `prefix`: the first segment of every key. `timeoutMs`: how long one
+   * operation (all its round trips) waits for Redis before rejecting.
+   * `approvalTtlMs`: how long Redis keeps an approval nobody used; at least the
+   * longest approval.timeout of the policies served (an approval is valid for
+   * the call's timeout only, whatever this is).
+   */
+  constructor({ client, prefix = 'tg', timeoutMs = 250, approvalTtlMs = 24 * 60 * 60 * 1000, [OWNS_CLIENT]: owned = false } = {}) {
+    if (!client || typeof client.sendCommand !== 'function') {
+      throw new TypeError('RedisApprovalStore needs `client`, a connected node-redis client');
+    }
+    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+      throw new TypeError('RedisApprovalStore `prefix` must be a non-empty string without "{" or "}"');
+    }
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+      throw new TypeError('RedisApprovalStore `timeoutMs` must be a positive number');
+    }
+    if (!(Number.isSafeInteger(approvalTtlMs) && approvalTtlMs > 0)) {
+      throw new TypeError('RedisApprovalStore `approvalTtlMs` must be a positive integer');
+    }
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#timeoutMs = timeoutMs;
+    this.#approvalTtlMs = approvalTtlMs;
+    this.#owned = owned;
+    this.#redis = new RedisCommands(client, timeoutMs);
+  }
+
+  /** The Redis key of `id`'s approval. */
+  approvalKey(id) {
+    return `${this.#prefix}:{${APPROVALS_TAG}}:approved:${id}`;
+  }
+
+  /** The Redis key of `id`'s waiting request. */
+  requestKey(id) {
+    return `${this.#prefix}:{${APPROVALS_TAG}}:request:${id}`;
+  }
+
+  #indexKeys() {
+    const base = `${this.#prefix}:{${APPROVALS_TAG}}`;
+    return [`${base}:waiting`, `${base}:expiring`];
+  }
+
+  async approve(id, now) {
+    checkId(id);
+    checkTime(now, 'now');
+    await this.#redis.eval(
+      APPROVE_SCRIPT,
+      [this.approvalKey(id), this.requestKey(id), ...this.#indexKeys()],
+      [String(now), String(this.#approvalTtlMs), id],
+      this.#redis.deadline(),
+    );
+  }
+
+  async isApproved(id, timeoutMs, now) {
+    checkId(id);
+    checkTime(timeoutMs, 'timeoutMs');
+    checkTime(now, 'now');
+    const key = this.approvalKey(id);
+    const held = await this.#redis.command(['GET', key], this.#redis.deadline());
+    if (held === null) return false;
+    const at = Number(held);
+    if (!Number.isFinite(at)) throw new Error(`Redis key ${key} does not hold an approval time`);
+    return now >= at && now - at <= timeoutMs;
+  }
+
+  // One approval, one call: the check and the delete are one script. A script
+  // that ran after consume() gave up used the approval for a call that was
+  // denied (fail closed); the late reply puts it back, unless it was approved
+  // again meanwhile.
+  async consume(id, timeoutMs, now) {
+    checkId(id);
+    checkTime(timeoutMs, 'timeoutMs');
+    checkTime(now, 'now');
+    const key = this.approvalKey(id);
+    const putBack = (reply) => {
+      if (!Array.isArray(reply)) return;
+      const [at, ttl] = reply;
+      const keepMs = Number(ttl) > 0 ? Number(ttl) : this.#approvalTtlMs;
+      this.#redis.command(['SET', key, String(at), 'PX', String(keepMs), 'NX'], this.#redis.deadline()).catch(() => {});
+    };
+    const reply = await this.#redis.eval(CONSUME_SCRIPT, [key], [String(now), String(timeoutMs)], this.#redis.deadline(), putBack);
+    return Array.isArray(reply);
+  }
+
+  async request(request) {
+    checkRequestRecord(request);
+    const json = JSON.stringify(request);
+    // The key lives as long as the request waits, on Redis's clock, plus slack.
+    const ttlMs = Math.ceil(Math.max(0, request.expires_at - request.requested_at)) + REQUEST_CLOCK_SLACK_MS;
+    await this.#redis.eval(
+      REQUEST_SCRIPT,
+      [this.requestKey(request.id), ...this.#indexKeys()],
+      [json, String(request.requested_at), String(request.expires_at), String(ttlMs), request.id],
+      this.#redis.deadline(),
+    );
+  }
+
+  async get(id, now) {
+    checkId(id);
+    checkTime(now, 'now');
+    const key = this.requestKey(id);
+    const text = await this.#redis.command(['GET', key], this.#redis.deadline());
+    if (text === null) return null;
+    const request = parseRequest(text, key);
+    return request.expires_at <= now ? null : request;
+  }
+
+  async list(now) {
+    checkTime(now, 'now');
+    const deadline = this.#redis.deadline();
+    const ids = await this.#redis.eval(LIST_SCRIPT, this.#indexKeys(), [String(now)], deadline);
+    if (!Array.isArray(ids)) throw new Error('the Redis list script returned an unexpected reply');
+    if (ids.length === 0) return [];
+    const keys = ids.map((id) => this.requestKey(id));
+    const texts = await this.#redis.command(['MGET', ...keys], deadline);
+    const waiting = [];
+    texts.forEach((text, i) => {
+      // Gone: decided between the two round trips, or its key's TTL ran out
+      // first (Redis's clock ahead of ours by more than the slack).
+      if (text === null) return;
+      const request = parseRequest(text, keys[i]);
+      if (request.expires_at > now) waiting.push(request);
+    });
+    return waiting.sort(oldestFirst);
+  }
+
+  async reject(id, now) {
+    checkId(id);
+    checkTime(now, 'now');
+    const reply = await this.#redis.eval(
+      REJECT_SCRIPT,
+      [this.requestKey(id), ...this.#indexKeys()],
+      [id, String(now)],
+      this.#redis.deadline(),
+    );
+    return reply === 1;
+  }
+
+  /** Loads the Lua scripts now instead of on their first use. */
+  async loadScripts() {
+    await this.#redis.load(APPROVAL_SCRIPTS);
+  }
+
+  /** Closes the client if this store created it (createRedisApprovalStore). */
+  async close() {
+    if (this.#owned) await closeClient(this.#client, this.#timeoutMs);
+  }
+}
+
+/**
+ * Creates a node-redis client for `url`, connects it and returns an approval
+ * store that owns it (store.close() closes it). Options as for
+ * createRedisCounterStore, plus `approvalTtlMs`.
+ */
+export async function createRedisApprovalStore({
+  url,
+  prefix,
+  timeoutMs,
+  approvalTtlMs,
+  connectTimeoutMs = 5000,
+  clientOptions = {},
+  onError = (error) => console.warn(`toolgate: Redis approval store: ${error?.message ?? error}`),
+} = {}) {
+  const client = await connectClient({ url, connectTimeoutMs, clientOptions, onError });
+  const store = new RedisApprovalStore({ client, prefix, timeoutMs, approvalTtlMs, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
   } catch (error) {

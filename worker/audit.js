@@ -1,0 +1,181 @@
+// Audit sinks: where the proxy writes one JSON event per tools/call decision.
+// This module is runtime-neutral (Workers, Node, browsers): no Node built-ins.
+// Node-only sinks live in ./audit-file.js; the Redis stream sink in ./audit-redis.js.
+//
+// A sink is { write(event): Promise<void>, close(): Promise<void> }. write()
+// rejects when the event was not written, so the caller decides what a lost
+// audit event means (log it, deny, alert). The proxy builds the event; a sink
+// only serialises it, as one line of JSON.
+//
+// canonicalJson and sha256Hex compute `argument_sha256` the way the core
+// computes approval ids (core/canonical_json.h): RFC 8785 JSON, then SHA-256.
+
+// Nesting limit of canonicalJson, as the core's JSON reader (core/json_reader.h).
+const MAX_DEPTH = 256;
+
+/** One audit event as a line: JSON without a newline inside, then "\n". */
+export function eventLine(event) {
+  if (!event || typeof event !== 'object' || Array.isArray(event)) {
+    throw new TypeError('an audit event must be an object');
+  }
+  // JSON.stringify escapes every line break but U+2028/U+2029, which
+  // line-oriented tools (split on "\n") do not treat as one.
+  return `${JSON.stringify(event)}\n`;
+}
+
+/**
+ * RFC 8785 (JSON Canonicalization Scheme) text of JSON data: object members
+ * sorted by the UTF-16 code units of their names, no whitespace, numbers as
+ * ECMAScript formats them, strings as JSON.stringify escapes them. Throws on
+ * what JSON cannot hold the same way everywhere: non-finite numbers, undefined,
+ * functions, symbols, bigints, objects other than plain ones and arrays, and
+ * containers nested more than 256 deep.
+ */
+export function canonicalJson(value) {
+  return canonical(value, 0);
+}
+
+function canonical(value, depth) {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new RangeError(`canonicalJson: ${value} is not a JSON number`);
+      return String(value); // ECMAScript Number::toString; -0 is "0", as RFC 8785 wants
+    case 'object':
+      break;
+    default:
+      throw new TypeError(`canonicalJson: a ${typeof value} is not JSON`);
+  }
+  if (value === null) return 'null';
+  if (depth >= MAX_DEPTH) throw new RangeError(`canonicalJson: nested more than ${MAX_DEPTH} deep`);
+  if (Array.isArray(value)) {
+    const items = [];
+    for (let i = 0; i < value.length; i += 1) {
+      if (!(i in value)) throw new TypeError('canonicalJson: an array with holes is not JSON');
+      items.push(canonical(value[i], depth + 1));
+    }
+    return `[${items.join(',')}]`;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    // A Date, Map, class instance...: JSON.stringify would guess (toJSON, or {}).
+    throw new TypeError(`canonicalJson: a ${value.constructor?.name ?? 'non-plain'} object is not JSON data`);
+  }
+  // Array.prototype.sort compares strings by UTF-16 code units, as RFC 8785 orders names.
+  const names = Object.keys(value).sort();
+  const members = names.map((name) => `${JSON.stringify(name)}:${canonical(value[name], depth + 1)}`);
+  return `{${members.join(',')}}`;
+}
+
+/** Lowercase hex SHA-256 of `text`'s UTF-8 bytes (WebCrypto: Workers, Node >= 20, browsers). */
+export async function sha256Hex(text) {
+  if (typeof text !== 'string') throw new TypeError('sha256Hex needs a string');
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * One JSON line per event through console.log: on Workers, what Workers Logs
+ * (and `wrangler tail`) collects; on Node, standard output. `log` replaces
+ * console.log (looked up at each write, so a patched console is honoured).
+ */
+export class ConsoleAuditSink {
+  #log;
+
+  constructor({ log } = {}) {
+    if (log !== undefined && typeof log !== 'function') throw new TypeError('ConsoleAuditSink `log` must be a function');
+    this.#log = log;
+  }
+
+  async write(event) {
+    const line = eventLine(event).slice(0, -1); // console.log adds its own newline
+    (this.#log ?? console.log)(line);
+  }
+
+  async close() {}
+}
+
+/**
+ * JSON lines to a writer: a function (line) => void | Promise, an object with
+ * write(line) returning a promise (a WritableStreamDefaultWriter), or a Node
+ * writable stream (process.stdout). Writes reach the writer in the order of
+ * the write() calls, one at a time: each waits for the one before.
+ */
+export class StreamAuditSink {
+  #write;
+  #queue = Promise.resolve();
+  #streamError = null;
+
+  constructor(writer) {
+    if (typeof writer === 'function') {
+      this.#write = async (line) => writer(line);
+    } else if (writer && typeof writer.write === 'function' && typeof writer.on === 'function') {
+      // A Node stream: done when its callback says so. Its 'error' events are
+      // listened to (an unheard one would crash the process); later writes reject.
+      writer.on('error', (error) => {
+        this.#streamError ??= error;
+      });
+      this.#write = (line) => new Promise((resolve, reject) => {
+        if (this.#streamError) {
+          reject(this.#streamError);
+          return;
+        }
+        writer.write(line, (error) => (error ? reject(error) : resolve()));
+      });
+    } else if (writer && typeof writer.write === 'function') {
+      this.#write = async (line) => writer.write(line);
+    } else {
+      throw new TypeError('StreamAuditSink needs a function or an object with a write() method');
+    }
+  }
+
+  write(event) {
+    let line;
+    try {
+      line = eventLine(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const written = this.#queue.then(() => this.#write(line));
+    this.#queue = written.catch(() => {}); // one failed write does not stop the next
+    return written;
+  }
+
+  // Waits for the writes under way; the writer is the caller's to close.
+  async close() {
+    await this.#queue;
+  }
+}
+
+/**
+ * Every event to every sink, at once. write() resolves when all of them wrote
+ * it, and rejects (AggregateError of the failures) when any failed, after all
+ * have tried: one broken sink does not keep the event from the others.
+ */
+export class MultiAuditSink {
+  #sinks;
+
+  constructor(sinks) {
+    if (!Array.isArray(sinks) || !sinks.every((sink) => sink && typeof sink.write === 'function')) {
+      throw new TypeError('MultiAuditSink needs an array of sinks');
+    }
+    this.#sinks = [...sinks];
+  }
+
+  async write(event) {
+    await settleAll(this.#sinks.map((sink) => sink.write(event)), 'audit sinks failed to write the event');
+  }
+
+  async close() {
+    await settleAll(this.#sinks.map((sink) => sink.close?.()), 'audit sinks failed to close');
+  }
+}
+
+async function settleAll(promises, message) {
+  const results = await Promise.allSettled(promises);
+  const errors = results.filter((result) => result.status === 'rejected').map((result) => result.reason);
+  if (errors.length > 0) throw new AggregateError(errors, `${errors.length} of ${results.length} ${message}`);
+}
