@@ -1,0 +1,212 @@
+// toolgate serve: the MCP proxy on Node.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { ConfigError, expandEnvironment, startProxy } from '../../worker/node.js';
+import { sha256Bytes, toHex } from '../../worker/grants.js';
+
+export const USAGE = `Usage:
+  toolgate serve --policy POLICY.json --upstream URL [options]
+  toolgate serve --config toolgate.json [options]
+
+Puts toolgate in front of an MCP server (Streamable HTTP). Clients connect to
+http://HOST:PORT/mcp (or /mcp/<name> for each server of a --config file).
+
+Options:
+  --policy FILE            the policy for the upstream server
+  --upstream URL           the MCP server's endpoint, e.g. http://127.0.0.1:3001/mcp
+  --upstream-header "Name: value"
+                           sent upstream with every request (repeatable); \${VAR}
+                           is replaced by the environment variable VAR
+  --config FILE            several servers: {"servers": {"<name>": {"upstream": URL,
+                           "policy": FILE, "headers": {...}}}, "grants": FILE}
+  --grants FILE            {"grants": [{"id", "token_sha256", "attributes", "policy"}]};
+                           without it, one "anonymous" grant for loopback clients only
+  --port N                 default 8080
+  --host ADDRESS           default 127.0.0.1 (0.0.0.0 to listen on every interface)
+  --store memory|redis://HOST:PORT
+                           where counters and approvals live (default memory)
+  --audit stdout|file:PATH|redis
+                           where audit events go (default stdout; redis: a stream
+                           "toolgate:audit" in the --store Redis)
+  --audit-arguments        put argument values in audit events (default: keys and hash)
+  --admin-token-env NAME   environment variable holding the admin token for
+                           /approvals (default TOOLGATE_ADMIN_TOKEN; if unset, a
+                           token is generated and printed)
+  --fail-open              admit calls when the counter store fails (default: deny)
+  --max-body-bytes N       largest request body (default 4194304)
+  --upstream-timeout-ms N  how long to wait for the server's answer to begin (default 120000)
+  --public-url URL         this proxy's address as agents see it (for approval links)
+  --no-watch               do not reload files when they change
+`;
+
+const OPTIONS = {
+  policy: { type: 'string' },
+  upstream: { type: 'string' },
+  'upstream-header': { type: 'string', multiple: true },
+  config: { type: 'string' },
+  grants: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  store: { type: 'string' },
+  audit: { type: 'string' },
+  'audit-arguments': { type: 'boolean' },
+  'admin-token-env': { type: 'string' },
+  'fail-open': { type: 'boolean' },
+  'max-body-bytes': { type: 'string' },
+  'upstream-timeout-ms': { type: 'string' },
+  'public-url': { type: 'string' },
+  'no-watch': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+function positiveInteger(value, name) {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 0) throw new ConfigError(`--${name} must be a whole number, not ${JSON.stringify(value)}`);
+  return number;
+}
+
+function headerList(list = []) {
+  const headers = {};
+  for (const entry of list) {
+    const colon = entry.indexOf(':');
+    if (colon <= 0) throw new ConfigError(`--upstream-header must look like "Name: value", not ${JSON.stringify(entry)}`);
+    headers[entry.slice(0, colon).trim()] = expandEnvironment(entry.slice(colon + 1).trim());
+  }
+  return headers;
+}
+
+function checkUrl(value, what) {
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.href;
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(`${what} must be an http(s) URL, not ${JSON.stringify(value)}`);
+}
+
+/** Servers and grants from the command line or a --config file. */
+export async function serversFrom(values) {
+  if (values.config) {
+    if (values.policy || values.upstream) throw new ConfigError('use either --config or --policy/--upstream, not both');
+    const path = resolve(values.config);
+    let document;
+    try {
+      document = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`cannot read the config file ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+    }
+    const servers = {};
+    for (const [name, server] of Object.entries(document?.servers ?? {})) {
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new ConfigError(`${path}: server name ${JSON.stringify(name)} must be letters, digits, _ . -`);
+      if (typeof server?.policy !== 'string') throw new ConfigError(`${path}: server "${name}" needs "policy" (a file)`);
+      servers[name] = {
+        upstream: checkUrl(server.upstream, `${path}: server "${name}" "upstream"`),
+        policy: resolve(dirname(path), server.policy),
+        headers: Object.fromEntries(Object.entries(server.headers ?? {}).map(([k, v]) => [k, expandEnvironment(String(v))])),
+      };
+    }
+    if (Object.keys(servers).length === 0) throw new ConfigError(`${path}: "servers" must name at least one server`);
+    const grants = values.grants ?? (document.grants ? resolve(dirname(path), document.grants) : undefined);
+    return { servers, grants };
+  }
+  if (!values.policy || !values.upstream) throw new ConfigError('serve needs --policy and --upstream (or --config)');
+  return {
+    servers: { default: { upstream: checkUrl(values.upstream, '--upstream'), policy: values.policy, headers: headerList(values['upstream-header']) } },
+    grants: values.grants,
+  };
+}
+
+async function storesFrom(spec = 'memory') {
+  if (spec === 'memory') return { close: async () => {} };
+  if (/^rediss?:\/\//.test(spec)) {
+    const { createRedisCounterStore, createRedisApprovalStore } = await import('../../worker/stores/redis.js');
+    const counters = await createRedisCounterStore({ url: spec });
+    const approvals = await createRedisApprovalStore({ url: spec });
+    return { counters, approvals, redisUrl: spec, close: async () => Promise.all([counters.close(), approvals.close()]) };
+  }
+  throw new ConfigError(`--store must be "memory" or a redis:// URL, not ${JSON.stringify(spec)}`);
+}
+
+async function auditFrom(spec = 'stdout', stores) {
+  if (spec === 'stdout') return { close: async () => {} };
+  if (spec.startsWith('file:')) {
+    const { FileAuditSink } = await import('../../worker/audit-file.js');
+    const sink = new FileAuditSink({ path: resolve(spec.slice(5)) });
+    return { audit: sink, close: () => sink.close() };
+  }
+  if (spec === 'redis') {
+    if (!stores.redisUrl) throw new ConfigError('--audit redis needs --store redis://...');
+    const { createClient } = await import('redis');
+    const client = createClient({ url: stores.redisUrl });
+    client.on('error', () => {}); // a failed write is reported by the sink
+    await client.connect();
+    const { RedisStreamAuditSink } = await import('../../worker/audit-redis.js');
+    const sink = new RedisStreamAuditSink({ client });
+    return { audit: sink, close: async () => client.quit() };
+  }
+  throw new ConfigError(`--audit must be stdout, file:PATH or redis, not ${JSON.stringify(spec)}`);
+}
+
+export async function run(args, { fail }) {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    process.stderr.write(USAGE);
+    return fail(error.message, 2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
+  let proxy;
+  try {
+    const { servers, grants } = await serversFrom(values);
+    const stores = await storesFrom(values.store);
+    const audit = await auditFrom(values.audit, stores);
+    const tokenVariable = values['admin-token-env'] ?? 'TOOLGATE_ADMIN_TOKEN';
+    let adminToken = process.env[tokenVariable];
+    const generated = !adminToken;
+    if (generated) adminToken = randomBytes(24).toString('base64url');
+    const host = values.host ?? '127.0.0.1';
+    proxy = await startProxy({
+      servers, grants, host, port: positiveInteger(values.port, 'port') ?? 8080,
+      counters: stores.counters, approvals: stores.approvals, audit: audit.audit,
+      adminTokenSha256: toHex(await sha256Bytes(adminToken)),
+      failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false,
+      maxBodyBytes: positiveInteger(values['max-body-bytes'], 'max-body-bytes'),
+      upstreamTimeoutMs: positiveInteger(values['upstream-timeout-ms'], 'upstream-timeout-ms'),
+      publicUrl: values['public-url'], watch: !values['no-watch'],
+    });
+    const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
+    for (const [name, server] of Object.entries(servers)) {
+      lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policy})`);
+    }
+    lines.push(`  approvals: ${proxy.url}/approvals` + (generated ? ` (admin token: ${adminToken}; set ${tokenVariable} to choose one)` : ` (admin token from ${tokenVariable})`));
+    if (!grants) {
+      lines.push('  warning: no --grants file: every loopback client is the grant "anonymous"; other clients get 401');
+    }
+    if (values['fail-open']) lines.push('  warning: --fail-open: calls are admitted when the counter store fails');
+    process.stderr.write(`${lines.join('\n')}\n`);
+    const stop = async () => {
+      await proxy.close();
+      await audit.close();
+      await stores.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return undefined;
+  } catch (error) {
+    if (proxy) await proxy.close();
+    if (error instanceof ConfigError || error?.code === 'EADDRINUSE' || error?.code === 'EACCES') {
+      return fail(error.code === 'EADDRINUSE' ? `port ${values.port ?? 8080} is in use (--port)` : error.message, 1);
+    }
+    throw error;
+  }
+}

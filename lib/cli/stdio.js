@@ -1,0 +1,157 @@
+// toolgate stdio: a local MCP server run as a child, with the policy enforced
+// on its stdin/stdout. For desktop clients' configs, e.g.
+//   "command": "npx", "args": ["toolgate", "stdio", "--policy", "cargo.json", "--", "npx", "@paretools/cargo"]
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
+import { StreamAuditSink } from '../../worker/audit.js';
+import { watchFiles } from '../../worker/file-watch.js';
+import { Gate } from '../../worker/gate.js';
+import { sha256Bytes, toHex } from '../../worker/grants.js';
+import { createApprovalRoutes } from '../../worker/approvals.js';
+import { runStdioProxy } from '../../worker/stdio.js';
+
+export const USAGE = `Usage:
+  toolgate stdio --policy POLICY.json [options] -- COMMAND [ARGS...]
+
+Runs COMMAND (a stdio MCP server) as a child and enforces the policy on the
+newline-delimited JSON-RPC between the client (this process's stdin/stdout)
+and it. Audit events and messages go to stderr, never stdout.
+
+Options:
+  --policy FILE            the policy (reloaded when the file changes)
+  --grant ID               the grant this client is (default "local")
+  --grant-attributes JSON  the grant's attributes, e.g. '{"role": "dev"}'
+  --store memory|redis://HOST:PORT
+                           where counters and approvals live (default memory)
+  --audit stderr|file:PATH where audit events go (default stderr)
+  --audit-arguments        put argument values in audit events
+  --approvals-port N       serve the approvals page on http://127.0.0.1:N/approvals
+                           (admin token from TOOLGATE_ADMIN_TOKEN, or generated and printed)
+  --fail-open              admit calls when the counter store fails (default: deny)
+`;
+
+const OPTIONS = {
+  policy: { type: 'string' },
+  grant: { type: 'string' },
+  'grant-attributes': { type: 'string' },
+  store: { type: 'string' },
+  audit: { type: 'string' },
+  'audit-arguments': { type: 'boolean' },
+  'approvals-port': { type: 'string' },
+  'fail-open': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const log = (level, message, fields) => process.stderr.write(`toolgate: ${JSON.stringify({ level, message, ...fields })}\n`);
+
+export async function run(args, { fail }) {
+  const split = args.indexOf('--');
+  const own = split < 0 ? args : args.slice(0, split);
+  const [command, ...commandArgs] = split < 0 ? [] : args.slice(split + 1);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: own, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    process.stderr.write(USAGE);
+    return fail(error.message, 2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
+  if (!values.policy) return fail('stdio needs --policy FILE', 2);
+  if (!command) return fail('stdio needs the server command after --, e.g. toolgate stdio --policy p.json -- npx @paretools/cargo', 2);
+
+  let attributes = {};
+  if (values['grant-attributes'] !== undefined) {
+    try {
+      attributes = JSON.parse(values['grant-attributes']);
+    } catch (error) {
+      return fail(`--grant-attributes must be a JSON object: ${error.message}`, 2);
+    }
+    if (attributes === null || typeof attributes !== 'object' || Array.isArray(attributes) || 'id' in attributes) {
+      return fail('--grant-attributes must be a JSON object without "id"', 2);
+    }
+  }
+  const grant = { id: values.grant ?? 'local', attributes };
+
+  const toolgate = await loadToolgate();
+  const policyPath = resolve(values.policy);
+  const compile = async () => {
+    const text = await readFile(policyPath, 'utf8');
+    const { ok, diagnostics } = toolgate.check(text);
+    if (!ok) {
+      throw new Error(diagnostics.filter((d) => d.severity === 'error')
+        .map((d) => `${policyPath}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n'));
+    }
+    return toolgate.compile(text, { source: policyPath });
+  };
+  let policy;
+  try {
+    policy = await compile();
+  } catch (error) {
+    return fail(error.code === 'ENOENT' ? `cannot read ${policyPath}: no such file` : `invalid policy:\n${error.message}`, 1);
+  }
+  const watcher = watchFiles([policyPath], async () => {
+    try {
+      policy = await compile();
+      log('info', 'policy reloaded', { policy_hash: policy.hash });
+    } catch (error) {
+      log('error', 'policy not reloaded; the running one stays', { error: error.message });
+    }
+  });
+
+  let counters = new MemoryCounterStore();
+  let approvals = new MemoryApprovalStore();
+  const closers = [];
+  if (values.store && values.store !== 'memory') {
+    if (!/^rediss?:\/\//.test(values.store)) return fail('--store must be "memory" or a redis:// URL', 2);
+    const { createRedisCounterStore, createRedisApprovalStore } = await import('../../worker/stores/redis.js');
+    counters = await createRedisCounterStore({ url: values.store });
+    approvals = await createRedisApprovalStore({ url: values.store });
+    closers.push(() => counters.close(), () => approvals.close());
+  }
+  let audit = new StreamAuditSink({ write: (line) => process.stderr.write(line) });
+  if (values.audit?.startsWith('file:')) {
+    const { FileAuditSink } = await import('../../worker/audit-file.js');
+    audit = new FileAuditSink({ path: resolve(values.audit.slice(5)) });
+    closers.push(() => audit.close());
+  } else if (values.audit && values.audit !== 'stderr') {
+    return fail('--audit must be stderr or file:PATH', 2);
+  }
+
+  let approvalUrl;
+  if (values['approvals-port'] !== undefined) {
+    const adminToken = process.env.TOOLGATE_ADMIN_TOKEN || randomBytes(24).toString('base64url');
+    const routes = createApprovalRoutes({ approvals, adminTokenSha256: toHex(await sha256Bytes(adminToken)), log });
+    const { createAdaptorServer } = await import('@hono/node-server');
+    const server = createAdaptorServer({
+      fetch: (request) => {
+        const path = new URL(request.url).pathname.replace(/\/+$/, '') || '/';
+        return path === '/approvals' || path.startsWith('/approvals/') ? routes(request, path) : new Response('not found', { status: 404 });
+      },
+    });
+    await new Promise((done, reject) => server.once('error', reject).listen(Number(values['approvals-port']), '127.0.0.1', done));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    approvalUrl = (id) => `${base}/approvals#${id}`;
+    log('info', 'approvals page', { url: `${base}/approvals`, ...(process.env.TOOLGATE_ADMIN_TOKEN ? {} : { admin_token: adminToken }) });
+    closers.push(() => new Promise((done) => server.close(done)));
+  }
+
+  const gate = new Gate({ counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log });
+  let code;
+  try {
+    code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl });
+  } catch (error) {
+    watcher.close();
+    return fail(`cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}`, 1);
+  }
+  watcher.close();
+  for (const close of closers) await close();
+  process.exitCode = code;
+  return undefined;
+}

@@ -1,0 +1,366 @@
+// The proxy's handler (worker/handler.js) on bad input and failing upstreams,
+// driven with web-standard Requests, in front of a scriptable fake MCP server
+// (a real HTTP server on loopback). Each case checks what the client gets and
+// what reached the server: a denied or refused call never does.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
+import { createHandler } from '../../worker/handler.js';
+import { Grants } from '../../worker/grants.js';
+import { echoResults, grantsDocument, memoryAudit, startFakeUpstream } from './proxy-helpers.js';
+
+const toolgate = await loadToolgate();
+const TOKEN = 'alice-token';
+const POLICY = toolgate.compile({
+  version: '1',
+  default: 'deny',
+  hide: ['secret-*'],
+  tools: {
+    echo: { rate_limit: '1/minute' },
+    '*': {},
+    'delete-all': { action: 'deny' },
+    deploy: { action: 'require_approval' },
+  },
+});
+
+let upstream;
+let respond = (req, body, res) => json(res, echoResults(body));
+before(async () => {
+  upstream = await startFakeUpstream((req, body, res) => respond(req, body, res));
+});
+after(() => upstream.stop());
+
+function json(res, value, status = 200, headers = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+function makeProxy(overrides = {}) {
+  const audit = memoryAudit();
+  const logs = [];
+  const counters = new MemoryCounterStore();
+  const handler = createHandler({
+    servers: { default: { upstream: upstream.url, headers: { authorization: 'Bearer upstream-secret' }, policy: POLICY } },
+    grants: new Grants(grantsDocument({ alice: TOKEN })),
+    counters, approvals: new MemoryApprovalStore(), audit, upstreamTimeoutMs: 2000,
+    log: (level, message, fields) => logs.push({ level, message, ...fields }),
+    ...overrides,
+  });
+  return { handler, audit, logs, counters };
+}
+
+async function post(handler, body, { token = TOKEN, headers = {}, path = '/mcp', remoteAddress = '203.0.113.9' } = {}) {
+  const request = new Request(`http://toolgate.test${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+  const response = await handler.fetch(request, { remoteAddress });
+  const text = await response.text();
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json: parsed };
+}
+
+const call = (id, name, args = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const forwardedCalls = (since) => upstream.requests.slice(since).flatMap((r) => {
+  try {
+    const body = JSON.parse(r.body);
+    return (Array.isArray(body) ? body : [body]).filter((m) => m.method === 'tools/call').map((m) => m.params.name);
+  } catch {
+    return [];
+  }
+});
+
+describe('what goes upstream', () => {
+  test('the client\'s Authorization and cookies stay here; configured credentials and MCP headers go on', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    respond = (req, body, res) => json(res, echoResults(body), 200, { 'mcp-session-id': 'session-1', 'set-cookie': 'upstream=1' });
+    const answer = await post(handler, call(1, 'echo'), { headers: { cookie: 'a=b', 'mcp-session-id': 'session-1', 'mcp-protocol-version': '2025-06-18', 'x-forwarded-for': '1.2.3.4' } });
+    const seen = upstream.requests[since].headers;
+    assert.equal(seen.authorization, 'Bearer upstream-secret');
+    assert.equal(seen.cookie, undefined);
+    assert.equal(seen['x-forwarded-for'], undefined);
+    assert.equal(seen['mcp-session-id'], 'session-1');
+    assert.equal(seen['mcp-protocol-version'], '2025-06-18');
+    assert.equal(answer.headers.get('mcp-session-id'), 'session-1');
+    assert.equal(answer.headers.get('set-cookie'), null);
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+
+  test('a batch mixing allowed and denied calls: only the allowed ones go on; every id is answered', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    const answer = await post(handler, [call(1, 'read-file'), call(2, 'delete-all'), { jsonrpc: '2.0', id: 3, method: 'tools/list' }, call(4, 'secret-thing')]);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(forwardedCalls(since), ['read-file']);
+    const byId = Object.fromEntries(answer.json.map((m) => [m.id, m]));
+    assert.deepEqual(Object.keys(byId).sort(), ['1', '2', '3', '4']);
+    assert.equal(byId[1].result.content[0].text, 'ran read-file');
+    assert.equal(byId[2].result.structuredContent.code, 'tool_denied');
+    assert.equal(byId[4].result.structuredContent.code, 'hidden');
+  });
+
+  test('the server gets the messages as decided (parsed and written again)', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    await post(handler, '{ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "read-file", "arguments": { "n": 1.0 } } }');
+    assert.equal(upstream.requests[since].body, '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read-file","arguments":{"n":1}}}');
+  });
+
+  test('notifications and responses only: the server\'s 202 comes back', async () => {
+    const { handler } = makeProxy();
+    respond = (req, body, res) => { res.writeHead(202); res.end(); };
+    const answer = await post(handler, { jsonrpc: '2.0', method: 'notifications/initialized' });
+    assert.equal(answer.status, 202);
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+});
+
+describe('refused before anything is forwarded', () => {
+  const cases = [
+    ['malformed JSON', '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", ', 400, -32700],
+    ['invalid UTF-8', new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), 400, -32700],
+    ['duplicate keys', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read-file","name":"delete-all"}}', 400, -32600],
+    ['duplicate keys spelled with escapes', '{"jsonrpc":"2.0","id":1,"method":"tools/list","\\u006dethod":"tools/call","params":{"name":"delete-all"}}', 400, -32600],
+    ['tools/call as a notification', { jsonrpc: '2.0', method: 'tools/call', params: { name: 'read-file' } }, 400, -32600],
+    ['tools/call as a notification inside a batch', [call(1, 'read-file'), { jsonrpc: '2.0', method: 'tools/call', params: { name: 'delete-all' } }], 400, -32600],
+    ['nesting 100 000 deep', `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read-file","arguments":{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}}}`, 400, -32600],
+    ['an empty batch', '[]', 400, -32600],
+  ];
+  for (const [name, body, status, code] of cases) {
+    test(name, async () => {
+      const { handler } = makeProxy();
+      const since = upstream.requests.length;
+      const answer = await post(handler, body);
+      assert.equal(answer.status, status, answer.text);
+      assert.equal(answer.json.error.code, code);
+      assert.equal(upstream.requests.length, since, 'nothing reached the server');
+    });
+  }
+
+  test('wrong content type: 415', async () => {
+    const { handler } = makeProxy();
+    const answer = await post(handler, call(1, 'read-file'), { headers: { 'content-type': 'text/plain' } });
+    assert.equal(answer.status, 415);
+  });
+
+  test('a body over the limit: 413', async () => {
+    const { handler } = makeProxy({ maxBodyBytes: 1000 });
+    const answer = await post(handler, call(1, 'read-file', { blob: 'x'.repeat(2000) }));
+    assert.equal(answer.status, 413);
+    assert.match(answer.json.error.message, /exceeds 1000 bytes/);
+  });
+
+  test('look-alikes of tools/call as a request method, tool names differing by case or Unicode form', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    const answer = await post(handler, [
+      { jsonrpc: '2.0', id: 1, method: 'Tools/Call', params: { name: 'delete-all' } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call\u200b', params: { name: 'delete-all' } },
+      call(3, 'DELETE-ALL'),
+      call(4, 'ｄｅｌｅｔｅ-all'), // full-width letters
+      call(5, 'dеlete-all'), // Cyrillic "е"
+      call(6, 'Echo'),
+      call(7, { toString: 'echo' }),
+    ]);
+    assert.deepEqual(forwardedCalls(since), []);
+    const byId = Object.fromEntries(answer.json.map((m) => [m.id, m]));
+    assert.equal(byId[1].error.code, -32600);
+    assert.equal(byId[2].error.code, -32600);
+    for (const id of [3, 4, 5, 6, 7]) assert.equal(byId[id].result.structuredContent.code, 'invalid_call', `id ${id}`);
+    assert.match(byId[3].result.content[0].text, /differs from the policy's "delete-all" only by case/);
+    assert.match(byId[5].result.content[0].text, /outside A-Z/);
+  });
+
+  test('reused request ids in a batch: the second is refused', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    const answer = await post(handler, [call(1, 'read-file'), call(1, 'write-file')]);
+    assert.deepEqual(forwardedCalls(since), ['read-file']);
+    assert.ok(answer.json.some((m) => m.id === 1 && m.error?.code === -32600));
+  });
+
+  test('params not an object; name not a string', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    const answer = await post(handler, [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: ['echo'] }, call(2, 42)]);
+    assert.deepEqual(forwardedCalls(since), []);
+    const byId = Object.fromEntries(answer.json.map((m) => [m.id, m]));
+    assert.equal(byId[1].error.code, -32602);
+    assert.equal(byId[2].result.structuredContent.code, 'invalid_call');
+  });
+});
+
+describe('failing upstreams: a clear answer, and the quota given back', () => {
+  // echo allows 1/minute: a second admitted call proves the first was rolled back.
+  async function assertRolledBack(handler, counters) {
+    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
+    const [state] = await counters.peek(pending.counters);
+    assert.equal(state.current, 0, 'the failed call\'s quota was given back');
+    assert.ok(handler);
+  }
+
+  test('upstream down: 502 with a JSON-RPC error', async () => {
+    const down = await startFakeUpstream(() => {});
+    const url = down.url;
+    await down.stop();
+    const { handler, counters, audit } = makeProxy({ servers: { default: { upstream: url, policy: POLICY } } });
+    const answer = await post(handler, call(1, 'echo'));
+    assert.equal(answer.status, 502);
+    assert.equal(answer.json.id, 1);
+    assert.match(answer.json.error.message, /did not answer/);
+    await assertRolledBack(handler, counters);
+    const [event] = await audit.waitFor(1);
+    assert.equal(event.decision, 'allow');
+    assert.equal(event.upstream_status, 'unreachable');
+  });
+
+  test('upstream slow: 502 after the timeout', async () => {
+    const { handler, counters } = makeProxy({ upstreamTimeoutMs: 200 });
+    respond = async (req, body, res) => { await sleep(2000); json(res, echoResults(body)); };
+    const started = Date.now();
+    const answer = await post(handler, call(1, 'echo'));
+    assert.equal(answer.status, 502);
+    assert.ok(Date.now() - started < 1500);
+    assert.match(answer.json.error.message, /no answer within 200 ms/);
+    await assertRolledBack(handler, counters);
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+
+  const garbage = [
+    ['HTML instead of JSON', (req, body, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<h1>hi</h1>'); }, 502],
+    ['broken JSON', (req, body, res) => json(res, '{"jsonrpc": "2.0", "id": 1, "res'), 502],
+    ['HTTP 500', (req, body, res) => json(res, { error: 'boom' }, 500), 500],
+  ];
+  for (const [name, answerWith, status] of garbage) {
+    test(`upstream answering ${name}`, async () => {
+      const { handler, counters } = makeProxy();
+      respond = answerWith;
+      const answer = await post(handler, call(1, 'echo'));
+      assert.equal(answer.status, status);
+      await assertRolledBack(handler, counters);
+      respond = (req, body, res) => json(res, echoResults(body));
+    });
+  }
+
+  test('a JSON-RPC error for the call gives its quota back; a result keeps it', async () => {
+    const { handler, counters } = makeProxy();
+    respond = (req, body, res) => json(res, { jsonrpc: '2.0', id: JSON.parse(body).id, error: { code: -32602, message: 'Unknown tool' } });
+    const failed = await post(handler, call(1, 'echo'));
+    assert.equal(failed.json.error.message, 'Unknown tool');
+    await assertRolledBack(handler, counters);
+    respond = (req, body, res) => json(res, echoResults(body));
+    assert.equal((await post(handler, call(2, 'echo'))).json.result.isError, undefined);
+    assert.equal((await post(handler, call(3, 'echo'))).json.result.structuredContent.code, 'rate_limited');
+  });
+});
+
+describe('event streams', () => {
+  test('events are passed on as they come, hidden tools leave tools/list results, calls settle', async () => {
+    const { handler, audit } = makeProxy();
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    respond = async (req, body, res) => {
+      const id = JSON.parse(body).id;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: message\nid: e1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } })}\n\n`);
+      await released;
+      res.write(`: keep-alive\n\nevent: message\nid: e2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'done' }] } })}\n\n`);
+      res.end();
+    };
+    const response = await handler.fetch(new Request('http://toolgate.test/mcp', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify(call(9, 'read-file')),
+    }), {});
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    while (!seen.includes('notifications/progress')) seen += (await reader.read()).value;
+    assert.ok(!seen.includes('done'), 'the first event arrived before the server finished');
+    assert.match(seen, /id: e1/);
+    release();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert.match(seen, /id: e2\ndata: .*"done"/);
+    const [event] = await audit.waitFor(1);
+    assert.equal(event.outcome, 'result');
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+
+  test('tools/list results inside events (POST and GET streams) lose hidden tools', async () => {
+    const { handler } = makeProxy();
+    const list = (id) => ({ jsonrpc: '2.0', id, result: { tools: [{ name: 'echo', inputSchema: { type: 'object' } }, { name: 'secret-keys', inputSchema: { type: 'object' } }] } });
+    respond = (req, body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`event: message\ndata: ${JSON.stringify(list(req.method === 'GET' ? 99 : JSON.parse(body).id))}\n\n`);
+    };
+    for (const method of ['POST', 'GET']) {
+      const response = await handler.fetch(new Request('http://toolgate.test/mcp', {
+        method,
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+        body: method === 'POST' ? JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }) : undefined,
+      }), {});
+      const text = await response.text();
+      assert.match(text, /"echo"/, method);
+      assert.doesNotMatch(text, /secret-keys/, method);
+    }
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+});
+
+describe('configuration', () => {
+  test('without grants: loopback clients are "anonymous", others get 401', async () => {
+    const { handler, audit } = makeProxy({ grants: null });
+    assert.equal((await post(handler, call(1, 'read-file'), { token: null, remoteAddress: '203.0.113.9' })).status, 401);
+    assert.equal((await post(handler, call(1, 'read-file'), { token: null, remoteAddress: '::ffff:127.0.0.1' })).status, 200);
+    assert.equal((await audit.waitFor(1))[0].grant, 'anonymous');
+  });
+
+  test('several servers at /mcp/<name>, each with its own policy', async () => {
+    const strict = toolgate.compile({ version: '1', default: 'deny' });
+    const { handler } = makeProxy({ servers: { open: { upstream: upstream.url, policy: POLICY }, strict: { upstream: upstream.url, policy: strict } } });
+    assert.equal((await post(handler, call(1, 'read-file'), { path: '/mcp/open' })).json.result.content[0].text, 'ran read-file');
+    assert.equal((await post(handler, call(1, 'read-file'), { path: '/mcp/strict' })).json.result.structuredContent.code, 'default_deny');
+    assert.equal((await post(handler, call(1, 'read-file'), { path: '/mcp/nope' })).status, 404);
+    assert.equal((await post(handler, call(1, 'read-file'), { path: '/mcp' })).status, 404);
+  });
+
+  test('the counter store failing: the call is denied (store_error), unless fail-open', async () => {
+    const broken = { reserve: async () => { throw new Error('store down'); }, commit: async () => {}, rollback: async () => {} };
+    const since = upstream.requests.length;
+    const closed = makeProxy({ counters: broken });
+    assert.equal((await post(closed.handler, call(1, 'echo'))).json.result.structuredContent.code, 'store_error');
+    assert.equal(upstream.requests.length, since);
+    const open = makeProxy({ counters: broken, failOpen: true });
+    assert.equal((await post(open.handler, call(1, 'echo'))).json.result.content[0].text, 'ran echo');
+  });
+
+  test('the audit sink failing: the decision stands and the failure is reported', async () => {
+    const { handler, logs } = makeProxy({ audit: { write: async () => { throw new Error('disk full'); } } });
+    const answer = await post(handler, call(1, 'read-file'));
+    assert.equal(answer.json.result.content[0].text, 'ran read-file');
+    await sleep(20);
+    assert.ok(logs.some((l) => l.level === 'error' && /audit sink failed/.test(l.message) && /disk full/.test(l.error)));
+  });
+
+  test('approvals answer 403 without an admin token', async () => {
+    const { handler } = makeProxy();
+    const response = await handler.fetch(new Request('http://toolgate.test/approvals/pending'), {});
+    assert.equal(response.status, 403);
+    const page = await handler.fetch(new Request('http://toolgate.test/approvals'), {});
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+  });
+});

@@ -1,0 +1,305 @@
+// The proxy as one function from a web-standard Request to a Response, so the
+// same code runs in Cloudflare Workers (workers.js), on Node (node.js) and in
+// tests. It speaks MCP's Streamable HTTP transport (2025-06-18, and 2025-03-26
+// batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
+// approvals page and API on /approvals.
+import { findJsonProblem } from './json-check.js';
+import { Gate, JsonRpcError, errorMessage } from './gate.js';
+import { ANONYMOUS_GRANT, bearerToken } from './grants.js';
+import { transformEventStream } from './sse.js';
+import { createApprovalRoutes } from './approvals.js';
+import { json } from './responses.js';
+
+const MB = 1024 * 1024;
+
+// Request headers that go upstream. Everything else stays here: above all the
+// client's Authorization (it authenticates to toolgate, not to the server) and
+// cookies. Upstream credentials come from the server's configured headers.
+const FORWARDED_REQUEST_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
+const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-protocol-version', 'cache-control', 'retry-after'];
+
+/**
+ * @typedef {object} ServerConfig
+ * @property {string} upstream the server's MCP endpoint URL
+ * @property {Record<string, string>} [headers] sent upstream with every request (credentials)
+ * @property {import('../wasm/index.js').Policy} policy
+ *
+ * @typedef {object} ProxyConfig
+ * @property {Record<string, ServerConfig>} servers by name; "default" answers on /mcp
+ * @property {import('./grants.js').Grants | null} grants null: one anonymous grant, loopback only
+ * @property {Map<string, import('../wasm/index.js').Policy>} [grantPolicies] a grant's own policy, by grant id
+ */
+
+/**
+ * @param {ProxyConfig & {
+ *   counters: import('../wasm/index.js').CounterStore,
+ *   approvals?: import('../wasm/index.js').ApprovalStore,
+ *   audit?: {write(event: object): Promise<void>},
+ *   adminTokenSha256?: string,
+ *   failOpen?: boolean,
+ *   auditArguments?: boolean,
+ *   maxBodyBytes?: number,
+ *   maxResponseBytes?: number,
+ *   upstreamTimeoutMs?: number,
+ *   publicUrl?: string,
+ *   fetch?: typeof fetch,
+ *   clock?: () => number,
+ *   log?: (level: string, message: string, fields?: object) => void,
+ * }} options
+ */
+export function createHandler(options) {
+  const {
+    counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
+    maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
+    fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog,
+  } = options;
+  let config = configOf(options);
+  const gate = new Gate({ counters, approvals, audit, failOpen, clock, auditArguments, log });
+  const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
+
+  async function handle(request, context = {}) {
+    const url = new URL(request.url);
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    try {
+      if (path === '/mcp' || path.startsWith('/mcp/')) return await handleMcp(request, context, url, path);
+      if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
+      if (path === '/healthz') {
+        return json(200, { ok: true, servers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, { policy_hash: s.policy.hash }])) });
+      }
+      return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp${Object.keys(config.servers).some((n) => n !== 'default') ? '/<server>' : ''}` });
+    } catch (error) {
+      log('error', 'request failed', { path, error: String(error?.stack ?? error) });
+      return json(500, errorMessage(null, JsonRpcError.INTERNAL, 'toolgate failed on this request; nothing was forwarded.'));
+    }
+  }
+
+  async function handleMcp(request, context, url, path) {
+    const name = path === '/mcp' ? 'default' : decodeURIComponent(path.slice('/mcp/'.length));
+    const server = Object.hasOwn(config.servers, name) ? config.servers[name] : undefined;
+    if (!server) {
+      return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, `No MCP server named "${name}" here; servers: ${Object.keys(config.servers).map((n) => (n === 'default' ? '/mcp' : `/mcp/${n}`)).join(', ')}.`));
+    }
+    const grant = await authenticate(request, context);
+    if (!grant) {
+      return json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
+        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
+        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
+      { 'www-authenticate': 'Bearer realm="toolgate"' });
+    }
+    const policy = config.grantPolicies?.get(grant.id) ?? server.policy;
+    const session = request.headers.get('mcp-session-id') ?? undefined;
+    const scope = {
+      grant, server: name, policy, session, waitUntil: context.waitUntil,
+      approvalUrl: approvals && adminTokenSha256 ? (id) => `${publicUrl ?? url.origin}/approvals#${id}` : undefined,
+    };
+    switch (request.method) {
+      case 'POST':
+        return post(request, server, scope);
+      case 'GET':
+      case 'DELETE':
+        return relay(request, server, scope);
+      default:
+        return json(405, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Method ${request.method} is not part of MCP's Streamable HTTP transport.`), { allow: 'GET, POST, DELETE' });
+    }
+  }
+
+  async function authenticate(request, context) {
+    if (!config.grants) return isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+    return config.grants.find(bearerToken(request));
+  }
+
+  async function post(request, server, scope) {
+    const contentType = request.headers.get('content-type') ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+      return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Content-Type must be application/json, not ${JSON.stringify(contentType)}.`));
+    }
+    const bytes = await readLimited(request.body, maxBodyBytes);
+    if (bytes === null) {
+      return json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`));
+    }
+    let body;
+    try {
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    } catch (error) {
+      return json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`));
+    }
+    const problem = findJsonProblem(new TextDecoder().decode(bytes));
+    if (problem) {
+      const what = problem.problem === 'duplicate_key'
+        ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
+      return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`));
+    }
+    const batch = Array.isArray(body);
+    if (batch && body.length === 0) return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.'));
+    const admitted = await gate.admit(batch ? body : [body], scope);
+    if (admitted.refused) return json(400, admitted.refused);
+    const { forward, answers, tickets } = admitted;
+    if (forward.length === 0) return json(200, batch ? answers : answers[0]);
+
+    // What goes upstream is the parsed body written again: the server receives
+    // exactly the messages that were decided on.
+    const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]));
+    if (upstream.error) {
+      Gate.settleAll(tickets, { failed: true, status: upstream.status, outcome: 'upstream_failed' });
+      const failures = forward.filter((m) => 'method' in m && 'id' in m).map((m) => errorMessage(m.id, JsonRpcError.INTERNAL, upstream.error));
+      const all = [...answers, ...failures];
+      return json(502, batch ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
+    }
+    const response = upstream.response;
+    if (!response.ok) {
+      // The server refused the whole request (an expired session, its own
+      // auth): nothing ran, so quota goes back; its answer goes to the client.
+      Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'upstream_refused' });
+      return passThrough(response);
+    }
+    if (response.status === 202 || response.body === null) {
+      Gate.settleAll(tickets, { failed: false, status: response.status });
+      return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response);
+    }
+    const type = response.headers.get('content-type') ?? '';
+    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status });
+    if (/^text\/event-stream/i.test(type)) {
+      const stream = transformEventStream(response.body, {
+        prefix: answers,
+        onMessage: inspect,
+        // A stream that ends, or a client that leaves, before a call's answer:
+        // the call may have run, so its quota stays spent. A stream that
+        // breaks is the server failing: quota goes back.
+        onEnd: (reason) => Gate.settleAll(tickets, { failed: reason === 'error', status: response.status, outcome: `no_answer_stream_${reason}` }),
+      });
+      return new Response(stream, { status: response.status, headers: responseHeaders(response) });
+    }
+    if (/^application\/json/i.test(type)) {
+      const needsReading = tickets.size > 0 || answers.length > 0 || forward.some((m) => m.method === 'tools/list');
+      if (!needsReading) return passThrough(response);
+      return mergeJson(response, { batch, answers, tickets, inspect });
+    }
+    Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'invalid_response' });
+    response.body.cancel().catch(() => {});
+    return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server answered with Content-Type ${JSON.stringify(type)}, not JSON or an event stream.`));
+  }
+
+  // A JSON answer is one value; to drop hidden tools from it, or to add this
+  // proxy's own answers to a batch, it is read whole (up to maxResponseBytes).
+  async function mergeJson(response, { batch, answers, tickets, inspect }) {
+    const bytes = await readLimited(response.body, maxResponseBytes).catch(() => undefined);
+    let parsed;
+    try {
+      parsed = bytes ? JSON.parse(new TextDecoder().decode(bytes)) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || parsed === null || typeof parsed !== 'object') {
+      Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'invalid_response' });
+      const reason = bytes === null ? `over ${maxResponseBytes} bytes` : 'not JSON';
+      return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server's answer was ${reason}.`));
+    }
+    const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
+    Gate.settleAll(tickets, { failed: false, status: response.status });
+    const all = [...answers, ...messages];
+    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: responseHeaders(response) });
+  }
+
+  // GET opens the server's event stream; DELETE ends a session. Neither
+  // carries calls, but a GET stream may carry tools/list results (a resumed
+  // stream), so its events are inspected too.
+  async function relay(request, server, scope) {
+    const upstream = await callUpstream(server, request, undefined);
+    if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
+    const response = upstream.response;
+    if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
+      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy }) });
+      return new Response(stream, { status: response.status, headers: responseHeaders(response) });
+    }
+    return passThrough(response);
+  }
+
+  async function callUpstream(server, request, body) {
+    const headers = new Headers();
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = request.headers.get(name);
+      if (value !== null) headers.set(name, value);
+    }
+    for (const [name, value] of Object.entries(server.headers ?? {})) headers.set(name, value);
+    // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
+    // has started may then run as long as it needs.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${upstreamTimeoutMs} ms`)), upstreamTimeoutMs);
+    const signal = request.signal && typeof AbortSignal.any === 'function' ? AbortSignal.any([request.signal, timeout.signal]) : timeout.signal;
+    try {
+      const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal, redirect: 'manual' });
+      return { response };
+    } catch (error) {
+      const cause = timeout.signal.aborted ? timeout.signal.reason?.message : (error?.cause?.code ?? error?.message ?? String(error));
+      log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
+      return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status: timeout.signal.aborted ? 'timeout' : 'unreachable' };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    fetch: handle,
+    /** Swaps servers, policies and grants (reload); counters are kept in their store. */
+    update(next) {
+      config = configOf({ ...config, ...next });
+    },
+    get config() {
+      return config;
+    },
+  };
+}
+
+function configOf({ servers, grants = null, grantPolicies = new Map() }) {
+  if (!servers || Object.keys(servers).length === 0) throw new Error('the proxy needs at least one upstream server');
+  for (const [name, server] of Object.entries(servers)) {
+    if (!server?.upstream || !server?.policy) throw new Error(`server "${name}" needs an upstream URL and a policy`);
+  }
+  return { servers, grants, grantPolicies };
+}
+
+export function isLoopback(address) {
+  if (typeof address !== 'string') return false;
+  const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return plain === '::1' || /^127\.\d+\.\d+\.\d+$/.test(plain);
+}
+
+/** The body's bytes, or null when it is longer than `limit`. */
+async function readLimited(body, limit) {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    length += value.byteLength;
+    if (length > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+function responseHeaders(response) {
+  const headers = new Headers();
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = response.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  return headers;
+}
+
+const passThrough = (response) => new Response(response.body, { status: response.status, headers: responseHeaders(response) });
+
+function defaultLog(level, message, fields) {
+  console.error(JSON.stringify({ level, message, ...fields }));
+}

@@ -1,0 +1,63 @@
+// What JSON.parse lets through but a policy proxy must not: duplicate object
+// keys and runaway nesting.
+//
+// JSON.parse keeps the last of two equal keys; another parser upstream may keep
+// the first, and then the proxy would decide on one tool name or argument and
+// the server run another. The core treats a call with duplicate keys as
+// invalid (spec: bad input is denied), so the proxy rejects such messages
+// before deciding. Keys are compared after unescaping ("a" equals "\u0061").
+//
+// The text must already be known to be valid JSON (JSON.parse succeeded): this
+// is a single linear pass that only tracks strings and brackets.
+
+/**
+ * The first problem in `text`, or null.
+ * @returns {null | { problem: 'duplicate_key' | 'too_deep', pointer: string, key?: string }}
+ */
+export function findJsonProblem(text, { maxDepth = 256 } = {}) {
+  // One frame per open container: for objects, the keys seen so far and the
+  // key being read; for arrays, the index of the current element.
+  const stack = [];
+  let expectKey = false; // the next string in this object is a key
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // '"'
+      let j = i + 1;
+      let escaped = false;
+      for (; j < n; j++) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) { escaped = true; j++; continue; }
+        if (d === 0x22) break;
+      }
+      const frame = stack[stack.length - 1];
+      if (expectKey && frame?.keys) {
+        const raw = text.slice(i + 1, j);
+        const key = escaped ? JSON.parse(text.slice(i, j + 1)) : raw;
+        const duplicate = frame.keys.has(key);
+        frame.keys.add(key);
+        frame.key = key;
+        if (duplicate) return { problem: 'duplicate_key', pointer: pointerOf(stack), key };
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) { // '{' '['
+      if (stack.length >= maxDepth) return { problem: 'too_deep', pointer: pointerOf(stack) };
+      stack.push(c === 0x7b ? { keys: new Set(), key: '' } : { index: 0 });
+      expectKey = c === 0x7b;
+    } else if (c === 0x7d || c === 0x5d) { // '}' ']'
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c) { // ','
+      const frame = stack[stack.length - 1];
+      if (frame?.keys) expectKey = true;
+      else if (frame) frame.index++;
+    }
+  }
+  return null;
+}
+
+const escapeToken = (token) => String(token).replaceAll('~', '~0').replaceAll('/', '~1');
+
+// Where the value being read stands: each open container's current key or index.
+const pointerOf = (stack) => stack.map((frame) => `/${escapeToken(frame.keys ? frame.key : frame.index)}`).join('');

@@ -1,0 +1,168 @@
+// The proxy on Node: the same handler as on Workers, served by
+// @hono/node-server, with its configuration read from files, reloaded when
+// they change, counters in memory or Redis, and audit events on stdout, in a
+// file or in a Redis stream.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+
+import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
+import { StreamAuditSink } from './audit.js';
+import { watchFiles } from './file-watch.js';
+import { Grants } from './grants.js';
+import { createHandler } from './handler.js';
+
+/**
+ * Where the proxy's configuration lives. Either one server (policy + upstream,
+ * answering on /mcp) or several (servers: name -> {upstream, policy, headers},
+ * each on /mcp/<name>). Paths are read (and watched) by loadConfig.
+ * @typedef {object} NodeProxyOptions
+ * @property {Record<string, {upstream: string, policy: string, headers?: Record<string, string>}>} servers
+ * @property {string} [grants] path of the grants file
+ */
+
+export class ConfigError extends Error {
+  name = 'ConfigError';
+}
+
+async function readText(path, what) {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read the ${what} ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  }
+}
+
+function compilePolicy(toolgate, text, path) {
+  const { ok, diagnostics } = toolgate.check(text);
+  if (!ok) {
+    throw new ConfigError(`${path} is not a valid policy:\n${diagnostics.filter((d) => d.severity === 'error')
+      .map((d) => `  ${path}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n')}`);
+  }
+  return toolgate.compile(text, { source: path });
+}
+
+/**
+ * Reads every file of the configuration and compiles every policy. Throws
+ * ConfigError (nothing half-loaded) when any part is missing or invalid.
+ * @returns {Promise<{config: import('./handler.js').ProxyConfig, files: string[]}>}
+ */
+export async function loadConfig(toolgate, options) {
+  const files = [];
+  const servers = {};
+  for (const [name, server] of Object.entries(options.servers)) {
+    const path = resolve(server.policy);
+    files.push(path);
+    servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compilePolicy(toolgate, await readText(path, 'policy'), path) };
+  }
+  let grants = null;
+  const grantPolicies = new Map();
+  if (options.grants) {
+    const path = resolve(options.grants);
+    files.push(path);
+    const text = await readText(path, 'grants file');
+    let document;
+    try {
+      document = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(`${path} is not JSON: ${error.message}`);
+    }
+    try {
+      grants = new Grants(document, path);
+    } catch (error) {
+      throw new ConfigError(error.message);
+    }
+    // A grant's own policy replaces the server's policy for that grant.
+    for (const grant of grants.list()) {
+      if (!grant.policy) continue;
+      const policyPath = resolve(dirname(path), grant.policy);
+      files.push(policyPath);
+      grantPolicies.set(grant.id, compilePolicy(toolgate, await readText(policyPath, `policy of grant "${grant.id}"`), policyPath));
+    }
+  }
+  return { config: { servers, grants, grantPolicies }, files };
+}
+
+/** Replaces ${NAME} in configured header values with environment variables. */
+export function expandEnvironment(value, env = process.env) {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name) => {
+    if (env[name] === undefined) throw new ConfigError(`environment variable ${name} is not set (used in an upstream header)`);
+    return env[name];
+  });
+}
+
+/**
+ * Starts the proxy. Resolves once it listens.
+ * @param {NodeProxyOptions & {
+ *   port?: number, host?: string, counters?: object, approvals?: object, audit?: object,
+ *   adminTokenSha256?: string, failOpen?: boolean, auditArguments?: boolean, maxBodyBytes?: number,
+ *   upstreamTimeoutMs?: number, publicUrl?: string, watch?: boolean,
+ *   log?: (level: string, message: string, fields?: object) => void,
+ * }} options
+ */
+export async function startProxy(options) {
+  const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
+  const toolgate = await loadToolgate();
+  const loaded = await loadConfig(toolgate, options);
+  const counters = options.counters ?? new MemoryCounterStore();
+  const approvals = options.approvals ?? new MemoryApprovalStore();
+  const audit = options.audit ?? new StreamAuditSink({ write: (line) => process.stdout.write(line) });
+  const handler = createHandler({
+    ...loaded.config, counters, approvals, audit, log,
+    adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
+    maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
+  });
+  const server = createAdaptorServer({
+    fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
+    hostname: options.host ?? '127.0.0.1',
+  });
+  // Long-lived event streams must not be cut by Node's request timeouts.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  await new Promise((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  const { port } = server.address();
+
+  // Reload: a changed file is read again in full; only a configuration that
+  // loads without error replaces the running one. Counters live in their
+  // store, so they carry over.
+  let reloading = Promise.resolve();
+  let watcher;
+  const reload = () => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadConfig(toolgate, options);
+        // Old plans are freed by the façade once nothing uses them (an open
+        // event stream may still filter with its policy).
+        handler.update(next.config);
+        watcher?.set(next.files);
+        log('info', 'configuration reloaded', { policies: Object.fromEntries(Object.entries(next.config.servers).map(([n, s]) => [n, s.policy.hash])) });
+      } catch (error) {
+        log('error', 'configuration not reloaded; the running one stays', { error: error.message });
+      }
+    });
+    return reloading;
+  };
+  if (options.watch !== false) watcher = watchFiles(loaded.files, reload);
+
+  return {
+    port,
+    url: `http://${options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : '127.0.0.1'}:${port}`,
+    handler,
+    counters,
+    approvals,
+    /** Reads the configuration again now (what a file change does). */
+    reload,
+    async close() {
+      watcher?.close();
+      server.closeAllConnections?.();
+      await new Promise((done) => server.close(() => done()));
+      await reloading;
+    },
+  };
+}
