@@ -1,4 +1,4 @@
-// npm start (until the proxy lands): evaluates the example policies against
+// npm run demo: evaluates the example policies against
 // their example calls on the WebAssembly core and prints what toolgate decided.
 import { readFile, readdir } from 'node:fs/promises';
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';

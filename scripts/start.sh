@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job, until the proxy lands: the core deciding the example calls,
-# then the browser playground served on http://127.0.0.1:8787/ (PORT to change).
+# The main job: toolgate serve in front of a real MCP server
+# (@modelcontextprotocol/server-everything), with a demo grant, the approvals
+# page and the policy playground. Prints the MCP URL and the demo token.
+# Installs what is missing first (scripts/setup.sh via build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
-node scripts/demo.js
-exec node scripts/serve-web.js
+exec node scripts/start-demo.js

@@ -1,0 +1,228 @@
+// The proxy's commands as users run them: `toolgate serve` (a child process,
+// flags as documented) and `toolgate stdio` (wrapping the real
+// server-everything over stdio), each driven by the official MCP SDK client.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import { repoRoot } from './cli-helpers.js';
+import { EVERYTHING, connectClient, freePort, grantsDocument, startEverything, tempFile } from './proxy-helpers.js';
+import { startRedis } from './redis-server.js';
+
+const CLI = join(repoRoot, 'bin/toolgate.js');
+const POLICY = {
+  version: '1',
+  default: 'deny',
+  hide: ['get-env'],
+  tools: { echo: { rate_limit: '2/minute' }, 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
+};
+const text = (result) => result.content.map((c) => c.text).join('');
+
+/** `toolgate serve ...` as a child; resolves once it prints that it listens. */
+async function serve(args, env = {}) {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  child.stdout.on('data', (chunk) => { stdout += chunk; });
+  const deadline = Date.now() + 15_000;
+  while (!stderr.includes('is listening on')) {
+    if (child.exitCode !== null) throw new Error(`toolgate serve exited ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`toolgate serve did not start: ${stderr}`);
+    await sleep(25);
+  }
+  return {
+    get stderr() { return stderr; },
+    get stdout() { return stdout; },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+    },
+  };
+}
+
+let everything;
+let policyPath;
+let grantsPath;
+before(async () => {
+  everything = await startEverything();
+  policyPath = await tempFile('cli-policy.json', POLICY);
+  grantsPath = await tempFile('cli-grants.json', grantsDocument({ alice: 'alice-cli' }));
+});
+after(() => everything?.stop());
+
+describe('toolgate serve', () => {
+  test('--policy --upstream --port --grants: a real client through to a real server; audit on stdout', async () => {
+    const port = await freePort();
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath]);
+    try {
+      assert.match(proxy.stderr, new RegExp(`http://127\\.0\\.0\\.1:${port}/mcp -> ${everything.url.replace(/[.]/g, '\\.')}`));
+      assert.match(proxy.stderr, /admin token: \S+/, 'a generated admin token is printed');
+      const client = await connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli');
+      try {
+        assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })), /3/);
+        const denied = await client.callTool({ name: 'get-env', arguments: {} });
+        assert.equal(denied.structuredContent.code, 'hidden');
+      } finally {
+        await client.close();
+      }
+      await sleep(100);
+      const events = proxy.stdout.trim().split('\n').map((line) => JSON.parse(line));
+      assert.deepEqual(events.map((e) => [e.tool, e.decision]), [['get-sum', 'allow'], ['get-env', 'deny']]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('without --grants: a warning, and loopback clients are "anonymous"', async () => {
+    const port = await freePort();
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port)]);
+    try {
+      assert.match(proxy.stderr, /warning: no --grants file/);
+      const client = await connectClient(`http://127.0.0.1:${port}/mcp`);
+      try {
+        assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 2 } })), /4/);
+      } finally {
+        await client.close();
+      }
+      assert.equal(JSON.parse(proxy.stdout.trim().split('\n')[0]).grant, 'anonymous');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('two instances on one Redis share the counts; audit events go to a file', async () => {
+    const redis = await startRedis();
+    const auditPath = await tempFile('audit.jsonl', '');
+    const ports = [await freePort(), await freePort()];
+    const proxies = [];
+    try {
+      for (const port of ports) {
+        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath,
+          '--store', redis.url, '--audit', `file:${auditPath}`]));
+      }
+      const clients = await Promise.all(ports.map((port) => connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli')));
+      try {
+        const outcomes = [];
+        for (const client of [...clients, ...clients]) {
+          outcomes.push((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
+        }
+        // echo: 2/minute per grant, whichever instance is asked
+        assert.deepEqual(outcomes, ['ran', 'ran', 'rate_limited', 'rate_limited']);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+      await sleep(100);
+      const events = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+      assert.equal(events.length, 4);
+    } finally {
+      await Promise.all(proxies.map((p) => p.stop()));
+      await redis.stop();
+    }
+  });
+
+  test('bad flags and files: a clear message and exit 1 or 2', async () => {
+    const cases = [
+      [['--policy', policyPath], 1, /serve needs --policy and --upstream/],
+      [['--policy', '/nope.json', '--upstream', everything.url, '--port', '0'], 1, /cannot read the policy \/nope\.json: no such file/],
+      [['--policy', policyPath, '--upstream', 'ftp://x', '--port', '0'], 1, /--upstream must be an http\(s\) URL/],
+      [['--policy', await tempFile('bad.json', '{"version": "1", "tools": {"x": {"rate_limit": "ten"}}}'), '--upstream', everything.url, '--port', '0'], 1, /bad\.json:1:\d+: .*\(\/tools\/x\/rate_limit\)/],
+      [['--policy', policyPath, '--upstream', everything.url, '--grants', await tempFile('bad-grants.json', { grants: [{ id: 'a', token_sha256: 'abc' }] }), '--port', '0'], 1, /\/grants\/0\/token_sha256: must be the SHA-256/],
+      [['--bogus'], 2, /Unknown option '--bogus'/],
+    ];
+    for (const [args, code, message] of cases) {
+      const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => { stderr += chunk; });
+      const [exitCode] = await once(child, 'exit');
+      assert.match(stderr, message, args.join(' '));
+      assert.equal(exitCode, code, `${args.join(' ')}: ${stderr}`);
+    }
+  });
+});
+
+describe('toolgate stdio', () => {
+  async function stdioClient(extra = []) {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, 'stdio', '--policy', policyPath, ...extra, '--', process.execPath, EVERYTHING, 'stdio'],
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr?.on('data', (chunk) => { stderr += chunk; });
+    const client = new Client({ name: 'toolgate-stdio-test', version: '1.0.0' });
+    await client.connect(transport);
+    return { client, stderr: () => stderr };
+  }
+
+  test('the same policy on a stdio server: hidden tools, denials, limits, audit on stderr', async () => {
+    const { client, stderr } = await stdioClient(['--grant', 'desktop']);
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('echo') && !names.includes('get-env'));
+      assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 40, b: 2 } })), /42/);
+      const outcomes = [];
+      for (let i = 0; i < 3; i++) outcomes.push((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
+      assert.deepEqual(outcomes, ['ran', 'ran', 'rate_limited']);
+      const denied = await client.callTool({ name: 'get-structured-content', arguments: { location: 'New York' } });
+      assert.match(text(denied), /^\[POLICY DENIED\]/);
+      await sleep(50);
+      const events = stderr().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+      assert.ok(events.some((e) => e.tool === 'get-sum' && e.decision === 'allow' && e.grant === 'desktop' && e.server === 'stdio'));
+      assert.ok(events.some((e) => e.tool === 'echo' && e.code === 'rate_limited'));
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('approvals through --approvals-port', async () => {
+    const port = await freePort();
+    const { client, stderr } = await stdioClient(['--approvals-port', String(port)]);
+    try {
+      const first = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+      assert.equal(first.structuredContent.approval_url, `http://127.0.0.1:${port}/approvals#${first.structuredContent.approval_id}`);
+      const token = /"admin_token":"([^"]+)"/.exec(stderr())[1];
+      const approved = await fetch(`http://127.0.0.1:${port}/approvals/${first.structuredContent.approval_id}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(approved.status, 200);
+      const second = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+      assert.equal(second.isError, undefined, text(second));
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('malformed lines get JSON-RPC errors and never reach the server', async () => {
+    const child = spawn(process.execPath, [CLI, 'stdio', '--policy', policyPath, '--', process.execPath, EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    child.stdin.write('not json\n');
+    child.stdin.write('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-sum","name":"get-env"}}\n');
+    child.stdin.write('{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env"}}\n');
+    child.stdin.write('{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"GET-SUM","arguments":{"a":1,"b":1}}}\n');
+    const deadline = Date.now() + 10_000;
+    while (stdout.trim().split('\n').filter(Boolean).length < 4 && Date.now() < deadline) await sleep(25);
+    child.stdin.end();
+    await once(child, 'exit');
+    const answers = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(answers.slice(0, 3).map((a) => a.error.code), [-32700, -32600, -32600]);
+    assert.equal(answers[3].result.structuredContent.code, 'invalid_call');
+  });
+
+  test('a command that does not exist: exit 1 and a clear message', async () => {
+    const child = spawn(process.execPath, [CLI, 'stdio', '--policy', policyPath, '--', 'no-such-command-xyz'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot run no-such-command-xyz: command not found/);
+  });
+});
