@@ -89,8 +89,8 @@ describe('RedisCounterStore on redis-server', () => {
     }
   });
 
-  test('a call mixing grant and global counters is all or nothing, whichever group denies', async () => {
-    const store = newStore();
+  for (const cluster of [false, true]) test(`a call mixing grant and global counters is all or nothing, whichever part denies (cluster: ${cluster})`, async () => {
+    const store = newStore({ cluster });
     const tools = {
       run: {
         limits: [
@@ -112,7 +112,9 @@ describe('RedisCounterStore on redis-server', () => {
     assert.deepEqual(denied.states, [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
     assert.deepEqual(denied.charges, []);
     assert.deepEqual(await store.peek([bob.mine, bob.all]), [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
-    assert.equal(await client.get(store.keyOf(bob.mine)), '0', 'charged, then given back');
+    // One script per hash tag on a Cluster: charged, then given back. One
+    // script for the call on a single Redis: never charged.
+    assert.equal(await client.get(store.keyOf(bob.mine)), cluster ? '0' : null);
 
     // Global group first (charged), then the grant's denies: the global charge comes back.
     const carolTools = {
@@ -133,12 +135,30 @@ describe('RedisCounterStore on redis-server', () => {
 
     // Through the policy: the store's states let the core name the limit that denied.
     const policy = toolgate.compile({ version: '1', default: 'deny', tools });
-    const counters = newStore();
+    const counters = newStore({ cluster });
     assert.equal((await policy.decide({ tool: 'run', grant: 'alice' }, { counters, now: T0 })).code, 'allowed');
     const decision = await policy.decide({ tool: 'run', grant: 'bob' }, { counters, now: T0 });
     assert.equal(decision.code, 'rate_limited');
     assert.equal(decision.rule, '/tools/run/limits/1');
     policy.dispose();
+  });
+
+  test('one round trip per call on a single Redis, grant and global counters together; one per hash tag on a Cluster', async () => {
+    const tools = { run: { limits: [{ counter: 'mine', window: 'minute', max: 10 }, { counter: 'all', window: 'minute', max: 10, scope: 'global' }] } };
+    const requests = requestsFor(tools, { tool: 'run', grant: 'dave' }, T0);
+    const scripts = async () => {
+      const stats = await client.sendCommand(['INFO', 'commandstats']);
+      return [...stats.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[2]), 0);
+    };
+    for (const [cluster, trips] of [[false, 1], [true, 2]]) {
+      const store = newStore({ cluster, prefix: `trips${cluster}` });
+      await store.loadScripts();
+      const before = await scripts();
+      const reservation = await store.reserve(requests, T0);
+      assert.equal(reservation.admitted, true);
+      await store.commit(reservation);
+      assert.equal(await scripts() - before, trips, `cluster: ${cluster}`);
+    }
   });
 
   test('a key repeated within one call counts every copy', async () => {

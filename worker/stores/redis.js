@@ -227,6 +227,7 @@ export class RedisCounterStore {
   #timeoutMs;
   #owned;
   #redis;
+  #cluster;
   #settled = new WeakSet(); // reservations committed or rolled back
 
   /**
@@ -235,7 +236,7 @@ export class RedisCounterStore {
    * `prefix`: the first segment of every key. `timeoutMs`: how long reserve()
    * (and each rollback) waits for Redis before failing.
    */
-  constructor({ client, prefix = 'tg', timeoutMs = 250, [OWNS_CLIENT]: owned = false } = {}) {
+  constructor({ client, prefix = 'tg', timeoutMs = 250, cluster = false, [OWNS_CLIENT]: owned = false } = {}) {
     if (!client || typeof client.sendCommand !== 'function') {
       throw new TypeError('RedisCounterStore needs `client`, a connected node-redis client');
     }
@@ -251,6 +252,7 @@ export class RedisCounterStore {
     this.#timeoutMs = timeoutMs;
     this.#owned = owned;
     this.#redis = new RedisCommands(client, timeoutMs);
+    this.#cluster = cluster === true;
   }
 
   /** The Redis key of `request`'s bucket that starts at `start` (epoch ms). */
@@ -292,8 +294,11 @@ export class RedisCounterStore {
     if (this.#owned) await closeClient(this.#client, this.#timeoutMs);
   }
 
-  // reserve() and peek(): one script per hash-tag group, in order of first
-  // appearance. A group that denies rolls back the groups charged before it;
+  // reserve() and peek(): one script for the whole call on a single Redis
+  // (any keys may meet in one script there: one round trip, atomic across
+  // grant and global counters). With `cluster`, one script per hash-tag
+  // group, in order of first appearance, since a script's keys must share a
+  // slot. A group that denies rolls back the groups charged before it;
   // the groups after it are only read, so that every state is real and the
   // core names the right limit and retry time.
   async #run(requests, now, charge) {
@@ -304,7 +309,7 @@ export class RedisCounterStore {
 
     const groups = new Map(); // tag -> request indexes
     requests.forEach((request, i) => {
-      const tag = tagOf(request);
+      const tag = this.#cluster ? tagOf(request) : '';
       if (!groups.has(tag)) groups.set(tag, []);
       groups.get(tag).push(i);
     });
@@ -349,7 +354,7 @@ export class RedisCounterStore {
         String(2 * request.window_ms),
       );
     }
-    const charges = requests.map((request, i) => ({ key: keys[2 * i], cost: request.cost, tag: tagOf(request) }));
+    const charges = requests.map((request, i) => ({ key: keys[2 * i], cost: request.cost, tag: this.#cluster ? tagOf(request) : '' }));
     // A script that ran after reserve() gave up charged a call that was denied:
     // give that charge back as soon as the late answer shows it.
     const onLateReply = (reply) => {
@@ -409,12 +414,13 @@ export async function createRedisCounterStore({
   url,
   prefix,
   timeoutMs,
+  cluster,
   connectTimeoutMs = 5000,
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
   const client = await connectClient({ url, connectTimeoutMs, clientOptions, onError });
-  const store = new RedisCounterStore({ client, prefix, timeoutMs, [OWNS_CLIENT]: true });
+  const store = new RedisCounterStore({ client, prefix, timeoutMs, cluster, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
   } catch (error) {
