@@ -21,6 +21,17 @@ Usage:
       "expect" field ("allow", "deny", "approval_required", or {"decision", "code"})
       also gets "pass": true|false, and the run exits 1 if any expectation failed.
 
+  toolgate serve --policy POLICY.json --upstream URL [--grants G] [--port N] [...]
+      The MCP proxy (Streamable HTTP): clients connect to http://HOST:PORT/mcp.
+      toolgate serve --help lists every option.
+
+  toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
+      Runs a stdio MCP server as a child with the policy enforced on its pipe.
+
+  toolgate scan URL | -- COMMAND [ARGS...]
+      Lists a server's tools, classifies each (read, write, execute,
+      destructive) and prints a starter policy. toolgate scan --help for more.
+
   toolgate --version    Print the version.
   toolgate --help       Print this help.
 `;
