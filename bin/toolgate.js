@@ -28,9 +28,13 @@ Usage:
   toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
       Runs a stdio MCP server as a child with the policy enforced on its pipe.
 
-  toolgate scan URL | -- COMMAND [ARGS...]
-      Lists a server's tools, classifies each (read, write, execute,
-      destructive) and prints a starter policy. toolgate scan --help for more.
+  toolgate scan URL [--header "Name: value"]... [--bearer TOKEN] [--json] [--out FILE]
+  toolgate scan [--json] [--out FILE] -- COMMAND [ARGS...]
+      Connect to an MCP server (Streamable HTTP or HTTP+SSE at URL, or a stdio
+      server started as COMMAND), classify each tool read / write / execute /
+      destructive with a risk level and signals, and print a starter policy
+      (read allowed, write 30/minute, execute 10/minute, destructive hidden).
+      "toolgate scan --help" for all options.
 
   toolgate --version    Print the version.
   toolgate --help       Print this help.

@@ -104,6 +104,9 @@ export function starterPolicy(classifications: Array<Pick<ToolClassification, 'n
 /** A plain-text table (tool, category, risk, signals) and a summary line; control characters shown as \u{..}. */
 export function formatScan(result: ScanResult | ToolClassification[], options?: { details?: boolean }): string;
 
+/** Makes a server-provided string safe to print on a terminal: control characters, bidi overrides, line separators and lone surrogates become \u{..}. */
+export function terminalSafe(text: string): string;
+
 /** The word lists behind the rules (lower-case whole words after splitting), as documented in lib/README.md. */
 export const WORDS: Readonly<{
   destructive: readonly string[];

@@ -400,7 +400,8 @@ export function starterPolicy(classifications) {
 // as \u{..}.
 const UNSAFE_FOR_TERMINAL = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/gu;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
-function terminalSafe(text) {
+/** Shows C0/C1 controls, bidi overrides, line separators and lone surrogates as \u{..}, for terminals. */
+export function terminalSafe(text) {
   return String(text)
     .replace(UNSAFE_FOR_TERMINAL, (c) => `\\u{${c.codePointAt(0).toString(16)}}`)
     .replace(LONE_SURROGATES, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
