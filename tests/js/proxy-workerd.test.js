@@ -1,0 +1,165 @@
+// The proxy inside workerd (the Cloudflare Workers runtime) through Miniflare:
+// the Workers entry (worker/workers.js) with counters and approvals in Durable
+// Objects, between the official MCP SDK client and the real
+// @modelcontextprotocol/server-everything.
+//
+// Every module is listed explicitly (see load-workerd.test.js for why); the
+// one npm dependency of the handler, eventsource-parser, is given as
+// worker/eventsource-parser, which is where workerd looks for the bare
+// `import ... from 'eventsource-parser'` of worker/sse.js.
+// (wrangler bundles it instead.)
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { Miniflare } from 'miniflare';
+
+import { connectClient, postRaw, sha256, startEverything } from './proxy-helpers.js';
+import { repoRoot } from './cli-helpers.js';
+
+const ADMIN = 'workerd-admin';
+const TOKENS = { alice: 'alice-workerd', bob: 'bob-workerd' };
+const POLICY = {
+  version: '1',
+  default: 'deny',
+  hide: ['get-env'],
+  tools: {
+    echo: { rate_limit: '2/minute' },
+    'get-sum': {},
+    'get-tiny-image': { action: 'require_approval' },
+  },
+};
+
+export const WORKER_MODULES = [
+  ['ESModule', 'worker/workers.js'], // the entry point comes first
+  ['ESModule', 'worker/handler.js'],
+  ['ESModule', 'worker/gate.js'],
+  ['ESModule', 'worker/grants.js'],
+  ['ESModule', 'worker/audit.js'],
+  ['ESModule', 'worker/json-check.js'],
+  ['ESModule', 'worker/sse.js'],
+  ['ESModule', 'worker/approvals.js'],
+  ['ESModule', 'worker/approvals-page.js'],
+  ['ESModule', 'worker/responses.js'],
+  ['ESModule', 'worker/stores/durable-object.js'],
+  ['ESModule', 'worker/stores/workers-kv.js'],
+  ['ESModule', 'wasm/index.js'],
+  ['ESModule', 'wasm/errors.js'],
+  ['ESModule', 'wasm/memory-store.js'],
+  ['ESModule', 'wasm/dist/toolgate_core.mjs'],
+  ['CompiledWasm', 'wasm/dist/toolgate_core.wasm'],
+];
+
+/** Miniflare running the Workers entry with these bindings. */
+export async function startWorkerProxy(bindings) {
+  const modules = await Promise.all(WORKER_MODULES.map(async ([type, relative]) => {
+    const file = path.join(repoRoot, relative);
+    return { type, path: file, contents: await readFile(file) };
+  }));
+  modules.push({
+    type: 'ESModule',
+    // workerd looks a bare specifier up beside the importing module (worker/sse.js)
+    path: path.join(repoRoot, 'worker/eventsource-parser'),
+    contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
+  });
+  const mf = new Miniflare({
+    modulesRoot: repoRoot,
+    modules,
+    compatibilityDate: '2025-01-01',
+    bindings,
+    durableObjects: {
+      COUNTERS: { className: 'ToolgateCounters', useSQLite: true },
+      APPROVALS: { className: 'ToolgateApprovals', useSQLite: true },
+    },
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const url = await mf.ready;
+  return { mf, url: url.href.replace(/\/$/, '') };
+}
+
+let everything;
+let proxy;
+let mcp;
+before(async () => {
+  everything = await startEverything();
+  proxy = await startWorkerProxy({
+    UPSTREAM_URL: everything.url,
+    POLICY: JSON.stringify(POLICY),
+    GRANTS: JSON.stringify({ grants: Object.entries(TOKENS).map(([id, token]) => ({ id, token_sha256: sha256(token) })) }),
+    ADMIN_TOKEN: ADMIN,
+  });
+  mcp = `${proxy.url}/mcp`;
+});
+after(async () => {
+  await proxy?.mf.dispose();
+  await everything?.stop();
+});
+
+const text = (result) => result.content.map((c) => c.text).join('');
+
+describe('the Workers entry in workerd', () => {
+  test('tools/list without hidden tools; allowed calls reach the server', async () => {
+    const client = await connectClient(mcp, TOKENS.alice);
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('echo') && !names.includes('get-env'), names.join());
+      const sum = await client.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } });
+      assert.match(text(sum), /42/);
+      const denied = await client.callTool({ name: 'get-env', arguments: {} });
+      assert.equal(denied.structuredContent.code, 'hidden');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('rate limits per grant, counted in Durable Objects', async () => {
+    const alice = await connectClient(mcp, TOKENS.alice);
+    const bob = await connectClient(mcp, TOKENS.bob);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await alice.callTool({ name: 'echo', arguments: { message: 'x' } })).isError, undefined);
+      const third = await alice.callTool({ name: 'echo', arguments: { message: 'x' } });
+      assert.equal(third.structuredContent.code, 'rate_limited');
+      assert.equal((await bob.callTool({ name: 'echo', arguments: { message: 'x' } })).isError, undefined);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
+  test('approvals kept in a Durable Object, approved over the admin API', async () => {
+    const client = await connectClient(mcp, TOKENS.bob);
+    try {
+      const first = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+      assert.match(text(first), /^\[APPROVAL REQUIRED\]/);
+      const id = first.structuredContent.approval_id;
+      const pending = await (await fetch(`${proxy.url}/approvals/pending`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+      assert.ok(pending.approvals.some((a) => a.id === id && a.grant === 'bob'));
+      const approved = await fetch(`${proxy.url}/approvals/${id}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.equal(approved.status, 200);
+      const second = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+      assert.equal(second.isError, undefined, text(second));
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('no token: 401; a batch with a tools/call notification: refused', async () => {
+    const anonymous = await postRaw(mcp, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    assert.equal(anonymous.status, 401);
+    const refused = await postRaw(mcp, [{ jsonrpc: '2.0', method: 'tools/call', params: { name: 'get-sum' } }], { token: TOKENS.alice });
+    assert.equal(refused.status, 400);
+  });
+
+  test('a broken configuration serves nothing and says why', async () => {
+    const broken = await startWorkerProxy({ UPSTREAM_URL: everything.url, POLICY: '{"version": "1", "tools": {"x": {"actoin": "deny"}}}' });
+    try {
+      const response = await fetch(`${broken.url}/mcp`, { method: 'POST' });
+      assert.equal(response.status, 500);
+      assert.match((await response.json()).error, /POLICY is not a valid policy: .*actoin/);
+    } finally {
+      await broken.mf.dispose();
+    }
+  });
+});
