@@ -44,6 +44,7 @@ export const WORKER_MODULES = [
   ['ESModule', 'worker/responses.js'],
   ['ESModule', 'worker/stores/durable-object.js'],
   ['ESModule', 'worker/stores/workers-kv.js'],
+  ['ESModule', 'worker/stores/checks.js'],
   ['ESModule', 'wasm/index.js'],
   ['ESModule', 'wasm/errors.js'],
   ['ESModule', 'wasm/memory-store.js'],

@@ -21,38 +21,16 @@
 import { DurableObject } from 'cloudflare:workers';
 
 import { estimateCount } from '../../wasm/memory-store.js';
+import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
 // A planned alarm this far in the past never fired (its retries ran out):
 // plan a new one instead of waiting for it.
 const LOST_ALARM_MS = 60_000;
 
-// A malformed request must not reach storage as NaN or undefined: throwing
-// denies the call (store_error).
-function checkRequest(request, i) {
-  const problem =
-    typeof request?.key !== 'string' ? 'key is not a string'
-    : !['grant', 'global'].includes(request.scope) ? 'scope is neither "grant" nor "global"'
-    : request.scope === 'grant' && typeof request.grant !== 'string' ? 'grant is not a string'
-    : !(Number.isFinite(request.cost) && request.cost >= 0) ? 'cost is not a finite non-negative number'
-    : !Number.isFinite(request.max) ? 'max is not a finite number'
-    : !(Number.isSafeInteger(request.window_ms) && request.window_ms > 0) ? 'window_ms is not a positive integer'
-    : !Number.isSafeInteger(request.bucket_start_ms) ? 'bucket_start_ms is not an integer'
-    : null;
-  if (problem) throw new TypeError(`counter request ${i}: ${problem}`);
-}
-
 function checkCall(requests, now) {
   if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
-  requests.forEach(checkRequest);
+  requests.forEach(checkCounterRequest);
   if (!Number.isFinite(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
-}
-
-function checkTime(value, name) {
-  if (!Number.isFinite(value)) throw new TypeError(`\`${name}\` must be a finite number (milliseconds)`);
-}
-
-function checkId(id) {
-  if (typeof id !== 'string' || id === '') throw new TypeError('an approval id must be a non-empty string');
 }
 
 // A Durable Object whose rows carry a drop time on the object's own clock,
@@ -424,13 +402,6 @@ const APPROVAL_SCHEMA = `
 
 const REQUEST_CLOCK_SLACK_MS = 60_000;
 
-function checkApprovalRequest(request) {
-  if (!request || typeof request !== 'object') throw new TypeError('request() needs an approval request object');
-  checkId(request.id);
-  checkTime(request.requested_at, 'requested_at');
-  checkTime(request.expires_at, 'expires_at');
-}
-
 /**
  * Approvals and the requests waiting for a human. RPC methods as the
  * ApprovalStore interface (approve takes a third argument, how long to keep
@@ -443,7 +414,7 @@ export class ToolgateApprovals extends ExpiringObject {
   }
 
   approve(id, now, keepMs) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(now, 'now');
     checkTime(keepMs, 'keepMs');
     const dropAt = Date.now() + keepMs;
@@ -458,7 +429,7 @@ export class ToolgateApprovals extends ExpiringObject {
   }
 
   isApproved(id, timeoutMs, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(timeoutMs, 'timeoutMs');
     checkTime(now, 'now');
     return this.#approvedAt(id, timeoutMs, now) !== null;
@@ -472,7 +443,7 @@ export class ToolgateApprovals extends ExpiringObject {
   // caller that gave up waiting can put it back (restore).
   // The check and the delete in one synchronous step: one approval, one call.
   take(id, timeoutMs, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(timeoutMs, 'timeoutMs');
     checkTime(now, 'now');
     const at = this.#approvedAt(id, timeoutMs, now);
@@ -483,7 +454,7 @@ export class ToolgateApprovals extends ExpiringObject {
   // Puts back an approval take() used up for a call that was then denied,
   // unless the id was approved again meanwhile.
   restore(id, approvedAt, keepMs) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(approvedAt, 'approvedAt');
     checkTime(keepMs, 'keepMs');
     const dropAt = Date.now() + keepMs;
@@ -508,7 +479,7 @@ export class ToolgateApprovals extends ExpiringObject {
   }
 
   get(id, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(now, 'now');
     const row = this.sql.exec('SELECT body, expires_at FROM requests WHERE id = ?', id).toArray()[0];
     if (!row) return null;

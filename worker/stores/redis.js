@@ -12,6 +12,8 @@
 
 import { createClient } from 'redis';
 
+import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
+
 // Reads every request's current and previous bucket, admits when each one
 // passes estimateCount(request, state, now) + cost <= max (wasm/memory-store.js),
 // and only then charges them all.
@@ -101,20 +103,6 @@ function tagOf(request) {
   if (request.scope === 'global') return 'global';
   const escaped = String(request.grant).replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return escaped === '' ? '%' : escaped;
-}
-
-// A malformed request must not reach Redis as "NaN" or "undefined": that would
-// be a Lua error at best and a wrong key at worst. Throwing denies the call.
-function checkRequest(request, i) {
-  const problem =
-    typeof request?.key !== 'string' ? 'key is not a string'
-    : !['grant', 'global'].includes(request.scope) ? 'scope is neither "grant" nor "global"'
-    : !(Number.isFinite(request.cost) && request.cost >= 0) ? 'cost is not a finite non-negative number'
-    : !Number.isFinite(request.max) ? 'max is not a finite number'
-    : !(Number.isSafeInteger(request.window_ms) && request.window_ms > 0) ? 'window_ms is not a positive integer'
-    : !Number.isSafeInteger(request.bucket_start_ms) ? 'bucket_start_ms is not an integer'
-    : null;
-  if (problem) throw new TypeError(`counter request ${i}: ${problem}`);
 }
 
 // Rejects with `error` after `ms`, unless cancelled.
@@ -303,7 +291,7 @@ export class RedisCounterStore {
   // core names the right limit and retry time.
   async #run(requests, now, charge) {
     if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
-    requests.forEach(checkRequest);
+    requests.forEach(checkCounterRequest);
     if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
     const deadline = this.#redis.deadline();
 
@@ -527,23 +515,6 @@ return 0
 
 const APPROVAL_SCRIPTS = [CONSUME_SCRIPT, APPROVE_SCRIPT, REQUEST_SCRIPT, LIST_SCRIPT, REJECT_SCRIPT];
 
-// Bad input must not reach Redis as "NaN" or "undefined" (a wrong key, or a
-// Lua error); throwing denies the call (authorize fails closed).
-function checkId(id) {
-  if (typeof id !== 'string' || id === '') throw new TypeError('an approval id must be a non-empty string');
-}
-
-function checkTime(value, name) {
-  if (!Number.isFinite(value)) throw new TypeError(`${name} must be a finite number (epoch milliseconds)`);
-}
-
-function checkRequestRecord(request) {
-  if (!request || typeof request !== 'object') throw new TypeError('request() needs an ApprovalRequest object');
-  checkId(request.id);
-  checkTime(request.requested_at, 'requested_at');
-  checkTime(request.expires_at, 'expires_at');
-}
-
 // A request as stored; anything else under a request key is a corrupt store,
 // and an error (the proxy then fails closed) rather than a guess.
 function parseRequest(text, key) {
@@ -619,7 +590,7 @@ export class RedisApprovalStore {
   }
 
   async approve(id, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(now, 'now');
     await this.#redis.eval(
       APPROVE_SCRIPT,
@@ -630,7 +601,7 @@ export class RedisApprovalStore {
   }
 
   async isApproved(id, timeoutMs, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(timeoutMs, 'timeoutMs');
     checkTime(now, 'now');
     const key = this.approvalKey(id);
@@ -646,7 +617,7 @@ export class RedisApprovalStore {
   // denied (fail closed); the late reply puts it back, unless it was approved
   // again meanwhile.
   async consume(id, timeoutMs, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(timeoutMs, 'timeoutMs');
     checkTime(now, 'now');
     const key = this.approvalKey(id);
@@ -661,7 +632,7 @@ export class RedisApprovalStore {
   }
 
   async request(request) {
-    checkRequestRecord(request);
+    checkApprovalRequest(request);
     const json = JSON.stringify(request);
     // The key lives as long as the request waits, on Redis's clock, plus slack.
     const ttlMs = Math.ceil(Math.max(0, request.expires_at - request.requested_at)) + REQUEST_CLOCK_SLACK_MS;
@@ -674,7 +645,7 @@ export class RedisApprovalStore {
   }
 
   async get(id, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(now, 'now');
     const key = this.requestKey(id);
     const text = await this.#redis.command(['GET', key], this.#redis.deadline());
@@ -703,7 +674,7 @@ export class RedisApprovalStore {
   }
 
   async reject(id, now) {
-    checkId(id);
+    checkApprovalId(id);
     checkTime(now, 'now');
     const reply = await this.#redis.eval(
       REJECT_SCRIPT,

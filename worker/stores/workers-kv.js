@@ -16,6 +16,7 @@
 // last wrote, whatever a stale KV cache says). See ./README.md.
 
 import { estimateCount } from '../../wasm/memory-store.js';
+import { checkCounterRequest } from './checks.js';
 
 // KV's smallest expirationTtl, in seconds.
 const MIN_TTL_SECONDS = 60;
@@ -25,17 +26,6 @@ const MAX_KEY_BYTES = 512;
 const PRUNE_EVERY_MS = 10_000;
 
 const utf8 = new TextEncoder();
-
-function checkRequest(request, i) {
-  const problem =
-    typeof request?.key !== 'string' ? 'key is not a string'
-    : !(Number.isFinite(request.cost) && request.cost >= 0) ? 'cost is not a finite non-negative number'
-    : !Number.isFinite(request.max) ? 'max is not a finite number'
-    : !(Number.isSafeInteger(request.window_ms) && request.window_ms > 0) ? 'window_ms is not a positive integer'
-    : !Number.isSafeInteger(request.bucket_start_ms) ? 'bucket_start_ms is not an integer'
-    : null;
-  if (problem) throw new TypeError(`counter request ${i}: ${problem}`);
-}
 
 // A bucket lives through its own window and the next (when it is read as
 // "previous"); KV will not expire anything sooner than a minute.
@@ -100,7 +90,7 @@ export class KvCounterStore {
 
   async reserve(requests, now) {
     if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
-    requests.forEach(checkRequest);
+    requests.forEach(checkCounterRequest);
     if (!Number.isFinite(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
     if (requests.length === 0) return { admitted: true, states: [], charges: [], settled: false };
 
@@ -155,7 +145,7 @@ export class KvCounterStore {
   /** The counts `requests` would see, without charging. */
   async peek(requests, now = Date.now()) {
     if (!Array.isArray(requests)) throw new TypeError('peek() needs an array of counter requests');
-    requests.forEach(checkRequest);
+    requests.forEach(checkCounterRequest);
     const keys = await Promise.all(requests.map(async (request) => [await this.keyOf(request), await this.keyOf(request, request.bucket_start_ms - request.window_ms)]));
     const counts = await this.#within(this.#read(keys.flat()));
     return keys.map(([current, previous]) => ({ current: counts.get(current) ?? 0, previous: counts.get(previous) ?? 0 }));
