@@ -117,13 +117,15 @@ export function createHandler(options) {
     if (bytes === null) {
       return json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`));
     }
+    let text;
     let body;
     try {
-      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      body = JSON.parse(text);
     } catch (error) {
       return json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`));
     }
-    const problem = findJsonProblem(new TextDecoder().decode(bytes));
+    const problem = findJsonProblem(text);
     if (problem) {
       const what = problem.problem === 'duplicate_key'
         ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
