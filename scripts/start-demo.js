@@ -68,6 +68,7 @@ ${bold('toolgate is running')} in front of @modelcontextprotocol/server-everythi
   approvals      ${proxy.url}/approvals     (admin token: ${adminToken})
   audit log      ${auditPath}
   playground     http://127.0.0.1:${playgroundPort}/
+  docs           http://127.0.0.1:${playgroundPort}/docs/
 
 Point a client at it:
   MCP Inspector:   npx @modelcontextprotocol/inspector   -> Streamable HTTP, URL ${mcp},
