@@ -187,9 +187,12 @@ export async function main(argv) {
   const [command, ...args] = argv;
   switch (command) {
     case 'check':
-      return check(args);
     case 'eval':
-      return evaluate(args);
+      if (args.includes('--help') || args.includes('-h')) {
+        process.stdout.write(HELP);
+        return undefined;
+      }
+      return command === 'check' ? check(args) : evaluate(args);
     // The proxy's commands live in their own modules, loaded only when used.
     case 'serve':
     case 'stdio':

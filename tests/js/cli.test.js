@@ -15,6 +15,14 @@ test('--version prints the package version; --help lists the commands', async ()
   for (const word of ['check', 'eval', '--policy']) assert.match(help.stdout, new RegExp(word));
 });
 
+test('check --help and eval -h print the help instead of reading a file called --help', async () => {
+  for (const args of [['check', '--help'], ['eval', '-h']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, args.join(' '));
+    assert.match(result.stdout, /toolgate check POLICY\.json/);
+  }
+});
+
 test('an unknown command fails with the help on stderr', async () => {
   const result = await runCli(['frobnicate']);
   assert.equal(result.code, 2);
