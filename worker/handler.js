@@ -113,7 +113,7 @@ export function createHandler(options) {
     if (!/^application\/json\s*(;|$)/i.test(contentType)) {
       return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Content-Type must be application/json, not ${JSON.stringify(contentType)}.`));
     }
-    const bytes = await readLimited(request.body, maxBodyBytes);
+    const bytes = await readBody(request, maxBodyBytes);
     if (bytes === null) {
       return json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`));
     }
@@ -142,7 +142,11 @@ export function createHandler(options) {
     // exactly the messages that were decided on.
     const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]));
     if (upstream.error) {
-      Gate.settleAll(tickets, { failed: true, status: upstream.status, outcome: 'upstream_failed' });
+      // Quota goes back only when the server cannot have received the calls
+      // (the connection was never made). A timeout, a reset after sending, or
+      // a client that left may follow a call the server is running: giving
+      // that back would let an agent run calls past its limit by hanging up.
+      Gate.settleAll(tickets, { failed: !upstream.maybeReceived, status: upstream.status, outcome: upstream.status === 'client_left' ? 'client_left' : 'upstream_failed' });
       const failures = forward.filter((m) => 'method' in m && 'id' in m).map((m) => errorMessage(m.id, JsonRpcError.INTERNAL, upstream.error));
       const all = [...answers, ...failures];
       return json(502, batch ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
@@ -232,9 +236,11 @@ export function createHandler(options) {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal, redirect: 'manual' });
       return { response };
     } catch (error) {
-      const cause = timeout.signal.aborted ? timeout.signal.reason?.message : (error?.cause?.code ?? error?.message ?? String(error));
-      log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
-      return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status: timeout.signal.aborted ? 'timeout' : 'unreachable' };
+      const code = error?.cause?.code;
+      const status = request.signal?.aborted ? 'client_left' : timeout.signal.aborted ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
+      const cause = status === 'timeout' ? timeout.signal.reason?.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
+      if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
+      return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status, maybeReceived: status !== 'unreachable' };
     } finally {
       clearTimeout(timer);
     }
@@ -264,6 +270,24 @@ export function isLoopback(address) {
   if (typeof address !== 'string') return false;
   const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
   return plain === '::1' || /^127\.\d+\.\d+\.\d+$/.test(plain);
+}
+
+// Connection errors that happen before a request is sent: the server cannot
+// have received the call.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+// The request body, or null when it is longer than `limit`. A declared
+// Content-Length within the limit takes arrayBuffer(), which Node's adapter
+// serves without building a web stream; otherwise the body is read as a
+// stream and cut off at the limit.
+async function readBody(request, limit) {
+  const declared = Number(request.headers.get('content-length'));
+  if (request.headers.has('content-length') && Number.isSafeInteger(declared) && declared >= 0) {
+    if (declared > limit) return null;
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    return bytes.byteLength > limit ? null : bytes;
+  }
+  return readLimited(request.body, limit);
 }
 
 /** The body's bytes, or null when it is longer than `limit`. */

@@ -223,7 +223,15 @@ describe('failing upstreams: a clear answer, and the quota given back', () => {
     assert.equal(event.upstream_status, 'unreachable');
   });
 
-  test('upstream slow: 502 after the timeout', async () => {
+  // The server got the call and may be running it: its quota stays spent,
+  // or a slow call (or a client hanging up) would run past the limit.
+  async function assertKept(counters) {
+    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
+    const [state] = await counters.peek(pending.counters);
+    assert.equal(state.current, 1, 'the quota stays spent');
+  }
+
+  test('upstream slow: 502 after the timeout; the quota stays spent', async () => {
     const { handler, counters } = makeProxy({ upstreamTimeoutMs: 200 });
     respond = async (req, body, res) => { await sleep(2000); json(res, echoResults(body)); };
     const started = Date.now();
@@ -231,7 +239,30 @@ describe('failing upstreams: a clear answer, and the quota given back', () => {
     assert.equal(answer.status, 502);
     assert.ok(Date.now() - started < 1500);
     assert.match(answer.json.error.message, /no answer within 200 ms/);
-    await assertRolledBack(handler, counters);
+    await assertKept(counters);
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+
+  test('a client that hangs up after the call was forwarded does not get its quota back', async () => {
+    const { handler, counters, audit } = makeProxy();
+    const since = upstream.requests.length;
+    respond = async (req, body, res) => { await sleep(500); json(res, echoResults(body)); };
+    for (let i = 0; i < 3; i++) {
+      const request = new Request('http://toolgate.test/mcp', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify(call(i, 'echo')),
+        signal: AbortSignal.timeout(100),
+      });
+      await handler.fetch(request, {}).then((r) => r.text()).catch(() => {});
+    }
+    await sleep(600);
+    // echo allows 1/minute: only the first call went upstream, and it stays counted
+    assert.deepEqual(forwardedCalls(since), ['echo']);
+    await assertKept(counters);
+    const events = await audit.waitFor(3);
+    assert.equal(events.filter((e) => e.code === 'rate_limited').length, 2);
+    assert.equal(events.find((e) => e.code === 'allowed').upstream_status, 'client_left');
     respond = (req, body, res) => json(res, echoResults(body));
   });
 
