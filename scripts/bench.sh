@@ -13,6 +13,9 @@ echo
 echo "## WebAssembly core"
 node bench/js/core.bench.js
 echo
+echo "## MCP proxy on loopback (autocannon; toolgate serve vs direct and a bare proxy)"
+node bench/proxy/proxy.bench.js
+echo
 echo "## Browser playground (headless Chromium)"
 if [ -f web/dist/index.html ]; then
   node bench/web/playground.bench.js

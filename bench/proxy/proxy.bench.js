@@ -1,0 +1,656 @@
+// The proxy's overhead on loopback: the same JSON-RPC tools/call POST sent by
+// autocannon (in this process) to
+//   direct       a minimal upstream (upstream.js)
+//   passthrough  a proxy without policy on the same HTTP stack (passthrough.js)
+//   toolgate     `toolgate serve` with the memory store, then with a Redis store
+// each server a child process. Per case: latency of sequential requests (one
+// connection: the added-latency figure), latency and requests/s under load
+// (--connections), CPU per request of each server process and, for Redis,
+// store round trips per tools/call (MONITOR over N sequential calls, and INFO
+// commandstats around the loaded run). Prints Markdown and writes
+// bench/results/proxy.json. Not a test: nothing fails on a number.
+//
+//   node bench/proxy/proxy.bench.js [--duration S] [--connections N] [--rounds N] [--quick]
+//     [--profile] [--everything] [--idle-wait S] [--no-redis] [--toolgate-bin PATH] [--out FILE]
+// (flags: bench/README.md)
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import net from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import autocannon from 'autocannon';
+import { createClient } from 'redis';
+
+import { startRedis, REDIS_SERVER } from '../../tests/js/redis-server.js';
+import { summariseProfile } from './cpuprofile.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const here = fileURLToPath(new URL('./', import.meta.url));
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: 'string' }, // seconds under load, per case and round
+    'seq-duration': { type: 'string' }, // seconds of sequential requests, per case and round
+    warmup: { type: 'string' },
+    connections: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    everything: { type: 'boolean', default: false },
+    'no-redis': { type: 'boolean', default: false },
+    'toolgate-bin': { type: 'string', default: join(root, 'bin/toolgate.js') }, // e.g. another checkout's, to compare
+    'idle-wait': { type: 'string', default: '0' }, // before each case, wait up to S seconds for the rest of the machine to go quiet
+    out: { type: 'string', default: join(root, 'bench/results/proxy.json') },
+  },
+});
+const quick = flags.quick;
+const duration = Number(flags.duration ?? (quick ? 2 : 10));
+const seqDuration = Number(flags['seq-duration'] ?? Math.max(1, duration / 2));
+const warmup = Number(flags.warmup ?? (quick ? 0.5 : 2));
+const connections = Number(flags.connections);
+const rounds = Number(flags.rounds);
+
+// ---------------------------------------------------------------- the request
+
+const TOKEN = 'bench-token-0123456789abcdef';
+// The "typical call" of the budgets (bench/js/core.bench.js): 5 arguments,
+// 3 conditions, 1 limit, here one so large it never denies.
+const POLICY = {
+  version: '1',
+  default: 'deny',
+  tools: {
+    create_refund: {
+      require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
+      deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
+      rate_limit: { max: 1_000_000_000, window: 'minute' },
+    },
+  },
+};
+const BODY = JSON.stringify({
+  jsonrpc: '2.0', id: 1, method: 'tools/call',
+  params: { name: 'create_refund', arguments: { amount: 120, currency: 'usd', charge: 'ch_123', reason: 'duplicate', notify: true } },
+});
+const HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  authorization: `Bearer ${TOKEN}`,
+};
+
+// ------------------------------------------------------------------ children
+
+const children = new Set();
+// Every server process of this benchmark (children and redis-server), for CPU accounting.
+const ownPids = new Set();
+const ownCpuMs = () => [...ownPids].reduce((sum, pid) => sum + (cpuMs(pid) || 0), 0);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+const listeningUrl = (output) => /listening on (http:\/\/[^\s/]+)/.exec(output)?.[1];
+
+/**
+ * Starts `node args...` with exit-with-parent.js preloaded (it stops when
+ * this process closes its stdin or dies), waits until `ready(stderr)` gives
+ * its URL ("listening on URL"). Returns { name, url (origin), pid, stop(), output() }.
+ */
+async function startNode(name, args, { env = {}, nodeOptions = [], ready = listeningUrl } = {}) {
+  const child = spawn(process.execPath, [...nodeOptions, '--import', join(here, 'exit-with-parent.js'), ...args], {
+    cwd: root, env: { ...process.env, ...env }, stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  children.add(child);
+  ownPids.add(child.pid);
+  let output = '';
+  child.stderr.on('data', (chunk) => {
+    if (output.length < 100_000) output += chunk;
+  });
+  const exited = once(child, 'exit');
+  const stop = async () => {
+    children.delete(child);
+    ownPids.delete(child.pid);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const url = ready(output);
+    if (url) return { name, url, pid: child.pid, stop, output: () => output };
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`${name} did not start:\n${output}`);
+    }
+    await sleep(20);
+  }
+}
+
+// Stop every child on the way out, however this process ends. (Children also
+// stop by themselves when their stdin closes, e.g. after a SIGKILL here.)
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the servers\n`);
+    process.exit(130);
+  });
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc. */
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000; // utime, stime
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (ms) the whole machine has spent busy so far, from /proc/stat. */
+function systemBusyMs() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = fields;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK) * 1000;
+}
+
+/**
+ * Counts the commands Redis receives while `fn` runs, by MONITOR: those sent
+ * by clients (round trips) apart from those run inside Lua scripts.
+ * Returns { result, clients: {command: n}, scripts: {command: n} }.
+ */
+async function monitorRedis(port, fn) {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const clients = {};
+  const scripts = {};
+  let buffer = '';
+  let ready;
+  const started = new Promise((resolve) => { ready = resolve; });
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk) => {
+    buffer += chunk;
+    let end;
+    while ((end = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (line === '+OK') {
+        ready();
+        continue;
+      }
+      // +1700000000.123456 [0 127.0.0.1:5555] "EVALSHA" "..."   or   [0 lua] "GET" ...
+      const match = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line);
+      if (!match) continue;
+      const into = match[1] === 'lua' ? scripts : clients;
+      const command = match[2].toLowerCase();
+      into[command] = (into[command] ?? 0) + 1;
+    }
+  });
+  socket.write('MONITOR\r\n');
+  await started;
+  const result = await fn();
+  await sleep(200);
+  socket.destroy();
+  return { result, clients, scripts };
+}
+
+/** Waits (up to `seconds`) until other processes use under 10 % of the machine's CPU for 2 s. */
+async function waitForQuiet(seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const busy0 = systemBusyMs();
+    const own0 = ownCpuMs() + process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
+    await sleep(2000);
+    const own = ownCpuMs() + process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000 - own0;
+    const foreign = (systemBusyMs() - busy0 - own) / (2000 * cpus().length);
+    if (foreign < 0.1) return true;
+  }
+  return seconds === 0;
+}
+
+// ------------------------------------------------------------------ measuring
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const median = (list) => {
+  const sorted = list.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/**
+ * One autocannon run. Latencies are taken from its 'response' events, which
+ * carry the time in ms as a float (its own histogram keeps whole ms only).
+ */
+async function load(url, { seconds, connections: conns, body = BODY, headers = HEADERS }) {
+  const latencies = [];
+  let statusOther = 0;
+  const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
+  const busyBefore = systemBusyMs();
+  const ownBefore = ownCpuMs();
+  const instance = autocannon({
+    url, method: 'POST', headers, body, connections: conns, pipelining: 1, duration: seconds, timeout: 10,
+  });
+  instance.on('response', (client, statusCode, bytes, responseTime) => {
+    if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+    else statusOther += 1;
+  });
+  const result = await instance;
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
+  const ownCpu = ownCpuMs() - ownBefore;
+  const busy = systemBusyMs() - busyBefore;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    seconds: elapsed,
+    rps: latencies.length / elapsed,
+    p50_ms: percentile(latencies, 50),
+    p90_ms: percentile(latencies, 90),
+    p99_ms: percentile(latencies, 99),
+    max_ms: latencies[latencies.length - 1],
+    non2xx: statusOther,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    client_cpu_ms_per_request: (cpu.user + cpu.system) / 1000 / Math.max(1, latencies.length),
+    // CPU the rest of the machine used meanwhile, as a share of all its CPUs:
+    // anything well above 0 makes the figures of this run noisy.
+    foreign_cpu_share: Math.max(0, busy - (cpu.user + cpu.system) / 1000 - ownCpu) / (elapsed * 1000 * cpus().length),
+  };
+}
+
+async function upstreamCalls(upstream) {
+  const response = await fetch(`${upstream.url}/stats`);
+  return (await response.json()).tools_calls;
+}
+
+/** Redis INFO commandstats as { command: {calls, usec} }. */
+async function commandStats(redis) {
+  const text = await redis.sendCommand(['INFO', 'commandstats']);
+  const stats = {};
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
+    if (match) stats[match[1]] = { calls: Number(match[2]), usec: Number(match[3]) };
+  }
+  return stats;
+}
+
+function statsDelta(before, after) {
+  const delta = {};
+  for (const [command, { calls, usec }] of Object.entries(after)) {
+    const was = before[command] ?? { calls: 0, usec: 0 };
+    if (calls > was.calls) delta[command] = { calls: calls - was.calls, usec: usec - was.usec };
+  }
+  // The INFO that read `after` counts itself.
+  if (delta.info) {
+    delta.info.calls -= 1;
+    if (delta.info.calls === 0) delete delta.info;
+  }
+  return delta;
+}
+
+/** Checks once that `url` answers the call with the upstream's result (not a denial). */
+async function preflight(name, url, headers = HEADERS, body = BODY) {
+  const response = await fetch(url, { method: 'POST', headers, body });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${name}: HTTP ${response.status}: ${text}`);
+  // An event stream (server-everything) carries the message in a data: line.
+  const json = /^event:|^data:/m.test(text) ? JSON.parse(/^data: ?(.*)$/m.exec(text)[1]) : JSON.parse(text);
+  if (json.error || json.result?.isError) throw new Error(`${name}: the call was not answered by the upstream: ${text}`);
+}
+
+/**
+ * A case: warm-up, sequential run, loaded run, with CPU and Redis counts
+ * around the loaded and sequential runs.
+ */
+async function runCase(target, { upstream, redis, servers }) {
+  const url = `${target.url}/mcp`;
+  await load(url, { seconds: warmup, connections });
+  const measure = async (seconds, conns) => {
+    const calls0 = await upstreamCalls(upstream);
+    const stats0 = redis ? await commandStats(redis) : null;
+    const cpu0 = servers.map((s) => cpuMs(s.pid));
+    const figures = await load(url, { seconds, connections: conns });
+    await sleep(200); // calls in flight when autocannon stopped
+    const calls = (await upstreamCalls(upstream)) - calls0;
+    figures.upstream_tools_calls = calls;
+    figures.cpu_ms_per_request = Object.fromEntries(servers.map((s, i) => [s.name, (cpuMs(s.pid) - cpu0[i]) / Math.max(1, calls)]));
+    if (redis) {
+      const delta = statsDelta(stats0, await commandStats(redis));
+      const scripts = (delta.evalsha?.calls ?? 0) + (delta.eval?.calls ?? 0);
+      figures.redis = {
+        commands: delta, // commandstats counts the commands scripts run too
+        script_calls_per_tools_call: scripts / calls,
+        evalsha_usec_per_call: delta.evalsha ? delta.evalsha.usec / delta.evalsha.calls : null,
+      };
+    }
+    return figures;
+  };
+  const sequential = await measure(seqDuration, 1);
+  const loaded = await measure(duration, connections);
+  return { sequential, loaded };
+}
+
+// ------------------------------------------------------------------- the run
+
+const work = mkdtempSync(join(tmpdir(), 'toolgate-proxy-bench-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+const policyPath = join(work, 'policy.json');
+const grantsPath = join(work, 'grants.json');
+writeFileSync(policyPath, JSON.stringify(POLICY, null, 2));
+writeFileSync(grantsPath, JSON.stringify({
+  grants: [{ id: 'bench-agent', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), attributes: { role: 'support' } }],
+}));
+
+function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath } = {}) {
+  return [flags['toolgate-bin'], 'serve', '--policy', policy, '--upstream', upstreamUrl, '--grants', grantsPath,
+    '--port', '0', '--store', store, '--audit', audit];
+}
+const serveEnv = { TOOLGATE_ADMIN_TOKEN: 'bench-admin-token' };
+
+const log = (message) => process.stderr.write(`${message}\n`);
+log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuration} s sequential, ${duration} s with ${connections} connections`);
+
+const upstream = await startNode('upstream', [join(here, 'upstream.js')]);
+const passthrough = await startNode('passthrough', [join(here, 'passthrough.js'), '--upstream', `${upstream.url}/mcp`]);
+const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
+
+let redisServer = null;
+let redis = null;
+let toolgateRedis = null;
+let redisPid = null;
+if (!flags['no-redis']) {
+  try {
+    redisServer = await startRedis();
+  } catch (error) {
+    log(`Redis case skipped: ${error.message}`);
+  }
+  if (redisServer) {
+    process.on('exit', () => redisServer.stop()); // its watchdog shell also ends it when this process dies
+    redis = createClient({ url: redisServer.url });
+    redis.on('error', () => {});
+    await redis.connect();
+    redisPid = Number(/process_id:(\d+)/.exec(await redis.sendCommand(['INFO', 'server']))[1]);
+    ownPids.add(redisPid);
+    toolgateRedis = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store: redisServer.url, audit: `file:${join(work, 'audit-redis.jsonl')}` }), { env: serveEnv });
+  }
+}
+
+const redisProcess = redisPid ? [{ name: 'redis-server', pid: redisPid }] : [];
+const cases = [
+  { name: 'direct', target: upstream, servers: [upstream] },
+  { name: 'passthrough', target: passthrough, servers: [passthrough, upstream] },
+  { name: 'toolgate (memory store)', target: toolgateMemory, servers: [toolgateMemory, upstream] },
+  ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
+];
+for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`);
+
+const disturbance = (result) => Math.max(result.sequential.foreign_cpu_share, result.loaded.foreign_cpu_share);
+const runs = Object.fromEntries(cases.map((c) => [c.name, []]));
+for (let round = 1; round <= rounds; round++) {
+  for (const c of cases) {
+    // With --idle-wait, a case that other processes disturbed (over 10 % of
+    // the CPU) is measured again, twice at most; the least disturbed one counts.
+    const idleWait = Number(flags['idle-wait']);
+    let best;
+    for (let attempt = 1; attempt <= (idleWait > 0 ? 3 : 1); attempt++) {
+      if (!(await waitForQuiet(idleWait))) log('  (the machine is busy with other processes; measuring anyway)');
+      log(`round ${round}/${rounds}: ${c.name}${attempt > 1 ? ` (again: other processes took ${Math.round(disturbance(best) * 100)} % of the CPU)` : ''}`);
+      const result = await runCase(c.target, { upstream, redis: c.redis, servers: c.servers });
+      if (!best || disturbance(result) < disturbance(best)) best = result;
+      if (disturbance(best) <= 0.1) break;
+    }
+    runs[c.name].push(best);
+  }
+}
+
+// Round trips, exactly: N sequential calls through toolgate with the Redis
+// store while MONITOR lists every command Redis receives.
+let roundTrips = null;
+if (toolgateRedis) {
+  const calls = quick ? 200 : 1000;
+  const before = await upstreamCalls(upstream);
+  const url = `${toolgateRedis.url}/mcp`;
+  const monitored = await monitorRedis(redisServer.port, async () => {
+    let failed = 0;
+    for (let i = 0; i < calls; i++) {
+      const response = await fetch(url, { method: 'POST', headers: HEADERS, body: BODY });
+      await response.arrayBuffer();
+      if (!response.ok) failed += 1;
+    }
+    return failed;
+  });
+  const forwarded = (await upstreamCalls(upstream)) - before;
+  const sent = Object.values(monitored.clients).reduce((sum, n) => sum + n, 0);
+  roundTrips = {
+    calls, forwarded, failed: monitored.result,
+    client_commands: monitored.clients, script_commands: monitored.scripts,
+    round_trips_per_call: sent / calls,
+  };
+}
+
+// Median over rounds of each figure.
+const summary = {};
+for (const [name, list] of Object.entries(runs)) {
+  const pick = (phase, key) => median(list.map((r) => r[phase][key]));
+  summary[name] = {};
+  for (const phase of ['sequential', 'loaded']) {
+    summary[name][phase] = Object.fromEntries(['p50_ms', 'p90_ms', 'p99_ms', 'rps'].map((k) => [k, pick(phase, k)]));
+    summary[name][phase].cpu_ms_per_request = Object.fromEntries(Object.keys(list[0][phase].cpu_ms_per_request)
+      .map((server) => [server, median(list.map((r) => r[phase].cpu_ms_per_request[server]))]));
+    if (list[0][phase].redis) {
+      summary[name][phase].script_calls_per_tools_call = median(list.map((r) => r[phase].redis.script_calls_per_tools_call));
+      summary[name][phase].evalsha_usec_per_call = median(list.map((r) => r[phase].redis.evalsha_usec_per_call));
+    }
+  }
+}
+
+// ---------------------------------------------------------- profile (optional)
+
+async function profileServe(name, store, audit) {
+  const dir = join(work, `profile-${name}`);
+  mkdirSync(dir);
+  const callsBefore = await upstreamCalls(upstream);
+  const server = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store, audit }), {
+    env: serveEnv, nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  });
+  await preflight(`profiled ${name}`, `${server.url}/mcp`);
+  await load(`${server.url}/mcp`, { seconds: warmup, connections });
+  const figures = await load(`${server.url}/mcp`, { seconds: duration, connections });
+  await server.stop();
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return { error: `no profile written:\n${server.output()}` };
+  const summary = summariseProfile(join(dir, file));
+  // The profile covers the process's whole life: start-up, warm-up and the run.
+  const calls = (await upstreamCalls(upstream)) - callsBefore;
+  return { rps_while_profiled: figures.rps, calls_in_profile: calls, busy_ms_per_call: summary.busy_ms / calls, ...summary };
+}
+const profiles = {};
+if (flags.profile) {
+  log('profiling toolgate (memory store)');
+  profiles['toolgate (memory store)'] = await profileServe('memory', 'memory', `file:${join(work, 'audit-profile-memory.jsonl')}`);
+  if (redisServer) {
+    log('profiling toolgate (Redis store)');
+    profiles['toolgate (Redis store)'] = await profileServe('redis', redisServer.url, `file:${join(work, 'audit-profile-redis.jsonl')}`);
+  }
+}
+
+// ------------------------------------------------- server-everything (optional)
+
+// The real MCP server of the tests, over Streamable HTTP: it keeps sessions,
+// so one initialize first, then every call carries its Mcp-Session-Id (the
+// same session, through toolgate too: the proxy forwards the header). Its
+// answers are event streams, so this also runs toolgate's SSE path.
+let everything = null;
+if (flags.everything) {
+  everything = await runEverything();
+}
+
+async function runEverything() {
+  const { freePort } = await import('../../tests/js/redis-server.js');
+  const port = await freePort();
+  const server = await startNode('server-everything', [join(root, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
+    env: { PORT: String(port) }, ready: (output) => (/listening on port \d+/.test(output) ? `http://127.0.0.1:${port}` : undefined),
+  });
+  const upstreamUrl = `http://127.0.0.1:${port}/mcp`;
+  const policy = join(work, 'policy-everything.json');
+  writeFileSync(policy, JSON.stringify({ version: '1', default: 'deny', tools: { echo: { rate_limit: { max: 1_000_000_000, window: 'minute' } } } }));
+  const proxy = await startNode('toolgate', serveArgs(upstreamUrl, { audit: `file:${join(work, 'audit-everything.jsonl')}`, policy }), { env: serveEnv });
+  const bare = await startNode('passthrough', [join(here, 'passthrough.js'), '--upstream', upstreamUrl]);
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello' } } });
+
+  // One session per target (through toolgate, and direct).
+  async function session(url) {
+    const init = await fetch(url, {
+      method: 'POST', headers: HEADERS,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
+    });
+    const id = init.headers.get('mcp-session-id');
+    await init.text();
+    if (!init.ok || !id) throw new Error(`server-everything: initialize through ${url} gave HTTP ${init.status} without a session`);
+    const headers = { ...HEADERS, 'mcp-session-id': id, 'mcp-protocol-version': '2025-06-18' };
+    const notified = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+    await notified.text();
+    await preflight(`server-everything via ${url}`, url, headers, body);
+    return headers;
+  }
+  const results = {};
+  const seconds = Math.max(1, duration / 2);
+  for (const [name, url] of [['direct', upstreamUrl], ['passthrough', `${bare.url}/mcp`], ['toolgate (memory store)', `${proxy.url}/mcp`]]) {
+    const headers = await session(url);
+    await load(url, { seconds: warmup, connections, body, headers });
+    const sequential = await load(url, { seconds: seqDuration / 2, connections: 1, body, headers });
+    const loaded = await load(url, { seconds, connections, body, headers });
+    results[name] = { sequential, loaded };
+  }
+  await proxy.stop();
+  await bare.stop();
+  await server.stop();
+  return results;
+}
+
+// ------------------------------------------------------------------- report
+
+const f = (n, d = 3) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const direct = summary.direct;
+const pass = summary.passthrough;
+const derived = {};
+for (const name of Object.keys(summary).filter((n) => n !== 'direct')) {
+  const s = summary[name];
+  derived[name] = {
+    added_p50_ms_sequential: s.sequential.p50_ms - direct.sequential.p50_ms,
+    added_p50_ms_loaded: s.loaded.p50_ms - direct.loaded.p50_ms,
+    added_p50_ms_over_passthrough_sequential: s.sequential.p50_ms - pass.sequential.p50_ms,
+    throughput_vs_passthrough: s.loaded.rps / pass.loaded.rps,
+    throughput_vs_direct: s.loaded.rps / direct.loaded.rps,
+  };
+}
+const redisName = 'toolgate (Redis store)';
+const budgets = {};
+for (const name of ['toolgate (memory store)', redisName].filter((n) => derived[n])) {
+  budgets[name] = {
+    added_p50_le_0_5_ms: derived[name].added_p50_ms_sequential <= 0.5,
+    throughput_ge_80_percent_of_passthrough: derived[name].throughput_vs_passthrough >= 0.8,
+  };
+}
+if (roundTrips) {
+  budgets[redisName].one_store_round_trip_per_call = roundTrips.round_trips_per_call === 1 && roundTrips.forwarded === roundTrips.calls;
+}
+
+const out = [];
+out.push(`Proxy on loopback, Node ${process.versions.node}, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}; autocannon in the benchmark process, each server a child process.`);
+out.push(`${rounds} round(s), medians over rounds; per case: ${seqDuration} s sequential (1 connection), ${duration} s with ${connections} connections, after ${warmup} s warm-up.`);
+out.push('');
+out.push('| case | sequential p50 / p99 (ms) | loaded p50 / p99 (ms) | requests/s (loaded) | server CPU per request (ms, loaded) | store round trips per tools/call |');
+out.push('|---|---|---|---|---|---|');
+for (const [name, s] of Object.entries(summary)) {
+  const cpu = Object.entries(s.loaded.cpu_ms_per_request).map(([server, ms]) => `${server} ${f(ms)}`).join(', ');
+  const trips = name === redisName ? `${f(roundTrips.round_trips_per_call)} (MONITOR, ${roundTrips.calls} calls); scripts ${f(s.loaded.script_calls_per_tools_call)} under load`
+    : name.startsWith('toolgate') ? '0 (in process)' : '—';
+  out.push(`| ${name} | ${f(s.sequential.p50_ms)} / ${f(s.sequential.p99_ms)} | ${f(s.loaded.p50_ms)} / ${f(s.loaded.p99_ms)} | ${f(s.loaded.rps, 0)} | ${cpu} | ${trips} |`);
+}
+out.push('');
+out.push('| derived | added p50, sequential (ms) | added p50, loaded (ms) | throughput vs passthrough | throughput vs direct |');
+out.push('|---|---|---|---|---|');
+for (const [name, d] of Object.entries(derived)) {
+  out.push(`| ${name} | ${f(d.added_p50_ms_sequential)} | ${f(d.added_p50_ms_loaded)} | ${f(d.throughput_vs_passthrough * 100, 1)} % | ${f(d.throughput_vs_direct * 100, 1)} % |`);
+}
+out.push('');
+const yes = (ok) => (ok ? 'met' : '**not met**');
+for (const [name, b] of Object.entries(budgets)) {
+  const parts = [`added p50 ≤ 0.5 ms: ${yes(b.added_p50_le_0_5_ms)}`, `throughput ≥ 80 % of passthrough: ${yes(b.throughput_ge_80_percent_of_passthrough)}`];
+  if ('one_store_round_trip_per_call' in b) parts.push(`one store round trip per tools/call: ${yes(b.one_store_round_trip_per_call)}`);
+  out.push(`- budgets, ${name}: ${parts.join('; ')}`);
+}
+if (roundTrips) {
+  const list = (counts) => Object.entries(counts).map(([c, n]) => `${c.toUpperCase()} ${n}`).join(', ') || 'none';
+  out.push(`- Redis, ${roundTrips.calls} sequential calls under MONITOR: sent by toolgate ${list(roundTrips.client_commands)}; run inside those scripts ${list(roundTrips.script_commands)}; ${roundTrips.forwarded} calls reached the upstream`);
+  const last = runs[redisName][runs[redisName].length - 1].loaded;
+  out.push(`- Redis during the last loaded run (INFO commandstats, script-internal commands included): ${Object.entries(last.redis.commands).map(([c, d]) => `${c} ${d.calls}`).join(', ')} for ${last.upstream_tools_calls} tools/calls; EVALSHA takes ${f(last.redis.evalsha_usec_per_call, 1)} µs inside Redis`);
+}
+const foreign = Object.values(runs).flat().flatMap((r) => [r.sequential.foreign_cpu_share, r.loaded.foreign_cpu_share]);
+out.push(`- other processes on the machine used up to ${f(Math.max(...foreign) * 100, 0)} % (median ${f(median(foreign) * 100, 0)} %) of its CPU during the runs; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+for (const [name, list] of Object.entries(runs)) {
+  const bad = list.flatMap((r) => [r.sequential, r.loaded]).filter((r) => r.non2xx || r.errors || r.timeouts);
+  if (bad.length) out.push(`- ${name}: ${bad.map((r) => `${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`).join('; ')}`);
+}
+if (rounds > 1) {
+  out.push('');
+  out.push('Spread over rounds (min–max): sequential p50 / loaded requests/s');
+  for (const [name, list] of Object.entries(runs)) {
+    const seq = list.map((r) => r.sequential.p50_ms);
+    const rps = list.map((r) => r.loaded.rps);
+    out.push(`- ${name}: ${f(Math.min(...seq))}–${f(Math.max(...seq))} ms / ${f(Math.min(...rps), 0)}–${f(Math.max(...rps), 0)}`);
+  }
+}
+for (const [name, p] of Object.entries(profiles)) {
+  out.push('');
+  if (p.error) {
+    out.push(`CPU profile of ${name}: ${p.error}`);
+    continue;
+  }
+  out.push(`CPU profile of ${name} under load (a separate \`node --cpu-prof\` serve process: ${f(p.rps_while_profiled, 0)} requests/s while profiled; ${f(p.busy_ms_per_call)} ms of CPU per call, start-up included): self time`);
+  out.push('');
+  out.push('| where | share of busy time |');
+  out.push('|---|---|');
+  for (const c of p.categories) out.push(`| ${c.category} | ${f(c.share * 100, 1)} % |`);
+  out.push('');
+  out.push('| function (top by self time) | share |');
+  out.push('|---|---|');
+  for (const fn of p.functions) out.push(`| \`${fn.name}\` ${fn.where} | ${f(fn.share * 100, 1)} % |`);
+  out.push('');
+  out.push('| toolgate function, including what it calls (synchronous part) | share |');
+  out.push('|---|---|');
+  for (const fn of p.toolgate_inclusive) out.push(`| \`${fn.name}\` ${fn.where} | ${f(fn.share * 100, 1)} % |`);
+}
+if (everything) {
+  out.push('');
+  out.push('server-everything upstream (echo tool, one session, event-stream answers):');
+  out.push('');
+  out.push('| case | sequential p50 / p99 (ms) | loaded p50 / p99 (ms) | requests/s | non-2xx / errors |');
+  out.push('|---|---|---|---|---|');
+  for (const [name, r] of Object.entries(everything)) {
+    out.push(`| ${name} | ${f(r.sequential.p50_ms)} / ${f(r.sequential.p99_ms)} | ${f(r.loaded.p50_ms)} / ${f(r.loaded.p99_ms)} | ${f(r.loaded.rps, 0)} | ${r.loaded.non2xx} / ${r.loaded.errors} |`);
+  }
+}
+console.log(out.join('\n'));
+
+mkdirSync(join(flags.out, '..'), { recursive: true });
+writeFileSync(flags.out, JSON.stringify({
+  config: {
+    node: process.versions.node, cpus: cpus().length, cpu_model: cpus()[0]?.model, redis_server: redisServer ? REDIS_SERVER : null,
+    connections, duration_s: duration, sequential_duration_s: seqDuration, warmup_s: warmup, rounds, body_bytes: BODY.length,
+  },
+  summary, derived, budgets, round_trips: roundTrips, runs, profiles, everything,
+}, null, 2));
+
+for (const server of [toolgateRedis, toolgateMemory, passthrough, upstream]) await server?.stop();
+await redis?.quit();
+await redisServer?.stop();
