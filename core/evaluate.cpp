@@ -350,7 +350,10 @@ std::int64_t retry_after_ms(const CounterRequest& request, CounterState state, s
       wait = to_window_end + std::max(0.0, needed_elapsed);
     }
   }
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(wait)));
+  // At most 2^53 - 1, the largest integer every JSON reader (JavaScript's
+  // above all) holds exactly: windows up to "999999999d" would otherwise give
+  // waits that a JS host reads as a different number than a native one.
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(wait)), 1, 9007199254740991);
 }
 
 Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "json_util.h"
+
 namespace toolgate {
 namespace {
 
@@ -81,6 +83,8 @@ class DomBuilder {
     std::string message = error.what();
     // nlohmann's text repeats its own line/column; keep only the explanation.
     if (auto at = message.find("syntax error"); at != std::string::npos) message = message.substr(at);
+    // It quotes the text it last read, which may be the invalid UTF-8 it stopped at.
+    message = valid_utf8(message);
     std::size_t offset = position == 0 ? 0 : std::min(position - 1, text_.size());
     add_error("json_syntax", offset, message + " (strict JSON: no comments, no trailing commas)",
               current_pointer());

@@ -2,6 +2,7 @@
 // without ever throwing (the WebAssembly build has exceptions off).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -36,8 +37,9 @@ inline const nlohmann::json* find_member(const nlohmann::json& object, std::stri
 
 // A double as JSON, written as an integer when it is one (10, not 10.0).
 inline nlohmann::json number_json(double value) {
-  if (value == static_cast<double>(static_cast<std::int64_t>(value)) && value > -9007199254740992.0 &&
-      value < 9007199254740992.0)
+  // Range first: converting a double outside int64 (a cost_from of 1e300) is
+  // undefined behaviour.
+  if (value > -9007199254740992.0 && value < 9007199254740992.0 && value == std::trunc(value))
     return nlohmann::json(static_cast<std::int64_t>(value));
   return nlohmann::json(value);
 }
@@ -45,7 +47,13 @@ inline nlohmann::json number_json(double value) {
 // Compact JSON text for messages; long values are shortened with "...".
 inline std::string describe(const nlohmann::json& value, std::size_t max_length = 60) {
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (text.size() > max_length) text = text.substr(0, max_length) + "...";
+  if (text.size() > max_length) {
+    // Cut between code points: a split UTF-8 sequence would make the message
+    // (and any JSON carrying it) invalid UTF-8.
+    std::size_t cut = max_length;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text = text.substr(0, cut) + "...";
+  }
   return text;
 }
 
@@ -61,6 +69,45 @@ inline std::string_view type_name(const nlohmann::json& value) {
     case nlohmann::json::value_t::object: return "object";
     default: return "value";
   }
+}
+
+// Length of the well-formed UTF-8 sequence starting at text[at] (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), or 0 if there is none.
+inline std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
+  const auto byte = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+  const unsigned lead = byte(at);
+  if (lead < 0x80) return 1;
+  std::size_t length = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+  if (length == 0) return 0;
+  const unsigned second = byte(at + 1);
+  unsigned low = 0x80, high = 0xBF;
+  if (lead == 0xE0) low = 0xA0;
+  if (lead == 0xED) high = 0x9F;  // no surrogates
+  if (lead == 0xF0) low = 0x90;
+  if (lead == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+  if (second < low || second > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if ((byte(at + i) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+// `text` with each byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD, for messages that quote input (a parser's "last read: ...").
+inline std::string valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t length = utf8_sequence_length(text, at);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++at;
+    } else {
+      out.append(text, at, length);
+      at += length;
+    }
+  }
+  return out;
 }
 
 // Number of Unicode code points in UTF-8 text.

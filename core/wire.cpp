@@ -76,6 +76,18 @@ std::optional<double> number_field(const json& object, const char* name) {
   return as_double(*value);
 }
 
+// A whole number of milliseconds within [low, high], as evaluate() writes
+// them; anything else (1e300, 0.5) is not a value the core produced, and
+// converting it to an integer would be undefined behaviour.
+std::optional<std::int64_t> ms_field(const json& object, const char* name, double low, double high) {
+  auto number = number_field(object, name);
+  if (!number || !(*number >= low && *number <= high) || std::floor(*number) != *number) return std::nullopt;
+  return static_cast<std::int64_t>(*number);
+}
+
+constexpr double kMaxTime = 8.64e15;  // the ECMAScript Date range, as read_timestamp
+constexpr double kMaxDuration = 1e17;  // windows and timeouts: "999999999d" is 8.64e16 ms
+
 std::optional<std::string> string_field(const json& object, const char* name) {
   const json* value = find_member(object, name);
   if (!value || !value->is_string()) return std::nullopt;
@@ -233,14 +245,14 @@ json to_json(const std::vector<Diagnostic>& diagnostics) {
 std::optional<PendingCall> read_pending(const json& value) {
   if (!value.is_object()) return std::nullopt;
   PendingCall pending;
-  auto now = number_field(value, "now");
+  auto now = ms_field(value, "now", -kMaxTime, kMaxTime);
   auto allow_rule = string_field(value, "allow_rule");
   auto tool = string_field(value, "tool");
   const json* counters = find_member(value, "counters");
   const json* limits = find_member(value, "limits");
   if (!now || !allow_rule || !tool || !counters || !counters->is_array() || !limits || !limits->is_array())
     return std::nullopt;
-  pending.now_ms = static_cast<std::int64_t>(*now);
+  pending.now_ms = *now;
   pending.allow_rule = *allow_rule;
   pending.tool = *tool;
   for (const json& item : counters->get_ref<const json::array_t&>()) {
@@ -251,10 +263,14 @@ std::optional<PendingCall> read_pending(const json& value) {
     auto grant = string_field(item, "grant");
     auto cost = number_field(item, "cost");
     auto max = number_field(item, "max");
-    auto window = number_field(item, "window_ms");
+    auto window = ms_field(item, "window_ms", 1, kMaxDuration);
     auto algorithm = string_field(item, "algorithm");
-    auto bucket = number_field(item, "bucket_start_ms");
-    if (!key || !scope || !grant || !cost || !max || !window || !algorithm || !bucket || *window < 1) return std::nullopt;
+    auto bucket = ms_field(item, "bucket_start_ms", -kMaxTime - kMaxDuration, kMaxTime);
+    if (!key || !scope || !grant || !cost || !max || !window || !algorithm || !bucket) return std::nullopt;
+    // The bucket holds `now`, as evaluate() computes it; costs and maxes are
+    // finite and not negative.
+    if (!(*bucket <= pending.now_ms && pending.now_ms - *bucket < *window)) return std::nullopt;
+    if (!(*cost >= 0 && std::isfinite(*cost) && *max >= 0 && std::isfinite(*max))) return std::nullopt;
     // Only the values to_json writes: an unknown scope or algorithm must not
     // quietly become the default one (it would change which count applies).
     if ((*scope != "grant" && *scope != "global") || (*algorithm != "fixed" && *algorithm != "sliding"))
@@ -264,9 +280,9 @@ std::optional<PendingCall> read_pending(const json& value) {
     request.grant = *grant;
     request.cost = *cost;
     request.max = *max;
-    request.window_ms = static_cast<std::int64_t>(*window);
+    request.window_ms = *window;
     request.algorithm = *algorithm == "sliding" ? Algorithm::sliding : Algorithm::fixed;
-    request.bucket_start_ms = static_cast<std::int64_t>(*bucket);
+    request.bucket_start_ms = *bucket;
     pending.counters.push_back(std::move(request));
   }
   for (const json& item : limits->get_ref<const json::array_t&>()) {
@@ -286,11 +302,11 @@ std::optional<PendingCall> read_pending(const json& value) {
   if (const json* approval = find_member(value, "approval")) {
     if (!approval->is_object()) return std::nullopt;
     auto id = string_field(*approval, "id");
-    auto timeout = number_field(*approval, "timeout_ms");
+    auto timeout = ms_field(*approval, "timeout_ms", 0, kMaxDuration);
     auto rule = string_field(*approval, "rule");
     auto message = string_field(*approval, "message");
     if (!id || !timeout || !rule || !message) return std::nullopt;
-    pending.approval = ApprovalNeed{*id, static_cast<std::int64_t>(*timeout), *rule, *message};
+    pending.approval = ApprovalNeed{*id, *timeout, *rule, *message};
   }
   return pending;
 }

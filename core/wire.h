@@ -43,7 +43,9 @@ nlohmann::json to_json(const std::vector<Diagnostic>& diagnostics);
 std::string decision_text(const Decision& decision);
 std::string counters_text(const std::vector<CounterRequest>& counters);
 
-// Inverse of to_json(PendingCall); nullopt when malformed.
+// Inverse of to_json(PendingCall); nullopt when malformed or holding what
+// evaluate() never writes (times outside the Date range or not whole
+// milliseconds, a bucket that does not hold `now`, negative costs or maxes).
 std::optional<PendingCall> read_pending(const nlohmann::json& value);
 // [{"current": n, "previous": n}, ...]; nullopt when malformed.
 std::optional<std::vector<CounterState>> read_states(const nlohmann::json& value);
