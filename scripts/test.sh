@@ -16,5 +16,13 @@ cmake --build build/sanitize -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/sanitize --output-on-failure -j"$jobs"
 
+fuzz_seconds=${FUZZ_SECONDS:-20}
+echo "test: libFuzzer targets, ${fuzz_seconds} s each (FUZZ_SECONDS; longer: scripts/fuzz.sh SECONDS)"
+FUZZ_FRESH=1 bash scripts/fuzz.sh "$fuzz_seconds"
+
+differential_count=${DIFFERENTIAL_COUNT:-5000}
+echo "test: native vs WebAssembly on ${differential_count} generated cases (DIFFERENTIAL_COUNT; more: scripts/differential.sh)"
+bash scripts/differential.sh "$differential_count"
+
 echo "test: JS suites"
 node --test --test-concurrency=2 tests/js/

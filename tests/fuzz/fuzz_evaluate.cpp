@@ -1,0 +1,222 @@
+// libFuzzer target: evaluate() and finish() on a policy and a call.
+//
+// Input layout (one byte, then lines):
+//   '{' policy-line '\n' call-line '\n' store-bytes    a fuzzed policy (one line)
+//   <b> call-line '\n' store-bytes                     fixed policy number b % N
+// The fixed policies are examples/*.json plus the feature-dense ones below;
+// store-bytes give the default time, whether the approval is on file and the
+// counts the store holds for each counter (see fuzz::count_from).
+//
+// Invariants: decisions are well-formed (fuzz::check_decision); a pending
+// evaluation names valid counters (positive window, the bucket holding `now`,
+// a finite non-negative cost) and survives the wire round trip the
+// WebAssembly finish() takes (to_json -> read_pending) unchanged; finish()
+// allows exactly when the store's admission rule (toolgate::admits, as every
+// counter store applies it) admits every counter, and gives the same decision
+// for the round-tripped pending call.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fuzz_support.h"
+
+namespace {
+
+using namespace toolgate;
+using json = nlohmann::json;
+
+const char* const kInlinePolicies[] = {
+    // Every operator, grant attributes, all_tools, globs, hide.
+    R"({"version":"1","default":"allow","hide":["secret*","*_admin"],
+        "all_tools":{"deny_if":[{"conditions":[{"path":"grant.role","op":"eq","value":"banned"}]}],
+                     "limits":[{"window":"minute","max":100,"scope":"global"}]},
+        "tools":{
+          "run":{"require":[{"path":"args.cmd","op":"in","value":["ls","cat","echo"]},
+                            {"conditions":[{"path":"args.n","op":"lte","value":10},{"path":"args.n","op":"gte","value":0}],"on_deny":"n out of range"}],
+                 "deny_if":[{"conditions":[{"path":"args.path","op":"starts_with","value":"/etc"}]},
+                            {"conditions":[{"path":"args.path","op":"ends_with","value":".key"}]},
+                            {"conditions":[{"path":"args.path","op":"glob","value":"*/.ssh/*"}]},
+                            {"conditions":[{"path":"args.path","op":"regex","value":"^(?:/[a-z]+)+\\.(?:pem|crt)$"}]},
+                            {"conditions":[{"path":"args.tags","op":"contains","value":"prod"}]},
+                            {"conditions":[{"path":"args.user","op":"not_in","value":["a","b"]},{"path":"args.user","op":"exists"}]},
+                            {"conditions":[{"path":"args.force","op":"neq","value":false},{"path":"args.force","op":"exists","value":true}]},
+                            {"conditions":[{"path":"args.n","op":"lt","value":-5}]},
+                            {"conditions":[{"path":"args.n","op":"gt","value":1e300}]},
+                            {"conditions":[{"path":"args.list.0.name","op":"contains","value":"x"}]},
+                            {"conditions":[{"path":"grant.tier","op":"gte","value":3}]}]},
+          "run*":{"action":"deny","reason":"no"},
+          "*_fast":{"rate_limit":"2/second"},
+          "*":{"rate_limit":{"max":3,"window":"10s","algorithm":"sliding","on_deny":"slow down"}}}})",
+    // Limits of every shape: shared counters, keys, costs, sliding windows, scopes.
+    R"({"version":"1","default":"deny",
+        "tools":{
+          "pay":{"args":{"type":"object","required":["amount","currency"],"additionalProperties":false,
+                         "properties":{"amount":{"type":"number","exclusiveMinimum":0,"maximum":1e6},
+                                       "currency":{"enum":["EUR","USD"]},
+                                       "memo":{"type":"string","maxLength":20,"pattern":"^[\\w ]*$"},
+                                       "to":{"type":["string","null"],"minLength":1}}},
+                 "limits":[{"counter":"money","window":"day","max":1000,"cost_from":"args.amount","scope":"global"},
+                           {"counter":"money","window":"day","max":500,"cost_from":"args.amount"},
+                           {"window":"1h","max":5,"key":"args.currency","algorithm":"sliding"},
+                           {"window":60,"max":2,"cost":2,"key":"grant.team","on_deny":"team quota"}],
+                 "rate_limit":"10/min"},
+          "deploy":{"action":"require_approval","approval":{"timeout":"90s"},
+                    "args":{"type":"object","properties":{"env":{"const":"prod"},"replicas":{"type":"integer","minimum":1,"maximum":3},
+                            "regions":{"type":"array","minItems":1,"maxItems":3,"items":{"type":"string","pattern":"^[a-z]{2}-[a-z]+-\\d$"}}},
+                            "additionalProperties":{"type":"boolean"}},
+                    "limits":[{"window":"5m","max":2,"algorithm":"sliding","scope":"global"}]},
+          "search":{"args":true,"rate_limit":{"max":1,"window":"second"}},
+          "nothing":{"args":false}}})",
+    // Approvals with limits and without, glob precedence, spend limits with no cap on the amount.
+    R"({"version":"1","default":"allow",
+        "tools":{"db.*":{"action":"require_approval"},
+                 "db.read*":{"limits":[{"window":"sec","max":1,"key":"args.table"}]},
+                 "db.read_all":{"action":"deny","on_deny":"too big"},
+                 "*.write":{"action":"require_approval","approval":{"timeout":30},"rate_limit":"1/hour"},
+                 "spend":{"limits":[{"window":"day","max":100,"cost_from":"args.amount","key":"args.account"},
+                                    {"counter":"spend","window":"1h","max":9007199254740991,"cost_from":"grant.budget","scope":"global"}]}}})",
+};
+
+struct Fixed {
+  std::vector<std::shared_ptr<const Plan>> plans;
+};
+
+const Fixed& fixed() {
+  static const Fixed fixed = [] {
+    Fixed out;
+    std::vector<std::string> texts(std::begin(kInlinePolicies), std::end(kInlinePolicies));
+    std::vector<std::filesystem::path> files;
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(TOOLGATE_SOURCE_DIR "/examples", ignored)) {
+      if (entry.path().extension() == ".json") files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      std::ifstream in(file, std::ios::binary);
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      texts.push_back(buffer.str());
+    }
+    for (const std::string& text : texts) {
+      CompileResult compiled = compile_policy(text);
+      if (!compiled.ok()) {
+        std::fprintf(stderr, "fixed policy does not compile:\n%s\n", text.c_str());
+        std::abort();
+      }
+      out.plans.push_back(compiled.plan);
+    }
+    return out;
+  }();
+  return fixed;
+}
+
+void check_pending(const PendingCall& pending) {
+  FUZZ_CHECK(pending.approval || !pending.counters.empty(), "a pending call with nothing to look up");
+  FUZZ_CHECK(pending.limits.size() >= pending.counters.size(), "fewer limits than counters");
+  for (const CounterRequest& request : pending.counters) {
+    FUZZ_CHECK(request.window_ms > 0, "window %lld", (long long)request.window_ms);
+    FUZZ_CHECK(request.bucket_start_ms <= pending.now_ms && pending.now_ms - request.bucket_start_ms < request.window_ms,
+               "bucket %lld does not hold now %lld", (long long)request.bucket_start_ms, (long long)pending.now_ms);
+    FUZZ_CHECK(request.cost >= 0 && std::isfinite(request.cost), "cost %g", request.cost);
+    FUZZ_CHECK(request.max >= 1, "max %g", request.max);
+    FUZZ_CHECK(request.key.rfind("tg1:[", 0) == 0, "key %s", request.key.c_str());
+    FUZZ_CHECK((request.scope == Scope::global) == request.grant.empty(), "scope/grant");
+  }
+  for (const LimitCheck& limit : pending.limits) {
+    FUZZ_CHECK(limit.counter < pending.counters.size(), "limit counter %zu", limit.counter);
+    FUZZ_CHECK(pending.counters[limit.counter].max <= limit.max, "counter max above a limit's");
+    FUZZ_CHECK(!limit.rule.empty() && !limit.message.empty(), "limit rule/message");
+  }
+  // The hot-path counters encoding equals the JSON one.
+  json encoded = to_json(pending);
+  json counters = json::parse(counters_text(pending.counters), nullptr, false);
+  FUZZ_CHECK(counters == encoded["counters"], "counters_text differs from to_json");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  fixed();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  fuzz::Bytes bytes(data, size);
+  std::shared_ptr<const Plan> plan;
+  std::uint8_t selector = bytes.byte();
+  if (selector == '{') {
+    std::string policy = "{" + std::string(bytes.line());
+    CompileResult compiled = compile_policy(policy);
+    if (!compiled.ok()) return 0;
+    plan = compiled.plan;
+  } else {
+    plan = fixed().plans[selector % fixed().plans.size()];
+  }
+  std::string_view call_text = bytes.line();
+
+  CallReadOptions options;
+  options.default_now_ms = 1767225600000 + static_cast<std::int64_t>(bytes.u64() % (400LL * 86400000)) -
+                           200LL * 86400000;
+  CallRead read = read_call(call_text, options);
+  if (!read.call) {
+    FUZZ_CHECK(!read.error.empty(), "a malformed call without a reason");
+    fuzz::check_decision(invalid_call(read.error));
+    return 0;
+  }
+  Evaluation evaluation = evaluate(*plan, *read.call);
+  if (evaluation.decision) {
+    fuzz::check_decision(*evaluation.decision);
+    return 0;
+  }
+  const PendingCall& pending = evaluation.pending;
+  check_pending(pending);
+
+  // The wire round trip the WebAssembly finish() takes.
+  json encoded = to_json(pending);
+  std::optional<PendingCall> back = read_pending(json::parse(encoded.dump(), nullptr, false));
+  FUZZ_CHECK(back.has_value(), "read_pending refused to_json's output: %s", encoded.dump().c_str());
+  FUZZ_CHECK(to_json(*back) == encoded, "pending round trip changed it: %s", encoded.dump().c_str());
+
+  bool approved = bytes.flag();
+  std::vector<CounterState> states;
+  for (const CounterRequest& request : pending.counters) {
+    CounterState state;
+    state.current = fuzz::count_from(bytes, request.max);
+    state.previous = fuzz::count_from(bytes, request.max);
+    states.push_back(state);
+  }
+  Decision decision = finish(pending, approved, states);
+  fuzz::check_decision(decision);
+  FUZZ_CHECK(decision_text(decision) == decision_text(finish(*back, approved, states)),
+             "finish differs after the round trip");
+  if (pending.approval && !approved) {
+    FUZZ_CHECK(decision.code == "approval_required" && decision.approval_id == pending.approval->id,
+               "approval not asked: %s", decision.code.c_str());
+    return 0;
+  }
+  // The store admits (and charges) with admits() on each counter's tightest
+  // max; the core must allow exactly those calls, or the host sees a store
+  // and a policy that disagree.
+  bool admitted = true;
+  for (std::size_t i = 0; i < pending.counters.size(); ++i) {
+    admitted = admitted && admits(pending.counters[i], states[i], pending.now_ms, pending.counters[i].max);
+  }
+  FUZZ_CHECK(admitted == (decision.verdict == Verdict::allow), "store admitted=%d, core says %s", admitted,
+             decision.code.c_str());
+  if (!admitted) FUZZ_CHECK(decision.code == "rate_limited", "denied with %s", decision.code.c_str());
+  // Fewer states than counters is a store failure, never an allow.
+  if (!states.empty()) {
+    Decision missing = finish(pending, true, std::span<const CounterState>(states.data(), states.size() - 1));
+    FUZZ_CHECK(missing.code == "store_error", "missing states gave %s", missing.code.c_str());
+  }
+  return 0;
+}

@@ -1,0 +1,96 @@
+// libFuzzer target: the wire readers every host feeds untrusted text through:
+// read_call (a tools/call's tool, arguments, grant and time, as the proxy and
+// the CLI hand it to the core), read_timestamp, and read_pending/read_states
+// (the WebAssembly finish() entry point, which takes a pending call back from
+// JS: {"pending": ..., "approved": bool, "states": [...]}).
+//
+// Invariants: a call that reads has a non-empty tool without control
+// characters, object arguments and a non-empty grant id, and reads back the
+// same after being written out again; a malformed one says why; finish() on
+// whatever read_pending accepts gives a well-formed decision.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fuzz_support.h"
+#include "json_reader.h"
+
+namespace {
+
+using namespace toolgate;
+using json = nlohmann::json;
+
+void check_call(std::string_view text, const CallReadOptions& options) {
+  CallRead read = read_call(text, options);
+  if (!read.call) {
+    FUZZ_CHECK(!read.error.empty(), "a malformed call without a reason");
+    return;
+  }
+  FUZZ_CHECK(read.error.empty(), "a call that reads, with an error");
+  const Call& call = *read.call;
+  FUZZ_CHECK(!call.tool.empty(), "empty tool");
+  for (char c : call.tool) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7F, "control character in tool");
+  FUZZ_CHECK(call.arguments.is_object(), "arguments not an object");
+  FUZZ_CHECK(!call.grant.id.empty(), "empty grant id");
+  FUZZ_CHECK(call.grant.attributes.is_object() && !call.grant.attributes.contains("id"), "grant attributes");
+  FUZZ_CHECK(call.now_ms >= -8640000000000000LL && call.now_ms <= 8640000000000000LL, "now %lld out of range",
+             (long long)call.now_ms);
+
+  // Written out and read again: the same call.
+  json grant = call.grant.attributes;
+  grant["id"] = call.grant.id;
+  json written = {{"tool", call.tool}, {"arguments", call.arguments}, {"grant", grant}, {"now", call.now_ms}};
+  CallRead again = read_call(written.dump(), options);
+  FUZZ_CHECK(again.call.has_value(), "a call written out does not read: %s (%s)", written.dump().c_str(),
+             again.error.c_str());
+  FUZZ_CHECK(again.call->tool == call.tool && again.call->arguments == call.arguments &&
+                 again.call->grant.id == call.grant.id && again.call->grant.attributes == call.grant.attributes &&
+                 again.call->now_ms == call.now_ms,
+             "a call reads differently once written out: %s", written.dump().c_str());
+}
+
+void check_finish_input(const json& value, fuzz::Bytes& bytes) {
+  if (!value.is_object()) return;
+  const json* pending_value = value.contains("pending") ? &value["pending"] : &value;
+  std::optional<PendingCall> pending = read_pending(*pending_value);
+  std::optional<std::vector<CounterState>> states;
+  if (value.contains("states")) states = read_states(value["states"]);
+  if (!pending) return;
+  json encoded = to_json(*pending);
+  std::optional<PendingCall> back = read_pending(encoded);
+  FUZZ_CHECK(back && to_json(*back) == encoded, "read_pending(to_json(p)) differs: %s", encoded.dump().c_str());
+  std::vector<CounterState> counts = states ? *states : std::vector<CounterState>{};
+  if (!states) {
+    for (const CounterRequest& request : pending->counters) {
+      counts.push_back({fuzz::count_from(bytes, request.max), fuzz::count_from(bytes, request.max)});
+    }
+  }
+  for (bool approved : {true, false}) fuzz::check_decision(finish(*pending, approved, counts));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  fuzz::Bytes bytes(data, size);
+
+  CallReadOptions options;
+  options.default_now_ms = 1767225600000;
+  check_call(text, options);
+  options.max_depth = 3;
+  options.default_now_ms = -8640000000000000LL;
+  check_call(text, options);
+
+  JsonReadOptions read_options;
+  read_options.record_positions = false;
+  JsonReadResult read = read_json(text, read_options);
+  if (!read.ok()) return 0;
+  if (auto ms = read_timestamp(read.value)) {
+    FUZZ_CHECK(*ms >= -8640000000000000LL - 86400000 && *ms <= 8640000000000000LL + 86400000, "timestamp %lld",
+               (long long)*ms);
+  }
+  if (read.value.is_object() && read.value.contains("now")) read_timestamp(read.value["now"]);
+  check_finish_input(read.value, bytes);
+  return 0;
+}
