@@ -149,7 +149,8 @@ export function createHandler(options) {
       Gate.settleAll(tickets, { failed: !upstream.maybeReceived, status: upstream.status, outcome: upstream.status === 'client_left' ? 'client_left' : 'upstream_failed' });
       const failures = forward.filter((m) => 'method' in m && 'id' in m).map((m) => errorMessage(m.id, JsonRpcError.INTERNAL, upstream.error));
       const all = [...answers, ...failures];
-      return json(502, batch ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
+      // Notifications and responses get no JSON-RPC answer; the status says it failed.
+      return json(502, batch && all.length > 0 ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
     }
     const response = upstream.response;
     if (!response.ok) {

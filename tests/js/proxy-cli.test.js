@@ -75,7 +75,7 @@ describe('toolgate serve', () => {
       } finally {
         await client.close();
       }
-      await sleep(100);
+      for (let waited = 0; proxy.stdout.trim().split('\n').length < 2 && waited < 5000; waited += 25) await sleep(25);
       const events = proxy.stdout.trim().split('\n').map((line) => JSON.parse(line));
       assert.deepEqual(events.map((e) => [e.tool, e.decision]), [['get-sum', 'allow'], ['get-env', 'deny']]);
     } finally {
@@ -94,6 +94,8 @@ describe('toolgate serve', () => {
       } finally {
         await client.close();
       }
+      // the audit event follows the answer; give it a moment to be written
+      for (let waited = 0; !proxy.stdout.includes('\n') && waited < 5000; waited += 25) await sleep(25);
       assert.equal(JSON.parse(proxy.stdout.trim().split('\n')[0]).grant, 'anonymous');
     } finally {
       await proxy.stop();
