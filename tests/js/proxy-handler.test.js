@@ -180,6 +180,38 @@ describe('refused before anything is forwarded', () => {
     assert.match(byId[5].result.content[0].text, /outside A-Z/);
   });
 
+  test('Unicode normalisation forms of a policy\'s tool name are refused, not looked up as another tool', async () => {
+    const policy = toolgate.compile({ version: '1', default: 'deny', tools: { 'café': { action: 'deny' }, '*': {} } });
+    const { handler } = makeProxy({ servers: { default: { upstream: upstream.url, policy } } });
+    const since = upstream.requests.length;
+    const answer = await post(handler, [call(1, 'cafe\u0301'), call(2, 'CAFÉ'), call(3, 'café')]);
+    assert.deepEqual(forwardedCalls(since), []);
+    assert.deepEqual(answer.json.map((m) => m.result.structuredContent.code), ['invalid_call', 'invalid_call', 'tool_denied']);
+  });
+
+  test('percent-encoded and odd paths reach no server they should not', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    for (const path of ['/%6Dcp', '/mcp%2Fdefault', '/mcp/..%2Fdefault', '/MCP', '/mcp/default%00']) {
+      const answer = await post(handler, call(1, 'read-file'), { path });
+      assert.equal(answer.status, 404, path);
+    }
+    assert.equal(upstream.requests.length, since);
+  });
+
+  test('message content never becomes a header upstream', async () => {
+    const { handler } = makeProxy();
+    const since = upstream.requests.length;
+    const answer = await post(handler, [
+      call(1, 'read-file', { path: 'a\r\nX-Injected: 1\r\n\r\n' }),
+      call(2, 'read-file\r\nX-Injected: 1'),
+    ]);
+    assert.equal(upstream.requests.length, since + 1);
+    assert.equal(upstream.requests[since].headers['x-injected'], undefined);
+    assert.deepEqual(forwardedCalls(since), ['read-file']);
+    assert.equal(answer.json.find((m) => m.id === 2).result.structuredContent.code, 'invalid_call');
+  });
+
   test('reused request ids in a batch: the second is refused', async () => {
     const { handler } = makeProxy();
     const since = upstream.requests.length;
