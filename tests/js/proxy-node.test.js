@@ -28,6 +28,8 @@ const POLICY = {
     'get-tiny-image': { action: 'require_approval' },
     'no-such-tool': { rate_limit: '1/minute' },
     'toggle-simulated-logging': { require: [{ path: 'grant.role', op: 'eq', value: 'ci' }] },
+    // a daily window: the reload test must not see its count reset by a minute boundary
+    'get-resource-links': { rate_limit: '1/day' },
   },
 };
 
@@ -263,15 +265,17 @@ describe('reload', () => {
     const client = await connectClient(mcp, TOKENS.ci);
     const alice = await connectClient(mcp, TOKENS.alice);
     try {
-      // alice used all 3 echo calls above; the count must survive the reload
-      const limited = await alice.callTool({ name: 'echo', arguments: { message: 'x' } });
-      assert.equal(limited.structuredContent.code, 'rate_limited');
+      // alice's one daily call; the count must survive the reload
+      const used = await alice.callTool({ name: 'get-resource-links', arguments: { count: 1 } });
+      assert.equal(used.isError, undefined, text(used));
+      const limited = await alice.callTool({ name: 'get-resource-links', arguments: { count: 1 } });
+      assert.equal(limited.structuredContent?.code, 'rate_limited');
       const next = structuredClone(POLICY);
       next.tools['get-sum'] = { action: 'deny', on_deny: 'Sums are off today.' };
       await writeFile(policyPath, JSON.stringify(next));
       await waitForDecision(alice, 'get-sum', 'tool_denied');
-      const still = await alice.callTool({ name: 'echo', arguments: { message: 'x' } });
-      assert.equal(still.structuredContent.code, 'rate_limited', 'counters were not reset');
+      const still = await alice.callTool({ name: 'get-resource-links', arguments: { count: 1 } });
+      assert.equal(still.structuredContent?.code, 'rate_limited', 'counters were not reset');
 
       await writeFile(policyPath, '{"version": "1", "default": "allow", "toolz": {}}');
       await sleep(400);
