@@ -21,7 +21,7 @@ const POLICY = {
   version: '1',
   default: 'deny',
   hide: ['get-env'],
-  tools: { echo: { rate_limit: '2/minute' }, 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
+  tools: { echo: { rate_limit: '2/hour' }, 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
 };
 const text = (result) => result.content.map((c) => c.text).join('');
 
@@ -118,7 +118,7 @@ describe('toolgate serve', () => {
         for (const client of [...clients, ...clients]) {
           outcomes.push((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
         }
-        // echo: 2/minute per grant, whichever instance is asked
+        // echo: 2/hour per grant, whichever instance is asked
         assert.deepEqual(outcomes, ['ran', 'ran', 'rate_limited', 'rate_limited']);
       } finally {
         await Promise.all(clients.map((c) => c.close()));

@@ -18,7 +18,7 @@ const POLICY = toolgate.compile({
   default: 'deny',
   hide: ['secret-*'],
   tools: {
-    echo: { rate_limit: '1/minute' },
+    echo: { rate_limit: '1/hour' },
     '*': {},
     'delete-all': { action: 'deny' },
     deploy: { action: 'require_approval' },
@@ -232,7 +232,7 @@ describe('refused before anything is forwarded', () => {
 });
 
 describe('failing upstreams: a clear answer, and the quota given back', () => {
-  // echo allows 1/minute: a second admitted call proves the first was rolled back.
+  // echo allows 1/hour: a second admitted call proves the first was rolled back.
   async function assertRolledBack(handler, counters) {
     const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
     const [state] = await counters.peek(pending.counters);
@@ -289,7 +289,7 @@ describe('failing upstreams: a clear answer, and the quota given back', () => {
       await handler.fetch(request, {}).then((r) => r.text()).catch(() => {});
     }
     await sleep(600);
-    // echo allows 1/minute: only the first call went upstream, and it stays counted
+    // echo allows 1/hour: only the first call went upstream, and it stays counted
     assert.deepEqual(forwardedCalls(since), ['echo']);
     await assertKept(counters);
     const events = await audit.waitFor(3);

@@ -20,13 +20,13 @@ const POLICY = {
   default: 'deny',
   hide: ['get-env'],
   tools: {
-    echo: { rate_limit: '3/minute' },
+    echo: { rate_limit: '3/hour' },
     'get-sum': {
       deny_if: [{ conditions: [{ path: 'args.a', op: 'gt', value: 100 }], on_deny: 'Sums over 100 are not for agents.' }],
     },
     'get-structured-content': { action: 'deny' },
     'get-tiny-image': { action: 'require_approval' },
-    'no-such-tool': { rate_limit: '1/minute' },
+    'no-such-tool': { rate_limit: '1/hour' },
     'toggle-simulated-logging': { require: [{ path: 'grant.role', op: 'eq', value: 'ci' }] },
     // a daily window: the reload test must not see its count reset by a minute boundary
     'get-resource-links': { rate_limit: '1/day' },
@@ -128,7 +128,7 @@ describe('through the official MCP client', () => {
       const fourth = await alice.callTool({ name: 'echo', arguments: { message: 'one too many' } });
       assert.equal(fourth.isError, true);
       assert.equal(fourth.structuredContent.code, 'rate_limited');
-      assert.ok(fourth.structuredContent.retry_after_ms > 0 && fourth.structuredContent.retry_after_ms <= 60_000);
+      assert.ok(fourth.structuredContent.retry_after_ms > 0 && fourth.structuredContent.retry_after_ms <= 3_600_000);
       assert.match(text(fourth), /Retry after \d+ s\./);
       const other = await bob.callTool({ name: 'echo', arguments: { message: 'bob has his own count' } });
       assert.equal(other.isError, undefined);

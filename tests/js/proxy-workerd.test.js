@@ -25,7 +25,7 @@ const POLICY = {
   default: 'deny',
   hide: ['get-env'],
   tools: {
-    echo: { rate_limit: '2/minute' },
+    echo: { rate_limit: '2/hour' },
     'get-sum': {},
     'get-tiny-image': { action: 'require_approval' },
   },
