@@ -1,18 +1,30 @@
-// The embind surface of the core: strings in, strings out.
+// The bindings of the core, in two layers:
 //
-// Every entry point takes and returns JSON text, which the JS façade
-// (wasm/index.js) turns into objects. Keeping the boundary to strings makes it
-// thin (one conversion each way) and keeps every C++ type out of JS. The build
-// has C++ exceptions off and the core never throws, so no exception can cross
-// into JS; malformed input always comes back as a value.
+//  - embind, strings in and strings out: compiling policies, diagnostics,
+//    locating pointers, and the JSON-text path for calls. JSON text keeps every
+//    C++ type out of JS.
+//  - the per-call hot path (start, finish, release): plain exported functions
+//    over two memory areas. JS writes the call in the binary form of
+//    core/call_buffer.h into the input area and reads the decision (or the
+//    counters its stores need) from the output area, laid out below. No
+//    embind invoker, no JSON text, no UTF-8 round trip of the whole call: a
+//    decision costs about what the core's evaluation costs.
+//
+// The build has C++ exceptions off and the core never throws, so no exception
+// can cross into JS; malformed input always comes back as a value.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "call_buffer.h"
 #include "json_reader.h"
 #include "toolgate.h"
 
@@ -23,11 +35,79 @@ using json = nlohmann::json;
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // The denial for a store answer the core cannot use (fail closed).
-std::string store_error(const std::string& why) {
+toolgate::Decision store_error_decision(const std::string& why) {
   toolgate::Decision decision;
   decision.code = "store_error";
   decision.message = "Denied (fail closed): " + why + ".";
-  return toolgate::decision_text(decision);
+  return decision;
+}
+std::string store_error(const std::string& why) { return toolgate::decision_text(store_error_decision(why)); }
+
+// The output area of the hot path. JS reads it by byte offset right after
+// each call (wasm/index.js, readOutput): keep the two in step.
+struct FastCounter {                // 56 bytes each, 8-aligned
+  std::uint32_t key = 0;            //  0: pointer, UTF-8
+  std::uint32_t key_length = 0;     //  4
+  std::uint32_t grant = 0;          //  8: pointer
+  std::uint32_t grant_length = 0;   // 12
+  std::uint32_t scope = 0;          // 16: 0 grant, 1 global
+  std::uint32_t algorithm = 0;      // 20: 0 fixed, 1 sliding
+  double cost = 0;                  // 24
+  double max = 0;                   // 32
+  double window_ms = 0;             // 40
+  double bucket_start_ms = 0;       // 48
+};
+static_assert(sizeof(FastCounter) == 56);
+
+struct FastOutput {
+  std::uint32_t kind = 0;             //  0: 0 decision, 1 parked (ticket + counters), 2 pending as JSON text (message)
+  std::uint32_t verdict = 0;          //  4: 0 allow, 1 deny, 2 approval_required
+  std::uint32_t code = 0;             //  8: pointer
+  std::uint32_t code_length = 0;      // 12
+  std::uint32_t rule = 0;             // 16: pointer
+  std::uint32_t rule_length = 0;      // 20
+  std::uint32_t message = 0;          // 24: pointer (kind 2: the JSON text)
+  std::uint32_t message_length = 0;   // 28
+  std::uint32_t approval = 0;         // 32: pointer; decision: approval_id, parked: the approval to look up
+  std::uint32_t approval_length = 0;  // 36: 0 = none
+  std::uint32_t has_retry = 0;        // 40
+  std::uint32_t ticket = 0;           // 44
+  double retry_after_ms = 0;          // 48
+  double now_ms = 0;                  // 56: parked: the evaluation's time
+  double approval_timeout_ms = 0;     // 64
+  std::uint32_t counters = 0;         // 72: pointer to counter_count FastCounters
+  std::uint32_t counter_count = 0;    // 76
+};
+static_assert(sizeof(FastOutput) == 80);
+
+FastOutput g_output;
+toolgate::Decision g_decision;        // what g_output's decision strings point into
+std::string g_pending_text;           // kind 2
+std::vector<FastCounter> g_counters;  // kind 1; strings point into the parked evaluation
+std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts as f64 pairs
+
+std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
+std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
+
+void write_decision(toolgate::Decision&& decision) {
+  g_decision = std::move(decision);
+  g_output.kind = 0;
+  g_output.verdict = static_cast<std::uint32_t>(g_decision.verdict);
+  g_output.code = address_of(g_decision.code.data());
+  g_output.code_length = length(g_decision.code);
+  g_output.rule = address_of(g_decision.rule.data());
+  g_output.rule_length = length(g_decision.rule);
+  g_output.message = address_of(g_decision.message.data());
+  g_output.message_length = length(g_decision.message);
+  g_output.approval = g_decision.approval_id ? address_of(g_decision.approval_id->data()) : 0;
+  g_output.approval_length = g_decision.approval_id ? length(*g_decision.approval_id) : 0;
+  g_output.has_retry = g_decision.retry_after_ms.has_value();
+  g_output.retry_after_ms = g_decision.retry_after_ms ? static_cast<double>(*g_decision.retry_after_ms) : 0;
+}
+
+// A call reader over JSON text, for CompiledPolicy::evaluate_call.
+auto read_text(const std::string& call_text) {
+  return [&call_text](const toolgate::CallReadOptions& options) { return toolgate::read_call(call_text, options); };
 }
 
 // A compiled policy held by JS: an immutable plan, plus the evaluations parked
@@ -48,57 +128,100 @@ class CompiledPolicy {
   // Step one: a final decision, or what the host must look up (approval,
   // counters) as a pending evaluation, in full (stateless: see finish()).
   std::string evaluate(const std::string& call_text, double default_now_ms) const {
-    toolgate::Evaluation evaluation = evaluate_call(call_text, default_now_ms);
+    toolgate::Evaluation evaluation = evaluate_call(read_text(call_text), default_now_ms);
     if (evaluation.decision) return toolgate::decision_text(*evaluation.decision);
     return dump(toolgate::to_json(evaluation.pending));
   }
 
-  // The fast path the JS façade's authorize() takes: the pending evaluation is
-  // parked here under a ticket, and JS gets only what its stores need
-  // ({"ticket", "now", "approval": {"id", "timeout_ms"}, "counters"}), so
-  // nothing round-trips through JSON but the counts. JS must release() every
-  // ticket; at most kMaxParked wait at once (the oldest is dropped, and its
-  // finish then denies with store_error: fail closed).
+  // The JSON-text path of authorize() (calls the binary form cannot carry):
+  // the pending evaluation is parked here under a ticket, and JS gets only
+  // what its stores need ({"ticket", "now", "approval": {"id", "timeout_ms"},
+  // "counters"}). JS must release() every ticket; at most kMaxParked wait at
+  // once (the oldest is dropped, and its finish then denies with store_error:
+  // fail closed).
   std::string start(const std::string& call_text, double default_now_ms) {
-    toolgate::Evaluation evaluation = evaluate_call(call_text, default_now_ms);
+    toolgate::Evaluation evaluation = evaluate_call(read_text(call_text), default_now_ms);
     if (evaluation.decision) return toolgate::decision_text(*evaluation.decision);
-    const toolgate::PendingCall& pending = evaluation.pending;
-    std::uint32_t ticket = next_ticket_++;
-    std::string out = "{\"ticket\":" + std::to_string(ticket) + ",\"now\":" + std::to_string(pending.now_ms);
-    if (pending.approval) {
-      out += ",\"approval\":{\"id\":\"" + pending.approval->id +
-             "\",\"timeout_ms\":" + std::to_string(pending.approval->timeout_ms) + "}";
+    auto& [ticket, parked] = *park(std::move(evaluation.pending));
+    std::string out = "{\"ticket\":" + std::to_string(ticket) + ",\"now\":" + std::to_string(parked.now_ms);
+    if (parked.approval) {
+      out += ",\"approval\":{\"id\":\"" + parked.approval->id +
+             "\",\"timeout_ms\":" + std::to_string(parked.approval->timeout_ms) + "}";
     }
-    out += ",\"counters\":" + toolgate::counters_text(pending.counters) + "}";
-    if (parked_.size() >= kMaxParked) parked_.erase(parked_.begin());
-    parked_.emplace(ticket, std::move(evaluation.pending));
+    out += ",\"counters\":" + toolgate::counters_text(parked.counters) + "}";
     return out;
   }
 
-  // `states` is "current,previous,current,previous,..." for the counters, in order.
-  std::string finish_parked(std::uint32_t ticket, bool approved, const std::string& states) const {
+  // The hot path: the call is in the input area (call_buffer.h). `park`:
+  // authorize() parks a pending evaluation (output kind 1); evaluate() wants
+  // it whole, as JSON text (kind 2).
+  void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
+    toolgate::Evaluation evaluation = evaluate_call(
+        [&](const toolgate::CallReadOptions& options) {
+          return toolgate::read_call_buffer(std::span<const std::uint8_t>(g_input.data(), length), options);
+        },
+        default_now_ms);
+    if (evaluation.decision) return write_decision(std::move(*evaluation.decision));
+    if (!park_pending) {
+      g_pending_text = dump(toolgate::to_json(evaluation.pending));
+      g_output.kind = 2;
+      g_output.message = address_of(g_pending_text.data());
+      g_output.message_length = ::length(g_pending_text);
+      return;
+    }
+    auto parked = park(std::move(evaluation.pending));
+    const toolgate::PendingCall& pending = parked->second;
+    g_output.kind = 1;
+    g_output.ticket = parked->first;
+    g_output.now_ms = static_cast<double>(pending.now_ms);
+    g_output.approval = pending.approval ? address_of(pending.approval->id.data()) : 0;
+    g_output.approval_length = pending.approval ? ::length(pending.approval->id) : 0;
+    g_output.approval_timeout_ms = pending.approval ? static_cast<double>(pending.approval->timeout_ms) : 0;
+    g_counters.resize(pending.counters.size());
+    for (std::size_t i = 0; i < pending.counters.size(); ++i) {
+      const toolgate::CounterRequest& request = pending.counters[i];
+      FastCounter& out = g_counters[i];
+      out.key = address_of(request.key.data());
+      out.key_length = ::length(request.key);
+      out.grant = address_of(request.grant.data());
+      out.grant_length = ::length(request.grant);
+      out.scope = request.scope == toolgate::Scope::grant ? 0 : 1;
+      out.algorithm = request.algorithm == toolgate::Algorithm::fixed ? 0 : 1;
+      out.cost = request.cost;
+      out.max = request.max;
+      out.window_ms = static_cast<double>(request.window_ms);
+      out.bucket_start_ms = static_cast<double>(request.bucket_start_ms);
+    }
+    g_output.counters = address_of(g_counters.data());
+    g_output.counter_count = static_cast<std::uint32_t>(g_counters.size());
+  }
+
+  // Step two for a parked evaluation: the store's counts are `count` pairs of
+  // f64 (current, previous) in the input area; the decision goes to the
+  // output area. Counts JS could not read as numbers arrive as -1.
+  void finish_buffer(std::uint32_t ticket, bool approved, std::uint32_t count) {
     auto parked = parked_.find(ticket);
-    if (parked == parked_.end()) return store_error("the evaluation expired before the store answered");
-    std::vector<toolgate::CounterState> counts;
-    const char* at = states.c_str();
-    while (*at != '\0') {
-      char* end = nullptr;
-      double current = std::strtod(at, &end);
-      if (end == at || *end != ',') return store_error("the counter store's answer was malformed");
-      at = end + 1;
-      double previous = std::strtod(at, &end);
-      if (end == at || (*end != ',' && *end != '\0')) return store_error("the counter store's answer was malformed");
+    if (parked == parked_.end()) return write_decision(store_error_decision("the evaluation expired before the store answered"));
+    if (static_cast<std::size_t>(count) * 16 > g_input.size())
+      return write_decision(store_error_decision("the counter store's answer was malformed"));
+    std::vector<toolgate::CounterState> counts(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      double current = 0, previous = 0;
+      std::memcpy(&current, g_input.data() + i * 16, 8);
+      std::memcpy(&previous, g_input.data() + i * 16 + 8, 8);
       if (!(current >= 0 && previous >= 0 && current <= 1e300 && previous <= 1e300))
-        return store_error("the counter store returned an impossible count");
-      counts.push_back(toolgate::CounterState{current, previous});
-      at = *end == ',' ? end + 1 : end;
+        return write_decision(store_error_decision("the counter store returned an impossible count"));
+      counts[i] = toolgate::CounterState{current, previous};
     }
     if (approved && counts.size() != parked->second.counters.size())
-      return store_error("the counter store answered for the wrong number of counters");
-    return toolgate::decision_text(toolgate::finish(parked->second, approved, counts));
+      return write_decision(store_error_decision("the counter store answered for the wrong number of counters"));
+    write_decision(toolgate::finish(parked->second, approved, counts));
   }
 
   void release(std::uint32_t ticket) { parked_.erase(ticket); }
+
+  // Where this object lives, for the exported hot-path functions.
+  std::uint32_t address() const { return address_of(this); }
 
   // Whether `tool` vanishes from tools/list.
   bool hidden(const std::string& tool) const { return plan_ && plan_->find_hidden(tool) != nullptr; }
@@ -106,7 +229,13 @@ class CompiledPolicy {
  private:
   static constexpr std::size_t kMaxParked = 65536;
 
-  toolgate::Evaluation evaluate_call(const std::string& call_text, double default_now_ms) const {
+  std::map<std::uint32_t, toolgate::PendingCall>::iterator park(toolgate::PendingCall&& pending) {
+    if (parked_.size() >= kMaxParked) parked_.erase(parked_.begin());
+    return parked_.emplace(next_ticket_++, std::move(pending)).first;
+  }
+
+  template <typename ReadCall>
+  toolgate::Evaluation evaluate_call(ReadCall&& read_call, double default_now_ms) const {
     toolgate::Evaluation result;
     // Guard the cast (NaN or out-of-range doubles are undefined behaviour): the
     // ECMAScript Date range, as read_timestamp uses.
@@ -116,7 +245,7 @@ class CompiledPolicy {
     }
     toolgate::CallReadOptions options;
     options.default_now_ms = static_cast<std::int64_t>(default_now_ms);
-    toolgate::CallRead read = toolgate::read_call(call_text, options);
+    toolgate::CallRead read = read_call(options);
     if (!read.call) {
       result.decision = toolgate::invalid_call(read.error);
     } else if (!plan_) {
@@ -177,6 +306,32 @@ std::string version() { return toolgate::kVersion; }
 
 }  // namespace
 
+// The hot path's exports (see the top of this file). `policy` is a
+// CompiledPolicy's address() from the same instance.
+extern "C" {
+
+// The input area, grown to hold at least `size` bytes. Growing may grow the
+// memory: JS re-reads its heap views after calling this.
+EMSCRIPTEN_KEEPALIVE std::uint8_t* toolgate_input(std::uint32_t size) {
+  if (g_input.size() < size) g_input.resize(std::max<std::size_t>(size, g_input.size() * 2));
+  return g_input.data();
+}
+
+EMSCRIPTEN_KEEPALIVE FastOutput* toolgate_output() { return &g_output; }
+
+EMSCRIPTEN_KEEPALIVE void toolgate_start(CompiledPolicy* policy, std::uint32_t length, double default_now_ms, std::uint32_t park) {
+  if (length > g_input.size()) return write_decision(toolgate::invalid_call("the encoded call is larger than its buffer."));
+  policy->start_buffer(length, default_now_ms, park != 0);
+}
+
+EMSCRIPTEN_KEEPALIVE void toolgate_finish(CompiledPolicy* policy, std::uint32_t ticket, std::uint32_t approved, std::uint32_t count) {
+  policy->finish_buffer(ticket, approved != 0, count);
+}
+
+EMSCRIPTEN_KEEPALIVE void toolgate_release(CompiledPolicy* policy, std::uint32_t ticket) { policy->release(ticket); }
+
+}  // extern "C"
+
 EMSCRIPTEN_BINDINGS(toolgate) {
   emscripten::class_<CompiledPolicy>("CompiledPolicy")
       .constructor<const std::string&>()
@@ -185,7 +340,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("hash", &CompiledPolicy::hash)
       .function("evaluate", &CompiledPolicy::evaluate)
       .function("start", &CompiledPolicy::start)
-      .function("finishParked", &CompiledPolicy::finish_parked)
+      .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
       .function("hidden", &CompiledPolicy::hidden);
   emscripten::function("finish", &finish);

@@ -206,6 +206,13 @@ export interface LoadOptions {
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** Where a browser fetches the .wasm; default: next to index.js. */
   wasmUrl?: string | URL;
+  /**
+   * How calls cross into the engine. `'binary'` (default): written straight
+   * into WebAssembly memory in a compact binary form, falling back to JSON text
+   * for values JSON.stringify would transform. `'json'`: always JSON text.
+   * Both decide identically; `'json'` exists to compare and to debug.
+   */
+  boundary?: 'binary' | 'json';
 }
 
 /** Loads the core. Calls without options share one instance. */

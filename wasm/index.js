@@ -10,6 +10,7 @@
 
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
+import { encodeCall, encodedBytes } from './call-encoder.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
 export { EngineError, PolicyError, StoreError, ToolgateError, MemoryApprovalStore, MemoryCounterStore, estimateCount };
@@ -150,14 +151,87 @@ function storeFailure(message) {
   return { decision: 'deny', code: 'store_error', rule: '', message };
 }
 
+// authorize()'s answer for a call that does not go ahead (or charged nothing).
+const DONE = Promise.resolve();
+const DONE_FN = () => DONE;
+const settled = (decision) => ({ decision, commit: DONE_FN, rollback: DONE_FN });
+const NOTHING_RESERVED = Object.freeze({ admitted: true, states: Object.freeze([]), charges: Object.freeze([]) });
+
+// --- the hot path's memory areas (see wasm/bindings.cpp, FastOutput) -------
+
+const VERDICTS = ['allow', 'deny', 'approval_required'];
+const utf8 = new TextDecoder();
+
+// Short ASCII (codes, rules, keys, most messages) is faster by hand than
+// through TextDecoder.
+function readString(heap, pointer, length) {
+  if (length > 48) return utf8.decode(heap.subarray(pointer, pointer + length));
+  let text = '';
+  for (let i = pointer; i < pointer + length; i++) {
+    const byte = heap[i];
+    if (byte >= 0x80) return utf8.decode(heap.subarray(pointer, pointer + length));
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+// Reads what the last toolgate_start/toolgate_finish wrote: a decision, a
+// parked evaluation ({ ticket, now, approval?, counters }), or a pending
+// evaluation as JSON text.
+function readOutput(core, output) {
+  const u32 = core.HEAPU32;
+  const f64 = core.HEAPF64;
+  const heap = core.HEAPU8;
+  const at = output >> 2;
+  const kind = u32[at];
+  if (kind === 2) return JSON.parse(readString(heap, u32[at + 6], u32[at + 7]));
+  if (kind === 0) {
+    const decision = {
+      decision: VERDICTS[u32[at + 1]],
+      code: readString(heap, u32[at + 2], u32[at + 3]),
+      rule: readString(heap, u32[at + 4], u32[at + 5]),
+      message: readString(heap, u32[at + 6], u32[at + 7]),
+    };
+    if (u32[at + 10]) decision.retry_after_ms = f64[(output + 48) >> 3];
+    if (u32[at + 9]) decision.approval_id = readString(heap, u32[at + 8], u32[at + 9]);
+    return decision;
+  }
+  const parked = { ticket: u32[at + 11], now: f64[(output + 56) >> 3] };
+  if (u32[at + 9]) {
+    parked.approval = { id: readString(heap, u32[at + 8], u32[at + 9]), timeout_ms: f64[(output + 64) >> 3] };
+  }
+  const counters = [];
+  const first = u32[at + 18];
+  for (let i = 0; i < u32[at + 19]; i++) {
+    const base = first + i * 56;
+    const w = base >> 2;
+    const d = base >> 3;
+    counters.push({
+      key: readString(heap, u32[w], u32[w + 1]),
+      scope: u32[w + 4] === 0 ? 'grant' : 'global',
+      grant: readString(heap, u32[w + 2], u32[w + 3]),
+      cost: f64[d + 3],
+      max: f64[d + 4],
+      window_ms: f64[d + 5],
+      algorithm: u32[w + 5] === 0 ? 'fixed' : 'sliding',
+      bucket_start_ms: f64[d + 6],
+    });
+  }
+  parked.counters = counters;
+  return parked;
+}
+
 class Toolgate {
   #options;
   #core;
   #generation = 0;
+  #output = 0;
 
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
+    this.#output = core.asm.toolgate_output();
+    this.binaryCalls = options.boundary !== 'json';
   }
 
   /** The core's version, e.g. "0.1.0". */
@@ -237,6 +311,7 @@ class Toolgate {
       this.#core = null;
       this.#replacement = instantiate(this.#options).then((core) => {
         this.#core = core;
+        this.#output = core.asm.toolgate_output();
       });
       throw new EngineError(`the WebAssembly engine failed and was restarted: ${error?.message ?? error}`, { cause: error });
     }
@@ -253,6 +328,40 @@ class Toolgate {
   callCore(fn) {
     return this.#call(() => fn(this.#core));
   }
+
+  // The hot path: the encoded call (encodedBytes(length)) into the input
+  // area, then start; returns the output (readOutput).
+  startEncoded(address, length, now, park) {
+    return this.#call(() => {
+      const core = this.#core;
+      const input = core.asm.toolgate_input(length); // may grow memory: read HEAPU8 after
+      core.HEAPU8.set(encodedBytes(length), input);
+      core.asm.toolgate_start(address, length, now, park ? 1 : 0);
+      return readOutput(core, this.#output);
+    });
+  }
+
+  // Step two of a parked evaluation, the store's counts as f64 pairs.
+  finishEncoded(address, ticket, approved, states) {
+    return this.#call(() => {
+      const core = this.#core;
+      const count = states.length;
+      const input = core.asm.toolgate_input(count * 16) >> 3;
+      const f64 = core.HEAPF64;
+      for (let i = 0; i < count; i++) {
+        const current = Number(states[i]?.current);
+        const previous = Number(states[i]?.previous);
+        f64[input + 2 * i] = Number.isFinite(current) ? current : -1;
+        f64[input + 2 * i + 1] = Number.isFinite(previous) ? previous : -1;
+      }
+      core.asm.toolgate_finish(address, ticket, approved ? 1 : 0, count);
+      return readOutput(core, this.#output);
+    });
+  }
+
+  release(address, ticket) {
+    this.#call(() => this.#core.asm.toolgate_release(address, ticket));
+  }
 }
 
 class Policy {
@@ -260,6 +369,7 @@ class Policy {
   #text;
   #handle = null;
   #generation = -1;
+  #handleAddress = 0;
   #diagnostics;
   #ok;
   #hash;
@@ -304,6 +414,11 @@ class Policy {
    */
   evaluate(call, { now = Date.now() } = {}) {
     const ms = nowOption(now);
+    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
+    if (length >= 0) {
+      const address = this.#address();
+      return this.#toolgate.startEncoded(address, length, ms, false);
+    }
     const text = jsonText(call);
     if (text === null) return unrepresentableCall(call);
     const raw = JSON.parse(this.#toolgate.callCore(() => this.#acquire().evaluate(text, ms)));
@@ -317,104 +432,117 @@ class Policy {
    * fails, so the quota is given back.
    */
   async authorize(call, { counters, approvals, now = Date.now(), failOpen = false } = {}) {
-    const noop = async () => {};
-    const settled = (decision) => ({ decision, commit: noop, rollback: noop });
     const first = this.#start(call, now);
     if (first.ticket === undefined) return settled(first);
-    // The fast path: the pending evaluation stays parked in the engine under a
-    // ticket; finish() sends back only the counts. Every path releases it.
-    const { ticket, handle } = first;
-    const finish = (approved, states) => this.#finishParked(handle, ticket, approved, states);
+    // The pending evaluation stays parked in the engine under a ticket;
+    // finish() sends back only the counts. Every path releases it.
     try {
-      let approved = false;
-      if (first.approval) {
-        if (!approvals) return settled(finish(false, []));
-        try {
-          approved = await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now);
-        } catch (error) {
-          return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-        }
-        if (!approved) return settled(finish(false, []));
-      }
-      let reservation = { admitted: true, states: [], charges: [] };
-      let charged = first.counters.length > 0;
-      if (charged) {
-        if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
-        try {
-          reservation = await counters.reserve(first.counters, first.now);
-        } catch (error) {
-          if (!failOpen) {
-            return settled(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-          }
-          // Fail open: decide as if every count were zero, charge nothing, and
-          // still use the approval up below.
-          charged = false;
-          reservation = { admitted: undefined, states: first.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
-        }
-      }
-      const rollback = () => (charged ? counters.rollback(reservation) : Promise.resolve());
-      let decision = finish(true, reservation.states);
-      if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
-        // The store and the core disagree (a store bug): deny, give back.
-        if (reservation.admitted) await rollback();
-        return settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
-      }
-      if (decision.decision === 'allow' && first.approval) {
-        let consumed;
-        try {
-          consumed = await approvals.consume(first.approval.id, first.approval.timeout_ms, first.now);
-        } catch (error) {
-          await rollback();
-          return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-        }
-        if (!consumed) {
-          // Another call used this approval first.
-          await rollback();
-          return settled(finish(false, []));
-        }
-      }
-      if (decision.decision !== 'allow') return settled(decision);
-      return {
-        decision,
-        commit: () => (charged ? counters.commit(reservation) : Promise.resolve()),
-        rollback,
-      };
+      return await this.#authorizeParked(first, counters, approvals, failOpen);
     } finally {
-      this.#release(handle, ticket);
+      this.#release(first.handle, first.address, first.ticket);
     }
+  }
+
+  async #authorizeParked(first, counters, approvals, failOpen) {
+    const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+    let approved = false;
+    if (first.approval) {
+      if (!approvals) return settled(finish(false, []));
+      try {
+        approved = await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now);
+      } catch (error) {
+        return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+      }
+      if (!approved) return settled(finish(false, []));
+    }
+    let reservation = NOTHING_RESERVED;
+    let charged = first.counters.length > 0;
+    if (charged) {
+      if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
+      try {
+        // The memory store answers at once: no promise to wait for.
+        reservation = typeof counters.reserveNow === 'function'
+          ? counters.reserveNow(first.counters, first.now)
+          : await counters.reserve(first.counters, first.now);
+      } catch (error) {
+        if (!failOpen) {
+          return settled(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+        }
+        // Fail open: decide as if every count were zero, charge nothing, and
+        // still use the approval up below.
+        charged = false;
+        reservation = { admitted: undefined, states: first.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
+      }
+    }
+    const rollback = () => (charged ? counters.rollback(reservation) : DONE);
+    const decision = finish(true, reservation.states);
+    if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
+      // The store and the core disagree (a store bug): deny, give back.
+      if (reservation.admitted) await rollback();
+      return settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
+    }
+    if (decision.decision === 'allow' && first.approval) {
+      let consumed;
+      try {
+        consumed = await approvals.consume(first.approval.id, first.approval.timeout_ms, first.now);
+      } catch (error) {
+        await rollback();
+        return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+      }
+      if (!consumed) {
+        // Another call used this approval first.
+        await rollback();
+        return settled(finish(false, []));
+      }
+    }
+    if (decision.decision !== 'allow') return settled(decision);
+    let commit = DONE_FN;
+    if (charged) {
+      commit = typeof counters.commitNow === 'function'
+        ? () => { counters.commitNow(reservation); return DONE; }
+        : () => counters.commit(reservation);
+    }
+    return { decision, commit, rollback };
   }
 
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
   #start(call, now) {
     const ms = nowOption(now);
-    const text = jsonText(call);
-    if (text === null) return unrepresentableCall(call);
-    const handle = this.#toolgate.callCore(() => this.#acquire());
-    const raw = JSON.parse(this.#toolgate.callCore(() => handle.start(text, ms)));
-    if (raw.ticket === undefined) return decisionFrom(raw);
-    raw.handle = handle;
+    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
+    let raw;
+    if (length >= 0) {
+      const address = this.#address();
+      raw = this.#toolgate.startEncoded(address, length, ms, true);
+      if (raw.ticket === undefined) return raw;
+      raw.address = address;
+    } else {
+      const text = jsonText(call);
+      if (text === null) return unrepresentableCall(call);
+      const handle = this.#toolgate.callCore(() => this.#acquire());
+      raw = JSON.parse(this.#toolgate.callCore(() => handle.start(text, ms)));
+      if (raw.ticket === undefined) return decisionFrom(raw);
+      raw.address = this.#handleAddress;
+    }
+    raw.handle = this.#handle;
     return raw;
   }
 
-  #finishParked(handle, ticket, approved, states) {
-    // The engine may have restarted, or the policy been disposed, while the
-    // stores answered: the parked evaluation is gone, so deny (fail closed).
-    if (handle !== this.#handle || this.#generation !== this.#toolgate.generation) {
-      return storeFailure('The policy engine restarted while the stores answered; the call is denied (fail closed).');
-    }
-    let counts = '';
-    for (const state of states ?? []) {
-      const current = Number(state?.current);
-      const previous = Number(state?.previous);
-      counts += `${counts ? ',' : ''}${Number.isFinite(current) ? current : -1},${Number.isFinite(previous) ? previous : -1}`;
-    }
-    return decisionFrom(JSON.parse(this.#toolgate.callCore(() => handle.finishParked(ticket, approved, counts))));
+  // Whether the handle a parked evaluation lives in is still this policy's
+  // current one (the engine may have restarted, or the policy been disposed,
+  // while the stores answered).
+  #current(handle) {
+    return handle === this.#handle && this.#generation === this.#toolgate.generation;
   }
 
-  #release(handle, ticket) {
-    if (handle === this.#handle && this.#generation === this.#toolgate.generation) {
-      this.#toolgate.callCore(() => handle.release(ticket));
+  #finishParked(handle, address, ticket, approved, states) {
+    if (!this.#current(handle)) {
+      return storeFailure('The policy engine restarted while the stores answered; the call is denied (fail closed).');
     }
+    return this.#toolgate.finishEncoded(address, ticket, approved, states ?? []);
+  }
+
+  #release(handle, address, ticket) {
+    if (this.#current(handle)) this.#toolgate.release(address, ticket);
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */
@@ -422,6 +550,12 @@ class Policy {
     const { decision, commit } = await this.authorize(call, options);
     await commit();
     return decision;
+  }
+
+  // The current handle's address in the engine, for the hot-path exports.
+  #address() {
+    if (!this.#current(this.#handle)) this.#toolgate.callCore(() => this.#acquire());
+    return this.#handleAddress;
   }
 
   /** Frees the compiled plan now instead of at garbage collection. */
@@ -438,6 +572,7 @@ class Policy {
     if (this.#handle && this.#generation === this.#toolgate.generation) return this.#handle;
     if (this.#handle) policyRegistry?.unregister(this);
     this.#handle = this.#toolgate.newHandle(this.#text);
+    this.#handleAddress = this.#handle.address();
     this.#generation = this.#toolgate.generation;
     policyRegistry?.register(this, this.#handle, this);
     return this.#handle;
@@ -449,10 +584,15 @@ const shared = new Map();
 /**
  * Loads the WebAssembly core. Options: `wasmModule` (a compiled
  * WebAssembly.Module, for workerd), `wasmBinary` (bytes), `wasmUrl` (where to
- * fetch it in a browser). Calls without options share one instance.
+ * fetch it in a browser), `boundary` (`'binary'`, the default, writes calls
+ * straight into WebAssembly memory; `'json'` sends them as JSON text, for
+ * comparing the two). Calls without options share one instance.
  */
 export async function loadToolgate(options = {}) {
-  const key = options.wasmModule || options.wasmBinary || options.wasmUrl ? null : 'default';
+  if (options.boundary !== undefined && options.boundary !== 'binary' && options.boundary !== 'json') {
+    throw new ToolgateError(`the \`boundary\` option is 'binary' or 'json' (got ${String(options.boundary)})`);
+  }
+  const key = options.wasmModule || options.wasmBinary || options.wasmUrl || options.boundary === 'json' ? null : 'default';
   if (key && shared.has(key)) return shared.get(key);
   const loading = instantiate(options).then((core) => new Toolgate(core, options));
   if (key) {

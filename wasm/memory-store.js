@@ -14,14 +14,31 @@ export function estimateCount(request, state, now) {
   return (state.previous * (request.window_ms - elapsed)) / request.window_ms + state.current;
 }
 
+// What reserve() returns. The private field marks reservations this store
+// made, and settles each once: a copy or a forgery can never roll back quota.
+class MemoryReservation {
+  #settled = false;
+
+  constructor(admitted, states, charges) {
+    this.admitted = admitted;
+    this.states = states;
+    this.charges = charges;
+  }
+
+  // True the first time only, and only for a reservation made by this module.
+  static settle(reservation) {
+    if (!reservation || typeof reservation !== 'object' || !(#settled in reservation) || reservation.#settled) return false;
+    reservation.#settled = true;
+    return true;
+  }
+}
+
 export class MemoryCounterStore {
-  #buckets = new Map(); // key -> { start, current, previous }
+  #buckets = new Map(); // key -> { start, window, current, previous }
   #sweepAt = 0;
-  #settled = new WeakSet(); // reservations committed or rolled back
 
   // The counts for `request` at its bucket, rolling the window forward.
-  #state(request) {
-    const entry = this.#buckets.get(request.key);
+  #state(request, entry) {
     if (!entry) return { current: 0, previous: 0 };
     const start = request.bucket_start_ms;
     if (entry.start === start) return { current: entry.current, previous: entry.previous };
@@ -31,41 +48,68 @@ export class MemoryCounterStore {
   }
 
   async reserve(requests, now) {
-    const states = requests.map((request) => this.#state(request));
+    return this.reserveNow(requests, now);
+  }
+
+  // reserve() without the promise, for callers in this package that can use
+  // the answer at once (the JS API's authorize()).
+  reserveNow(requests, now) {
+    const count = requests.length;
+    const entries = new Array(count);
+    const states = new Array(count);
+    for (let i = 0; i < count; i++) {
+      entries[i] = this.#buckets.get(requests[i].key);
+      states[i] = this.#state(requests[i], entries[i]);
+    }
     // A key named twice in one call is charged twice, and its second check sees
     // the first charge (as the Redis store's script does).
-    const earlier = new Map();
-    const admitted = requests.every((request, i) => {
-      const before = earlier.get(request.key) ?? 0;
-      earlier.set(request.key, before + request.cost);
-      return estimateCount(request, states[i], now) + before + request.cost <= request.max;
-    });
+    let admitted = true;
+    for (let i = 0; i < count && admitted; i++) {
+      const request = requests[i];
+      let before = 0;
+      for (let j = 0; j < i; j++) if (requests[j].key === request.key) before += requests[j].cost;
+      admitted = estimateCount(request, states[i], now) + before + request.cost <= request.max;
+    }
     const charges = [];
     if (admitted) {
-      requests.forEach((request, i) => {
-        const start = Math.max(request.bucket_start_ms, this.#buckets.get(request.key)?.start ?? -Infinity);
+      for (let i = 0; i < count; i++) {
+        const request = requests[i];
         const entry = this.#buckets.get(request.key);
-        const current = entry && entry.start === start && charges.some((c) => c.key === request.key)
+        const start = Math.max(request.bucket_start_ms, entry?.start ?? -Infinity);
+        let charged = false;
+        for (let j = 0; j < charges.length; j++) if (charges[j].key === request.key) charged = true;
+        const current = entry && entry.start === start && charged
           ? entry.current + request.cost // already charged by this call
           : states[i].current + request.cost;
-        this.#buckets.set(request.key, { start, window: request.window_ms, current, previous: states[i].previous });
+        if (entry && entry === entries[i] && !charged) {
+          // Update in place: no new object per call for a key already held.
+          entry.start = start;
+          entry.window = request.window_ms;
+          entry.current = current;
+          entry.previous = states[i].previous;
+        } else {
+          this.#buckets.set(request.key, { start, window: request.window_ms, current, previous: states[i].previous });
+        }
         charges.push({ key: request.key, start, cost: request.cost });
-      });
+      }
     }
     this.#sweep(now);
-    return { admitted, states, charges };
+    return new MemoryReservation(admitted, states, charges);
   }
 
   // Makes the charge final: a later rollback() gives nothing back.
   async commit(reservation) {
-    if (reservation && typeof reservation === 'object') this.#settled.add(reservation);
+    this.commitNow(reservation);
+  }
+
+  commitNow(reservation) {
+    MemoryReservation.settle(reservation);
   }
 
   // Gives back what reserve() charged, if its bucket is still held. Once only:
   // a second rollback (or one after commit) must not refund other calls' quota.
   async rollback(reservation) {
-    if (!reservation || typeof reservation !== 'object' || this.#settled.has(reservation)) return;
-    this.#settled.add(reservation);
+    if (!MemoryReservation.settle(reservation)) return;
     for (const charge of reservation.charges ?? []) {
       const entry = this.#buckets.get(charge.key);
       if (entry && entry.start === charge.start) entry.current = Math.max(0, entry.current - charge.cost);
@@ -74,7 +118,7 @@ export class MemoryCounterStore {
 
   // Current counts without charging (for playgrounds and tests).
   async peek(requests) {
-    return requests.map((request) => this.#state(request));
+    return requests.map((request) => this.#state(request, this.#buckets.get(request.key)));
   }
 
   get size() {

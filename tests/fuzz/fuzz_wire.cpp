@@ -4,6 +4,8 @@
 // (the WebAssembly finish() entry point, which takes a pending call back from
 // JS: {"pending": ..., "approved": bool, "states": [...]}).
 //
+// And the binary call form (call_buffer.h), against the text reader.
+//
 // Invariants: a call that reads has a non-empty tool without control
 // characters, object arguments and a non-empty grant id, and reads back the
 // same after being written out again; a malformed one says why; finish() on
@@ -14,6 +16,7 @@
 #include <string_view>
 
 #include "fuzz_support.h"
+#include "call_buffer.h"
 #include "json_reader.h"
 
 namespace {
@@ -69,6 +72,39 @@ void check_finish_input(const json& value, fuzz::Bytes& bytes) {
   for (bool approved : {true, false}) fuzz::check_decision(finish(*pending, approved, counts));
 }
 
+// The binary call form (the JS API's hot path) must read as the same JSON
+// text does: same call, or the same reason for refusing it. And raw bytes fed
+// to its reader must never crash it; what reads must survive a text round trip.
+void check_call_buffer(const json& value, std::string_view raw, const CallReadOptions& options) {
+  if (auto encoded = encode_call_buffer(value)) {
+    CallRead from_text = read_call(value.dump(), options);
+    CallRead from_buffer = read_call_buffer(*encoded, options);
+    FUZZ_CHECK(from_text.call.has_value() == from_buffer.call.has_value() && from_text.error == from_buffer.error,
+               "binary and text calls read differently: %s (%s | %s)", value.dump().c_str(), from_text.error.c_str(),
+               from_buffer.error.c_str());
+    if (from_text.call) {
+      const Call& a = *from_text.call;
+      const Call& b = *from_buffer.call;
+      FUZZ_CHECK(a.tool == b.tool && a.arguments.dump() == b.arguments.dump() && a.grant.id == b.grant.id &&
+                     a.grant.attributes.dump() == b.grant.attributes.dump() && a.now_ms == b.now_ms,
+                 "binary and text calls differ: %s", value.dump().c_str());
+    }
+  }
+  CallRead raw_read = read_call_buffer(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()), options);
+  if (!raw_read.call) {
+    FUZZ_CHECK(!raw_read.error.empty(), "a malformed buffer without a reason");
+    return;
+  }
+  const Call& call = *raw_read.call;
+  json grant = call.grant.attributes;
+  grant["id"] = call.grant.id;
+  json written = {{"tool", call.tool}, {"arguments", call.arguments}, {"grant", grant}, {"now", call.now_ms}};
+  CallRead again = read_call(written.dump(), options);
+  FUZZ_CHECK(again.call && again.call->arguments == call.arguments && again.call->tool == call.tool,
+             "a call read from bytes does not read back from text: %s", written.dump().c_str());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -85,7 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   JsonReadOptions read_options;
   read_options.record_positions = false;
   JsonReadResult read = read_json(text, read_options);
-  if (!read.ok()) return 0;
+  if (!read.ok()) {
+    check_call_buffer(json(), text, options);
+    return 0;
+  }
+  check_call_buffer(read.value, text, options);
   if (auto ms = read_timestamp(read.value)) {
     FUZZ_CHECK(*ms >= -8640000000000000LL - 86400000 && *ms <= 8640000000000000LL + 86400000, "timestamp %lld",
                (long long)*ms);

@@ -30,6 +30,7 @@ async function startWorker(extra = {}) {
       await module('ESModule', 'tests/js/fixtures/worker.js'), // the entry point comes first
       await module('ESModule', 'wasm/index.js'),
       await module('ESModule', 'wasm/errors.js'),
+      await module('ESModule', 'wasm/call-encoder.js'),
       await module('ESModule', 'wasm/memory-store.js'),
       await module('ESModule', 'wasm/dist/toolgate_core.mjs'),
       await module('CompiledWasm', 'wasm/dist/toolgate_core.wasm'),

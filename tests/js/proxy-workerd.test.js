@@ -47,6 +47,7 @@ export const WORKER_MODULES = [
   ['ESModule', 'worker/stores/checks.js'],
   ['ESModule', 'wasm/index.js'],
   ['ESModule', 'wasm/errors.js'],
+  ['ESModule', 'wasm/call-encoder.js'],
   ['ESModule', 'wasm/memory-store.js'],
   ['ESModule', 'wasm/dist/toolgate_core.mjs'],
   ['CompiledWasm', 'wasm/dist/toolgate_core.wasm'],

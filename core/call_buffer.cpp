@@ -1,0 +1,239 @@
+#include "call_buffer.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "json_util.h"
+
+namespace toolgate {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+class BufferReader {
+ public:
+  BufferReader(std::span<const std::uint8_t> bytes, std::size_t max_depth) : bytes_(bytes), max_depth_(max_depth) {}
+
+  // The value at the cursor, or false with error() set.
+  bool value(json& out, std::size_t depth) {
+    std::uint8_t tag = 0;
+    if (!byte(tag)) return false;
+    switch (static_cast<BufferTag>(tag)) {
+      case BufferTag::null: out = nullptr; return true;
+      case BufferTag::false_: out = false; return true;
+      case BufferTag::true_: out = true; return true;
+      case BufferTag::integer: {
+        double number = 0;
+        if (!f64(number)) return false;
+        // What JSON text of the same number parses to: nlohmann reads a
+        // non-negative integer as unsigned and a negative one as signed.
+        if (!(std::fabs(number) <= kMaxSafeInteger) || std::trunc(number) != number) return fail("an integer that is not a safe integer");
+        if (number >= 0) {
+          out = static_cast<json::number_unsigned_t>(number);
+        } else {
+          out = static_cast<json::number_integer_t>(number);
+        }
+        return true;
+      }
+      case BufferTag::number: {
+        double number = 0;
+        if (!f64(number)) return false;
+        if (!std::isfinite(number)) return fail("a number that is not finite");
+        out = number;
+        return true;
+      }
+      case BufferTag::string: {
+        out = json::value_t::string;
+        return string(out.get_ref<std::string&>());
+      }
+      case BufferTag::array: {
+        std::uint32_t count = 0;
+        if (!enter(depth) || !u32(count)) return false;
+        // Every element takes at least one byte: a count beyond what is left
+        // is a lie, not an allocation to attempt.
+        if (count > remaining()) return fail("an array longer than the buffer");
+        out = json::value_t::array;
+        auto& array = out.get_ref<json::array_t&>();
+        array.resize(count);
+        for (json& element : array) {
+          if (!value(element, depth + 1)) return false;
+        }
+        return true;
+      }
+      case BufferTag::object: {
+        std::uint32_t count = 0;
+        if (!enter(depth) || !u32(count)) return false;
+        if (count > remaining() / 5) return fail("an object longer than the buffer");
+        out = json::value_t::object;
+        auto& object = out.get_ref<json::object_t&>();
+        for (std::uint32_t i = 0; i < count; ++i) {
+          std::string key;
+          if (!string(key)) return false;
+          auto [it, inserted] = object.try_emplace(std::move(key));
+          if (!inserted) return fail("the call repeats a key");
+          if (!value(it->second, depth + 1)) return false;
+        }
+        return true;
+      }
+    }
+    return fail("an unknown value tag");
+  }
+
+  bool at_end() const { return at_ == bytes_.size(); }
+  const std::string& error() const { return error_; }
+  bool fail(const char* what) {
+    if (error_.empty()) error_ = std::string("the encoded call is malformed: ") + what + ".";
+    return false;
+  }
+
+ private:
+  std::size_t remaining() const { return bytes_.size() - at_; }
+
+  bool enter(std::size_t depth) {
+    if (depth >= max_depth_) {
+      error_ = "JSON nested more than " + std::to_string(max_depth_) + " levels deep; flatten the document";
+      return false;
+    }
+    return true;
+  }
+
+  bool byte(std::uint8_t& out) {
+    if (remaining() < 1) return fail("it ends early");
+    out = bytes_[at_++];
+    return true;
+  }
+
+  bool u32(std::uint32_t& out) {
+    if (remaining() < 4) return fail("it ends early");
+    out = static_cast<std::uint32_t>(bytes_[at_]) | static_cast<std::uint32_t>(bytes_[at_ + 1]) << 8 |
+          static_cast<std::uint32_t>(bytes_[at_ + 2]) << 16 | static_cast<std::uint32_t>(bytes_[at_ + 3]) << 24;
+    at_ += 4;
+    return true;
+  }
+
+  bool f64(double& out) {
+    if (remaining() < 8) return fail("it ends early");
+    std::uint64_t bits = 0;
+    for (int i = 7; i >= 0; --i) bits = bits << 8 | bytes_[at_ + static_cast<std::size_t>(i)];
+    std::memcpy(&out, &bits, sizeof out);
+    at_ += 8;
+    return true;
+  }
+
+  bool string(std::string& out) {
+    std::uint32_t length = 0;
+    if (!u32(length)) return false;
+    if (length > remaining()) return fail("a string longer than the buffer");
+    std::string_view text(reinterpret_cast<const char*>(bytes_.data() + at_), length);
+    // Strings reach messages, hashes and the upstream: they must be UTF-8, as
+    // the JSON lexer guarantees on the text path.
+    for (std::size_t i = 0; i < text.size();) {
+      if (static_cast<unsigned char>(text[i]) < 0x80) {
+        ++i;
+        continue;
+      }
+      std::size_t sequence = utf8_sequence_length(text, i);
+      if (sequence == 0) return fail("a string that is not UTF-8");
+      i += sequence;
+    }
+    out.assign(text);
+    at_ += length;
+    return true;
+  }
+
+  std::span<const std::uint8_t> bytes_;
+  std::size_t max_depth_;
+  std::size_t at_ = 0;
+  std::string error_;
+};
+
+void put_u32(std::vector<std::uint8_t>& out, std::size_t value) {
+  for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
+}
+
+void put_f64(std::vector<std::uint8_t>& out, double value) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  for (int shift = 0; shift < 64; shift += 8) out.push_back(static_cast<std::uint8_t>(bits >> shift));
+}
+
+void put_string(std::vector<std::uint8_t>& out, const std::string& text) {
+  put_u32(out, text.size());
+  out.insert(out.end(), text.begin(), text.end());
+}
+
+bool put_value(std::vector<std::uint8_t>& out, const json& value) {
+  switch (value.type()) {
+    case json::value_t::null: out.push_back(static_cast<std::uint8_t>(BufferTag::null)); return true;
+    case json::value_t::boolean:
+      out.push_back(static_cast<std::uint8_t>(value.get<bool>() ? BufferTag::true_ : BufferTag::false_));
+      return true;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: {
+      double number = as_double(value);
+      bool exact = value.is_number_unsigned()
+                       ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(kMaxSafeInteger)
+                       : value.get<std::int64_t>() >= -static_cast<std::int64_t>(kMaxSafeInteger) &&
+                             value.get<std::int64_t>() <= static_cast<std::int64_t>(kMaxSafeInteger);
+      if (!exact) return false;
+      out.push_back(static_cast<std::uint8_t>(BufferTag::integer));
+      put_f64(out, number);
+      return true;
+    }
+    case json::value_t::number_float:
+      out.push_back(static_cast<std::uint8_t>(BufferTag::number));
+      put_f64(out, value.get<double>());
+      return true;
+    case json::value_t::string:
+      out.push_back(static_cast<std::uint8_t>(BufferTag::string));
+      put_string(out, as_string(value));
+      return true;
+    case json::value_t::array:
+      out.push_back(static_cast<std::uint8_t>(BufferTag::array));
+      put_u32(out, value.size());
+      for (const json& element : value.get_ref<const json::array_t&>()) {
+        if (!put_value(out, element)) return false;
+      }
+      return true;
+    case json::value_t::object:
+      out.push_back(static_cast<std::uint8_t>(BufferTag::object));
+      put_u32(out, value.size());
+      for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
+        put_string(out, key);
+        if (!put_value(out, member)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<std::uint8_t>> encode_call_buffer(const json& value) {
+  std::vector<std::uint8_t> out;
+  if (!put_value(out, value)) return std::nullopt;
+  return out;
+}
+
+CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options) {
+  BufferReader reader(bytes, options.max_depth);
+  json value;
+  if (!reader.value(value, 0)) {
+    CallRead result;
+    result.error = reader.error();
+    return result;
+  }
+  if (!reader.at_end()) {
+    reader.fail("bytes after the call");
+    CallRead result;
+    result.error = reader.error();
+    return result;
+  }
+  return read_call_value(std::move(value), options);
+}
+
+}  // namespace toolgate

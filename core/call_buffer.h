@@ -1,0 +1,47 @@
+// A call in a compact tagged binary form, for hosts that can write memory
+// directly (the JS API writes it straight into WebAssembly memory).
+//
+// Why: a call crossing from JS as JSON text pays for JSON.stringify, UTF-8
+// encoding, and nlohmann's character-at-a-time lexer, which together cost
+// several times the decision itself. This form carries the same JSON value
+// model (what JSON.stringify would have written, already parsed), so reading
+// it is a walk with no lexing. The result is the same CallRead as
+// read_call(text) on the equivalent JSON text: validation of the call's shape
+// is shared (read_call_value).
+//
+// Layout (little-endian; one value, the call object, at the top level):
+//   0x00 null | 0x01 false | 0x02 true
+//   0x03 integer: f64 holding a safe integer (|n| <= 2^53 - 1); read as JSON
+//        text would be: non-negative as unsigned, negative as signed
+//   0x04 number: f64, finite
+//   0x05 string: u32 byte length, UTF-8 bytes (must be well formed)
+//   0x06 array:  u32 count, count values
+//   0x07 object: u32 count, count × (u32 key length, UTF-8 key, value)
+// Objects cannot repeat a key (a JS object cannot hold one twice), and the
+// encoder sends anything JSON.stringify would transform (toJSON, undefined,
+// non-finite or unsafe-integer numbers, lone surrogates, deep nesting) as JSON
+// text instead, so the two paths never disagree.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "wire.h"
+
+namespace toolgate {
+
+enum class BufferTag : std::uint8_t { null = 0, false_ = 1, true_ = 2, integer = 3, number = 4, string = 5, array = 6, object = 7 };
+
+// Never throws. A buffer that breaks the layout (truncated, bad UTF-8, a
+// repeated key, nesting deeper than options.max_depth, trailing bytes) is an
+// invalid_call with a reason, never undefined behaviour.
+CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options = {});
+
+// The binary form of a JSON value (the inverse of the reader, for tests and
+// native hosts). Integers outside the safe range have no binary form: nullopt,
+// as the JS encoder falls back to text for them.
+std::optional<std::vector<std::uint8_t>> encode_call_buffer(const nlohmann::json& value);
+
+}  // namespace toolgate
