@@ -1,109 +1,158 @@
-// WebAssembly core through the JS API: decision latency, compile time, cold
-// start and package size. Prints a table and writes bench/results/core-js.json.
-// Run: npm run bench  (or: node bench/js/core.bench.js [--quick])
+// WebAssembly core through the JS API: decision latency, compile time and
+// WebAssembly heap against policy size, cold start and package size. Prints
+// Markdown and writes bench/results/core-js.{json,md}.
+// Run: npm run bench  (or: node bench/js/core.bench.js [--quick] [--results DIR])
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync, brotliCompressSync } from 'node:zlib';
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
+import { flagValue, measure, median, percentile, table, thousands, writeResults } from './measure.js';
+import { T0, policyWithTools, typicalCall, typicalPolicy } from './policies.js';
 
-const quick = process.argv.includes('--quick');
-const T0 = Date.UTC(2026, 0, 1);
-
-// The "typical call" of the budgets: 5 arguments, 3 conditions, 1 limit.
-const typicalPolicy = {
-  version: '1',
-  default: 'deny',
-  tools: {
-    create_refund: {
-      require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
-      deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
-      limits: [{ counter: 'refunds', window: 'minute', max: 1e9 }],
-    },
-  },
-};
-const typicalCall = {
-  tool: 'create_refund',
-  arguments: { amount: 120, currency: 'usd', charge: 'ch_123', reason: 'duplicate', notify: true },
-  grant: { id: 'alice', role: 'support' },
-  now: T0,
-};
-
-function policyWithTools(count) {
-  const tools = {};
-  for (let i = 0; i < count; i++) {
-    tools[`tool_${i}`] = { deny_if: [{ conditions: [{ path: 'args.n', op: 'gt', value: i }] }], rate_limit: '10/minute' };
-  }
-  return JSON.stringify({ version: '1', default: 'deny', tools });
-}
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-// Per-call latency from batches of `batch` calls (timer resolution is too
-// coarse for single sub-microsecond calls); returns µs per call.
-async function measure(fn, { batches, batch }) {
-  for (let i = 0; i < batches / 10; i++) for (let j = 0; j < batch; j++) await fn(); // warm up
-  const samples = [];
-  for (let i = 0; i < batches; i++) {
-    const start = process.hrtime.bigint();
-    for (let j = 0; j < batch; j++) await fn();
-    samples.push(Number(process.hrtime.bigint() - start) / 1000 / batch);
-  }
-  samples.sort((a, b) => a - b);
-  return { p50_us: percentile(samples, 50), p99_us: percentile(samples, 99) };
-}
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const resultsDir = path.resolve(flagValue(argv, '--results', fileURLToPath(new URL('../results/', import.meta.url))));
+const wasmFile = new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url);
 
 const toolgate = await loadToolgate();
 const policy = toolgate.compile(typicalPolicy);
 const counters = new MemoryCounterStore();
 const approvals = new MemoryApprovalStore();
-const sizes = { batches: quick ? 200 : 5000, batch: 20 };
+const timing = { batch: 20, seconds: quick ? 0.2 : 2, minBatches: quick ? 200 : 2000, warmup: quick ? 0.05 : 0.3 };
 
 const results = {};
-results.evaluate_typical = await measure(() => policy.evaluate(typicalCall), sizes);
-results.decide_typical = await measure(() => policy.decide(typicalCall, { counters, approvals }), sizes);
+results.evaluate_typical = await measure(() => policy.evaluate(typicalCall), timing);
+results.decide_typical = await measure(() => policy.decide(typicalCall, { counters, approvals }), timing);
 const denied = { tool: 'unknown_tool', arguments: {}, now: T0 };
-results.decide_default_deny = await measure(() => policy.decide(denied, { counters }), sizes);
+results.decide_default_deny = await measure(() => policy.decide(denied, { counters }), timing);
 
-for (const tools of quick ? [1, 100] : [1, 100, 1000, 10000]) {
+// Compile time against policy size (the policy of bench/native's BM_CompilePolicy).
+const sizes = quick ? [1, 10, 100, 1000] : [1, 10, 100, 1000, 10000];
+// Wall time and the process's CPU time (robust on a shared machine; equal on a
+// quiet one) per compile + dispose, medians; the growth exponent uses CPU time.
+const cpuNow = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+for (const tools of sizes) {
   const text = policyWithTools(tools);
-  const runs = tools >= 10000 ? 3 : quick ? 5 : 20;
   const times = [];
-  for (let i = 0; i < runs; i++) {
+  const cpus = [];
+  const until = performance.now() + (quick ? 100 : 1000);
+  while (times.length < 3 || (performance.now() < until && times.length < 2000)) {
     const start = process.hrtime.bigint();
+    const cpu = cpuNow();
     toolgate.compile(text).dispose();
+    cpus.push(cpuNow() - cpu);
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
-  times.sort((a, b) => a - b);
-  results[`compile_${tools}_tools`] = { median_ms: percentile(times, 50), bytes: text.length };
+  const ms = median(times);
+  const cpuMs = median(cpus);
+  results[`compile_${tools}_tools`] = { median_ms: ms, cpu_median_ms: cpuMs, runs: times.length, bytes: text.length, us_per_tool: (cpuMs * 1000) / tools };
 }
-
-// Cold start: a fresh Node process loads the module, compiles a small policy and decides once.
-const coldScript = `
-  const t0 = performance.now();
-  const { loadToolgate } = await import(${JSON.stringify(new URL('../../wasm/index.js', import.meta.url).href)});
-  const t1 = performance.now();
-  const tg = await loadToolgate();
-  const p = tg.compile(${JSON.stringify(JSON.stringify({ version: '1', default: 'deny', tools: { run: { rate_limit: '10/minute' } } }))});
-  const t2 = performance.now();
-  p.evaluate({ tool: 'run' });
-  const t3 = performance.now();
-  console.log(JSON.stringify({ import_ms: t1 - t0, instantiate_compile_ms: t2 - t1, first_decision_ms: t3 - t2 }));`;
-const colds = [];
-for (let i = 0; i < (quick ? 2 : 7); i++) {
-  colds.push(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', coldScript], { encoding: 'utf8' })));
-}
-const median = (key) => colds.map((c) => c[key]).sort((a, b) => a - b)[Math.floor(colds.length / 2)];
-results.cold_start_node = {
-  import_ms: median('import_ms'),
-  instantiate_compile_ms: median('instantiate_compile_ms'),
-  first_decision_ms: median('first_decision_ms'),
+const slope = (key, from, to) => {
+  const a = results[`compile_${from}_tools`];
+  const b = results[`compile_${to}_tools`];
+  return a && b ? Math.log(b[key] / a[key]) / Math.log(to / from) : null;
+};
+results.compile_growth_exponent = {
+  time_1000_10000: slope('cpu_median_ms', 1000, 10000),
+  time_100_1000: slope('cpu_median_ms', 100, 1000),
 };
 
-const wasm = readFileSync(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url));
+// WebAssembly heap held by compiled plans. The façade does not expose the
+// engine's memory, so a fresh instance is loaded with `wasmModule` and the
+// instance WebAssembly.instantiate returns is kept. Memory only grows (by at
+// least what malloc asks for, at most 20 % more): copies of the policy are
+// compiled and kept alive, and between the first and the last growth of the
+// Memory the added bytes were filled by the copies compiled in between, so
+// bytes per plan = added bytes / copies (allocator overhead and fragmentation
+// included; the error is about one plan over the copies counted).
+async function wasmHeapPerPlan(text, { minAdded, maxCopies }) {
+  const module = await WebAssembly.compile(readFileSync(wasmFile));
+  const original = WebAssembly.instantiate;
+  let instance = null;
+  WebAssembly.instantiate = async function (...args) {
+    const result = await original.apply(this, args);
+    instance = result.instance ?? result;
+    return result;
+  };
+  let engine;
+  try {
+    engine = await loadToolgate({ wasmModule: module });
+  } finally {
+    WebAssembly.instantiate = original;
+  }
+  const memory = instance?.exports?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  const kept = [];
+  const growths = [];
+  let size = memory.buffer.byteLength;
+  const initial = size;
+  while (kept.length < maxCopies) {
+    kept.push(engine.compile(text));
+    if (memory.buffer.byteLength !== size) {
+      size = memory.buffer.byteLength;
+      growths.push({ copies: kept.length, bytes: size });
+      if (growths.length >= 3 && size - growths[0].bytes >= minAdded) break;
+    }
+  }
+  for (const p of kept) p.dispose();
+  if (growths.length < 2) return { initial_bytes: initial, final_bytes: size, copies: kept.length, growths: growths.length, bytes_per_plan: null };
+  const first = growths[0];
+  const last = growths.at(-1);
+  return {
+    initial_bytes: initial,
+    final_bytes: size,
+    copies: kept.length,
+    growths: growths.length,
+    copies_between: last.copies - first.copies,
+    bytes_per_plan: (last.bytes - first.bytes) / (last.copies - first.copies),
+  };
+}
+results.wasm_heap = {};
+for (const tools of quick ? [1, 100] : [1, 10, 100, 1000, 10000]) {
+  const heap = await wasmHeapPerPlan(policyWithTools(tools), { minAdded: 8 << 20, maxCopies: tools >= 10000 ? 40 : 100000 });
+  results.wasm_heap[tools] = heap && { ...heap, bytes_per_tool: heap.bytes_per_plan === null ? null : heap.bytes_per_plan / tools };
+}
+
+const heapAt = (tools) => results.wasm_heap[tools]?.bytes_per_plan;
+results.compile_growth_exponent.wasm_heap_1000_10000 = heapAt(1000) && heapAt(10000) ? Math.log(heapAt(10000) / heapAt(1000)) / Math.log(10) : null;
+
+// Cold start: a fresh Node process imports the façade, loads the module (read +
+// compile + instantiate the .wasm), compiles a small policy and decides once
+// (`decide` with a MemoryCounterStore; the tool has a rate limit).
+const coldScript = `
+  const t0 = performance.now();
+  const { loadToolgate, MemoryCounterStore } = await import(${JSON.stringify(new URL('../../wasm/index.js', import.meta.url).href)});
+  const t1 = performance.now();
+  const tg = await loadToolgate();
+  const t2 = performance.now();
+  const p = tg.compile(${JSON.stringify(JSON.stringify({ version: '1', default: 'deny', tools: { run: { rate_limit: '10/minute' } } }))});
+  const t3 = performance.now();
+  await p.decide({ tool: 'run', grant: 'alice' }, { counters: new MemoryCounterStore() });
+  const t4 = performance.now();
+  console.log(JSON.stringify({ import_ms: t1 - t0, instantiate_ms: t2 - t1, compile_ms: t3 - t2, first_decision_ms: t4 - t3,
+    process_start_to_import_ms: t0 }));`;
+const colds = [];
+for (let i = 0; i < (quick ? 3 : 11); i++) {
+  const cold = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', coldScript], { encoding: 'utf8' }));
+  cold.instantiate_compile_ms = cold.instantiate_ms + cold.compile_ms;
+  cold.instantiate_compile_decide_ms = cold.instantiate_compile_ms + cold.first_decision_ms;
+  cold.total_ms = cold.import_ms + cold.instantiate_compile_decide_ms;
+  colds.push(cold);
+}
+const coldMedian = (key) => median(colds.map((c) => c[key]));
+results.cold_start_node = Object.fromEntries(Object.keys(colds[0]).map((key) => [key, coldMedian(key)]));
+results.cold_start_node.runs = colds.length;
+
+const wasm = readFileSync(wasmFile);
 const glue = readFileSync(new URL('../../wasm/dist/toolgate_core.mjs', import.meta.url));
-const facade = ['index.js', 'errors.js', 'memory-store.js'].map((f) => readFileSync(new URL(`../../wasm/${f}`, import.meta.url)));
+// The façade: every .js module of wasm/ (not the glue in wasm/dist).
+const facadeFiles = readdirSync(new URL('../../wasm/', import.meta.url)).filter((f) => f.endsWith('.js')).sort();
+const facade = facadeFiles.map((f) => readFileSync(new URL(`../../wasm/${f}`, import.meta.url)));
 const gz = (b) => gzipSync(b, { level: 9 }).length;
 results.size = {
   wasm_bytes: wasm.length,
@@ -111,25 +160,73 @@ results.size = {
   wasm_brotli: brotliCompressSync(wasm).length,
   glue_bytes: glue.length,
   glue_gzip: gz(glue),
+  facade_files: facadeFiles,
   facade_gzip: facade.reduce((sum, b) => sum + gz(b), 0),
 };
-results.size.total_gzip = results.size.wasm_gzip + results.size.glue_gzip + results.size.facade_gzip;
+results.size.wasm_glue_gzip = results.size.wasm_gzip + results.size.glue_gzip;
+results.size.total_gzip = results.size.wasm_glue_gzip + results.size.facade_gzip;
 
-const f = (n, d = 2) => n.toFixed(d);
-const rows = [
-  ['evaluate, typical call (5 args, 3 conditions, 1 limit), step one only', `p50 ${f(results.evaluate_typical.p50_us)} µs, p99 ${f(results.evaluate_typical.p99_us)} µs`],
-  ['decide, typical call with memory counter store', `p50 ${f(results.decide_typical.p50_us)} µs, p99 ${f(results.decide_typical.p99_us)} µs`],
-  ['decide, default deny', `p50 ${f(results.decide_default_deny.p50_us)} µs, p99 ${f(results.decide_default_deny.p99_us)} µs`],
-  ...Object.entries(results)
-    .filter(([k]) => k.startsWith('compile_'))
-    .map(([k, v]) => [`compile ${k.split('_')[1]} tools (${(v.bytes / 1024).toFixed(0)} KiB)`, `${f(v.median_ms)} ms`]),
-  ['cold start in Node: instantiate + compile small policy', `${f(results.cold_start_node.instantiate_compile_ms)} ms`],
-  ['cold start in Node: first decision', `${f(results.cold_start_node.first_decision_ms, 3)} ms`],
-  ['.wasm raw / gzip / brotli', `${results.size.wasm_bytes} / ${results.size.wasm_gzip} / ${results.size.wasm_brotli} bytes`],
-  ['JS glue + façade gzip', `${results.size.glue_gzip} + ${results.size.facade_gzip} bytes`],
-  ['total gzip (.wasm + glue + façade)', `${(results.size.total_gzip / 1024).toFixed(1)} KiB`],
+const f = (n, d = 2) => (n === null || n === undefined ? '–' : n.toFixed(d));
+const cs = results.cold_start_node;
+results.budgets = [
+  {
+    name: 'WASM `decide` p50, typical call, memory store (JS API, Node)',
+    target: '≤ 2 µs',
+    measured: `${f(results.decide_typical.p50_us)} µs`,
+    met: results.decide_typical.p50_us <= 2,
+  },
+  {
+    name: '`.wasm` + JS glue, gzip',
+    target: '≤ 150 KB (150 000 bytes)',
+    measured: `${thousands(results.size.wasm_glue_gzip)} bytes (+ ${thousands(results.size.facade_gzip)} façade)`,
+    met: results.size.wasm_glue_gzip <= 150000,
+  },
+  {
+    name: 'cold start in Node: instantiate + compile + first decision',
+    target: '≤ 5 ms',
+    measured: `${f(cs.instantiate_compile_decide_ms)} ms (+ ${f(cs.import_ms)} ms import)`,
+    met: cs.instantiate_compile_decide_ms <= 5,
+  },
 ];
-console.log('| WebAssembly core via the JS API (Node ' + process.versions.node + ') | figure |\n|---|---|');
-for (const [name, value] of rows) console.log(`| ${name} | ${value} |`);
-mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('../results/core-js.json', import.meta.url), JSON.stringify(results, null, 2));
+
+const latency = (r) => `p50 ${f(r.p50_us)} µs, p99 ${f(r.p99_us)} µs, ${thousands(r.decisions_per_s)}/s`;
+const rows = [
+  ['`evaluate`, typical call (5 args, 3 conditions, 1 limit), step one only', latency(results.evaluate_typical)],
+  ['`decide`, typical call with memory counter store', latency(results.decide_typical)],
+  ['`decide`, default deny', latency(results.decide_default_deny)],
+  ['cold start in Node (fresh process, median of ' + cs.runs + '): import the façade', `${f(cs.import_ms)} ms`],
+  ['… load the module (read, compile, instantiate the `.wasm`)', `${f(cs.instantiate_ms)} ms`],
+  ['… compile a small policy', `${f(cs.compile_ms, 3)} ms`],
+  ['… first decision', `${f(cs.first_decision_ms, 3)} ms`],
+  ['… instantiate + compile + first decision (the budget)', `**${f(cs.instantiate_compile_decide_ms)} ms**`],
+  ['… total with the import', `${f(cs.total_ms)} ms`],
+  ['`.wasm` raw / gzip / brotli', `${thousands(results.size.wasm_bytes)} / ${thousands(results.size.wasm_gzip)} / ${thousands(results.size.wasm_brotli)} bytes`],
+  ['JS glue gzip; façade gzip (' + facadeFiles.join(', ') + ')', `${thousands(results.size.glue_gzip)}; ${thousands(results.size.facade_gzip)} bytes`],
+  ['`.wasm` + glue, gzip', `${(results.size.wasm_glue_gzip / 1024).toFixed(1)} KiB (${thousands(results.size.wasm_glue_gzip)} bytes)`],
+];
+const compileRows = sizes.map((tools) => {
+  const c = results[`compile_${tools}_tools`];
+  const heap = results.wasm_heap[tools];
+  return [thousands(tools), thousands(c.bytes), f(c.cpu_median_ms, 3), f(c.median_ms, 3), f(c.us_per_tool), heap?.bytes_per_plan ? thousands(heap.bytes_per_plan) : '–',
+    heap?.bytes_per_tool ? thousands(heap.bytes_per_tool) : '–'];
+});
+const g = results.compile_growth_exponent;
+const markdown = [
+  `### WebAssembly core via the JS API (Node ${process.versions.node})`,
+  '',
+  table(['figure', 'measured'], rows),
+  '',
+  '#### Compile time and WebAssembly heap against policy size',
+  '',
+  'Each tool: one `deny_if` condition and a `rate_limit` (as `BM_CompilePolicy`). Time: `toolgate.compile(text)` + `dispose()`, median of the process\'s CPU time (the exponent uses it) and of wall time. '
+    + 'Heap: bytes of WebAssembly memory per compiled plan kept alive (copies compiled until the `WebAssembly.Memory` has grown '
+    + 'three times and by ≥ 8 MiB; added bytes / copies in between; includes allocator overhead; peak during compile is not visible this way, see the native table).',
+  '',
+  table(['tools', 'policy bytes', 'compile ms (CPU)', 'wall ms', 'µs per tool (CPU)', 'heap bytes per plan', 'heap bytes per tool'], compileRows),
+  '',
+  `Growth exponent of compile time (slope of log CPU time vs log tools; 1 = linear): ${f(g.time_1000_10000, 3)} from 1 000 to 10 000 tools, ${f(g.time_100_1000, 3)} from 100 to 1 000; of the heap per plan, ${f(g.wasm_heap_1000_10000, 3)} from 1 000 to 10 000.`,
+].join('\n');
+console.log(markdown);
+results.config = { node: process.versions.node, quick, timing };
+writeResults(resultsDir, 'core-js', results, markdown);
+void percentile;
