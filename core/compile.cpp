@@ -300,6 +300,10 @@ class Compiler {
       std::size_t index;
     };
     std::vector<GlobKey> globs;
+    // Sized once: growing by doubling would leave up to half the (large)
+    // entries' worth of unused capacity in the plan for its whole life.
+    plan.tools.reserve(tools.size());
+    plan.exact_tools.reserve(tools.size());
     for (const auto& [name, value] : tools.get_ref<const json::object_t&>()) {
       std::string pointer = "/tools/" + escape_pointer_token(name);
       if (name.empty()) {
