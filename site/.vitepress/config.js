@@ -55,6 +55,7 @@ export const sidebar = [
       { text: 'Approvals', link: '/concepts/approvals' },
       { text: 'Fail closed', link: '/concepts/fail-closed' },
       { text: 'Counter stores', link: '/concepts/stores' },
+      { text: 'Scaling out', link: '/scaling' },
       { text: 'The audit log', link: '/concepts/audit' },
     ],
   },

@@ -10,7 +10,7 @@
 // requests shared by the proxy instances; consume() is one script, so one
 // approval allows one call across all of them.
 
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 
 import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
@@ -141,16 +141,40 @@ function countOf(text) {
   return value;
 }
 
+// Whether `client` is a node-redis cluster client (createCluster()): its
+// sendCommand() takes (firstKey, isReadonly, args, options), and routes the
+// command to the node serving firstKey's slot.
+function isClusterClient(client) {
+  return typeof client.nodeClient === 'function' && 'masters' in client;
+}
+
+// The key a command is routed by on Redis Cluster: the first key of a script
+// (EVAL/EVALSHA sha numkeys key ...), none for SCRIPT (node-redis sends
+// SCRIPT LOAD to every node), else the command's first argument (GET, SET, MGET).
+function routingKeyOf(args) {
+  const name = String(args[0]).toUpperCase();
+  if (name === 'EVAL' || name === 'EVALSHA') return Number(args[2]) > 0 ? args[3] : undefined;
+  if (name === 'SCRIPT') return undefined;
+  return args[1];
+}
+
 // Sends one store's commands and Lua scripts, each within a deadline. Shared
 // by the counter and the approval store, so both fail the same way.
 class RedisCommands {
   #client;
   #timeoutMs;
+  #cluster;
   #shas = new Map(); // script -> Promise<sha1>, loaded once per store
 
   constructor(client, timeoutMs) {
     this.#client = client;
     this.#timeoutMs = timeoutMs;
+    this.#cluster = isClusterClient(client);
+  }
+
+  /** Whether the client is a cluster client (createCluster()). */
+  get cluster() {
+    return this.#cluster;
   }
 
   /** A deadline (performance.now() time) `timeoutMs` from now. */
@@ -193,7 +217,10 @@ class RedisCommands {
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw new RedisTimeoutError(this.#timeoutMs);
     const abort = new AbortController();
-    const reply = Promise.resolve().then(() => this.#client.sendCommand(args, { abortSignal: abort.signal }));
+    const options = { abortSignal: abort.signal };
+    const reply = Promise.resolve().then(() => (this.#cluster
+      ? this.#client.sendCommand(routingKeyOf(args), false, args, options)
+      : this.#client.sendCommand(args, options)));
     const timeout = deadlineAfter(remaining, () => {
       abort.abort();
       return new RedisTimeoutError(this.#timeoutMs);
@@ -240,7 +267,8 @@ export class RedisCounterStore {
     this.#timeoutMs = timeoutMs;
     this.#owned = owned;
     this.#redis = new RedisCommands(client, timeoutMs);
-    this.#cluster = cluster === true;
+    // A cluster client always needs one script per slot, whatever was asked.
+    this.#cluster = cluster === true || this.#redis.cluster;
   }
 
   /** The Redis key of `request`'s bucket that starts at `start` (epoch ms). */
@@ -373,9 +401,13 @@ export class RedisCounterStore {
 
 // A node-redis client for `url`, connected within `connectTimeoutMs`, its
 // 'error' events sent to `onError` (node-redis would crash the process on an
-// 'error' event nobody listens to).
-async function connectClient({ url, connectTimeoutMs, clientOptions, onError }) {
-  const client = createClient({ ...clientOptions, url });
+// 'error' event nobody listens to). With `cluster`, a cluster client
+// (createCluster(), clientOptions are its options) that finds the other nodes
+// from `url` (or from clientOptions.rootNodes).
+async function connectClient({ url, cluster = false, connectTimeoutMs, clientOptions, onError }) {
+  const client = cluster === true
+    ? createCluster({ ...clientOptions, rootNodes: clientOptions.rootNodes ?? [{ url }] })
+    : createClient({ ...clientOptions, url });
   client.on('error', onError);
   const deadline = deadlineAfter(connectTimeoutMs, () => new Error(`could not connect to Redis at ${url} within ${connectTimeoutMs} ms`));
   const connecting = client.connect();
@@ -407,7 +439,7 @@ export async function createRedisCounterStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectClient({ url, connectTimeoutMs, clientOptions, onError });
+  const client = await connectClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
   const store = new RedisCounterStore({ client, prefix, timeoutMs, cluster, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
@@ -706,11 +738,12 @@ export async function createRedisApprovalStore({
   prefix,
   timeoutMs,
   approvalTtlMs,
+  cluster = false,
   connectTimeoutMs = 5000,
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis approval store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectClient({ url, connectTimeoutMs, clientOptions, onError });
+  const client = await connectClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
   const store = new RedisApprovalStore({ client, prefix, timeoutMs, approvalTtlMs, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
