@@ -17,6 +17,34 @@ class BufferReader {
  public:
   BufferReader(std::span<const std::uint8_t> bytes, std::size_t max_depth) : bytes_(bytes), max_depth_(max_depth) {}
 
+  // Decode only these members of the top-level "arguments" object.
+  void filter_arguments(const ArgumentUse* use) { argument_use_ = use; }
+
+  // The string value of the top-level member `name`, if the buffer holds a
+  // top-level object with one; the cursor is left where it was.
+  std::optional<std::string> peek_top_level_string(std::string_view name) {
+    std::size_t start = at_;
+    std::optional<std::string> found;
+    std::uint8_t tag = 0;
+    std::uint32_t count = 0;
+    if (byte(tag) && tag == static_cast<std::uint8_t>(BufferTag::object) && u32(count)) {
+      for (std::uint32_t i = 0; i < count && !found; ++i) {
+        std::string key;
+        if (!string(key)) break;
+        if (key == name && remaining() > 0 && bytes_[at_] == static_cast<std::uint8_t>(BufferTag::string)) {
+          ++at_;
+          std::string value;
+          if (string(value)) found = std::move(value);
+          break;
+        }
+        if (!skip(1)) break;
+      }
+    }
+    at_ = start;
+    error_.clear();
+    return found;
+  }
+
   // The value at the cursor, or false with error() set.
   bool value(json& out, std::size_t depth) {
     std::uint8_t tag = 0;
@@ -69,12 +97,22 @@ class BufferReader {
         if (count > remaining() / 5) return fail("an object longer than the buffer");
         out = json::value_t::object;
         auto& object = out.get_ref<json::object_t&>();
+        // The top-level object is the call; its "arguments" member (depth 1)
+        // may be filtered down to what the policy reads.
+        const ArgumentUse* filter = depth == 1 && in_arguments_ ? argument_use_ : nullptr;
         for (std::uint32_t i = 0; i < count; ++i) {
           std::string key;
           if (!string(key)) return false;
+          if (filter && !filter->all && !filter->reads(key)) {
+            if (!skip(depth + 1)) return false;
+            continue;
+          }
           auto [it, inserted] = object.try_emplace(std::move(key));
           if (!inserted) return fail("the call repeats a key");
-          if (!value(it->second, depth + 1)) return false;
+          in_arguments_ = depth == 0 && it->first == "arguments";
+          bool ok = value(it->second, depth + 1);
+          in_arguments_ = false;
+          if (!ok) return false;
         }
         return true;
       }
@@ -91,6 +129,45 @@ class BufferReader {
 
  private:
   std::size_t remaining() const { return bytes_.size() - at_; }
+
+  // Steps over one value: bounds and nesting are checked, nothing is built.
+  bool skip(std::size_t depth) {
+    std::uint8_t tag = 0;
+    if (!byte(tag)) return false;
+    std::uint32_t count = 0;
+    switch (static_cast<BufferTag>(tag)) {
+      case BufferTag::null:
+      case BufferTag::false_:
+      case BufferTag::true_: return true;
+      case BufferTag::integer:
+      case BufferTag::number:
+        if (remaining() < 8) return fail("it ends early");
+        at_ += 8;
+        return true;
+      case BufferTag::string:
+        if (!u32(count)) return false;
+        if (count > remaining()) return fail("a string longer than the buffer");
+        at_ += count;
+        return true;
+      case BufferTag::array:
+        if (!enter(depth) || !u32(count)) return false;
+        for (std::uint32_t i = 0; i < count; ++i) {
+          if (!skip(depth + 1)) return false;
+        }
+        return true;
+      case BufferTag::object:
+        if (!enter(depth) || !u32(count)) return false;
+        for (std::uint32_t i = 0; i < count; ++i) {
+          std::uint32_t length = 0;
+          if (!u32(length)) return false;
+          if (length > remaining()) return fail("a string longer than the buffer");
+          at_ += length;
+          if (!skip(depth + 1)) return false;
+        }
+        return true;
+    }
+    return fail("an unknown value tag");
+  }
 
   bool enter(std::size_t depth) {
     if (depth >= max_depth_) {
@@ -148,6 +225,8 @@ class BufferReader {
   std::size_t max_depth_;
   std::size_t at_ = 0;
   std::string error_;
+  const ArgumentUse* argument_use_ = nullptr;
+  bool in_arguments_ = false;
 };
 
 void put_u32(std::vector<std::uint8_t>& out, std::size_t value) {
@@ -219,8 +298,9 @@ std::optional<std::vector<std::uint8_t>> encode_call_buffer(const json& value) {
   return out;
 }
 
-CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options) {
-  BufferReader reader(bytes, options.max_depth);
+namespace {
+
+CallRead read_with(BufferReader& reader, const CallReadOptions& options) {
   json value;
   if (!reader.value(value, 0)) {
     CallRead result;
@@ -234,6 +314,22 @@ CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOpt
     return result;
   }
   return read_call_value(std::move(value), options);
+}
+
+}  // namespace
+
+CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options) {
+  BufferReader reader(bytes, options.max_depth);
+  return read_with(reader, options);
+}
+
+CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan) {
+  BufferReader reader(bytes, options.max_depth);
+  // Without a tool name the call is malformed anyway: decode all of it, so the
+  // reason given is the same as on the text path.
+  std::optional<std::string> tool = reader.peek_top_level_string("tool");
+  if (tool) reader.filter_arguments(&plan.argument_use(*tool));
+  return read_with(reader, options);
 }
 
 }  // namespace toolgate

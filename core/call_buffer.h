@@ -39,6 +39,12 @@ enum class BufferTag : std::uint8_t { null = 0, false_ = 1, true_ = 2, integer =
 // invalid_call with a reason, never undefined behaviour.
 CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options = {});
 
+// The same, decoding only the arguments evaluating the call against `plan`
+// can read (Plan::argument_use for the call's tool); the others are stepped
+// over (bounds-checked, not decoded), so a 1 MB argument no rule looks at
+// costs nothing. evaluate(plan, call) decides exactly as on the whole call.
+CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan);
+
 // The binary form of a JSON value (the inverse of the reader, for tests and
 // native hosts). Integers outside the safe range have no binary form: nullopt,
 // as the JS encoder falls back to text for them.

@@ -188,10 +188,47 @@ class Compiler {
       }
     }
     if (auto it = object.find("tools"); it != object.end()) compile_tools(it->second, *plan);
+    record_argument_use(*plan);
     return plan;
   }
 
  private:
+  // --- which arguments evaluation reads (plan.h, ArgumentUse) ---------------
+  static void add_path(const Path& path, ArgumentUse& use) {
+    if (path.root() == Path::Root::args) use.keys.push_back(path.first_segment());
+  }
+
+  static void add_rules(const RuleSet& rules, ArgumentUse& use) {
+    for (const auto* groups : {&rules.require, &rules.deny_if}) {
+      for (const ConditionGroup& group : *groups) {
+        for (const Condition& condition : group.conditions) add_path(condition.path, use);
+      }
+    }
+    for (const Limit& limit : rules.limits) {
+      if (limit.key) add_path(*limit.key, use);
+      if (limit.cost_from) add_path(*limit.cost_from, use);
+    }
+  }
+
+  static void settle(ArgumentUse& use) {
+    std::sort(use.keys.begin(), use.keys.end());
+    use.keys.erase(std::unique(use.keys.begin(), use.keys.end()), use.keys.end());
+    if (use.all) use.keys.clear();
+  }
+
+  static void record_argument_use(Plan& plan) {
+    if (plan.default_allow) add_rules(plan.all_tools, plan.default_argument_use);
+    settle(plan.default_argument_use);
+    for (ToolEntry& entry : plan.tools) {
+      ArgumentUse& use = entry.argument_use;
+      if (entry.action == Action::deny) continue;  // denied before any argument is read
+      use.all = entry.args.has_value() || entry.action == Action::require_approval;
+      add_rules(entry.rules, use);
+      add_rules(plan.all_tools, use);
+      settle(use);
+    }
+  }
+
   // --- diagnostics ---------------------------------------------------------
   void report(Severity severity, std::string code, const std::string& pointer, std::string message,
               bool at_key = false) {

@@ -245,6 +245,17 @@ const ToolEntry* Plan::find_tool(std::string_view tool) const {
   return nullptr;
 }
 
+bool ArgumentUse::reads(std::string_view key) const {
+  return all || std::binary_search(keys.begin(), keys.end(), key, std::less<>());
+}
+
+const ArgumentUse& Plan::argument_use(std::string_view tool) const {
+  static const ArgumentUse kNothing;
+  if (find_hidden(tool)) return kNothing;
+  if (const ToolEntry* entry = find_tool(tool)) return entry->argument_use;
+  return default_allow ? default_argument_use : kNothing;
+}
+
 const HideEntry* Plan::find_hidden(std::string_view tool) const {
   for (const HideEntry& entry : hide) {
     if (entry.glob.matches(tool)) return &entry;

@@ -28,6 +28,8 @@ class Path {
 
   const std::string& text() const { return text_; }
   Root root() const { return root_; }
+  // The key this path reads first under its root (`amount` in args.amount.value).
+  const std::string& first_segment() const { return segments_.front().key; }
 
  private:
   struct Segment {

@@ -64,6 +64,17 @@ struct RuleSet {
 
 enum class Action { allow, deny, require_approval };
 
+// Which top-level arguments evaluating a call can read: all of them (a schema
+// checks the whole object, an approval hashes it), or only `keys`, the first
+// segment of every args.* path the governing rules use. A host that decodes
+// calls itself (the WebAssembly boundary) skips the rest, so a call does not
+// pay for a large argument no rule looks at.
+struct ArgumentUse {
+  bool all = false;
+  std::vector<std::string> keys;  // sorted, unique
+  bool reads(std::string_view key) const;
+};
+
 struct ToolEntry {
   std::string key;       // the name or glob as written
   std::string pointer;   // /tools/<escaped key>
@@ -72,6 +83,7 @@ struct ToolEntry {
   std::optional<Schema> args;
   RuleSet rules;
   std::int64_t approval_timeout_ms = 10 * 60 * 1000;
+  ArgumentUse argument_use;  // this entry's rules and all_tools together
 };
 
 struct HideEntry {
@@ -89,6 +101,11 @@ struct Plan {
   RuleSet all_tools;
   std::string description;
   std::string policy_hash;  // sha256 of the policy text (same as `sha256sum`), for audit logs
+  ArgumentUse default_argument_use;  // a tool with no entry: all_tools' paths (under default allow)
+
+  // What evaluating a call to `tool` can read of its arguments (nothing for a
+  // hidden tool or one denied by default).
+  const ArgumentUse& argument_use(std::string_view tool) const;
 
   // The entry that governs `tool`, or nullptr (then `default` applies).
   const ToolEntry* find_tool(std::string_view tool) const;

@@ -158,7 +158,9 @@ class CompiledPolicy {
   void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
     toolgate::Evaluation evaluation = evaluate_call(
         [&](const toolgate::CallReadOptions& options) {
-          return toolgate::read_call_buffer(std::span<const std::uint8_t>(g_input.data(), length), options);
+          std::span<const std::uint8_t> bytes(g_input.data(), length);
+          // Only the arguments this policy can read are decoded.
+          return plan_ ? toolgate::read_call_buffer(bytes, options, *plan_) : toolgate::read_call_buffer(bytes, options);
         },
         default_now_ms);
     if (evaluation.decision) return write_decision(std::move(*evaluation.decision));

@@ -162,10 +162,11 @@ const NOTHING_RESERVED = Object.freeze({ admitted: true, states: Object.freeze([
 const VERDICTS = ['allow', 'deny', 'approval_required'];
 const utf8 = new TextDecoder();
 
-// Short ASCII (codes, rules, keys, most messages) is faster by hand than
-// through TextDecoder.
+// Very short ASCII is faster by hand than through TextDecoder. Longer text
+// goes through TextDecoder: concatenation would build a rope, which V8
+// flattens again the first time the string is hashed (a store's Map key).
 function readString(heap, pointer, length) {
-  if (length > 48) return utf8.decode(heap.subarray(pointer, pointer + length));
+  if (length > 12) return utf8.decode(heap.subarray(pointer, pointer + length));
   let text = '';
   for (let i = pointer; i < pointer + length; i++) {
     const byte = heap[i];

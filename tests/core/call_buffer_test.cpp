@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "json_reader.h"
+#include "toolgate.h"
 
 namespace toolgate {
 namespace {
@@ -146,6 +147,58 @@ TEST(CallBuffer, NestingLimitMatchesTheTextReader) {
   EXPECT_FALSE(from_text.call);
   EXPECT_FALSE(from_buffer.call);
   EXPECT_EQ(from_text.error, from_buffer.error);
+}
+
+// Decoding only what the policy reads must never change a decision.
+TEST(CallBuffer, ReadingOnlyWhatThePolicyUsesDecidesTheSame) {
+  auto compiled = compile_policy(R"({
+    "version": "1", "default": "allow",
+    "hide": ["secret_*"],
+    "all_tools": {"deny_if": [{"conditions": [{"path": "args.force", "op": "eq", "value": true}]}]},
+    "tools": {
+      "refund": {"require": [{"path": "args.currency", "op": "in", "value": ["usd"]}],
+                 "deny_if": [{"conditions": [{"path": "args.amount.value", "op": "gt", "value": 500}]}],
+                 "limits": [{"window": "hour", "max": 1000, "cost_from": "args.cost", "key": "args.0"}]},
+      "approve": {"action": "require_approval"},
+      "schema": {"args": {"type": "object", "additionalProperties": false}},
+      "denied": {"action": "deny"},
+      "glob_*": {"deny_if": [{"conditions": [{"path": "args.path", "op": "starts_with", "value": "/etc"}]}]}
+    }})");
+  ASSERT_TRUE(compiled.plan);
+  const Plan& plan = *compiled.plan;
+  EXPECT_EQ(plan.argument_use("refund").keys, (std::vector<std::string>{"0", "amount", "cost", "currency", "force"}));
+  EXPECT_TRUE(plan.argument_use("approve").all);
+  EXPECT_TRUE(plan.argument_use("schema").all);
+  EXPECT_TRUE(plan.argument_use("denied").keys.empty());
+  EXPECT_TRUE(plan.argument_use("secret_x").keys.empty());
+  EXPECT_EQ(plan.argument_use("glob_a").keys, (std::vector<std::string>{"force", "path"}));
+  EXPECT_EQ(plan.argument_use("unlisted").keys, (std::vector<std::string>{"force"}));
+
+  const std::string arguments =
+      R"({"amount": {"value": 900}, "currency": "usd", "cost": 3, "0": "k", "force": false, "path": "/etc/x",
+          "blob": ")" + std::string(10000, 'x') + R"(", "nested": {"deep": [1, 2, {"x": null}]}, "extra": 1.5})";
+  for (const char* tool : {"refund", "approve", "schema", "denied", "secret_x", "glob_a", "unlisted"}) {
+    for (const std::string& args : {arguments, std::string(R"({"amount": {"value": 10}, "currency": "usd", "cost": 1, "0": "k"})"),
+                                     std::string(R"({"force": true})"), std::string("{}")}) {
+      std::string text = std::string(R"({"tool": ")") + tool + R"(", "arguments": )" + args + R"(, "grant": "g", "now": 5})";
+      SCOPED_TRACE(text.substr(0, 200));
+      CallRead whole = read_call_buffer(encode(text));
+      CallRead filtered = read_call_buffer(encode(text), {}, plan);
+      ASSERT_TRUE(whole.call && filtered.call);
+      EXPECT_FALSE(filtered.call->arguments.contains("blob") && !plan.argument_use(tool).all);
+      Evaluation a = evaluate(plan, *whole.call);
+      Evaluation b = evaluate(plan, *filtered.call);
+      ASSERT_EQ(a.decision.has_value(), b.decision.has_value());
+      if (a.decision) {
+        EXPECT_EQ(to_json(*a.decision), to_json(*b.decision));
+      } else {
+        EXPECT_EQ(to_json(a.pending), to_json(b.pending));
+      }
+    }
+  }
+  // A call whose tool is not a string is decoded whole: the same reason as text.
+  CallRead odd = read_call_buffer(encode(R"({"tool": 5, "arguments": {"blob": "x"}})"), {}, plan);
+  EXPECT_EQ(odd.error, read_call(R"({"tool": 5, "arguments": {"blob": "x"}})").error);
 }
 
 }  // namespace

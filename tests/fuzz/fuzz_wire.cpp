@@ -90,6 +90,26 @@ void check_call_buffer(const json& value, std::string_view raw, const CallReadOp
                  "binary and text calls differ: %s", value.dump().c_str());
     }
   }
+  // Decoding only the arguments a policy reads decides as the whole call does.
+  static const std::shared_ptr<const Plan> plan = compile_policy(R"({"version": "1", "default": "allow",
+      "all_tools": {"deny_if": [{"conditions": [{"path": "args.force", "op": "eq", "value": true}]}]},
+      "tools": {"refund": {"deny_if": [{"conditions": [{"path": "args.amount", "op": "gt", "value": 500}]}],
+                           "limits": [{"window": "hour", "max": 10, "key": "args.repo", "cost_from": "args.n"}]},
+                "approve": {"action": "require_approval"}, "denied": {"action": "deny"}}})").plan;
+  FUZZ_CHECK(plan != nullptr, "the fuzz policy does not compile");
+  if (auto encoded = encode_call_buffer(value)) {
+    CallRead whole = read_call_buffer(*encoded, options);
+    CallRead filtered = read_call_buffer(*encoded, options, *plan);
+    FUZZ_CHECK(whole.call.has_value() == filtered.call.has_value() && whole.error == filtered.error,
+               "filtered decoding reads differently: %s", value.dump().c_str());
+    if (whole.call) {
+      Evaluation a = evaluate(*plan, *whole.call);
+      Evaluation b = evaluate(*plan, *filtered.call);
+      FUZZ_CHECK(a.decision.has_value() == b.decision.has_value(), "filtered decoding decides differently");
+      FUZZ_CHECK(a.decision ? to_json(*a.decision) == to_json(*b.decision) : to_json(a.pending) == to_json(b.pending),
+                 "filtered decoding decides differently: %s", value.dump().c_str());
+    }
+  }
   CallRead raw_read = read_call_buffer(
       std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()), options);
   if (!raw_read.call) {

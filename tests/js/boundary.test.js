@@ -30,6 +30,20 @@ const policy = {
   },
 };
 
+// Default allow, all_tools, globs and hidden tools: which arguments the engine
+// decodes depends on all of them (it skips what no rule reads).
+const openPolicy = {
+  version: '1',
+  default: 'allow',
+  hide: ['secret_*'],
+  all_tools: { deny_if: [{ conditions: [{ path: 'args.nested.x', op: 'eq', value: true }] }] },
+  tools: {
+    'ref*': { require: [{ path: 'args.amount', op: 'lte', value: 1e6 }], limits: [{ window: 'day', max: 1e9, key: 'args.name' }] },
+    denied: { action: 'deny' },
+    approve: { action: 'require_approval' },
+  },
+};
+
 // A seeded generator (mulberry32), so a failure names the case that broke.
 function random(seed) {
   let state = seed >>> 0;
@@ -81,6 +95,7 @@ function value(next, depth) {
   const object = next() < 0.05 ? Object.create(null) : {};
   const count = Math.floor(next() * 4);
   for (let i = 0; i < count; i++) object[pick(KEYS)] = value(next, depth + 1);
+  if (next() < 0.1) object.x = next() < 0.5;
   if (next() < 0.01) object.toJSON = () => ({ replaced: true });
   if (next() < 0.03) Object.defineProperty(object, 'hidden', { value: 1, enumerable: false });
   if (next() < 0.01) Object.defineProperty(object, 'boom', { get() { throw new Error('getter'); }, enumerable: true });
@@ -90,7 +105,7 @@ function value(next, depth) {
 function call(next) {
   const pick = (list) => list[Math.floor(next() * list.length)];
   const c = {
-    tool: next() < 0.9 ? pick(['refund', 'approve', 'match', 'denied', 'other', 'Refund', '']) : value(next, 3),
+    tool: next() < 0.9 ? pick(['refund', 'approve', 'match', 'denied', 'other', 'Refund', '', 'secret_a', 'ref']) : value(next, 3),
     arguments: next() < 0.9
       ? { amount: pickFrom(next, PLAIN_NUMBERS, ODD_NUMBERS), currency: pickFrom(next, PLAIN_STRINGS, ODD_STRINGS), name: pickFrom(next, PLAIN_STRINGS, ODD_STRINGS) }
       : value(next, 2),
@@ -120,35 +135,37 @@ test('binary and JSON-text boundaries decide every call identically', async () =
   const json = await loadToolgate({ boundary: 'json' });
   assert.equal(binary.binaryCalls, true);
   assert.equal(json.binaryCalls, false);
-  const policies = [binary.compile(policy), json.compile(policy)];
-  const stores = policies.map(() => ({ counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() }));
   let encoded = 0;
   const cases = Number(process.env.BOUNDARY_CASES ?? 4000);
-  for (let seed = 1; seed <= cases; seed++) {
-    const next = random(seed);
-    const c = call(next);
-    if (encodeCall(c) >= 0) encoded += 1;
-    const now = T0 + seed * 1000;
-    const [a, b] = policies.map((p) => {
+  for (const [which, document] of [['policy', policy], ['openPolicy', openPolicy]]) {
+    const policies = [binary.compile(document), json.compile(document)];
+    const stores = policies.map(() => ({ counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() }));
+    for (let seed = 1; seed <= cases / 2; seed++) {
+      const next = random(seed);
+      const c = call(next);
+      if (encodeCall(c) >= 0) encoded += 1;
+      const now = T0 + seed * 1000;
+      const [a, b] = policies.map((p) => {
+        try {
+          return p.evaluate(c, { now });
+        } catch (error) {
+          return { threw: String(error) };
+        }
+      });
+      same(a, b, `evaluate, ${which}, seed ${seed}`);
+      const [d, e] = await Promise.all(policies.map(async (p, i) => {
+        try {
+          return await p.decide(c, { ...stores[i], now });
+        } catch (error) {
+          return { threw: String(error) };
+        }
+      }));
       try {
-        return p.evaluate(c, { now });
+        same(d, e);
       } catch (error) {
-        return { threw: String(error) };
+        error.message = `decide differs for ${which}, seed ${seed}: ${error.message}`;
+        throw error;
       }
-    });
-    same(a, b, `evaluate, seed ${seed}`);
-    const [d, e] = await Promise.all(policies.map(async (p, i) => {
-      try {
-        return await p.decide(c, { ...stores[i], now });
-      } catch (error) {
-        return { threw: String(error) };
-      }
-    }));
-    try {
-      same(d, e);
-    } catch (error) {
-      error.message = `decide differs for seed ${seed}: ${error.message}`;
-      throw error;
     }
   }
   // Most calls must take the binary path, or this test compares text with text.
