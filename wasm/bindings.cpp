@@ -21,6 +21,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,13 +106,8 @@ void write_decision(toolgate::Decision&& decision) {
   g_output.retry_after_ms = g_decision.retry_after_ms ? static_cast<double>(*g_decision.retry_after_ms) : 0;
 }
 
-// A call reader over JSON text, for CompiledPolicy::evaluate_call.
-auto read_text(const std::string& call_text) {
-  return [&call_text](const toolgate::CallReadOptions& options) { return toolgate::read_call(call_text, options); };
-}
-
 // A compiled policy held by JS: an immutable plan, plus the evaluations parked
-// between start() and finish_parked(). JS must call delete() (the façade
+// between start and finish. JS must call delete() (the façade
 // does, in dispose() and through a FinalizationRegistry).
 class CompiledPolicy {
  public:
@@ -125,44 +121,38 @@ class CompiledPolicy {
   std::string diagnostics() const { return diagnostics_; }
   std::string hash() const { return plan_ ? plan_->policy_hash : ""; }
 
-  // Step one: a final decision, or what the host must look up (approval,
-  // counters) as a pending evaluation, in full (stateless: see finish()).
-  std::string evaluate(const std::string& call_text, double default_now_ms) const {
-    toolgate::Evaluation evaluation = evaluate_call(read_text(call_text), default_now_ms);
-    if (evaluation.decision) return toolgate::decision_text(*evaluation.decision);
-    return dump(toolgate::to_json(evaluation.pending));
-  }
-
-  // The JSON-text path of authorize() (calls the binary form cannot carry):
-  // the pending evaluation is parked here under a ticket, and JS gets only
-  // what its stores need ({"ticket", "now", "approval": {"id", "timeout_ms"},
-  // "counters"}). JS must release() every ticket; at most kMaxParked wait at
-  // once (the oldest is dropped, and its finish then denies with store_error:
-  // fail closed).
-  std::string start(const std::string& call_text, double default_now_ms) {
-    toolgate::Evaluation evaluation = evaluate_call(read_text(call_text), default_now_ms);
-    if (evaluation.decision) return toolgate::decision_text(*evaluation.decision);
-    auto& [ticket, parked] = *park(std::move(evaluation.pending));
-    std::string out = "{\"ticket\":" + std::to_string(ticket) + ",\"now\":" + std::to_string(parked.now_ms);
-    if (parked.approval) {
-      out += ",\"approval\":{\"id\":\"" + parked.approval->id +
-             "\",\"timeout_ms\":" + std::to_string(parked.approval->timeout_ms) + "}";
-    }
-    out += ",\"counters\":" + toolgate::counters_text(parked.counters) + "}";
-    return out;
-  }
-
-  // The hot path: the call is in the input area (call_buffer.h). `park`:
-  // authorize() parks a pending evaluation (output kind 1); evaluate() wants
-  // it whole, as JSON text (kind 2).
+  // Step one for a call in the input area (call_buffer.h), the hot path:
+  // only the arguments this policy can read are decoded.
   void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
-    toolgate::Evaluation evaluation = evaluate_call(
-        [&](const toolgate::CallReadOptions& options) {
-          std::span<const std::uint8_t> bytes(g_input.data(), length);
-          // Only the arguments this policy can read are decoded.
-          return plan_ ? toolgate::read_call_buffer(bytes, options, *plan_) : toolgate::read_call_buffer(bytes, options);
-        },
-        default_now_ms);
+    std::span<const std::uint8_t> bytes(g_input.data(), length);
+    auto options = read_options(default_now_ms);
+    if (!options) return write_decision(invalid_now());
+    emit(evaluate_read(plan_ ? toolgate::read_call_buffer(bytes, *options, *plan_)
+                             : toolgate::read_call_buffer(bytes, *options)),
+         park_pending);
+  }
+
+  // The same for a call as JSON text (what the binary form cannot carry).
+  void start_text(const std::string& call_text, double default_now_ms, bool park_pending) {
+    auto options = read_options(default_now_ms);
+    if (!options) return write_decision(invalid_now());
+    emit(evaluate_read(toolgate::read_call(call_text, *options)), park_pending);
+  }
+
+  // Step one as JSON text (the differential tests compare it byte for byte
+  // with the native core's): a decision, or the whole pending evaluation.
+  std::string evaluate(const std::string& call_text, double default_now_ms) {
+    start_text(call_text, default_now_ms, false);
+    return g_output.kind == 0 ? toolgate::decision_text(g_decision) : g_pending_text;
+  }
+
+  // Writes step one's result to the output area: a decision (kind 0), or the
+  // pending evaluation. `park_pending`: authorize() parks it here under a
+  // ticket and gets only what its stores need (kind 1); JS must release()
+  // every ticket, and at most kMaxParked wait at once (the oldest is dropped,
+  // and its finish then denies with store_error: fail closed). Otherwise
+  // evaluate() gets it whole, as JSON text (kind 2).
+  void emit(toolgate::Evaluation&& evaluation, bool park_pending) {
     if (evaluation.decision) return write_decision(std::move(*evaluation.decision));
     if (!park_pending) {
       g_pending_text = dump(toolgate::to_json(evaluation.pending));
@@ -236,18 +226,20 @@ class CompiledPolicy {
     return parked_.emplace(next_ticket_++, std::move(pending)).first;
   }
 
-  template <typename ReadCall>
-  toolgate::Evaluation evaluate_call(ReadCall&& read_call, double default_now_ms) const {
-    toolgate::Evaluation result;
-    // Guard the cast (NaN or out-of-range doubles are undefined behaviour): the
-    // ECMAScript Date range, as read_timestamp uses.
-    if (!(default_now_ms >= -8.64e15 && default_now_ms <= 8.64e15)) {
-      result.decision = toolgate::invalid_call("the host's current time is not a valid timestamp.");
-      return result;
-    }
+  // Read options for a call, or nullopt when the host's `now` is not a valid
+  // time: the cast of NaN or an out-of-range double would be undefined
+  // behaviour (the ECMAScript Date range, as read_timestamp uses).
+  static std::optional<toolgate::CallReadOptions> read_options(double default_now_ms) {
+    if (!(default_now_ms >= -8.64e15 && default_now_ms <= 8.64e15)) return std::nullopt;
     toolgate::CallReadOptions options;
     options.default_now_ms = static_cast<std::int64_t>(default_now_ms);
-    toolgate::CallRead read = read_call(options);
+    return options;
+  }
+
+  static toolgate::Decision invalid_now() { return toolgate::invalid_call("the host's current time is not a valid timestamp."); }
+
+  toolgate::Evaluation evaluate_read(const toolgate::CallRead& read) const {
+    toolgate::Evaluation result;
     if (!read.call) {
       result.decision = toolgate::invalid_call(read.error);
     } else if (!plan_) {
@@ -340,8 +332,8 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("ok", &CompiledPolicy::ok)
       .function("diagnostics", &CompiledPolicy::diagnostics)
       .function("hash", &CompiledPolicy::hash)
+      .function("startText", &CompiledPolicy::start_text)
       .function("evaluate", &CompiledPolicy::evaluate)
-      .function("start", &CompiledPolicy::start)
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
       .function("hidden", &CompiledPolicy::hidden);

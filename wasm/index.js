@@ -231,7 +231,7 @@ class Toolgate {
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
-    this.#output = core.asm.toolgate_output();
+    this.#output = core._toolgate_output();
     this.binaryCalls = options.boundary !== 'json';
   }
 
@@ -312,7 +312,7 @@ class Toolgate {
       this.#core = null;
       this.#replacement = instantiate(this.#options).then((core) => {
         this.#core = core;
-        this.#output = core.asm.toolgate_output();
+        this.#output = core._toolgate_output();
       });
       throw new EngineError(`the WebAssembly engine failed and was restarted: ${error?.message ?? error}`, { cause: error });
     }
@@ -335,10 +335,18 @@ class Toolgate {
   startEncoded(address, length, now, park) {
     return this.#call(() => {
       const core = this.#core;
-      const input = core.asm.toolgate_input(length); // may grow memory: read HEAPU8 after
+      const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
       core.HEAPU8.set(encodedBytes(length), input);
-      core.asm.toolgate_start(address, length, now, park ? 1 : 0);
+      core._toolgate_start(address, length, now, park ? 1 : 0);
       return readOutput(core, this.#output);
+    });
+  }
+
+  // The same for a call as JSON text (what the binary form cannot carry).
+  startText(handle, text, now, park) {
+    return this.#call(() => {
+      handle.startText(text, now, park);
+      return readOutput(this.#core, this.#output);
     });
   }
 
@@ -347,7 +355,7 @@ class Toolgate {
     return this.#call(() => {
       const core = this.#core;
       const count = states.length;
-      const input = core.asm.toolgate_input(count * 16) >> 3;
+      const input = core._toolgate_input(count * 16) >> 3;
       const f64 = core.HEAPF64;
       for (let i = 0; i < count; i++) {
         const current = Number(states[i]?.current);
@@ -355,13 +363,13 @@ class Toolgate {
         f64[input + 2 * i] = Number.isFinite(current) ? current : -1;
         f64[input + 2 * i + 1] = Number.isFinite(previous) ? previous : -1;
       }
-      core.asm.toolgate_finish(address, ticket, approved ? 1 : 0, count);
+      core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
       return readOutput(core, this.#output);
     });
   }
 
   release(address, ticket) {
-    this.#call(() => this.#core.asm.toolgate_release(address, ticket));
+    this.#call(() => this.#core._toolgate_release(address, ticket));
   }
 }
 
@@ -422,8 +430,7 @@ class Policy {
     }
     const text = jsonText(call);
     if (text === null) return unrepresentableCall(call);
-    const raw = JSON.parse(this.#toolgate.callCore(() => this.#acquire().evaluate(text, ms)));
-    return raw.pending ? raw : decisionFrom(raw);
+    return this.#toolgate.startText(this.#acquireHandle(), text, ms, false);
   }
 
   /**
@@ -519,9 +526,8 @@ class Policy {
     } else {
       const text = jsonText(call);
       if (text === null) return unrepresentableCall(call);
-      const handle = this.#toolgate.callCore(() => this.#acquire());
-      raw = JSON.parse(this.#toolgate.callCore(() => handle.start(text, ms)));
-      if (raw.ticket === undefined) return decisionFrom(raw);
+      raw = this.#toolgate.startText(this.#acquireHandle(), text, ms, true);
+      if (raw.ticket === undefined) return raw;
       raw.address = this.#handleAddress;
     }
     raw.handle = this.#handle;
@@ -551,6 +557,10 @@ class Policy {
     const { decision, commit } = await this.authorize(call, options);
     await commit();
     return decision;
+  }
+
+  #acquireHandle() {
+    return this.#toolgate.callCore(() => this.#acquire());
   }
 
   // The current handle's address in the engine, for the hot-path exports.
