@@ -265,9 +265,11 @@ const HideEntry* Plan::find_hidden(std::string_view tool) const {
 
 Evaluation evaluate(const Plan& plan, const Call& call) {
   Evaluation result;
+  // Moves the result out: returning it by copy would copy the pending
+  // evaluation built so far (strings and vectors) on every final decision.
   auto decided = [&](Decision decision) {
     result.decision = std::move(decision);
-    return result;
+    return std::move(result);
   };
   if (call.tool.empty()) return decided(invalid_call("the tool name is missing or empty."));
   if (!call.arguments.is_object()) return decided(invalid_call("arguments must be a JSON object."));

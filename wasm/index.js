@@ -303,19 +303,28 @@ class Toolgate {
   // the instance in an unknown state, so it is replaced: policies recompile on
   // next use and the caller gets an EngineError, never a bare number.
   #call(fn) {
-    if (!this.#core) throw new EngineError('the WebAssembly engine is restarting; await toolgate.ready()');
+    this.#ready();
     try {
       return fn();
     } catch (error) {
-      if (error instanceof ToolgateError) throw error;
-      this.#generation += 1;
-      this.#core = null;
-      this.#replacement = instantiate(this.#options).then((core) => {
-        this.#core = core;
-        this.#output = core._toolgate_output();
-      });
-      throw new EngineError(`the WebAssembly engine failed and was restarted: ${error?.message ?? error}`, { cause: error });
+      throw this.#failed(error);
     }
+  }
+
+  #ready() {
+    if (!this.#core) throw new EngineError('the WebAssembly engine is restarting; await toolgate.ready()');
+  }
+
+  // The error to throw for `error` from the engine, restarting it on a trap.
+  #failed(error) {
+    if (error instanceof ToolgateError) return error;
+    this.#generation += 1;
+    this.#core = null;
+    this.#replacement = instantiate(this.#options).then((core) => {
+      this.#core = core;
+      this.#output = core._toolgate_output();
+    });
+    return new EngineError(`the WebAssembly engine failed and was restarted: ${error?.message ?? error}`, { cause: error });
   }
 
   #replacement = null;
@@ -333,13 +342,17 @@ class Toolgate {
   // The hot path: the encoded call (encodedBytes(length)) into the input
   // area, then start; returns the output (readOutput).
   startEncoded(address, length, now, park) {
-    return this.#call(() => {
+    // #call's work inline: no closure per decision on the hot path.
+    this.#ready();
+    try {
       const core = this.#core;
       const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
       core.HEAPU8.set(encodedBytes(length), input);
       core._toolgate_start(address, length, now, park ? 1 : 0);
       return readOutput(core, this.#output);
-    });
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   // The same for a call as JSON text (what the binary form cannot carry).
