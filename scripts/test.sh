@@ -26,3 +26,8 @@ bash scripts/differential.sh "$differential_count"
 
 echo "test: JS suites"
 node --test --test-concurrency=2 tests/js/
+
+# The handler's cases again over the Node runtime's upstream transport and
+# hashing (worker/node-transport.js, node:crypto) instead of fetch and WebCrypto.
+echo "test: proxy handler over the node:http transport"
+TOOLGATE_TEST_TRANSPORT=node node --test tests/js/proxy-handler.test.js

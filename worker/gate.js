@@ -129,6 +129,7 @@ export class Gate {
   #approvalTtlMs;
   #log;
   #waitUntil;
+  #sha256Hex;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
 
@@ -142,9 +143,11 @@ export class Gate {
    * @param {boolean} [options.auditArguments] put argument values in audit events (default: keys and hash only)
    * @param {number} [options.approvalTtlMs] how long a request waits for a human
    * @param {(level: string, message: string, fields?: object) => void} [options.log]
+   * @param {(text: string) => string | Promise<string>} [options.sha256Hex] hex SHA-256 of a string's UTF-8
+   *   (argument hashes): WebCrypto by default; Node passes node:crypto's, which answers at once
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
-    approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog } = {}) {
+    approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex } = {}) {
     this.#counters = counters;
     this.#approvals = approvals;
     this.#audit = audit;
@@ -153,6 +156,7 @@ export class Gate {
     this.#auditArguments = auditArguments;
     this.#approvalTtlMs = approvalTtlMs;
     this.#log = log;
+    this.#sha256Hex = hashHex;
   }
 
   /**
@@ -229,7 +233,8 @@ export class Gate {
     const params = message.params;
     if (!isObject(params)) {
       const event = this.#event(message, context, { tool: null, args: undefined, now });
-      this.#write(event.then((e) => ({ ...e, decision: 'deny', code: 'invalid_call', rule: '', upstream_status: null, latency_ms: elapsed(started) })), context);
+      const latency = elapsed(started);
+      this.#write(() => event().then((e) => ({ ...e, decision: 'deny', code: 'invalid_call', rule: '', upstream_status: null, latency_ms: latency })), context);
       return { answer: errorMessage(message.id, JsonRpcError.INVALID_PARAMS, 'Invalid params: tools/call needs params {"name": string, "arguments": object}.') };
     }
     const tool = params.name;
@@ -248,7 +253,8 @@ export class Gate {
       } catch (error) {
         // Only an engine failure gets here (store failures are decisions): deny.
         this.#log('error', 'the policy engine failed; the call is denied', { error: String(error?.message ?? error) });
-        this.#write(base.then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: elapsed(started) })), context);
+        const latency = elapsed(started);
+        this.#write(() => base().then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: latency })), context);
         return { answer: errorMessage(message.id, JsonRpcError.INTERNAL, 'toolgate could not decide this call (engine error); it was not forwarded.') };
       }
     }
@@ -261,7 +267,8 @@ export class Gate {
       await this.#recordApprovalRequest(decision, { grant, server, tool, args, now });
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
-    this.#write(base.then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: elapsed(started) })), context);
+    const latency = elapsed(started);
+    this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
 
@@ -278,8 +285,18 @@ export class Gate {
     }
   }
 
-  // The audit event's fields known at decision time (a promise: hashing is async).
-  async #event(message, context, { tool, args, now }) {
+  // The audit event's fields known at decision time, put together (arguments
+  // canonicalised and hashed) when the event is written: () => Promise<event>,
+  // made once.
+  #event(message, context, fields) {
+    let event;
+    return () => {
+      event ??= this.#eventNow(message, context, fields);
+      return event;
+    };
+  }
+
+  async #eventNow(message, context, { tool, args, now }) {
     const event = {
       time: new Date(now).toISOString(),
       request_id: message.id,
@@ -291,7 +308,7 @@ export class Gate {
       argument_sha256: null,
     };
     try {
-      event.argument_sha256 = await sha256Hex(canonicalJson(args === undefined ? {} : args));
+      event.argument_sha256 = await this.#sha256Hex(canonicalJson(args === undefined ? {} : args));
     } catch {
       // arguments too deep or not representable: the hash stays null
     }
@@ -300,8 +317,13 @@ export class Gate {
     return event;
   }
 
-  #write(eventOrPromise, context = {}) {
-    const written = Promise.resolve(eventOrPromise)
+  // Writes the event `makeEvent()` gives, in a later task: after the call has
+  // gone upstream and its answer back to the client, so that building and
+  // writing the event adds nothing to the call's latency. Every field is what
+  // it was at decision time (latencies are measured before).
+  #write(makeEvent, context = {}) {
+    const written = new Promise(later)
+      .then(makeEvent)
       .then((event) => this.#audit?.write(event))
       .catch((error) => {
         // The decision stands; the operator must hear that its record is missing.
@@ -361,6 +383,10 @@ const decisionFields = (decision) => {
 
 const elapsed = (started) => Math.round((performance.now() - started) * 1000) / 1000;
 
+// Runs `fn` in a later task: on Node once the I/O of this turn (the answer to
+// the client) is done (setImmediate); elsewhere (workerd) after a 0 ms timer.
+const later = typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
+
 /**
  * A forwarded call waiting for the server's answer. settle() once: commit the
  * reservation when the server answered, roll it back when it failed (an error
@@ -396,7 +422,7 @@ export class Ticket {
     this.#settled = true;
     const latency = elapsed(this.#started);
     const settled = (failed ? this.#authorization.rollback() : this.#authorization.commit()).catch(() => {});
-    const event = this.#event.then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
+    const event = () => this.#event().then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
     return Promise.all([settled, this.#gate._finish(event, this.#context)]);
   }
 }

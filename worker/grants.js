@@ -111,10 +111,19 @@ export class Grants {
     return this.#grants.map(({ id, attributes, policy }) => ({ id, attributes, policy }));
   }
 
-  /** The grant whose token this is, or null. Every grant is compared. */
-  async find(token) {
+  /**
+   * The grant whose token this is, or null. Every grant is compared.
+   * `hash` replaces WebCrypto's SHA-256 (Node passes node:crypto's, which answers at once).
+   * @param {string | null} token
+   * @param {(text: string) => Uint8Array | Promise<Uint8Array>} [hash]
+   */
+  async find(token, hash = sha256Bytes) {
     if (typeof token !== 'string' || token === '') return null;
-    const hash = await sha256Bytes(token);
+    const digest = hash(token);
+    return this.#match(digest instanceof Uint8Array ? digest : await digest);
+  }
+
+  #match(hash) {
     let found = null;
     for (const grant of this.#grants) {
       if (sameBytes(hash, grant.hash) && found === null) found = grant;

@@ -8,10 +8,12 @@
 // (--connections), CPU per request of each server process and, for Redis,
 // store round trips per tools/call (MONITOR over N sequential calls, and INFO
 // commandstats around the loaded run). Prints Markdown and writes
-// bench/results/proxy.json. Not a test: nothing fails on a number.
+// bench/results/proxy.json (with a top-level "budgets" array) and the printed
+// Markdown to bench/results/proxy.md. Not a test: nothing fails on a number.
 //
 //   node bench/proxy/proxy.bench.js [--duration S] [--connections N] [--rounds N] [--quick]
-//     [--profile] [--everything] [--idle-wait S] [--no-redis] [--toolgate-bin PATH] [--out FILE]
+//     [--profile] [--everything] [--idle-wait S] [--no-redis] [--toolgate-bin PATH]
+//     [--transport node|fetch] [--out FILE]
 // (flags: bench/README.md)
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -46,6 +48,8 @@ const { values: flags } = parseArgs({
     'no-redis': { type: 'boolean', default: false },
     'toolgate-bin': { type: 'string', default: join(root, 'bin/toolgate.js') }, // e.g. another checkout's, to compare
     'idle-wait': { type: 'string', default: '0' }, // before each case, wait up to S seconds for the rest of the machine to go quiet
+    // how toolgate serve and the passthrough call the upstream: node (node:http, the default of serve) or fetch
+    transport: { type: 'string', default: 'node' },
     out: { type: 'string', default: join(root, 'bench/results/proxy.json') },
   },
 });
@@ -55,6 +59,7 @@ const seqDuration = Number(flags['seq-duration'] ?? Math.max(1, duration / 2));
 const warmup = Number(flags.warmup ?? (quick ? 0.5 : 2));
 const connections = Number(flags.connections);
 const rounds = Number(flags.rounds);
+if (!['node', 'fetch'].includes(flags.transport)) throw new Error(`--transport must be node or fetch, not ${flags.transport}`);
 
 // ---------------------------------------------------------------- the request
 
@@ -353,13 +358,15 @@ function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath }
   return [flags['toolgate-bin'], 'serve', '--policy', policy, '--upstream', upstreamUrl, '--grants', grantsPath,
     '--port', '0', '--store', store, '--audit', audit];
 }
-const serveEnv = { TOOLGATE_ADMIN_TOKEN: 'bench-admin-token' };
+// TOOLGATE_UPSTREAM_TRANSPORT: worker/node.js's choice of upstream transport, the same as the passthrough's.
+const serveEnv = { TOOLGATE_ADMIN_TOKEN: 'bench-admin-token', TOOLGATE_UPSTREAM_TRANSPORT: flags.transport };
+const passthroughArgs = (upstreamUrl) => [join(here, 'passthrough.js'), '--upstream', upstreamUrl, '--transport', flags.transport];
 
 const log = (message) => process.stderr.write(`${message}\n`);
-log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuration} s sequential, ${duration} s with ${connections} connections`);
+log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuration} s sequential, ${duration} s with ${connections} connections; upstream transport ${flags.transport}`);
 
 const upstream = await startNode('upstream', [join(here, 'upstream.js')]);
-const passthrough = await startNode('passthrough', [join(here, 'passthrough.js'), '--upstream', `${upstream.url}/mcp`]);
+const passthrough = await startNode('passthrough', passthroughArgs(`${upstream.url}/mcp`));
 const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
 
 let redisServer = null;
@@ -503,7 +510,7 @@ async function runEverything() {
   const policy = join(work, 'policy-everything.json');
   writeFileSync(policy, JSON.stringify({ version: '1', default: 'deny', tools: { echo: { rate_limit: { max: 1_000_000_000, window: 'minute' } } } }));
   const proxy = await startNode('toolgate', serveArgs(upstreamUrl, { audit: `file:${join(work, 'audit-everything.jsonl')}`, policy }), { env: serveEnv });
-  const bare = await startNode('passthrough', [join(here, 'passthrough.js'), '--upstream', upstreamUrl]);
+  const bare = await startNode('passthrough', passthroughArgs(upstreamUrl));
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello' } } });
 
   // One session per target (through toolgate, and direct).
@@ -554,7 +561,8 @@ for (const name of Object.keys(summary).filter((n) => n !== 'direct')) {
 }
 const redisName = 'toolgate (Redis store)';
 const budgets = {};
-for (const name of ['toolgate (memory store)', redisName].filter((n) => derived[n])) {
+const memoryName = 'toolgate (memory store)';
+for (const name of [memoryName, redisName].filter((n) => derived[n])) {
   budgets[name] = {
     added_p50_le_0_5_ms: derived[name].added_p50_ms_sequential <= 0.5,
     throughput_ge_80_percent_of_passthrough: derived[name].throughput_vs_passthrough >= 0.8,
@@ -563,10 +571,36 @@ for (const name of ['toolgate (memory store)', redisName].filter((n) => derived[
 if (roundTrips) {
   budgets[redisName].one_store_round_trip_per_call = roundTrips.round_trips_per_call === 1 && roundTrips.forwarded === roundTrips.calls;
 }
+// The same, as the list every benchmark writes (results/*.json "budgets"), for
+// the aggregator: name, target, measured (text), met.
+const budgetList = [];
+const storeOf = (name) => (name === redisName ? 'Redis store' : 'memory store');
+for (const name of [memoryName, redisName].filter((n) => derived[n])) {
+  const added = derived[name].added_p50_ms_sequential;
+  budgetList.push({
+    name: `proxy added latency p50 (${storeOf(name)})`, target: '≤ 0.5 ms',
+    measured: `${f(added, 2)} ms`, met: budgets[name].added_p50_le_0_5_ms,
+  });
+}
+for (const name of [memoryName, redisName].filter((n) => derived[n])) {
+  const share = derived[name].throughput_vs_passthrough;
+  budgetList.push({
+    name: `proxy throughput vs passthrough (${storeOf(name)})`, target: '≥ 80 %',
+    measured: `${f(share * 100, 0)} % (${f(summary[name].loaded.rps, 0)} vs ${f(pass.loaded.rps, 0)} requests/s)`,
+    met: budgets[name].throughput_ge_80_percent_of_passthrough,
+  });
+}
+if (roundTrips) {
+  budgetList.push({
+    name: 'proxy store round trips per tools/call (Redis store)', target: '= 1',
+    measured: `${f(roundTrips.round_trips_per_call)} (${roundTrips.calls} calls under MONITOR)`,
+    met: budgets[redisName].one_store_round_trip_per_call,
+  });
+}
 
 const out = [];
 out.push(`Proxy on loopback, Node ${process.versions.node}, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}; autocannon in the benchmark process, each server a child process.`);
-out.push(`${rounds} round(s), medians over rounds; per case: ${seqDuration} s sequential (1 connection), ${duration} s with ${connections} connections, after ${warmup} s warm-up.`);
+out.push(`${rounds} round(s), medians over rounds; per case: ${seqDuration} s sequential (1 connection), ${duration} s with ${connections} connections, after ${warmup} s warm-up; upstream transport of toolgate and the passthrough: ${flags.transport === 'node' ? 'node:http, kept-alive connections (worker/node-transport.js)' : 'fetch'}.`);
 out.push('');
 out.push('| case | sequential p50 / p99 (ms) | loaded p50 / p99 (ms) | requests/s (loaded) | server CPU per request (ms, loaded) | store round trips per tools/call |');
 out.push('|---|---|---|---|---|---|');
@@ -582,6 +616,10 @@ out.push('|---|---|---|---|---|');
 for (const [name, d] of Object.entries(derived)) {
   out.push(`| ${name} | ${f(d.added_p50_ms_sequential)} | ${f(d.added_p50_ms_loaded)} | ${f(d.throughput_vs_passthrough * 100, 1)} % | ${f(d.throughput_vs_direct * 100, 1)} % |`);
 }
+out.push('');
+out.push('| budget | target | measured | |');
+out.push('|---|---|---|---|');
+for (const b of budgetList) out.push(`| ${b.name} | ${b.target} | ${b.measured} | ${b.met ? 'met' : '**not met**'} |`);
 out.push('');
 const yes = (ok) => (ok ? 'met' : '**not met**');
 for (const [name, b] of Object.entries(budgets)) {
@@ -647,9 +685,11 @@ writeFileSync(flags.out, JSON.stringify({
   config: {
     node: process.versions.node, cpus: cpus().length, cpu_model: cpus()[0]?.model, redis_server: redisServer ? REDIS_SERVER : null,
     connections, duration_s: duration, sequential_duration_s: seqDuration, warmup_s: warmup, rounds, body_bytes: BODY.length,
+    quick, upstream_transport: flags.transport, date: new Date().toISOString(),
   },
-  summary, derived, budgets, round_trips: roundTrips, runs, profiles, everything,
+  budgets: budgetList, summary, derived, budgets_by_case: budgets, round_trips: roundTrips, runs, profiles, everything,
 }, null, 2));
+writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);
 
 for (const server of [toolgateRedis, toolgateMemory, passthrough, upstream]) await server?.stop();
 await redis?.quit();

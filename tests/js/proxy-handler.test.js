@@ -11,6 +11,16 @@ import { createHandler } from '../../worker/handler.js';
 import { Grants } from '../../worker/grants.js';
 import { echoResults, grantsDocument, memoryAudit, startFakeUpstream } from './proxy-helpers.js';
 
+// TOOLGATE_TEST_TRANSPORT=node runs every case over what `toolgate serve` uses
+// on Node (worker/node-transport.js, node:crypto hashes) instead of fetch and WebCrypto.
+const nodeStack = process.env.TOOLGATE_TEST_TRANSPORT === 'node' ? await (async () => {
+  const { createNodeTransport, upstreamBody } = await import('../../worker/node-transport.js');
+  const { NODE_SHA256 } = await import('../../worker/node.js');
+  const transport = createNodeTransport();
+  after(() => transport.close());
+  return { fetch: transport, upstreamBody, sha256: NODE_SHA256 };
+})() : {};
+
 const toolgate = await loadToolgate();
 const TOKEN = 'alice-token';
 const POLICY = toolgate.compile({
@@ -46,6 +56,7 @@ function makeProxy(overrides = {}) {
     grants: new Grants(grantsDocument({ alice: TOKEN })),
     counters, approvals: new MemoryApprovalStore(), audit, upstreamTimeoutMs: 2000,
     log: (level, message, fields) => logs.push({ level, message, ...fields }),
+    ...nodeStack,
     ...overrides,
   });
   return { handler, audit, logs, counters };

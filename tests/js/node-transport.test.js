@@ -1,0 +1,356 @@
+// worker/node-transport.js: the upstream transport of `toolgate serve` (fetch's
+// signature over node:http with kept-alive connections), against a real local
+// node:http server. What the proxy counts on: answers stream as they come,
+// request bodies stream, aborts and failures have the shapes the handler
+// tells apart (never sent / maybe received), connections are reused.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+
+import { createNodeTransport, upstreamBody } from '../../worker/node-transport.js';
+import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
+import { createHandler } from '../../worker/handler.js';
+import { NODE_SHA256 } from '../../worker/node.js';
+import { freePort, memoryAudit } from './proxy-helpers.js';
+
+// One server; each test sets `route` (req, res) and reads what it saw.
+let route = (req, res) => res.end();
+let server;
+let base;
+const sockets = new Set();
+before(async () => {
+  server = createServer((req, res) => route(req, res));
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+after(async () => {
+  server.closeAllConnections();
+  server.close();
+});
+
+function transport(options) {
+  const t = createNodeTransport(options);
+  after(() => t.close());
+  return t;
+}
+
+async function bodyOf(req) {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return text;
+}
+
+/** A promise with its resolve, to hand steps between the server and the test. */
+function signal() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+describe('answers', () => {
+  test('a JSON answer: status, headers, body (text, upstreamBody, body stream); the request as sent', async () => {
+    const fetch = transport();
+    let seen;
+    route = async (req, res) => {
+      seen = { method: req.method, url: req.url, headers: req.headers, body: await bodyOf(req) };
+      res.writeHead(201, { 'content-type': 'application/json', 'mcp-session-id': 's1', 'set-cookie': ['a=1', 'b=2'] });
+      res.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    };
+    const response = await fetch(`${base}/mcp?x=1`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', accept: 'application/json, text/event-stream', connection: 'close', host: 'evil' },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}', redirect: 'manual',
+    });
+    assert.ok(response instanceof Response);
+    assert.equal(response.status, 201);
+    assert.equal(response.ok, true);
+    assert.equal(response.url, `${base}/mcp?x=1`);
+    assert.equal(response.headers.get('mcp-session-id'), 's1');
+    assert.deepEqual(response.headers.getSetCookie(), ['a=1', 'b=2']);
+    assert.equal(response.bodyUsed, false);
+    assert.deepEqual(await response.json(), { jsonrpc: '2.0', id: 1, result: {} });
+    assert.equal(response.bodyUsed, true);
+    await assert.rejects(response.text(), TypeError, 'a body is read once');
+    assert.equal(seen.method, 'POST');
+    assert.equal(seen.url, '/mcp?x=1');
+    assert.equal(seen.body, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    assert.equal(seen.headers['content-type'], 'application/json');
+    assert.equal(seen.headers['content-length'], String(seen.body.length));
+    assert.equal(seen.headers.host, new URL(base).host, 'Host and Connection are the transport\'s own');
+    assert.equal(seen.headers.connection, 'keep-alive');
+    assert.equal(seen.headers['accept-encoding'], undefined, 'no compression is asked for');
+
+    // The same answer read whole by upstreamBody (the handler's way), and as a web stream.
+    const direct = upstreamBody(await fetch(`${base}/mcp`, { method: 'POST', body: 'x' }));
+    assert.equal(direct.empty, false);
+    assert.equal(new TextDecoder().decode(await direct.read(1024)), '{"jsonrpc":"2.0","id":1,"result":{}}');
+    const overLimit = upstreamBody(await fetch(`${base}/mcp`, { method: 'POST', body: 'x' }));
+    assert.equal(await overLimit.read(10), null, 'over the limit: null');
+    const streamed = await fetch(`${base}/mcp`, { method: 'POST', body: 'x' });
+    assert.equal(await new Response(streamed.body).text(), '{"jsonrpc":"2.0","id":1,"result":{}}');
+    assert.equal(upstreamBody(streamed), undefined, 'once its stream is taken, the handler reads the stream');
+    assert.equal(upstreamBody(new Response('x')), undefined, 'not an answer of this transport');
+  });
+
+  test('an answer written in several chunks is read whole, each way', async () => {
+    const fetch = transport();
+    const text = JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'x'.repeat(5000) }] } });
+    route = async (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      for (let i = 0; i < text.length; i += 1000) {
+        res.write(text.slice(i, i + 1000));
+        await sleep(5);
+      }
+      res.end();
+    };
+    assert.equal(new TextDecoder().decode(await upstreamBody(await fetch(`${base}/chunks`)).read(1e6)), text);
+    assert.equal(await (await fetch(`${base}/chunks`)).text(), text);
+    assert.equal(new TextDecoder().decode(await (await fetch(`${base}/chunks`)).arrayBuffer()), text);
+    assert.equal(await new Response((await fetch(`${base}/chunks`)).body).text(), text);
+  });
+
+  test('an event stream arrives event by event, before the server ends it', async () => {
+    const fetch = transport();
+    const firstRead = signal();
+    let ended = false;
+    route = async (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('event: message\ndata: {"n":1}\n\n');
+      await firstRead.promise; // the second event waits until the client has the first
+      res.write('event: message\ndata: {"n":2}\n\n');
+      await sleep(50);
+      ended = true;
+      res.end();
+    };
+    const response = await fetch(`${base}/mcp`, { method: 'GET', headers: { accept: 'text/event-stream' } });
+    assert.equal(upstreamBody(response).empty, false);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const first = await reader.read();
+    assert.equal(first.value, 'event: message\ndata: {"n":1}\n\n');
+    assert.equal(ended, false);
+    firstRead.resolve();
+    const second = await reader.read();
+    assert.equal(second.value, 'event: message\ndata: {"n":2}\n\n');
+    assert.equal(ended, false, 'the second event came before the end of the stream');
+    assert.equal((await reader.read()).done, true);
+  });
+
+  test('a quiet event stream outlives the idle-connection timeout', async () => {
+    const fetch = transport({ keepAliveTimeoutMs: 100 });
+    route = async (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n');
+      await sleep(400);
+      res.end('data: late\n\n');
+    };
+    const response = await fetch(`${base}/mcp`);
+    assert.equal(await response.text(), ': open\n\ndata: late\n\n');
+  });
+
+  test('no body: 204, 304, HEAD', async () => {
+    const fetch = transport();
+    route = (req, res) => {
+      res.writeHead(req.url === '/304' ? 304 : req.method === 'HEAD' ? 200 : 204, { 'content-type': 'application/json' });
+      res.end();
+    };
+    for (const [path, method] of [['/204', 'POST'], ['/304', 'GET'], ['/head', 'HEAD']]) {
+      const response = await fetch(`${base}${path}`, { method });
+      assert.equal(response.body, null, path);
+      assert.equal(upstreamBody(response).empty, true, path);
+      assert.equal(await response.text(), '', path);
+    }
+  });
+
+  test('a compressed answer (which it never asks for) is decoded', async () => {
+    const fetch = transport();
+    route = (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync('{"ok":true}'));
+    };
+    assert.deepEqual(await (await fetch(`${base}/gz`)).json(), { ok: true });
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(await upstreamBody(await fetch(`${base}/gz`)).read(100))), { ok: true });
+  });
+
+  test('a server closing the connection in the middle of a body: the body fails (every way of reading it)', async () => {
+    const fetch = transport();
+    route = (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"jsonrpc":"2.0",');
+      setTimeout(() => res.socket.destroy(), 30);
+    };
+    await assert.rejects((await fetch(`${base}/cut`)).text());
+    await assert.rejects(upstreamBody(await fetch(`${base}/cut`)).read(1000));
+    const reader = (await fetch(`${base}/cut`)).body.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), '{"jsonrpc":"2.0",');
+    await assert.rejects(reader.read());
+  });
+});
+
+describe('requests', () => {
+  test('a streamed request body goes out as it is produced (chunked)', async () => {
+    const fetch = transport();
+    const gotFirst = signal();
+    const seen = [];
+    route = async (req, res) => {
+      seen.push(req.headers['transfer-encoding']);
+      for await (const chunk of req) {
+        seen.push(String(chunk));
+        if (seen.length === 2) gotFirst.resolve();
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(seen.slice(1).join(''));
+    };
+    const encoder = new TextEncoder();
+    const body = new ReadableStream({
+      async start(controller) {
+        controller.enqueue(encoder.encode('part 1;'));
+        await gotFirst.promise; // produced only once the server has the first part
+        controller.enqueue(encoder.encode('part 2'));
+        controller.close();
+      },
+    });
+    const response = await fetch(`${base}/upload`, { method: 'POST', body, duplex: 'half', headers: { 'content-type': 'text/plain' } });
+    assert.equal(await response.text(), 'part 1;part 2');
+    assert.deepEqual(seen, ['chunked', 'part 1;', 'part 2']);
+  });
+
+  test('sequential requests reuse one kept-alive connection; an unread body that is dropped closes it', async () => {
+    const fetch = transport();
+    const ports = [];
+    route = (req, res) => {
+      ports.push(req.socket.remotePort);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ n: ports.length }));
+    };
+    for (let i = 0; i < 5; i++) await (await fetch(`${base}/ka`, { method: 'POST', body: '{}' })).json();
+    assert.equal(new Set(ports).size, 1, `one connection for five calls (ports ${ports})`);
+    const dropped = await fetch(`${base}/ka`);
+    upstreamBody(dropped).cancel();
+    await (await fetch(`${base}/ka`)).text();
+    assert.equal(new Set(ports).size, 2, 'a dropped body\'s connection is not reused');
+  });
+
+  test('connections per host are bounded: requests beyond wait for one', async () => {
+    const fetch = transport({ maxSockets: 2 });
+    let open = 0;
+    let most = 0;
+    route = async (req, res) => {
+      open += 1;
+      most = Math.max(most, open);
+      await sleep(30);
+      open -= 1;
+      res.end('ok');
+    };
+    const texts = await Promise.all(Array.from({ length: 6 }, () => fetch(`${base}/bounded`).then((r) => r.text())));
+    assert.deepEqual(texts, Array(6).fill('ok'));
+    assert.equal(most, 2);
+  });
+});
+
+describe('failures: the shapes the handler tells apart', () => {
+  test('connection refused: a TypeError whose cause has the code (the call was never sent)', async () => {
+    const fetch = transport();
+    const port = await freePort();
+    const error = await fetch(`http://127.0.0.1:${port}/mcp`, { method: 'POST', body: '{}' }).catch((e) => e);
+    assert.ok(error instanceof TypeError);
+    assert.equal(error.cause.code, 'ECONNREFUSED');
+  });
+
+  test('an abort before the answer (client hang-up): rejects with the signal\'s reason; the server sees the connection go', async () => {
+    const fetch = transport();
+    const closed = signal();
+    route = (req) => { req.socket.once('close', () => closed.resolve()); };
+    const controller = new AbortController();
+    const reason = new Error('the client went away');
+    const pending = fetch(`${base}/slow`, { method: 'POST', body: '{}', signal: controller.signal });
+    await sleep(50);
+    controller.abort(reason);
+    await assert.rejects(pending, (error) => error === reason);
+    await closed.promise;
+  });
+
+  test('a timeout signal: rejects with its TimeoutError', async () => {
+    const fetch = transport();
+    route = () => {};
+    const started = Date.now();
+    const error = await fetch(`${base}/slow`, { signal: AbortSignal.timeout(100) }).catch((e) => e);
+    assert.equal(error.name, 'TimeoutError');
+    assert.ok(Date.now() - started < 2000);
+    const aborted = AbortSignal.abort(new Error('already'));
+    await assert.rejects(fetch(`${base}/slow`, { signal: aborted }), /already/);
+  });
+
+  test('an abort after the headers: the body fails with the reason; the connection is not reused', async () => {
+    const fetch = transport();
+    const ports = [];
+    route = (req, res) => {
+      ports.push(req.socket.remotePort);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n');
+      if (req.url === '/ok') res.end();
+    };
+    const controller = new AbortController();
+    const response = await fetch(`${base}/stream`, { signal: controller.signal });
+    const reader = response.body.getReader();
+    await reader.read();
+    controller.abort(new Error('stop'));
+    await assert.rejects(reader.read(), /stop/);
+    await (await fetch(`${base}/ok`)).text();
+    assert.notEqual(ports[0], ports[1]);
+  });
+
+  test('through the handler: unreachable gives the quota back, a timeout or a client that left keeps it', async () => {
+    const toolgate = await loadToolgate();
+    const policy = toolgate.compile({ version: '1', default: 'deny', tools: { echo: { rate_limit: '5/hour' } } });
+    const fetch = transport();
+    const proxyFor = (upstream, upstreamTimeoutMs = 2000) => {
+      const audit = memoryAudit();
+      const counters = new MemoryCounterStore();
+      const handler = createHandler({
+        servers: { default: { upstream, policy } }, grants: null, counters, audit, upstreamTimeoutMs,
+        fetch, upstreamBody, sha256: NODE_SHA256, log: () => {},
+      });
+      return { handler, audit, counters };
+    };
+    const call = (signal) => new Request('http://toolgate.test/mcp', {
+      method: 'POST', signal, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } }),
+    });
+    const used = async (counters) => (await counters.peek(policy.evaluate({ tool: 'echo', grant: 'anonymous' }).counters))[0].current;
+
+    const down = proxyFor(`http://127.0.0.1:${await freePort()}/mcp`);
+    assert.equal((await down.handler.fetch(call(), { remoteAddress: '127.0.0.1' })).status, 502);
+    assert.equal((await down.audit.waitFor(1))[0].upstream_status, 'unreachable');
+    assert.equal(await used(down.counters), 0);
+
+    route = () => {};
+    const slow = proxyFor(`${base}/mcp`, 100);
+    const timedOut = await slow.handler.fetch(call(), { remoteAddress: '127.0.0.1' });
+    assert.equal(timedOut.status, 502);
+    assert.match((await timedOut.json()).error.message, /no answer within 100 ms/);
+    assert.equal((await slow.audit.waitFor(1))[0].upstream_status, 'timeout');
+    assert.equal(await used(slow.counters), 1);
+
+    const left = proxyFor(`${base}/mcp`);
+    await left.handler.fetch(call(AbortSignal.timeout(100)), { remoteAddress: '127.0.0.1' }).catch(() => {});
+    assert.equal((await left.audit.waitFor(1))[0].upstream_status, 'client_left');
+    assert.equal(await used(left.counters), 1);
+
+    route = (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"jsonrpc":"2.0",');
+      setTimeout(() => res.socket.destroy(), 20);
+    };
+    const cut = proxyFor(`${base}/mcp`);
+    assert.equal((await cut.handler.fetch(call(), { remoteAddress: '127.0.0.1' })).status, 502);
+    assert.equal(await used(cut.counters), 0, 'a broken answer is the server failing: quota goes back');
+  });
+});
