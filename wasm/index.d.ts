@@ -185,6 +185,8 @@ export interface Policy {
 export interface Toolgate {
   /** The core's version. */
   readonly version: string;
+  /** Whether calls cross into the engine in binary form (false with `boundary: 'json'`). */
+  readonly binaryCalls: boolean;
   /** Compiles a policy; throws PolicyError listing every problem. */
   compile(policy: string | object, options?: { source?: string }): Policy;
   /** Validates a policy without throwing. */
