@@ -10,6 +10,40 @@ export const RESULTS = join(ROOT, 'bench/results');
 // Aligned to every window: a run never crosses a bucket boundary.
 export const T0 = Date.UTC(2026, 0, 1);
 
+/**
+ * The policy both scale benchmarks drive, with a per-grant limit of `limit`
+ * calls an hour; and the grant counts to report the spread at, ending at
+ * `grants`.
+ */
+export function scalePolicy(limit) {
+  return {
+    version: '1',
+    default: 'deny',
+    tools: {
+      // One grant-scoped counter: every call of a grant goes to one shard (its
+      // Redis slot, its Durable Object).
+      run: { limits: [{ counter: 'per_grant', window: 'hour', max: limit }] },
+      // The same, plus one global counter that never denies: two shards per
+      // call, one of them always the global counter's.
+      run_global: {
+        limits: [
+          { counter: 'per_grant', window: 'hour', max: limit },
+          { counter: 'all_calls', window: 'hour', max: 1e12, scope: 'global' },
+        ],
+      },
+      // Never denies: for throughput alone (one hot grant against many).
+      hot: { limits: [{ counter: 'per_grant', window: 'hour', max: 1e12 }] },
+    },
+  };
+}
+
+/** Fills in the default spread steps and checks the limit against the calls per grant. */
+export function checkScaleOptions(options) {
+  if (options.steps.length === 0) options.steps = [10, 100, 1000, 10_000].filter((n) => n < options.grants).concat(options.grants);
+  if (options.limit > options.callsPerGrant) throw new Error('--limit must be at most --calls-per-grant (the check counts denials)');
+  return options;
+}
+
 export function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];

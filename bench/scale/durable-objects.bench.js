@@ -37,7 +37,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Miniflare } from 'miniflare';
 
-import { ROOT, RESULTS, T0, fmt, latencySummary, machine, parseFlags, pct, round, spread, table, writeResults } from './common.js';
+import { checkScaleOptions, scalePolicy, ROOT, RESULTS, T0, fmt, latencySummary, machine, parseFlags, pct, round, spread, table, writeResults } from './common.js';
 
 const quick = process.argv.includes('--quick');
 const options = parseFlags(process.argv.slice(2), {
@@ -53,24 +53,9 @@ const options = parseFlags(process.argv.slice(2), {
   rounds: quick ? 1 : 3,
   out: RESULTS,
 });
-if (options.steps.length === 0) options.steps = [10, 100, 1000, 10_000].filter((n) => n < options.grants).concat(options.grants);
-if (options.limit > options.callsPerGrant) throw new Error('--limit must be at most --calls-per-grant (the check counts denials)');
+checkScaleOptions(options);
 
-const POLICY = {
-  version: '1',
-  default: 'deny',
-  tools: {
-    run: { limits: [{ counter: 'per_grant', window: 'hour', max: options.limit }] },
-    run_global: {
-      limits: [
-        { counter: 'per_grant', window: 'hour', max: options.limit },
-        { counter: 'all_calls', window: 'hour', max: 1e12, scope: 'global' },
-      ],
-    },
-    // Never denies: for throughput alone.
-    hot: { limits: [{ counter: 'per_grant', window: 'hour', max: 1e12 }] },
-  },
-};
+const POLICY = scalePolicy(options.limit);
 
 export const NOT_CLOUDFLARE = 'Miniflare (local workerd) on one machine, not Cloudflare: every Durable Object runs in one local workerd process on this machine\'s cores, its SQLite files on tmpfs, in memory (unless marked "local disk"), no network between the Worker and its objects, no replication of writes. Figures are what local workerd does, not what Cloudflare does.';
 

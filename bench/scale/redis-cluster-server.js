@@ -7,26 +7,26 @@
 //   // cluster.nodes: [{ port, url }], cluster.rootNodes: [{ url }] (for createCluster)
 //   await cluster.stop();
 //
-// Every server runs under a watchdog shell that stops it, and removes its
-// directory, when the shell's stdin closes: when stop() closes it, or when this
-// process ends in any way (crash, kill, Ctrl-C), so no server outlives the run.
-import { spawn, execFile } from 'node:child_process';
+// Every server runs under tests/js/redis-server.js's watchdog shell, which
+// stops it, and removes its directory, when the shell's stdin closes: when
+// stop() closes it, or when this process ends in any way (crash, kill,
+// Ctrl-C), so no server outlives the run.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const REDIS_SERVER = '/usr/bin/redis-server';
+import { REDIS_SERVER, runRedisServer } from '../../tests/js/redis-server.js';
+
+export { REDIS_SERVER };
 export const REDIS_CLI = '/usr/bin/redis-cli';
 export const MISSING = `${REDIS_SERVER} or ${REDIS_CLI} is missing: run scripts/setup.sh (Debian package redis-server, which brings redis-tools)`;
 
 const run = promisify(execFile);
-
-const WATCHDOG = 'dir=$1; shift; "$@" & server=$!; read -r _; kill "$server" 2>/dev/null; wait "$server"; rm -rf "$dir"';
 
 function portFree(port) {
   return new Promise((resolve) => {
@@ -75,35 +75,16 @@ export function rawCommand(port, ...args) {
 
 async function startNode(base, index, taken) {
   const dir = join(base, `node-${index}`);
+  await mkdir(dir, { recursive: true });
   const port = await freeClusterPort(taken);
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'no',
     '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000',
     '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning',
   ];
-  const child = spawn('/bin/sh', ['-c', `mkdir -p "$1" && shift && ${WATCHDOG}`, 'redis-cluster-watchdog', dir, dir, REDIS_SERVER, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (data) => { output += data; });
-  child.stderr.on('data', (data) => { output += data; });
-  const exited = once(child, 'exit');
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.stdin.end();
-      await exited;
-    }
-  };
-  for (let waited = 0; waited < 5000 && child.exitCode === null; waited += 50) {
-    try {
-      if ((await rawCommand(port, 'PING')).startsWith('+PONG')) return { port, url: `redis://127.0.0.1:${port}`, stop };
-    } catch {
-      // not up yet
-    }
-    await sleep(50);
-  }
-  await stop();
-  throw new Error(`redis-server (cluster node ${index}) did not start on port ${port}:\n${output}`);
+  const started = await runRedisServer({ dir, port, args, name: 'redis-cluster-watchdog' });
+  if (started.server) return started.server;
+  throw new Error(`redis-server (cluster node ${index}) did not start on port ${port}:\n${started.output}`);
 }
 
 /** Starts a cluster of `masters` masters; resolves to { nodes, rootNodes, stop() }. */

@@ -27,7 +27,7 @@ import { loadToolgate } from '../../wasm/index.js';
 import { RedisCounterStore } from '../../worker/stores/redis.js';
 import { startRedis } from '../../tests/js/redis-server.js';
 import { startRedisCluster } from './redis-cluster-server.js';
-import { RESULTS, T0, drive, fmt, latencySummary, machine, parseFlags, pct, round, spread, table, writeResults } from './common.js';
+import { checkScaleOptions, scalePolicy, RESULTS, T0, drive, fmt, latencySummary, machine, parseFlags, pct, round, spread, table, writeResults } from './common.js';
 
 const quick = process.argv.includes('--quick');
 const options = parseFlags(process.argv.slice(2), {
@@ -42,28 +42,10 @@ const options = parseFlags(process.argv.slice(2), {
   noBaseline: quick,
   out: RESULTS,
 });
-if (options.steps.length === 0) options.steps = [10, 100, 1000, 10_000].filter((n) => n < options.grants).concat(options.grants);
-if (options.limit > options.callsPerGrant) throw new Error('--limit must be at most --calls-per-grant (the check counts denials)');
+checkScaleOptions(options);
 
 const PREFIX = 'tg';
-const POLICY = {
-  version: '1',
-  default: 'deny',
-  tools: {
-    // One grant-scoped counter: every call of a grant is one script in its slot.
-    run: { limits: [{ counter: 'per_grant', window: 'hour', max: options.limit }] },
-    // The same, plus one global counter that never denies: two scripts per
-    // call, one of them always in the slot of {global}.
-    run_global: {
-      limits: [
-        { counter: 'per_grant', window: 'hour', max: options.limit },
-        { counter: 'all_calls', window: 'hour', max: 1e12, scope: 'global' },
-      ],
-    },
-    // Never denies: for throughput alone (one hot grant against many).
-    hot: { limits: [{ counter: 'per_grant', window: 'hour', max: 1e12 }] },
-  },
-};
+const POLICY = scalePolicy(options.limit);
 
 // CRC16/XMODEM, as Redis Cluster hashes keys (slot = crc16(tag) mod 16384).
 const CRC_TABLE = (() => {

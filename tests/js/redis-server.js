@@ -51,6 +51,32 @@ const WATCHDOG = 'dir=$1; shift; "$@" & server=$!; read -r _; kill "$server" 2>/
 
 export const MISSING = `${REDIS_SERVER} is missing: run scripts/setup.sh, which installs the Debian package redis-server (CI does)`;
 
+/**
+ * Runs REDIS_SERVER with `args` (which listen on `port`) under the watchdog,
+ * which removes `dir` once the server stops, and waits until it answers PING.
+ * Resolves to { server: { port, url, stop() } }, or, when it never answered
+ * (it is stopped then), to { output } with what it printed.
+ */
+export async function runRedisServer({ dir, port, args, name = 'redis-watchdog' }) {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, name, dir, REDIS_SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (data) => { output += data; });
+  child.stderr.on('data', (data) => { output += data; });
+  const exited = once(child, 'exit');
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      await exited;
+    }
+  };
+  for (let waited = 0; waited < 5000 && child.exitCode === null; waited += 50) {
+    if (await pings(port)) return { server: { port, url: `redis://127.0.0.1:${port}`, stop } };
+    await sleep(50);
+  }
+  await stop();
+  return { output };
+}
+
 /** Starts a throwaway redis-server; resolves to { port, url, stop() }. */
 export async function startRedis() {
   if (!existsSync(REDIS_SERVER)) throw new Error(MISSING);
@@ -59,23 +85,9 @@ export async function startRedis() {
     const dir = await mkdtemp(join(tmpdir(), 'toolgate-redis-'));
     const port = await freePort();
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'];
-    const child = spawn('/bin/sh', ['-c', WATCHDOG, 'redis-watchdog', dir, REDIS_SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (data) => { output += data; });
-    child.stderr.on('data', (data) => { output += data; });
-    const exited = once(child, 'exit');
-    const stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdin.end();
-        await exited;
-      }
-    };
-    for (let waited = 0; waited < 5000 && child.exitCode === null; waited += 50) {
-      if (await pings(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
-      await sleep(50);
-    }
-    await stop();
-    lastOutput = output;
+    const started = await runRedisServer({ dir, port, args });
+    if (started.server) return started.server;
+    lastOutput = started.output;
   }
   throw new Error(`redis-server did not start (it answered no PING):\n${lastOutput}`);
 }
