@@ -11,10 +11,14 @@
 //   (server)   -> resource Server::"default" (toolgate's name for a single upstream)
 //   arguments  -> context { args: <arguments> }
 
-export const T0 = Date.UTC(2026, 0, 1);
+import { T0, typicalCall as sharedTypicalCall, typicalPolicy } from '../js/policies.js';
 
-// The "typical call" of the budgets (bench/js/core.bench.js): 5 arguments.
-export const typicalArguments = { amount: 120, currency: 'usd', charge: 'ch_123', reason: 'duplicate', notify: true };
+export { T0 };
+
+// The "typical call" of the budgets (bench/js/policies.js): 5 arguments.
+export const typicalArguments = sharedTypicalCall.arguments;
+// Its policy's rules without the limit: the stateless part Cedar can express.
+const { limits: _typicalLimits, ...typicalRules } = typicalPolicy.tools.create_refund;
 const support = { id: 'alice', role: 'support' };
 
 /** A toolgate call and the Cedar request it corresponds to. */
@@ -115,17 +119,8 @@ export function cases({ tools = 1000 } = {}) {
     {
       id: 'c2_typical',
       title: 'c. typical call: 5 arguments, 3 conditions (no limit)',
-      // bench/js/core.bench.js's typical policy without its limit.
-      toolgate: {
-        version: '1',
-        default: 'deny',
-        tools: {
-          create_refund: {
-            require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
-            deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
-          },
-        },
-      },
+      // bench/js/policies.js's typical policy without its limit.
+      toolgate: { version: '1', default: 'deny', tools: { create_refund: typicalRules } },
       // `has` keeps toolgate's meaning when a path is missing (the condition is
       // false, so deny_if does not deny), where Cedar would otherwise error and deny.
       cedar: [
@@ -153,17 +148,7 @@ export function cases({ tools = 1000 } = {}) {
 }
 
 /** The typical policy with its limit, for "toolgate with limits (Cedar has none)". */
-export const typicalWithLimit = {
-  version: '1',
-  default: 'deny',
-  tools: {
-    create_refund: {
-      require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
-      deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
-      limits: [{ counter: 'refunds', window: 'minute', max: 1e9 }],
-    },
-  },
-};
+export const typicalWithLimit = typicalPolicy;
 export const typicalCall = call('create_refund', typicalArguments, support).toolgate;
 
 /** A Cedar schema for case c (tried to see whether a pre-parsed schema makes Cedar faster). */
