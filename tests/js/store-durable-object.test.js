@@ -199,13 +199,15 @@ describe('DurableObjectCounterStore: counts', () => {
 
   test('a bucket is dropped by the alarm two windows after its last charge; a longer-lived one stays', async () => {
     const store = newStore();
-    // A hand-made request with a 250 ms window: dead 500 ms after the charge.
-    const request = { key: 'short', scope: 'grant', grant: 'alice', cost: 1, max: 5, window_ms: 250, algorithm: 'fixed', bucket_start_ms: T0 };
+    // A hand-made request with a 1.5 s window: dead 3 s after the charge. (With
+    // 250 ms, a loaded CI machine once took longer than the bucket's life to
+    // get from the charge to the first size() below.)
+    const request = { key: 'short', scope: 'grant', grant: 'alice', cost: 1, max: 5, window_ms: 1500, algorithm: 'fixed', bucket_start_ms: T0 };
     const day = requestsFor({ run: { limits: [{ window: 'day', max: 5 }] } }, { tool: 'run', grant: 'bob' }, T0);
     assert.equal((await store.reserve([request], T0)).admitted, true);
     assert.equal((await store.reserve(day, T0)).admitted, true);
     assert.equal(await objectCall(mf, store.space, 'grant:alice', 'size'), 1);
-    const size = await eventually(() => objectCall(mf, store.space, 'grant:alice', 'size'), (n) => n === 0);
+    const size = await eventually(() => objectCall(mf, store.space, 'grant:alice', 'size'), (n) => n === 0, 15_000);
     assert.equal(size, 0, 'swept by the alarm');
     assert.deepEqual(await store.peek([request], T0), [{ current: 0, previous: 0 }]);
     assert.equal(await objectCall(mf, store.space, 'grant:bob', 'size'), 1, 'a day bucket stays');
@@ -218,12 +220,12 @@ describe('DurableObjectCounterStore: failing closed', () => {
   const call = { tool: 'run', grant: 'alice' };
 
   test('an object that does not answer in time: reserve rejects after timeoutMs; a late charge is given back', async () => {
-    const slow = newStore({ timeoutMs: 100, delayMs: 300 });
+    const slow = newStore({ timeoutMs: 100, delayMs: 1000 });
     const [request] = requestsFor({ run: { rate_limit: '3/minute' } }, call, T0);
     const started = performance.now();
     await assert.rejects(slow.reserve([request], T0), /Durable Object grant:alice did not answer within 100 ms/);
     const waited = performance.now() - started;
-    assert.ok(waited < 300, `rejected after ${Math.round(waited)} ms`);
+    assert.ok(waited < 1000, `rejected after ${Math.round(waited)} ms`);
     // The RPC still runs when the delay ends, and charges (the bucket appears);
     // the store sees the late answer and gives the charge back.
     const bucket = async () => ({
@@ -295,7 +297,7 @@ describe('DurableObjectApprovalStore', () => {
 
   test('a consume answered too late puts the approval back (the call it was for was denied)', async () => {
     const store = remoteApprovalStore(mf);
-    const slow = remoteApprovalStore(mf, { space: store.space, options: { timeoutMs: 100, delayMs: 300 } });
+    const slow = remoteApprovalStore(mf, { space: store.space, options: { timeoutMs: 100, delayMs: 1000 } });
     await store.approve(id, T0);
     await assert.rejects(slow.consume(id, MINUTE, T0), /did not answer within 100 ms/);
     // The late take() runs and uses the approval up; its answer starts restore().
@@ -308,7 +310,7 @@ describe('DurableObjectApprovalStore', () => {
   });
 
   test('an object that does not answer in time: the call rejects, and authorize denies with store_error', async () => {
-    const slow = remoteApprovalStore(mf, { options: { timeoutMs: 100, delayMs: 300 } });
+    const slow = remoteApprovalStore(mf, { options: { timeoutMs: 100, delayMs: 1000 } });
     await assert.rejects(slow.isApproved(id, MINUTE, T0), /did not answer within 100 ms/);
     const policy = toolgate.compile({ version: '1', default: 'deny', tools: { run: { action: 'require_approval' } } });
     try {
