@@ -6,26 +6,20 @@
 // JSON (the line ./audit.js writes, without the newline): the event's shape
 // stays the proxy's, and a reader parses one field. The stream is trimmed with
 // MAXLEN ~ (approximate: Redis drops whole nodes, cheaply, so it holds at
-// least maxLen entries and a little more).
+// least maxLen entries and a little more). On Redis Cluster (a createCluster()
+// client) the stream is one key, so every entry goes to its slot's master.
 import { eventLine } from './audit.js';
-
-class RedisTimeoutError extends Error {
-  constructor(timeoutMs) {
-    super(`Redis did not answer within ${timeoutMs} ms`);
-    this.name = 'RedisTimeoutError';
-  }
-}
+import { RedisCommands } from './stores/redis.js';
 
 export class RedisStreamAuditSink {
-  #client;
+  #redis;
   #stream;
   #maxLen;
-  #timeoutMs;
 
   /**
-   * `client`: a connected node-redis client (v5 or later), owned (and closed)
-   * by the caller. `stream`: the stream's key. `maxLen`: about how many events
-   * the stream keeps. `timeoutMs`: how long one write waits for Redis before
+   * `client`: a connected node-redis client (v5 or later; createClient() or
+   * createCluster()), owned (and closed) by the caller. `stream`: the
+   * stream's key. `maxLen`: about how many events the stream keeps. `timeoutMs`: how long one write waits for Redis before
    * rejecting (longer than the stores' default: an audit write is not on the
    * decision's path, but a dead Redis must not hold writes forever).
    */
@@ -36,10 +30,9 @@ export class RedisStreamAuditSink {
     if (typeof stream !== 'string' || stream === '') throw new TypeError('RedisStreamAuditSink `stream` must be a non-empty string');
     if (!(Number.isSafeInteger(maxLen) && maxLen > 0)) throw new TypeError('RedisStreamAuditSink `maxLen` must be a positive integer');
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError('RedisStreamAuditSink `timeoutMs` must be a positive number');
-    this.#client = client;
+    this.#redis = new RedisCommands(client, timeoutMs);
     this.#stream = stream;
     this.#maxLen = maxLen;
-    this.#timeoutMs = timeoutMs;
   }
 
   get stream() {
@@ -55,21 +48,7 @@ export class RedisStreamAuditSink {
   async write(event) {
     const json = eventLine(event).slice(0, -1);
     const args = ['XADD', this.#stream, 'MAXLEN', '~', String(this.#maxLen), '*', 'event', json];
-    const abort = new AbortController();
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        reject(new RedisTimeoutError(this.#timeoutMs));
-      }, this.#timeoutMs);
-    });
-    const reply = Promise.resolve().then(() => this.#client.sendCommand(args, { abortSignal: abort.signal }));
-    reply.catch(() => {}); // a reply after the timeout is nobody's
-    try {
-      return await Promise.race([reply, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.#redis.command(args, this.#redis.deadline());
   }
 
   // The client is the caller's: nothing to close here.

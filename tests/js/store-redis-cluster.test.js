@@ -7,7 +7,8 @@
 // `cluster: true`.
 //
 // A cluster client's sendCommand() takes (firstKey, isReadonly, args): before
-// the store routed by key, every call through one failed (store_error).
+// the stores (and the audit stream sink) routed by key, every call through
+// one failed (store_error).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -17,6 +18,7 @@ import { createClient, createCluster } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisApprovalStore, RedisCounterStore, createRedisApprovalStore, createRedisCounterStore } from '../../worker/stores/redis.js';
+import { RedisStreamAuditSink } from '../../worker/audit-redis.js';
 import { MISSING, REDIS_CLI, REDIS_SERVER, startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 import { approvalConformance } from './approval-conformance.js';
 import { T0, conformance, requestsFor } from './store-conformance.js';
@@ -174,5 +176,18 @@ describe('RedisCounterStore on Redis Cluster', () => {
     const { stdout } = await run(REDIS_CLI, ['--cluster', 'check', `127.0.0.1:${cluster.nodes[0].port}`]);
     assert.match(stdout, /All 16384 slots covered/);
     assert.equal((stdout.match(/M: [0-9a-f]{40} 127\.0\.0\.1:/g) ?? []).length, 3);
+  });
+});
+
+describe('RedisStreamAuditSink on Redis Cluster', () => {
+  test('events go, in order, to the stream on the node that serves its slot', async () => {
+    const sink = new RedisStreamAuditSink({ client, stream: 'audit:cluster', timeoutMs: 5000 });
+    const events = Array.from({ length: 20 }, (_, i) => ({ time: new Date(T0 + i).toISOString(), tool: `t${i}`, decision: 'allow' }));
+    const ids = await Promise.all(events.map((event) => sink.write(event)));
+    assert.ok(ids.every((id) => /^\d+-\d+$/.test(id)), ids.join(' '));
+    const entries = await client.xRange('audit:cluster', '-', '+');
+    assert.deepEqual(entries.map((entry) => JSON.parse(entry.message.event).tool), events.map((e) => e.tool));
+    const slot = await nodes[0].client.sendCommand(['CLUSTER', 'KEYSLOT', 'audit:cluster']);
+    assert.equal(await holderOf('audit:cluster'), await nodeOfSlot(slot));
   });
 });

@@ -114,9 +114,12 @@ function deadlineAfter(ms, error) {
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-// close() waits for pending replies, which a dead server never sends; destroy()
-// drops them and stops node-redis from reconnecting.
-async function closeClient(client, timeoutMs) {
+/**
+ * Closes a node-redis client (plain or cluster) within `timeoutMs`. close()
+ * waits for pending replies, which a dead server never sends; past the
+ * timeout, destroy() drops them and stops node-redis from reconnecting.
+ */
+export async function closeRedisClient(client, timeoutMs) {
   const deadline = deadlineAfter(timeoutMs, () => new RedisTimeoutError(timeoutMs));
   try {
     await Promise.race([(client.close ?? client.quit).call(client), deadline.promise]);
@@ -158,9 +161,13 @@ function routingKeyOf(args) {
   return args[1];
 }
 
-// Sends one store's commands and Lua scripts, each within a deadline. Shared
-// by the counter and the approval store, so both fail the same way.
-class RedisCommands {
+/**
+ * Sends commands and Lua scripts, each within a deadline, through a plain or a
+ * cluster node-redis client (routed by key on a cluster). Shared by the
+ * counter and approval stores and the audit stream sink (../audit-redis.js),
+ * so all of them fail the same way.
+ */
+export class RedisCommands {
   #client;
   #timeoutMs;
   #cluster;
@@ -307,7 +314,7 @@ export class RedisCounterStore {
 
   /** Closes the client if this store created it (createRedisCounterStore). */
   async close() {
-    if (this.#owned) await closeClient(this.#client, this.#timeoutMs);
+    if (this.#owned) await closeRedisClient(this.#client, this.#timeoutMs);
   }
 
   // reserve() and peek(): one script for the whole call on a single Redis
@@ -399,12 +406,14 @@ export class RedisCounterStore {
   }
 }
 
-// A node-redis client for `url`, connected within `connectTimeoutMs`, its
-// 'error' events sent to `onError` (node-redis would crash the process on an
-// 'error' event nobody listens to). With `cluster`, a cluster client
-// (createCluster(), clientOptions are its options) that finds the other nodes
-// from `url` (or from clientOptions.rootNodes).
-async function connectClient({ url, cluster = false, connectTimeoutMs, clientOptions, onError }) {
+/**
+ * A node-redis client for `url`, connected within `connectTimeoutMs`, its
+ * 'error' events sent to `onError` (node-redis would crash the process on an
+ * 'error' event nobody listens to). With `cluster`, a cluster client
+ * (createCluster(), clientOptions are its options) that finds the other nodes
+ * from `url` (or from clientOptions.rootNodes). Close it with closeRedisClient.
+ */
+export async function connectRedisClient({ url, cluster = false, connectTimeoutMs = 5000, clientOptions = {}, onError }) {
   const client = cluster === true
     ? createCluster({ ...clientOptions, rootNodes: clientOptions.rootNodes ?? [{ url }] })
     : createClient({ ...clientOptions, url });
@@ -439,7 +448,7 @@ export async function createRedisCounterStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
+  const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
   const store = new RedisCounterStore({ client, prefix, timeoutMs, cluster, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
@@ -724,7 +733,7 @@ export class RedisApprovalStore {
 
   /** Closes the client if this store created it (createRedisApprovalStore). */
   async close() {
-    if (this.#owned) await closeClient(this.#client, this.#timeoutMs);
+    if (this.#owned) await closeRedisClient(this.#client, this.#timeoutMs);
   }
 }
 
@@ -743,7 +752,7 @@ export async function createRedisApprovalStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis approval store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
+  const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
   const store = new RedisApprovalStore({ client, prefix, timeoutMs, approvalTtlMs, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
