@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { ConfigError, expandEnvironment, startProxy } from '../../worker/node.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
+import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
   toolgate serve --policy POLICY.json --upstream URL [options]
@@ -26,11 +27,10 @@ Options:
                            without it, one "anonymous" grant for loopback clients only
   --port N                 default 8080
   --host ADDRESS           default 127.0.0.1 (0.0.0.0 to listen on every interface)
-  --store memory|redis://HOST:PORT
-                           where counters and approvals live (default memory)
+${STORE_USAGE}
   --audit stdout|file:PATH|redis
                            where audit events go (default stdout; redis: a stream
-                           "toolgate:audit" in the --store Redis)
+                           "toolgate:audit" in the --store Redis or Redis Cluster)
   --audit-arguments        put argument values in audit events (default: keys and hash)
   --admin-token-env NAME   environment variable holding the admin token for
                            /approvals (default TOOLGATE_ADMIN_TOKEN; if unset, a
@@ -50,7 +50,7 @@ const OPTIONS = {
   grants: { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
-  store: { type: 'string' },
+  ...STORE_OPTIONS,
   audit: { type: 'string' },
   'audit-arguments': { type: 'boolean' },
   'admin-token-env': { type: 'string' },
@@ -121,17 +121,6 @@ export async function serversFrom(values) {
   };
 }
 
-async function storesFrom(spec = 'memory') {
-  if (spec === 'memory') return { close: async () => {} };
-  if (/^rediss?:\/\//.test(spec)) {
-    const { createRedisCounterStore, createRedisApprovalStore } = await import('../../worker/stores/redis.js');
-    const counters = await createRedisCounterStore({ url: spec });
-    const approvals = await createRedisApprovalStore({ url: spec });
-    return { counters, approvals, redisUrl: spec, close: async () => Promise.all([counters.close(), approvals.close()]) };
-  }
-  throw new ConfigError(`--store must be "memory" or a redis:// URL, not ${JSON.stringify(spec)}`);
-}
-
 async function auditFrom(spec = 'stdout', stores) {
   if (spec === 'stdout') return { close: async () => {} };
   if (spec.startsWith('file:')) {
@@ -140,14 +129,17 @@ async function auditFrom(spec = 'stdout', stores) {
     return { audit: sink, close: () => sink.close() };
   }
   if (spec === 'redis') {
-    if (!stores.redisUrl) throw new ConfigError('--audit redis needs --store redis://...');
-    const { createClient } = await import('redis');
-    const client = createClient({ url: stores.redisUrl });
-    client.on('error', () => {}); // a failed write is reported by the sink
-    await client.connect();
+    if (!stores.redis) throw new ConfigError('--audit redis needs --store redis://...');
+    const { closeRedisClient, connectRedisClient } = await import('../../worker/stores/redis.js');
+    const client = await connectRedisClient({
+      ...stores.redis,
+      onError: () => {}, // a failed write is reported by the sink
+    }).catch((error) => {
+      throw new ConfigError(`--audit redis: ${error?.message ?? error}`);
+    });
     const { RedisStreamAuditSink } = await import('../../worker/audit-redis.js');
     const sink = new RedisStreamAuditSink({ client });
-    return { audit: sink, close: async () => client.quit() };
+    return { audit: sink, close: () => closeRedisClient(client, 1000) };
   }
   throw new ConfigError(`--audit must be stdout, file:PATH or redis, not ${JSON.stringify(spec)}`);
 }
@@ -165,9 +157,10 @@ export async function run(args, { fail }) {
     return undefined;
   }
   let proxy;
+  let stores;
   try {
     const { servers, grants } = await serversFrom(values);
-    const stores = await storesFrom(values.store);
+    stores = await openStores(values);
     const audit = await auditFrom(values.audit, stores);
     const tokenVariable = values['admin-token-env'] ?? 'TOOLGATE_ADMIN_TOKEN';
     let adminToken = process.env[tokenVariable];
@@ -204,6 +197,7 @@ export async function run(args, { fail }) {
     return undefined;
   } catch (error) {
     if (proxy) await proxy.close();
+    await stores?.close();
     if (error instanceof ConfigError || error?.code === 'EADDRINUSE' || error?.code === 'EACCES') {
       return fail(error.code === 'EADDRINUSE' ? `port ${values.port ?? 8080} is in use (--port)` : error.message, 1);
     }

@@ -13,6 +13,8 @@ import { Gate } from '../../worker/gate.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { createApprovalRoutes } from '../../worker/approvals.js';
 import { runStdioProxy } from '../../worker/stdio.js';
+import { ConfigError } from '../../worker/node.js';
+import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
   toolgate stdio --policy POLICY.json [options] -- COMMAND [ARGS...]
@@ -25,8 +27,7 @@ Options:
   --policy FILE            the policy (reloaded when the file changes)
   --grant ID               the grant this client is (default "local")
   --grant-attributes JSON  the grant's attributes, e.g. '{"role": "dev"}'
-  --store memory|redis://HOST:PORT
-                           where counters and approvals live (default memory)
+${STORE_USAGE}
   --audit stderr|file:PATH where audit events go (default stderr)
   --audit-arguments        put argument values in audit events
   --approvals-port N       serve the approvals page on http://127.0.0.1:N/approvals
@@ -38,7 +39,7 @@ const OPTIONS = {
   policy: { type: 'string' },
   grant: { type: 'string' },
   'grant-attributes': { type: 'string' },
-  store: { type: 'string' },
+  ...STORE_OPTIONS,
   audit: { type: 'string' },
   'audit-arguments': { type: 'boolean' },
   'approvals-port': { type: 'string' },
@@ -78,6 +79,11 @@ export async function run(args, { fail }) {
     }
   }
   const grant = { id: values.grant ?? 'local', attributes };
+  // Before anything is opened: a wrong flag must not leave a watcher or a
+  // Redis client holding the process open.
+  if (values.audit && values.audit !== 'stderr' && !values.audit.startsWith('file:')) {
+    return fail('--audit must be stderr or file:PATH', 2);
+  }
 
   const toolgate = await loadToolgate();
   const policyPath = resolve(values.policy);
@@ -105,53 +111,63 @@ export async function run(args, { fail }) {
     }
   });
 
-  let counters = new MemoryCounterStore();
-  let approvals = new MemoryApprovalStore();
-  const closers = [];
-  if (values.store && values.store !== 'memory') {
-    if (!/^rediss?:\/\//.test(values.store)) return fail('--store must be "memory" or a redis:// URL', 2);
-    const { createRedisCounterStore, createRedisApprovalStore } = await import('../../worker/stores/redis.js');
-    counters = await createRedisCounterStore({ url: values.store });
-    approvals = await createRedisApprovalStore({ url: values.store });
-    closers.push(() => counters.close(), () => approvals.close());
-  }
-  let audit = new StreamAuditSink({ write: (line) => process.stderr.write(line) });
-  if (values.audit?.startsWith('file:')) {
-    const { FileAuditSink } = await import('../../worker/audit-file.js');
-    audit = new FileAuditSink({ path: resolve(values.audit.slice(5)) });
-    closers.push(() => audit.close());
-  } else if (values.audit && values.audit !== 'stderr') {
-    return fail('--audit must be stderr or file:PATH', 2);
-  }
-
-  let approvalUrl;
-  if (values['approvals-port'] !== undefined) {
-    const adminToken = process.env.TOOLGATE_ADMIN_TOKEN || randomBytes(24).toString('base64url');
-    const routes = createApprovalRoutes({ approvals, adminTokenSha256: toHex(await sha256Bytes(adminToken)), log });
-    const { createAdaptorServer } = await import('@hono/node-server');
-    const server = createAdaptorServer({
-      fetch: (request) => {
-        const path = new URL(request.url).pathname.replace(/\/+$/, '') || '/';
-        return path === '/approvals' || path.startsWith('/approvals/') ? routes(request, path) : new Response('not found', { status: 404 });
-      },
-    });
-    await new Promise((done, reject) => server.once('error', reject).listen(Number(values['approvals-port']), '127.0.0.1', done));
-    const base = `http://127.0.0.1:${server.address().port}`;
-    approvalUrl = (id) => `${base}/approvals#${id}`;
-    log('info', 'approvals page', { url: `${base}/approvals`, ...(process.env.TOOLGATE_ADMIN_TOKEN ? {} : { admin_token: adminToken }) });
-    closers.push(() => new Promise((done) => server.close(done)));
-  }
-
-  const gate = new Gate({ counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log });
-  let code;
+  // Whatever happens from here, the watcher, the stores and the approvals
+  // server are closed before the command returns.
+  const closers = [() => watcher.close()];
   try {
-    code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl });
-  } catch (error) {
-    watcher.close();
-    return fail(`cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}`, 1);
+    return await proxy();
+  } finally {
+    for (const close of closers.reverse()) await close();
   }
-  watcher.close();
-  for (const close of closers) await close();
-  process.exitCode = code;
-  return undefined;
+
+  async function proxy() {
+    let stores;
+    try {
+      stores = await openStores(values);
+    } catch (error) {
+      if (error instanceof ConfigError) return fail(error.message, error.usage ? 2 : 1);
+      throw error;
+    }
+    closers.push(() => stores.close());
+    const counters = stores.counters ?? new MemoryCounterStore();
+    const approvals = stores.approvals ?? new MemoryApprovalStore();
+    let audit = new StreamAuditSink({ write: (line) => process.stderr.write(line) });
+    if (values.audit?.startsWith('file:')) {
+      const { FileAuditSink } = await import('../../worker/audit-file.js');
+      const sink = new FileAuditSink({ path: resolve(values.audit.slice(5)) });
+      audit = sink;
+      closers.push(() => sink.close());
+    }
+
+    let approvalUrl;
+    if (values['approvals-port'] !== undefined) {
+      const adminToken = process.env.TOOLGATE_ADMIN_TOKEN || randomBytes(24).toString('base64url');
+      const routes = createApprovalRoutes({ approvals, adminTokenSha256: toHex(await sha256Bytes(adminToken)), log });
+      const { createAdaptorServer } = await import('@hono/node-server');
+      const server = createAdaptorServer({
+        fetch: (request) => {
+          const path = new URL(request.url).pathname.replace(/\/+$/, '') || '/';
+          return path === '/approvals' || path.startsWith('/approvals/') ? routes(request, path) : new Response('not found', { status: 404 });
+        },
+      });
+      await new Promise((done, reject) => server.once('error', reject).listen(Number(values['approvals-port']), '127.0.0.1', done));
+      const base = `http://127.0.0.1:${server.address().port}`;
+      approvalUrl = (id) => `${base}/approvals#${id}`;
+      log('info', 'approvals page', { url: `${base}/approvals`, ...(process.env.TOOLGATE_ADMIN_TOKEN ? {} : { admin_token: adminToken }) });
+      closers.push(() => new Promise((done) => {
+        server.close(done);
+        server.closeAllConnections(); // an approvals page left open keeps its connection
+      }));
+    }
+
+    const gate = new Gate({ counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log });
+    let code;
+    try {
+      code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl });
+    } catch (error) {
+      return fail(`cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}`, 1);
+    }
+    process.exitCode = code;
+    return undefined;
+  }
 }

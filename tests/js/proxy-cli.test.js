@@ -11,10 +11,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { createClient, createCluster } from 'redis';
 
 import { repoRoot } from './cli-helpers.js';
 import { EVERYTHING, connectClient, freePort, grantsDocument, startEverything, tempFile } from './proxy-helpers.js';
 import { startRedis } from './redis-server.js';
+import { startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 
 const CLI = join(repoRoot, 'bin/toolgate.js');
 const POLICY = {
@@ -132,6 +134,72 @@ describe('toolgate serve', () => {
     }
   });
 
+  test('--redis-cluster: two serve instances and a stdio proxy share one grant\'s counts on a real Redis Cluster; audit in its stream', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const nodes = [];
+    const proxies = [];
+    let stdio;
+    try {
+      for (const node of cluster.nodes) {
+        const plain = createClient({ url: node.url });
+        plain.on('error', () => {});
+        await plain.connect();
+        nodes.push(plain);
+      }
+      // Each instance is given a different node: the others are found from it.
+      const ports = [await freePort(), await freePort()];
+      for (const [i, port] of ports.entries()) {
+        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath,
+          '--store', cluster.nodes[i].url, '--redis-cluster', '--audit', 'redis']));
+      }
+      const clients = await Promise.all(ports.map((port) => connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli')));
+      const outcomes = [];
+      try {
+        for (const client of clients) outcomes.push((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+      // The same grant on a desktop client, through the third node: echo is 2/hour.
+      stdio = new Client({ name: 'toolgate-cluster-test', version: '1.0.0' });
+      await stdio.connect(new StdioClientTransport({
+        command: process.execPath,
+        args: [CLI, 'stdio', '--policy', policyPath, '--grant', 'alice', '--store', cluster.nodes[2].url, '--redis-cluster', '--', process.execPath, EVERYTHING, 'stdio'],
+        stderr: 'ignore',
+      }));
+      outcomes.push((await stdio.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
+      assert.deepEqual(outcomes, ['ran', 'ran', 'rate_limited']);
+
+      // alice's counter keys are on the one master that serves her hash tag.
+      const slot = await nodes[0].sendCommand(['CLUSTER', 'KEYSLOT', '{alice}']);
+      const holders = [];
+      for (const [i, node] of nodes.entries()) {
+        const keys = await node.sendCommand(['CLUSTER', 'GETKEYSINSLOT', String(slot), '100']);
+        if (keys.some((key) => key.startsWith('tg:{alice}:'))) holders.push(i);
+      }
+      assert.equal(holders.length, 1, `alice's counters on one node (${holders})`);
+
+      // Both instances' audit events in the one stream, whichever node holds it.
+      const reader = createCluster({ rootNodes: cluster.rootNodes });
+      reader.on('error', () => {});
+      await reader.connect();
+      try {
+        let entries = [];
+        for (let waited = 0; entries.length < 2 && waited < 5000; waited += 50) {
+          entries = await reader.xRange('toolgate:audit', '-', '+');
+          if (entries.length < 2) await sleep(50);
+        }
+        assert.deepEqual(entries.map((e) => JSON.parse(e.message.event)).map((e) => [e.grant, e.tool, e.decision]), [['alice', 'echo', 'allow'], ['alice', 'echo', 'allow']]);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await stdio?.close();
+      await Promise.all(proxies.map((p) => p.stop()));
+      await Promise.all(nodes.map((n) => n.close()));
+      await cluster.stop();
+    }
+  });
+
   test('bad flags and files: a clear message and exit 1 or 2', async () => {
     const cases = [
       [['--policy', policyPath], 1, /serve needs --policy and --upstream/],
@@ -140,6 +208,9 @@ describe('toolgate serve', () => {
       [['--policy', await tempFile('bad.json', '{"version": "1", "tools": {"x": {"rate_limit": "ten"}}}'), '--upstream', everything.url, '--port', '0'], 1, /bad\.json:1:\d+: .*\(\/tools\/x\/rate_limit\)/],
       [['--policy', policyPath, '--upstream', everything.url, '--grants', await tempFile('bad-grants.json', { grants: [{ id: 'a', token_sha256: 'abc' }] }), '--port', '0'], 1, /\/grants\/0\/token_sha256: must be the SHA-256/],
       [['--bogus'], 2, /Unknown option '--bogus'/],
+      [['--policy', policyPath, '--upstream', everything.url, '--port', '0', '--redis-cluster'], 1, /--redis-cluster needs --store redis:\/\/HOST:PORT/],
+      [['--policy', policyPath, '--upstream', everything.url, '--port', '0', '--store', 'memcached://x'], 1, /--store must be "memory" or a redis:\/\/ URL/],
+      [['--policy', policyPath, '--upstream', everything.url, '--port', '0', '--audit', 'redis'], 1, /--audit redis needs --store redis:\/\//],
     ];
     for (const [args, code, message] of cases) {
       const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -226,5 +297,33 @@ describe('toolgate stdio', () => {
     const [code] = await once(child, 'exit');
     assert.equal(code, 1);
     assert.match(stderr, /cannot run no-such-command-xyz: command not found/);
+  });
+
+  test('bad flags, an unreachable Redis, a failing command with Redis open: a clear message, an exit code, no hang', async () => {
+    const redis = await startRedis();
+    try {
+      const cases = [
+        // --audit used to be checked after the policy watcher started, which kept the process alive.
+        [['--audit', 'bogus', '--', 'true'], 2, /--audit must be stderr or file:PATH/],
+        [['--store', 'memcached://x', '--', 'true'], 2, /--store must be "memory" or a redis:\/\/ URL/],
+        [['--redis-cluster', '--', 'true'], 2, /--redis-cluster needs --store redis:\/\/HOST:PORT/],
+        [['--store', `redis://127.0.0.1:${await freePort()}`, '--', 'true'], 1, /--store: cannot use Redis at redis:\/\/127\.0\.0\.1:\d+: could not connect/],
+        // The Redis clients are closed when the command cannot start.
+        [['--store', redis.url, '--', 'no-such-command-xyz'], 1, /cannot run no-such-command-xyz: command not found/],
+      ];
+      for (const [args, code, message] of cases) {
+        const child = spawn(process.execPath, [CLI, 'stdio', '--policy', policyPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (chunk) => { stderr += chunk; });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const [exitCode, signal] = await once(child, 'exit');
+        clearTimeout(timer);
+        assert.equal(signal, null, `${args.join(' ')}: did not exit by itself`);
+        assert.match(stderr, message, args.join(' '));
+        assert.equal(exitCode, code, `${args.join(' ')}: ${stderr}`);
+      }
+    } finally {
+      await redis.stop();
+    }
   });
 });
