@@ -13,7 +13,7 @@ import { Gate } from '../../worker/gate.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { createApprovalRoutes } from '../../worker/approvals.js';
 import { runStdioProxy } from '../../worker/stdio.js';
-import { ConfigError } from '../../worker/node.js';
+import { ConfigError, NODE_SHA256 } from '../../worker/node.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -160,7 +160,10 @@ export async function run(args, { fail }) {
       }));
     }
 
-    const gate = new Gate({ counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log });
+    const gate = new Gate({
+      counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log,
+      sha256Hex: NODE_SHA256.hex, // node:crypto, synchronous (as toolgate serve), not WebCrypto
+    });
     let code;
     try {
       code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl });

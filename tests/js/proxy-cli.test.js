@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -250,7 +251,9 @@ describe('toolgate stdio', () => {
       assert.match(text(denied), /^\[POLICY DENIED\]/);
       await sleep(50);
       const events = stderr().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
-      assert.ok(events.some((e) => e.tool === 'get-sum' && e.decision === 'allow' && e.grant === 'desktop' && e.server === 'stdio'));
+      const sum = events.find((e) => e.tool === 'get-sum');
+      assert.ok(sum && sum.decision === 'allow' && sum.grant === 'desktop' && sum.server === 'stdio', JSON.stringify(sum));
+      assert.equal(sum.argument_sha256, createHash('sha256').update('{"a":40,"b":2}').digest('hex'), 'SHA-256 of the arguments\' canonical JSON');
       assert.ok(events.some((e) => e.tool === 'echo' && e.code === 'rate_limited'));
     } finally {
       await client.close();
