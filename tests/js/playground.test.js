@@ -490,6 +490,58 @@ playgroundTest('third-party', 'embedded with one script tag in a page of another
   }
 });
 
+playgroundTest('page-scroll', 'embedded below the fold: loading and deciding scroll the editor, never the page', {}, async ({ page }) => {
+  server.reset();
+  // 60 tools: the rule that decides a call to the last one is far down the
+  // editor, so showing it needs the editor to scroll.
+  const tools = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`tool_${i}`, { action: i === 59 ? 'deny' : 'allow' }]));
+  const policy = JSON.stringify({ version: '1', default: 'deny', tools }, null, 2);
+  // No scroll anchoring: it would move the page by the component's height
+  // when the component renders, which is the browser's doing, not its.
+  const html = `<!doctype html>
+<html lang="en" style="overflow-anchor: none">
+<head><meta charset="utf-8"><title>A long page</title><link rel="icon" href="data:,">
+<script type="module" src="${server.origin}/toolgate-playground.js"></script></head>
+<body>
+<div style="height: 1500px">Text above the example.</div>
+<toolgate-playground policy='${policy}'></toolgate-playground>
+<div style="height: 3000px">Text below it.</div>
+<script>window.scrollTo(0, 1700); // once the component renders, its editor's top is above the viewport</script>
+</body>
+</html>`;
+  const dir = mkdtempSync(path.join(scratch, 'long-'));
+  writeFileSync(path.join(dir, 'long.html'), html);
+  const site = await startStaticServer(dir);
+  try {
+    await page.goto(`${site.origin}/long.html`);
+    await waitReady(page);
+    await settle(page);
+    assert.equal(await page.evaluate(() => window.scrollY), 1700, 'loading the policy left the page where it was');
+    const decided = await page.evaluate(async () => {
+      const root = document.querySelector('toolgate-playground').shadowRoot;
+      const tool = root.querySelector('[data-testid="tool"]');
+      tool.value = 'tool_59';
+      tool.dispatchEvent(new Event('input', { bubbles: true }));
+      const decision = new Promise((resolve) => document.querySelector('toolgate-playground').addEventListener('decision', (e) => resolve(e.detail), { once: true }));
+      root.querySelector('[data-testid="send"]').click(); // a script's click: Playwright would scroll to the button
+      return decision;
+    });
+    assert.equal(decided.rule, '/tools/tool_59/action');
+    await settle(page);
+    assert.equal(await page.evaluate(() => window.scrollY), 1700, 'deciding a call left the page where it was');
+    const scroller = await page.evaluate(() => {
+      const s = document.querySelector('toolgate-playground').shadowRoot.querySelector('.cm-scroller');
+      const mark = s.querySelector('.tg-rule-highlight')?.getBoundingClientRect();
+      const box = s.getBoundingClientRect();
+      return { scrollTop: s.scrollTop, markInView: Boolean(mark) && mark.top >= box.top && mark.bottom <= box.bottom };
+    });
+    assert.ok(scroller.scrollTop > 0, `the editor scrolled to the deciding rule (scrollTop ${scroller.scrollTop})`);
+    assert.ok(scroller.markInView, 'the highlighted rule is inside the editor\'s view');
+  } finally {
+    await site.close();
+  }
+});
+
 playgroundTest('scan', 'scan a real tools/list (convex) into a policy', {}, async ({ page }) => {
   await openIndex(page);
   const list = readFileSync(CONVEX_TOOLS, 'utf8');

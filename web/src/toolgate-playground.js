@@ -599,7 +599,28 @@ export class ToolgatePlayground extends HTMLElement {
       changes: { from: 0, to: view.state.doc.length, insert: String(text) },
       effects: setRuleHighlight.of(null),
       selection: { anchor: 0 },
-      scrollIntoView: true,
+    });
+    this.#scrollEditorTo(0, 'start');
+  }
+
+  // Scrolls the editor's own scroller, never the page, so that `pos` shows.
+  // CodeMirror's scrollIntoView also scrolls every scrollable ancestor and the
+  // window: on a page that embeds the component, loading a policy or deciding
+  // a call would move the reader's page. (Clicking a diagnostic or "Show in
+  // policy" still uses it: the reader asked to be taken there.)
+  #scrollEditorTo(pos, where) {
+    const view = this.#view;
+    view.requestMeasure({
+      key: 'toolgate-scroll-editor',
+      read: () => {
+        const block = view.lineBlockAt(Math.min(pos, view.state.doc.length));
+        const scroller = view.scrollDOM;
+        const top = where === 'start' ? block.top : block.top + block.height / 2 - scroller.clientHeight / 2;
+        return Math.max(0, Math.min(top, scroller.scrollHeight - scroller.clientHeight));
+      },
+      write: (top) => {
+        view.scrollDOM.scrollTop = top;
+      },
     });
   }
 
@@ -1244,9 +1265,15 @@ export class ToolgatePlayground extends HTMLElement {
     const from = Math.min(offsetOf(view.state.doc, at.line, at.column), view.state.doc.length);
     const to = tokenEnd(view.state.doc, from);
     const effects = [setRuleHighlight.of({ from, to })];
-    if (scroll) effects.push(EditorView.scrollIntoView(from, { y: 'center' }));
-    view.dispatch(focus ? { effects, selection: { anchor: from, head: to } } : { effects });
-    if (focus) view.focus();
+    if (focus) {
+      // The reader clicked "Show in policy": take them there, page included.
+      effects.push(EditorView.scrollIntoView(from, { y: 'center' }));
+      view.dispatch({ effects, selection: { anchor: from, head: to } });
+      view.focus();
+      return;
+    }
+    view.dispatch({ effects });
+    if (scroll) this.#scrollEditorTo(from, 'center');
   }
 
   // ------------------------------------------------------------ scan
