@@ -17,6 +17,8 @@ export const JsonRpcError = Object.freeze({
   METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL: -32603,
+  // Not JSON-RPC's own: the code MCP servers (the TypeScript SDK's) answer an unknown session with.
+  SESSION_NOT_FOUND: -32001,
 });
 
 /** Namespaced key under which denials also carry the decision in `_meta`. */

@@ -9,6 +9,7 @@ import { ANONYMOUS_GRANT, bearerToken } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
 import { json } from './responses.js';
+import { SessionBinding } from './sessions.js';
 
 const MB = 1024 * 1024;
 
@@ -43,14 +44,20 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   upstreamTimeoutMs?: number,
  *   publicUrl?: string,
  *   fetch?: typeof fetch,
- *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | Promise<Uint8Array> },
+ *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | Promise<Uint8Array>,
+ *     hmac?(key: string, text: string): string | Promise<string> },
+ *   sessionKey?: string,
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
  *   clock?: () => number,
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
- *   sha256: SHA-256 of bearer tokens (bytes) and of arguments for audit events (hex); default
- *   WebCrypto, which runs everywhere; Node passes node:crypto's, synchronous and cheaper.
+ *   sha256: SHA-256 of bearer tokens (bytes) and of arguments for audit events (hex), and
+ *   HMAC-SHA-256 (base64url) for session ids; default WebCrypto, which runs everywhere; Node
+ *   passes node:crypto's, synchronous and cheaper.
+ *   sessionKey: a secret (16+ characters) that binds MCP session ids to the grant and server
+ *   that opened them (./sessions.js); every instance behind one load balancer needs the
+ *   same. Without it, session ids pass through as the server made them.
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
@@ -64,8 +71,9 @@ export function createHandler(options) {
   const {
     counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
-    fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody,
+    fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
   } = options;
+  const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac: sha256?.hmac });
   // The body of an upstream answer, through upstreamBody when it knows the answer.
   const bodyOf = (response) => upstreamBody?.(response) ?? webBody(response);
   let config = configOf(options);
@@ -102,7 +110,15 @@ export function createHandler(options) {
       { 'www-authenticate': 'Bearer realm="toolgate"' });
     }
     const policy = config.grantPolicies?.get(grant.id) ?? server.policy;
-    const session = request.headers.get('mcp-session-id') ?? undefined;
+    // The server's own session id, taken out of the bound one the client holds.
+    let session = request.headers.get('mcp-session-id') ?? undefined;
+    if (session !== undefined && sessions) {
+      session = await sessions.unwrap(session, { grant: grant.id, server: name });
+      if (session === null) {
+        log('warn', 'a session id this grant did not open; nothing was forwarded', { grant: grant.id, server: name });
+        return json(404, errorMessage(null, JsonRpcError.SESSION_NOT_FOUND, 'Session not found: this Mcp-Session-Id was not opened by this grant on this server. Start a new session (initialize).'));
+      }
+    }
     const scope = {
       grant, server: name, policy, session, waitUntil: context.waitUntil,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${publicUrl ?? url.origin}/approvals#${id}` : undefined,
@@ -155,7 +171,7 @@ export function createHandler(options) {
 
     // What goes upstream is the parsed body written again: the server receives
     // exactly the messages that were decided on.
-    const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]));
+    const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]), scope);
     if (upstream.error) {
       // Quota goes back only when the server cannot have received the calls
       // (the connection was never made). A timeout, a reset after sending, or
@@ -172,12 +188,12 @@ export function createHandler(options) {
       // The server refused the whole request (an expired session, its own
       // auth): nothing ran, so quota goes back; its answer goes to the client.
       Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'upstream_refused' });
-      return passThrough(response);
+      return passThrough(response, scope);
     }
     const answer = bodyOf(response);
     if (response.status === 202 || answer.empty) {
       Gate.settleAll(tickets, { failed: false, status: response.status });
-      return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response);
+      return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
     const type = response.headers.get('content-type') ?? '';
     const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status });
@@ -190,12 +206,12 @@ export function createHandler(options) {
         // breaks is the server failing: quota goes back.
         onEnd: (reason) => Gate.settleAll(tickets, { failed: reason === 'error', status: response.status, outcome: `no_answer_stream_${reason}` }),
       });
-      return new Response(stream, { status: response.status, headers: responseHeaders(response) });
+      return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     if (/^application\/json/i.test(type)) {
       const needsReading = tickets.size > 0 || answers.length > 0 || forward.some((m) => m.method === 'tools/list');
-      if (!needsReading) return passThrough(response);
-      return mergeJson(response, answer, { batch, answers, tickets, inspect });
+      if (!needsReading) return passThrough(response, scope);
+      return mergeJson(response, answer, { batch, answers, tickets, inspect, scope });
     }
     Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'invalid_response' });
     answer.cancel();
@@ -204,7 +220,7 @@ export function createHandler(options) {
 
   // A JSON answer is one value; to drop hidden tools from it, or to add this
   // proxy's own answers to a batch, it is read whole (up to maxResponseBytes).
-  async function mergeJson(response, answer, { batch, answers, tickets, inspect }) {
+  async function mergeJson(response, answer, { batch, answers, tickets, inspect, scope }) {
     const bytes = await answer.read(maxResponseBytes).catch(() => undefined);
     let parsed;
     try {
@@ -220,30 +236,46 @@ export function createHandler(options) {
     const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
     Gate.settleAll(tickets, { failed: false, status: response.status });
     const all = [...answers, ...messages];
-    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: responseHeaders(response) });
+    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: await clientHeaders(response, scope) });
   }
 
   // GET opens the server's event stream; DELETE ends a session. Neither
   // carries calls, but a GET stream may carry tools/list results (a resumed
   // stream), so its events are inspected too.
   async function relay(request, server, scope) {
-    const upstream = await callUpstream(server, request, undefined);
+    const upstream = await callUpstream(server, request, undefined, scope);
     if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
     const response = upstream.response;
     if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
       const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy }) });
-      return new Response(stream, { status: response.status, headers: responseHeaders(response) });
+      return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
-    return passThrough(response);
+    return passThrough(response, scope);
   }
 
-  async function callUpstream(server, request, body) {
+  // The headers the client gets: the forwarded ones, with the server's session
+  // id bound to this grant and server.
+  async function clientHeaders(response, scope) {
+    const headers = responseHeaders(response);
+    const session = headers['mcp-session-id'];
+    if (sessions && session !== undefined) headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
+    return headers;
+  }
+
+  async function passThrough(response, scope) {
+    return new Response(response.body, { status: response.status, headers: await clientHeaders(response, scope) });
+  }
+
+  async function callUpstream(server, request, body, scope) {
     // A plain object: fetch takes one, and it costs less than Headers.
     const headers = {};
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const value = request.headers.get(name);
       if (value !== null) headers[name] = value;
     }
+    // The server's own session id (the client holds the bound one).
+    if (scope.session === undefined) delete headers['mcp-session-id'];
+    else headers['mcp-session-id'] = scope.session;
     for (const [name, value] of configuredHeaders(server)) headers[name] = value;
     // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
     // has started may then run as long as it needs. One controller aborts the
@@ -384,7 +416,6 @@ function webBody(response) {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8 = new TextDecoder();
 
-const passThrough = (response) => new Response(response.body, { status: response.status, headers: responseHeaders(response) });
 
 function defaultLog(level, message, fields) {
   console.error(JSON.stringify({ level, message, ...fields }));

@@ -99,13 +99,16 @@ export function expandEnvironment(value, env = process.env) {
  * @param {NodeProxyOptions & {
  *   port?: number, host?: string, counters?: object, approvals?: object, audit?: object,
  *   adminTokenSha256?: string, failOpen?: boolean, auditArguments?: boolean, maxBodyBytes?: number,
- *   upstreamTimeoutMs?: number, publicUrl?: string, watch?: boolean,
+ *   upstreamTimeoutMs?: number, publicUrl?: string, watch?: boolean, sessionKey?: string,
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
  *   transport: how requests go upstream: 'node' (default: node:http with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
+ *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
+ *   every instance behind one load balancer needs the same. Default: random,
+ *   so this process's ids are its own.
  */
 export async function startProxy(options) {
   const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
@@ -121,6 +124,7 @@ export async function startProxy(options) {
     ...loaded.config, counters, approvals, audit, log, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
+    sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'),
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
@@ -185,6 +189,8 @@ const oneShot = typeof crypto.hash === 'function';
 export const NODE_SHA256 = Object.freeze({
   hex: oneShot ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text, 'utf8').digest('hex'),
   bytes: oneShot ? (text) => crypto.hash('sha256', text, 'buffer') : (text) => crypto.createHash('sha256').update(text, 'utf8').digest(),
+  // HMAC-SHA-256, base64url: session ids bound to grants (./sessions.js).
+  hmac: (key, text) => crypto.createHmac('sha256', key).update(text, 'utf8').digest('base64url'),
 });
 
 function transportOf(choice = 'node') {

@@ -10,6 +10,9 @@
 //                           grants may name a policy of SERVERS-style key "policy" inline as an object
 //   UPSTREAM_AUTHORIZATION  secret: sent upstream as Authorization (single-server form)
 //   ADMIN_TOKEN             secret: the approvals admin token
+//   SESSION_KEY             secret (16+ characters): binds MCP session ids to the grant that opened
+//                           them (./sessions.js); default: derived from ADMIN_TOKEN, else from GRANTS
+//                           (then a change of GRANTS ends every session)
 //   COUNTERS, APPROVALS     Durable Object namespaces (ToolgateCounters, ToolgateApprovals)
 //   COUNTERS_KV             optional KV namespace: with COUNTER_STORE = "kv", approximate counters in KV
 //   FAIL_OPEN               "true" admits calls when the counter store fails (default: deny)
@@ -56,7 +59,7 @@ function compile(toolgate, policy, where) {
 }
 
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -88,8 +91,12 @@ async function handlerFor(env) {
     ? new KvCounterStore({ namespace: env.COUNTERS_KV })
     : new DurableObjectCounterStore({ namespace: env.COUNTERS, waitUntil });
   const approvals = env.APPROVALS ? new DurableObjectApprovalStore({ namespace: env.APPROVALS, waitUntil }) : undefined;
+  // Every isolate must derive the same key: from secrets or configuration
+  // agents never see, never at random.
+  const sessionKey = env.SESSION_KEY
+    || toHex(await sha256Bytes(env.ADMIN_TOKEN ? `toolgate session key\nadmin\n${env.ADMIN_TOKEN}` : `toolgate session key\ngrants\n${env.GRANTS ?? ''}`));
   const handler = createHandler({
-    servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log,
+    servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
     adminTokenSha256: env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
   });

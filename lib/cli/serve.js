@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ConfigError, expandEnvironment, startProxy } from '../../worker/node.js';
+import { ConfigError, NODE_SHA256, expandEnvironment, startProxy } from '../../worker/node.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
@@ -40,6 +40,12 @@ ${STORE_USAGE}
   --upstream-timeout-ms N  how long to wait for the server's answer to begin (default 120000)
   --public-url URL         this proxy's address as agents see it (for approval links)
   --no-watch               do not reload files when they change
+
+Environment:
+  TOOLGATE_SESSION_KEY     the secret (16+ characters) that binds MCP session ids
+                           to the grant that opened them; default: derived from
+                           the admin token. Instances behind one load balancer
+                           need the same key (or the same admin token).
 `;
 
 const OPTIONS = {
@@ -166,6 +172,11 @@ export async function run(args, { fail }) {
     let adminToken = process.env[tokenVariable];
     const generated = !adminToken;
     if (generated) adminToken = randomBytes(24).toString('base64url');
+    // Session ids are bound with this key (worker/sessions.js): the one given,
+    // or one derived from the admin token, so instances that share the admin
+    // token accept each other's session ids.
+    const sessionKey = process.env.TOOLGATE_SESSION_KEY || NODE_SHA256.hex(`toolgate session key\n${adminToken}`);
+    if (sessionKey.length < 16) throw new ConfigError('TOOLGATE_SESSION_KEY must be at least 16 characters');
     const host = values.host ?? '127.0.0.1';
     proxy = await startProxy({
       servers, grants, host, port: positiveInteger(values.port, 'port') ?? 8080,
@@ -174,13 +185,14 @@ export async function run(args, { fail }) {
       failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false,
       maxBodyBytes: positiveInteger(values['max-body-bytes'], 'max-body-bytes'),
       upstreamTimeoutMs: positiveInteger(values['upstream-timeout-ms'], 'upstream-timeout-ms'),
-      publicUrl: values['public-url'], watch: !values['no-watch'],
+      publicUrl: values['public-url'], watch: !values['no-watch'], sessionKey,
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {
       lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policy})`);
     }
     lines.push(`  approvals: ${proxy.url}/approvals` + (generated ? ` (admin token: ${adminToken}; set ${tokenVariable} to choose one)` : ` (admin token from ${tokenVariable})`));
+    lines.push(`  sessions: ids bound to the grant that opened them (key ${process.env.TOOLGATE_SESSION_KEY ? 'from TOOLGATE_SESSION_KEY' : 'derived from the admin token'})`);
     if (!grants) {
       lines.push('  warning: no --grants file: every loopback client is the grant "anonymous"; other clients get 401');
     }

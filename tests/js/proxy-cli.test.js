@@ -201,6 +201,41 @@ describe('toolgate serve', () => {
     }
   });
 
+  test('TOOLGATE_SESSION_KEY: a session opened through one instance continues through another; without the key it does not', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const key = { TOOLGATE_SESSION_KEY: 'shared-session-key-0123456789' };
+    const proxies = [
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[0]), '--grants', grantsPath], key),
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[1]), '--grants', grantsPath], key),
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[2]), '--grants', grantsPath]),
+    ];
+    const rpc = (port, message, session) => fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Bearer alice-cli', 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-06-18', ...(session ? { 'mcp-session-id': session } : {}),
+      },
+      body: JSON.stringify(message),
+    });
+    try {
+      assert.match(proxies[0].stderr, /sessions: ids bound to the grant that opened them \(key from TOOLGATE_SESSION_KEY\)/);
+      assert.match(proxies[2].stderr, /sessions: ids bound to the grant that opened them \(key derived from the admin token\)/);
+      const opened = await rpc(ports[0], { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+      await opened.text();
+      const session = opened.headers.get('mcp-session-id');
+      assert.match(session, /^[^.]+\.[A-Za-z0-9_-]{22}$/, 'the client holds a bound id');
+      await (await rpc(ports[0], { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).text();
+      const listed = await rpc(ports[1], { jsonrpc: '2.0', id: 2, method: 'tools/list' }, session);
+      assert.equal(listed.status, 200, 'the other instance with the same key continues the session');
+      assert.match(await listed.text(), /"echo"/);
+      const elsewhere = await rpc(ports[2], { jsonrpc: '2.0', id: 3, method: 'tools/list' }, session);
+      assert.equal(elsewhere.status, 404, 'an instance with another key: Session not found');
+      assert.equal((await elsewhere.json()).error.code, -32001);
+    } finally {
+      await Promise.all(proxies.map((p) => p.stop()));
+    }
+  });
+
   test('bad flags and files: a clear message and exit 1 or 2', async () => {
     const cases = [
       [['--policy', policyPath], 1, /serve needs --policy and --upstream/],

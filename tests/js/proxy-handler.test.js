@@ -135,6 +135,85 @@ describe('what goes upstream', () => {
   });
 });
 
+describe('session ids are bound to the grant and server that opened them', () => {
+  const KEY = 'session-key-0123456789abcdef';
+  const BOB = 'bob-token';
+  const bound = (overrides = {}) => makeProxy({
+    sessionKey: KEY,
+    grants: new Grants(grantsDocument({ alice: TOKEN, bob: BOB })),
+    servers: {
+      default: { upstream: upstream.url, policy: POLICY },
+      other: { upstream: upstream.url, policy: POLICY },
+    },
+    ...overrides,
+  });
+  // The server opens session "up-1" on initialize, as MCP servers do.
+  const opening = () => {
+    respond = (req, body, res) => json(res, echoResults(body), 200, { 'mcp-session-id': 'up-1' });
+  };
+  after(() => {
+    respond = (req, body, res) => json(res, echoResults(body));
+  });
+  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+  const bare = async (handler, method, { token, session, path = '/mcp' }) => {
+    const request = new Request(`http://toolgate.test${path}`, { method, headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'mcp-session-id': session } });
+    return handler.fetch(request, { remoteAddress: '203.0.113.9' });
+  };
+
+  test('the client holds "<server\'s id>.<MAC>"; the server sees its own id; audit events name the server\'s id', async () => {
+    const { handler, audit } = bound();
+    opening();
+    const opened = await post(handler, initialize);
+    const session = opened.headers.get('mcp-session-id');
+    assert.match(session, /^up-1\.[A-Za-z0-9_-]{22}$/);
+    const since = upstream.requests.length;
+    const called = await post(handler, call(1, 'read-file'), { headers: { 'mcp-session-id': session } });
+    assert.equal(called.json.result.content[0].text, 'ran read-file');
+    assert.equal(upstream.requests[since].headers['mcp-session-id'], 'up-1');
+    assert.equal(called.headers.get('mcp-session-id'), session, 'the server\'s id comes back bound the same way');
+    assert.equal((await audit.waitFor(1))[0].session, 'up-1');
+  });
+
+  test('another grant, another server, a bare or altered id: 404 "Session not found", nothing forwarded', async () => {
+    const { handler, logs } = bound();
+    opening();
+    const session = (await post(handler, initialize)).headers.get('mcp-session-id');
+    const since = upstream.requests.length;
+    const refused = [
+      await post(handler, call(1, 'read-file'), { token: BOB, headers: { 'mcp-session-id': session } }),
+      await post(handler, call(1, 'read-file'), { path: '/mcp/other', headers: { 'mcp-session-id': session } }),
+      await post(handler, call(1, 'read-file'), { headers: { 'mcp-session-id': 'up-1' } }),
+      await post(handler, call(1, 'read-file'), { headers: { 'mcp-session-id': `${session.slice(0, -1)}${session.endsWith('A') ? 'B' : 'A'}` } }),
+      await post(handler, call(1, 'read-file'), { headers: { 'mcp-session-id': `up-2${session.slice(4)}` } }),
+    ];
+    for (const answer of refused) {
+      assert.equal(answer.status, 404);
+      assert.equal(answer.json.error.code, -32001);
+      assert.match(answer.json.error.message, /^Session not found/);
+    }
+    // Bob cannot read alice's event stream, nor end her session.
+    assert.equal((await bare(handler, 'GET', { token: BOB, session })).status, 404);
+    assert.equal((await bare(handler, 'DELETE', { token: BOB, session })).status, 404);
+    assert.equal(upstream.requests.length, since, 'nothing reached the server');
+    assert.ok(logs.some((l) => l.level === 'warn' && /did not open/.test(l.message) && l.grant === 'bob'));
+    // Alice can.
+    respond = (req, body, res) => { res.writeHead(200); res.end(); };
+    assert.equal((await bare(handler, 'DELETE', { token: TOKEN, session })).status, 200);
+    assert.equal(upstream.requests.at(-1).headers['mcp-session-id'], 'up-1');
+  });
+
+  test('stateless: every instance with the key accepts the ids of the others; another key does not', async () => {
+    const first = bound();
+    const second = bound();
+    const stranger = bound({ sessionKey: 'another-key-0123456789abcdef' });
+    opening();
+    const session = (await post(first.handler, initialize)).headers.get('mcp-session-id');
+    assert.equal((await post(second.handler, call(1, 'read-file'), { headers: { 'mcp-session-id': session } })).status, 200);
+    assert.equal((await post(stranger.handler, call(1, 'read-file'), { headers: { 'mcp-session-id': session } })).status, 404);
+    assert.throws(() => bound({ sessionKey: 'short' }), /at least 16 characters/);
+  });
+});
+
 describe('refused before anything is forwarded', () => {
   const cases = [
     ['malformed JSON', '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", ', 400, -32700],

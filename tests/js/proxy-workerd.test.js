@@ -42,6 +42,7 @@ export const WORKER_MODULES = [
   ['ESModule', 'worker/approvals.js'],
   ['ESModule', 'worker/approvals-page.js'],
   ['ESModule', 'worker/responses.js'],
+  ['ESModule', 'worker/sessions.js'],
   ['ESModule', 'worker/stores/durable-object.js'],
   ['ESModule', 'worker/stores/workers-kv.js'],
   ['ESModule', 'worker/stores/checks.js'],
