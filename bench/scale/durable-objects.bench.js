@@ -30,12 +30,14 @@
 // requests cross the network, writes are replicated before the answer goes
 // out, and objects are spread over machines.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Miniflare } from 'miniflare';
+
+import { moduleGraph } from '../../tests/js/workerd-modules.js';
 
 import { checkScaleOptions, scalePolicy, ROOT, RESULTS, T0, fmt, latencySummary, machine, parseFlags, pct, round, spread, table, writeResults } from './common.js';
 
@@ -68,19 +70,9 @@ export const NOT_CLOUDFLARE = 'Miniflare (local workerd) on one machine, not Clo
 export async function startWorker({ storage = 'memory', ...extra } = {}) {
   const base = storage === 'memory' && existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = await mkdtemp(path.join(base, 'toolgate-scale-do-'));
-  const module = async (type, relative) => ({ type, path: path.join(ROOT, relative), contents: await readFile(path.join(ROOT, relative)) });
-  // Every module of the JS API (wasm/*.js), whatever it imports today.
-  const api = (await readdir(path.join(ROOT, 'wasm'))).filter((f) => f.endsWith('.js')).map((f) => `wasm/${f}`);
   const mf = new Miniflare({
     modulesRoot: ROOT,
-    modules: [
-      await module('ESModule', 'bench/scale/do-worker.js'), // the entry point comes first
-      await module('ESModule', 'worker/stores/durable-object.js'),
-      await module('ESModule', 'worker/stores/checks.js'),
-      ...(await Promise.all(api.map((f) => module('ESModule', f)))),
-      await module('ESModule', 'wasm/dist/toolgate_core.mjs'),
-      await module('CompiledWasm', 'wasm/dist/toolgate_core.wasm'),
-    ],
+    modules: await moduleGraph('bench/scale/do-worker.js'),
     compatibilityDate: '2025-01-01',
     durableObjects: { COUNTERS: { className: 'ToolgateCounters', useSQLite: true } },
     durableObjectsPersist: dir,

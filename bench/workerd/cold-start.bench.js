@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Miniflare } from 'miniflare';
 
+import { moduleGraph } from '../../tests/js/workerd-modules.js';
 import { flagValue, median, table, writeResults } from '../js/measure.js';
 
 const argv = process.argv.slice(2);
@@ -32,29 +33,6 @@ const quick = argv.includes('--quick');
 const rounds = Number(flagValue(argv, '--rounds', quick ? '2' : '9'));
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const resultsDir = path.resolve(flagValue(argv, '--results', path.join(root, 'bench/results')));
-
-// The worker's module graph: relative static imports, followed from the entry
-// (so a new façade module needs no change here); .wasm as CompiledWasm.
-async function moduleGraph(entry) {
-  const seen = new Map();
-  const visit = async (relative) => {
-    if (seen.has(relative)) return;
-    const file = path.join(root, relative);
-    const contents = await readFile(file);
-    if (relative.endsWith('.wasm')) {
-      seen.set(relative, { type: 'CompiledWasm', path: file, contents });
-      return;
-    }
-    seen.set(relative, { type: 'ESModule', path: file, contents });
-    const source = contents.toString('utf8');
-    for (const match of source.matchAll(/(?:^|[;\n])\s*(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[;\n])\s*import\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
-      const specifier = match[1] ?? match[2];
-      await visit(path.relative(root, path.resolve(path.dirname(file), specifier)));
-    }
-  };
-  await visit(entry);
-  return [...seen.values()]; // the entry point comes first
-}
 
 const workerModules = await moduleGraph('bench/workerd/cold-start.worker.js');
 const emptyModules = await moduleGraph('bench/workerd/empty.worker.js');

@@ -3,10 +3,8 @@
 // and passes it as `wasmModule`. workerd forbids eval / new Function and has no
 // import.meta.url, so this proves the façade and the glue need neither.
 //
-// Miniflare quirk: its automatic module collection (scriptPath + modulesRules)
-// rejects wasm/index.js, whose Node-only branch does a dynamic import() with a
-// non-literal specifier (ERR_MODULE_DYNAMIC_SPEC). So every module is listed
-// explicitly, with its contents, relative to modulesRoot (the repo root).
+// Every module is listed explicitly, from the fixture's imports
+// (./workerd-modules.js says why).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -15,26 +13,15 @@ import { fileURLToPath } from 'node:url';
 
 import { Miniflare } from 'miniflare';
 
+import { moduleGraph } from './workerd-modules.js';
+
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const packageJson = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
-
-async function module(type, relative) {
-  const file = path.join(root, relative);
-  return { type, path: file, contents: await readFile(file) };
-}
 
 async function startWorker(extra = {}) {
   const mf = new Miniflare({
     modulesRoot: root,
-    modules: [
-      await module('ESModule', 'tests/js/fixtures/worker.js'), // the entry point comes first
-      await module('ESModule', 'wasm/index.js'),
-      await module('ESModule', 'wasm/errors.js'),
-      await module('ESModule', 'wasm/call-encoder.js'),
-      await module('ESModule', 'wasm/memory-store.js'),
-      await module('ESModule', 'wasm/dist/toolgate_core.mjs'),
-      await module('CompiledWasm', 'wasm/dist/toolgate_core.wasm'),
-    ],
+    modules: await moduleGraph('tests/js/fixtures/worker.js'),
     compatibilityDate: '2025-01-01',
     ...extra,
   });

@@ -3,7 +3,8 @@
 // Objects, between the official MCP SDK client and the real
 // @modelcontextprotocol/server-everything.
 //
-// Every module is listed explicitly (see load-workerd.test.js for why); the
+// Every module is listed explicitly, from worker/workers.js's imports
+// (./workerd-modules.js says why); the
 // one npm dependency of the handler, eventsource-parser, is given as
 // worker/eventsource-parser, which is where workerd looks for the bare
 // `import ... from 'eventsource-parser'` of worker/sse.js.
@@ -17,6 +18,7 @@ import { Miniflare } from 'miniflare';
 
 import { connectClient, postRaw, sha256, startEverything } from './proxy-helpers.js';
 import { repoRoot } from './cli-helpers.js';
+import { moduleGraph } from './workerd-modules.js';
 
 const ADMIN = 'workerd-admin';
 const TOKENS = { alice: 'alice-workerd', bob: 'bob-workerd' };
@@ -31,35 +33,10 @@ const POLICY = {
   },
 };
 
-export const WORKER_MODULES = [
-  ['ESModule', 'worker/workers.js'], // the entry point comes first
-  ['ESModule', 'worker/handler.js'],
-  ['ESModule', 'worker/gate.js'],
-  ['ESModule', 'worker/grants.js'],
-  ['ESModule', 'worker/audit.js'],
-  ['ESModule', 'worker/json-check.js'],
-  ['ESModule', 'worker/sse.js'],
-  ['ESModule', 'worker/approvals.js'],
-  ['ESModule', 'worker/approvals-page.js'],
-  ['ESModule', 'worker/responses.js'],
-  ['ESModule', 'worker/sessions.js'],
-  ['ESModule', 'worker/stores/durable-object.js'],
-  ['ESModule', 'worker/stores/workers-kv.js'],
-  ['ESModule', 'worker/stores/checks.js'],
-  ['ESModule', 'wasm/index.js'],
-  ['ESModule', 'wasm/errors.js'],
-  ['ESModule', 'wasm/call-encoder.js'],
-  ['ESModule', 'wasm/memory-store.js'],
-  ['ESModule', 'wasm/dist/toolgate_core.mjs'],
-  ['CompiledWasm', 'wasm/dist/toolgate_core.wasm'],
-];
 
 /** Miniflare running the Workers entry with these bindings. */
 export async function startWorkerProxy(bindings) {
-  const modules = await Promise.all(WORKER_MODULES.map(async ([type, relative]) => {
-    const file = path.join(repoRoot, relative);
-    return { type, path: file, contents: await readFile(file) };
-  }));
+  const modules = await moduleGraph('worker/workers.js');
   modules.push({
     type: 'ESModule',
     // workerd looks a bare specifier up beside the importing module (worker/sse.js)

@@ -1,0 +1,37 @@
+// The modules of a worker for Miniflare, listed explicitly with their contents
+// (its automatic collection rejects wasm/index.js, whose Node-only branch does
+// a dynamic import() with a non-literal specifier: ERR_MODULE_DYNAMIC_SPEC).
+// Shared by the workerd tests and benchmarks, so that a new module of the
+// façade or the proxy needs no change to any list.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The module graph of `entry` (a path relative to the repository root, which
+ * is Miniflare's modulesRoot): relative static imports and re-exports,
+ * followed; .wasm as CompiledWasm. The entry point comes first. Bare
+ * specifiers (npm packages) are left to the caller.
+ */
+export async function moduleGraph(entry) {
+  const seen = new Map();
+  const visit = async (relative) => {
+    if (seen.has(relative)) return;
+    const file = path.join(ROOT, relative);
+    const contents = await readFile(file);
+    if (relative.endsWith('.wasm')) {
+      seen.set(relative, { type: 'CompiledWasm', path: file, contents });
+      return;
+    }
+    seen.set(relative, { type: 'ESModule', path: file, contents });
+    const source = contents.toString('utf8');
+    for (const match of source.matchAll(/(?:^|[;\n])\s*(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[;\n])\s*import\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      const specifier = match[1] ?? match[2];
+      await visit(path.relative(ROOT, path.resolve(path.dirname(file), specifier)));
+    }
+  };
+  await visit(entry);
+  return [...seen.values()];
+}
