@@ -4,6 +4,9 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// Node-free, so the worker of the Durable Objects benchmark runs it too.
+export { drive } from './drive.js';
+
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const RESULTS = join(ROOT, 'bench/results');
 
@@ -72,28 +75,6 @@ export function spread(values) {
     mean: round(mean, 2),
     max_over_mean: mean > 0 ? round(Math.max(...values) / mean, 3) : null,
   };
-}
-
-/**
- * Runs `calls` (an array of thunks answering promises) with at most
- * `concurrency` in flight; resolves to { results, latencies (ms), seconds }.
- */
-export async function drive(calls, concurrency) {
-  const results = new Array(calls.length);
-  const latencies = new Float64Array(calls.length);
-  let next = 0;
-  const started = performance.now();
-  async function lane() {
-    while (next < calls.length) {
-      const i = next;
-      next += 1;
-      const t = performance.now();
-      results[i] = await calls[i]();
-      latencies[i] = performance.now() - t;
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, calls.length) }, lane));
-  return { results, latencies, seconds: (performance.now() - started) / 1000 };
 }
 
 /** A Markdown table from a header row and rows (cells stringified). */

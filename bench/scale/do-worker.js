@@ -17,6 +17,7 @@
 import wasmModule from '../../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../../wasm/index.js';
 import { DurableObjectCounterStore } from '../../worker/stores/durable-object.js';
+import { drive } from './drive.js';
 
 export { ToolgateCounters } from '../../worker/stores/durable-object.js';
 
@@ -70,26 +71,15 @@ async function run(body, env, ctx) {
   for (let round = 0; round < body.callsPerGrant; round += 1) {
     for (const grant of grants) calls.push({ tool: body.tool, grant, now: body.now + round });
   }
-  const latencies = new Array(calls.length);
+  const { results, latencies, seconds } = await drive(calls.map(({ now, ...call }) => () => policy.decide(call, { counters, now })), body.concurrency);
   const codes = {};
   let firstFailure = null;
-  let next = 0;
-  const started = performance.now();
-  async function lane() {
-    while (next < calls.length) {
-      const i = next;
-      next += 1;
-      const { now, ...call } = calls[i];
-      const t = performance.now();
-      const decision = await policy.decide(call, { counters, now });
-      latencies[i] = performance.now() - t;
-      codes[decision.code] = (codes[decision.code] ?? 0) + 1;
-      if (decision.code !== 'allowed' && decision.code !== 'rate_limited') firstFailure ??= decision.message;
-    }
+  for (const decision of results) {
+    codes[decision.code] = (codes[decision.code] ?? 0) + 1;
+    if (decision.code !== 'allowed' && decision.code !== 'rate_limited') firstFailure ??= decision.message;
   }
-  await Promise.all(Array.from({ length: Math.min(body.concurrency, calls.length) }, lane));
-  const ms = performance.now() - started;
-  return { decisions: calls.length, ms, latencies_ms: latencies, codes, first_failure: firstFailure, rpcs: Object.fromEntries(rpcs) };
+  const ms = seconds * 1000;
+  return { decisions: calls.length, ms, latencies_ms: Array.from(latencies), codes, first_failure: firstFailure, rpcs: Object.fromEntries(rpcs) };
 }
 
 // Reads back, object by object: each grant's own count, and the rows each
