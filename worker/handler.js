@@ -3,20 +3,25 @@
 // tests. It speaks MCP's Streamable HTTP transport (2025-06-18, and 2025-03-26
 // batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
 // approvals page and API on /approvals.
+import { jsonContentTypeProblem } from './content-type.js';
 import { findJsonProblem } from './json-check.js';
 import { Gate, JsonRpcError, errorMessage } from './gate.js';
-import { ANONYMOUS_GRANT, bearerToken } from './grants.js';
+import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
 import { json } from './responses.js';
-import { SessionBinding } from './sessions.js';
+import { SessionBinding, webCryptoHmac } from './sessions.js';
 
 const MB = 1024 * 1024;
 
-// Request headers that go upstream. Everything else stays here: above all the
-// client's Authorization (it authenticates to toolgate, not to the server) and
-// cookies. Upstream credentials come from the server's configured headers.
-const FORWARDED_REQUEST_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
+// Request headers that go upstream: an allow-list of headers that cannot change
+// what the body means. Everything else stays here: the client's Authorization
+// (it authenticates to toolgate, not to the server), cookies, and above all
+// Content-Type and Content-Encoding: the body toolgate forwards is the one it
+// decided, written again as UTF-8 JSON, and is labelled so by toolgate
+// (callUpstream), never by the client. Upstream credentials come from the
+// server's configured headers.
+const FORWARDED_REQUEST_HEADERS = ['accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-protocol-version', 'cache-control', 'retry-after'];
 
 /**
@@ -39,10 +44,17 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   adminTokenSha256?: string,
  *   failOpen?: boolean,
  *   auditArguments?: boolean,
+ *   auditKey?: string,
  *   maxBodyBytes?: number,
  *   maxResponseBytes?: number,
+ *   maxBatchSize?: number,
+ *   maxConcurrentPerGrant?: number,
+ *   maxPendingApprovalsPerGrant?: number,
+ *   maxApprovalArgumentBytes?: number,
+ *   bodyTimeoutMs?: number,
  *   upstreamTimeoutMs?: number,
  *   publicUrl?: string,
+ *   hostCheck?: (request: Request) => Response | null,
  *   fetch?: typeof fetch,
  *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | Promise<Uint8Array>,
  *     hmac?(key: string, text: string): string | Promise<string> },
@@ -52,12 +64,22 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
- *   sha256: SHA-256 of bearer tokens (bytes) and of arguments for audit events (hex), and
- *   HMAC-SHA-256 (base64url) for session ids; default WebCrypto, which runs everywhere; Node
- *   passes node:crypto's, synchronous and cheaper.
+ *   sha256: SHA-256 of bearer tokens (bytes), and HMAC-SHA-256 (base64url) for session ids
+ *   and audit argument digests; default WebCrypto, which runs everywhere; Node passes
+ *   node:crypto's, synchronous and cheaper.
  *   sessionKey: a secret (16+ characters) that binds MCP session ids to the grant and server
  *   that opened them (./sessions.js); every instance behind one load balancer needs the
  *   same. Without it, session ids pass through as the server made them.
+ *   auditKey: the secret of audit events' `argument_hmac` (./gate.js); default: derived from
+ *   sessionKey.
+ *   publicUrl: this proxy's address as people reach it; approval links are built from it
+ *   (never from the request's Host, which the agent chooses), relative without it.
+ *   hostCheck: refuses requests whose Host or Origin this proxy does not answer to (DNS
+ *   rebinding); run before anything else on every route.
+ *   maxBatchSize: messages in one JSON-RPC batch (default 100); maxConcurrentPerGrant: POSTs of
+ *   one grant being read and decided at once (default 32; more get 429), so one grant cannot
+ *   take the event loop from the others; bodyTimeoutMs: how long a request body may take to
+ *   arrive (default 30 s; then 408).
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
@@ -71,36 +93,56 @@ export function createHandler(options) {
   const {
     counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
+    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck,
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
   } = options;
-  const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac: sha256?.hmac });
+  const hmac = sha256?.hmac ?? webCryptoHmac();
+  const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
   // The body of an upstream answer, through upstreamBody when it knows the answer.
   const bodyOf = (response) => upstreamBody?.(response) ?? webBody(response);
   let config = configOf(options);
-  const gate = new Gate({ counters, approvals, audit, failOpen, clock, auditArguments, log, sha256Hex: sha256?.hex });
+  const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
+  const gate = new Gate({
+    counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
+  });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
+  const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
+  // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
+  const inFlight = new Map();
 
   async function handle(request, context = {}) {
     const url = new URL(request.url);
     const path = url.pathname.replace(/\/+$/, '') || '/';
     try {
+      const refused = hostCheck?.(request);
+      if (refused) {
+        log('warn', 'a request for a host or origin this proxy does not serve was refused', { host: request.headers.get('host'), origin: request.headers.get('origin') });
+        return refused;
+      }
       if (path === '/mcp' || path.startsWith('/mcp/')) return await handleMcp(request, context, url, path);
       if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
-      if (path === '/healthz') {
-        return json(200, { ok: true, servers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, { policy_hash: s.policy.hash }])) });
-      }
-      return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp${Object.keys(config.servers).some((n) => n !== 'default') ? '/<server>' : ''}` });
+      if (path === '/healthz') return await health(request);
+      return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp or /mcp/<server>` });
     } catch (error) {
       log('error', 'request failed', { path, error: String(error?.stack ?? error) });
       return json(500, errorMessage(null, JsonRpcError.INTERNAL, 'toolgate failed on this request; nothing was forwarded.'));
     }
   }
 
+  // Liveness for anyone; which servers and policies run, for the admin only.
+  async function health(request) {
+    if (!adminTokenSha256 || !(await tokenMatches(bearerToken(request), adminTokenSha256))) return json(200, { ok: true });
+    return json(200, { ok: true, servers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, { policy_hash: s.policy.hash }])) });
+  }
+
   async function handleMcp(request, context, url, path) {
-    const name = path === '/mcp' ? 'default' : decodeURIComponent(path.slice('/mcp/'.length));
-    const server = Object.hasOwn(config.servers, name) ? config.servers[name] : undefined;
+    const name = path === '/mcp' ? 'default' : safeDecode(path.slice('/mcp/'.length));
+    const server = name !== null && Object.hasOwn(config.servers, name) ? config.servers[name] : undefined;
     if (!server) {
-      return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, `No MCP server named "${name}" here; servers: ${Object.keys(config.servers).map((n) => (n === 'default' ? '/mcp' : `/mcp/${n}`)).join(', ')}.`));
+      // Which servers exist is not told to whoever asks.
+      return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'No MCP server is served at this path.'));
     }
     const grant = await authenticate(request, context);
     if (!grant) {
@@ -109,7 +151,7 @@ export function createHandler(options) {
         : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
       { 'www-authenticate': 'Bearer realm="toolgate"' });
     }
-    const policy = config.grantPolicies?.get(grant.id) ?? server.policy;
+    const policy = config.grantPolicies?.get(grant.id)?.get(name) ?? server.policy;
     // The server's own session id, taken out of the bound one the client holds.
     let session = request.headers.get('mcp-session-id') ?? undefined;
     if (session !== undefined && sessions) {
@@ -120,17 +162,35 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, waitUntil: context.waitUntil,
-      approvalUrl: approvals && adminTokenSha256 ? (id) => `${publicUrl ?? url.origin}/approvals#${id}` : undefined,
+      grant, server: name, policy, session, waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     switch (request.method) {
       case 'POST':
-        return post(request, server, scope);
+        return admitted(grant, () => post(request, server, scope));
       case 'GET':
       case 'DELETE':
         return relay(request, server, scope);
       default:
         return json(405, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Method ${request.method} is not part of MCP's Streamable HTTP transport.`), { allow: 'GET, POST, DELETE' });
+    }
+  }
+
+  // One grant's POSTs are read, parsed and decided at most
+  // maxConcurrentPerGrant at a time: a grant flooding the proxy gets 429s, and
+  // the event loop stays free for other grants' calls.
+  async function admitted(grant, work) {
+    const running = inFlight.get(grant.id) ?? 0;
+    if (running >= maxConcurrentPerGrant) {
+      return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${running} requests being decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
+    }
+    inFlight.set(grant.id, running + 1);
+    try {
+      return await work();
+    } finally {
+      const left = inFlight.get(grant.id) - 1;
+      if (left === 0) inFlight.delete(grant.id);
+      else inFlight.set(grant.id, left);
     }
   }
 
@@ -140,11 +200,15 @@ export function createHandler(options) {
   }
 
   async function post(request, server, scope) {
-    const contentType = request.headers.get('content-type') ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-      return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Content-Type must be application/json, not ${JSON.stringify(contentType)}.`));
+    const typeProblem = jsonContentTypeProblem(request.headers.get('content-type'));
+    if (typeProblem) return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, `${typeProblem} Nothing was forwarded.`));
+    if (request.headers.has('content-encoding') && !/^\s*identity\s*$/i.test(request.headers.get('content-encoding'))) {
+      return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Content-Encoding is not supported on requests: send the JSON body as it is. Nothing was forwarded.'));
     }
-    const bytes = await readBody(request, maxBodyBytes);
+    const bytes = await readBody(request, maxBodyBytes, bodyTimeoutMs);
+    if (bytes === TIMED_OUT) {
+      return json(408, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body did not arrive within ${bodyTimeoutMs} ms; nothing was forwarded.`), { connection: 'close' });
+    }
     if (bytes === null) {
       return json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`));
     }
@@ -156,21 +220,25 @@ export function createHandler(options) {
     } catch (error) {
       return json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`));
     }
+    const batch = Array.isArray(body);
+    if (batch && body.length === 0) return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.'));
+    if (batch && body.length > maxBatchSize) {
+      return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: a batch of ${body.length} messages; at most ${maxBatchSize} are taken in one request. Nothing was forwarded.`));
+    }
     const problem = findJsonProblem(text);
     if (problem) {
       const what = problem.problem === 'duplicate_key'
         ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
       return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`));
     }
-    const batch = Array.isArray(body);
-    if (batch && body.length === 0) return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.'));
-    const admitted = await gate.admit(batch ? body : [body], scope);
-    if (admitted.refused) return json(400, admitted.refused);
-    const { forward, answers, tickets } = admitted;
+    const admission = await gate.admit(batch ? body : [body], scope);
+    if (admission.refused) return json(400, admission.refused);
+    const { forward, answers, tickets } = admission;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
 
-    // What goes upstream is the parsed body written again: the server receives
-    // exactly the messages that were decided on.
+    // What goes upstream is the parsed body written again, as UTF-8 JSON
+    // labelled by toolgate: the server receives exactly the messages that
+    // were decided on.
     const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]), scope);
     if (upstream.error) {
       // Quota goes back only when the server cannot have received the calls
@@ -184,10 +252,14 @@ export function createHandler(options) {
       return json(502, batch && all.length > 0 ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
     }
     const response = upstream.response;
+    const type = response.headers.get('content-type') ?? '';
     if (!response.ok) {
-      // The server refused the whole request (an expired session, its own
-      // auth): nothing ran, so quota goes back; its answer goes to the client.
-      Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'upstream_refused' });
+      // A 4xx: the server refused the whole request (an expired session, its
+      // own auth) before running anything, so quota goes back. A 5xx may come
+      // after a tool ran (or from a gateway in front of it): quota stays spent.
+      const refused = response.status >= 400 && response.status < 500;
+      Gate.settleAll(tickets, { failed: refused, status: response.status, outcome: refused ? 'upstream_refused' : 'upstream_failed' });
+      if (!isJsonOrEventStream(type)) return notStreamableHttp(response, type);
       return passThrough(response, scope);
     }
     const answer = bodyOf(response);
@@ -195,16 +267,15 @@ export function createHandler(options) {
       Gate.settleAll(tickets, { failed: false, status: response.status });
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const type = response.headers.get('content-type') ?? '';
     const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status });
     if (/^text\/event-stream/i.test(type)) {
       const stream = transformEventStream(response.body, {
         prefix: answers,
         onMessage: inspect,
-        // A stream that ends, or a client that leaves, before a call's answer:
-        // the call may have run, so its quota stays spent. A stream that
-        // breaks is the server failing: quota goes back.
-        onEnd: (reason) => Gate.settleAll(tickets, { failed: reason === 'error', status: response.status, outcome: `no_answer_stream_${reason}` }),
+        // The server has the calls: a stream that ends, breaks, or loses its
+        // client before a call's answer may follow a call that ran, so its
+        // quota stays spent.
+        onEnd: (reason) => Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` }),
       });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
@@ -213,9 +284,24 @@ export function createHandler(options) {
       if (!needsReading) return passThrough(response, scope);
       return mergeJson(response, answer, { batch, answers, tickets, inspect, scope });
     }
-    Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'invalid_response' });
+    // The server took the request (2xx) but answered in a form this proxy
+    // does not relay: it may have run the calls, so their quota stays spent.
+    Gate.settleAll(tickets, { failed: false, status: response.status, outcome: 'invalid_response' });
     answer.cancel();
-    return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server answered with Content-Type ${JSON.stringify(type)}, not JSON or an event stream.`));
+    return notStreamableHttp(response, type);
+  }
+
+  // An answer that is neither JSON nor an event stream: most often an HTML
+  // page, from a server that speaks MCP's older HTTP+SSE transport (or a
+  // URL that is not an MCP endpoint). The client gets a JSON-RPC error that
+  // says so, not the page.
+  function notStreamableHttp(response, type) {
+    response.body?.cancel().catch(() => {});
+    const hint = response.status === 404 || response.status === 405 || /^text\/html/i.test(type)
+      ? ' It may be an older HTTP+SSE server (MCP 2024-11-05), which toolgate does not proxy, or not an MCP endpoint: point the upstream at the server\'s Streamable HTTP endpoint (often /mcp).'
+      : '';
+    log('warn', 'the upstream answered in neither JSON nor an event stream', { status: response.status, content_type: type });
+    return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server answered HTTP ${response.status} with Content-Type ${JSON.stringify(type)}, not MCP's Streamable HTTP (JSON or an event stream).${hint}`));
   }
 
   // A JSON answer is one value; to drop hidden tools from it, or to add this
@@ -229,8 +315,11 @@ export function createHandler(options) {
       parsed = undefined;
     }
     if (parsed === undefined || parsed === null || typeof parsed !== 'object') {
-      Gate.settleAll(tickets, { failed: true, status: response.status, outcome: 'invalid_response' });
-      const reason = bytes === null ? `over ${maxResponseBytes} bytes` : 'not JSON';
+      // The server has the calls and began to answer: whether the client
+      // left or the answer broke, they may have run, so quota stays spent.
+      const left = scope.clientLeft();
+      Gate.settleAll(tickets, { failed: false, status: response.status, outcome: left ? 'client_left' : 'invalid_response' });
+      const reason = bytes === null ? `over ${maxResponseBytes} bytes` : bytes === undefined ? 'cut off' : 'not JSON';
       return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server's answer was ${reason}.`));
     }
     const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
@@ -250,6 +339,10 @@ export function createHandler(options) {
       const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy }) });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
+    // A GET or DELETE answer that is neither (a 405 "no stream here") passes
+    // as JSON or without a body; anything else is not relayed as it is.
+    const type = response.headers.get('content-type') ?? '';
+    if (response.body && type !== '' && !isJsonOrEventStream(type)) return notStreamableHttp(response, type);
     return passThrough(response, scope);
   }
 
@@ -273,6 +366,8 @@ export function createHandler(options) {
       const value = request.headers.get(name);
       if (value !== null) headers[name] = value;
     }
+    // The body is toolgate's own JSON text, so toolgate labels it.
+    if (body !== undefined) headers['content-type'] = 'application/json';
     // The server's own session id (the client holds the bound one).
     if (scope.session === undefined) delete headers['mcp-session-id'];
     else headers['mcp-session-id'] = scope.session;
@@ -323,8 +418,27 @@ function configOf({ servers, grants = null, grantPolicies = new Map() }) {
   if (!servers || Object.keys(servers).length === 0) throw new Error('the proxy needs at least one upstream server');
   for (const [name, server] of Object.entries(servers)) {
     if (!server?.upstream || !server?.policy) throw new Error(`server "${name}" needs an upstream URL and a policy`);
+    // Every configured header is checked now: a value that cannot be sent
+    // (a line break in a secret) fails the configuration, not each call.
+    configuredHeaders(server, name);
+  }
+  for (const [grant, policies] of grantPolicies) {
+    if (!(policies instanceof Map)) throw new Error(`the policies of grant "${grant}" must be a Map from server name to policy`);
+    for (const name of policies.keys()) {
+      if (!Object.hasOwn(servers, name)) throw new Error(`grant "${grant}" has a policy for server "${name}", which is not configured`);
+    }
   }
   return { servers, grants, grantPolicies };
+}
+
+const isJsonOrEventStream = (type) => /^(application\/json|text\/event-stream)\s*(;|$)/i.test(type);
+
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
 }
 
 export function isLoopback(address) {
@@ -337,18 +451,36 @@ export function isLoopback(address) {
 // have received the call.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 
-// The request body, or null when it is longer than `limit`. A declared
-// Content-Length within the limit takes arrayBuffer(), which Node's adapter
-// serves without building a web stream; otherwise the body is read as a
-// stream and cut off at the limit.
-async function readBody(request, limit) {
+const TIMED_OUT = Symbol('timed out');
+
+// The request body, or null when it is longer than `limit`, or TIMED_OUT when
+// it has not arrived within `timeoutMs` (a client trickling a body would hold
+// its slot forever). A declared Content-Length within the limit takes
+// arrayBuffer(), which Node's adapter serves without building a web stream;
+// otherwise the body is read as a stream and cut off at the limit.
+async function readBody(request, limit, timeoutMs) {
   const declared = Number(request.headers.get('content-length'));
+  let reading;
   if (request.headers.has('content-length') && Number.isSafeInteger(declared) && declared >= 0) {
     if (declared > limit) return null;
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    return bytes.byteLength > limit ? null : bytes;
+    reading = request.arrayBuffer().then((buffer) => (buffer.byteLength > limit ? null : new Uint8Array(buffer)));
+  } else {
+    reading = readLimited(request.body, limit);
   }
-  return readLimited(request.body, limit);
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
+  });
+  try {
+    const bytes = await Promise.race([reading, timeout]);
+    if (bytes === TIMED_OUT) {
+      reading.catch(() => {});
+      request.body?.cancel().catch(() => {});
+    }
+    return bytes;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The body's bytes, or null when it is longer than `limit`. */
@@ -391,11 +523,19 @@ function responseHeaders(response) {
 // checked by Headers once per configuration (an invalid one throws, as
 // Headers.set did on every request).
 const checkedHeaders = new WeakMap();
-function configuredHeaders(server) {
+function configuredHeaders(server, name = 'upstream') {
   let pairs = checkedHeaders.get(server);
   if (!pairs) {
     const headers = new Headers();
-    for (const [name, value] of Object.entries(server.headers ?? {})) headers.set(name, value);
+    for (const [header, value] of Object.entries(server.headers ?? {})) {
+      try {
+        // Headers would quietly trim a line break at either end; any is a mistake.
+        if (typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new TypeError('bad value');
+        headers.set(header, value);
+      } catch {
+        throw new Error(`server "${name}": the upstream header ${JSON.stringify(header)} cannot be sent (a name or value with line breaks or other characters HTTP forbids)`);
+      }
+    }
     pairs = [...headers];
     checkedHeaders.set(server, pairs);
   }

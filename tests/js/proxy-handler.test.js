@@ -321,7 +321,7 @@ describe('refused before anything is forwarded', () => {
   });
 });
 
-describe('failing upstreams: a clear answer, and the quota given back', () => {
+describe('failing upstreams: a clear answer; quota back only when nothing can have run', () => {
   // echo allows 1/hour: a second admitted call proves the first was rolled back.
   async function assertRolledBack(handler, counters) {
     const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
@@ -388,18 +388,28 @@ describe('failing upstreams: a clear answer, and the quota given back', () => {
     respond = (req, body, res) => json(res, echoResults(body));
   });
 
+  // The server took the request (2xx or 5xx) and may have run the call before
+  // its answer broke: the quota stays spent. A 4xx refused the request before
+  // anything ran: the quota goes back.
   const garbage = [
-    ['HTML instead of JSON', (req, body, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<h1>hi</h1>'); }, 502],
-    ['broken JSON', (req, body, res) => json(res, '{"jsonrpc": "2.0", "id": 1, "res'), 502],
-    ['HTTP 500', (req, body, res) => json(res, { error: 'boom' }, 500), 500],
+    ['HTML instead of JSON', (req, body, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<h1>hi</h1>'); }, 502, assertKept],
+    ['broken JSON', (req, body, res) => json(res, '{"jsonrpc": "2.0", "id": 1, "res'), 502, assertKept],
+    ['HTTP 500', (req, body, res) => json(res, { error: 'boom' }, 500), 500, assertKept],
+    ['a JSON body cut off mid-answer', (req, body, res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' }); res.write('{"jsonrpc":"2.0","id":1,'); setImmediate(() => res.destroy()); }, 502, assertKept],
+    ['HTTP 400', (req, body, res) => json(res, { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Bad Request: no session' } }, 400), 400, (counters) => assertRolledBack(true, counters)],
+    ['an HTML 404 (an HTTP+SSE server, or not an MCP endpoint)', (req, body, res) => { res.writeHead(404, { 'content-type': 'text/html' }); res.end('<pre>Cannot POST /sse</pre>'); }, 502, (counters) => assertRolledBack(true, counters)],
   ];
-  for (const [name, answerWith, status] of garbage) {
+  for (const [name, answerWith, status, assertQuota] of garbage) {
     test(`upstream answering ${name}`, async () => {
       const { handler, counters } = makeProxy();
       respond = answerWith;
       const answer = await post(handler, call(1, 'echo'));
       assert.equal(answer.status, status);
-      await assertRolledBack(handler, counters);
+      assert.ok(answer.json, `a JSON answer, not ${answer.text.slice(0, 80)}`);
+      if (status === 502) assert.match(answer.json.error.message, /upstream server/);
+      if (/HTML/.test(name)) assert.match(answer.json.error.message, /not MCP's Streamable HTTP/);
+      if (/404/.test(name)) assert.match(answer.json.error.message, /older HTTP\+SSE server/);
+      await assertQuota(counters);
       respond = (req, body, res) => json(res, echoResults(body));
     });
   }
