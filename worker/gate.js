@@ -10,6 +10,7 @@
 // a forwarded call settles its reservation (commit, or rollback when the
 // server failed) and writes its audit event.
 import { canonicalJson, sha256Hex } from './audit.js';
+import { webCryptoHmac } from './sessions.js';
 
 export const JsonRpcError = Object.freeze({
   PARSE: -32700,
@@ -48,44 +49,72 @@ export function kindOf(message) {
   return 'invalid';
 }
 
-// "Tools/Call", "tools/call " or a full-width look-alike is not tools/call to
-// this proxy, but a lenient server might treat it as one: refuse them all.
-function looksLikeToolsCall(method) {
-  return method !== 'tools/call'
-    && method.normalize('NFKC').toLowerCase().replace(/[\s\u200b-\u200f\u2060\ufeff]/g, '') === 'tools/call';
+// Anything a lenient server might take for tools/call: once percent-decoded,
+// Unicode-normalised and lower-cased, only the letters "toolscall" are left
+// ("Tools/Call", "tools/call\u0000", "tools%2Fcall", "tools//call",
+// "tools/call/", full-width forms...). tools/call itself is the one method
+// spelled exactly so.
+export function looksLikeToolsCall(method) {
+  if (method === 'tools/call') return false;
+  let decoded = method;
+  try {
+    decoded = decodeURIComponent(method);
+  } catch {
+    // not percent-encoded: read as it is
+  }
+  return decoded.normalize('NFKC').toLowerCase().replace(/[^a-z]/g, '') === 'toolscall';
 }
 
-// What a policy names exactly, folded for look-alike checks; computed once per
-// compiled policy.
+// A name as a lenient server might read it: Unicode compatibility forms
+// folded, case ignored, invisible characters (format, control, spaces) dropped.
+export const foldName = (name) => name.normalize('NFKC').toLowerCase().replace(/[\p{Cc}\p{Cf}\p{Z}\s]/gu, '');
+
+// A glob of the policy language (`*` matches any run of characters, every
+// other character itself) as a RegExp.
+const globRegExp = (pattern) => new RegExp(`^${pattern.split('*').map((part) => part.replace(/[\\^$.|?+()[\]{}]/g, '\\$&')).join('[\\s\\S]*')}$`, 'u');
+
+// Every name a policy mentions (its tools keys and hide entries, exact and
+// globs, as the compiled plan lists them in policy.names), with their folded
+// forms; computed once per compiled policy.
 const policyNames = new WeakMap();
 function namesOf(policy) {
   let names = policyNames.get(policy);
   if (!names) {
-    let tools = {};
-    try {
-      tools = JSON.parse(policy.source).tools ?? {};
-    } catch {
-      // a policy compiled from an object has no source to read names from
-    }
-    names = { exact: new Set(Object.keys(tools)), folded: new Map() };
-    for (const name of names.exact) names.folded.set(fold(name), name);
+    const { exact = [], globs = [] } = policy.names ?? {};
+    names = {
+      exact: new Set(exact),
+      folded: new Map(exact.map((name) => [foldName(name), name])),
+      globs: globs.map((pattern) => ({ pattern, exact: globRegExp(pattern), folded: globRegExp(foldName(pattern)) })),
+    };
     policyNames.set(policy, names);
   }
   return names;
 }
-const fold = (name) => name.normalize('NFKC').toLowerCase();
 const PLAIN_TOOL_NAME = /^[A-Za-z0-9_.\-/]*$/;
 
-// Tool names a server would likely take for a different, policy-named tool:
-// a case or Unicode-form variant of a name the policy lists, or any name
-// outside plain ASCII that the policy does not list exactly (look-alike
-// letters from other scripts). MCP tool names are [A-Za-z0-9_.-].
-function lookAlikeProblem(name, policy) {
+/**
+ * Why a tool name is refused as a look-alike, or null. One rule for every
+ * name the policy mentions (tools keys, hide entries, globs of either): a
+ * name the policy does not mention exactly, which a lenient server could take
+ * for one it does (same letters once case, Unicode form and invisible
+ * characters are ignored), would be decided under one entry and run as
+ * another: "GET-ENV" while "get-env" is hidden, "DELETE_REPO" while
+ * "delete_*" is denied. Names outside plain ASCII that the policy does not
+ * list exactly are refused too (look-alike letters from other scripts).
+ * MCP tool names are [A-Za-z0-9_.-].
+ */
+export function lookAlikeProblem(name, policy) {
   const names = namesOf(policy);
   if (names.exact.has(name)) return null;
-  const twin = names.folded.get(fold(name));
+  const folded = foldName(name);
+  const twin = names.folded.get(folded);
   if (twin !== undefined) {
-    return `Tool name ${JSON.stringify(name)} differs from the policy's ${JSON.stringify(twin)} only by case or Unicode form; call ${JSON.stringify(twin)} exactly.`;
+    return `Tool name ${JSON.stringify(name)} differs from the policy's ${JSON.stringify(twin)} only by case, Unicode form or invisible characters; call ${JSON.stringify(twin)} exactly.`;
+  }
+  for (const glob of names.globs) {
+    if (!glob.exact.test(name) && glob.folded.test(folded)) {
+      return `Tool name ${JSON.stringify(name)} matches the policy's ${JSON.stringify(glob.pattern)} only when case, Unicode form or invisible characters are ignored; such names are refused because a server may take them for a tool the policy names.`;
+    }
   }
   if (!PLAIN_TOOL_NAME.test(name)) {
     return `Tool name ${JSON.stringify(name)} has characters outside A-Z a-z 0-9 _ . - / and is not listed in the policy exactly; such names are refused because they can look like other tools.`;
@@ -130,10 +159,18 @@ export class Gate {
   #auditArguments;
   #approvalTtlMs;
   #log;
-  #waitUntil;
   #sha256Hex;
+  #hmac;
+  #auditKey;
+  #maxPendingApprovalsPerGrant;
+  #maxApprovalArgumentBytes;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
+  // server name -> the approval store seen through that server's ids
+  #scopedApprovals = new Map();
+  // grant id -> Map(approval id -> expires_at): requests this process recorded
+  // that may still wait (see #admitApprovalRequest)
+  #pendingByGrant = new Map();
 
   /**
    * @param {object} options
@@ -142,14 +179,22 @@ export class Gate {
    * @param {{write(event: object): Promise<void>}} [options.audit]
    * @param {boolean} [options.failOpen] admit calls when the counter store fails (default: deny)
    * @param {() => number} [options.clock] epoch ms
-   * @param {boolean} [options.auditArguments] put argument values in audit events (default: keys and hash only)
+   * @param {boolean} [options.auditArguments] put argument values in audit events (default: keys and HMAC only)
    * @param {number} [options.approvalTtlMs] how long a request waits for a human
+   * @param {number} [options.maxPendingApprovalsPerGrant] requests of one grant waiting for a human at once (default 20)
+   * @param {number} [options.maxApprovalArgumentBytes] largest arguments (RFC 8785 JSON) kept for a human to
+   *   review (default 64 KiB); a larger call that needs approval is denied
    * @param {(level: string, message: string, fields?: object) => void} [options.log]
    * @param {(text: string) => string | Promise<string>} [options.sha256Hex] hex SHA-256 of a string's UTF-8
-   *   (argument hashes): WebCrypto by default; Node passes node:crypto's, which answers at once
+   *   (approval ids scoped to a server): WebCrypto by default; Node passes node:crypto's
+   * @param {(key: string, text: string) => string | Promise<string>} [options.hmac] HMAC-SHA-256, base64url
+   *   (audit argument digests): WebCrypto by default
+   * @param {string} [options.auditKey] the secret of `argument_hmac`; default: random per Gate, so
+   *   digests correlate within one process only
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
-    approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex } = {}) {
+    approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex, hmac = webCryptoHmac(),
+    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024 } = {}) {
     this.#counters = counters;
     this.#approvals = approvals;
     this.#audit = audit;
@@ -159,6 +204,10 @@ export class Gate {
     this.#approvalTtlMs = approvalTtlMs;
     this.#log = log;
     this.#sha256Hex = hashHex;
+    this.#hmac = hmac;
+    this.#auditKey = auditKey;
+    this.#maxPendingApprovalsPerGrant = maxPendingApprovalsPerGrant;
+    this.#maxApprovalArgumentBytes = maxApprovalArgumentBytes;
   }
 
   /**
@@ -250,7 +299,7 @@ export class Gate {
     } else {
       const call = { tool, arguments: args === undefined ? {} : args, grant: { ...grant.attributes, id: grant.id }, now };
       try {
-        authorization = await policy.authorize(call, { counters: this.#counters, approvals: this.#approvals, now, failOpen: this.#failOpen });
+        authorization = await policy.authorize(call, { counters: this.#counters, approvals: this.#approvalsOf(server), now, failOpen: this.#failOpen });
         decision = authorization.decision;
       } catch (error) {
         // Only an engine failure gets here (store failures are decisions): deny.
@@ -265,13 +314,81 @@ export class Gate {
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
-      approvalUrl = context.approvalUrl?.(decision.approval_id);
-      await this.#recordApprovalRequest(decision, { grant, server, tool, args, now });
+      decision = await this.#scopeApproval(decision, server);
+      const refusal = await this.#admitApprovalRequest(decision, { grant, args, now });
+      if (refusal) {
+        decision = refusal;
+      } else {
+        approvalUrl = context.approvalUrl?.(decision.approval_id);
+        await this.#recordApprovalRequest(decision, { grant, server, tool, args, now });
+      }
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
     const latency = elapsed(started);
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
+  }
+
+  // Approvals belong to one server: the id a human approves is the core's id
+  // (a hash of the call) hashed again with the server's name, so approving
+  // `deploy` on staging approves nothing on production.
+  #scopedId(server, id) {
+    return this.#sha256Hex(`toolgate approval\n${server}\n${id}`);
+  }
+
+  #approvalsOf(server) {
+    const store = this.#approvals;
+    if (!store) return undefined;
+    let scoped = this.#scopedApprovals.get(server);
+    if (!scoped) {
+      scoped = {
+        isApproved: async (id, timeoutMs, now) => store.isApproved(await this.#scopedId(server, id), timeoutMs, now),
+        consume: async (id, timeoutMs, now) => store.consume(await this.#scopedId(server, id), timeoutMs, now),
+      };
+      this.#scopedApprovals.set(server, scoped);
+    }
+    return scoped;
+  }
+
+  async #scopeApproval(decision, server) {
+    const id = await this.#scopedId(server, decision.approval_id);
+    return { ...decision, approval_id: id, message: decision.message.split(decision.approval_id).join(id) };
+  }
+
+  // Bounds what one grant can make the approval store hold: at most
+  // maxPendingApprovalsPerGrant requests waiting at once (counted by this
+  // process, checked against the store before refusing), each with
+  // arguments of at most maxApprovalArgumentBytes. A call past either bound
+  // is denied, with a decision that says why; null when it may wait.
+  async #admitApprovalRequest(decision, { grant, args, now }) {
+    if (typeof this.#approvals?.request !== 'function') return null;
+    let size;
+    try {
+      size = utf8Length(canonicalJson(args ?? {}));
+    } catch {
+      size = Infinity;
+    }
+    if (size > this.#maxApprovalArgumentBytes) {
+      return { decision: 'deny', code: 'approval_limit', rule: decision.rule,
+        message: `This call needs a human's approval, but its arguments (${size === Infinity ? 'not representable' : `${size} bytes`}) are over the ${this.#maxApprovalArgumentBytes} bytes a reviewer is shown; it was not forwarded.` };
+    }
+    let waiting = this.#pendingByGrant.get(grant.id);
+    if (!waiting) this.#pendingByGrant.set(grant.id, waiting = new Map());
+    if (waiting.has(decision.approval_id)) return null; // the same call asked again
+    for (const [id, expiresAt] of waiting) if (expiresAt <= now) waiting.delete(id);
+    if (waiting.size >= this.#maxPendingApprovalsPerGrant) {
+      // Requests a human decided (on any instance) no longer wait: look.
+      for (const id of [...waiting.keys()]) {
+        const held = await this.#approvals.get(id, now).catch(() => undefined);
+        if (held === null) waiting.delete(id);
+      }
+    }
+    if (waiting.size >= this.#maxPendingApprovalsPerGrant) {
+      return { decision: 'deny', code: 'approval_limit', rule: decision.rule,
+        message: `This call needs a human's approval, but this grant already has ${waiting.size} requests waiting (at most ${this.#maxPendingApprovalsPerGrant}); it was not forwarded. Retry once they are decided.` };
+    }
+    waiting.set(decision.approval_id, now + this.#approvalTtlMs);
+    return null;
   }
 
   async #recordApprovalRequest(decision, { grant, server, tool, args, now }) {
@@ -307,10 +424,12 @@ export class Gate {
       tool: typeof tool === 'string' ? tool : null,
       policy_hash: context.policy.hash,
       argument_keys: isObject(args) ? Object.keys(args) : [],
-      argument_sha256: null,
+      argument_hmac: null,
     };
     try {
-      event.argument_sha256 = await this.#sha256Hex(canonicalJson(args === undefined ? {} : args));
+      // Keyed: an unkeyed hash of small arguments ({"pin": "4711"}) is
+      // undone by trying every value; an HMAC still correlates events.
+      event.argument_hmac = await this.#hmac(this.#auditKey, canonicalJson(args === undefined ? {} : args));
     } catch {
       // arguments too deep or not representable: the hash stays null
     }
@@ -352,7 +471,9 @@ export class Gate {
     const tools = message.result?.tools;
     if (!Array.isArray(tools)) return message;
     this.#learnOutputSchemas(server, tools);
-    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && !policy.isHidden(tool.name));
+    // A listed look-alike of a name the policy mentions could not be called
+    // anyway: it leaves the list with the hidden tools.
+    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && !policy.isHidden(tool.name) && !lookAlikeProblem(tool.name, policy));
     if (visible.length === tools.length) return message;
     return { ...message, result: { ...message.result, tools: visible } };
   }
@@ -382,6 +503,14 @@ const decisionFields = (decision) => {
   if (decision.approval_id !== undefined) fields.approval_id = decision.approval_id;
   return fields;
 };
+
+const utf8Length = (text) => new TextEncoder().encode(text).byteLength;
+
+function randomKey() {
+  const bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 const elapsed = (started) => Math.round((performance.now() - started) * 1000) / 1000;
 

@@ -46,13 +46,15 @@ export async function tokenMatches(token, sha256Hex) {
 }
 
 export class Grants {
-  #grants; // [{ id, attributes, policy, hash: Uint8Array }]
+  #grants; // [{ id, attributes, policy, policies, hash: Uint8Array }]
+  #source;
 
   /**
    * @param {{grants: {id: string, token_sha256: string, attributes?: object, policy?: string}[]}} document
    * @param {string} [source] where the document came from, for error messages
    */
   constructor(document, source = 'grants') {
+    this.#source = source;
     const problems = [];
     const problem = (pointer, message) => problems.push({ pointer, message });
     const list = document?.grants;
@@ -75,7 +77,7 @@ export class Grants {
         continue;
       }
       for (const key of Object.keys(grant)) {
-        if (!['id', 'token_sha256', 'attributes', 'policy'].includes(key)) problem(`${at}/${key}`, `unknown field "${key}"`);
+        if (!['id', 'token_sha256', 'attributes', 'policy', 'policies'].includes(key)) problem(`${at}/${key}`, `unknown field "${key}"`);
       }
       if (typeof grant.id !== 'string' || grant.id === '') problem(`${at}/id`, 'must be a non-empty string');
       else if (ids.has(grant.id)) problem(`${at}/id`, `grant id "${grant.id}" is used twice`);
@@ -94,10 +96,21 @@ export class Grants {
       } else if ('id' in attributes) {
         problem(`${at}/attributes/id`, '"id" is the grant\'s own id; choose another attribute name');
       }
-      if (grant.policy !== undefined && (typeof grant.policy !== 'string' || grant.policy === '')) {
+      if (grant.policy !== undefined && !isPolicySource(grant.policy)) {
         problem(`${at}/policy`, 'must be the path of a policy file');
       }
-      this.#grants.push({ id: grant.id, attributes, policy: grant.policy, hash: hash && HEX64.test(hash) ? fromHex(hash) : new Uint8Array(32) });
+      const policies = grant.policies;
+      if (policies !== undefined) {
+        if (grant.policy !== undefined) problem(`${at}/policies`, 'give either "policy" (one server) or "policies" (per server), not both');
+        if (policies === null || typeof policies !== 'object' || Array.isArray(policies) || Object.keys(policies).length === 0) {
+          problem(`${at}/policies`, 'must be an object {"<server name>": "<policy file>"} naming at least one server');
+        } else {
+          for (const [server, source] of Object.entries(policies)) {
+            if (!isPolicySource(source)) problem(`${at}/policies/${server}`, 'must be the path of a policy file');
+          }
+        }
+      }
+      this.#grants.push({ id: grant.id, attributes, policy: grant.policy, policies, hash: hash && HEX64.test(hash) ? fromHex(hash) : new Uint8Array(32) });
     }
     if (problems.length > 0) throw new GrantsError(source, problems);
   }
@@ -108,7 +121,40 @@ export class Grants {
 
   /** Grants as configured, without their hashes. */
   list() {
-    return this.#grants.map(({ id, attributes, policy }) => ({ id, attributes, policy }));
+    return this.#grants.map(({ id, attributes, policy, policies }) => ({ id, attributes, policy, policies }));
+  }
+
+  /**
+   * Each grant's own policy sources by server name: `policies` as given, or
+   * `policy` for the one server of a single-server configuration. A grant's
+   * policy cannot silently apply to every server of several, nor to a server
+   * that is not configured: both are problems.
+   * @param {string[]} serverNames
+   * @returns {Map<string, Map<string, unknown>>} grant id -> server name -> source
+   */
+  policySources(serverNames) {
+    const sources = new Map();
+    const problems = [];
+    for (const [i, grant] of this.#grants.entries()) {
+      let perServer;
+      if (grant.policy !== undefined) {
+        if (serverNames.length !== 1) {
+          problems.push({ pointer: `/grants/${i}/policy`, message: `with several servers (${serverNames.join(', ')}), name the server: "policies": {"<server>": "<policy file>"}` });
+          continue;
+        }
+        perServer = { [serverNames[0]]: grant.policy };
+      } else if (grant.policies !== undefined) {
+        perServer = grant.policies;
+        for (const server of Object.keys(perServer)) {
+          if (!serverNames.includes(server)) problems.push({ pointer: `/grants/${i}/policies/${server}`, message: `no server named "${server}" is configured (${serverNames.join(', ')})` });
+        }
+      } else {
+        continue;
+      }
+      sources.set(grant.id, new Map(Object.entries(perServer)));
+    }
+    if (problems.length > 0) throw new GrantsError(this.#source, problems);
+    return sources;
   }
 
   /**
@@ -128,9 +174,13 @@ export class Grants {
     for (const grant of this.#grants) {
       if (sameBytes(hash, grant.hash) && found === null) found = grant;
     }
-    return found && { id: found.id, attributes: found.attributes, policy: found.policy };
+    return found && { id: found.id, attributes: found.attributes };
   }
 }
+
+// A grant's policy: a file path (Node), or the policy itself inline (an
+// object, as Workers bindings give it); the host says which it can load.
+const isPolicySource = (value) => (typeof value === 'string' && value !== '') || (value !== null && typeof value === 'object' && !Array.isArray(value));
 
 /** Used when no grants are configured: loopback clients only. */
 export const ANONYMOUS_GRANT = Object.freeze({ id: 'anonymous', attributes: Object.freeze({}) });

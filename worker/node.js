@@ -75,12 +75,26 @@ export async function loadConfig(toolgate, options) {
     } catch (error) {
       throw new ConfigError(error.message);
     }
-    // A grant's own policy replaces the server's policy for that grant.
-    for (const grant of grants.list()) {
-      if (!grant.policy) continue;
-      const policyPath = resolve(dirname(path), grant.policy);
-      files.push(policyPath);
-      grantPolicies.set(grant.id, compilePolicy(toolgate, await readText(policyPath, `policy of grant "${grant.id}"`), policyPath));
+    // A grant's own policy replaces a server's policy for that grant, on the
+    // server it names ("policies"), or on the one server there is ("policy").
+    let sources;
+    try {
+      sources = grants.policySources(Object.keys(servers));
+    } catch (error) {
+      throw new ConfigError(error.message);
+    }
+    for (const [id, perServer] of sources) {
+      const policies = new Map();
+      for (const [server, source] of perServer) {
+        if (typeof source === 'string') {
+          const policyPath = resolve(dirname(path), source);
+          files.push(policyPath);
+          policies.set(server, compilePolicy(toolgate, await readText(policyPath, `policy of grant "${id}"`), policyPath));
+        } else {
+          policies.set(server, compilePolicy(toolgate, JSON.stringify(source), `${path}: the inline policy of grant "${id}" for server "${server}"`));
+        }
+      }
+      grantPolicies.set(id, policies);
     }
   }
   return { config: { servers, grants, grantPolicies }, files };
@@ -99,7 +113,10 @@ export function expandEnvironment(value, env = process.env) {
  * @param {NodeProxyOptions & {
  *   port?: number, host?: string, counters?: object, approvals?: object, audit?: object,
  *   adminTokenSha256?: string, failOpen?: boolean, auditArguments?: boolean, maxBodyBytes?: number,
- *   upstreamTimeoutMs?: number, publicUrl?: string, watch?: boolean, sessionKey?: string,
+ *   upstreamTimeoutMs?: number, publicUrl?: string, watch?: boolean, sessionKey?: string, auditKey?: string,
+ *   maxBatchSize?: number, maxConcurrentPerGrant?: number, bodyTimeoutMs?: number,
+ *   maxPendingApprovalsPerGrant?: number, maxApprovalArgumentBytes?: number,
+ *   hostCheck?: (request: Request) => Response | null,
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
@@ -124,7 +141,10 @@ export async function startProxy(options) {
     ...loaded.config, counters, approvals, audit, log, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
-    sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'),
+    sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
+    maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
+    maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
+    hostCheck: options.hostCheck,
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),

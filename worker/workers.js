@@ -6,13 +6,18 @@
 //   POLICY                  its policy, as JSON text
 //   SERVERS                 instead of the two above: JSON {"<name>": {"upstream": URL, "policy": {...},
 //                           "headers": {...}}}, each on /mcp/<name>
-//   GRANTS                  JSON {"grants": [...]} (token hashes only, so a plain var is fine);
-//                           grants may name a policy of SERVERS-style key "policy" inline as an object
+//   GRANTS                  JSON {"grants": [...]} (token hashes only, so a plain var is fine); a
+//                           grant's own policy is inline: "policy": {...} (one server) or
+//                           "policies": {"<server>": {...}} (there are no files here: a path fails to load)
 //   UPSTREAM_AUTHORIZATION  secret: sent upstream as Authorization (single-server form)
 //   ADMIN_TOKEN             secret: the approvals admin token
 //   SESSION_KEY             secret (16+ characters): binds MCP session ids to the grant that opened
-//                           them (./sessions.js); default: derived from ADMIN_TOKEN, else from GRANTS
-//                           (then a change of GRANTS ends every session)
+//                           them (./sessions.js); default: derived from ADMIN_TOKEN. One of the two is
+//                           required: a key anyone could derive would let a grant forge another's ids
+//   AUDIT_KEY               secret: keys the audit events' argument_hmac; default: derived from the
+//                           session key
+//   PUBLIC_URL              this Worker's address as people reach it, for approval links (default:
+//                           relative links; never the request's Host, which the agent chooses)
 //   COUNTERS, APPROVALS     Durable Object namespaces (ToolgateCounters, ToolgateApprovals)
 //   COUNTERS_KV             optional KV namespace: with COUNTER_STORE = "kv", approximate counters in KV
 //   FAIL_OPEN               "true" admits calls when the counter store fails (default: deny)
@@ -20,13 +25,18 @@
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
-import { Grants, sha256Bytes, toHex } from './grants.js';
+import { Grants, GrantsError, sha256Bytes, toHex } from './grants.js';
 import { createHandler } from './handler.js';
 import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApprovals, ToolgateCounters } from './stores/durable-object.js';
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
 
 export { ToolgateApprovals, ToolgateCounters };
+
+/** A configuration that cannot mean what it says; its message quotes no binding's value. */
+class ConfigError extends Error {
+  name = 'ConfigError';
+}
 
 const log = (level, message, fields) => console.error(JSON.stringify({ level, message, ...fields }));
 
@@ -45,7 +55,8 @@ function parseBinding(env, name) {
   try {
     return JSON.parse(env[name]);
   } catch (error) {
-    throw new Error(`the ${name} binding is not JSON: ${error.message}`);
+    // Not error.message: V8 quotes the text around the fault, which may be a secret header.
+    throw new ConfigError(`the ${name} binding is not JSON (${error.name})`);
   }
 }
 
@@ -53,13 +64,23 @@ function compile(toolgate, policy, where) {
   const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
   const { ok, diagnostics } = toolgate.check(text);
   if (!ok) {
-    throw new Error(`${where} is not a valid policy: ${diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.column} ${d.message} (${d.pointer})`).join('; ')}`);
+    throw new ConfigError(`${where} is not a valid policy: ${diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.column} ${d.message} (${d.pointer})`).join('; ')}`);
   }
   return toolgate.compile(text, { source: where });
 }
 
+// The handler checks the configuration it is given (servers, headers, grant
+// policies) with messages that quote no values.
+function configured(make) {
+  try {
+    return make();
+  } catch (error) {
+    throw new ConfigError(error.message);
+  }
+}
+
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -68,38 +89,44 @@ async function handlerFor(env) {
       servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compile(toolgate, server.policy, `SERVERS.${name}.policy`) };
     }
   } else {
-    if (!env.UPSTREAM_URL || !env.POLICY) throw new Error('set UPSTREAM_URL and POLICY (or SERVERS)');
+    if (!env.UPSTREAM_URL || !env.POLICY) throw new ConfigError('set UPSTREAM_URL and POLICY (or SERVERS)');
     const headers = env.UPSTREAM_AUTHORIZATION ? { authorization: env.UPSTREAM_AUTHORIZATION } : {};
     servers.default = { upstream: env.UPSTREAM_URL, headers, policy: compile(toolgate, env.POLICY, 'POLICY') };
   }
   let grants = null;
   const grantPolicies = new Map();
   if (env.GRANTS) {
-    // Grants' own policies are inline objects here (there are no files).
-    const document = parseBinding(env, 'GRANTS');
-    const inline = new Map();
-    for (const grant of document.grants ?? []) {
-      if (grant && typeof grant.policy === 'object' && grant.policy !== null) {
-        inline.set(grant.id, grant.policy);
-        grant.policy = `GRANTS(${grant.id})`;
+    grants = new Grants(parseBinding(env, 'GRANTS'), 'GRANTS');
+    for (const [id, perServer] of grants.policySources(Object.keys(servers))) {
+      const policies = new Map();
+      for (const [server, source] of perServer) {
+        // There are no files on Workers: a path would load and be ignored.
+        if (typeof source === 'string') {
+          throw new ConfigError(`GRANTS: grant "${id}" names the policy file ${JSON.stringify(source)}; on Workers a grant's policy is given inline, as JSON`);
+        }
+        policies.set(server, compile(toolgate, source, `the policy of grant "${id}" for server "${server}"`));
       }
+      grantPolicies.set(id, policies);
     }
-    grants = new Grants(document, 'GRANTS');
-    for (const [id, policy] of inline) grantPolicies.set(id, compile(toolgate, policy, `the policy of grant "${id}"`));
   }
   const counters = env.COUNTER_STORE === 'kv'
     ? new KvCounterStore({ namespace: env.COUNTERS_KV })
     : new DurableObjectCounterStore({ namespace: env.COUNTERS, waitUntil });
   const approvals = env.APPROVALS ? new DurableObjectApprovalStore({ namespace: env.APPROVALS, waitUntil }) : undefined;
-  // Every isolate must derive the same key: from secrets or configuration
-  // agents never see, never at random.
-  const sessionKey = env.SESSION_KEY
-    || toHex(await sha256Bytes(env.ADMIN_TOKEN ? `toolgate session key\nadmin\n${env.ADMIN_TOKEN}` : `toolgate session key\ngrants\n${env.GRANTS ?? ''}`));
-  const handler = createHandler({
+  // Every isolate must derive the same key, from a secret agents never see:
+  // never at random, never from configuration that may be shared (GRANTS).
+  if (env.SESSION_KEY !== undefined && String(env.SESSION_KEY).length < 16) throw new ConfigError('SESSION_KEY must be at least 16 characters');
+  if (!env.SESSION_KEY && !env.ADMIN_TOKEN) {
+    throw new ConfigError('set the SESSION_KEY secret (or ADMIN_TOKEN): MCP session ids are bound to grants with a secret key');
+  }
+  const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
+  const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
+  const handler = configured(() => createHandler({
     servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
-    adminTokenSha256: env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined,
+    auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined,
+    adminTokenSha256,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
-  });
+  }));
   cached = { key, handler };
   return handler;
 }
@@ -112,8 +139,11 @@ export default {
       handler = await handlerFor(env);
     } catch (error) {
       // A broken configuration serves nothing (fail closed) and says why.
+      // Configuration errors are written never to quote a binding's value
+      // (they may be secrets); anything else is told only to the logs.
       log('error', 'configuration error', { error: error.message });
-      return json(500, { error: `toolgate is misconfigured: ${error.message}` });
+      const told = error instanceof ConfigError || error instanceof GrantsError ? error.message : 'see the Worker\'s logs';
+      return json(500, { error: `toolgate is misconfigured; nothing was forwarded: ${told}` });
     }
     // Workers has no loopback clients: without GRANTS every request is 401.
     return handler.fetch(request, { waitUntil: (promise) => ctx.waitUntil(promise) });

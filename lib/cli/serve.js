@@ -37,8 +37,13 @@ ${STORE_USAGE}
                            token is generated and printed)
   --fail-open              admit calls when the counter store fails (default: deny)
   --max-body-bytes N       largest request body (default 4194304)
+  --max-batch-size N       messages in one JSON-RPC batch (default 100)
+  --max-pending-approvals N
+                           calls of one grant waiting for a human at once (default 20)
   --upstream-timeout-ms N  how long to wait for the server's answer to begin (default 120000)
-  --public-url URL         this proxy's address as agents see it (for approval links)
+  --public-url URL         this proxy's address as people reach it: approval links
+                           are built from it (without it they are relative, never
+                           taken from the request's Host, which the agent chooses)
   --no-watch               do not reload files when they change
 
 Environment:
@@ -46,6 +51,10 @@ Environment:
                            to the grant that opened them; default: derived from
                            the admin token. Instances behind one load balancer
                            need the same key (or the same admin token).
+  TOOLGATE_AUDIT_KEY       the secret of audit events' argument_hmac (HMAC-SHA-256
+                           of the arguments' RFC 8785 JSON); default: derived from
+                           the session key. Same key, same digest: events correlate
+                           across instances, but values cannot be guessed from them.
 `;
 
 const OPTIONS = {
@@ -62,6 +71,8 @@ const OPTIONS = {
   'admin-token-env': { type: 'string' },
   'fail-open': { type: 'boolean' },
   'max-body-bytes': { type: 'string' },
+  'max-batch-size': { type: 'string' },
+  'max-pending-approvals': { type: 'string' },
   'upstream-timeout-ms': { type: 'string' },
   'public-url': { type: 'string' },
   'no-watch': { type: 'boolean' },
@@ -185,7 +196,10 @@ export async function run(args, { fail }) {
       failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false,
       maxBodyBytes: positiveInteger(values['max-body-bytes'], 'max-body-bytes'),
       upstreamTimeoutMs: positiveInteger(values['upstream-timeout-ms'], 'upstream-timeout-ms'),
-      publicUrl: values['public-url'], watch: !values['no-watch'], sessionKey,
+      publicUrl: values['public-url'] === undefined ? undefined : checkUrl(values['public-url'], '--public-url'),
+      watch: !values['no-watch'], sessionKey, auditKey: process.env.TOOLGATE_AUDIT_KEY || undefined,
+      maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
+      maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {

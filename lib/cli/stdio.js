@@ -162,7 +162,9 @@ export async function run(args, { fail }) {
 
     const gate = new Gate({
       counters, approvals, audit, failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false, log,
-      sha256Hex: NODE_SHA256.hex, // node:crypto, synchronous (as toolgate serve), not WebCrypto
+      sha256Hex: NODE_SHA256.hex, hmac: NODE_SHA256.hmac, // node:crypto, synchronous (as toolgate serve), not WebCrypto
+      // argument_hmac's key: TOOLGATE_AUDIT_KEY, or random for this run (digests then correlate within it)
+      auditKey: process.env.TOOLGATE_AUDIT_KEY || undefined,
     });
     let code;
     try {

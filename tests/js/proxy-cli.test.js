@@ -288,7 +288,9 @@ describe('toolgate stdio', () => {
       const events = stderr().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
       const sum = events.find((e) => e.tool === 'get-sum');
       assert.ok(sum && sum.decision === 'allow' && sum.grant === 'desktop' && sum.server === 'stdio', JSON.stringify(sum));
-      assert.equal(sum.argument_sha256, createHash('sha256').update('{"a":40,"b":2}').digest('hex'), 'SHA-256 of the arguments\' canonical JSON');
+      // Keyed (TOOLGATE_AUDIT_KEY is unset here: a random key for the run), so not the plain SHA-256 anyone could recompute.
+      assert.match(sum.argument_hmac, /^[A-Za-z0-9_-]{43}$/);
+      assert.notEqual(sum.argument_hmac, createHash('sha256').update('{"a":40,"b":2}').digest('base64url'), 'not an unkeyed hash of the arguments');
       assert.ok(events.some((e) => e.tool === 'echo' && e.code === 'rate_limited'));
     } finally {
       await client.close();

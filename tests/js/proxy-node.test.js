@@ -163,7 +163,8 @@ describe('through the official MCP client', () => {
       assert.match(text(first), /^\[APPROVAL REQUIRED\]/);
       const id = first.structuredContent.approval_id;
       assert.match(id, /^[0-9a-f]{64}$/);
-      assert.equal(first.structuredContent.approval_url, `${proxy.url}/approvals#${id}`);
+      // No --public-url: a relative link, never one built from the Host the agent sent.
+      assert.equal(first.structuredContent.approval_url, `/approvals#${id}`);
 
       const unauthorized = await fetch(`${proxy.url}/approvals/pending`, { headers: { authorization: `Bearer ${TOKENS.bob}` } });
       assert.equal(unauthorized.status, 401, 'a grant token is not the admin token');
@@ -248,14 +249,14 @@ describe('audit', () => {
     assert.equal(allowed.upstream_status, 200);
     assert.equal(allowed.outcome, 'result');
     assert.deepEqual(allowed.argument_keys, ['a', 'b']);
-    assert.match(allowed.argument_sha256, /^[0-9a-f]{64}$/);
+    assert.match(allowed.argument_hmac, /^[A-Za-z0-9_-]{43}$/);
     assert.equal(allowed.policy_hash, sha256(JSON.stringify(POLICY, null, 2)));
     assert.ok(typeof allowed.latency_ms === 'number' && allowed.latency_ms >= 0);
     assert.ok(!JSON.stringify(allowed).includes('700') && !('arguments' in allowed));
     assert.equal(denied.decision, 'deny');
     assert.equal(denied.code, 'condition_denied');
     assert.equal(denied.upstream_status, null);
-    assert.notEqual(denied.argument_sha256, allowed.argument_sha256);
+    assert.notEqual(denied.argument_hmac, allowed.argument_hmac);
     assert.ok(!JSON.stringify(denied).includes('700'), 'argument values stay out of the log');
   });
 });
