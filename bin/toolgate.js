@@ -10,7 +10,8 @@ const HELP = `toolgate: a policy layer for AI agents' MCP tool calls
 Usage:
   toolgate check POLICY.json [POLICY.json ...] [--json]
       Validate policies. Prints FILE:LINE:COLUMN: error|warning: MESSAGE (POINTER)
-      for each problem; exits 0 when every policy is valid, 1 otherwise.
+      for each problem (FILE: error: cannot read FILE: WHY for a file it cannot
+      read); exits 0 when every policy is valid, 1 otherwise.
 
   toolgate eval --policy POLICY.json
       Read calls as JSON Lines on standard input, write one decision per line.
@@ -57,7 +58,8 @@ async function readPolicy(path) {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    throw new Error(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+    const reason = { ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' }[error.code] ?? error.message;
+    throw new Error(`cannot read ${path}: ${reason}`);
   }
 }
 
@@ -79,7 +81,8 @@ async function check(args) {
     } catch (error) {
       allValid = false;
       if (json) reports.push({ file, ok: false, diagnostics: [], error: error.message });
-      else process.stdout.write(`${file}:0:0: error: ${error.message} ()\n`);
+      // No line, column or pointer to give: FILE: error: cannot read FILE: why.
+      else process.stdout.write(`${file}: error: ${error.message}\n`);
       continue;
     }
     const { ok, diagnostics } = toolgate.check(text);
