@@ -29,6 +29,11 @@ Usage:
   toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
       Runs a stdio MCP server as a child with the policy enforced on its pipe.
 
+  toolgate approvals list|show ID|approve ID|deny ID [--url URL] [--json]
+      The calls waiting for a human at a running proxy: list them, show one,
+      approve or deny it (admin token from TOOLGATE_ADMIN_TOKEN, or the variable
+      named by --admin-token-env). "toolgate approvals --help" for all options.
+
   toolgate scan URL [--header "Name: value"]... [--bearer TOKEN] [--json] [--out FILE]
   toolgate scan [--json] [--out FILE] -- COMMAND [ARGS...]
       Connect to an MCP server (Streamable HTTP or HTTP+SSE at URL, or a stdio

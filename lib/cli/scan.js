@@ -187,7 +187,7 @@ function seconds(ms) {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
-// The network-level reason inside fetch's "fetch failed" TypeError.
+// The network-level reason inside fetch's "fetch failed" TypeError (also used by approvals.js).
 const NETWORK_REASONS = {
   ECONNREFUSED: 'connection refused',
   ENOTFOUND: 'host not found',
@@ -200,7 +200,7 @@ const NETWORK_REASONS = {
   UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
 };
 
-function networkCause(error) {
+export function networkCause(error) {
   for (let cause = error, depth = 0; cause && depth < 5; cause = cause.cause, depth += 1) {
     const code = cause.code;
     if (typeof code === 'string' && (NETWORK_REASONS[code] || /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO)/.test(code))) {
