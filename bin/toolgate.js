@@ -39,7 +39,8 @@ Usage:
       Connect to an MCP server (Streamable HTTP or HTTP+SSE at URL, or a stdio
       server started as COMMAND), classify each tool read / write / execute /
       destructive with a risk level and signals, and print a starter policy
-      (read allowed, write 30/minute, execute 10/minute, destructive hidden).
+      (read allowed, write 30/minute, execute 10/minute, destructive hidden,
+      tools handling credentials only with a human's approval).
       "toolgate scan --help" for all options.
 
   toolgate --version    Print the version.

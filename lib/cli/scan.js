@@ -28,7 +28,8 @@ Connects to an MCP server (Streamable HTTP at URL, falling back to the older
 HTTP+SSE transport; or a stdio server started as COMMAND ARGS...), lists its
 tools, classifies each as read / write / execute / destructive with a risk level
 and the signals behind it, and prints a starter policy: default deny, read tools
-allowed, write 30/minute and execute 10/minute per grant, destructive hidden.
+allowed, write 30/minute and execute 10/minute per grant, destructive hidden, and
+every call to a tool that handles credentials waiting for a human's approval.
 
 Options:
   --header "Name: value"  Send an HTTP header (repeatable). HTTP only.
@@ -476,9 +477,11 @@ function terminalJson(value, indent) {
 }
 
 function policySummary(policy) {
-  const rates = Object.values(policy.tools).map((entry) => entry.rate_limit);
-  const allowed = rates.filter((r) => r === undefined).length;
-  return `${allowed} allowed, ${rates.length - allowed} rate-limited, ${policy.hide.length} hidden; every other tool denied`;
+  const entries = Object.values(policy.tools);
+  const approval = entries.filter((entry) => entry.action === 'require_approval').length;
+  const limited = entries.filter((entry) => entry.action === undefined && entry.rate_limit !== undefined).length;
+  const allowed = entries.length - approval - limited;
+  return `${allowed} allowed, ${limited} rate-limited, ${approval ? `${approval} only with approval, ` : ''}${policy.hide.length} hidden; every other tool denied`;
 }
 
 /** `toolgate scan ...`: see USAGE. */
