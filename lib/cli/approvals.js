@@ -189,6 +189,10 @@ export async function run(args, { fail }) {
       + `${options.tokenVariable === 'TOOLGATE_ADMIN_TOKEN' ? ' (or name another variable with --admin-token-env)' : ''}`, 2);
   }
 
+  // fetch would reject it as a header value and we would blame the network.
+  if (/[\s\0-\x1f\x7f]/.test(token) || /[^\x20-\x7e]/.test(token)) {
+    return fail(`approvals: ${options.tokenVariable} holds spaces, control or non-ASCII characters; an admin token has none`, 2);
+  }
   const print = (value, text) => process.stdout.write(options.json ? `${JSON.stringify(value)}\n` : `${text}\n`);
   const now = Date.now();
   try {

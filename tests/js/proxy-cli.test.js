@@ -342,6 +342,7 @@ describe('toolgate approvals', () => {
       [['list', '--url', closed], undefined, 1, /cannot reach the proxy at http:\/\/127\.0\.0\.1:\d+\/approvals: connection refused/],
       [['list', '--url', closed], {}, 2, /no admin token: set TOOLGATE_ADMIN_TOKEN/],
       [['list', '--url', closed, '--admin-token-env', 'NOPE_TOKEN'], {}, 2, /no admin token: set NOPE_TOKEN/],
+      [['list', '--url', closed], { TOOLGATE_ADMIN_TOKEN: 'two words\n' }, 2, /TOOLGATE_ADMIN_TOKEN holds spaces, control or non-ASCII characters/],
       [['approve', 'abc', '--url', closed], undefined, 2, /"abc" is not an approval id/],
       [['approve', '--url', closed], undefined, 2, /approve needs the approval id/],
       [['list', 'f'.repeat(64)], undefined, 2, /list takes no id/],
