@@ -154,9 +154,10 @@ export async function runStdioProxy({
     const current = policy();
     const answered = [];
     const inspect = (message) => {
-      // Only a response (an id and no method) answers the client's request;
-      // a request from the server has ids of its own.
-      const response = message !== null && typeof message === 'object' && 'id' in message && !('method' in message);
+      // Only a response (an id, no method, a result or an error) answers the
+      // client's request; a request from the server has ids of its own.
+      const response = message !== null && typeof message === 'object' && !Array.isArray(message)
+        && 'id' in message && !('method' in message) && (('result' in message) !== ('error' in message));
       if (response && inFlight.has(idKey(message.id))) answered.push(idKey(message.id));
       return gate.inspect(message, { server, policy: current, tickets: response ? inFlight : undefined, status: 'stdio' });
     };
