@@ -10,7 +10,8 @@ const HELP = `toolgate: a policy layer for AI agents' MCP tool calls
 Usage:
   toolgate check POLICY.json [POLICY.json ...] [--json]
       Validate policies. Prints FILE:LINE:COLUMN: error|warning: MESSAGE (POINTER)
-      for each problem; exits 0 when every policy is valid, 1 otherwise.
+      for each problem (FILE: error: cannot read FILE: WHY for a file it cannot
+      read); exits 0 when every policy is valid, 1 otherwise.
 
   toolgate eval --policy POLICY.json
       Read calls as JSON Lines on standard input, write one decision per line.
@@ -28,12 +29,18 @@ Usage:
   toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
       Runs a stdio MCP server as a child with the policy enforced on its pipe.
 
+  toolgate approvals list|show ID|approve ID|deny ID [--url URL] [--json]
+      The calls waiting for a human at a running proxy: list them, show one,
+      approve or deny it (admin token from TOOLGATE_ADMIN_TOKEN, or the variable
+      named by --admin-token-env). "toolgate approvals --help" for all options.
+
   toolgate scan URL [--header "Name: value"]... [--bearer TOKEN] [--json] [--out FILE]
   toolgate scan [--json] [--out FILE] -- COMMAND [ARGS...]
       Connect to an MCP server (Streamable HTTP or HTTP+SSE at URL, or a stdio
       server started as COMMAND), classify each tool read / write / execute /
       destructive with a risk level and signals, and print a starter policy
-      (read allowed, write 30/minute, execute 10/minute, destructive hidden).
+      (read allowed, write 30/minute, execute 10/minute, destructive hidden,
+      tools handling credentials only with a human's approval).
       "toolgate scan --help" for all options.
 
   toolgate --version    Print the version.
@@ -57,7 +64,8 @@ async function readPolicy(path) {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    throw new Error(`cannot read ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+    const reason = { ENOENT: 'no such file', EISDIR: 'it is a directory', EACCES: 'permission denied' }[error.code] ?? error.message;
+    throw new Error(`cannot read ${path}: ${reason}`);
   }
 }
 
@@ -79,7 +87,8 @@ async function check(args) {
     } catch (error) {
       allValid = false;
       if (json) reports.push({ file, ok: false, diagnostics: [], error: error.message });
-      else process.stdout.write(`${file}:0:0: error: ${error.message} ()\n`);
+      // No line, column or pointer to give: FILE: error: cannot read FILE: why.
+      else process.stdout.write(`${file}: error: ${error.message}\n`);
       continue;
     }
     const { ok, diagnostics } = toolgate.check(text);

@@ -66,8 +66,11 @@ export interface StarterPolicy {
   description: string;
   /** Names of the destructive tools. */
   hide: string[];
-  /** read → {}, write → 30/minute, execute → 10/minute (per grant). */
-  tools: Record<string, {} | { rate_limit: '30/minute' | '10/minute' }>;
+  /**
+   * read → {}, write → 30/minute, execute → 10/minute (per grant); a tool with the
+   * handles_credentials signal also gets "action": "require_approval".
+   */
+  tools: Record<string, { action?: 'require_approval'; rate_limit?: '30/minute' | '10/minute' }>;
 }
 
 export interface ScanResult {
@@ -95,11 +98,14 @@ export function scanTools(toolsListResult: ToolsListInput): ScanResult;
 
 /**
  * The starter policy: default deny; read tools {}; write 30/minute; execute 10/minute;
- * destructive hidden. A duplicated name gets its riskiest category. Names containing "*"
+ * destructive hidden; a tool whose signals include handles_credentials needs a human's
+ * approval for every call (so secrets are not handed out unattended), which the
+ * description says. A duplicated name gets its riskiest category, and approval if any
+ * of its classifications needs it. Names containing "*"
  * (a key would be a glob) or invalid Unicode are left to the default deny (a destructive
  * name with "*" is still hidden: a glob in `hide` can only hide more).
  */
-export function starterPolicy(classifications: Array<Pick<ToolClassification, 'name' | 'category'>>): StarterPolicy;
+export function starterPolicy(classifications: Array<Pick<ToolClassification, 'name' | 'category'> & Partial<Pick<ToolClassification, 'signals'>>>): StarterPolicy;
 
 /** A plain-text table (tool, category, risk, signals) and a summary line; control characters shown as \u{..}. */
 export function formatScan(result: ScanResult | ToolClassification[], options?: { details?: boolean }): string;

@@ -7,7 +7,9 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 import { findJsonProblem } from './json-check.js';
-import { Gate, JsonRpcError, errorMessage } from './gate.js';
+import { Gate, JsonRpcError, errorMessage, kindOf } from './gate.js';
+
+const idKey = (id) => JSON.stringify(id); // as the gate compares ids
 
 /**
  * Runs `command` with the policy in front of it, on the given streams.
@@ -36,10 +38,16 @@ export async function runStdioProxy({
   const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
   await spawned;
 
-  // Calls forwarded and not answered yet, by request id (a session is one
-  // long stream, so tickets outlive the line that made them).
-  const tickets = new Map();
+  // Every request forwarded to the server and not answered yet, by id (as
+  // JSON: 1 and "1" differ): its Ticket for a tools/call, null for any other
+  // method. An id leaves only once the server's response to it has been
+  // relayed, so a client cannot reuse it meanwhile: the server's answer to a
+  // second request with that id (an unknown method's error, say) would settle
+  // the first one's reservation as failed while its tool ran.
+  const inFlight = new Map();
   const send = (message) => output.write(`${JSON.stringify(message)}\n`);
+  let clientLeft = false; // the client's input ended (else the server went first)
+  let serverGone = false;
 
   const fromClient = createInterface({ input, crlfDelay: Infinity });
   const clientDone = (async () => {
@@ -49,6 +57,7 @@ export async function runStdioProxy({
       if (reply) send(reply);
       if (child.stdin.destroyed) break;
     }
+    clientLeft = !serverGone;
     child.stdin.end();
   })();
 
@@ -70,57 +79,109 @@ export async function runStdioProxy({
     }
     const batch = Array.isArray(body);
     if (batch && body.length === 0) return errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.');
+    // Requests reusing an id still in flight are refused before the gate sees
+    // them: nothing reserved, nothing forwarded, whatever their method.
+    const refusedHere = [];
+    const toGate = [];
+    for (const message of batch ? body : [body]) {
+      if (kindOf(message) === 'request' && inFlight.has(idKey(message.id))) {
+        refusedHere.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST,
+          `Invalid Request: id ${idKey(message.id)} is still in flight (the server has not answered the request that used it); this request was not forwarded.`));
+      } else {
+        toGate.push(message);
+      }
+    }
     const current = policy();
-    const admitted = await gate.admit(batch ? body : [body], { grant, server, policy: current, approvalUrl });
-    if (admitted.refused) return admitted.refused;
-    for (const [key, ticket] of admitted.tickets) {
-      // A request id reused while its call is still running would make the
-      // answers ambiguous: the earlier call is settled as answered.
-      tickets.get(key)?.settle({ failed: false, status: 'id_reused' });
-      tickets.set(key, ticket);
+    const admitted = await gate.admit(toGate, { grant, server, policy: current, approvalUrl });
+    if (admitted.refused) {
+      Gate.settleAll(admitted.tickets, { failed: true, status: 'stdio', outcome: 'not_forwarded' });
+      return admitted.refused;
     }
+    const answers = [...refusedHere, ...admitted.answers];
     if (admitted.forward.length > 0) {
-      child.stdin.write(`${JSON.stringify(batch ? admitted.forward : admitted.forward[0])}\n`);
+      if (child.stdin.destroyed || child.stdin.writableEnded) {
+        // The pipe is closed: nothing is written, so the server provably never
+        // received these calls, and only such calls get their quota back.
+        Gate.settleAll(admitted.tickets, { failed: true, status: 'stdio', outcome: 'server_gone' });
+        for (const message of admitted.forward) {
+          if (kindOf(message) === 'request') {
+            answers.push(errorMessage(message.id, JsonRpcError.INTERNAL, 'The server has exited; the request was not forwarded.'));
+          }
+        }
+      } else {
+        for (const message of admitted.forward) {
+          const kind = kindOf(message);
+          if (kind === 'request') inFlight.set(idKey(message.id), admitted.tickets.get(idKey(message.id)) ?? null);
+          else if (kind === 'notification' && message.method === 'notifications/cancelled') cancelled(message.params);
+        }
+        child.stdin.write(`${JSON.stringify(batch ? admitted.forward : admitted.forward[0])}\n`);
+      }
     }
-    if (admitted.answers.length === 0) return null;
-    return batch ? admitted.answers : admitted.answers[0];
+    if (answers.length === 0) return null;
+    return batch ? answers : answers[0];
+  }
+
+  // The client cancelled a forwarded call: the server may have run it already
+  // (and may still answer with an error), so its quota is kept now. The id
+  // stays in flight until the server answers it, if it ever does.
+  function cancelled(params) {
+    if (!params || typeof params !== 'object' || !('requestId' in params)) return;
+    const key = idKey(params.requestId);
+    const ticket = inFlight.get(key);
+    if (!ticket) return;
+    ticket.settle({ failed: false, status: 'stdio', outcome: 'cancelled' });
+    inFlight.set(key, null);
   }
 
   const fromServer = createInterface({ input: child.stdout, crlfDelay: Infinity });
   const serverDone = (async () => {
     for await (const line of fromServer) {
-      output.write(`${inspectLine(line)}\n`);
+      const { text, answered } = inspectLine(line);
+      output.write(`${text}\n`);
+      // Relayed: the ids answered may be used again.
+      for (const key of answered) inFlight.delete(key);
     }
   })();
 
+  // The line to relay, and the in-flight ids it answers.
   function inspectLine(line) {
     let parsed;
     try {
       parsed = JSON.parse(line);
     } catch {
-      return line; // not a message: the client decides what to make of it
+      return { text: line, answered: [] }; // not a message: the client decides what to make of it
     }
     const current = policy();
+    const answered = [];
     const inspect = (message) => {
-      const next = gate.inspect(message, { server, policy: current, tickets, status: 'stdio' });
-      if (message && typeof message === 'object' && 'id' in message && !('method' in message)) tickets.delete(JSON.stringify(message.id));
-      return next;
+      // Only a response (an id, no method, a result or an error) answers the
+      // client's request; a request from the server has ids of its own.
+      const response = message !== null && typeof message === 'object' && !Array.isArray(message)
+        && 'id' in message && !('method' in message) && (('result' in message) !== ('error' in message));
+      if (response && inFlight.has(idKey(message.id))) answered.push(idKey(message.id));
+      return gate.inspect(message, { server, policy: current, tickets: response ? inFlight : undefined, status: 'stdio' });
     };
     if (Array.isArray(parsed)) {
       const next = parsed.map(inspect);
-      return next.every((m, i) => m === parsed[i]) ? line : JSON.stringify(next);
+      return { text: next.every((m, i) => m === parsed[i]) ? line : JSON.stringify(next), answered };
     }
     const next = inspect(parsed);
-    return next === parsed ? line : JSON.stringify(next);
+    return { text: next === parsed ? line : JSON.stringify(next), answered };
   }
 
   // The child stops reading when it dies; writes after that must not crash us.
   child.stdin.on('error', () => {});
   const code = await exited;
+  serverGone = true;
   fromClient.close();
   await serverDone;
-  // Calls the server never answered: it died, so they failed; quota goes back.
-  Gate.settleAll(tickets, { failed: true, status: 'stdio', outcome: 'server_exited' });
+  // A line being admitted when the server went may still be forwarded (into
+  // a pipe something may read): it is in flight like the others.
   await clientDone.catch(() => {});
+  // Calls forwarded and never answered: the server may have run them before
+  // it exited or the client left, so their quota is kept (giving it back
+  // would let an agent pass its limit by hanging up and reconnecting).
+  const outcome = clientLeft ? 'client_left' : 'server_exited';
+  for (const ticket of inFlight.values()) ticket?.settle({ failed: false, status: 'stdio', outcome });
   return code;
 }

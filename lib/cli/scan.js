@@ -28,7 +28,8 @@ Connects to an MCP server (Streamable HTTP at URL, falling back to the older
 HTTP+SSE transport; or a stdio server started as COMMAND ARGS...), lists its
 tools, classifies each as read / write / execute / destructive with a risk level
 and the signals behind it, and prints a starter policy: default deny, read tools
-allowed, write 30/minute and execute 10/minute per grant, destructive hidden.
+allowed, write 30/minute and execute 10/minute per grant, destructive hidden, and
+every call to a tool that handles credentials waiting for a human's approval.
 
 Options:
   --header "Name: value"  Send an HTTP header (repeatable). HTTP only.
@@ -187,7 +188,7 @@ function seconds(ms) {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
-// The network-level reason inside fetch's "fetch failed" TypeError.
+// The network-level reason inside fetch's "fetch failed" TypeError (also used by approvals.js).
 const NETWORK_REASONS = {
   ECONNREFUSED: 'connection refused',
   ENOTFOUND: 'host not found',
@@ -200,7 +201,7 @@ const NETWORK_REASONS = {
   UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
 };
 
-function networkCause(error) {
+export function networkCause(error) {
   for (let cause = error, depth = 0; cause && depth < 5; cause = cause.cause, depth += 1) {
     const code = cause.code;
     if (typeof code === 'string' && (NETWORK_REASONS[code] || /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO)/.test(code))) {
@@ -476,9 +477,11 @@ function terminalJson(value, indent) {
 }
 
 function policySummary(policy) {
-  const rates = Object.values(policy.tools).map((entry) => entry.rate_limit);
-  const allowed = rates.filter((r) => r === undefined).length;
-  return `${allowed} allowed, ${rates.length - allowed} rate-limited, ${policy.hide.length} hidden; every other tool denied`;
+  const entries = Object.values(policy.tools);
+  const approval = entries.filter((entry) => entry.action === 'require_approval').length;
+  const limited = entries.filter((entry) => entry.action === undefined && entry.rate_limit !== undefined).length;
+  const allowed = entries.length - approval - limited;
+  return `${allowed} allowed, ${limited} rate-limited, ${approval ? `${approval} only with approval, ` : ''}${policy.hide.length} hidden; every other tool denied`;
 }
 
 /** `toolgate scan ...`: see USAGE. */

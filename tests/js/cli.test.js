@@ -89,11 +89,23 @@ test('check: JSON syntax errors carry line and column', async () => {
   assert.match(result.stdout, /:4:1: error: syntax error/);
 });
 
-test('check: a missing file is an error, exit 1', async () => {
+test('check: a missing file or a directory is FILE: error: cannot read FILE: why, exit 1; the other files are still checked', async () => {
   const result = await runCli(['check', '/nonexistent/policy.json']);
   assert.equal(result.code, 1);
-  assert.match(result.stdout, /no such file/);
-  assert.match(result.stdout, /^\/nonexistent\/policy.json:0:0: error: .* \(\)$/m);
+  assert.equal(result.stdout, '/nonexistent/policy.json: error: cannot read /nonexistent/policy.json: no such file\n');
+  assert.doesNotMatch(result.stdout, /:0:0:|\(\)/, 'no made-up position or empty pointer');
+
+  const valid = policyFile({ version: '1', default: 'deny', tools: { run: {} } });
+  const invalid = policyFile('{"version":"1","default":"nope"}');
+  const several = await runCli(['check', repoRoot, valid, invalid]);
+  assert.equal(several.code, 1);
+  const lines = several.stdout.trim().split('\n');
+  assert.equal(lines[0], `${repoRoot}: error: cannot read ${repoRoot}: it is a directory`);
+  assert.equal(lines.length, 2, several.stdout);
+  assert.match(lines[1], new RegExp(`^${invalid.replace(/[.]/g, '\\.')}:1:\\d+: error: `));
+
+  const json = JSON.parse((await runCli(['check', '/nonexistent/policy.json', '--json'])).stdout);
+  assert.deepEqual(json, { file: '/nonexistent/policy.json', ok: false, diagnostics: [], error: 'cannot read /nonexistent/policy.json: no such file' });
 });
 
 test('check --json gives machine-readable diagnostics', async () => {

@@ -259,6 +259,110 @@ describe('toolgate serve', () => {
   });
 });
 
+const ADMIN = 'admin-token-for-the-approvals-cli';
+/** `toolgate approvals ...` as a user runs it, with only the environment given here. */
+async function approvalsCli(args, env = { TOOLGATE_ADMIN_TOKEN: ADMIN }) {
+  const { TOOLGATE_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+  const child = spawn(process.execPath, [CLI, 'approvals', ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => { stdout += chunk; });
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const [code] = await once(child, 'close');
+  return { code, stdout, stderr };
+}
+
+describe('toolgate approvals', () => {
+  test('list, show, approve and deny against a running toolgate serve; agent-written arguments are shown terminal-safe', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath], { TOOLGATE_ADMIN_TOKEN: ADMIN });
+    const client = await connectClient(`${url}/mcp`, 'alice-cli');
+    try {
+      const empty = await approvalsCli(['list', '--url', url]);
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.equal(empty.stdout, 'No requests are waiting for approval.\n');
+
+      const first = (await client.callTool({ name: 'get-tiny-image', arguments: {} })).structuredContent;
+      assert.equal(first.decision, 'approval_required');
+      // An agent can write anything into arguments, escape sequences too.
+      const hostile = { note: '\u001b[2J\u001b[1;1Happroved by admin\u202e' };
+      const second = (await client.callTool({ name: 'get-tiny-image', arguments: hostile })).structuredContent;
+
+      const listed = await approvalsCli(['list', '--url', url]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /^2 requests are waiting for approval \(oldest first\):/);
+      for (const id of [first.approval_id, second.approval_id]) assert.ok(listed.stdout.includes(`\n${id}\n`), `${id} listed`);
+      assert.match(listed.stdout, /  grant: +alice\n  server: +default\n  tool: +get-tiny-image\n  arguments: \{\}\n  age: +\d+s \(requested \d{4}-\d\d-\d\dT[^;]+; waits \d+h \d+m more\)/);
+      assert.doesNotMatch(listed.stdout, /[\u001b\u202e]/, 'no raw escape or bidi override reaches the terminal');
+      assert.ok(listed.stdout.includes('arguments: {"note":"\\u001b[2J\\u001b[1;1Happroved by admin\\u{202e}"}'), listed.stdout);
+
+      const json = await approvalsCli(['list', '--url', url, '--json']);
+      const { approvals } = JSON.parse(json.stdout);
+      assert.deepEqual(approvals.map((a) => [a.id, a.grant, a.tool]), [[first.approval_id, 'alice', 'get-tiny-image'], [second.approval_id, 'alice', 'get-tiny-image']]);
+      assert.deepEqual(approvals[1].arguments, hostile, '--json keeps the arguments verbatim');
+
+      const shown = await approvalsCli(['show', first.approval_id, '--url', url, '--json']);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.deepEqual(JSON.parse(shown.stdout), approvals[0]);
+
+      // The approvals page's address (as stdio prints it) works as --url too.
+      const approved = await approvalsCli(['approve', first.approval_id, '--url', `${url}/approvals#${first.approval_id}`]);
+      assert.equal(approved.code, 0, approved.stderr);
+      assert.match(approved.stdout, new RegExp(`^Approved:\n${first.approval_id}\n  grant: +alice`));
+      const ran = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+      assert.equal(ran.isError, undefined, text(ran));
+
+      // Another variable holds the token.
+      const denied = await approvalsCli(['deny', second.approval_id, '--url', url, '--admin-token-env', 'MY_ADMIN'], { MY_ADMIN: ADMIN });
+      assert.equal(denied.code, 0, denied.stderr);
+      assert.match(denied.stdout, /^Denied \(removed from the list\):/);
+      assert.equal((await approvalsCli(['list', '--url', url])).stdout, 'No requests are waiting for approval.\n');
+
+      const again = await approvalsCli(['approve', second.approval_id, '--url', url]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, new RegExp(`no request ${second.approval_id} is waiting at ${url}/approvals \\(unknown, already decided, or expired\\)`));
+      const unknown = await approvalsCli(['show', 'f'.repeat(64), '--url', url]);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /no request f{64} is waiting/);
+
+      const wrong = await approvalsCli(['list', '--url', url], { TOOLGATE_ADMIN_TOKEN: 'not-the-token' });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /the proxy refused the admin token from TOOLGATE_ADMIN_TOKEN \(401 Unauthorized\)/);
+      assert.equal(wrong.stdout, '');
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  test('an unreachable proxy, no token, a bad id or action, --help: a clear message and exit 1 or 2', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const cases = [
+      [['list', '--url', closed], undefined, 1, /cannot reach the proxy at http:\/\/127\.0\.0\.1:\d+\/approvals: connection refused/],
+      [['list', '--url', closed], {}, 2, /no admin token: set TOOLGATE_ADMIN_TOKEN/],
+      [['list', '--url', closed, '--admin-token-env', 'NOPE_TOKEN'], {}, 2, /no admin token: set NOPE_TOKEN/],
+      [['list', '--url', closed], { TOOLGATE_ADMIN_TOKEN: 'two words\n' }, 2, /TOOLGATE_ADMIN_TOKEN holds spaces, control or non-ASCII characters/],
+      [['approve', 'abc', '--url', closed], undefined, 2, /"abc" is not an approval id/],
+      [['approve', '--url', closed], undefined, 2, /approve needs the approval id/],
+      [['list', 'f'.repeat(64)], undefined, 2, /list takes no id/],
+      [['accept', 'f'.repeat(64)], undefined, 2, /unknown action "accept"/],
+      [[], undefined, 2, /say what to do: list, show, approve, deny/],
+      [['list', '--url', 'ftp://x'], undefined, 2, /--url expects the proxy's http:\/\/ or https:\/\/ address/],
+      [['list', '--bogus'], undefined, 2, /Unknown option '--bogus'/],
+    ];
+    for (const [args, env, code, message] of cases) {
+      const result = await approvalsCli(args, env);
+      assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+    }
+    const help = await approvalsCli(['--help'], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /toolgate approvals approve ID/);
+    assert.match(help.stdout, /--admin-token-env NAME/);
+  });
+});
+
 describe('toolgate stdio', () => {
   async function stdioClient(extra = []) {
     const transport = new StdioClientTransport({
@@ -304,8 +408,10 @@ describe('toolgate stdio', () => {
       const first = await client.callTool({ name: 'get-tiny-image', arguments: {} });
       assert.equal(first.structuredContent.approval_url, `http://127.0.0.1:${port}/approvals#${first.structuredContent.approval_id}`);
       const token = /"admin_token":"([^"]+)"/.exec(stderr())[1];
-      const approved = await fetch(`http://127.0.0.1:${port}/approvals/${first.structuredContent.approval_id}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-      assert.equal(approved.status, 200);
+      // toolgate approvals, given the approval_url the agent got.
+      const approved = await approvalsCli(['approve', first.structuredContent.approval_id, '--url', first.structuredContent.approval_url], { TOOLGATE_ADMIN_TOKEN: token });
+      assert.equal(approved.code, 0, approved.stderr);
+      assert.match(approved.stdout, /^Approved:\n[0-9a-f]{64}\n  grant: +local\n  server: +stdio\n  tool: +get-tiny-image/);
       const second = await client.callTool({ name: 'get-tiny-image', arguments: {} });
       assert.equal(second.isError, undefined, text(second));
     } finally {

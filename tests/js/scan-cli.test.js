@@ -184,6 +184,9 @@ describe('toolgate scan against server-everything', { concurrency: 4 }, () => {
     const policy = JSON.parse(stdout.slice(stdout.indexOf('\n{', separator)));
     assert.equal(policy.default, 'deny');
     assert.deepEqual(Object.keys(policy.tools).sort(), Object.keys(EVERYTHING).sort());
+    // get-env prints the server's environment: never allowed unattended.
+    assert.deepEqual(policy.tools['get-env'], { action: 'require_approval' });
+    assert.match(stdout, /--- Starter policy \(7 allowed, 5 rate-limited, 1 only with approval, 0 hidden; every other tool denied\) ---/);
   });
 
   test('--json: {server, tools, policy}, one JSON object', async () => {
@@ -200,6 +203,8 @@ describe('toolgate scan against server-everything', { concurrency: 4 }, () => {
     const byName = Object.fromEntries(stdioJson.tools.map((t) => [t.name, t]));
     assert.equal(byName['get-env'].risk, 'medium');
     assert.ok(byName['get-env'].signals.some((s) => s.id === 'handles_credentials'));
+    assert.deepEqual(stdioJson.policy.tools['get-env'], { action: 'require_approval' });
+    assert.match(stdioJson.policy.description, /need a human's approval for every call, so that secrets are not handed out unattended: "get-env"/);
     assert.deepEqual(byName['trigger-long-running-operation'].signals.map((s) => s.id), ['verb', 'annotation_overridden']);
     assert.deepEqual(stdioJson.policy.tools['trigger-long-running-operation'], { rate_limit: '10/minute' });
     assert.deepEqual(stdioJson.policy.tools['toggle-simulated-logging'], { rate_limit: '30/minute' });
