@@ -225,6 +225,90 @@ describe('RedisCounterStore on redis-server', () => {
     assert.equal(count, '0', 'the late charge was given back');
   });
 
+  // A process too busy to read is not a silent Redis (issue #12). Every loop
+  // turn here spends HOG_MS in a setImmediate, longer than the store's 250 ms:
+  // each timer fires late, before the loop has read Redis's answers, and
+  // node-redis writes one 16 KiB socket buffer of scripts per turn (this
+  // client has Node's default high-water mark), so most scripts reach Redis
+  // turns after they were sent. A deadline on the wall clock rejected them.
+  const HOG_MS = 300;
+  function hogTheLoop() {
+    let hogging = true;
+    const hog = () => {
+      const until = performance.now() + HOG_MS;
+      while (performance.now() < until) { /* a turn busy with other requests */ }
+      if (hogging) setImmediate(hog);
+    };
+    setImmediate(hog);
+    return () => { hogging = false; };
+  }
+
+  // Pauses Redis's write commands (EVALSHA included) from every client for
+  // `ms`; resolves to unpause(). From a connection of its own: on the
+  // store's, CLIENT UNPAUSE would wait behind the paused script.
+  async function pauseWrites(ms) {
+    const pauser = createClient({ url: server.url });
+    pauser.on('error', (error) => errors.push(error));
+    await pauser.connect();
+    await pauser.sendCommand(['CLIENT', 'PAUSE', String(ms), 'WRITE']);
+    return async () => {
+      await pauser.sendCommand(['CLIENT', 'UNPAUSE']);
+      await pauser.close();
+    };
+  }
+
+  test('a loop too busy to read the answers in time: a burst still admits exactly max, none rejects', async () => {
+    const store = newStore({ timeoutMs: 250 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const stop = hogTheLoop();
+    let outcomes;
+    try {
+      outcomes = await Promise.allSettled(Array.from({ length: 300 }, () => store.reserve([request], T0)));
+    } finally {
+      stop();
+    }
+    const rejected = outcomes.filter((o) => o.status === 'rejected').map((o) => o.reason.message);
+    assert.deepEqual(rejected, []);
+    assert.equal(outcomes.filter((o) => o.value.admitted).length, 5);
+    assert.equal(await client.get(store.keyOf(request)), '5');
+  });
+
+  test('a Redis that stalls while the loop is busy: reserve still rejects, long before the stall ends', async () => {
+    const store = newStore({ timeoutMs: 250 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const PAUSE_MS = 20_000;
+    const unpause = await pauseWrites(PAUSE_MS);
+    const stop = hogTheLoop();
+    const started = performance.now();
+    try {
+      await assert.rejects(store.reserve([request], T0), /did not answer within 250 ms/);
+    } finally {
+      stop();
+      await unpause();
+    }
+    const waited = performance.now() - started;
+    // The timer (250 ms), then three quiet turns of HOG_MS each, and slack.
+    assert.ok(waited < PAUSE_MS / 4, `rejected after ${Math.round(waited)} ms`);
+  });
+
+  test('maxWaitMs bounds an operation even before Redis has been silent for timeoutMs', async () => {
+    assert.throws(() => newStore({ maxWaitMs: 0 }), /`maxWaitMs` must be a positive number/);
+    assert.throws(() => newStore({ maxWaitMs: Number.NaN }), /`maxWaitMs` must be a positive number/);
+    const store = newStore({ timeoutMs: 5000, maxWaitMs: 150 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const unpause = await pauseWrites(20_000);
+    const started = performance.now();
+    try {
+      await assert.rejects(store.reserve([request], T0), /did not answer this operation within 150 ms/);
+    } finally {
+      await unpause();
+    }
+    assert.ok(performance.now() - started < 5000, 'rejected long before the pause would have ended');
+  });
+
   test('a server that goes away: reserve rejects within the timeout and the call is denied (store_error)', async () => {
     const doomed = await startRedis();
     const reported = [];
