@@ -25,6 +25,7 @@ import { createClient } from 'redis';
 import { repoRoot } from './cli-helpers.js';
 import { grantsDocument, tempFile } from './proxy-helpers.js';
 import { startRedis } from './redis-server.js';
+import { startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 
 const CLI = join(repoRoot, 'bin/toolgate.js');
 const BURST = 1000;
@@ -47,6 +48,14 @@ const POLICY = {
       ],
     },
     stalled: { limits: [{ counter: 'stalled', window: 'day', max: 5, scope: 'grant' }] },
+    cluster_run: { limits: [{ counter: 'cluster_run', window: 'day', max: 5, scope: 'grant' }] },
+    cluster_shared: { limits: [{ counter: 'cluster_shared', window: 'day', max: 5, scope: 'global' }] },
+    cluster_mixed: {
+      limits: [
+        { counter: 'cluster_mixed_grant', window: 'day', max: 5, scope: 'grant' },
+        { counter: 'cluster_mixed_global', window: 'day', max: 8, scope: 'global' },
+      ],
+    },
   },
 };
 const TOKENS = { alice: 'alice-load-token', bob: 'bob-load-token', carol: 'carol-load-token', dave: 'dave-load-token' };
@@ -186,11 +195,13 @@ async function outsideDayBoundary() {
   while (DAY_MS - (Date.now() % DAY_MS) < 120_000 || Date.now() % DAY_MS < 1000) await sleep(1000);
 }
 
-/** The sum of the counts Redis holds for `counter` (every grant's bucket). */
-async function countInRedis(redis, counter) {
+/** The sum of the counts Redis holds for `counter` (every grant's bucket), on each of `clients` (a cluster's nodes). */
+async function countInRedis(clients, counter) {
   let sum = 0;
-  for await (const keys of redis.scanIterator({ MATCH: `tg:*"${counter}"*`, COUNT: 1000 })) {
-    for (const key of keys) sum += Number(await redis.get(key));
+  for (const redis of [clients].flat()) {
+    for await (const keys of redis.scanIterator({ MATCH: `tg:*"${counter}"*`, COUNT: 1000 })) {
+      for (const key of keys) sum += Number(await redis.get(key));
+    }
   }
   return sum;
 }
@@ -306,6 +317,60 @@ describe(`${BURST} concurrent calls through toolgate serve on Redis`, { timeout:
       const { total, why } = await burst(proxy.url, 'stalled', ['carol']);
       assert.deepEqual(total, { ran: 5, rate_limited: BURST - 5 }, why);
       assert.equal(upstream.executed.stalled, 5);
+    });
+  });
+
+  describe('one proxy on a Redis Cluster (--redis-cluster)', () => {
+    let cluster;
+    let nodes; // the test's own connection to each master
+    let proxy;
+    before(async () => {
+      cluster = await startRedisCluster({ masters: 3 });
+      nodes = [];
+      for (const { url } of cluster.nodes) {
+        const node = createClient({ url });
+        node.on('error', () => {});
+        await node.connect();
+        nodes.push(node);
+      }
+      proxy = await serve(['--policy', policyPath, '--upstream', upstream.url, '--grants', grantsPath,
+        '--store', cluster.nodes[1].url, '--redis-cluster', '--no-watch']);
+    });
+    after(async () => {
+      await proxy?.stop();
+      for (const node of nodes ?? []) await node.close();
+      await cluster?.stop();
+    });
+
+    test('one grant: exactly max run, on the master of its slot', async () => {
+      const { total, why } = await burst(proxy.url, 'cluster_run', ['dave']);
+      assert.deepEqual(total, { ran: 5, rate_limited: BURST - 5 }, why);
+      assert.equal(upstream.executed.cluster_run, 5);
+      assert.equal(await countInRedis(nodes, 'cluster_run'), 5);
+    });
+
+    test('a global counter, four grants at once: exactly max run', async () => {
+      const { total, why } = await burst(proxy.url, 'cluster_shared', ['alice', 'bob', 'carol', 'dave']);
+      assert.deepEqual(total, { ran: 5, rate_limited: BURST - 5 }, why);
+      assert.equal(upstream.executed.cluster_shared, 5);
+      assert.equal(await countInRedis(nodes, 'cluster_shared'), 5);
+    });
+
+    test('grant and global limits on one call span two slots: no store_error, never over either limit', async () => {
+      // Two scripts per call, one per slot: a call charged on its grant's
+      // slot and then denied on the global one gives its charge back, and in
+      // between another call may be denied by it (worker/stores/README.md):
+      // at most 8, each grant at most 5, never more; no call fails.
+      const { total, perGrant, why } = await burst(proxy.url, 'cluster_mixed', ['alice', 'bob', 'carol']);
+      assert.equal(total.store_error, undefined, why);
+      assert.equal((total.ran ?? 0) + (total.rate_limited ?? 0), BURST, JSON.stringify(total));
+      assert.ok(total.ran >= 1 && total.ran <= 8, `${total.ran} ran`);
+      for (const [grant, outcomes] of Object.entries(perGrant)) {
+        assert.ok((outcomes.ran ?? 0) <= 5, `${grant} ran ${outcomes.ran} times`);
+      }
+      assert.equal(upstream.executed.cluster_mixed, total.ran);
+      assert.equal(await countInRedis(nodes, 'cluster_mixed_global'), total.ran);
+      assert.equal(await countInRedis(nodes, 'cluster_mixed_grant'), total.ran);
     });
   });
 });
