@@ -99,7 +99,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * process closes its stdin or dies); resolves once `ready(stderr)` is truthy.
  * Returns { url, child, stop(), output(), stdout() }.
  */
-async function startNode(name, args, { env = {}, ready = (output) => /listening on (http:\/\/[^\s/]+)/.exec(output)?.[1], preload = true } = {}) {
+async function startNode(name, args, { env = {}, ready = (output) => /listening on (http:\/\/[^\s/]+)/.exec(output)?.[1], preload = true, killAfterMs = 30_000 } = {}) {
   const child = spawn(process.execPath, [...(preload ? ['--import', join(here, 'exit-with-parent.js')] : []), ...args], {
     cwd: root, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -117,7 +117,7 @@ async function startNode(name, args, { env = {}, ready = (output) => /listening 
     children.delete(child);
     if (child.exitCode === null && child.signalCode === null) {
       child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       await exited;
       clearTimeout(timer);
     }
@@ -226,12 +226,16 @@ async function largestBatch(url, ceiling) {
 async function startFlood(url, batch) {
   const flood = await startNode('flood', [join(here, 'flood.js'), '--url', url, '--token', TOKENS.flooder, '--tool', DENIED_TOOL,
     '--batch', String(batch), '--connections', flags.connections, '--big-connections', flags['big-connections'], '--big-bytes', String(bigBytes)], {
-    preload: false, ready: (output) => (output.includes('flooding') ? 'flooding' : undefined),
+    // Stopping waits for the requests in flight, which a saturated proxy may
+    // take a while to answer (each batch or large body is seconds of work).
+    preload: false, ready: (output) => (output.includes('flooding') ? 'flooding' : undefined), killAfterMs: 180_000,
   });
   return {
     async stop() {
       await flood.stop();
-      return JSON.parse(flood.stdout().trim().split('\n').pop());
+      const line = flood.stdout().trim().split('\n').pop();
+      if (!line) throw new Error(`the flood process gave no figures:\n${flood.output()}`);
+      return JSON.parse(line);
     },
   };
 }
