@@ -1,7 +1,7 @@
 // Bursts through the real proxy on a real Redis: `toolgate serve --store
 // redis://...` (a child process, as users run it) in front of a real MCP SDK
 // server that counts the tool calls it executes, driven by 1 000 concurrent
-// tools/call requests (fetch, one connection each). While Redis is healthy a
+// tools/call requests (node:http, one connection each). While Redis is healthy a
 // burst admits exactly `max`: none denied with store_error because the proxy
 // was too busy to read Redis's answers in time (the defect of issue #12: a
 // timer counted the time the event loop spent on the other 999 requests; see
