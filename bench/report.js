@@ -38,6 +38,7 @@ export const ORDER = [
   [['cedar'], 'Compared with Cedar'],
   [['redis-cluster', 'scale-redis'], 'Counters in Redis Cluster'],
   [['durable-objects', 'scale-do'], 'Counters in Durable Objects'],
+  [['proxy-fairness'], 'MCP proxy: one grant waiting while another floods'],
   [['proxy'], 'MCP proxy'],
   [['playground'], 'Browser playground'],
   [['site'], 'Docs site'],

@@ -79,6 +79,7 @@ optional cedar bench/cedar/cedar.bench.js
 optional redis-cluster bench/scale/redis-cluster.bench.js
 optional durable-objects bench/scale/durable-objects.bench.js
 optional proxy bench/proxy/proxy.bench.js
+optional proxy-fairness bench/proxy/fairness.bench.js
 if [ -f web/dist/index.html ]; then
   optional playground bench/web/playground.bench.js
 else

@@ -225,6 +225,157 @@ describe('RedisCounterStore on redis-server', () => {
     assert.equal(count, '0', 'the late charge was given back');
   });
 
+  // A process too busy to read is not a silent Redis (issue #12). Every loop
+  // turn here spends HOG_MS in a setImmediate, longer than the store's 250 ms:
+  // each timer fires late, before the loop has read Redis's answers, and
+  // node-redis writes one 16 KiB socket buffer of scripts per turn (this
+  // client has Node's default high-water mark), so most scripts reach Redis
+  // turns after they were sent. A deadline on the wall clock rejected them.
+  const HOG_MS = 300;
+  function hogTheLoop(ms = HOG_MS) {
+    let hogging = true;
+    const hog = () => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) { /* a turn busy with other requests */ }
+      if (hogging) setImmediate(hog);
+    };
+    setImmediate(hog);
+    return () => { hogging = false; };
+  }
+
+  // Pauses Redis's write commands (EVALSHA included) from every client for
+  // `ms`; resolves to unpause(). From a connection of its own: on the
+  // store's, CLIENT UNPAUSE would wait behind the paused script.
+  async function pauseWrites(ms) {
+    const pauser = createClient({ url: server.url });
+    pauser.on('error', (error) => errors.push(error));
+    await pauser.connect();
+    await pauser.sendCommand(['CLIENT', 'PAUSE', String(ms), 'WRITE']);
+    return async () => {
+      await pauser.sendCommand(['CLIENT', 'UNPAUSE']);
+      await pauser.close();
+    };
+  }
+
+  test('a loop too busy to read the answers in time: a burst still admits exactly max, none rejects', async () => {
+    const store = newStore({ timeoutMs: 250 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const stop = hogTheLoop();
+    let outcomes;
+    try {
+      outcomes = await Promise.allSettled(Array.from({ length: 300 }, () => store.reserve([request], T0)));
+    } finally {
+      stop();
+    }
+    const rejected = outcomes.filter((o) => o.status === 'rejected').map((o) => o.reason.message);
+    assert.deepEqual(rejected, []);
+    assert.equal(outcomes.filter((o) => o.value.admitted).length, 5);
+    assert.equal(await client.get(store.keyOf(request)), '5');
+  });
+
+  // The same class, open-ended: random policies (grant and global limits, one
+  // or two per tool, a shared counter, costs), random grants and calls, all at
+  // once while every loop turn is busy for longer than timeoutMs. Whatever the
+  // mix: no reserve rejects, no count exceeds its max, Redis holds exactly
+  // what the admitted calls charged, and every denied call had a limit that
+  // was full (the store never denies while there is room).
+  test('property: bursts of random calls on random limits while the loop is busy: none rejects, admitted up to exactly full', async () => {
+    const random = (seed) => {
+      let state = seed >>> 0;
+      return () => {
+        state = (state + 0x6d2b79f5) >>> 0;
+        let t = state;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      };
+    };
+    for (let seed = 1; seed <= 4; seed++) {
+      const next = random(seed);
+      const pick = (list) => list[Math.floor(next() * list.length)];
+      // A limit of its own, or the one counter all tools share (one max for
+      // its key; a tool may name it twice, so one call charges it twice).
+      const limit = (i) => (next() < 0.3
+        ? { counter: 'shared', window: 'minute', max: 6, scope: 'global' }
+        : {
+          counter: `c${i}`, window: pick(['minute', 'hour']), max: 1 + Math.floor(next() * 8),
+          scope: pick(['grant', 'global']), cost: 1 + Math.floor(next() * 2), algorithm: pick(['fixed', 'sliding']),
+        });
+      const tools = {};
+      for (let t = 0; t < 3; t++) tools[`t${t}`] = { limits: Array.from({ length: 1 + Math.floor(next() * 2) }, (_, i) => limit(`${t}_${i}`)) };
+      const grants = Array.from({ length: 1 + Math.floor(next() * 3) }, (_, g) => `g${g}`);
+      const calls = Array.from({ length: 150 }, () => ({ tool: pick(Object.keys(tools)), grant: pick(grants) }));
+      const store = newStore({ timeoutMs: 100 });
+      await store.loadScripts();
+      const requestsOf = calls.map((call) => requestsFor(tools, call, T0));
+      const stop = hogTheLoop(150);
+      let outcomes;
+      try {
+        outcomes = await Promise.allSettled(requestsOf.map((requests) => store.reserve(requests, T0)));
+      } finally {
+        stop();
+      }
+      const context = `seed ${seed}: ${JSON.stringify(tools)}`;
+      assert.deepEqual(outcomes.filter((o) => o.status === 'rejected').map((o) => o.reason.message), [], context);
+      const charged = new Map(); // key -> { request, sum of admitted costs }
+      outcomes.forEach(({ value }, i) => {
+        for (const request of requestsOf[i]) {
+          const entry = charged.get(request.key) ?? { request, sum: 0 };
+          if (value.admitted) entry.sum += request.cost;
+          charged.set(request.key, entry);
+        }
+      });
+      for (const { request, sum } of charged.values()) {
+        const held = Number(await client.get(store.keyOf(request)) ?? '0');
+        assert.equal(held, sum, `${context}: ${request.key} holds ${held}, admitted calls charged ${sum}`);
+        assert.ok(held <= request.max, `${context}: ${request.key} holds ${held} > max ${request.max}`);
+      }
+      outcomes.forEach(({ value }, i) => {
+        if (value.admitted) return;
+        const needs = new Map(); // what this call would add to each of its keys
+        for (const r of requestsOf[i]) needs.set(r.key, (needs.get(r.key) ?? 0) + r.cost);
+        const full = requestsOf[i].some((r) => charged.get(r.key).sum + needs.get(r.key) > r.max);
+        assert.ok(full, `${context}: call ${i} ${JSON.stringify(calls[i])} was denied with room on every limit`);
+      });
+    }
+  });
+
+  test('a Redis that stalls while the loop is busy: reserve still rejects, long before the stall ends', async () => {
+    const store = newStore({ timeoutMs: 250 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const PAUSE_MS = 20_000;
+    const unpause = await pauseWrites(PAUSE_MS);
+    const stop = hogTheLoop();
+    const started = performance.now();
+    try {
+      await assert.rejects(store.reserve([request], T0), /did not answer within 250 ms/);
+    } finally {
+      stop();
+      await unpause();
+    }
+    const waited = performance.now() - started;
+    // The timer (250 ms), then three quiet turns of HOG_MS each, and slack.
+    assert.ok(waited < PAUSE_MS / 4, `rejected after ${Math.round(waited)} ms`);
+  });
+
+  test('maxWaitMs bounds an operation even before Redis has been silent for timeoutMs', async () => {
+    assert.throws(() => newStore({ maxWaitMs: 0 }), /`maxWaitMs` must be a positive number/);
+    assert.throws(() => newStore({ maxWaitMs: Number.NaN }), /`maxWaitMs` must be a positive number/);
+    const store = newStore({ timeoutMs: 5000, maxWaitMs: 150 });
+    const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    await store.loadScripts();
+    const unpause = await pauseWrites(20_000);
+    const started = performance.now();
+    try {
+      await assert.rejects(store.reserve([request], T0), /did not answer this operation within 150 ms/);
+    } finally {
+      await unpause();
+    }
+    assert.ok(performance.now() - started < 5000, 'rejected long before the pause would have ended');
+  });
+
   test('a server that goes away: reserve rejects within the timeout and the call is denied (store_error)', async () => {
     const doomed = await startRedis();
     const reported = [];

@@ -10,7 +10,7 @@
 // requests shared by the proxy instances; consume() is one script, so one
 // approval allows one call across all of them.
 
-import { createClient, createCluster } from 'redis';
+import { ErrorReply, createClient, createCluster } from 'redis';
 
 import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
@@ -89,8 +89,8 @@ return 1
 const OWNS_CLIENT = Symbol('ownsClient');
 
 class RedisTimeoutError extends Error {
-  constructor(timeoutMs) {
-    super(`Redis did not answer within ${timeoutMs} ms`);
+  constructor(timeoutMs, what = 'did not answer') {
+    super(`Redis ${what} within ${timeoutMs} ms`);
     this.name = 'RedisTimeoutError';
   }
 }
@@ -105,7 +105,7 @@ function tagOf(request) {
   return escaped === '' ? '%' : escaped;
 }
 
-// Rejects with `error` after `ms`, unless cancelled.
+// Rejects with `error` after `ms`, unless cancelled (connecting and closing).
 function deadlineAfter(ms, error) {
   let timer;
   const promise = new Promise((_, reject) => {
@@ -161,22 +161,80 @@ function routingKeyOf(args) {
   return args[1];
 }
 
+// The text Redis Cluster hashes for `key` (its slot): the hash tag, the text
+// between the first '{' and the next '}' when that is not empty, else the
+// whole key.
+function hashTagOf(key) {
+  const text = String(key);
+  const open = text.indexOf('{');
+  const close = open < 0 ? -1 : text.indexOf('}', open + 1);
+  return close > open + 1 ? text.slice(open + 1, close) : text;
+}
+
+// How often and when Redis last answered, per client and per connection
+// ("channel"): a plain client has one connection, so one channel; a cluster
+// client one per node, here told apart by hash tag (keys of one tag share a
+// slot, so a node and its connection; finer than a node, which only means
+// less evidence of life, never more). Shared by every RedisCommands over the
+// same client.
+const answerLogs = new WeakMap(); // client -> Map<channel, { count, at: performance.now() }>
+
+function answersOf(client) {
+  let answers = answerLogs.get(client);
+  if (!answers) {
+    answers = new Map();
+    answerLogs.set(client, answers);
+  }
+  return answers;
+}
+
+// An answer from Redis, an error reply (NOSCRIPT, WRONGTYPE...) included:
+// proof the connection is alive. A closed socket or an aborted command is not.
+const isAnswer = (error) => error instanceof ErrorReply;
+
+function checkMaxWait(maxWaitMs, owner) {
+  if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs > 0)) {
+    throw new TypeError(`${owner} \`maxWaitMs\` must be a positive number`);
+  }
+}
+
+// How many loop turns in a row must read no answer from Redis, besides
+// timeoutMs of silence, before a command gives up (see RedisCommands.command).
+// A healthy Redis answers a burst's commands every turn or two: written in one
+// turn's check phase, read in the next poll phase or the one after.
+const QUIET_TURNS = 3;
+
+/** Default of `maxWaitMs`: how long any one operation may wait, even for a Redis that is answering others. */
+export const DEFAULT_MAX_WAIT_MS = 10_000;
+
 /**
- * Sends commands and Lua scripts, each within a deadline, through a plain or a
- * cluster node-redis client (routed by key on a cluster). Shared by the
- * counter and approval stores and the audit stream sink (../audit-redis.js),
- * so all of them fail the same way.
+ * Sends commands and Lua scripts through a plain or a cluster node-redis
+ * client (routed by key on a cluster), and gives up on a Redis that stalls.
+ * Shared by the counter and approval stores and the audit stream sink
+ * (../audit-redis.js), so all of them fail the same way.
+ *
+ * A command fails when Redis has said nothing on its connection for
+ * `timeoutMs` while it waited (down, stalled, paused, partitioned), or when
+ * the operation's deadline (`maxWaitMs` after deadline()) passes. It does not
+ * fail because this process was too busy to read the answer or to write the
+ * command (issue #12: under a burst of 300 calls a plain timer denied most of
+ * them with store_error, though Redis had answered; details in command()).
  */
 export class RedisCommands {
   #client;
   #timeoutMs;
+  #maxWaitMs;
   #cluster;
+  #answers;
   #shas = new Map(); // script -> Promise<sha1>, loaded once per store
 
-  constructor(client, timeoutMs) {
+  constructor(client, timeoutMs, maxWaitMs = Math.max(DEFAULT_MAX_WAIT_MS, timeoutMs)) {
+    checkMaxWait(maxWaitMs, 'RedisCommands');
     this.#client = client;
     this.#timeoutMs = timeoutMs;
+    this.#maxWaitMs = maxWaitMs;
     this.#cluster = isClusterClient(client);
+    this.#answers = answersOf(client);
   }
 
   /** Whether the client is a cluster client (createCluster()). */
@@ -184,9 +242,12 @@ export class RedisCommands {
     return this.#cluster;
   }
 
-  /** A deadline (performance.now() time) `timeoutMs` from now. */
+  /**
+   * The deadline (performance.now() time) of an operation starting now:
+   * `maxWaitMs` from now, for all its round trips together.
+   */
   deadline() {
-    return performance.now() + this.#timeoutMs;
+    return performance.now() + this.#maxWaitMs;
   }
 
   /** Loads scripts now instead of on their first use. */
@@ -217,29 +278,96 @@ export class RedisCommands {
     return loading;
   }
 
-  // One command, rejected once `deadline` passes. A command node-redis has not
-  // written yet (it queues them while reconnecting) is aborted, so it never
-  // runs late; one already written may still run, and onLateReply sees it.
-  async command(args, deadline, onLateReply) {
-    const remaining = deadline - performance.now();
-    if (remaining <= 0) throw new RedisTimeoutError(this.#timeoutMs);
+  // One command: rejected once Redis has been silent on its connection for
+  // timeoutMs, or at `deadline`. A command node-redis has not written yet (it
+  // queues them while reconnecting) is then aborted, so it never runs late;
+  // one already written may still run, and onLateReply sees its reply.
+  command(args, deadline, onLateReply) {
+    const sentAt = performance.now();
+    if (deadline - sentAt <= 0) return Promise.reject(new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
+    const routingKey = this.#cluster ? routingKeyOf(args) : undefined;
+    const channel = routingKey === undefined ? '' : hashTagOf(routingKey);
     const abort = new AbortController();
     const options = { abortSignal: abort.signal };
-    const reply = Promise.resolve().then(() => (this.#cluster
-      ? this.#client.sendCommand(routingKeyOf(args), false, args, options)
-      : this.#client.sendCommand(args, options)));
-    const timeout = deadlineAfter(remaining, () => {
-      abort.abort();
-      return new RedisTimeoutError(this.#timeoutMs);
+    // node-redis writes what it was given in a setImmediate (the loop's check
+    // phase), maybe long after sendCommand() when the loop is busy. Silence
+    // counts from then: one more setImmediate, queued after node-redis's.
+    let writtenAt = Infinity;
+    const reply = Promise.resolve().then(() => {
+      const sending = this.#cluster
+        ? this.#client.sendCommand(routingKey, false, args, options)
+        : this.#client.sendCommand(args, options);
+      setImmediate(() => { writtenAt = performance.now(); });
+      return sending;
     });
-    try {
-      return await Promise.race([reply, timeout.promise]);
-    } catch (error) {
-      if (error instanceof RedisTimeoutError) reply.then(onLateReply ?? (() => {}), () => {});
-      throw error;
-    } finally {
-      timeout.cancel();
-    }
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let timer;
+      const heard = () => {
+        const log = this.#answers.get(channel);
+        if (log) {
+          log.count += 1;
+          log.at = performance.now();
+        } else {
+          this.#answers.set(channel, { count: 1, at: performance.now() });
+        }
+      };
+      reply.then((value) => {
+        heard();
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      }, (error) => {
+        if (isAnswer(error)) heard();
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(error);
+      });
+      const giveUp = (error) => {
+        settled = true;
+        abort.abort();
+        reply.then(onLateReply ?? (() => {}), () => {});
+        reject(error);
+      };
+      // Redis counts as silent only when both hold: no answer on this
+      // connection for timeoutMs, and none read in QUIET_TURNS loop turns in a
+      // row. Wall time alone misjudges a busy process: a timer runs before the
+      // loop polls its sockets, maybe long after it was due, while answers sit
+      // unread; and node-redis writes at most one socket buffer of commands
+      // per turn (it waits for 'drain'), so under a burst a command may reach
+      // Redis many turns after it was sent. Turns alone misjudge an idle
+      // process, whose turns take microseconds. So, once the timer fires: look
+      // after the next poll phase (setImmediate), again for each quiet turn,
+      // and re-arm the timer as soon as Redis answers anything.
+      const check = () => {
+        let since = performance.now(); // the next poll phase begins after this
+        let before = this.#answers.get(channel)?.count ?? 0;
+        let quietTurns = 0;
+        const look = () => setImmediate(() => {
+          if (settled) return;
+          const now = performance.now();
+          if (now >= deadline) return giveUp(new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
+          const log = this.#answers.get(channel);
+          const count = log?.count ?? 0;
+          // Silence Redis has certainly kept: from its last answer read (or
+          // from the write) until the poll phase that just read nothing.
+          const silentFor = count > before ? 0 : Math.max(0, since - Math.max(writtenAt, log?.at ?? -Infinity));
+          if (silentFor < this.#timeoutMs) {
+            timer = setTimeout(check, Math.max(1, Math.min(this.#timeoutMs - silentFor, deadline - now)));
+            return;
+          }
+          quietTurns += 1;
+          if (quietTurns >= QUIET_TURNS) return giveUp(new RedisTimeoutError(this.#timeoutMs));
+          since = now;
+          before = count;
+          look();
+        });
+        look();
+      };
+      timer = setTimeout(check, Math.min(this.#timeoutMs, deadline - sentAt));
+    });
   }
 }
 
@@ -258,7 +386,7 @@ export class RedisCounterStore {
    * `prefix`: the first segment of every key. `timeoutMs`: how long reserve()
    * (and each rollback) waits for Redis before failing.
    */
-  constructor({ client, prefix = 'tg', timeoutMs = 250, cluster = false, [OWNS_CLIENT]: owned = false } = {}) {
+  constructor({ client, prefix = 'tg', timeoutMs = 250, maxWaitMs, cluster = false, [OWNS_CLIENT]: owned = false } = {}) {
     if (!client || typeof client.sendCommand !== 'function') {
       throw new TypeError('RedisCounterStore needs `client`, a connected node-redis client');
     }
@@ -269,11 +397,12 @@ export class RedisCounterStore {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw new TypeError('RedisCounterStore `timeoutMs` must be a positive number');
     }
+    checkMaxWait(maxWaitMs, 'RedisCounterStore');
     this.#client = client;
     this.#prefix = prefix;
     this.#timeoutMs = timeoutMs;
     this.#owned = owned;
-    this.#redis = new RedisCommands(client, timeoutMs);
+    this.#redis = new RedisCommands(client, timeoutMs, maxWaitMs);
     // A cluster client always needs one script per slot, whatever was asked.
     this.#cluster = cluster === true || this.#redis.cluster;
   }
@@ -406,6 +535,13 @@ export class RedisCounterStore {
   }
 }
 
+// node-redis stops writing queued commands once the socket's buffer holds
+// writableHighWaterMark bytes, and goes on after 'drain', one loop turn later.
+// With Node's 16 KiB, a burst of 1 000 calls reached Redis 45 scripts per
+// turn, over twenty turns of a loop busy with the requests themselves; 1 MiB
+// writes such a burst at once (the bytes are queued for the socket either way).
+const SOCKET_DEFAULTS = { writableHighWaterMark: 1 << 20 };
+
 /**
  * A node-redis client for `url`, connected within `connectTimeoutMs`, its
  * 'error' events sent to `onError` (node-redis would crash the process on an
@@ -415,8 +551,12 @@ export class RedisCounterStore {
  */
 export async function connectRedisClient({ url, cluster = false, connectTimeoutMs = 5000, clientOptions = {}, onError }) {
   const client = cluster === true
-    ? createCluster({ ...clientOptions, rootNodes: clientOptions.rootNodes ?? [{ url }] })
-    : createClient({ ...clientOptions, url });
+    ? createCluster({
+      ...clientOptions,
+      rootNodes: clientOptions.rootNodes ?? [{ url }],
+      defaults: { ...clientOptions.defaults, socket: { ...SOCKET_DEFAULTS, ...clientOptions.defaults?.socket } },
+    })
+    : createClient({ ...clientOptions, url, socket: { ...SOCKET_DEFAULTS, ...clientOptions.socket } });
   client.on('error', onError);
   const deadline = deadlineAfter(connectTimeoutMs, () => new Error(`could not connect to Redis at ${url} within ${connectTimeoutMs} ms`));
   const connecting = client.connect();
@@ -443,13 +583,14 @@ export async function createRedisCounterStore({
   url,
   prefix,
   timeoutMs,
+  maxWaitMs,
   cluster,
   connectTimeoutMs = 5000,
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
   const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
-  const store = new RedisCounterStore({ client, prefix, timeoutMs, cluster, [OWNS_CLIENT]: true });
+  const store = new RedisCounterStore({ client, prefix, timeoutMs, maxWaitMs, cluster, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
   } catch (error) {
@@ -594,7 +735,7 @@ export class RedisApprovalStore {
    * longest approval.timeout of the policies served (an approval is valid for
    * the call's timeout only, whatever this is).
    */
-  constructor({ client, prefix = 'tg', timeoutMs = 250, approvalTtlMs = 24 * 60 * 60 * 1000, [OWNS_CLIENT]: owned = false } = {}) {
+  constructor({ client, prefix = 'tg', timeoutMs = 250, maxWaitMs, approvalTtlMs = 24 * 60 * 60 * 1000, [OWNS_CLIENT]: owned = false } = {}) {
     if (!client || typeof client.sendCommand !== 'function') {
       throw new TypeError('RedisApprovalStore needs `client`, a connected node-redis client');
     }
@@ -604,6 +745,7 @@ export class RedisApprovalStore {
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw new TypeError('RedisApprovalStore `timeoutMs` must be a positive number');
     }
+    checkMaxWait(maxWaitMs, 'RedisApprovalStore');
     if (!(Number.isSafeInteger(approvalTtlMs) && approvalTtlMs > 0)) {
       throw new TypeError('RedisApprovalStore `approvalTtlMs` must be a positive integer');
     }
@@ -612,7 +754,7 @@ export class RedisApprovalStore {
     this.#timeoutMs = timeoutMs;
     this.#approvalTtlMs = approvalTtlMs;
     this.#owned = owned;
-    this.#redis = new RedisCommands(client, timeoutMs);
+    this.#redis = new RedisCommands(client, timeoutMs, maxWaitMs);
   }
 
   /** The Redis key of `id`'s approval. */
@@ -746,6 +888,7 @@ export async function createRedisApprovalStore({
   url,
   prefix,
   timeoutMs,
+  maxWaitMs,
   approvalTtlMs,
   cluster = false,
   connectTimeoutMs = 5000,
@@ -753,7 +896,7 @@ export async function createRedisApprovalStore({
   onError = (error) => console.warn(`toolgate: Redis approval store: ${error?.message ?? error}`),
 } = {}) {
   const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
-  const store = new RedisApprovalStore({ client, prefix, timeoutMs, approvalTtlMs, [OWNS_CLIENT]: true });
+  const store = new RedisApprovalStore({ client, prefix, timeoutMs, maxWaitMs, approvalTtlMs, [OWNS_CLIENT]: true });
   try {
     await store.loadScripts();
   } catch (error) {
