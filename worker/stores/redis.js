@@ -10,8 +10,6 @@
 // requests shared by the proxy instances; consume() is one script, so one
 // approval allows one call across all of them.
 
-import { createClient, createCluster } from 'redis';
-
 import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
 // Reads every request's current and previous bucket, admits when each one
@@ -406,6 +404,20 @@ export class RedisCounterStore {
   }
 }
 
+// node-redis is an optional peer dependency of the package: an installed
+// toolgate that never uses Redis does not carry it, so it is imported only
+// here, when a client is made, and its absence says how to add it.
+async function loadNodeRedis() {
+  try {
+    return await import('redis');
+  } catch (error) {
+    if (error?.code === 'ERR_MODULE_NOT_FOUND' && /['"]redis['"]/.test(error.message)) {
+      throw new Error('the Redis stores need the node-redis client, which is not installed: run `npm install redis` where toolgate is installed', { cause: error });
+    }
+    throw error;
+  }
+}
+
 /**
  * A node-redis client for `url`, connected within `connectTimeoutMs`, its
  * 'error' events sent to `onError` (node-redis would crash the process on an
@@ -414,6 +426,7 @@ export class RedisCounterStore {
  * from `url` (or from clientOptions.rootNodes). Close it with closeRedisClient.
  */
 export async function connectRedisClient({ url, cluster = false, connectTimeoutMs = 5000, clientOptions = {}, onError }) {
+  const { createClient, createCluster } = await loadNodeRedis();
   const client = cluster === true
     ? createCluster({ ...clientOptions, rootNodes: clientOptions.rootNodes ?? [{ url }] })
     : createClient({ ...clientOptions, url });
