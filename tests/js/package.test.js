@@ -94,10 +94,12 @@ before(async () => {
   app = path.join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  // Nothing of the build machine's environment: no NODE_PATH, no EMSDK, no PATH but node's.
+  // Of the build machine's environment, only what reaches the registry (home,
+  // proxies, certificates, npm's registry and cache settings): no NODE_PATH, no
+  // EMSDK or CC, no npm_* of a surrounding `npm test`, no PATH but node's.
+  const kept = /^(HOME|USER|LANG|LC_\w+|TMPDIR|TZ|https?_proxy|no_proxy|HTTPS?_PROXY|NO_PROXY|NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR)|npm_config_(registry|cache|userconfig|globalconfig|cafile|strict_ssl|proxy|https_proxy|noproxy))$/;
   env = {
-    // npm's cache (~/.npm), warmed by the clone's own `npm ci`
-    ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => kept.test(key))),
     PATH: minimalPath(),
     npm_config_update_notifier: 'false',
     npm_config_fund: 'false',
@@ -197,7 +199,7 @@ describe('installed from the tarball, no toolchain on PATH', () => {
     const bytes = (dir) => readdirSync(dir, { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile()).reduce((sum, e) => sum + statSync(path.join(e.parentPath ?? e.path, e.name)).size, 0);
     const megabytes = bytes(path.join(app, 'node_modules')) / 1e6;
-    t.diagnostic(`the install: ${packages.length} packages, ${megabytes.toFixed(1)} MB`);
+    t.diagnostic(`the install: ${packages.length} packages, ${megabytes.toFixed(1)} MB of files`);
     for (const name of names) assert.doesNotMatch(name, BUILD_ONLY, `${name} is installed into the consumer`);
     assert.ok(!names.includes('redis'), 'the Redis client is not installed unless asked for');
     // Before this package was lean: 200 packages, 84 MB (the editor, Vite, Redis...).
@@ -272,8 +274,10 @@ describe('installed from the tarball, no toolchain on PATH', () => {
     child.stderr.on('data', (chunk) => { stderr += chunk; });
     child.stdout.resume();
     try {
+      const deadline = Date.now() + 30_000;
       while (!stderr.includes('is listening on')) {
         if (child.exitCode !== null) throw new Error(`toolgate serve exited ${child.exitCode}: ${stderr}`);
+        if (Date.now() > deadline) throw new Error(`toolgate serve did not start: ${stderr}`);
         await sleep(25);
       }
       const client = await connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-package');
