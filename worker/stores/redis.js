@@ -10,8 +10,6 @@
 // requests shared by the proxy instances; consume() is one script, so one
 // approval allows one call across all of them.
 
-import { ErrorReply, createClient, createCluster } from 'redis';
-
 import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
 // Reads every request's current and previous bucket, admits when each one
@@ -190,7 +188,12 @@ function answersOf(client) {
 
 // An answer from Redis, an error reply (NOSCRIPT, WRONGTYPE...) included:
 // proof the connection is alive. A closed socket or an aborted command is not.
-const isAnswer = (error) => error instanceof ErrorReply;
+// node-redis is loaded lazily (below); its ErrorReply class is looked up as
+// soon as this module loads, when node-redis is there at all (a store given
+// a client has it). Until then an error counts as no answer: the cautious side.
+let ErrorReply;
+import('redis').then((redis) => { ErrorReply = redis.ErrorReply; }, () => {});
+const isAnswer = (error) => ErrorReply !== undefined && error instanceof ErrorReply;
 
 function checkMaxWait(maxWaitMs, owner) {
   if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs > 0)) {
@@ -542,6 +545,20 @@ export class RedisCounterStore {
 // writes such a burst at once (the bytes are queued for the socket either way).
 const SOCKET_DEFAULTS = { writableHighWaterMark: 1 << 20 };
 
+// node-redis is an optional peer dependency of the package: an installed
+// toolgate that never uses Redis does not carry it, so it is imported only
+// here, when a client is made, and its absence says how to add it.
+async function loadNodeRedis() {
+  try {
+    return await import('redis');
+  } catch (error) {
+    if (error?.code === 'ERR_MODULE_NOT_FOUND' && /['"]redis['"]/.test(error.message)) {
+      throw new Error('the Redis stores need the node-redis client, which is not installed: run `npm install redis` where toolgate is installed', { cause: error });
+    }
+    throw error;
+  }
+}
+
 /**
  * A node-redis client for `url`, connected within `connectTimeoutMs`, its
  * 'error' events sent to `onError` (node-redis would crash the process on an
@@ -550,6 +567,7 @@ const SOCKET_DEFAULTS = { writableHighWaterMark: 1 << 20 };
  * from `url` (or from clientOptions.rootNodes). Close it with closeRedisClient.
  */
 export async function connectRedisClient({ url, cluster = false, connectTimeoutMs = 5000, clientOptions = {}, onError }) {
+  const { createClient, createCluster } = await loadNodeRedis();
   const client = cluster === true
     ? createCluster({
       ...clientOptions,
