@@ -9,6 +9,7 @@ import { Gate, JsonRpcError, errorMessage } from './gate.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
+import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
 
@@ -111,6 +112,7 @@ export function createHandler(options) {
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
+  const lanes = new GrantLanes();
 
   async function handle(request, context = {}) {
     const url = new URL(request.url);
@@ -167,7 +169,7 @@ export function createHandler(options) {
     };
     switch (request.method) {
       case 'POST':
-        return admitted(grant, () => post(request, server, scope));
+        return post(request, server, scope);
       case 'GET':
       case 'DELETE':
         return relay(request, server, scope);
@@ -176,22 +178,19 @@ export function createHandler(options) {
     }
   }
 
-  // One grant's POSTs are read, parsed and decided at most
-  // maxConcurrentPerGrant at a time: a grant flooding the proxy gets 429s, and
-  // the event loop stays free for other grants' calls.
-  async function admitted(grant, work) {
+  // One grant's POSTs being read, parsed and decided: at most
+  // maxConcurrentPerGrant at a time (more get 429), and their CPU work one at
+  // a time in the grant's lane (./grant-lanes.js), so that a grant flooding
+  // the proxy cannot take the event loop from the others.
+  function takeSlot(grant) {
     const running = inFlight.get(grant.id) ?? 0;
-    if (running >= maxConcurrentPerGrant) {
-      return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${running} requests being decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
-    }
+    if (running >= maxConcurrentPerGrant) return null;
     inFlight.set(grant.id, running + 1);
-    try {
-      return await work();
-    } finally {
+    return () => {
       const left = inFlight.get(grant.id) - 1;
       if (left === 0) inFlight.delete(grant.id);
       else inFlight.set(grant.id, left);
-    }
+    };
   }
 
   async function authenticate(request, context) {
@@ -205,35 +204,18 @@ export function createHandler(options) {
     if (request.headers.has('content-encoding') && !/^\s*identity\s*$/i.test(request.headers.get('content-encoding'))) {
       return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Content-Encoding is not supported on requests: send the JSON body as it is. Nothing was forwarded.'));
     }
-    const bytes = await readBody(request, maxBodyBytes, bodyTimeoutMs);
-    if (bytes === TIMED_OUT) {
-      return json(408, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body did not arrive within ${bodyTimeoutMs} ms; nothing was forwarded.`), { connection: 'close' });
+    const freeSlot = takeSlot(scope.grant);
+    if (!freeSlot) {
+      return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${maxConcurrentPerGrant} requests being read and decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
     }
-    if (bytes === null) {
-      return json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`));
-    }
-    let text;
-    let body;
+    let admitted;
     try {
-      text = strictUtf8.decode(bytes);
-      body = JSON.parse(text);
-    } catch (error) {
-      return json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`));
+      admitted = await readAndAdmit(request, scope);
+    } finally {
+      freeSlot();
     }
-    const batch = Array.isArray(body);
-    if (batch && body.length === 0) return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.'));
-    if (batch && body.length > maxBatchSize) {
-      return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: a batch of ${body.length} messages; at most ${maxBatchSize} are taken in one request. Nothing was forwarded.`));
-    }
-    const problem = findJsonProblem(text);
-    if (problem) {
-      const what = problem.problem === 'duplicate_key'
-        ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
-      return json(400, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`));
-    }
-    const admission = await gate.admit(batch ? body : [body], scope);
-    if (admission.refused) return json(400, admission.refused);
-    const { forward, answers, tickets } = admission;
+    if (admitted.response) return admitted.response;
+    const { batch, forward, answers, tickets } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
 
     // What goes upstream is the parsed body written again, as UTF-8 JSON
@@ -289,6 +271,51 @@ export function createHandler(options) {
     Gate.settleAll(tickets, { failed: false, status: response.status, outcome: 'invalid_response' });
     answer.cancel();
     return notStreamableHttp(response, type);
+  }
+
+  // The request's body, read (outside the grant's lane: that is waiting, not
+  // work) and then decided in the grant's lane. { response } when it is
+  // refused here; else the gate's admission and whether it was a batch.
+  async function readAndAdmit(request, scope) {
+    const bytes = await readBody(request, maxBodyBytes, bodyTimeoutMs);
+    if (bytes === TIMED_OUT) {
+      return { response: json(408, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body did not arrive within ${bodyTimeoutMs} ms; nothing was forwarded.`), { connection: 'close' }) };
+    }
+    if (bytes === null) {
+      return { response: json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`)) };
+    }
+    const leaveLane = await lanes.enter(scope.grant.id);
+    try {
+      return await decideBody(bytes, scope);
+    } finally {
+      leaveLane();
+    }
+  }
+
+  async function decideBody(bytes, scope) {
+    const refuse = (status, code, message) => ({ response: json(status, errorMessage(null, code, message)) });
+    let text;
+    let body;
+    try {
+      text = strictUtf8.decode(bytes);
+      body = JSON.parse(text);
+    } catch (error) {
+      return refuse(400, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`);
+    }
+    const batch = Array.isArray(body);
+    if (batch && body.length === 0) return refuse(400, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.');
+    if (batch && body.length > maxBatchSize) {
+      return refuse(400, JsonRpcError.INVALID_REQUEST, `Invalid Request: a batch of ${body.length} messages; at most ${maxBatchSize} are taken in one request. Nothing was forwarded.`);
+    }
+    const problem = findJsonProblem(text);
+    if (problem) {
+      const what = problem.problem === 'duplicate_key'
+        ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
+      return refuse(400, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`);
+    }
+    const admission = await gate.admit(batch ? body : [body], scope);
+    if (admission.refused) return { response: json(400, admission.refused) };
+    return { batch, ...admission };
   }
 
   // An answer that is neither JSON nor an event stream: most often an HTML

@@ -132,6 +132,38 @@ describe('the Workers entry in workerd', () => {
     assert.equal(refused.status, 400);
   });
 
+  test('a flood of large calls waiting for approval is refused; the admin list stays answerable', async () => {
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    for (let i = 0; i < 20; i++) {
+      const answer = await postRaw(mcp, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'get-tiny-image', arguments: { pad: `${i}${big}` } } }, { token: TOKENS.alice });
+      assert.equal(answer.json.result.structuredContent.code, 'approval_limit', answer.text.slice(0, 200));
+    }
+    const pending = await fetch(`${proxy.url}/approvals/pending`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(pending.status, 200);
+    assert.ok(!(await pending.json()).approvals.some((a) => a.grant === 'alice' && JSON.stringify(a.arguments).length > 65536));
+  });
+
+  test('configurations that cannot mean what they say serve nothing, and quote no secret', async () => {
+    const grants = (extra) => JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256(TOKENS.alice), ...extra }] });
+    const cases = [
+      ['no secret to bind sessions with', { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), GRANTS: grants({}) }, /SESSION_KEY/],
+      ['a grant policy given as a file path', { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), GRANTS: grants({ policy: 'release.json' }), ADMIN_TOKEN: ADMIN }, /inline/],
+      ['an upstream credential holding a line break', { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), GRANTS: grants({}), ADMIN_TOKEN: ADMIN, UPSTREAM_AUTHORIZATION: 'Bearer s3cr3t-value\nX-Injected: 1' }, /upstream header "authorization" cannot be sent/],
+      ['SERVERS that is not JSON', { SERVERS: '{"a": {"upstream": "http://x", "headers": {"authorization": "Bearer s3cr3t-value"}}', GRANTS: grants({}), ADMIN_TOKEN: ADMIN }, /SERVERS binding is not JSON/],
+    ];
+    for (const [name, bindings, why] of cases) {
+      const broken = await startWorkerProxy(bindings);
+      try {
+        const response = await postRaw(`${broken.url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: TOKENS.alice });
+        assert.equal(response.status, 500, name);
+        assert.match(response.json.error, why, name);
+        assert.ok(!response.text.includes('s3cr3t'), `${name}: no secret in the answer`);
+      } finally {
+        await broken.mf.dispose();
+      }
+    }
+  });
+
   test('a broken configuration serves nothing and says why', async () => {
     const broken = await startWorkerProxy({ UPSTREAM_URL: everything.url, POLICY: '{"version": "1", "tools": {"x": {"actoin": "deny"}}}' });
     try {
