@@ -19,6 +19,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -121,6 +122,17 @@ function postWithHost(port, { host, origin }) {
   });
 }
 
+/** Raw bytes to the proxy (for what no HTTP client sends); resolves to the status. */
+function rawStatus(port, text) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    const chunks = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'))?.[1])));
+  });
+}
+
 describe('MCP conformance suite, server scenarios: direct and through toolgate serve', () => {
   let server;
   let proxy;
@@ -169,7 +181,7 @@ describe('MCP conformance suite, server scenarios: direct and through toolgate s
     assert.equal([...through.results.values()].filter((r) => r.passed).length, [...direct.results.values()].filter((r) => r.passed).length);
   });
 
-  test('dns-rebinding-protection through toolgate: a foreign Host and Origin get 403 and nothing reaches the server', async () => {
+  test('dns-rebinding-protection through toolgate: a foreign Host or Origin, no Host, two Hosts, an absolute-form target get 4xx and nothing reaches the server', async () => {
     const checks = through.results.get('dns-rebinding-protection');
     assert.ok(checks?.passed, JSON.stringify(checks?.failures));
     const before = server.received();
@@ -178,6 +190,21 @@ describe('MCP conformance suite, server scenarios: direct and through toolgate s
       const { status, text } = await postWithHost(proxyPort, { host, origin });
       assert.equal(status, 403, `${host} ${origin}: ${text}`);
       assert.deepEqual(JSON.parse(text).error.code, -32000);
+    }
+    // What a socket can send and a browser cannot: none of it gets through either.
+    const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+    const post = (target, ...headers) => `POST ${target} HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}`
+      + `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    for (const text of [
+      `POST /mcp HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      post('/mcp', `Host: localhost:${proxyPort}`, 'Host: evil.example.com'),
+      post('/mcp', 'Host: evil.example.com', `Host: localhost:${proxyPort}`),
+      post('http://evil.example.com/mcp', `Host: localhost:${proxyPort}`),
+      post('/mcp', `Host: evil.example.com@localhost:${proxyPort}`),
+      post('/mcp', `Host: localhost:${proxyPort}`, 'Origin: null'),
+    ]) {
+      const status = await rawStatus(proxyPort, text);
+      assert.ok(status >= 400 && status < 500, `${JSON.stringify(text.split('\r\n').slice(0, 3))}: ${status}`);
     }
     assert.equal(server.received(), before, 'a refused request was forwarded');
     // The same request from a loopback name is forwarded.
