@@ -32,3 +32,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# A Node 22 binary for the MCP conformance suite's CLI (tests/js/conformance.test.js),
+# in its own folder: as a root dependency its node_modules/.bin/node would come
+# first on PATH in every npm script and run all of npm test on Node 22.
+if [ ! -f tests/node22/node_modules/.package-lock.json ] || [ tests/node22/package-lock.json -nt tests/node22/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci in tests/node22"
+  npm ci --prefix tests/node22 --no-audit --no-fund --loglevel=error
+fi

@@ -13,6 +13,7 @@ import { StreamAuditSink } from './audit.js';
 import { watchFiles } from './file-watch.js';
 import { Grants } from './grants.js';
 import { createHandler } from './handler.js';
+import { createHostCheck } from './host-check.js';
 import { createNodeTransport, upstreamBody } from './node-transport.js';
 
 /**
@@ -117,12 +118,16 @@ export function expandEnvironment(value, env = process.env) {
  *   maxBatchSize?: number, maxConcurrentPerGrant?: number, bodyTimeoutMs?: number,
  *   maxPendingApprovalsPerGrant?: number, maxApprovalArgumentBytes?: number,
  *   hostCheck?: (request: Request) => Response | null,
+ *   allowedHosts?: string[] | string, allowedOrigins?: string[] | string,
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
  *   transport: how requests go upstream: 'node' (default: node:http with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
+ *   hostCheck: DNS-rebinding protection; default ./host-check.js's createHostCheck with
+ *   allowedHosts, allowedOrigins and publicUrl (loopback Host names and the request's own
+ *   Origin unless configured).
  *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
  *   every instance behind one load balancer needs the same. Default: random,
  *   so this process's ids are its own.
@@ -144,7 +149,7 @@ export async function startProxy(options) {
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
-    hostCheck: options.hostCheck,
+    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl }),
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
