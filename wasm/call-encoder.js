@@ -42,6 +42,8 @@ function reserve(count) {
   view = new DataView(bytes.buffer);
 }
 
+const LONG_STRING = 256;
+
 // u32 byte length, then UTF-8. ASCII is copied by hand (most names and keys);
 // the rest goes through TextEncoder.
 function writeString(text) {
@@ -50,6 +52,15 @@ function writeString(text) {
   const start = at + 4;
   let end = start;
   let i = 0;
+  // Long strings (an argument holding a document) go to TextEncoder whole:
+  // a hand loop over megabytes would cost tens of milliseconds.
+  if (units > LONG_STRING) {
+    if (hasLoneSurrogate(text)) return false;
+    end += utf8.encodeInto(text, bytes.subarray(end)).written;
+    view.setUint32(at, end - start, true);
+    at = end;
+    return true;
+  }
   for (; i < units; i++) {
     const unit = text.charCodeAt(i);
     if (unit >= 0x80) break;

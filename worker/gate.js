@@ -164,6 +164,7 @@ export class Gate {
   #auditKey;
   #maxPendingApprovalsPerGrant;
   #maxApprovalArgumentBytes;
+  #onWork;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
   // server name -> the approval store seen through that server's ids
@@ -191,10 +192,13 @@ export class Gate {
    *   (audit argument digests): WebCrypto by default
    * @param {string} [options.auditKey] the secret of `argument_hmac`; default: random per Gate, so
    *   digests correlate within one process only
+   * @param {(grant: string, ms: number) => void} [options.onWork] told the time spent building a grant's
+   *   audit events (work done after the answer, charged to the grant's share: ./grant-lanes.js)
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
     approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex, hmac = webCryptoHmac(),
-    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024 } = {}) {
+    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork } = {}) {
+    this.#onWork = onWork;
     this.#counters = counters;
     this.#approvals = approvals;
     this.#audit = audit;
@@ -444,7 +448,14 @@ export class Gate {
   // it was at decision time (latencies are measured before).
   #write(makeEvent, context = {}) {
     const written = new Promise(later)
-      .then(makeEvent)
+      .then(() => {
+        // The event's canonical JSON and HMAC are computed before makeEvent's
+        // first await: that is the grant's work, charged to its share.
+        const started = performance.now();
+        const event = makeEvent();
+        if (context.grant) this.#onWork?.(context.grant.id, performance.now() - started);
+        return event;
+      })
       .then((event) => this.#audit?.write(event))
       .catch((error) => {
         // The decision stands; the operator must hear that its record is missing.

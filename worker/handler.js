@@ -49,6 +49,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   maxBodyBytes?: number,
  *   maxResponseBytes?: number,
  *   maxBatchSize?: number,
+ *   grantShare?: number,
  *   maxConcurrentPerGrant?: number,
  *   maxPendingApprovalsPerGrant?: number,
  *   maxApprovalArgumentBytes?: number,
@@ -80,7 +81,8 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   maxBatchSize: messages in one JSON-RPC batch (default 100); maxConcurrentPerGrant: POSTs of
  *   one grant being read and decided at once (default 32; more get 429), so one grant cannot
  *   take the event loop from the others; bodyTimeoutMs: how long a request body may take to
- *   arrive (default 30 s; then 408).
+ *   arrive (default 30 s; then 408); grantShare: the part of the event loop one grant's work may
+ *   take while other grants are active (default 0.25; ./grant-lanes.js).
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
@@ -94,7 +96,7 @@ export function createHandler(options) {
   const {
     counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
-    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck,
+    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
   } = options;
@@ -103,16 +105,16 @@ export function createHandler(options) {
   // The body of an upstream answer, through upstreamBody when it knows the answer.
   const bodyOf = (response) => upstreamBody?.(response) ?? webBody(response);
   let config = configOf(options);
+  const lanes = new GrantLanes({ share: grantShare });
   const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
   const gate = new Gate({
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
-    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms),
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
-  const lanes = new GrantLanes();
 
   async function handle(request, context = {}) {
     const url = new URL(request.url);

@@ -18,6 +18,11 @@
 //                           session key
 //   PUBLIC_URL              this Worker's address as people reach it, for approval links (default:
 //                           relative links; never the request's Host, which the agent chooses)
+//   ALLOWED_HOSTS           Host names the Worker answers to (comma- or space-separated); without it
+//                           (and without PUBLIC_URL) the name it was reached at, which on Workers is
+//                           the route's own
+//   ALLOWED_ORIGINS         browser origins that may call besides the Worker's own and PUBLIC_URL's;
+//                           any other Origin gets 403 (./host-check.js)
 //   COUNTERS, APPROVALS     Durable Object namespaces (ToolgateCounters, ToolgateApprovals)
 //   COUNTERS_KV             optional KV namespace: with COUNTER_STORE = "kv", approximate counters in KV
 //   FAIL_OPEN               "true" admits calls when the counter store fails (default: deny)
@@ -27,6 +32,7 @@ import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
 import { Grants, GrantsError, sha256Bytes, toHex } from './grants.js';
 import { createHandler } from './handler.js';
+import { createHostCheck } from './host-check.js';
 import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApprovals, ToolgateCounters } from './stores/durable-object.js';
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
@@ -79,8 +85,29 @@ function configured(make) {
   }
 }
 
+// Host and Origin (./host-check.js). A Worker is reached only at its routes,
+// so without ALLOWED_HOSTS or PUBLIC_URL the Host it was reached at is its
+// own; Origins are checked either way.
+function hostCheckOf(env) {
+  const allowedOrigins = env.ALLOWED_ORIGINS || undefined;
+  if (env.ALLOWED_HOSTS || env.PUBLIC_URL) {
+    return createHostCheck({ allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins, publicUrl: env.PUBLIC_URL || undefined });
+  }
+  createHostCheck({ allowedOrigins }); // the origins are checked now, not on the first request
+  const byHost = new Map();
+  return (request) => {
+    const name = new URL(request.url).hostname;
+    let check = byHost.get(name);
+    if (!check) {
+      check = createHostCheck({ allowedHosts: [name], allowedOrigins });
+      if (byHost.size < 16) byHost.set(name, check);
+    }
+    return check(request);
+  };
+}
+
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -121,9 +148,10 @@ async function handlerFor(env) {
   }
   const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
   const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
+  const hostCheck = configured(() => hostCheckOf(env));
   const handler = configured(() => createHandler({
     servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
-    auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined,
+    auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,
     adminTokenSha256,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
   }));

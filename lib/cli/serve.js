@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { ConfigError, NODE_SHA256, expandEnvironment, startProxy } from '../../worker/node.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
+import { HostCheckConfigError } from '../../worker/host-check.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -41,6 +42,11 @@ ${STORE_USAGE}
   --max-pending-approvals N
                            calls of one grant waiting for a human at once (default 20)
   --upstream-timeout-ms N  how long to wait for the server's answer to begin (default 120000)
+  --allowed-host NAME      a Host name clients may use (repeatable); without it only
+                           localhost, 127.0.0.1 and [::1] (and --public-url's host):
+                           other Hosts get 403 (DNS-rebinding protection)
+  --allowed-origin ORIGIN  a browser origin that may call (repeatable), besides the
+                           proxy's own and --public-url's, e.g. https://app.example.com
   --public-url URL         this proxy's address as people reach it: approval links
                            are built from it (without it they are relative, never
                            taken from the request's Host, which the agent chooses)
@@ -75,6 +81,8 @@ const OPTIONS = {
   'max-pending-approvals': { type: 'string' },
   'upstream-timeout-ms': { type: 'string' },
   'public-url': { type: 'string' },
+  'allowed-host': { type: 'string', multiple: true },
+  'allowed-origin': { type: 'string', multiple: true },
   'no-watch': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
@@ -199,6 +207,7 @@ export async function run(args, { fail }) {
       publicUrl: values['public-url'] === undefined ? undefined : checkUrl(values['public-url'], '--public-url'),
       watch: !values['no-watch'], sessionKey, auditKey: process.env.TOOLGATE_AUDIT_KEY || undefined,
       maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
+      allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
@@ -224,7 +233,7 @@ export async function run(args, { fail }) {
   } catch (error) {
     if (proxy) await proxy.close();
     await stores?.close();
-    if (error instanceof ConfigError || error?.code === 'EADDRINUSE' || error?.code === 'EACCES') {
+    if (error instanceof ConfigError || error instanceof HostCheckConfigError || error?.code === 'EADDRINUSE' || error?.code === 'EACCES') {
       return fail(error.code === 'EADDRINUSE' ? `port ${values.port ?? 8080} is in use (--port)` : error.message, 1);
     }
     throw error;

@@ -43,7 +43,9 @@ test('a human approves a waiting call on the page; a denied one disappears', { s
     const id = waiting.structuredContent.approval_id;
     const otherId = other.structuredContent.approval_id;
 
-    await page.goto(waiting.structuredContent.approval_url);
+    // Without --public-url the link is relative (never built from the agent's Host): the admin opens it on the proxy.
+    assert.equal(waiting.structuredContent.approval_url, `/approvals#${id}`);
+    await page.goto(new URL(waiting.structuredContent.approval_url, proxy.url).href);
     await page.fill('#token', 'wrong');
     await page.click('button[type=submit]');
     await page.waitForSelector('#status.error');

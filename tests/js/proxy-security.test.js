@@ -425,14 +425,20 @@ describe('classes 7, 8, 10: links, audit digests, what is told to whom', () => {
       audit: memoryAudit(), adminTokenSha256: sha256(ADMIN), log: () => {}, watch: false, publicUrl: 'https://gate.example.com/',
     });
     try {
-      const answer = await rawPost(`${local.url}/mcp`, call(1, 'deploy', { text: 'v3' }), { token: TOKENS.alice, headers: { host: 'attacker.example:8443', 'x-forwarded-host': 'attacker.example' } });
+      // A Host this proxy does not answer to is refused outright (class 9)...
+      const seen = server.bodies.length;
+      const foreign = await rawPost(`${local.url}/mcp`, call(1, 'deploy', { text: 'v3' }), { token: TOKENS.alice, headers: { host: 'attacker.example:8443' } });
+      assert.equal(foreign.status, 403);
+      assert.equal(server.bodies.length, seen);
+      // ...and an allowed one still does not make the link, nor do forwarding headers.
+      const answer = await rawPost(`${local.url}/mcp`, call(1, 'deploy', { text: 'v3' }), { token: TOKENS.alice, headers: { host: 'localhost:8443', 'x-forwarded-host': 'attacker.example', forwarded: 'host=attacker.example' } });
       const { approval_url: url, approval_id: id } = answer.json.result.structuredContent;
       assert.equal(url, `https://gate.example.com/approvals#${id}`);
-      assert.ok(!answer.text.includes('attacker'));
+      assert.ok(!answer.text.includes('attacker') && !answer.text.includes('localhost'));
     } finally {
       await local.close();
     }
-    const relative = await rawPost(mcp, call(77, 'deploy', { text: 'v3' }), { token: TOKENS.bob, headers: { host: 'attacker.example' } });
+    const relative = await rawPost(mcp, call(77, 'deploy', { text: 'v3' }), { token: TOKENS.bob, headers: { host: '127.0.0.1:9' } });
     const details = relative.json.result.structuredContent;
     assert.equal(details.approval_url, `/approvals#${details.approval_id}`);
   });

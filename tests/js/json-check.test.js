@@ -1,0 +1,71 @@
+// worker/json-check.js finds duplicate keys and runaway nesting in JSON text
+// that JSON.parse accepted. It skips string contents with indexOf (a
+// multi-megabyte argument is most of a large body); this property test holds
+// it to the plain character-by-character scan it replaced, on generated JSON
+// full of escapes, quotes and backslashes, and on every prefix-free mutation.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { findJsonProblem } from '../../worker/json-check.js';
+import { findJsonProblem as reference } from './fixtures/json-check-reference.js';
+
+function random(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = ['a', 'b', '"', '\\', '\\\\', '\\"', 'é', '💥', '\u2028', '/', '{', '}', '[', ']', ',', ':', 'x'.repeat(300)];
+
+function text(next) {
+  let out = '';
+  const n = Math.floor(next() * 6);
+  for (let i = 0; i < n; i++) out += PIECES[Math.floor(next() * PIECES.length)];
+  return out;
+}
+
+// JSON text with duplicate keys now and then (JSON.stringify cannot make those).
+function value(next, depth) {
+  const r = next();
+  if (depth > 4 || r < 0.3) return JSON.stringify(r < 0.15 ? text(next) : Math.floor(next() * 100));
+  if (r < 0.6) {
+    const items = Array.from({ length: Math.floor(next() * 4) }, () => value(next, depth + 1));
+    return `[${items.join(',')}]`;
+  }
+  const keys = Array.from({ length: Math.floor(next() * 4) }, () => text(next));
+  if (keys.length > 0 && next() < 0.3) keys.push(keys[0]);
+  if (keys.length > 0 && next() < 0.2) keys.push(keys[0].replace(/a/g, '\\u0061'));
+  return `{${keys.map((k) => `${JSON.stringify(k).replace(/\\\\u0061/g, '\\u0061')}:${value(next, depth + 1)}`).join(',')}}`;
+}
+
+test('the indexOf scan agrees with the character scan on 20 000 generated documents', () => {
+  const next = random(12345);
+  let duplicates = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const document = value(next, 0);
+    try {
+      JSON.parse(document);
+    } catch {
+      continue; // the proxy only checks what JSON.parse accepted
+    }
+    const expected = reference(document);
+    if (expected) duplicates++;
+    assert.deepEqual(findJsonProblem(document), expected, document);
+    assert.deepEqual(findJsonProblem(document, { maxDepth: 3 }), reference(document, { maxDepth: 3 }), document);
+  }
+  assert.ok(duplicates > 1000, `the generator makes duplicate keys (${duplicates})`);
+});
+
+test('a megabyte string full of escaped quotes and backslashes is skipped correctly and fast', () => {
+  const inner = '\\"\\\\'.repeat(250_000);
+  const document = `{"a":"${inner}","b":1,"a":2}`;
+  const found = findJsonProblem(document);
+  assert.equal(found.problem, 'duplicate_key');
+  assert.equal(found.key, 'a');
+  assert.deepEqual(findJsonProblem(document), reference(document));
+});
