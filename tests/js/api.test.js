@@ -246,6 +246,29 @@ describe('check() and compile()', () => {
     assert.equal(policy.source, text);
   });
 
+  test('names lists every tool key and hide entry: exact names and globs, sorted, read-only', () => {
+    const policy = toolgate.compile({
+      version: '1',
+      default: 'allow',
+      hide: ['secret_*', 'drop_db', 'run', '*_admin', 'drop_db'],
+      tools: { run: {}, 'read_*': {}, write: { action: 'deny' }, café: {}, '*': { action: 'deny' } },
+    });
+    assert.deepEqual(policy.names, { exact: ['café', 'drop_db', 'run', 'write'], globs: ['*', '*_admin', 'read_*', 'secret_*'] });
+    // The same object every time, frozen all the way down.
+    assert.equal(policy.names, policy.names);
+    assert.ok(Object.isFrozen(policy.names) && Object.isFrozen(policy.names.exact) && Object.isFrozen(policy.names.globs));
+    assert.throws(() => policy.names.exact.push('evil'), TypeError);
+    assert.throws(() => { policy.names.globs[0] = 'x'; }, TypeError);
+    assert.throws(() => { policy.names = {}; }, TypeError);
+    assert.deepEqual(policy.names.exact, ['café', 'drop_db', 'run', 'write']);
+
+    const bare = toolgate.compile({ version: '1', default: 'deny' });
+    assert.deepEqual(bare.names, { exact: [], globs: [] });
+    // Names with characters JSON escapes come back as written.
+    const odd = toolgate.compile({ version: '1', default: 'deny', hide: ['a"b*'], tools: { 'x\\y': {}, 'ü\u00a0': {} } });
+    assert.deepEqual(odd.names, { exact: ['x\\y', 'ü\u00a0'], globs: ['a"b*'] });
+  });
+
   test('dispose() is idempotent', () => {
     const policy = toolgate.compile({ version: '1', default: 'allow' });
     policy.dispose();
