@@ -189,6 +189,7 @@ class Compiler {
     }
     if (auto it = object.find("tools"); it != object.end()) compile_tools(it->second, *plan);
     record_argument_use(*plan);
+    record_names(*plan);
     return plan;
   }
 
@@ -310,6 +311,19 @@ class Compiler {
     auto parsed = Path::parse(as_string(value), problem);
     if (!parsed) error("invalid_path", pointer, problem);
     return parsed;
+  }
+
+  // --- the names a policy mentions (plan.h, PolicyNames) --------------------
+  static void record_names(Plan& plan) {
+    auto add = [&plan](const std::string& name) {
+      (name.find('*') == std::string::npos ? plan.names.exact : plan.names.globs).push_back(name);
+    };
+    for (const HideEntry& entry : plan.hide) add(entry.glob.pattern());
+    for (const ToolEntry& entry : plan.tools) add(entry.key);
+    for (auto* list : {&plan.names.exact, &plan.names.globs}) {
+      std::sort(list->begin(), list->end());
+      list->erase(std::unique(list->begin(), list->end()), list->end());
+    }
   }
 
   // --- hide and tools ------------------------------------------------------

@@ -128,11 +128,31 @@ std::string first_nonempty(const std::string& a, const std::string& b, std::stri
 // ["grant", <grant id>, <counter>, <window ms>, <algorithm>, <key value>?], so
 // distinct counts can never collide whatever characters names contain. The
 // constant middle part was rendered at compile time (Limit::key_tail).
+//
+// The grant id and the key value come from outside the policy (`key:
+// args.x` from the agent itself), so their size is bounded: a part whose
+// canonical JSON is longer than kMaxKeyPartBytes appears as
+// {"sha256":"<hex of that JSON>"} instead. That form is itself longer than
+// the bound, so no part kept as written can read the same, and equal values
+// (being canonical) hash the same. A key stays valid JSON after "tg1:" with
+// the same positions; short values are written as before.
+void append_key_part(std::string& key, std::string&& part) {
+  if (part.size() <= kMaxKeyPartBytes) {
+    key += part;
+    return;
+  }
+  key += "{\"sha256\":\"";
+  key += sha256_hex(part);
+  key += "\"}";
+}
+
 std::string counter_key(const Limit& limit, const Call& call, const json* key_value) {
   std::string key = "tg1:[";
   if (limit.scope == Scope::grant) {
     key += "\"grant\",";
-    append_json_string(key, call.grant.id);
+    std::string grant;
+    append_json_string(grant, call.grant.id);
+    append_key_part(key, std::move(grant));
     key += ',';
   } else {
     key += "\"global\",";
@@ -140,7 +160,7 @@ std::string counter_key(const Limit& limit, const Call& call, const json* key_va
   key += limit.key_tail;
   if (key_value) {
     key += ',';
-    key += canonical_json(*key_value);
+    append_key_part(key, canonical_json(*key_value));
   }
   key += ']';
   return key;

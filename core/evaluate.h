@@ -47,6 +47,11 @@ struct Decision {
 
 // One count a call needs, identified by `key`. Limits that share counter name,
 // window, algorithm and scope (and key value) share one key.
+// The longest grant id or `key` value (as canonical JSON, quotes included)
+// that a counter key holds as written; longer ones appear as their SHA-256
+// ({"sha256":"<hex>"}), so a client cannot make a store keep megabytes per key.
+inline constexpr std::size_t kMaxKeyPartBytes = 64;
+
 struct CounterRequest {
   std::string key;            // storage key, unique per count
   Scope scope = Scope::grant;

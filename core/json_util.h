@@ -92,6 +92,16 @@ inline std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
   return length;
 }
 
+// Whether `text` is well-formed UTF-8 throughout (what JSON text can carry).
+inline bool is_utf8(std::string_view text) {
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t length = utf8_sequence_length(text, at);
+    if (length == 0) return false;
+    at += length;
+  }
+  return true;
+}
+
 // `text` with each byte that is not part of well-formed UTF-8 replaced by
 // U+FFFD, for messages that quote input (a parser's "last read: ...").
 inline std::string valid_utf8(std::string_view text) {

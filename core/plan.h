@@ -91,6 +91,16 @@ struct HideEntry {
   std::string pointer;  // /hide/<i>
 };
 
+// Every tool name a policy mentions, for hosts: a proxy refuses names that
+// only look like one of these (case or Unicode variants of a hidden tool or of
+// a glob key), which it can only do if it knows them all. `exact`: the `tools`
+// keys and `hide` entries without `*`; `globs`: those with `*`. Each sorted
+// (by bytes) and without repeats; a name both hidden and a key appears once.
+struct PolicyNames {
+  std::vector<std::string> exact;
+  std::vector<std::string> globs;
+};
+
 struct Plan {
   bool default_allow = false;
   std::vector<HideEntry> hide;
@@ -102,6 +112,7 @@ struct Plan {
   std::string description;
   std::string policy_hash;  // sha256 of the policy text (same as `sha256sum`), for audit logs
   ArgumentUse default_argument_use;  // a tool with no entry: all_tools' paths (under default allow)
+  PolicyNames names;                 // every tool name and glob the policy mentions
 
   // What evaluating a call to `tool` can read of its arguments (nothing for a
   // hidden tool or one denied by default).

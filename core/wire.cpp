@@ -94,6 +94,47 @@ std::optional<std::string> string_field(const json& object, const char* name) {
   return as_string(*value);
 }
 
+// read_pending takes back what a host kept of a pending call (the WebAssembly
+// finish() reads it from JS), and finish() copies some of it into a decision
+// as it stands. So it accepts only text evaluate() can write: a decision
+// always tells the agent why (a message, never empty), names the deciding part
+// of the policy (a JSON Pointer, "/tools/..."), and carries valid UTF-8 (JSON
+// must hold it). An empty approval message once came back as an
+// approval_required decision saying nothing (fuzz_wire).
+
+// A message: non-empty, valid UTF-8.
+std::optional<std::string> message_field(const json& object, const char* name) {
+  auto text = string_field(object, name);
+  if (!text || text->empty() || !is_utf8(*text)) return std::nullopt;
+  return text;
+}
+
+// A rule: a JSON Pointer into the policy below its root, as evaluate() names
+// tool entries, limits and actions.
+std::optional<std::string> rule_field(const json& object, const char* name) {
+  auto text = string_field(object, name);
+  if (!text || text->empty() || (*text)[0] != '/' || !is_utf8(*text)) return std::nullopt;
+  return text;
+}
+
+// A tool name as read_call accepts it: non-empty, no control characters.
+bool valid_tool(const std::string& tool) {
+  if (tool.empty() || !is_utf8(tool)) return false;
+  for (char c : tool) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) return false;
+  }
+  return true;
+}
+
+// An approval id: the SHA-256 of the call in lowercase hex (sha256_hex).
+bool valid_approval_id(const std::string& id) {
+  if (id.size() != 64) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::int64_t> read_timestamp(const json& value) {
@@ -246,11 +287,12 @@ std::optional<PendingCall> read_pending(const json& value) {
   if (!value.is_object()) return std::nullopt;
   PendingCall pending;
   auto now = ms_field(value, "now", -kMaxTime, kMaxTime);
-  auto allow_rule = string_field(value, "allow_rule");
+  auto allow_rule = rule_field(value, "allow_rule");
   auto tool = string_field(value, "tool");
   const json* counters = find_member(value, "counters");
   const json* limits = find_member(value, "limits");
-  if (!now || !allow_rule || !tool || !counters || !counters->is_array() || !limits || !limits->is_array())
+  if (!now || !allow_rule || !tool || !valid_tool(*tool) || !counters || !counters->is_array() || !limits ||
+      !limits->is_array())
     return std::nullopt;
   pending.now_ms = *now;
   pending.allow_rule = *allow_rule;
@@ -275,6 +317,11 @@ std::optional<PendingCall> read_pending(const json& value) {
     // quietly become the default one (it would change which count applies).
     if ((*scope != "grant" && *scope != "global") || (*algorithm != "fixed" && *algorithm != "sliding"))
       return std::nullopt;
+    // A counter key as counter_key() writes it, and the grant its scope says:
+    // a grant counter names its (non-empty) grant, a global one none.
+    if (key->rfind("tg1:", 0) != 0 || !is_utf8(*key) || !is_utf8(*grant) ||
+        (*scope == "grant") == grant->empty())
+      return std::nullopt;
     request.key = *key;
     request.scope = *scope == "global" ? Scope::global : Scope::grant;
     request.grant = *grant;
@@ -289,9 +336,13 @@ std::optional<PendingCall> read_pending(const json& value) {
     if (!item.is_object()) return std::nullopt;
     auto counter = number_field(item, "counter");
     auto max = number_field(item, "max");
-    auto rule = string_field(item, "rule");
-    auto message = string_field(item, "message");
-    if (!counter || !max || !rule || !message || *counter < 0 || *counter >= static_cast<double>(pending.counters.size()))
+    auto rule = rule_field(item, "rule");
+    auto message = message_field(item, "message");
+    // The index of a counter above; a max as the policy states it (a whole
+    // number >= 1; finite, so the comparison in finish() means something).
+    if (!counter || !max || !rule || !message || !(*counter >= 0) ||
+        *counter >= static_cast<double>(pending.counters.size()) || std::floor(*counter) != *counter ||
+        !(*max >= 1) || !std::isfinite(*max))
       return std::nullopt;
     auto owned_rule = std::make_shared<const std::string>(std::move(*rule));
     auto owned_message = std::make_shared<const std::string>(std::move(*message));
@@ -303,9 +354,9 @@ std::optional<PendingCall> read_pending(const json& value) {
     if (!approval->is_object()) return std::nullopt;
     auto id = string_field(*approval, "id");
     auto timeout = ms_field(*approval, "timeout_ms", 0, kMaxDuration);
-    auto rule = string_field(*approval, "rule");
-    auto message = string_field(*approval, "message");
-    if (!id || !timeout || !rule || !message) return std::nullopt;
+    auto rule = rule_field(*approval, "rule");
+    auto message = message_field(*approval, "message");
+    if (!id || !valid_approval_id(*id) || !timeout || !rule || !message) return std::nullopt;
     pending.approval = ApprovalNeed{*id, *timeout, *rule, *message};
   }
   return pending;

@@ -120,6 +120,12 @@ class CompiledPolicy {
   bool ok() const { return plan_ != nullptr; }
   std::string diagnostics() const { return diagnostics_; }
   std::string hash() const { return plan_ ? plan_->policy_hash : ""; }
+  // Every tool name and glob the policy mentions, as JSON text
+  // {"exact": [...], "globs": [...]} (empty lists when it did not compile).
+  std::string names() const {
+    if (!plan_) return R"({"exact":[],"globs":[]})";
+    return dump(json{{"exact", plan_->names.exact}, {"globs", plan_->names.globs}});
+  }
 
   // Step one for a call in the input area (call_buffer.h), the hot path:
   // only the arguments this policy can read are decoded.
@@ -332,6 +338,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("ok", &CompiledPolicy::ok)
       .function("diagnostics", &CompiledPolicy::diagnostics)
       .function("hash", &CompiledPolicy::hash)
+      .function("names", &CompiledPolicy::names)
       .function("startText", &CompiledPolicy::start_text)
       .function("evaluate", &CompiledPolicy::evaluate)
       .function("address", &CompiledPolicy::address)

@@ -161,6 +161,12 @@ export interface Authorization {
   rollback(): Promise<void>;
 }
 
+/** The tool names a policy mentions (Policy.names). */
+export interface PolicyNames {
+  readonly exact: readonly string[];
+  readonly globs: readonly string[];
+}
+
 /** A compiled policy (from Toolgate.compile); not constructible directly. */
 export interface Policy {
   /** Always true for policies returned by Toolgate.compile. */
@@ -170,6 +176,13 @@ export interface Policy {
   /** SHA-256 of the policy text (the same as `sha256sum policy.json`). */
   readonly hash: string;
   readonly source: string;
+  /**
+   * Every tool name the policy mentions (frozen), so a proxy can refuse
+   * look-alikes (case or Unicode variants) of hidden names and glob keys.
+   * `exact`: each `tools` key and `hide` entry without `*`; `globs`: those with
+   * `*`. Each list sorted by code point, without repeats.
+   */
+  readonly names: PolicyNames;
   isHidden(tool: string): boolean;
   /** Step one, synchronous: the decision, or what the store must supply. */
   /** `now` (epoch ms, finite, within ±8.64e15) applies when the call has none; default Date.now(). */

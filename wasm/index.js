@@ -395,6 +395,7 @@ class Policy {
   #diagnostics;
   #ok;
   #hash;
+  #names;
 
   constructor(toolgate, text) {
     this.#toolgate = toolgate;
@@ -403,6 +404,10 @@ class Policy {
     this.#ok = handle.ok();
     this.#diagnostics = JSON.parse(handle.diagnostics());
     this.#hash = handle.hash();
+    // Frozen all the way down: hosts share it, and a proxy deciding on it
+    // must not see a name added or removed by someone else's code.
+    const { exact, globs } = JSON.parse(handle.names());
+    this.#names = Object.freeze({ exact: Object.freeze(exact), globs: Object.freeze(globs) });
   }
 
   /** True when the policy compiled (Toolgate.compile only returns such policies). */
@@ -423,6 +428,15 @@ class Policy {
   /** The policy's source text. */
   get source() {
     return this.#text;
+  }
+
+  /**
+   * Every tool name the policy mentions, read-only: `exact` (tools keys and
+   * hide entries without `*`) and `globs` (those with `*`), each sorted and
+   * without repeats. A proxy uses them to refuse look-alikes of these names.
+   */
+  get names() {
+    return this.#names;
   }
 
   /** Whether `tool` is hidden (vanishes from tools/list, every call denied). */

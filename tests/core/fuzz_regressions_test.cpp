@@ -143,6 +143,76 @@ TEST(FuzzRegressions, ReadPendingRefusesNumbersEvaluateNeverWrites) {
   }
 }
 
+// fuzz_wire (scripts/fuzz.sh 240, after 1.1 M executions): read_pending took
+// any strings back, and finish() copies some of them into the decision as they
+// stand: {"approval": {"message": ""}} came back as an approval_required
+// decision with an empty message (and an empty limit message as a rate_limited
+// one; an empty rule, an approval id that is no SHA-256 likewise). A pending
+// call read back now holds only text evaluate() can write: messages non-empty,
+// rules JSON Pointers, approval ids 64 lowercase hex, tool names as read_call
+// takes them, counter keys "tg1:" with the grant their scope says, limits
+// naming a counter by a whole index with a max >= 1, all valid UTF-8.
+TEST(FuzzRegressions, ReadPendingRefusesTextEvaluateNeverWrites) {
+  auto plan = compile_ok(R"({"version":"1","default":"deny","tools":{"run":{"action":"require_approval",
+      "limits":[{"window":"minute","max":2}]}}})");
+  ASSERT_TRUE(plan);
+  Evaluation e = evaluate(*plan, make_call("run", json::object(), "alice", kT0));
+  ASSERT_FALSE(e.decision);
+  const json good = to_json(e.pending);
+  ASSERT_TRUE(read_pending(good));
+
+  // The input fuzz_wire stopped on, reduced: an approval with nothing to say.
+  json found = json::parse(R"({"now":0,"allow_rule":"/tools/run","tool":"run","counters":[],"limits":[],
+      "approval":{"id":"0000000000000000000000000000000000000000000000000000000000000000","timeout_ms":0,
+                  "rule":"/tools/run/action","message":""}})");
+  EXPECT_FALSE(read_pending(found));
+
+  const char* edits[] = {
+      R"([{"op": "replace", "path": "/approval/message", "value": ""}])",
+      R"([{"op": "replace", "path": "/approval/rule", "value": ""}])",
+      R"([{"op": "replace", "path": "/approval/rule", "value": "tools/run/action"}])",
+      R"([{"op": "replace", "path": "/approval/id", "value": ""}])",
+      R"([{"op": "replace", "path": "/approval/id", "value": "x"}])",
+      R"([{"op": "replace", "path": "/approval/id",
+           "value": "ABCDEF0000000000000000000000000000000000000000000000000000000000"}])",
+      R"([{"op": "replace", "path": "/limits/0/message", "value": ""}])",
+      R"([{"op": "replace", "path": "/limits/0/rule", "value": ""}])",
+      R"([{"op": "replace", "path": "/limits/0/counter", "value": 0.5}])",
+      R"([{"op": "replace", "path": "/limits/0/max", "value": 0}])",
+      R"([{"op": "replace", "path": "/limits/0/max", "value": 0.5}])",
+      R"([{"op": "replace", "path": "/allow_rule", "value": ""}])",
+      R"([{"op": "replace", "path": "/tool", "value": ""}])",
+      R"([{"op": "replace", "path": "/tool", "value": "r\u0000un"}])",
+      R"([{"op": "replace", "path": "/counters/0/key", "value": ""}])",
+      R"([{"op": "replace", "path": "/counters/0/key", "value": "mine"}])",
+      R"([{"op": "replace", "path": "/counters/0/grant", "value": ""}])",
+      R"([{"op": "replace", "path": "/counters/0/scope", "value": "global"}])",
+  };
+  for (const char* edit : edits) {
+    json changed = good.patch(json::parse(edit));
+    EXPECT_FALSE(read_pending(changed)) << edit;
+  }
+
+  // Invalid UTF-8 (a C++ host can build such a value; JSON text cannot carry it).
+  json bad_utf8 = good;
+  bad_utf8["approval"]["message"] = std::string("needs approval \xC3");
+  EXPECT_FALSE(read_pending(bad_utf8));
+
+  // What evaluate() writes still reads back, and every decision finish() makes
+  // from it says something.
+  auto back = read_pending(json::parse(good.dump()));
+  ASSERT_TRUE(back);
+  for (bool approved : {false, true}) {
+    for (double used : {0.0, 2.0}) {
+      std::vector<CounterState> states{{used, 0}};
+      Decision decision = finish(*back, approved, states);
+      EXPECT_FALSE(decision.message.empty()) << decision.code;
+      EXPECT_FALSE(decision.rule.empty()) << decision.code;
+      EXPECT_EQ(to_json(decision), to_json(finish(e.pending, approved, states)));
+    }
+  }
+}
+
 // fuzz_evaluate harness (seen in review, then confirmed with it): a spend
 // limit's cost_from of 1e300 reached number_json(), which converted it to
 // int64 before checking the range: undefined behaviour (UBSan

@@ -320,6 +320,72 @@ TEST(Limits, KeyCountsPerValue) {
   EXPECT_FALSE(missing.retry_after_ms);
 }
 
+// Counter keys hold the grant id and the `key` value as canonical JSON up to
+// kMaxKeyPartBytes; longer ones as {"sha256": <hex of that JSON>}, so a
+// client cannot make a store keep megabytes per key.
+TEST(CounterKeys, ShortPartsAreWrittenAsBefore) {
+  auto plan = compile_ok(one_limit(R"({"window": "hour", "max": 2, "key": "args.repo"})"));
+  ASSERT_TRUE(plan);
+  Evaluation e = evaluate(*plan, make_call("run", {{"repo", "toolgate"}}, "alice", kT0));
+  ASSERT_FALSE(e.decision);
+  EXPECT_EQ(e.pending.counters[0].key, R"(tg1:["grant","alice","/tools/run/limits/0",3600000,"fixed","toolgate"])");
+
+  // Exactly the bound (64 bytes of canonical JSON, quotes included) stays as written.
+  const std::string at_bound(62, 'a');
+  e = evaluate(*plan, make_call("run", {{"repo", at_bound}}, std::string(62, 'g'), kT0));
+  ASSERT_FALSE(e.decision);
+  EXPECT_EQ(e.pending.counters[0].key, "tg1:[\"grant\",\"" + std::string(62, 'g') +
+                                           "\",\"/tools/run/limits/0\",3600000,\"fixed\",\"" + at_bound + "\"]");
+}
+
+TEST(CounterKeys, LongPartsAreHashed) {
+  auto plan = compile_ok(one_limit(R"({"window": "hour", "max": 2, "key": "args.repo"})"));
+  ASSERT_TRUE(plan);
+  auto key_of = [&](json repo, std::string grant = "alice") {
+    Evaluation e = evaluate(*plan, make_call("run", {{"repo", std::move(repo)}}, std::move(grant), kT0));
+    EXPECT_FALSE(e.decision);
+    return e.decision ? std::string() : e.pending.counters.at(0).key;
+  };
+  const std::string two_mb(2 * 1024 * 1024, 'x');
+  const std::string key = key_of(two_mb);
+  EXPECT_LT(key.size(), 160u) << key.substr(0, 200);
+  EXPECT_EQ(key, R"(tg1:["grant","alice","/tools/run/limits/0",3600000,"fixed",{"sha256":")" +
+                     sha256_hex(canonical_json(json(two_mb))) + R"("}])");
+  // Equal values, the same key; distinct ones (even by one byte at the end), distinct keys.
+  EXPECT_EQ(key_of(two_mb), key);
+  std::string other = two_mb;
+  other.back() = 'y';
+  EXPECT_NE(key_of(other), key);
+  // Just over the bound is hashed too.
+  EXPECT_NE(key_of(std::string(63, 'a')).find("{\"sha256\":"), std::string::npos);
+  // Structured values: canonical first, so member order does not matter.
+  json a = json::parse(R"({"b": ")" + std::string(100, 'b') + R"(", "a": 1})");
+  json b = json::parse(R"({"a": 1.0, "b": ")" + std::string(100, 'b') + R"("})");
+  EXPECT_EQ(key_of(a), key_of(b));
+  // A value shaped like the hashed form is not the hashed form: it is longer
+  // than the bound itself, so it is hashed again.
+  json lookalike = {{"sha256", sha256_hex(canonical_json(json(two_mb)))}};
+  EXPECT_NE(key_of(lookalike), key);
+  // A long grant id the same way, in its place (position 1).
+  const std::string long_grant(1000, 'g');
+  const std::string by_grant = key_of("toolgate", long_grant);
+  std::string quoted = "\"" + long_grant + "\"";
+  EXPECT_EQ(by_grant, R"(tg1:["grant",{"sha256":")" + sha256_hex(quoted) +
+                          R"("},"/tools/run/limits/0",3600000,"fixed","toolgate"])");
+  EXPECT_NE(key_of("toolgate", long_grant + "h"), by_grant);
+}
+
+TEST(CounterKeys, HashedKeysCountPerValue) {
+  Session session(one_limit(R"({"window": "hour", "max": 1, "key": "args.repo"})"));
+  std::string first(2 * 1024 * 1024, 'x'), second = first;
+  second[0] = 'y';
+  EXPECT_EQ(session.call("run", {{"repo", first}}).code, "allowed");
+  EXPECT_EQ(session.call("run", {{"repo", first}}).code, "rate_limited");
+  EXPECT_EQ(session.call("run", {{"repo", second}}).code, "allowed");
+  EXPECT_EQ(session.call("run", {{"repo", second}}).code, "rate_limited");
+  EXPECT_EQ(session.call("run", {{"repo", first}}, "bob").code, "allowed");
+}
+
 TEST(Limits, KeyFromTheGrant) {
   Session session(one_limit(R"({"window": "minute", "max": 1, "scope": "global", "key": "grant.team"})"));
   EXPECT_EQ(session.call_text(R"({"tool": "run", "grant": {"id": "a", "team": "red"}})").code, "allowed");

@@ -215,5 +215,21 @@ TEST(Lookup, UnicodeToolNames) {
             });
 }
 
+// Plan::names: every tool name and glob the policy mentions, for hosts that
+// refuse look-alikes of them.
+TEST(Lookup, NamesListsEveryToolKeyAndHideEntry) {
+  auto plan = compile_ok(R"({"version": "1", "default": "allow",
+      "hide": ["secret_*", "drop_db", "run", "*_admin", "drop_db"],
+      "tools": {"run": {}, "read_*": {}, "write": {"action": "deny"}, "café": {}, "*": {"action": "deny"}}})");
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->names.exact, (std::vector<std::string>{"café", "drop_db", "run", "write"}));
+  EXPECT_EQ(plan->names.globs, (std::vector<std::string>{"*", "*_admin", "read_*", "secret_*"}));
+
+  auto empty = compile_ok(R"({"version": "1", "default": "deny"})");
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->names.exact.empty());
+  EXPECT_TRUE(empty->names.globs.empty());
+}
+
 }  // namespace
 }  // namespace toolgate

@@ -301,7 +301,8 @@ function callArgs(rng) {
 function grant(rng) {
   switch (rng.int(7)) {
     case 0: return undefined;
-    case 1: return rng.pick(['alice', 'bob', 'é', 'x'.repeat(30)]);
+    // Ids past the counter key's 64-byte bound are hashed in the key.
+    case 1: return rng.pick(['alice', 'bob', 'é', 'x'.repeat(30), 'é'.repeat(40), 'g'.repeat(63)]);
     case 2: case 3: return 'alice';
     default: {
       const g = { id: rng.pick(['alice', 'alice', 'bob', 'carol']) };

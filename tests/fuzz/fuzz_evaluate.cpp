@@ -118,6 +118,33 @@ const Fixed& fixed() {
   return fixed;
 }
 
+// The parts of a counter key that come from outside the policy (the grant id,
+// the `key` value) are bounded: each is either its canonical JSON of at most
+// kMaxKeyPartBytes, or {"sha256": <64 hex>} of that JSON (never a form a
+// short value can take: it is longer than the bound).
+bool hashed_part(const json& part) {
+  if (!part.is_object() || part.size() != 1 || !part.contains("sha256") || !part["sha256"].is_string()) return false;
+  const std::string& hex = part["sha256"].get_ref<const std::string&>();
+  return hex.size() == 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+void check_key_parts(const CounterRequest& request) {
+  json parts = json::parse(request.key.substr(4), nullptr, false);
+  FUZZ_CHECK(parts.is_array(), "key is not a JSON array: %s", request.key.c_str());
+  const bool grant = request.scope == Scope::grant;
+  const std::size_t fixed = grant ? 5 : 4;  // scope, grant?, counter, window, algorithm
+  FUZZ_CHECK(parts.size() == fixed || parts.size() == fixed + 1, "key parts %s", request.key.c_str());
+  auto bounded = [](const json& part) { return hashed_part(part) || canonical_json(part).size() <= kMaxKeyPartBytes; };
+  if (grant) {
+    std::string quoted;
+    append_json_string(quoted, request.grant);
+    json expected = json(request.grant);
+    if (quoted.size() > kMaxKeyPartBytes) expected = json::object({{"sha256", sha256_hex(quoted)}});
+    FUZZ_CHECK(parts[1] == expected, "grant part of %s", request.key.c_str());
+  }
+  if (parts.size() == fixed + 1) FUZZ_CHECK(bounded(parts.back()), "unbounded key value in %s", request.key.c_str());
+}
+
 void check_pending(const PendingCall& pending) {
   FUZZ_CHECK(pending.approval || !pending.counters.empty(), "a pending call with nothing to look up");
   FUZZ_CHECK(pending.limits.size() >= pending.counters.size(), "fewer limits than counters");
@@ -129,6 +156,7 @@ void check_pending(const PendingCall& pending) {
     FUZZ_CHECK(request.max >= 1, "max %g", request.max);
     FUZZ_CHECK(request.key.rfind("tg1:[", 0) == 0, "key %s", request.key.c_str());
     FUZZ_CHECK((request.scope == Scope::global) == request.grant.empty(), "scope/grant");
+    check_key_parts(request);
   }
   for (const LimitCheck& limit : pending.limits) {
     FUZZ_CHECK(limit.counter < pending.counters.size(), "limit counter %zu", limit.counter);

@@ -246,6 +246,29 @@ describe('check() and compile()', () => {
     assert.equal(policy.source, text);
   });
 
+  test('names lists every tool key and hide entry: exact names and globs, sorted, read-only', () => {
+    const policy = toolgate.compile({
+      version: '1',
+      default: 'allow',
+      hide: ['secret_*', 'drop_db', 'run', '*_admin', 'drop_db'],
+      tools: { run: {}, 'read_*': {}, write: { action: 'deny' }, café: {}, '*': { action: 'deny' } },
+    });
+    assert.deepEqual(policy.names, { exact: ['café', 'drop_db', 'run', 'write'], globs: ['*', '*_admin', 'read_*', 'secret_*'] });
+    // The same object every time, frozen all the way down.
+    assert.equal(policy.names, policy.names);
+    assert.ok(Object.isFrozen(policy.names) && Object.isFrozen(policy.names.exact) && Object.isFrozen(policy.names.globs));
+    assert.throws(() => policy.names.exact.push('evil'), TypeError);
+    assert.throws(() => { policy.names.globs[0] = 'x'; }, TypeError);
+    assert.throws(() => { policy.names = {}; }, TypeError);
+    assert.deepEqual(policy.names.exact, ['café', 'drop_db', 'run', 'write']);
+
+    const bare = toolgate.compile({ version: '1', default: 'deny' });
+    assert.deepEqual(bare.names, { exact: [], globs: [] });
+    // Names with characters JSON escapes come back as written.
+    const odd = toolgate.compile({ version: '1', default: 'deny', hide: ['a"b*'], tools: { 'x\\y': {}, 'ü\u00a0': {} } });
+    assert.deepEqual(odd.names, { exact: ['x\\y', 'ü\u00a0'], globs: ['a"b*'] });
+  });
+
   test('dispose() is idempotent', () => {
     const policy = toolgate.compile({ version: '1', default: 'allow' });
     policy.dispose();
@@ -499,6 +522,61 @@ describe('decide() with the in-memory stores', () => {
     await assert.rejects(policy.authorize({ tool: 'run' }), ToolgateError);
     // Calls decided before the limits need no store.
     assert.equal((await policy.decide({ tool: 'other' })).code, 'default_deny');
+  });
+});
+
+describe('counter keys', () => {
+  // What a store is asked to hold, through the real decide() path.
+  class RecordingCounterStore extends MemoryCounterStore {
+    keys = [];
+
+    reserveNow(requests, now) {
+      for (const request of requests) this.keys.push(request.key);
+      return super.reserveNow(requests, now);
+    }
+  }
+  const policy = toolgate.compile({
+    version: '1',
+    default: 'deny',
+    tools: { run: { limits: [{ counter: 'per_repo', window: 'hour', max: 1, key: 'args.repo' }] } },
+  });
+  const sha256 = async (text) => (await import('node:crypto')).createHash('sha256').update(text).digest('hex');
+
+  test('a short key value is written as it is', async () => {
+    const counters = new RecordingCounterStore();
+    assert.equal((await policy.decide({ tool: 'run', grant: 'ci', arguments: { repo: 'toolgate' } }, { counters, now: T0 })).code, 'allowed');
+    assert.deepEqual(counters.keys, ['tg1:["grant","ci","per_repo",3600000,"fixed","toolgate"]']);
+  });
+
+  test('a 2 MB key value becomes its SHA-256; equal values share a count, distinct ones do not', async () => {
+    const counters = new RecordingCounterStore();
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    const other = `${big.slice(1)}y`;
+    const decide = (repo, grant = 'ci') => policy.decide({ tool: 'run', grant, arguments: { repo } }, { counters, now: T0 });
+    assert.equal((await decide(big)).code, 'allowed');
+    assert.equal((await decide(big)).code, 'rate_limited');
+    assert.equal((await decide(other)).code, 'allowed');
+    assert.equal((await decide(other)).code, 'rate_limited');
+    assert.equal((await decide({ list: [big] })).code, 'allowed');
+    const [first, again, second, , structured] = counters.keys;
+    assert.equal(first, `tg1:["grant","ci","per_repo",3600000,"fixed",{"sha256":"${await sha256(JSON.stringify(big))}"}]`);
+    assert.equal(again, first);
+    assert.notEqual(second, first);
+    assert.notEqual(structured, first);
+    for (const key of counters.keys) assert.ok(key.length < 160, `${key.length} bytes`);
+    // Still JSON after "tg1:", the parts where they were (the playground reads them by position).
+    const parts = JSON.parse(first.slice(4));
+    assert.equal(parts[2], 'per_repo');
+    assert.deepEqual(Object.keys(parts[5]), ['sha256']);
+  });
+
+  test('a long grant id is hashed in its place; a short one is not', async () => {
+    const counters = new RecordingCounterStore();
+    const grant = 'g'.repeat(500);
+    assert.equal((await policy.decide({ tool: 'run', grant, arguments: { repo: 'a' } }, { counters, now: T0 })).code, 'allowed');
+    assert.equal((await policy.decide({ tool: 'run', grant: `${grant}h`, arguments: { repo: 'a' } }, { counters, now: T0 })).code, 'allowed');
+    assert.equal(counters.keys[0], `tg1:["grant",{"sha256":"${await sha256(JSON.stringify(grant))}"},"per_repo",3600000,"fixed","a"]`);
+    assert.notEqual(counters.keys[1], counters.keys[0]);
   });
 });
 
