@@ -292,8 +292,11 @@ describe('reload', () => {
   });
 });
 
+// Calls `tool` until it gets `code`: the proxy reloads the policy when its
+// file watcher's change event arrives, then its 100 ms debounce ends, which a
+// loaded machine can take seconds to do (60 s only guards against a hang).
 async function waitForDecision(client, tool, code) {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const result = await client.callTool({ name: tool, arguments: { a: 1, b: 1 } });
     if (result.structuredContent?.code === code) return;
