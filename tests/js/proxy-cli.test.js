@@ -14,7 +14,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { createClient, createCluster } from 'redis';
 
 import { repoRoot } from './cli-helpers.js';
-import { EVERYTHING, collectOutput, connectClient, freePort, grantsDocument, startEverything, tempFile, waitFor } from './proxy-helpers.js';
+import { EVERYTHING, collectOutput, connectClient, freePort, grantsDocument, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
 import { startRedis } from './redis-server.js';
 import { startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 
@@ -23,7 +23,8 @@ const POLICY = {
   version: '1',
   default: 'deny',
   hide: ['get-env'],
-  tools: { echo: { rate_limit: '2/hour' }, 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
+  // echo: sliding, as its counts are made against the wall clock (slidingRateLimit)
+  tools: { echo: slidingRateLimit(2, 'hour'), 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
 };
 const text = (result) => result.content.map((c) => c.text).join('');
 

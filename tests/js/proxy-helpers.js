@@ -174,6 +174,16 @@ export async function tempFile(name, content) {
 
 export const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 
+/**
+ * A tool entry with one per-grant limit of `max` calls per `window`, sliding.
+ * For tests that count calls against the wall clock (a real proxy has no clock
+ * to give): a fixed window restarts at the top of every UTC hour (or day), so
+ * a test that happens to cross one sees its count drop to zero and a call it
+ * expects rate limited runs. The sliding estimate carries the previous
+ * window's count over the boundary, so the count a test builds up stays.
+ */
+export const slidingRateLimit = (max, window) => ({ limits: [{ window, max, algorithm: 'sliding' }] });
+
 /** A grants file for the given {id: token} pairs (with optional attributes). */
 export function grantsDocument(tokens, attributes = {}) {
   return { grants: Object.entries(tokens).map(([id, token]) => ({ id, token_sha256: sha256(token), attributes: attributes[id] ?? {} })) };
