@@ -91,25 +91,27 @@ export async function waitFor(check, what, { timeout = 60_000, interval = 25 } =
 }
 
 /**
- * server-everything over Streamable HTTP on a free port: { url, stop() }.
+ * server-everything over Streamable HTTP (or `transport`: 'sse') on a free
+ * port: { url, port, stop() }.
  * It takes its port from PORT (0 would hide the port it got), so the port is
  * picked here and bound by the child later: another process may take it in
  * between. The child then exits saying so, and another port is tried.
  */
-export async function startEverything() {
+export async function startEverything(transport = 'streamableHttp') {
   let output = '';
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();
-    const child = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
+    const child = spawn(process.execPath, [EVERYTHING, transport], {
       env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     const stderr = collectOutput(child.stderr);
     const exited = once(child, 'exit');
-    const started = await stderr.until(/listening on port/, 'server-everything listening').then(() => true, () => false);
+    const started = await stderr.until(/listening on port|running on port/i, `server-everything (${transport}) listening`).then(() => true, () => false);
     output = stderr.text;
     if (started) {
       return {
-        url: `http://127.0.0.1:${port}/mcp`,
+        url: `http://127.0.0.1:${port}/${transport === 'sse' ? 'sse' : 'mcp'}`,
+        port,
         async stop() {
           if (child.exitCode === null && child.signalCode === null) {
             child.kill();
