@@ -10,6 +10,10 @@ import { createHandler } from '../../worker/handler.js';
 import { Grants } from '../../worker/grants.js';
 import { echoResults, grantsDocument, memoryAudit, startFakeUpstream, waitFor } from './proxy-helpers.js';
 
+// Awaited before any test or hook is registered (node:test runs the file's
+// after() hooks once the tests registered so far are done).
+const toolgate = await loadToolgate();
+
 // TOOLGATE_TEST_TRANSPORT=node runs every case over what `toolgate serve` uses
 // on Node (worker/node-transport.js, node:crypto hashes) instead of fetch and WebCrypto.
 const nodeStack = process.env.TOOLGATE_TEST_TRANSPORT === 'node' ? await (async () => {
@@ -20,7 +24,6 @@ const nodeStack = process.env.TOOLGATE_TEST_TRANSPORT === 'node' ? await (async 
   return { fetch: transport, upstreamBody, sha256: NODE_SHA256 };
 })() : {};
 
-const toolgate = await loadToolgate();
 const TOKEN = 'alice-token';
 const POLICY = toolgate.compile({
   version: '1',

@@ -19,7 +19,12 @@ import { freshSpace, objectCall, remoteApprovalStore, remoteCounterStore, rpcsOf
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
 const mf = await startStoresWorker();
+const toolgate = await loadToolgate();
 after(() => mf.dispose());
 
 // A generous timeout: 1 000 concurrent RPCs queue at one object.
@@ -28,7 +33,6 @@ const newStore = (options = {}) => remoteCounterStore(mf, { store: 'do', options
 conformance('DurableObjectCounterStore (workerd)', () => newStore());
 approvalConformance('DurableObjectApprovalStore (workerd)', () => remoteApprovalStore(mf, { options: { timeoutMs: 10_000 } }));
 
-const toolgate = await loadToolgate();
 
 // Polls `read` until `done(value)`; returns the last value. `ms` only guards
 // against a hang: what is waited for (an alarm, a late answer) comes when a

@@ -19,6 +19,12 @@ import { waitFor } from './proxy-helpers.js';
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
+const toolgate = await loadToolgate();
+
 // Without the server every test below fails (in before()); this one says why.
 test('redis-server is installed', () => {
   assert.ok(existsSync(REDIS_SERVER), MISSING);
@@ -64,8 +70,6 @@ let stores = 0;
 const newStore = (options = {}) => new RedisCounterStore({ client, prefix: `t${(stores += 1)}`, timeoutMs: 5000, ...options });
 
 conformance('RedisCounterStore', () => newStore());
-
-const toolgate = await loadToolgate();
 
 // The hash tag Redis Cluster hashes: the text between the first '{' and the
 // next '}', when not empty.
