@@ -9,12 +9,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisApprovalStore, createRedisApprovalStore } from '../../worker/stores/redis.js';
 import { approvalConformance } from './approval-conformance.js';
+import { waitFor } from './proxy-helpers.js';
 import { MISSING, REDIS_SERVER, freePort, startRedis } from './redis-server.js';
 
 const SECOND = 1_000;
@@ -35,6 +35,12 @@ const requestOf = (id, fields = {}) => ({
   ...fields,
 });
 
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
+const toolgate = await loadToolgate();
+
 // Without the server every test below fails (in before()); this one says why.
 test('redis-server is installed', () => {
   assert.ok(existsSync(REDIS_SERVER), MISSING);
@@ -50,7 +56,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const other of [client, ...clients]) await other?.close();
+  for (const other of [client, admin, ...clients]) await other?.close();
   await server?.stop();
 });
 
@@ -61,14 +67,31 @@ async function connect(url) {
   return connection;
 }
 
+// CLIENT PAUSE WRITE until unpauseWrites(), from a connection of their own:
+// the stores' connection is held behind its paused writes. (60 s: should a test
+// die paused, Redis ends the pause itself.)
+let admin;
+async function pauseWrites(t) {
+  admin ??= await connect(server.url);
+  await admin.sendCommand(['CLIENT', 'PAUSE', '60000', 'WRITE']);
+  t.after(unpauseWrites); // a failing test leaves no pause to the next
+}
+async function unpauseWrites() {
+  await admin.sendCommand(['CLIENT', 'UNPAUSE']);
+}
+
+// The timeout of the stores whose calls are paused. Only a paused call is to
+// run out of it, so it is far above what an unpaused command takes even on a
+// loaded machine (a Node process starved of CPU runs its due timers before it
+// reads the replies that came meanwhile: 150 ms timed out SCRIPT LOAD there).
+const SHORT_MS = 1000;
+
 let stores = 0;
 // Each store gets its own prefix, so tests never see each other's approvals.
 // A generous timeout: hundreds of concurrent scripts on a loaded CI machine.
 const newStore = (options = {}) => new RedisApprovalStore({ client, prefix: `a${(stores += 1)}`, timeoutMs: 5000, ...options });
 
 approvalConformance('RedisApprovalStore', () => newStore());
-
-const toolgate = await loadToolgate();
 
 // The hash tag Redis Cluster hashes: the text between the first '{' and the
 // next '}', when not empty.
@@ -193,47 +216,68 @@ describe('RedisApprovalStore on redis-server', () => {
     assert.equal(await store.reject(ID, T0), false);
   });
 
-  test('a Redis that does not answer in time: consume rejects; a late consume puts the approval back', async () => {
-    const store = newStore({ timeoutMs: 150 });
+  test('a Redis that does not answer in time: consume rejects; a late consume puts the approval back', async (t) => {
+    const prefix = `a${(stores += 1)}`;
+    const store = new RedisApprovalStore({ client, prefix, timeoutMs: SHORT_MS });
+    // What is not a paused call goes through a patient store on the same keys.
+    const patient = new RedisApprovalStore({ client, prefix, timeoutMs: 60_000 });
     await store.loadScripts();
-    await store.approve(ID, T0);
+    await patient.approve(ID, T0);
     const ttlBefore = await client.pTTL(store.approvalKey(ID));
-    // Write commands (EVALSHA included) wait 1.5 s; GET still answers. (Long,
-    // so a loaded machine cannot see the pause end before the timeout.)
-    await client.sendCommand(['CLIENT', 'PAUSE', '1500', 'WRITE']);
+    // Write commands (EVALSHA included) wait until the test lets them run
+    // (CLIENT UNPAUSE, from another connection: this one is held behind them).
+    // A pause of fixed length could end, on a loaded machine, before the three
+    // timeouts below had all run out.
+    await pauseWrites(t);
     const started = performance.now();
-    await assert.rejects(store.consume(ID, TIMEOUT, T0 + SECOND), /did not answer within 150 ms/);
+    await assert.rejects(store.consume(ID, TIMEOUT, T0 + SECOND), /did not answer within 1000 ms/);
     const waited = performance.now() - started;
-    assert.ok(waited >= 140 && waited < 1500, `rejected after ${Math.round(waited)} ms`);
-    await assert.rejects(store.approve('b'.repeat(64), T0), /did not answer within 150 ms/);
-    await assert.rejects(store.request(requestOf('c'.repeat(64))), /did not answer within 150 ms/);
+    assert.ok(waited >= SHORT_MS - 10, `rejected after ${Math.round(waited)} ms`);
+    await assert.rejects(store.approve('b'.repeat(64), T0), /did not answer within 1000 ms/);
+    await assert.rejects(store.request(requestOf('c'.repeat(64))), /did not answer within 1000 ms/);
     // When the pause ends the script runs and uses the approval up, for a call
     // that was denied; the store puts it back, with its time and TTL.
-    let held;
-    for (let i = 0; i < 100 && held !== String(T0); i += 1) {
-      await sleep(50);
-      held = await client.get(store.approvalKey(ID));
-    }
+    await unpauseWrites();
+    const held = await waitFor(async () => (await client.get(store.approvalKey(ID))) === String(T0) && String(T0), 'the approval put back');
     assert.equal(held, String(T0), 'the approval is back');
     const ttlAfter = await client.pTTL(store.approvalKey(ID));
     assert.ok(ttlAfter > 0 && ttlAfter <= ttlBefore, `TTL ${ttlAfter} ms, was ${ttlBefore} ms`);
-    assert.equal(await store.consume(ID, TIMEOUT, T0 + SECOND), true, 'one call, as approved');
+    assert.equal(await patient.consume(ID, TIMEOUT, T0 + SECOND), true, 'one call, as approved');
   });
 
-  test('a late consume does not put back over a newer approval', async () => {
-    const store = newStore({ prefix: 'late', timeoutMs: 150 });
+  test('a late consume does not put back over a newer approval', async (t) => {
+    // The store's connection, watched: whatever the store sends after its
+    // consume gave up is its put-back, sent when the late reply comes; the test
+    // waits for Redis to have answered it (a pause could end before it did).
+    const sent = [];
+    const watched = new Proxy(client, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (name !== 'sendCommand') return typeof value === 'function' ? value.bind(target) : value;
+        return (...args) => {
+          const reply = value.apply(target, args);
+          sent.push(Promise.resolve(reply).catch(() => {}));
+          return reply;
+        };
+      },
+    });
+    const store = new RedisApprovalStore({ client: watched, prefix: 'late', timeoutMs: SHORT_MS });
+    const patient = new RedisApprovalStore({ client, prefix: 'late', timeoutMs: 60_000 }); // for what is not paused
     await store.loadScripts();
-    await store.approve(ID, T0);
-    await client.sendCommand(['CLIENT', 'PAUSE', '400', 'WRITE']);
+    await patient.approve(ID, T0);
+    await pauseWrites(t); // until unpauseWrites(): a fixed pause could end before the timeout on a loaded machine
     await assert.rejects(store.consume(ID, TIMEOUT, T0 + SECOND), /did not answer/);
+    const sentBeforeLateReply = sent.length;
     // A human approves again; on the same connection, so Redis runs it right
     // after the late consume, and before the put-back the consume's reply sets off.
-    const approver = new RedisApprovalStore({ client, prefix: 'late', timeoutMs: 2000 });
-    await approver.approve(ID, T0 + 2 * SECOND);
-    await sleep(100);
+    const approving = patient.approve(ID, T0 + 2 * SECOND);
+    await unpauseWrites();
+    await approving;
+    await waitFor(() => sent.length > sentBeforeLateReply, 'the put-back of the late consume');
+    await Promise.all(sent);
     assert.equal(await client.get(store.approvalKey(ID)), String(T0 + 2 * SECOND));
-    assert.equal(await store.consume(ID, TIMEOUT, T0 + 3 * SECOND), true);
-    assert.equal(await store.consume(ID, TIMEOUT, T0 + 3 * SECOND), false, 'one approval, one call');
+    assert.equal(await patient.consume(ID, TIMEOUT, T0 + 3 * SECOND), true);
+    assert.equal(await patient.consume(ID, TIMEOUT, T0 + 3 * SECOND), false, 'one approval, one call');
   });
 
   test('a server that goes away: every operation rejects within the timeout, and authorize denies (store_error)', async () => {

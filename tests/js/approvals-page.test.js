@@ -43,6 +43,12 @@ test('a human approves a waiting call on the page; a denied one disappears', { s
     const id = waiting.structuredContent.approval_id;
     const otherId = other.structuredContent.approval_id;
 
+    // The page refreshes its list every 5 s, and a refresh rewrites the status
+    // line: one landing between an approval and the check of its message below
+    // would replace 'Approved: …'. The page's timers run on a paused clock
+    // (they never fire here); its fetches are real.
+    await page.clock.install();
+    await page.clock.pauseAt(Date.now() + 1000);
     // Without --public-url the link is relative (never built from the agent's Host): the admin opens it on the proxy.
     assert.equal(waiting.structuredContent.approval_url, `/approvals#${id}`);
     await page.goto(new URL(waiting.structuredContent.approval_url, proxy.url).href);

@@ -264,7 +264,9 @@ describe('StreamAuditSink', () => {
     const broken = new Writable({ write: (chunk, encoding, callback) => callback(new Error('EPIPE')) });
     const failing = new StreamAuditSink(broken);
     await assert.rejects(failing.write(eventOf(1)), /EPIPE/);
-    await sleep(10); // the stream's 'error' event: heard by the sink, not a crash
+    // The stream's 'error' event (emitted on a next tick) has fired once a
+    // setImmediate callback runs: heard by the sink, not a crash.
+    await new Promise((resolve) => setImmediate(resolve));
     await assert.rejects(failing.write(eventOf(2)), /EPIPE/, 'a broken stream stays broken');
   });
 

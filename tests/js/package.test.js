@@ -23,14 +23,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpath
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Miniflare } from 'miniflare';
 
 import { repoRoot } from './cli-helpers.js';
-import { EVERYTHING, connectClient, freePort, sha256, startEverything } from './proxy-helpers.js';
+import { EVERYTHING, collectOutput, connectClient, sha256, slidingRateLimit, startEverything } from './proxy-helpers.js';
 import { chromiumMissing, launchChromium, recordDecisionEvents, screenshot, send, startStaticServer, trackProblems, waitReady } from './browser-helpers.js';
 
 const repoPackage = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
@@ -264,22 +263,18 @@ describe('installed from the tarball, no toolchain on PATH', () => {
   });
 
   test('serve: the real MCP SDK client through the installed proxy to a real server', { timeout: 60_000 }, async () => {
-    writeFileSync(path.join(app, 'everything.json'), JSON.stringify({ version: '1', default: 'deny', hide: ['get-env'], tools: { 'get-sum': {}, echo: { rate_limit: '1/hour' } } }));
+    // echo sliding: its count is made against the wall clock (slidingRateLimit)
+    writeFileSync(path.join(app, 'everything.json'), JSON.stringify({ version: '1', default: 'deny', hide: ['get-env'], tools: { 'get-sum': {}, echo: slidingRateLimit(1, 'hour') } }));
     writeFileSync(path.join(app, 'grants.json'), JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256('alice-package') }] }));
-    const port = await freePort();
-    const child = spawn(path.join(app, 'node_modules/.bin/toolgate'), ['serve', '--policy', 'everything.json', '--grants', 'grants.json', '--upstream', everything.url, '--port', String(port)], {
+    // Port 0, read from what serve prints: a port picked here and bound by
+    // the child later could be taken by another process in between.
+    const child = spawn(path.join(app, 'node_modules/.bin/toolgate'), ['serve', '--policy', 'everything.json', '--grants', 'grants.json', '--upstream', everything.url, '--port', '0'], {
       cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    const stderr = collectOutput(child.stderr);
     child.stdout.resume();
     try {
-      const deadline = Date.now() + 30_000;
-      while (!stderr.includes('is listening on')) {
-        if (child.exitCode !== null) throw new Error(`toolgate serve exited ${child.exitCode}: ${stderr}`);
-        if (Date.now() > deadline) throw new Error(`toolgate serve did not start: ${stderr}`);
-        await sleep(25);
-      }
+      const port = /is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(await stderr.until(/is listening on \S+\n/, 'toolgate serve listening'))[1];
       const client = await connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-package');
       try {
         const names = (await client.listTools()).tools.map((tool) => tool.name);
@@ -373,7 +368,7 @@ describe('Cloudflare Workers from the installed package', () => {
       compatibilityDate: '2025-01-01',
       bindings: {
         UPSTREAM_URL: everything.url,
-        POLICY: JSON.stringify({ version: '1', default: 'deny', hide: ['get-env'], tools: { 'get-sum': {}, echo: { rate_limit: '1/hour' } } }),
+        POLICY: JSON.stringify({ version: '1', default: 'deny', hide: ['get-env'], tools: { 'get-sum': {}, echo: slidingRateLimit(1, 'hour') } }),
         GRANTS: JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256('alice-workers') }] }),
         ADMIN_TOKEN: 'package-admin',
       },

@@ -8,14 +8,13 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createClient, createCluster } from 'redis';
 
 import { repoRoot } from './cli-helpers.js';
-import { EVERYTHING, connectClient, freePort, grantsDocument, startEverything, tempFile } from './proxy-helpers.js';
+import { EVERYTHING, collectOutput, connectClient, freePort, grantsDocument, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
 import { startRedis } from './redis-server.js';
 import { startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 
@@ -24,30 +23,41 @@ const POLICY = {
   version: '1',
   default: 'deny',
   hide: ['get-env'],
-  tools: { echo: { rate_limit: '2/hour' }, 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
+  // echo: sliding, as its counts are made against the wall clock (slidingRateLimit)
+  tools: { echo: slidingRateLimit(2, 'hour'), 'get-sum': {}, 'get-tiny-image': { action: 'require_approval' } },
 };
 const text = (result) => result.content.map((c) => c.text).join('');
 
-/** `toolgate serve ...` as a child; resolves once it prints that it listens. */
+/**
+ * `toolgate serve ... --port 0` as a child; resolves once it prints that it
+ * listens, with the port it got. (A port picked here and bound by the child
+ * later could be taken by another process in between.)
+ */
 async function serve(args, env = {}) {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  child.stdout.on('data', (chunk) => { stdout += chunk; });
-  const deadline = Date.now() + 15_000;
-  while (!stderr.includes('is listening on')) {
-    if (child.exitCode !== null) throw new Error(`toolgate serve exited ${child.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`toolgate serve did not start: ${stderr}`);
-    await sleep(25);
-  }
+  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--port', '0'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  const stderr = collectOutput(child.stderr);
+  const stdout = collectOutput(child.stdout);
+  const banner = await stderr.until(/is listening on \S+\n/, 'toolgate serve listening').catch((error) => {
+    child.kill('SIGKILL'); // not started: leave nothing running
+    throw error;
+  });
+  const listening = /is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(banner);
   return {
-    get stderr() { return stderr; },
-    get stdout() { return stdout; },
+    port: Number(listening[1]),
+    url: `http://127.0.0.1:${listening[1]}/mcp`,
+    get stderr() { return stderr.text; },
+    get stdout() { return stdout.text; },
+    stderrUntil: (test) => stderr.until(test),
+    // The audit events on stdout, once `count` lines have been written.
+    async auditLines(count) {
+      await stdout.until((text) => text.split('\n').length > count, `${count} audit lines on stdout`);
+      return stdout.text.trim().split('\n').map((line) => JSON.parse(line));
+    },
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        await once(child, 'exit');
+        await exited;
       }
     },
   };
@@ -65,12 +75,12 @@ after(() => everything?.stop());
 
 describe('toolgate serve', () => {
   test('--policy --upstream --port --grants: a real client through to a real server; audit on stdout', async () => {
-    const port = await freePort();
-    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath]);
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath]);
     try {
-      assert.match(proxy.stderr, new RegExp(`http://127\\.0\\.0\\.1:${port}/mcp -> ${everything.url.replace(/[.]/g, '\\.')}`));
+      await proxy.stderrUntil(/sessions: /); // the whole banner
+      assert.match(proxy.stderr, new RegExp(`http://127\\.0\\.0\\.1:${proxy.port}/mcp -> ${everything.url.replace(/[.]/g, '\\.')}`));
       assert.match(proxy.stderr, /admin token: \S+/, 'a generated admin token is printed');
-      const client = await connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli');
+      const client = await connectClient(proxy.url, 'alice-cli');
       try {
         assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })), /3/);
         const denied = await client.callTool({ name: 'get-env', arguments: {} });
@@ -78,8 +88,7 @@ describe('toolgate serve', () => {
       } finally {
         await client.close();
       }
-      for (let waited = 0; proxy.stdout.trim().split('\n').length < 2 && waited < 5000; waited += 25) await sleep(25);
-      const events = proxy.stdout.trim().split('\n').map((line) => JSON.parse(line));
+      const events = await proxy.auditLines(2); // each written after its answer
       assert.deepEqual(events.map((e) => [e.tool, e.decision]), [['get-sum', 'allow'], ['get-env', 'deny']]);
     } finally {
       await proxy.stop();
@@ -87,19 +96,17 @@ describe('toolgate serve', () => {
   });
 
   test('without --grants: a warning, and loopback clients are "anonymous"', async () => {
-    const port = await freePort();
-    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port)]);
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url]);
     try {
-      assert.match(proxy.stderr, /warning: no --grants file/);
-      const client = await connectClient(`http://127.0.0.1:${port}/mcp`);
+      await proxy.stderrUntil(/warning: no --grants file/);
+      const client = await connectClient(proxy.url);
       try {
         assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 2 } })), /4/);
       } finally {
         await client.close();
       }
-      // the audit event follows the answer; give it a moment to be written
-      for (let waited = 0; !proxy.stdout.includes('\n') && waited < 5000; waited += 25) await sleep(25);
-      assert.equal(JSON.parse(proxy.stdout.trim().split('\n')[0]).grant, 'anonymous');
+      // the audit event follows the answer
+      assert.equal((await proxy.auditLines(1))[0].grant, 'anonymous');
     } finally {
       await proxy.stop();
     }
@@ -108,14 +115,13 @@ describe('toolgate serve', () => {
   test('two instances on one Redis share the counts; audit events go to a file', async () => {
     const redis = await startRedis();
     const auditPath = await tempFile('audit.jsonl', '');
-    const ports = [await freePort(), await freePort()];
     const proxies = [];
     try {
-      for (const port of ports) {
-        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath,
+      for (let i = 0; i < 2; i += 1) {
+        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath,
           '--store', redis.url, '--audit', `file:${auditPath}`]));
       }
-      const clients = await Promise.all(ports.map((port) => connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli')));
+      const clients = await Promise.all(proxies.map((proxy) => connectClient(proxy.url, 'alice-cli')));
       try {
         const outcomes = [];
         for (const client of [...clients, ...clients]) {
@@ -126,8 +132,10 @@ describe('toolgate serve', () => {
       } finally {
         await Promise.all(clients.map((c) => c.close()));
       }
-      await sleep(100);
-      const events = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+      // Each event is appended after its answer: wait for the four, then no more.
+      const lines = async () => (await readFile(auditPath, 'utf8')).split('\n').filter(Boolean);
+      await waitFor(async () => (await lines()).length >= 4, 'four audit events in the file');
+      const events = (await lines()).map((line) => JSON.parse(line));
       assert.equal(events.length, 4);
     } finally {
       await Promise.all(proxies.map((p) => p.stop()));
@@ -148,12 +156,11 @@ describe('toolgate serve', () => {
         nodes.push(plain);
       }
       // Each instance is given a different node: the others are found from it.
-      const ports = [await freePort(), await freePort()];
-      for (const [i, port] of ports.entries()) {
-        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath,
+      for (let i = 0; i < 2; i += 1) {
+        proxies.push(await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath,
           '--store', cluster.nodes[i].url, '--redis-cluster', '--audit', 'redis']));
       }
-      const clients = await Promise.all(ports.map((port) => connectClient(`http://127.0.0.1:${port}/mcp`, 'alice-cli')));
+      const clients = await Promise.all(proxies.map((proxy) => connectClient(proxy.url, 'alice-cli')));
       const outcomes = [];
       try {
         for (const client of clients) outcomes.push((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).structuredContent?.code ?? 'ran');
@@ -184,11 +191,8 @@ describe('toolgate serve', () => {
       reader.on('error', () => {});
       await reader.connect();
       try {
-        let entries = [];
-        for (let waited = 0; entries.length < 2 && waited < 5000; waited += 50) {
-          entries = await reader.xRange('toolgate:audit', '-', '+');
-          if (entries.length < 2) await sleep(50);
-        }
+        await waitFor(async () => (await reader.xRange('toolgate:audit', '-', '+')).length >= 2, 'two audit events in the stream');
+        const entries = await reader.xRange('toolgate:audit', '-', '+');
         assert.deepEqual(entries.map((e) => JSON.parse(e.message.event)).map((e) => [e.grant, e.tool, e.decision]), [['alice', 'echo', 'allow'], ['alice', 'echo', 'allow']]);
       } finally {
         await reader.close();
@@ -202,13 +206,13 @@ describe('toolgate serve', () => {
   });
 
   test('TOOLGATE_SESSION_KEY: a session opened through one instance continues through another; without the key it does not', async () => {
-    const ports = [await freePort(), await freePort(), await freePort()];
     const key = { TOOLGATE_SESSION_KEY: 'shared-session-key-0123456789' };
     const proxies = [
-      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[0]), '--grants', grantsPath], key),
-      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[1]), '--grants', grantsPath], key),
-      await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(ports[2]), '--grants', grantsPath]),
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath], key),
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath], key),
+      await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath]),
     ];
+    const ports = proxies.map((proxy) => proxy.port);
     const rpc = (port, message, session) => fetch(`http://127.0.0.1:${port}/mcp`, {
       method: 'POST',
       headers: {
@@ -218,6 +222,7 @@ describe('toolgate serve', () => {
       body: JSON.stringify(message),
     });
     try {
+      await Promise.all([proxies[0].stderrUntil(/sessions: /), proxies[2].stderrUntil(/sessions: /)]);
       assert.match(proxies[0].stderr, /sessions: ids bound to the grant that opened them \(key from TOOLGATE_SESSION_KEY\)/);
       assert.match(proxies[2].stderr, /sessions: ids bound to the grant that opened them \(key derived from the admin token\)/);
       const opened = await rpc(ports[0], { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
@@ -274,10 +279,9 @@ async function approvalsCli(args, env = { TOOLGATE_ADMIN_TOKEN: ADMIN }) {
 
 describe('toolgate approvals', () => {
   test('list, show, approve and deny against a running toolgate serve; agent-written arguments are shown terminal-safe', async () => {
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--port', String(port), '--grants', grantsPath], { TOOLGATE_ADMIN_TOKEN: ADMIN });
-    const client = await connectClient(`${url}/mcp`, 'alice-cli');
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath], { TOOLGATE_ADMIN_TOKEN: ADMIN });
+    const url = `http://127.0.0.1:${proxy.port}`;
+    const client = await connectClient(proxy.url, 'alice-cli');
     try {
       const empty = await approvalsCli(['list', '--url', url]);
       assert.equal(empty.code, 0, empty.stderr);
@@ -370,11 +374,10 @@ describe('toolgate stdio', () => {
       args: [CLI, 'stdio', '--policy', policyPath, ...extra, '--', process.execPath, EVERYTHING, 'stdio'],
       stderr: 'pipe',
     });
-    let stderr = '';
-    transport.stderr?.on('data', (chunk) => { stderr += chunk; });
+    const stderr = collectOutput(transport.stderr);
     const client = new Client({ name: 'toolgate-stdio-test', version: '1.0.0' });
     await client.connect(transport);
-    return { client, stderr: () => stderr };
+    return { client, stderr };
   }
 
   test('the same policy on a stdio server: hidden tools, denials, limits, audit on stderr', async () => {
@@ -388,8 +391,10 @@ describe('toolgate stdio', () => {
       assert.deepEqual(outcomes, ['ran', 'ran', 'rate_limited']);
       const denied = await client.callTool({ name: 'get-structured-content', arguments: { location: 'New York' } });
       assert.match(text(denied), /^\[POLICY DENIED\]/);
-      await sleep(50);
-      const events = stderr().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+      // The audit lines reach stderr on their own pipe, maybe after the answers
+      // on stdout: wait for the last call's (the denial), whole.
+      const auditEvents = (output) => output.split('\n').slice(0, -1).filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+      const events = auditEvents(await stderr.until((output) => auditEvents(output).some((e) => e.tool === 'get-structured-content'), 'the audit event of the denied call'));
       const sum = events.find((e) => e.tool === 'get-sum');
       assert.ok(sum && sum.decision === 'allow' && sum.grant === 'desktop' && sum.server === 'stdio', JSON.stringify(sum));
       // Keyed (TOOLGATE_AUDIT_KEY is unset here: a random key for the run), so not the plain SHA-256 anyone could recompute.
@@ -402,12 +407,14 @@ describe('toolgate stdio', () => {
   });
 
   test('approvals through --approvals-port', async () => {
-    const port = await freePort();
-    const { client, stderr } = await stdioClient(['--approvals-port', String(port)]);
+    // Port 0: the page's address comes from its log line (a port picked here
+    // and bound by the child later could be taken by another process between).
+    const { client, stderr } = await stdioClient(['--approvals-port', '0']);
     try {
+      const [, url, token] = /"message":"approvals page","url":"(http:\/\/127\.0\.0\.1:\d+)\/approvals","admin_token":"([^"]+)"/
+        .exec(await stderr.until(/"message":"approvals page".*\n/, 'the approvals page log line'));
       const first = await client.callTool({ name: 'get-tiny-image', arguments: {} });
-      assert.equal(first.structuredContent.approval_url, `http://127.0.0.1:${port}/approvals#${first.structuredContent.approval_id}`);
-      const token = /"admin_token":"([^"]+)"/.exec(stderr())[1];
+      assert.equal(first.structuredContent.approval_url, `${url}/approvals#${first.structuredContent.approval_id}`);
       // toolgate approvals, given the approval_url the agent got.
       const approved = await approvalsCli(['approve', first.structuredContent.approval_id, '--url', first.structuredContent.approval_url], { TOOLGATE_ADMIN_TOKEN: token });
       assert.equal(approved.code, 0, approved.stderr);
@@ -421,17 +428,15 @@ describe('toolgate stdio', () => {
 
   test('malformed lines get JSON-RPC errors and never reach the server', async () => {
     const child = spawn(process.execPath, [CLI, 'stdio', '--policy', policyPath, '--', process.execPath, EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    const output = collectOutput(child.stdout);
     child.stdin.write('not json\n');
     child.stdin.write('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-sum","name":"get-env"}}\n');
     child.stdin.write('{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-env"}}\n');
     child.stdin.write('{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"GET-SUM","arguments":{"a":1,"b":1}}}\n');
-    const deadline = Date.now() + 10_000;
-    while (stdout.trim().split('\n').filter(Boolean).length < 4 && Date.now() < deadline) await sleep(25);
+    await output.until((text) => text.split('\n').length > 4, 'four answers');
     child.stdin.end();
     await once(child, 'exit');
-    const answers = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const answers = output.text.trim().split('\n').map((line) => JSON.parse(line));
     assert.deepEqual(answers.slice(0, 3).map((a) => a.error.code), [-32700, -32600, -32600]);
     assert.equal(answers[3].result.structuredContent.code, 'invalid_call');
   });

@@ -4,12 +4,15 @@
 // what reached the server: a denied or refused call never does.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
 import { createHandler } from '../../worker/handler.js';
 import { Grants } from '../../worker/grants.js';
-import { echoResults, grantsDocument, memoryAudit, startFakeUpstream } from './proxy-helpers.js';
+import { echoResults, grantsDocument, memoryAudit, startFakeUpstream, waitFor } from './proxy-helpers.js';
+
+// Awaited before any test or hook is registered (node:test runs the file's
+// after() hooks once the tests registered so far are done).
+const toolgate = await loadToolgate();
 
 // TOOLGATE_TEST_TRANSPORT=node runs every case over what `toolgate serve` uses
 // on Node (worker/node-transport.js, node:crypto hashes) instead of fetch and WebCrypto.
@@ -21,7 +24,6 @@ const nodeStack = process.env.TOOLGATE_TEST_TRANSPORT === 'node' ? await (async 
   return { fetch: transport, upstreamBody, sha256: NODE_SHA256 };
 })() : {};
 
-const toolgate = await loadToolgate();
 const TOKEN = 'alice-token';
 const POLICY = toolgate.compile({
   version: '1',
@@ -34,6 +36,17 @@ const POLICY = toolgate.compile({
     deploy: { action: 'require_approval' },
   },
 });
+
+// The handler's clock: the middle of an hour, so that the 1/hour count of
+// echo cannot be restarted by the top of a wall-clock hour passing mid-test.
+const NOW = Date.UTC(2026, 0, 1, 12, 30);
+
+// A promise and its resolve, for an upstream that answers when the test says.
+function deferred() {
+  let resolve;
+  const promise = new Promise((done) => { resolve = done; });
+  return { promise, resolve };
+}
 
 let upstream;
 let respond = (req, body, res) => json(res, echoResults(body));
@@ -54,7 +67,7 @@ function makeProxy(overrides = {}) {
   const handler = createHandler({
     servers: { default: { upstream: upstream.url, headers: { authorization: 'Bearer upstream-secret' }, policy: POLICY } },
     grants: new Grants(grantsDocument({ alice: TOKEN })),
-    counters, approvals: new MemoryApprovalStore(), audit, upstreamTimeoutMs: 2000,
+    counters, approvals: new MemoryApprovalStore(), audit, upstreamTimeoutMs: 2000, clock: () => NOW,
     log: (level, message, fields) => logs.push({ level, message, ...fields }),
     ...nodeStack,
     ...overrides,
@@ -324,7 +337,7 @@ describe('refused before anything is forwarded', () => {
 describe('failing upstreams: a clear answer; quota back only when nothing can have run', () => {
   // echo allows 1/hour: a second admitted call proves the first was rolled back.
   async function assertRolledBack(handler, counters) {
-    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
+    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' }, { now: NOW });
     const [state] = await counters.peek(pending.counters);
     assert.equal(state.current, 0, 'the failed call\'s quota was given back');
     assert.ok(handler);
@@ -348,44 +361,66 @@ describe('failing upstreams: a clear answer; quota back only when nothing can ha
   // The server got the call and may be running it: its quota stays spent,
   // or a slow call (or a client hanging up) would run past the limit.
   async function assertKept(counters) {
-    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' });
+    const pending = POLICY.evaluate({ tool: 'echo', grant: 'alice' }, { now: NOW });
     const [state] = await counters.peek(pending.counters);
     assert.equal(state.current, 1, 'the quota stays spent');
   }
 
-  test('upstream slow: 502 after the timeout; the quota stays spent', async () => {
+  test('upstream slow: 502 after the timeout; the quota stays spent', { timeout: 30_000 }, async () => {
     const { handler, counters } = makeProxy({ upstreamTimeoutMs: 200 });
-    respond = async (req, body, res) => { await sleep(2000); json(res, echoResults(body)); };
-    const started = Date.now();
-    const answer = await post(handler, call(1, 'echo'));
-    assert.equal(answer.status, 502);
-    assert.ok(Date.now() - started < 1500);
-    assert.match(answer.json.error.message, /no answer within 200 ms/);
-    await assertKept(counters);
-    respond = (req, body, res) => json(res, echoResults(body));
+    // The upstream answers only once the proxy has answered: the 502 can only
+    // come from the proxy's timeout (a pause on the upstream's side would race
+    // the timeout on a loaded machine).
+    const proxyAnswered = deferred();
+    respond = async (req, body, res) => { await proxyAnswered.promise; json(res, echoResults(body)); };
+    try {
+      const answer = await post(handler, call(1, 'echo'));
+      assert.equal(answer.status, 502);
+      assert.match(answer.json.error.message, /no answer within 200 ms/);
+      await assertKept(counters);
+    } finally {
+      proxyAnswered.resolve();
+      respond = (req, body, res) => json(res, echoResults(body));
+    }
   });
 
-  test('a client that hangs up after the call was forwarded does not get its quota back', async () => {
+  test('a client that hangs up after the call was forwarded does not get its quota back', { timeout: 30_000 }, async () => {
     const { handler, counters, audit } = makeProxy();
     const since = upstream.requests.length;
-    respond = async (req, body, res) => { await sleep(500); json(res, echoResults(body)); };
-    for (let i = 0; i < 3; i++) {
-      const request = new Request('http://toolgate.test/mcp', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
-        body: JSON.stringify(call(i, 'echo')),
-        signal: AbortSignal.timeout(100),
-      });
-      await handler.fetch(request, {}).then((r) => r.text()).catch(() => {});
+    // Each client hangs up once its call has reached the upstream (not after a
+    // pause, which on a loaded machine can end before the call is forwarded);
+    // the upstream answers after that.
+    const clients = [];
+    const released = deferred();
+    respond = async (req, body, res) => {
+      clients.shift()?.abort();
+      await released.promise;
+      json(res, echoResults(body));
+    };
+    try {
+      for (let i = 0; i < 3; i++) {
+        const client = new AbortController();
+        clients.push(client);
+        const request = new Request('http://toolgate.test/mcp', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+          body: JSON.stringify(call(i, 'echo')),
+          signal: client.signal,
+        });
+        await handler.fetch(request, {}).then((r) => r.text()).catch(() => {});
+        clients.length = 0;
+      }
+      released.resolve();
+      // echo allows 1/hour: only the first call went upstream, and it stays counted
+      const events = await audit.waitFor(3);
+      assert.deepEqual(forwardedCalls(since), ['echo']);
+      await assertKept(counters);
+      assert.equal(events.filter((e) => e.code === 'rate_limited').length, 2);
+      assert.equal(events.find((e) => e.code === 'allowed').upstream_status, 'client_left');
+    } finally {
+      released.resolve();
+      respond = (req, body, res) => json(res, echoResults(body));
     }
-    await sleep(600);
-    // echo allows 1/hour: only the first call went upstream, and it stays counted
-    assert.deepEqual(forwardedCalls(since), ['echo']);
-    await assertKept(counters);
-    const events = await audit.waitFor(3);
-    assert.equal(events.filter((e) => e.code === 'rate_limited').length, 2);
-    assert.equal(events.find((e) => e.code === 'allowed').upstream_status, 'client_left');
-    respond = (req, body, res) => json(res, echoResults(body));
   });
 
   // The server took the request (2xx or 5xx) and may have run the call before
@@ -514,8 +549,8 @@ describe('configuration', () => {
     const { handler, logs } = makeProxy({ audit: { write: async () => { throw new Error('disk full'); } } });
     const answer = await post(handler, call(1, 'read-file'));
     assert.equal(answer.json.result.content[0].text, 'ran read-file');
-    await sleep(20);
-    assert.ok(logs.some((l) => l.level === 'error' && /audit sink failed/.test(l.message) && /disk full/.test(l.error)));
+    // The write fails after the answer: wait for its report.
+    await waitFor(() => logs.some((l) => l.level === 'error' && /audit sink failed/.test(l.message) && /disk full/.test(l.error)), 'the audit failure in the log');
   });
 
   test('approvals answer 403 without an admin token', async () => {

@@ -19,29 +19,112 @@ import { freePort } from './redis-server.js';
 export { freePort };
 export const EVERYTHING = join(repoRoot, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 
-/** server-everything over Streamable HTTP on a free port: { url, stop() }. */
-export async function startEverything() {
-  const port = await freePort();
-  const child = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
-    env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (chunk) => { output += chunk; });
-  const deadline = Date.now() + 20_000;
-  while (!output.includes('listening')) {
-    if (child.exitCode !== null) throw new Error(`server-everything exited: ${output}`);
-    if (Date.now() > deadline) throw new Error(`server-everything did not start: ${output}`);
-    await sleep(50);
-  }
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill();
-        await once(child, 'exit');
+/**
+ * A child process's output stream, collected: `text` so far, and
+ * `until(test, what)`, which resolves (to the text) as soon as the text passes
+ * `test` (a RegExp or a function), checked on every chunk as it arrives, and
+ * rejects, with what was printed, if the stream ends first. Waiting on the
+ * output itself, not on a pause: on a loaded machine a line comes when it comes.
+ */
+export function collectOutput(stream) {
+  let text = '';
+  let ended = false;
+  const waiters = new Set();
+  const settle = () => {
+    for (const waiter of waiters) {
+      if (waiter.test(text)) {
+        waiters.delete(waiter);
+        waiter.resolve(text);
+      } else if (ended) {
+        waiters.delete(waiter);
+        waiter.reject(new Error(`the output ended before ${waiter.what}:\n${text}`));
       }
+    }
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    text += chunk;
+    settle();
+  });
+  const end = () => {
+    ended = true;
+    settle();
+  };
+  stream.on('end', end);
+  stream.on('close', end);
+  return {
+    get text() {
+      return text;
+    },
+    // `timeout` only guards against a hang: far above what any output takes.
+    until(test, what = String(test), { timeout = 60_000 } = {}) {
+      const passes = typeof test === 'function' ? test : (t) => test.test(t);
+      return new Promise((resolve, reject) => {
+        const waiter = { test: passes, what, resolve, reject };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`waited ${timeout} ms for ${what}; the output so far:\n${text}`));
+        }, timeout);
+        waiter.resolve = (value) => { clearTimeout(timer); resolve(value); };
+        waiter.reject = (error) => { clearTimeout(timer); reject(error); };
+        waiters.add(waiter);
+        settle();
+      });
     },
   };
+}
+
+/**
+ * Polls `check` (sync or async) until it returns a truthy value, which it
+ * returns: for state that announces itself by no event (a file, a Redis
+ * stream). `timeout` only guards against a hang; it is far above what the work
+ * takes on a loaded machine, and the error says what never came.
+ */
+export async function waitFor(check, what, { timeout = 60_000, interval = 25 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`waited ${timeout} ms for ${what}`);
+    await sleep(interval);
+  }
+}
+
+/**
+ * server-everything over Streamable HTTP (or `transport`: 'sse') on a free
+ * port: { url, port, stop() }.
+ * It takes its port from PORT (0 would hide the port it got), so the port is
+ * picked here and bound by the child later: another process may take it in
+ * between. The child then exits saying so, and another port is tried.
+ */
+export async function startEverything(transport = 'streamableHttp') {
+  let output = '';
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const port = await freePort();
+    const child = spawn(process.execPath, [EVERYTHING, transport], {
+      env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const stderr = collectOutput(child.stderr);
+    const exited = once(child, 'exit');
+    const started = await stderr.until(/listening on port|running on port/i, `server-everything (${transport}) listening`).then(() => true, () => false);
+    output = stderr.text;
+    if (started) {
+      return {
+        url: `http://127.0.0.1:${port}/${transport === 'sse' ? 'sse' : 'mcp'}`,
+        port,
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill();
+            await exited;
+          }
+        },
+      };
+    }
+    if (child.exitCode === null && child.signalCode === null) child.kill(); // silent for a minute: hung
+    await exited;
+    if (!/already in use|EADDRINUSE/.test(output)) break;
+  }
+  throw new Error(`server-everything did not start: ${output}`);
 }
 
 /**
@@ -93,6 +176,16 @@ export async function tempFile(name, content) {
 
 export const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 
+/**
+ * A tool entry with one per-grant limit of `max` calls per `window`, sliding.
+ * For tests that count calls against the wall clock (a real proxy has no clock
+ * to give): a fixed window restarts at the top of every UTC hour (or day), so
+ * a test that happens to cross one sees its count drop to zero and a call it
+ * expects rate limited runs. The sliding estimate carries the previous
+ * window's count over the boundary, so the count a test builds up stays.
+ */
+export const slidingRateLimit = (max, window) => ({ limits: [{ window, max, algorithm: 'sliding' }] });
+
 /** A grants file for the given {id: token} pairs (with optional attributes). */
 export function grantsDocument(tokens, attributes = {}) {
   return { grants: Object.entries(tokens).map(([id, token]) => ({ id, token_sha256: sha256(token), attributes: attributes[id] ?? {} })) };
@@ -107,14 +200,9 @@ export function memoryAudit() {
       events.push(event);
     },
     async close() {},
-    /** Waits until `count` events were written. */
-    async waitFor(count, timeout = 5000) {
-      const deadline = Date.now() + timeout;
-      while (events.length < count) {
-        if (Date.now() > deadline) throw new Error(`expected ${count} audit events, got ${events.length}`);
-        await sleep(10);
-      }
-      return events;
+    /** Waits until `count` events were written (`timeout` only guards against a hang). */
+    waitFor(count, timeout = 60_000) {
+      return waitFor(() => events.length >= count && events, `${count} audit events`, { timeout, interval: 5 });
     },
   };
 }

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startProxy } from '../../worker/node.js';
 import { MemoryCounterStore } from '../../wasm/index.js';
 import {
-  connectClient, grantsDocument, memoryAudit, postRaw, sha256, startEverything, tempFile,
+  connectClient, grantsDocument, memoryAudit, postRaw, sha256, slidingRateLimit, startEverything, tempFile,
 } from './proxy-helpers.js';
 
 const ADMIN = 'admin-secret';
@@ -20,16 +20,17 @@ const POLICY = {
   default: 'deny',
   hide: ['get-env'],
   tools: {
-    echo: { rate_limit: '3/hour' },
+    // Sliding windows: these counts are made against the wall clock (slidingRateLimit).
+    echo: slidingRateLimit(3, 'hour'),
     'get-sum': {
       deny_if: [{ conditions: [{ path: 'args.a', op: 'gt', value: 100 }], on_deny: 'Sums over 100 are not for agents.' }],
     },
     'get-structured-content': { action: 'deny' },
     'get-tiny-image': { action: 'require_approval' },
-    'no-such-tool': { rate_limit: '1/hour' },
+    'no-such-tool': slidingRateLimit(1, 'hour'),
     'toggle-simulated-logging': { require: [{ path: 'grant.role', op: 'eq', value: 'ci' }] },
-    // a daily window: the reload test must not see its count reset by a minute boundary
-    'get-resource-links': { rate_limit: '1/day' },
+    // the reload test must not see its count reset by a window boundary
+    'get-resource-links': slidingRateLimit(1, 'day'),
   },
 };
 
@@ -128,7 +129,9 @@ describe('through the official MCP client', () => {
       const fourth = await alice.callTool({ name: 'echo', arguments: { message: 'one too many' } });
       assert.equal(fourth.isError, true);
       assert.equal(fourth.structuredContent.code, 'rate_limited');
-      assert.ok(fourth.structuredContent.retry_after_ms > 0 && fourth.structuredContent.retry_after_ms <= 3_600_000);
+      // Sliding (the estimate decays through the next bucket): the wait is at most two windows.
+      const retry = fourth.structuredContent.retry_after_ms;
+      assert.ok(retry > 0 && retry <= 2 * 3_600_000, `retry_after_ms ${retry}`);
       assert.match(text(fourth), /Retry after \d+ s\./);
       const other = await bob.callTool({ name: 'echo', arguments: { message: 'bob has his own count' } });
       assert.equal(other.isError, undefined);
@@ -292,8 +295,11 @@ describe('reload', () => {
   });
 });
 
+// Calls `tool` until it gets `code`: the proxy reloads the policy when its
+// file watcher's change event arrives, then its 100 ms debounce ends, which a
+// loaded machine can take seconds to do (60 s only guards against a hang).
 async function waitForDecision(client, tool, code) {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const result = await client.callTool({ name: tool, arguments: { a: 1, b: 1 } });
     if (result.structuredContent?.code === code) return;

@@ -23,7 +23,8 @@ const POLICY = {
   default: 'deny',
   hide: ['get-env', 'secret'],
   tools: {
-    echo: { limits: [{ counter: 'echo', window: 'hour', max: 2 }] },
+    // sliding: counted against the wall clock, where a fixed hour would restart at the top of the hour (slidingRateLimit)
+    echo: { limits: [{ counter: 'echo', window: 'hour', max: 2, algorithm: 'sliding' }] },
     note: {},
     deploy: { action: 'require_approval' },
     'delete_*': { action: 'deny' },

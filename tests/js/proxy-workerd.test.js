@@ -16,7 +16,7 @@ import path from 'node:path';
 
 import { Miniflare } from 'miniflare';
 
-import { connectClient, postRaw, sha256, startEverything } from './proxy-helpers.js';
+import { connectClient, postRaw, sha256, slidingRateLimit, startEverything } from './proxy-helpers.js';
 import { repoRoot } from './cli-helpers.js';
 import { moduleGraph } from './workerd-modules.js';
 
@@ -27,7 +27,7 @@ const POLICY = {
   default: 'deny',
   hide: ['get-env'],
   tools: {
-    echo: { rate_limit: '2/hour' },
+    echo: slidingRateLimit(2, 'hour'), // sliding: counted against the wall clock (slidingRateLimit)
     'get-sum': {},
     'get-tiny-image': { action: 'require_approval' },
   },

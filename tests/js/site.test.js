@@ -117,17 +117,42 @@ const wasmFetches = (requests) => requests.filter((p) => p.endsWith('.wasm')).le
 // What the page says the first call gets ({ any } for a string expectation).
 const firstExpectation = (expect) => (expect === null ? null : typeof expect === 'string' ? { any: expect } : expect);
 
-// Waits for every live example of the page to render and returns what each
-// shows. Examples are created when they come near the viewport: `scroll`
-// scrolls to each in turn, as a reader does; otherwise the page was opened
-// `eager`.
-async function renderLiveExamples(page, { scroll = false, limit = Infinity } = {}) {
-  const examples = page.locator('.tg-live');
-  const count = Math.min(await examples.count(), limit);
+// The live examples a built page holds, by id (data-example), in order.
+const builtExampleIds = (url) => {
+  const file = path.join(siteDist, decodeURIComponent(new URL(url, 'http://x').pathname).slice(BASE.length).replace(/(^|\/)$/, '$1index.html'));
+  return [...readFileSync(file, 'utf8').matchAll(/class="tg-live" data-example="([^"]*)"/g)].map(([, id]) => id);
+};
+
+// Waits until the document shows `url`'s page: its live examples, by id, are
+// the built page's. VitePress changes the URL (history.pushState) before it
+// has fetched and rendered the next page, so after a click the old page's
+// examples are still in the DOM, ready, when the URL already names the new
+// one; anything read then is the old page's, and an element held from it is
+// detached a moment later ("Element is not attached to the DOM").
+async function waitForPage(page, url) {
+  const ids = builtExampleIds(url);
+  await page.waitForFunction(
+    (expected) => JSON.stringify([...document.querySelectorAll('.tg-live')].map((el) => el.dataset.example)) === JSON.stringify(expected),
+    ids,
+    { timeout: 30_000 },
+  );
+  return ids;
+}
+
+// Waits for every live example of `url` (the page shown, or being shown) to
+// render and returns what each shows. Examples are created when they come near
+// the viewport: `scroll` scrolls to each in turn, as a reader does; otherwise
+// the page was opened `eager`. Elements are found again at every step (by
+// locator or inside the page), never held: Vue may replace them.
+async function renderLiveExamples(page, url, { scroll = false, limit = Infinity } = {}) {
+  const count = Math.min((await waitForPage(page, url)).length, limit);
   for (let i = 0; i < count; i++) {
-    const example = examples.nth(i);
-    if (scroll) await example.scrollIntoViewIfNeeded();
-    await page.waitForFunction((el) => el.dataset.state === 'ready' || el.dataset.state === 'failed', await example.elementHandle(), { timeout: 30_000 });
+    if (scroll) await page.locator('.tg-live').nth(i).scrollIntoViewIfNeeded();
+    await page.waitForFunction(
+      (n) => ['ready', 'failed'].includes(document.querySelectorAll('.tg-live')[n]?.dataset.state),
+      i,
+      { timeout: 30_000 },
+    );
   }
   return page.evaluate((n) => [...document.querySelectorAll('.tg-live')].slice(0, n).map((el) => {
     const playground = el.querySelector('toolgate-playground');
@@ -219,7 +244,7 @@ describe('the docs site in Chromium', { skip: skipReason ?? false }, () => {
           links: [...document.querySelectorAll('a[href]')].map((a) => a.href),
         }));
         visited.set(url, { ids: new Set(ids), links });
-        const shown = await renderLiveExamples(page);
+        const shown = await renderLiveExamples(page, url);
         checkShown(url, shown);
         if (hasFull) {
           await page.waitForFunction(() => document.querySelector('.tg-full toolgate-playground')?.hasAttribute('ready'), null, { timeout: 20_000 });
@@ -271,17 +296,17 @@ describe('the docs site in Chromium', { skip: skipReason ?? false }, () => {
   test('moving to another page keeps the one core: no second .wasm or module fetch', { timeout: 60_000 }, async () => {
     const { context, page, problems, requests } = await openPage(`${BASE}guide/`);
     try {
-      await renderLiveExamples(page, { scroll: true });
+      await renderLiveExamples(page, `${BASE}guide/`, { scroll: true });
       assert.equal(wasmFetches(requests), 1);
       // Client-side navigation through the sidebar, as a reader clicks.
       await page.locator('.VPSidebar a[href$="/cookbook/refunds.html"]').first().click();
       await page.waitForURL('**/cookbook/refunds.html');
-      const shown = await renderLiveExamples(page, { scroll: true });
+      const shown = await renderLiveExamples(page, `${BASE}cookbook/refunds.html`, { scroll: true });
       assert.equal(shown.length, 1);
       checkShown('cookbook/refunds.html (after navigation)', shown);
       await page.locator('.VPSidebar a[href$="/reference/decisions.html"]').first().click();
       await page.waitForURL('**/reference/decisions.html');
-      const [first] = await renderLiveExamples(page, { scroll: true, limit: 1 });
+      const [first] = await renderLiveExamples(page, `${BASE}reference/decisions.html`, { scroll: true, limit: 1 });
       checkShown('reference/decisions.html (after navigation)', [first]);
       assert.equal(wasmFetches(requests), 1, 'the .wasm was fetched again');
       assert.equal(requests.filter((p) => p.endsWith('/toolgate-playground.js')).length, 1, 'the component was fetched again');
@@ -294,20 +319,23 @@ describe('the docs site in Chromium', { skip: skipReason ?? false }, () => {
   test('a reader edits a live example and its calls follow the edit', { timeout: 60_000 }, async () => {
     const { context, page, problems } = await openPage(`${BASE}guide/`);
     try {
+      // The first (and only) example, found again at every step: a handle held
+      // across renders could be detached by then.
       const example = page.locator('.tg-live').first();
-      await renderLiveExamples(page, { scroll: true });
+      await renderLiveExamples(page, `${BASE}guide/`, { scroll: true });
       const playground = example.locator('toolgate-playground');
       // Deny `status`: the first row ("status" → allow) now gets a deny, marked as not what the page says.
       await setPolicy(page, '{ "version": "1", "default": "deny", "tools": { "status": { "action": "deny" }, "run": { "rate_limit": "10/minute" } } }', playground);
-      await page.waitForFunction((el) => el.querySelector('toolgate-playground').shadowRoot.querySelector('[data-testid="decision"]')?.getAttribute('data-code') === 'tool_denied', await example.elementHandle(), { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector('.tg-live toolgate-playground')?.shadowRoot.querySelector('[data-testid="decision"]')?.getAttribute('data-code') === 'tool_denied', null, { timeout: 10_000 });
       await example.locator('tbody tr').first().locator('button').click();
-      await page.waitForFunction((el) => el.querySelector('tbody tr')?.dataset.pass === 'false', await example.elementHandle(), { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector('.tg-live tbody tr')?.dataset.pass === 'false', null, { timeout: 10_000 });
       assert.match(await example.locator('tbody tr').first().textContent(), /✗ deny · tool_denied/);
-      // Reset brings the page's policy back, and the row passes again.
+      // Reset brings the page's policy back, and the row passes again. (Try is
+      // disabled while the reset reloads the policy; the click waits for it.)
       await example.locator('.tg-live-head button').click();
-      await page.waitForFunction((el) => el.querySelector('toolgate-playground').policyText.includes('"status": {}'), await example.elementHandle(), { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector('.tg-live toolgate-playground')?.policyText.includes('"status": {}'), null, { timeout: 10_000 });
       await example.locator('tbody tr').first().locator('button').click();
-      await page.waitForFunction((el) => el.querySelector('tbody tr')?.dataset.pass === 'true', await example.elementHandle(), { timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector('.tg-live tbody tr')?.dataset.pass === 'true', null, { timeout: 10_000 });
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

@@ -12,12 +12,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { repoRoot } from './cli-helpers.js';
-import { tempFile } from './proxy-helpers.js';
+import { slidingRateLimit, tempFile } from './proxy-helpers.js';
 import { startRedis } from './redis-server.js';
 
 const CLI = join(repoRoot, 'bin/toolgate.js');
 const COUNTING_SERVER = join(repoRoot, 'tests/js/fixtures/counting-server.js');
-const POLICY = { version: '1', default: 'deny', tools: { count: { rate_limit: '2/hour' }, release: {} } };
+// count: 2 per hour, sliding: toolgate stdio counts against the wall clock, and
+// a fixed hour restarting mid-test would let a third call run (slidingRateLimit).
+const POLICY = { version: '1', default: 'deny', tools: { count: slidingRateLimit(2, 'hour'), release: {} } };
 // Generous: only reached when the proxy is broken (every wait is on state).
 const WAIT_MS = 30_000;
 

@@ -25,6 +25,12 @@ import { T0, conformance, requestsFor } from './store-conformance.js';
 
 const run = promisify(execFile);
 
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
+const toolgate = await loadToolgate();
+
 test('redis-server and redis-cli are installed', () => {
   assert.ok(existsSync(REDIS_SERVER) && existsSync(REDIS_CLI), MISSING);
 });
@@ -57,8 +63,6 @@ const newStore = (options = {}) => new RedisCounterStore({ client, prefix: `c${(
 
 conformance('RedisCounterStore (Redis Cluster)', () => newStore());
 approvalConformance('RedisApprovalStore (Redis Cluster)', () => new RedisApprovalStore({ client, prefix: `ca${(stores += 1)}`, timeoutMs: 5000 }));
-
-const toolgate = await loadToolgate();
 
 // The node (port) that holds `key`, asking every master which keys of the
 // key's slot it holds (a plain EXISTS would be answered MOVED by the others).

@@ -8,16 +8,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisCounterStore, createRedisCounterStore } from '../../worker/stores/redis.js';
 import { T0, conformance, requestsFor } from './store-conformance.js';
 import { MISSING, REDIS_SERVER, freePort, startRedis } from './redis-server.js';
+import { waitFor } from './proxy-helpers.js';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
+
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
+const toolgate = await loadToolgate();
 
 // Without the server every test below fails (in before()); this one says why.
 test('redis-server is installed', () => {
@@ -46,8 +52,6 @@ let stores = 0;
 const newStore = (options = {}) => new RedisCounterStore({ client, prefix: `t${(stores += 1)}`, timeoutMs: 5000, ...options });
 
 conformance('RedisCounterStore', () => newStore());
-
-const toolgate = await loadToolgate();
 
 // The hash tag Redis Cluster hashes: the text between the first '{' and the
 // next '}', when not empty.
@@ -206,23 +210,26 @@ describe('RedisCounterStore on redis-server', () => {
   });
 
   test('a Redis that does not answer in time: reserve rejects; a late charge is given back', async () => {
-    const store = newStore({ timeoutMs: 150 });
+    // Only the paused call is to run out of the timeout: far above what an
+    // unpaused command takes on a loaded machine (150 ms timed out SCRIPT LOAD).
+    const store = newStore({ timeoutMs: 1000 });
     const [request] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
     await store.loadScripts();
-    // Write commands (EVALSHA included) wait 1.5 s; GET still answers. (Long,
-    // so a loaded machine cannot see the pause end before the timeout.)
-    await client.sendCommand(['CLIENT', 'PAUSE', '1500', 'WRITE']);
+    // Write commands (EVALSHA included) wait until the test lets them run
+    // (pauseWrites below; 60 s only if the test dies). A pause of fixed length
+    // could end before the timeout on a loaded machine.
+    const unpause = await pauseWrites(60_000);
     const started = performance.now();
-    await assert.rejects(store.reserve([request], T0), /did not answer within 150 ms/);
-    const waited = performance.now() - started;
-    assert.ok(waited >= 140 && waited < 1500, `rejected after ${Math.round(waited)} ms`);
-    // When the pause ends the script runs and charges; the store takes it back.
-    let count;
-    for (let i = 0; i < 100 && count !== '0'; i += 1) {
-      await sleep(50);
-      count = await client.get(store.keyOf(request));
+    try {
+      await assert.rejects(store.reserve([request], T0), /did not answer within 1000 ms/);
+    } finally {
+      await unpause();
     }
-    assert.equal(count, '0', 'the late charge was given back');
+    const waited = performance.now() - started;
+    assert.ok(waited >= 990, `rejected after ${Math.round(waited)} ms`);
+    // When the pause ends the script runs and charges; the store takes it back.
+    await waitFor(async () => (await client.get(store.keyOf(request))) === '0', 'the late charge given back');
+    assert.equal(await client.get(store.keyOf(request)), '0', 'the late charge was given back');
   });
 
   // A process too busy to read is not a silent Redis (issue #12). Every loop

@@ -14,16 +14,20 @@ import { remoteCounterStore, startStoresWorker } from './fixtures/stores/harness
 
 const SECOND = 1_000;
 
+// Every top-level await comes before the first test or hook is registered:
+// node:test runs registered tests while the module still awaits, and once they
+// are done it runs the file's after() hooks, before the tests registered after
+// the await (seen: the Redis client closed under the remaining tests).
 const mf = await startStoresWorker();
-after(() => mf.dispose());
 const kv = await mf.getKVNamespace('COUNTS');
+const toolgate = await loadToolgate();
+after(() => mf.dispose());
 
 // A generous timeout: 1 000 concurrent calls on one counter wait in line.
 const newStore = (options = {}) => remoteCounterStore(mf, { store: 'kv', options: { timeoutMs: 30_000, ...options } });
 
 conformance('KvCounterStore (workerd, one isolate)', () => newStore());
 
-const toolgate = await loadToolgate();
 
 // The keys a store wrote, with their expiration (epoch seconds).
 async function keysOf(store) {
