@@ -64,7 +64,10 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
  *   clock?: () => number,
  *   log?: (level: string, message: string, fields?: object) => void,
+ *   oauth?: ReturnType<typeof import('./oauth.js').createOAuth>,
  * }} options
+ *   oauth: toolgate as an OAuth resource server (./oauth.js): RFC 9728 metadata, and
+ *   access tokens taken as grants beside the static grants (which are tried first).
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
  *   sha256: SHA-256 of bearer tokens (bytes), and HMAC-SHA-256 (base64url) for session ids
  *   and audit argument digests; default WebCrypto, which runs everywhere; Node passes
@@ -99,6 +102,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
+    oauth,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -111,7 +115,7 @@ export function createHandler(options) {
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms),
   });
-  const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
+  const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log, isAdmin: oauth?.config.admin ? (request) => oauth.isAdmin(bearerToken(request)) : undefined });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
@@ -128,6 +132,10 @@ export function createHandler(options) {
       if (path === '/mcp' || path.startsWith('/mcp/')) return await handleMcp(request, context, url, path);
       if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
       if (path === '/healthz') return await health(request);
+      if (oauth?.servesMetadata(path) && (request.method === 'GET' || request.method === 'HEAD')) {
+        const metadata = oauth.metadata(path);
+        return metadata ? json(200, metadata, { 'cache-control': 'max-age=300' }) : json(404, { error: 'no protected resource is described at this path' });
+      }
       return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp or /mcp/<server>` });
     } catch (error) {
       log('error', 'request failed', { path, error: String(error?.stack ?? error) });
@@ -148,14 +156,12 @@ export function createHandler(options) {
       // Which servers exist is not told to whoever asks.
       return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'No MCP server is served at this path.'));
     }
-    const grant = await authenticate(request, context);
-    if (!grant) {
-      return json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
-        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
-        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
-      { 'www-authenticate': 'Bearer realm="toolgate"' });
-    }
-    const policy = config.grantPolicies?.get(grant.id)?.get(name) ?? server.policy;
+    const authenticated = await authenticate(request, context, name, url);
+    if (authenticated.refused) return authenticated.refused;
+    const { grant } = authenticated;
+    // A grant's own policy is a static grant's: an access token whose subject
+    // happens to equal a static grant's id never gets that grant's policy.
+    const policy = (grant.oauth ? undefined : config.grantPolicies?.get(grant.id)?.get(name)) ?? server.policy;
     // The server's own session id, taken out of the bound one the client holds.
     let session = request.headers.get('mcp-session-id') ?? undefined;
     if (session !== undefined && sessions) {
@@ -195,9 +201,25 @@ export function createHandler(options) {
     };
   }
 
-  async function authenticate(request, context) {
-    if (!config.grants) return isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
-    return config.grants.find(bearerToken(request), sha256?.bytes);
+  // { grant } or { refused: Response }. Static grants first (a hash lookup);
+  // then, with OAuth, the token as an access token. With OAuth there is no
+  // anonymous loopback grant.
+  async function authenticate(request, context, name, url) {
+    const token = bearerToken(request);
+    if (!oauth) {
+      const grant = config.grants ? await config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+      if (grant) return { grant };
+      return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
+        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
+        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
+      { 'www-authenticate': 'Bearer realm="toolgate"' }) };
+    }
+    const queryToken = url.searchParams.has('access_token');
+    const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
+    if (grant) return { grant };
+    const answer = await oauth.authenticate(token, name, { queryToken });
+    if (answer.grant) return answer;
+    return { refused: json(answer.status, { ...errorMessage(null, JsonRpcError.INVALID_REQUEST, `${answer.status === 403 ? 'Forbidden' : answer.status === 503 ? 'Unavailable' : 'Unauthorized'}: ${answer.description}.`), ...(answer.error ? { error: answer.error, error_description: answer.description } : {}) }, answer.headers) };
   }
 
   async function post(request, server, scope) {

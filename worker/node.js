@@ -15,6 +15,7 @@ import { Grants } from './grants.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
 import { createNodeTransport, upstreamBody } from './node-transport.js';
+import { OAuthConfigError, checkOAuthConfig, createOAuth } from './oauth.js';
 
 /**
  * Where the proxy's configuration lives. Either one server (policy + upstream,
@@ -121,7 +122,11 @@ export function expandEnvironment(value, env = process.env) {
  *   allowedHosts?: string[] | string, allowedOrigins?: string[] | string,
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   log?: (level: string, message: string, fields?: object) => void,
+ *   oauth?: object,
  * }} options
+ *   oauth: toolgate as an OAuth resource server: {issuers, resource, grant_claim?, scopes?,
+ *   servers?, admin?, ...}, checked by ./oauth.js's checkOAuthConfig (read at start; a
+ *   change needs a restart).
  *   transport: how requests go upstream: 'node' (default: node:http with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
@@ -134,6 +139,12 @@ export function expandEnvironment(value, env = process.env) {
  */
 export async function startProxy(options) {
   const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
+  let oauth;
+  try {
+    oauth = options.oauth ? createOAuth(checkOAuthConfig(options.oauth, Object.keys(options.servers)), { sha256Hex: NODE_SHA256.hex, log }) : undefined;
+  } catch (error) {
+    throw error instanceof OAuthConfigError ? new ConfigError(error.message) : error;
+  }
   const toolgate = await loadToolgate();
   const loaded = await loadConfig(toolgate, options);
   const counters = options.counters ?? new MemoryCounterStore();
@@ -143,7 +154,7 @@ export async function startProxy(options) {
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
   const handler = createHandler({
-    ...loaded.config, counters, approvals, audit, log, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...loaded.config, counters, approvals, audit, log, oauth, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
