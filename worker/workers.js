@@ -27,6 +27,11 @@
 //   COUNTERS_KV             optional KV namespace: with COUNTER_STORE = "kv", approximate counters in KV
 //   FAIL_OPEN               "true" admits calls when the counter store fails (default: deny)
 //   AUDIT_ARGUMENTS         "true" puts argument values in audit events
+//   OAUTH                   JSON: toolgate as an OAuth resource server, as "oauth" in toolgate serve's
+//                           --config ({"issuers": [...], "resource": URL, "scopes": [...], ...}; ./oauth.js);
+//                           a server of SERVERS may have its own "oauth": {"resource", "scopes"}
+//   OAUTH_ISSUERS           instead of OAUTH, or over it: issuer URLs (comma- or space-separated)
+//   OAUTH_RESOURCE          the canonical URI of /mcp (default: PUBLIC_URL + /mcp)
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
@@ -36,6 +41,7 @@ import { createHostCheck } from './host-check.js';
 import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApprovals, ToolgateCounters } from './stores/durable-object.js';
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
+import { checkOAuthConfig, createOAuth } from './oauth.js';
 
 export { ToolgateApprovals, ToolgateCounters };
 
@@ -107,7 +113,7 @@ function hostCheckOf(env) {
 }
 
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -149,14 +155,31 @@ async function handlerFor(env) {
   const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
   const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
   const hostCheck = configured(() => hostCheckOf(env));
+  const oauth = oauthOf(env, env.SERVERS ? parseBinding(env, 'SERVERS') : { default: {} });
   const handler = configured(() => createHandler({
     servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
     auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,
-    adminTokenSha256,
+    adminTokenSha256, oauth,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
   }));
   cached = { key, handler };
   return handler;
+}
+
+// OAUTH (JSON) with OAUTH_ISSUERS and OAUTH_RESOURCE over it; undefined when no issuer is named.
+function oauthOf(env, serverBindings) {
+  if (!env.OAUTH && !env.OAUTH_ISSUERS) {
+    if (env.OAUTH_RESOURCE) throw new ConfigError('OAUTH_RESOURCE needs OAUTH_ISSUERS (or OAUTH)');
+    return undefined;
+  }
+  const config = env.OAUTH ? parseBinding(env, 'OAUTH') : {};
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError('the OAUTH binding must be a JSON object');
+  if (env.OAUTH_ISSUERS) config.issuers = String(env.OAUTH_ISSUERS).split(/[\s,]+/).filter(Boolean);
+  if (env.OAUTH_RESOURCE) config.resource = env.OAUTH_RESOURCE;
+  if (config.resource === undefined && env.PUBLIC_URL) config.resource = `${String(env.PUBLIC_URL).replace(/\/+$/, '')}/mcp`;
+  const perServer = Object.fromEntries(Object.entries(serverBindings).filter(([, server]) => server?.oauth !== undefined).map(([name, server]) => [name, server.oauth]));
+  if (Object.keys(perServer).length > 0) config.servers = { ...config.servers, ...perServer };
+  return configured(() => createOAuth(checkOAuthConfig(config, Object.keys(serverBindings)), { log }));
 }
 
 export default {
