@@ -129,7 +129,14 @@ export function checkOAuthConfig(config, serverNames) {
     const own = config.servers?.[name] ?? {};
     const resource = own.resource ?? (name === 'default' ? base : `${base}/${encodeURIComponent(name)}`);
     if (!isHttpUrl(resource)) fail(`servers.${name}.resource must be an http(s) URL`);
-    servers[name] = { resource: canonical(resource), scopes: own.scopes === undefined ? scopes : stringList(own.scopes, `servers.${name}.scopes`) };
+    // `resource` as configured (what metadata says and clients ask tokens for);
+    // `audiences`: what `aud` may hold for it, with or without a trailing slash.
+    const plain = canonical(resource);
+    servers[name] = {
+      resource: resource.replace(/#.*$/, ''), audiences: [...new Set([resource.replace(/#.*$/, ''), plain, `${plain}/`])],
+      mcpPath: name === 'default' ? '/mcp' : `/mcp/${name}`,
+      scopes: own.scopes === undefined ? scopes : stringList(own.scopes, `servers.${name}.scopes`),
+    };
   }
   for (const name of Object.keys(config.servers ?? {})) if (!serverNames.includes(name)) fail(`servers.${name}: no such server is configured`);
   return {
@@ -176,7 +183,8 @@ export function createOAuth(config, runtime = {}) {
     if (now() - entry.failedAt < discoveryRetryMs) throw new Refusal(503, 'temporarily_unavailable', `the authorization server ${entry.issuer} could not be reached a moment ago; try again shortly`);
     const url = new URL(entry.issuer);
     const path = url.pathname.replace(/\/+$/, '');
-    const candidates = [`${url.origin}/.well-known/oauth-authorization-server${path}`, `${url.origin}${path}/.well-known/openid-configuration`];
+    // The last: the RFC 8414 path appended, as some servers publish it.
+    const candidates = [...new Set([`${url.origin}/.well-known/oauth-authorization-server${path}`, `${url.origin}${path}/.well-known/openid-configuration`, `${url.origin}${path}/.well-known/oauth-authorization-server`])];
     let reason = 'no discovery document';
     for (const candidate of candidates) {
       try {
@@ -215,7 +223,7 @@ export function createOAuth(config, runtime = {}) {
     return entry.jwks;
   }
 
-  async function verifyJwt(token, resource) {
+  async function verifyJwt(token, server) {
     let claims;
     let header;
     try {
@@ -230,7 +238,7 @@ export function createOAuth(config, runtime = {}) {
     const jwks = await keysOf(entry);
     try {
       const { payload } = await jwtVerify(token, jwks, {
-        issuer: entry.issuer, audience: resource, algorithms: entry.algorithms, clockTolerance: config.skew,
+        issuer: entry.issuer, audience: server.audiences, algorithms: entry.algorithms, clockTolerance: config.skew,
         requiredClaims: ['exp'], currentDate: new Date(now()),
       });
       return payload;
@@ -263,7 +271,7 @@ export function createOAuth(config, runtime = {}) {
     throw error;
   }
 
-  async function introspect(token, resource) {
+  async function introspect(token, server) {
     const entries = [...byIssuer.values()].filter((e) => e.introspection);
     if (entries.length === 0) throw new Refusal(401, 'invalid_token', 'the access token is not a JWT, and no introspection endpoint is configured for opaque tokens');
     let lastUnavailable = null;
@@ -289,7 +297,7 @@ export function createOAuth(config, runtime = {}) {
       if (answer?.active !== true) continue;
       if (answer.iss !== undefined && answer.iss !== entry.issuer) continue;
       const audiences = Array.isArray(answer.aud) ? answer.aud : answer.aud === undefined ? [] : [answer.aud];
-      if (!audiences.some((aud) => typeof aud === 'string' && aud.replace(/\/+$/, '') === resource)) {
+      if (!audiences.some((aud) => server.audiences.includes(aud))) {
         throw new Refusal(401, 'invalid_token', 'the access token was not issued for this resource (aud)');
       }
       const seconds = now() / 1000;
@@ -300,9 +308,9 @@ export function createOAuth(config, runtime = {}) {
     throw lastUnavailable ?? new Refusal(401, 'invalid_token', 'the access token is not active');
   }
 
-  /** The claims of a token verified for `resource` (cached); throws a Refusal. */
-  async function claimsOf(token, resource) {
-    const key = await sha256Hex(`${resource}\n${token}`);
+  /** The claims of a token verified for `server` (cached); throws a Refusal. */
+  async function claimsOf(token, server) {
+    const key = await sha256Hex(`${server.resource}\n${token}`);
     const seconds = now() / 1000;
     const hit = cache.get(key);
     if (hit) {
@@ -310,7 +318,7 @@ export function createOAuth(config, runtime = {}) {
       cache.delete(key);
     }
     const isJwt = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
-    const claims = isJwt ? await verifyJwt(token, resource) : await introspect(token, resource);
+    const claims = isJwt ? await verifyJwt(token, server) : await introspect(token, server);
     const until = claims.introspected ? Math.min(claims.exp + config.skew, seconds + 60) : claims.exp + config.skew;
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value);
     cache.set(key, { claims, until });
@@ -346,6 +354,8 @@ export function createOAuth(config, runtime = {}) {
     /** RFC 9728 metadata for a well-known path, or null (then 404). */
     metadata(path) {
       const server = Object.entries(config.servers).find(([, s]) => new URL(metadataUrlOf(s.resource)).pathname === path)
+        // The path form of the MCP path it is served at, whatever its resource URI.
+        ?? Object.entries(config.servers).find(([, s]) => `${WELL_KNOWN}${s.mcpPath}` === path)
         // The root form: the default server's, or the only server's.
         ?? (path === WELL_KNOWN ? (config.servers.default ? ['default', config.servers.default] : Object.keys(config.servers).length === 1 ? Object.entries(config.servers)[0] : undefined) : undefined);
       if (!server) return null;
@@ -371,7 +381,7 @@ export function createOAuth(config, runtime = {}) {
       if (queryToken) return refuse(new Refusal(401, 'invalid_request', 'access tokens are taken only in the Authorization header, never in the URL'));
       if (!token) return refuse(new Refusal(401, null, 'this resource needs an OAuth access token: "Authorization: Bearer <token>"'));
       try {
-        const claims = await claimsOf(token, server.resource);
+        const claims = await claimsOf(token, server);
         const grant = grantOf(claims);
         const missing = server.scopes.filter((s) => !grant.attributes.scope.includes(s));
         if (missing.length > 0) {
@@ -392,7 +402,7 @@ export function createOAuth(config, runtime = {}) {
       if (!config.admin || !token) return false;
       for (const server of Object.values(config.servers)) {
         try {
-          const claims = await claimsOf(token, server.resource);
+          const claims = await claimsOf(token, server);
           const value = claims[config.admin.claim];
           const values = Array.isArray(value) ? value : typeof value === 'string' ? value.split(' ') : [];
           return values.some((v) => config.admin.values.includes(v));

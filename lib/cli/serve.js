@@ -206,7 +206,8 @@ export function oauthFrom(values, fromFile, path = '--config') {
     const issuer = oauth.issuers[0];
     oauth.issuers = [{ ...(typeof issuer === 'string' ? { issuer } : issuer), jwks_uri: checkUrl(values['oauth-jwks-url'], '--oauth-jwks-url') }];
   }
-  if (values.resource) oauth.resource = checkUrl(values.resource, '--resource');
+  // As typed: it is the audience tokens carry and what the metadata says.
+  if (values.resource) oauth.resource = (checkUrl(values.resource, '--resource'), values.resource);
   if (values['oauth-grant-claim']) oauth.grant_claim = values['oauth-grant-claim'];
   if (values['oauth-scope']) oauth.scopes = values['oauth-scope'];
   if (values['oauth-admin']) {

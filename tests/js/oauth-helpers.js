@@ -34,8 +34,11 @@ async function listen(handler) {
 
 /**
  * oidc-provider on a free port. Access tokens are JWTs (RS256) with `aud` the
- * requested resource (any http://127.0.0.1 or localhost URL), the scopes asked
- * for, and the custom claim `team` from `teams` (account id -> team).
+ * requested resource (any http://127.0.0.1 or localhost URL; opaque for one whose
+ * path ends in /opaque), the scopes asked for, and the custom claim `team` from
+ * `teams` (account id -> team). Static clients: `toolgate` (secret
+ * `introspection-secret`, for RFC 7662) and `machine` (secret `machine-secret`,
+ * client_credentials).
  */
 export async function startOidcProvider({ teams = {} } = {}) {
   const http = await listen((req, res) => res.end());
@@ -47,7 +50,13 @@ export async function startOidcProvider({ teams = {} } = {}) {
     cookies: { keys: ['toolgate-test-cookie-key-0123456789'] },
     scopes: ['openid', 'offline_access', 'mcp:tools', 'refunds:write'],
     findAccount: (ctx, id) => ({ accountId: id, claims: () => ({ sub: id }) }),
+    // toolgate's own credentials for introspection, and a machine client.
+    clients: [
+      { client_id: 'toolgate', client_secret: 'introspection-secret', grant_types: [], response_types: [], redirect_uris: [] },
+      { client_id: 'machine', client_secret: 'machine-secret', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+    ],
     features: {
+      clientCredentials: { enabled: true },
       devInteractions: { enabled: true },
       registration: { enabled: true },
       introspection: { enabled: true },
@@ -57,7 +66,9 @@ export async function startOidcProvider({ teams = {} } = {}) {
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx, resource) => {
           if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(resource)) throw new oidcErrors.InvalidTarget();
-          return { scope: 'mcp:tools refunds:write', audience: resource, accessTokenTTL: 600, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+          // A resource whose path ends in /opaque gets opaque tokens (for introspection).
+          const format = resource.endsWith('/opaque') ? 'opaque' : 'jwt';
+          return { scope: 'mcp:tools refunds:write', audience: resource, accessTokenTTL: 600, accessTokenFormat: format, ...(format === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}) };
         },
       },
     },
@@ -184,4 +195,16 @@ export async function startKeyIssuer() {
 async function newKey(kid) {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   return { kid, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+}
+
+/** A client_credentials access token for `resource` from oidc-provider's `machine` client. */
+export async function machineToken(issuer, resource, scope = 'mcp:tools') {
+  const response = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('machine:machine-secret').toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }).toString(),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`token endpoint: ${response.status} ${JSON.stringify(body)}`);
+  return body.access_token;
 }

@@ -15,7 +15,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 import { repoRoot } from './cli-helpers.js';
 import { collectOutput, connectClient, freePort, postRaw, sha256, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
-import { driveLogin, sdkOAuthProvider, startKeyIssuer, startOidcProvider } from './oauth-helpers.js';
+import { driveLogin, machineToken, sdkOAuthProvider, startKeyIssuer, startOidcProvider } from './oauth-helpers.js';
 import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
 
 const TOOLGATE = `${repoRoot}bin/toolgate.js`;
@@ -259,7 +259,78 @@ describe('toolgate serve as an OAuth resource server', () => {
   });
 });
 
+describe('toolgate serve --oauth-issuer --resource (flags only, no grants file)', () => {
+  let flags;
+  let flagsMcp;
+  before(async () => {
+    const port = await freePort();
+    flagsMcp = `http://localhost:${port}/mcp`;
+    flags = spawn(process.execPath, [TOOLGATE, 'serve', '--policy', await tempFile('oauth-flags-policy.json', POLICY), '--upstream', everything.url,
+      '--oauth-issuer', keys.issuer, '--resource', flagsMcp, '--port', String(port)], {
+      cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TOOLGATE_ADMIN_TOKEN: ADMIN },
+    });
+    await collectOutput(flags.stderr).until(/is listening on \S+\n[\s\S]*oauth: /, 'toolgate serve (flags) listening with OAuth');
+  });
+  after(async () => {
+    if (flags && flags.exitCode === null) {
+      flags.kill();
+      await once(flags, 'exit');
+    }
+  });
+
+  test('metadata, challenge, no anonymous loopback grant, limits per sub', async () => {
+    const metadata = await (await fetch(`${new URL(flagsMcp).origin}/.well-known/oauth-protected-resource/mcp`)).json();
+    assert.equal(metadata.resource, flagsMcp);
+    assert.deepEqual(metadata.authorization_servers, [keys.issuer]);
+    const challenge = await postRaw(flagsMcp, initialize);
+    assert.equal(challenge.status, 401, 'with OAuth, a loopback client without a token is no anonymous grant');
+    assert.match(challenge.headers.get('www-authenticate'), /resource_metadata="http:\/\/localhost:\d+\/\.well-known\/oauth-protected-resource\/mcp"/);
+    const client = async (sub) => connectClient(flagsMcp, await keys.sign({ sub, aud: flagsMcp, scope: 'mcp:tools' }));
+    const [ann, ben] = [await client('ann'), await client('ben')];
+    for (const n of [1, 2]) assert.equal(text(await ann.callTool({ name: 'echo', arguments: { message: String(n) } })), `Echo: ${n}`);
+    assert.match(text(await ann.callTool({ name: 'echo', arguments: { message: '3' } })), /Rate limit exceeded/);
+    assert.equal(text(await ben.callTool({ name: 'echo', arguments: { message: 'b' } })), 'Echo: b');
+    await ann.close();
+    await ben.close();
+    const elsewhere = await keys.sign({ sub: 'ann', aud: mcp, scope: 'mcp:tools' });
+    assert.equal((await postRaw(flagsMcp, initialize, { token: elsewhere })).status, 401, 'a token for the other proxy is refused here');
+  });
+});
+
 describe('oauth.js on its own', () => {
+  test('a resource given as an origin: metadata at the root and at /mcp; aud with or without the slash', async () => {
+    const oauth = createOAuth(checkOAuthConfig({ issuers: [keys.issuer], resource: 'http://127.0.0.1:9' }, ['default']));
+    assert.equal(oauth.metadata('/.well-known/oauth-protected-resource').resource, 'http://127.0.0.1:9');
+    assert.equal(oauth.metadata('/.well-known/oauth-protected-resource/mcp').resource, 'http://127.0.0.1:9');
+    for (const aud of ['http://127.0.0.1:9', 'http://127.0.0.1:9/', ['x', 'http://127.0.0.1:9']]) {
+      assert.ok((await oauth.authenticate(await keys.sign({ sub: 's', aud }), 'default')).grant, JSON.stringify(aud));
+    }
+    assert.equal((await oauth.authenticate(await keys.sign({ sub: 's', aud: 'http://127.0.0.1:9/other' }), 'default')).status, 401);
+  });
+
+  test('opaque tokens through oidc-provider\'s RFC 7662 introspection; the grant from client_id', async () => {
+    const opaque = 'http://127.0.0.1:9/opaque';
+    const oauth = createOAuth(checkOAuthConfig({
+      issuers: [{ issuer: oidc.issuer, introspection: { client_id: 'toolgate', client_secret: 'introspection-secret' } }],
+      resource: opaque, grant_claim: 'client_id', scopes: ['mcp:tools'],
+    }, ['default']));
+    const token = await machineToken(oidc.issuer, opaque);
+    assert.doesNotMatch(token, /\./, 'an opaque token');
+    const answer = await oauth.authenticate(token, 'default');
+    assert.ok(answer.grant, JSON.stringify(answer));
+    assert.equal(answer.grant.id, 'machine');
+    assert.deepEqual(answer.grant.attributes.scope, ['mcp:tools']);
+    // Minted for another resource: active, but not for this one.
+    const other = await machineToken(oidc.issuer, 'http://127.0.0.1:8/opaque');
+    const refused = await oauth.authenticate(other, 'default');
+    assert.equal(refused.status, 401);
+    assert.match(refused.description, /aud/);
+    assert.equal((await oauth.authenticate('not-a-token-the-issuer-made', 'default')).status, 401);
+    // Without introspection configured, an opaque token is refused outright.
+    const jwtOnly = createOAuth(checkOAuthConfig({ issuers: [oidc.issuer], resource: opaque }, ['default']));
+    assert.equal((await jwtOnly.authenticate(token, 'default')).status, 401);
+  });
+
   test('made-up kids re-fetch the JWKS at a bounded rate', async () => {
     const issuer = await startKeyIssuer();
     try {
