@@ -19,6 +19,7 @@
 //   - or, opaque, `active` by the issuer's introspection endpoint with the same
 //     `iss`/`aud`/`exp` checks.
 // An issuer whose keys or introspection cannot be reached is a 503 (fail closed).
+import { grantFromClaims, scopesOf } from './claims.js';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors, customFetch } from 'jose';
 
 /** Asymmetric JWS algorithms: the default allow-list and all that can be allowed. */
@@ -327,13 +328,10 @@ export function createOAuth(config, runtime = {}) {
 
   /** A grant from verified claims: id from the grant claim, every other claim as an attribute, scope as a list. */
   function grantOf(claims) {
-    const id = claims[config.grantClaim];
-    if (typeof id !== 'string' && typeof id !== 'number') throw new Refusal(401, 'invalid_token', `the access token has no "${config.grantClaim}" claim to name its grant`);
-    const attributes = { ...claims };
-    delete attributes.id; // grant.id is the grant's id
-    delete attributes.introspected;
-    attributes.scope = scopesOf(claims);
-    return { id: String(id), attributes: Object.freeze(attributes), oauth: true };
+    const { introspected, ...plain } = claims;
+    const grant = grantFromClaims(plain, config.grantClaim);
+    if (!grant) throw new Refusal(401, 'invalid_token', `the access token has no "${config.grantClaim}" claim to name its grant`);
+    return { id: grant.id, attributes: Object.freeze(grant.attributes), oauth: true };
   }
 
   const challenge = (serverName, refusal) => {
@@ -415,12 +413,4 @@ export function createOAuth(config, runtime = {}) {
   };
 }
 
-/** A token's scopes as a list: the space-separated `scope` claim, or an `scp` array (or string). */
-export function scopesOf(claims) {
-  if (typeof claims.scope === 'string') return claims.scope.split(' ').filter(Boolean);
-  if (Array.isArray(claims.scope)) return claims.scope.filter((s) => typeof s === 'string');
-  if (Array.isArray(claims.scp)) return claims.scp.filter((s) => typeof s === 'string');
-  if (typeof claims.scp === 'string') return claims.scp.split(' ').filter(Boolean);
-  return [];
-}
-
+export { scopesOf };
