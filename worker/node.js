@@ -160,7 +160,8 @@ export async function startProxy(options) {
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
-    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl }),
+    // The OAuth resource's host is one clients use, as --public-url's is.
+    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(options.oauth) }),
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
@@ -228,6 +229,15 @@ export const NODE_SHA256 = Object.freeze({
   // HMAC-SHA-256, base64url: session ids bound to grants (./sessions.js).
   hmac: (key, text) => crypto.createHmac('sha256', key).update(text, 'utf8').digest('base64url'),
 });
+
+// The origin of the OAuth resource (checked by then), or undefined.
+function oauthOrigin(oauth) {
+  try {
+    return oauth?.resource ? new URL(oauth.resource).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function transportOf(choice = 'node') {
   if (typeof choice === 'function') return { fetch: choice, close() {} };

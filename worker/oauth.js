@@ -327,11 +327,17 @@ export function createOAuth(config, runtime = {}) {
   }
 
   /** A grant from verified claims: id from the grant claim, every other claim as an attribute, scope as a list. */
+  // The grant of each cached claims object, made once (a cache hit costs a hash and two lookups).
+  const grants = new WeakMap();
   function grantOf(claims) {
+    const made = grants.get(claims);
+    if (made) return made;
     const { introspected, ...plain } = claims;
     const grant = grantFromClaims(plain, config.grantClaim);
     if (!grant) throw new Refusal(401, 'invalid_token', `the access token has no "${config.grantClaim}" claim to name its grant`);
-    return { id: grant.id, attributes: Object.freeze(grant.attributes), oauth: true };
+    const frozen = Object.freeze({ id: grant.id, attributes: Object.freeze(grant.attributes), oauth: true });
+    grants.set(claims, frozen);
+    return frozen;
   }
 
   const challenge = (serverName, refusal) => {

@@ -33,8 +33,6 @@ before(async () => {
   const modules = await moduleGraph('worker/workers.js');
   // workerd looks a bare specifier up beside the importing module.
   modules.push({ type: 'ESModule', path: path.join(repoRoot, 'worker/eventsource-parser'), contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')) });
-  modules.push({ type: 'ESModule', path: path.join(repoRoot, 'worker/jose'), contents: "export * from '../node_modules/jose/dist/webapi/index.js';" });
-  modules.push(...await moduleGraph('node_modules/jose/dist/webapi/index.js'));
   mf = new Miniflare({
     modulesRoot: repoRoot,
     modules,
