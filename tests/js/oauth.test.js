@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { SignJWT } from 'jose';
@@ -294,6 +295,37 @@ describe('toolgate serve --oauth-issuer --resource (flags only, no grants file)'
     await ben.close();
     const elsewhere = await keys.sign({ sub: 'ann', aud: mcp, scope: 'mcp:tools' });
     assert.equal((await postRaw(flagsMcp, initialize, { token: elsewhere })).status, 401, 'a token for the other proxy is refused here');
+  });
+});
+
+describe('toolgate serve --resource on a host other than loopback', () => {
+  test('the resource\'s host is a Host it answers to; another host still gets 403', async () => {
+    const port = await freePort();
+    const resourceUri = `http://mcp.test:${port}/mcp`;
+    const server = spawn(process.execPath, [TOOLGATE, 'serve', '--policy', await tempFile('oauth-host-policy.json', POLICY), '--upstream', everything.url,
+      '--oauth-issuer', keys.issuer, '--resource', resourceUri, '--port', String(port)], {
+      cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TOOLGATE_ADMIN_TOKEN: ADMIN },
+    });
+    try {
+      await collectOutput(server.stderr).until(/is listening on \S+\n[\s\S]*oauth: /, 'toolgate serve (mcp.test) listening');
+      const token = await keys.sign({ sub: 'h', aud: resourceUri, scope: 'mcp:tools' });
+      // fetch sets Host from the URL; node:http sends the one given.
+      const post = (host) => new Promise((resolve, reject) => {
+        const request = httpRequest({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: {
+          host, 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`,
+        } }, (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.statusCode));
+        });
+        request.on('error', reject);
+        request.end(JSON.stringify(initialize));
+      });
+      assert.equal(await post(`mcp.test:${port}`), 200);
+      assert.equal(await post(`evil.test:${port}`), 403);
+    } finally {
+      server.kill();
+      await once(server, 'exit');
+    }
   });
 });
 
