@@ -143,6 +143,22 @@ describe('the Workers entry in workerd', () => {
     assert.ok(!(await pending.json()).approvals.some((a) => a.grant === 'alice' && JSON.stringify(a.arguments).length > 65536));
   });
 
+  test('DNS rebinding: a foreign Host or Origin gets 403 from the Workers entry', async () => {
+    const { request } = await import('node:http');
+    const target = new URL(mcp);
+    const send = (headers) => new Promise((resolve, reject) => {
+      const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: {
+        'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKENS.alice}`, ...headers,
+      } });
+      req.on('response', (res) => { res.resume(); resolve(res.statusCode); });
+      req.on('error', reject);
+      req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }));
+    });
+    assert.equal(await send({ host: 'evil.example.com' }), 403);
+    assert.equal(await send({ origin: 'http://evil.example.com' }), 403);
+    assert.equal(await send({}), 200);
+  });
+
   test('configurations that cannot mean what they say serve nothing, and quote no secret', async () => {
     const grants = (extra) => JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256(TOKENS.alice), ...extra }] });
     const cases = [
