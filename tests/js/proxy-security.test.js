@@ -222,11 +222,15 @@ describe('class 4: a client that leaves keeps no quota, whatever the answer is',
             body: JSON.stringify(call(i, 'echo', { text: 'x' })),
           }).then(async (response) => ({ status: response.status, json: await response.json() }));
           // Wait on state: either the call reached the server (then hang up) or toolgate answered it.
+          let answered = false;
           const settled = await Promise.race([
-            answer.then((result) => ({ answered: result })),
+            answer.then((result) => {
+              answered = true;
+              return { answered: result };
+            }),
             (async () => {
-              while (staller.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
-              return { forwarded: true };
+              while (staller.requests.length === before && !answered) await new Promise((resolve) => setTimeout(resolve, 5));
+              return { forwarded: !answered };
             })(),
           ]);
           if (settled.forwarded) {
@@ -380,13 +384,15 @@ describe('class 5: one grant cannot make toolgate hold or do unbounded work', ()
 });
 
 describe('class 6: one look-alike rule for every name the policy mentions', () => {
-  const lookAlikes = ['GET-ENV', 'Get-Env', 'ＧＥＴ-ＥＮＶ', 'get\u200b-env', 'get-env\u00ad', 'SECRET', 'Secret', 'DELETE_REPO', 'Delete_Repo', 'delete_REPO', 'ＤＥＬＥＴＥ_repo', 'DEPLOY', 'Echo'];
+  // delete_REPO is not among them: it matches "delete_*" as it is, and is denied by it.
+  const lookAlikes = ['GET-ENV', 'Get-Env', 'ＧＥＴ-ＥＮＶ', 'get\u200b-env', 'get-env\u00ad', 'SECRET', 'Secret', 'DELETE_REPO', 'Delete_Repo', 'ＤＥＬＥＴＥ_repo', 'DEPLOY', 'Echo'];
   test('case, width and invisible-character variants are refused and never reach the server', async () => {
     const seen = server.bodies.length;
     for (const [i, name] of lookAlikes.entries()) {
       const answer = await rawPost(mcp, call(i, name), { token: TOKENS.alice });
       assert.equal(codeOf(answer), 'invalid_call', `${JSON.stringify(name)}: ${answer.text}`);
     }
+    assert.equal(codeOf(await rawPost(mcp, call(99, 'delete_REPO'), { token: TOKENS.alice })), 'tool_denied');
     assert.equal(server.bodies.length, seen);
   });
 
