@@ -94,9 +94,10 @@ function configured(make) {
 // Host and Origin (./host-check.js), as on Node: loopback names (wrangler dev)
 // unless ALLOWED_HOSTS or PUBLIC_URL name the Worker's own; a deployed Worker
 // must set one of them, or it answers 403 to every request (fail closed).
-function hostCheckOf(env) {
+// Without PUBLIC_URL, the OAuth resource's origin (configured, as PUBLIC_URL is) is the Worker's own.
+function hostCheckOf(env, oauthOrigin) {
   return createHostCheck({
-    allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins: env.ALLOWED_ORIGINS || undefined, publicUrl: env.PUBLIC_URL || undefined,
+    allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins: env.ALLOWED_ORIGINS || undefined, publicUrl: env.PUBLIC_URL || oauthOrigin || undefined,
   });
 }
 
@@ -142,8 +143,8 @@ async function handlerFor(env) {
   }
   const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
   const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
-  const hostCheck = configured(() => hostCheckOf(env));
   const oauth = oauthOf(env, env.SERVERS ? parseBinding(env, 'SERVERS') : { default: {} });
+  const hostCheck = configured(() => hostCheckOf(env, oauth && new URL(Object.values(oauth.config.servers)[0].resource).origin));
   const handler = configured(() => createHandler({
     servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
     auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,

@@ -90,3 +90,25 @@ test('workerd: the MCP SDK client runs the OAuth flow with oidc-provider and cal
   assert.equal(sum.isError, undefined, 'alice is in payments (a claim oidc-provider adds)');
   await client.close();
 });
+
+test('workerd: the OAUTH_RESOURCE host is one the Worker answers to without PUBLIC_URL; others get 403', async () => {
+  const other = new Miniflare({
+    modulesRoot: repoRoot,
+    modules: await moduleGraph('worker/workers.js').then(async (modules) => [...modules, {
+      type: 'ESModule', path: path.join(repoRoot, 'worker/eventsource-parser'), contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
+    }]),
+    compatibilityDate: '2025-01-01',
+    bindings: { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), ADMIN_TOKEN: 'workerd-oauth-admin-token', OAUTH_ISSUERS: keys.issuer, OAUTH_RESOURCE: 'https://mcp.test/mcp' },
+    durableObjects: { COUNTERS: { className: 'ToolgateCounters', useSQLite: true }, APPROVALS: { className: 'ToolgateApprovals', useSQLite: true } },
+  });
+  try {
+    const ok = await other.dispatchFetch('https://mcp.test/.well-known/oauth-protected-resource/mcp');
+    assert.equal(ok.status, 200);
+    assert.equal((await ok.json()).resource, 'https://mcp.test/mcp');
+    const refused = await other.dispatchFetch('https://evil.test/.well-known/oauth-protected-resource/mcp');
+    assert.equal(refused.status, 403);
+    await refused.arrayBuffer();
+  } finally {
+    await other.dispose();
+  }
+});
