@@ -18,6 +18,7 @@ import { repoRoot } from './cli-helpers.js';
 import { collectOutput, connectClient, freePort, postRaw, sha256, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
 import { driveLogin, machineToken, sdkOAuthProvider, startKeyIssuer, startOidcProvider } from './oauth-helpers.js';
 import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
+import { serversFrom } from '../../lib/cli/serve.js';
 
 const TOOLGATE = `${repoRoot}bin/toolgate.js`;
 const ADMIN = 'admin-token-for-oauth-tests';
@@ -379,6 +380,41 @@ describe('oauth.js on its own', () => {
     } finally {
       await issuer.stop();
     }
+  });
+
+  test('a configured JWKS URL is used without discovery', async () => {
+    const issuerWithoutDiscovery = `${keys.issuer}/no-discovery`;
+    const oauth = createOAuth(checkOAuthConfig({ issuers: [{ issuer: issuerWithoutDiscovery, jwks_uri: `${keys.issuer}/jwks` }], resource: 'http://127.0.0.1:9/mcp' }, ['default']));
+    const token = await keys.sign({ iss: issuerWithoutDiscovery, sub: 'j', aud: 'http://127.0.0.1:9/mcp' });
+    assert.equal((await oauth.authenticate(token, 'default')).grant?.id, 'j');
+    // The same issuer without jwks_uri has no discovery document: 503, fail closed.
+    const lost = createOAuth(checkOAuthConfig({ issuers: [issuerWithoutDiscovery], resource: 'http://127.0.0.1:9/mcp' }, ['default']));
+    assert.equal((await lost.authenticate(token, 'default')).status, 503);
+  });
+
+  test('--config: "oauth" with per-server resource and scopes; flags over the file', async () => {
+    const policy = await tempFile('oauth-per-server-policy.json', POLICY);
+    const config = await tempFile('oauth-per-server.json', {
+      servers: {
+        shop: { upstream: 'http://127.0.0.1:1/mcp', policy, oauth: { scopes: ['shop:tools'] } },
+        docs: { upstream: 'http://127.0.0.1:2/mcp', policy, oauth: { resource: 'https://docs.example/mcp' } },
+        misc: { upstream: 'http://127.0.0.1:3/mcp', policy },
+      },
+      oauth: { issuers: ['https://as.example'], resource: 'https://mcp.example/mcp', scopes: ['mcp:tools'] },
+    });
+    const { oauth } = await serversFrom({ config });
+    const checked = checkOAuthConfig(oauth, ['shop', 'docs', 'misc']);
+    assert.deepEqual(checked.servers.shop, { ...checked.servers.shop, resource: 'https://mcp.example/mcp/shop', scopes: ['shop:tools'] });
+    assert.deepEqual(checked.servers.docs, { ...checked.servers.docs, resource: 'https://docs.example/mcp', scopes: ['mcp:tools'] });
+    assert.equal(checked.servers.misc.resource, 'https://mcp.example/mcp/misc');
+    const metadata = createOAuth(checked).metadata('/.well-known/oauth-protected-resource/mcp/shop');
+    assert.deepEqual([metadata.resource, metadata.scopes_supported], ['https://mcp.example/mcp/shop', ['mcp:tools', 'shop:tools']]);
+    const flagged = await serversFrom({ config, 'oauth-issuer': ['https://other.example'], 'oauth-jwks-url': 'https://other.example/keys', 'oauth-grant-claim': 'azp' });
+    assert.deepEqual(flagged.oauth.issuers, [{ issuer: 'https://other.example', jwks_uri: 'https://other.example/keys' }]);
+    assert.equal(flagged.oauth.grant_claim, 'azp');
+    await assert.rejects(serversFrom({ policy, upstream: 'http://127.0.0.1:1/mcp', 'oauth-issuer': ['https://as.example'] }), /--resource/);
+    await assert.rejects(serversFrom({ policy, upstream: 'http://127.0.0.1:1/mcp', resource: 'https://mcp.example/mcp' }), /needs --oauth-issuer/);
+    await assert.rejects(serversFrom({ policy, upstream: 'http://127.0.0.1:1/mcp', 'oauth-issuer': ['https://as.example'], 'public-url': 'https://p.example', 'oauth-admin': ['groups'] }), /CLAIM=VALUE/);
   });
 
   test('configuration: HMAC and none are refused; a sub equal to a static grant id does not get its policy', () => {
