@@ -19,7 +19,8 @@ export function scopesOf(claims) {
  */
 export function grantFromClaims(claims, grantClaim = 'sub') {
   const id = claims?.[grantClaim];
-  if (typeof id !== 'string' && typeof id !== 'number') return null;
+  // An empty or non-finite id would be one grant shared by every such token.
+  if (!(typeof id === 'string' && id !== '') && !(typeof id === 'number' && Number.isFinite(id))) return null;
   const attributes = { ...claims };
   delete attributes.id; // grant.id is the grant's id
   attributes.scope = scopesOf(claims);

@@ -346,7 +346,8 @@ export function createOAuth(config, runtime = {}) {
     if (server.scopes.length > 0) parts.push(`scope="${server.scopes.join(' ')}"`);
     if (refusal?.error && refusal.error !== 'temporarily_unavailable') {
       parts.unshift(`error="${refusal.error}"`);
-      parts.push(`error_description="${refusal.description.replace(/["\\]/g, '')}"`);
+      // A header value is printable ASCII here (a description may quote a token's header).
+      parts.push(`error_description="${refusal.description.replace(/["\\]/g, '').replace(/[^\x20-\x7e]/g, '?')}"`);
     }
     return `Bearer ${parts.join(', ')}`;
   };

@@ -70,7 +70,11 @@ before(async () => {
   resource = mcp;
   const config = await tempFile('oauth-config.json', {
     servers: { default: { upstream: everything.url, policy: await tempFile('oauth-policy.json', POLICY) } },
-    grants: await tempFile('oauth-grants.json', { grants: [{ id: 'release-bot', token_sha256: sha256(BOT), attributes: { kind: 'bot' } }] }),
+    // The bot has a policy of its own, more permissive than the server's (get-sum for anyone).
+    grants: await tempFile('oauth-grants.json', { grants: [{
+      id: 'release-bot', token_sha256: sha256(BOT), attributes: { kind: 'bot' },
+      policy: await tempFile('oauth-bot-policy.json', { version: '1', default: 'deny', tools: { echo: {}, 'get-sum': {} } }),
+    }] }),
     oauth: {
       issuers: [oidc.issuer, keys.issuer, downIssuer],
       resource,
@@ -171,8 +175,13 @@ describe('toolgate serve as an OAuth resource server', () => {
     await bob.client.close();
   });
 
-  test('static-token grants keep working beside OAuth', async () => {
+  test('static-token grants keep working beside OAuth; a token whose sub is a static grant\'s id does not get its policy', async () => {
     assert.equal(text(await callWith(BOT, 'echo', { message: 'bot' })), 'Echo: bot');
+    assert.equal((await callWith(BOT, 'get-sum', { a: 1, b: 2 })).isError, undefined, 'the bot\'s own policy allows get-sum');
+    const impostor = await keys.sign({ sub: 'release-bot', aud: resource, scope: 'mcp:tools' });
+    const denied = await callWith(impostor, 'get-sum', { a: 1, b: 2 });
+    assert.equal(denied.isError, true, 'the server\'s policy applies: team payments only');
+    assert.match(text(denied), /payments only/);
   });
 
   test('a policy on grant.scope decides as written (scope string and scp array)', async () => {
@@ -207,6 +216,8 @@ describe('toolgate serve as an OAuth resource server', () => {
       'unknown kid': await keys.sign({ sub: 'm', aud: resource, scope: 'mcp:tools' }, { key: stranger }),
       'tampered payload': tampered,
       'not a token': 'garbage',
+      'an algorithm name outside ASCII (quoted in the answer)': await keys.sign({ sub: 'm', aud: resource, scope: 'mcp:tools' }, { header: { alg: 'ES256\u2603' } }).catch(() => `${Buffer.from(JSON.stringify({ alg: 'ES256\u2603', kid: 'k1' })).toString('base64url')}.${p}.${s}`),
+      'an empty sub': await keys.sign({ sub: '', aud: resource, scope: 'mcp:tools' }),
     };
     for (const [why, token] of Object.entries(cases)) {
       const answer = await postRaw(mcp, call('echo', { message: why }), { token });
@@ -331,6 +342,13 @@ describe('toolgate serve --resource on a host other than loopback', () => {
 });
 
 describe('oauth.js on its own', () => {
+  test('two servers: a token for one is refused on the other', async () => {
+    const oauth = createOAuth(checkOAuthConfig({ issuers: [keys.issuer], resource: 'http://127.0.0.1:9/mcp' }, ['shop', 'docs']));
+    const shop = await keys.sign({ sub: 's', aud: 'http://127.0.0.1:9/mcp/shop' });
+    assert.ok((await oauth.authenticate(shop, 'shop')).grant);
+    assert.equal((await oauth.authenticate(shop, 'docs')).status, 401);
+  });
+
   test('a resource given as an origin: metadata at the root and at /mcp; aud with or without the slash', async () => {
     const oauth = createOAuth(checkOAuthConfig({ issuers: [keys.issuer], resource: 'http://127.0.0.1:9' }, ['default']));
     assert.equal(oauth.metadata('/.well-known/oauth-protected-resource').resource, 'http://127.0.0.1:9');
