@@ -251,6 +251,46 @@ describe('class 4: a client that leaves keeps no quota, whatever the answer is',
   }
 });
 
+describe('class 2 over HTTP: a request id in flight in a session is not reused', () => {
+  test('a second request reusing a running call\'s id is refused; the call keeps its quota', async () => {
+    const stateful = await startSdkServer({ tools: TOOLS, stateful: true, held: ['echo'] });
+    const local = await startProxy({
+      servers: { default: { upstream: stateful.url, policy: await tempFile('session-policy.json', POLICY) } },
+      grants: await tempFile('session-grants.json', grantsDocument(TOKENS)), port: 0, counters: new MemoryCounterStore(),
+      audit: memoryAudit(), log: () => {}, watch: false,
+    });
+    const url = `${local.url}/mcp`;
+    try {
+      const init = await rawPost(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }, { token: TOKENS.alice });
+      const session = init.headers['mcp-session-id'];
+      assert.ok(session, init.text);
+      const headers = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+      await rawPost(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { token: TOKENS.alice, headers });
+      for (let round = 0; round < 4; round++) {
+        const id = 100 + round;
+        const running = rawPost(url, call(id, 'echo', { text: 'x' }), { token: TOKENS.alice, headers });
+        // Wait on state: the call is running on the server.
+        while (stateful.ran('echo') < Math.min(round + 1, 2)) await new Promise((resolve) => setTimeout(resolve, 5));
+        const seen = stateful.bodies.length;
+        const reuse = await rawPost(url, { jsonrpc: '2.0', id, method: 'no/such/method' }, { token: TOKENS.alice, headers });
+        if (round < 2) {
+          assert.equal(reuse.json?.error?.code, -32600, reuse.text);
+          assert.match(reuse.json.error.message, /already in flight/);
+          assert.equal(stateful.bodies.length, seen, 'the reused id never reached the server');
+        }
+        stateful.release();
+        const answer = await running;
+        if (round < 2) assert.equal(answer.json.result.isError, undefined, answer.text);
+        else assert.equal(codeOf(answer), 'rate_limited', 'echo allows 2 an hour, and both ran');
+      }
+      assert.equal(stateful.ran('echo'), 2);
+    } finally {
+      await local.close();
+      await stateful.stop();
+    }
+  });
+});
+
 describe('class 3: an approval belongs to the server it was given for', () => {
   test('approving deploy on staging does not let the identical call run on production', async () => {
     const staging = await startSdkServer({ tools: TOOLS });
