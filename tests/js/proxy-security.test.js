@@ -14,6 +14,7 @@ import { startProxy } from '../../worker/node.js';
 import { canonicalJson } from '../../worker/audit.js';
 import { grantsDocument, memoryAudit, sha256, tempFile } from './proxy-helpers.js';
 import { startSdkServer } from './fixtures/sdk-http-server.js';
+import { random } from './seeded-random.js';
 
 const ADMIN = 'security-admin';
 const TOKENS = { alice: 'alice-security', bob: 'bob-security' };
@@ -66,17 +67,6 @@ function rawPost(url, body, { headers = {}, token, rawHeaders } = {}) {
 const call = (id, name, args = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 const codeOf = (answer) => answer.json?.result?.structuredContent?.code ?? answer.json?.result?._meta?.['dev.toolgate/decision']?.code;
 
-// A small seeded generator, so a failing property case can be replayed.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = (next, list) => list[Math.floor(next() * list.length)];
 
 let server;
