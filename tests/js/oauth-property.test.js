@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 
 import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
 import { startKeyIssuer } from './oauth-helpers.js';
+import { random } from './seeded-random.js';
 
 const RESOURCE = 'http://127.0.0.1:9/mcp';
 const SKEW = 30;
@@ -21,14 +22,6 @@ before(async () => {
 });
 after(() => issuer?.stop());
 
-// A seeded generator, so a failure names the case that reproduces it.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const decoded = (token) => token.split('.').map((part) => Buffer.from(part, 'base64url').toString('hex')).join('.');
 
