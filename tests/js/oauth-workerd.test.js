@@ -43,7 +43,7 @@ before(async () => {
       ADMIN_TOKEN: 'workerd-oauth-admin-token',
       OAUTH_ISSUERS: `${oidc.issuer} ${keys.issuer}`,
       OAUTH_RESOURCE: mcp,
-      OAUTH: JSON.stringify({ scopes: ['mcp:tools'] }),
+      OAUTH: JSON.stringify({ scopes: ['mcp:tools'], admin: { claim: 'groups', values: ['toolgate-admins'] } }),
     },
     durableObjects: {
       COUNTERS: { className: 'ToolgateCounters', useSQLite: true },
@@ -73,6 +73,16 @@ test('workerd: metadata, challenge, refusals', async () => {
   assert.equal((await postRaw(mcp, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: elsewhere })).status, 401);
   const noScope = await keys.sign({ sub: 'm', aud: mcp, scope: 'other' });
   assert.equal((await postRaw(mcp, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: noScope })).status, 403);
+});
+
+test('workerd: admins from identity on the approvals API', async () => {
+  const pending = (token) => fetch(`${new URL(mcp).origin}/approvals/pending`, { headers: { authorization: `Bearer ${token}` } });
+  const admin = await pending(await keys.sign({ sub: 'o', aud: mcp, groups: ['toolgate-admins'] }));
+  assert.equal(admin.status, 200);
+  await admin.arrayBuffer();
+  const user = await pending(await keys.sign({ sub: 'p', aud: mcp, groups: ['staff'] }));
+  assert.equal(user.status, 401);
+  await user.arrayBuffer();
 });
 
 test('workerd: the MCP SDK client runs the OAuth flow with oidc-provider and calls tools', async () => {
