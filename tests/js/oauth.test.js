@@ -15,10 +15,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 import { repoRoot } from './cli-helpers.js';
-import { collectOutput, connectClient, freePort, postRaw, sha256, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
+import { collectOutput, connectClient, echoResults, freePort, startFakeUpstream, postRaw, sha256, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
 import { driveLogin, machineToken, sdkOAuthProvider, startKeyIssuer, startOidcProvider } from './oauth-helpers.js';
 import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
 import { serversFrom } from '../../lib/cli/serve.js';
+import { createHandler } from '../../worker/handler.js';
+import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 
 const TOOLGATE = `${repoRoot}bin/toolgate.js`;
 const ADMIN = 'admin-token-for-oauth-tests';
@@ -337,6 +339,36 @@ describe('toolgate serve --resource on a host other than loopback', () => {
     } finally {
       server.kill();
       await once(server, 'exit');
+    }
+  });
+});
+
+describe('the handler with OAuth', () => {
+  test('the client\'s access token never goes upstream; configured upstream credentials do', async () => {
+    const upstream = await startFakeUpstream((req, body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(echoResults(body)));
+    });
+    try {
+      const toolgate = await loadToolgate();
+      const handler = createHandler({
+        servers: { default: { upstream: upstream.url, headers: { authorization: 'Bearer upstream-secret' }, policy: toolgate.compile({ version: '1', default: 'deny', tools: { echo: {} } }) } },
+        counters: new MemoryCounterStore(),
+        oauth: createOAuth(checkOAuthConfig({ issuers: [keys.issuer], resource: 'http://127.0.0.1:9/mcp' }, ['default'])),
+        log: () => {},
+      });
+      const token = await keys.sign({ sub: 'u', aud: 'http://127.0.0.1:9/mcp' });
+      const response = await handler.fetch(new Request('http://127.0.0.1:9/mcp', {
+        method: 'POST', body: JSON.stringify(call('echo', { message: 'x' })),
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+      }));
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.equal(upstream.requests.length, 1);
+      const sent = JSON.stringify(upstream.requests[0]);
+      assert.ok(!sent.includes(token) && !sent.includes(token.split('.')[2]), 'the access token went upstream');
+      assert.equal(upstream.requests[0].headers.authorization, 'Bearer upstream-secret');
+    } finally {
+      await upstream.stop();
     }
   });
 });
