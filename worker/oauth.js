@@ -179,8 +179,17 @@ export function createOAuth(config, runtime = {}) {
   // RFC 8414 §3.1 first (the well-known path inserted before the issuer's
   // path), then OpenID Connect Discovery (appended). The document's `issuer`
   // must be the configured one (RFC 8414 §3.3).
-  async function discover(entry) {
-    if (entry.metadata) return entry.metadata;
+  // Concurrent first requests share one discovery (a burst of tokens at start-up
+  // makes one round of fetches, not one per request).
+  function discover(entry) {
+    if (entry.metadata) return Promise.resolve(entry.metadata);
+    entry.discovering ??= discoverOnce(entry).finally(() => {
+      entry.discovering = null;
+    });
+    return entry.discovering;
+  }
+
+  async function discoverOnce(entry) {
     if (now() - entry.failedAt < discoveryRetryMs) throw new Refusal(503, 'temporarily_unavailable', `the authorization server ${entry.issuer} could not be reached a moment ago; try again shortly`);
     const url = new URL(entry.issuer);
     const path = url.pathname.replace(/\/+$/, '');
@@ -215,6 +224,8 @@ export function createOAuth(config, runtime = {}) {
     if (entry.jwks) return entry.jwks;
     const jwksUri = entry.jwksUri ?? (await discover(entry)).jwks_uri;
     if (!isHttpUrl(jwksUri)) throw new Refusal(503, 'temporarily_unavailable', `the authorization server ${entry.issuer} publishes no jwks_uri`);
+    // Another request may have made the key set while discovery ran: one set per issuer.
+    if (entry.jwks) return entry.jwks;
     // jose caches the key set, and fetches it again for a kid it lacks at
     // most once per cooldown: an attacker's made-up kids cost one fetch.
     entry.jwks = createRemoteJWKSet(new URL(jwksUri), {

@@ -71,3 +71,22 @@ test('random claim sets: a grant exactly when iss, aud, exp, nbf and scope are r
     if (answer.grant) assert.equal(answer.grant.id, String(claims.sub));
   }
 });
+
+test('a burst of first requests makes one discovery and one JWKS fetch', async () => {
+  const fresh = await startKeyIssuer();
+  try {
+    let discoveries = 0;
+    const counting = (url, init) => {
+      if (String(url).includes('/.well-known/')) discoveries += 1;
+      return fetch(url, init);
+    };
+    const burst = createOAuth(checkOAuthConfig({ issuers: [fresh.issuer], resource: RESOURCE }, ['default']), { fetch: counting });
+    const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => fresh.sign({ sub: `s${i}`, aud: RESOURCE, scope: 'mcp:tools' })));
+    const answers = await Promise.all(tokens.map((token) => burst.authenticate(token, 'default')));
+    assert.ok(answers.every((a) => a.grant), JSON.stringify(answers.find((a) => !a.grant)));
+    assert.equal(discoveries, 1);
+    assert.equal(fresh.jwksFetches, 1);
+  } finally {
+    await fresh.stop();
+  }
+});
