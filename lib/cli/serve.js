@@ -51,6 +51,13 @@ ${STORE_USAGE}
                            are built from it (without it they are relative, never
                            taken from the request's Host, which the agent chooses)
   --no-watch               do not reload files when they change
+  --pins FILE              hold each server's tools to their pins (written by toolgate
+                           pin; reloaded when it changes): a tool whose definition is
+                           not its pin, or that has none, leaves tools/list and its
+                           calls are denied (tool_changed). A server the file does not
+                           name has no pins, so all its tools are blocked (with one
+                           server and a file pinning one, that one is used)
+  --trust-on-first-use     pin each tool (not pinned by --pins) as first seen, and hold to it
 
 Environment:
   TOOLGATE_SESSION_KEY     the secret (16+ characters) that binds MCP session ids
@@ -84,6 +91,8 @@ const OPTIONS = {
   'allowed-host': { type: 'string', multiple: true },
   'allowed-origin': { type: 'string', multiple: true },
   'no-watch': { type: 'boolean' },
+  pins: { type: 'string' },
+  'trust-on-first-use': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -209,6 +218,7 @@ export async function run(args, { fail }) {
       maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
       allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
+      pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false,
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {
