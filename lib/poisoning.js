@@ -213,3 +213,21 @@ export function findPoisoning(input) {
   }
   return findings;
 }
+
+/**
+ * Adds poisoning signals to a scan's classifications (lib/scan.js's
+ * scanTools().tools, in the order of `tools`): each flagged tool gets the
+ * signals, `flagged: true` and risk "critical". Returns the classifications.
+ */
+export function flagPoisoned(classifications, tools) {
+  const siblings = tools.filter((t) => isObject(t) && typeof t.name === 'string').map((t) => t.name);
+  tools.forEach((tool, i) => {
+    const signals = poisoningSignals(tool, { siblings });
+    const classification = classifications[i];
+    if (signals.length === 0 || !classification) return;
+    classification.signals.push(...signals);
+    classification.risk = 'critical';
+    classification.flagged = true;
+  });
+  return classifications;
+}

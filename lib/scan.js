@@ -5,12 +5,10 @@
 // documented (as tables) in lib/README.md; keep the two in step.
 //
 // Tool names and other server-provided strings are kept verbatim as data.
-// Poisoning signals (instructions to the model hidden in texts) come from
-// ./poisoning.js. This
+// Poisoning signals (instructions to the model hidden in texts) are
+// ./poisoning.js's, added to a scan's classifications by flagPoisoned(). This
 // module never escapes them for HTML (that is the UI's job); formatScan, which
 // renders for terminals, makes control characters visible.
-
-import { poisoningSignals } from './poisoning.js';
 
 /** Thrown for input that is not a tools/list result, a JSON-RPC response or an array of tools. */
 export class ScanError extends Error {
@@ -335,22 +333,12 @@ export function toolsOf(input) {
  */
 export function scanTools(toolsListResult, { hideFlagged = false } = {}) {
   const list = toolsOf(toolsListResult);
-  const siblings = list.filter((tool) => isObject(tool) && typeof tool.name === 'string').map((tool) => tool.name);
   const tools = list.map((tool, i) => {
     if (!isObject(tool)) throw new ScanError(`tools[${i}] must be a tool object, got ${describe(tool)}`);
     if (typeof tool.name !== 'string' || tool.name === '') {
       throw new ScanError(`tools[${i}] has no string "name" (got ${describe(tool.name)})`);
     }
-    const classification = classifyTool(tool);
-    // Signs of instructions to the model (./poisoning.js): each signal joins
-    // the tool's signals, and the tool is flagged and rated critical.
-    const poisoning = poisoningSignals(tool, { siblings });
-    if (poisoning.length > 0) {
-      classification.signals.push(...poisoning);
-      classification.risk = 'critical';
-      classification.flagged = true;
-    }
-    return classification;
+    return classifyTool(tool);
   });
   const summary = { read: 0, write: 0, execute: 0, destructive: 0 };
   for (const t of tools) summary[t.category] += 1;

@@ -18,7 +18,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ErrorCode, McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { loadToolgate } from '../../wasm/index.js';
-import { formatScan, ScanError, scanTools, terminalSafe, toolsOf } from '../scan.js';
+import { formatScan, ScanError, scanTools, starterPolicy, terminalSafe, toolsOf } from '../scan.js';
+import { flagPoisoned } from '../poisoning.js';
 
 export const USAGE = `Usage:
   toolgate scan URL [options]
@@ -136,7 +137,7 @@ export function parseScanArgs(args) {
   }
   if (values.force && values.out === undefined) throw new UsageError('--force only makes sense with --out FILE');
   if (values.out === '') throw new UsageError('--out expects a file name');
-  const output = { json: values.json, out: values.out, force: values.force, details: values.details, hideFlagged: values['hide-flagged'] };
+  const output = { json: values.json, out: values.out, force: values.force, details: values.details, ...(values['hide-flagged'] ? { hideFlagged: true } : {}) };
 
   if (values.file !== undefined) {
     // A saved tools/list answer, classified offline: no server to reach.
@@ -544,7 +545,11 @@ export async function run(args, { fail }) {
   let result;
   try {
     listing = await listServerTools(target, { timeoutMs });
-    result = scanTools({ tools: listing.tools }, { hideFlagged: output.hideFlagged });
+    result = scanTools({ tools: listing.tools });
+    // Signs of instructions to the model join each tool's signals; the policy
+    // is written again so that --hide-flagged can hide those tools.
+    flagPoisoned(result.tools, listing.tools);
+    result.policy = starterPolicy(result.tools, { hideFlagged: output.hideFlagged === true });
   } catch (error) {
     if (error instanceof ScanError) {
       return fail(`scan: the tools/list answer of ${describeTarget(target)} cannot be scanned: ${error.message}`, 1);

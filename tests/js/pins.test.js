@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import { canonicalJson } from '../../worker/audit.js';
 import { loadPins, makePins, PinMonitor, PINNED_FIELDS, PinsError, pinsForServer, ServerPins } from '../../worker/pins.js';
-import { findPoisoning, poisoningSignals } from '../../lib/poisoning.js';
+import { findPoisoning, flagPoisoned, poisoningSignals } from '../../lib/poisoning.js';
 import { scanTools } from '../../lib/scan.js';
 import { runCli } from './cli-helpers.js';
 
@@ -146,7 +146,7 @@ test('poisoning: every poisoned fixture raises the signals its technique needs, 
     for (const id of c.expect) assert.ok(ids.includes(id), `${c.technique}: expected ${id}, got ${ids.join(', ')}`);
     for (const signal of finding.signals) assert.match(signal.detail, /^(name|description|title|inputSchema|outputSchema|annotations)/);
     if (!c.other) {
-      const scanned = scanTools([c.tool]).tools[0];
+      const scanned = flagPoisoned(scanTools([c.tool]).tools, [c.tool])[0];
       assert.equal(scanned.flagged, true);
       assert.equal(scanned.risk, 'critical');
     }
@@ -158,7 +158,7 @@ test('poisoning: every poisoned fixture raises the signals its technique needs, 
 test('poisoning: the real captures are not flagged; merged, only the two servers that both list "run" are (shadowing)', () => {
   for (const [name, tools] of Object.entries(captures)) {
     assert.deepEqual(findPoisoning(tools), [], name);
-    assert.ok(scanTools(tools).tools.every((t) => t.flagged === undefined), name);
+    assert.ok(flagPoisoned(scanTools(tools).tools, tools).every((t) => t.flagged === undefined), name);
   }
   const merged = findPoisoning(captures);
   assert.deepEqual(merged.map((f) => `${f.server}/${f.tool}`).sort(), ['cargo-run/run', 'convex/run']);
