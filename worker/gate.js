@@ -350,15 +350,18 @@ export class Gate {
   // seen in this session (no list relayed yet, or the server announced a
   // change) is looked up first: the transport's refreshTools() asks the
   // server for its tools/list in the same session, and the answer is learnt
-  // as if relayed. Whatever fails there leaves the tool unseen: denied.
+  // as if relayed; once per session and list_changed, so that calls to names
+  // the server does not list cost it nothing. Whatever fails there leaves the
+  // tool unseen: denied.
   async #checkPin(tool, context) {
     const { server, session, pins } = context;
-    if (!this.#pinMonitor.seen(server, session, tool) && typeof context.refreshTools === 'function') {
+    if (typeof context.refreshTools === 'function' && this.#pinMonitor.needsListing(server, session, tool)) {
       try {
         const epoch = this.#pinMonitor.epoch(server, session);
         const tools = await context.refreshTools();
         this.#learnOutputSchemas(server, tools);
         this.#pinMonitor.learn(server, session, pins, tools, epoch);
+        this.#pinMonitor.listed(server, session, epoch);
       } catch (error) {
         this.#log('warn', 'toolgate could not list the server\'s tools to check a pinned tool; the call is denied', { server, tool, error: String(error?.message ?? error) });
       }

@@ -165,6 +165,8 @@ export class PinMonitor {
   #firstSeen = new Map();
   // "server\nsession" -> list_changed notifications seen (see learn())
   #epochs = new Map();
+  // "server\nsession" -> the epoch at which toolgate last listed the tools itself
+  #listedAt = new Map();
 
   #key(server, session) {
     return `${server}\n${session ?? ''}`;
@@ -246,6 +248,26 @@ export class PinMonitor {
   /** Whether toolgate has seen a definition of `tool` in this session since the last list_changed. */
   seen(server, session, tool) {
     return this.#sessions.get(this.#key(server, session))?.has(tool) === true;
+  }
+
+  /**
+   * Whether toolgate should list the tools itself before deciding a call to
+   * `tool`: it has not seen the tool, and has not listed them itself since
+   * the session's last list_changed. (Calls to a name the server does not
+   * list would otherwise cost the server a tools/list each.)
+   */
+  needsListing(server, session, tool) {
+    if (this.seen(server, session, tool)) return false;
+    const key = this.#key(server, session);
+    return this.#listedAt.get(key) !== (this.#epochs.get(key) ?? 0);
+  }
+
+  /** toolgate listed the tools itself at `epoch` (see needsListing). */
+  listed(server, session, epoch) {
+    const key = this.#key(server, session);
+    this.#listedAt.delete(key);
+    this.#listedAt.set(key, epoch);
+    if (this.#listedAt.size > MAX_SESSIONS) this.#listedAt.delete(this.#listedAt.keys().next().value);
   }
 
   #verdict(server, pins, tool, entry) {

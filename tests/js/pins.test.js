@@ -90,6 +90,12 @@ test('pins: the monitor allows only the pinned definition, per session; list_cha
   assert.match(monitor.check('s', 'A', pins, 'add'), /has not seen/);
   monitor.learn('s', 'A', pins, [ADD, WEATHER], monitor.epoch('s', 'A'));
   assert.equal(monitor.check('s', 'A', pins, 'add'), null);
+  // toolgate lists the tools itself once per session and list_changed, not per unknown name.
+  assert.equal(monitor.needsListing('s', 'C', 'nope'), true);
+  monitor.listed('s', 'C', monitor.epoch('s', 'C'));
+  assert.equal(monitor.needsListing('s', 'C', 'nope'), false);
+  monitor.listChanged('s', 'C');
+  assert.equal(monitor.needsListing('s', 'C', 'nope'), true);
   // A definition that cannot be canonicalised is denied, never allowed.
   let deep = {};
   const root = deep;
