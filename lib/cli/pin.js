@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 
 import { canonicalJson } from '../../worker/audit.js';
-import { canonicalDefinition, changedFields, makePins, PINNED_FIELDS, PinsError, toolDefinition } from '../../worker/pins.js';
+import { canonicalDefinition, changedFields, makePins, PinsError, toolDefinition } from '../../worker/pins.js';
 import { nodeSha256Hex, readPinsFile } from '../pins-file.js';
 import { ScanError, terminalSafe, toolsOf } from '../scan.js';
 import { findPoisoning } from '../poisoning.js';
@@ -39,13 +39,17 @@ Options:
                    JSON-RPC response, or an array of tools) instead of a server.
   --diff PINS      Compare the server's tools with the pins in PINS, field by
                    field; exits 0 when they match, 1 when anything changed.
+  --hide-flagged   Leave tools flagged for instructions to the model unpinned, so
+                   that serve/stdio --pins hide them and deny their calls.
   --header, --bearer, --timeout MS   As for toolgate scan.
   -h, --help       Print this help.
 
 Every tool whose description or schema texts show signs of instructions to the
 model (hidden characters, instruction blocks, requests for files or secrets,
 mentions of other tools, long payloads) is reported on standard error with the
-reasons: review those before pinning them.
+reasons: review those before pinning them. With --out FILE, the tools of the
+other servers already in FILE are compared too (shadowing: the same name, or a
+text naming another server's tool).
 
 Exits 0 on success, 1 when the server cannot be listed or the pins cannot be
 written (or --diff found changes), 2 for a usage error.
@@ -56,13 +60,17 @@ class UsageError extends Error {}
 // pin's own options, taken out before the rest is read as scan's (URL,
 // --header, --bearer, --timeout, --out, --force, -- COMMAND).
 function splitOwnOptions(args) {
-  const own = { server: undefined, file: undefined, diff: undefined };
+  const own = { server: undefined, file: undefined, diff: undefined, hideFlagged: false };
   const rest = [];
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i];
     if (arg === '--') {
       rest.push(...args.slice(i));
       break;
+    }
+    if (arg === '--hide-flagged') {
+      own.hideFlagged = true;
+      continue;
     }
     const match = /^--(server|file|diff)(?:=(.*))?$/.exec(arg);
     if (!match) {
@@ -106,7 +114,8 @@ export function parsePinArgs(args) {
   }
   if (own.diff !== undefined && request.output.out !== undefined) throw new UsageError('--diff prints what changed; it writes no pins (drop --out)');
   const server = own.server ?? (request.target.kind === 'stdio' ? 'stdio' : 'default');
-  return { ...request, server, diff: own.diff };
+  if (own.hideFlagged && own.diff !== undefined) throw new UsageError('--hide-flagged is for writing pins, not --diff');
+  return { ...request, server, diff: own.diff, hideFlagged: own.hideFlagged };
 }
 
 function describeTarget(target) {
@@ -160,10 +169,29 @@ export function diffLines(pinned, tools) {
   return lines;
 }
 
-function reportPoisoning(tools, server) {
-  for (const finding of findPoisoning(tools)) {
-    process.stderr.write(`toolgate: pin: ${server}: tool ${terminalSafe(JSON.stringify(finding.tool))} may carry instructions to the model; review it before pinning:\n`);
+// Poisoning signals of this server's tools, reported on stderr; with other
+// servers (those already in the pins file), shadowing too. Returns the names
+// of this server's flagged tools.
+function reportPoisoning(tools, server, others = {}) {
+  const flagged = new Set();
+  const findings = findPoisoning({ ...others, [server]: tools }).filter((finding) => finding.server === server);
+  for (const finding of findings) {
+    flagged.add(finding.tool);
+    process.stderr.write(`toolgate: pin: ${terminalSafe(server)}: tool ${terminalSafe(JSON.stringify(finding.tool))} may carry instructions to the model; review it before pinning:\n`);
     for (const signal of finding.signals) process.stderr.write(`  - ${signal.id}: ${terminalSafe(signal.detail)}\n`);
+  }
+  return flagged;
+}
+
+// The other servers' pinned definitions in an existing pins file (for shadowing); none when it cannot be read.
+async function otherServers(path, server) {
+  if (path === undefined) return {};
+  try {
+    const document = JSON.parse(await readFile(path, 'utf8'));
+    return Object.fromEntries(Object.entries(document.servers ?? {}).filter(([name]) => name !== server)
+      .map(([name, entry]) => [name, Object.values(entry?.tools ?? {}).map((pin) => pin?.definition).filter(Boolean)]));
+  } catch {
+    return {};
   }
 }
 
@@ -189,7 +217,7 @@ export async function run(args, { fail }) {
     if (error instanceof ScanFailure) return fail(`pin: ${error.message}`, 1);
     throw error;
   }
-  reportPoisoning(tools, server);
+  const flagged = reportPoisoning(tools, server, await otherServers(request.diff ?? output.out, server));
 
   if (request.diff !== undefined) {
     let pins;
@@ -211,9 +239,14 @@ export async function run(args, { fail }) {
     return undefined;
   }
 
+  // --hide-flagged: flagged tools are left unpinned, so serve/stdio --pins hide them.
+  const pinned = request.hideFlagged ? tools.filter((tool) => !flagged.has(tool?.name)) : tools;
+  if (request.hideFlagged && flagged.size > 0) {
+    process.stderr.write(`toolgate: pin: not pinned (--hide-flagged): ${[...flagged].map((name) => terminalSafe(JSON.stringify(name))).join(', ')}\n`);
+  }
   let document;
   try {
-    document = await makePins({ [server]: tools }, nodeSha256Hex);
+    document = await makePins({ [server]: pinned }, nodeSha256Hex);
   } catch (error) {
     if (error instanceof PinsError || error instanceof RangeError) return fail(`pin: cannot pin the tools of ${describeTarget(target)}: ${error.message}`, 1);
     throw error;
@@ -251,6 +284,5 @@ export async function run(args, { fail }) {
   const count = Object.keys(document.servers[server].tools).length;
   process.stdout.write(`Pinned ${count} tool${count === 1 ? '' : 's'} of ${terminalSafe(describeTarget(target))} as server "${terminalSafe(server)}" in ${output.out}.\n`);
   process.stdout.write(`Hold the server to them with: toolgate serve|stdio --pins ${output.out} ...\n`);
-  void PINNED_FIELDS;
   return undefined;
 }
