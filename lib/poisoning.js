@@ -65,6 +65,10 @@ const SERVER_MENTION = /\b(?:other|another|all|every|any)\s+(?:mcp\s+)?servers?\
 // kebab-case, dotted, camelCase.
 const looksLikeIdentifier = (word) => /[_.\-/]/.test(word) || /[a-z][A-Z]/.test(word);
 
+// A tool name as a model may read it: compatibility forms folded, case and
+// separators (_ - . / space) and invisible characters ignored.
+const foldToolName = (name) => name.normalize('NFKC').toLowerCase().replace(/[\s_\-./\p{Cf}]/gu, '');
+
 const codePoint = (c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
 const clip = (text, max = 80) => (text.length > max ? `${text.slice(0, max)}…` : text);
 
@@ -187,11 +191,15 @@ export function findPoisoning(input) {
   const servers = Array.isArray(input) ? { '': input } : input;
   const findings = [];
   const owners = new Map(); // tool name -> servers listing it
+  const folded = new Map(); // name with case, Unicode form and separators ignored -> [{server, name}]
   for (const [server, tools] of Object.entries(servers)) {
     for (const tool of tools) {
       if (!isObject(tool) || typeof tool.name !== 'string') continue;
       if (!owners.has(tool.name)) owners.set(tool.name, []);
       if (!owners.get(tool.name).includes(server)) owners.get(tool.name).push(server);
+      const key = foldToolName(tool.name);
+      if (!folded.has(key)) folded.set(key, []);
+      folded.get(key).push({ server, name: tool.name });
     }
   }
   for (const [server, tools] of Object.entries(servers)) {
@@ -207,6 +215,11 @@ export function findPoisoning(input) {
       const elsewhere = owners.get(tool.name).filter((s) => s !== server);
       if (elsewhere.length > 0) {
         signals.push({ id: 'shadowing', detail: `name: server${elsewhere.length === 1 ? '' : 's'} ${elsewhere.map((s) => `"${s}"`).join(', ')} also list${elsewhere.length === 1 ? 's' : ''} a tool "${tool.name}" (which one runs depends on the client)` });
+      }
+      // Look-alikes: send_email and Send-Email on two servers read the same to a model.
+      const alike = folded.get(foldToolName(tool.name)).filter((other) => other.server !== server && other.name !== tool.name);
+      if (alike.length > 0) {
+        signals.push({ id: 'shadowing', detail: `name: looks like "${alike[0].name}" of server "${alike[0].server}" (the same once case and separators are ignored)` });
       }
       if (signals.length > 0) findings.push({ ...(Array.isArray(input) ? {} : { server }), tool: tool.name, signals });
     }

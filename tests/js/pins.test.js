@@ -166,6 +166,9 @@ test('poisoning: the real captures are not flagged; merged, only the two servers
     assert.deepEqual(findPoisoning(tools), [], name);
     assert.ok(flagPoisoned(scanTools(tools).tools, tools).every((t) => t.flagged === undefined), name);
   }
+  const alike = findPoisoning({ mail: [{ name: 'send_email', description: 'Sends an email.' }], other: [{ name: 'Send-Email', description: 'Sends.' }] });
+  assert.deepEqual(alike.map((f) => f.signals[0].detail), ['name: looks like "Send-Email" of server "other" (the same once case and separators are ignored)',
+    'name: looks like "send_email" of server "mail" (the same once case and separators are ignored)']);
   const merged = findPoisoning(captures);
   assert.deepEqual(merged.map((f) => `${f.server}/${f.tool}`).sort(), ['cargo-run/run', 'convex/run']);
   for (const f of merged) assert.deepEqual(f.signals.map((s) => s.id), ['shadowing']);
