@@ -15,6 +15,8 @@ import { SessionBinding, webCryptoHmac } from './sessions.js';
 import { eventStreamMessages, listToolsThrough } from './pins.js';
 
 const MB = 1024 * 1024;
+// The largest answer toolgate reads to a request of its own (tools/list for pins).
+const MAX_OWN_ANSWER_BYTES = 16 * MB;
 
 // Request headers that go upstream: an allow-list of headers that cannot change
 // what the body means. Everything else stays here: the client's Authorization
@@ -23,8 +25,6 @@ const MB = 1024 * 1024;
 // decided, written again as UTF-8 JSON, and is labelled so by toolgate
 // (callUpstream), never by the client. Upstream credentials come from the
 // server's configured headers.
-// The largest answer toolgate reads to a request of its own (tools/list for pins).
-const MAX_OWN_ANSWER_BYTES = 16 * 1024 * 1024;
 const FORWARDED_REQUEST_HEADERS = ['accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-protocol-version', 'cache-control', 'retry-after'];
 

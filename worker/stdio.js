@@ -169,6 +169,10 @@ export async function runStdioProxy({
       // Relayed: the ids answered may be used again.
       for (const key of answered) inFlight.delete(key);
     }
+    // The server's output ended: toolgate's own requests get no answer (the
+    // calls waiting on them are denied now, not after the timeout).
+    for (const answer of ownRequests.values()) answer(undefined);
+    ownRequests.clear();
   })();
 
   // The line to relay, and the in-flight ids it answers.
