@@ -106,7 +106,8 @@ export async function loadPins(source, { source: where = 'pins', sha256Hex: hash
       throw new PinsError(`${where} is not JSON: ${error.message}`);
     }
   }
-  if (!isObject(document) || document.toolgate_pins !== PINS_VERSION || !isObject(document.servers)) {
+  // The version may be left out (a file written by hand); another version is refused.
+  if (!isObject(document) || (document.toolgate_pins !== undefined && document.toolgate_pins !== PINS_VERSION) || !isObject(document.servers)) {
     throw new PinsError(`${where} is not a toolgate pins file: it needs {"toolgate_pins": ${PINS_VERSION}, "servers": {...}} (write one with toolgate pin)`);
   }
   const servers = new Map();

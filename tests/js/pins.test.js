@@ -63,7 +63,9 @@ test('pins: the hash is SHA-256 of the RFC 8785 definition; loadPins checks ever
   const extra = structuredClone(document);
   extra.servers.s.tools.add.definition._meta = {};
   await assert.rejects(loadPins(extra), /fields that are not pinned \(_meta\)/);
-  await assert.rejects(loadPins('{"servers": {}}'), /not a toolgate pins file/);
+  await assert.rejects(loadPins('{"toolgate_pins": 2, "servers": {}}'), /not a toolgate pins file/);
+  await assert.rejects(loadPins('{"tools": {}}'), /not a toolgate pins file/);
+  assert.equal((await loadPins({ servers: document.servers })).get('s').tools.size, 2); // the version may be left out
   await assert.rejects(loadPins('nope'), /is not JSON/);
   await assert.rejects(makePins({ s: [ADD, ADD] }), /lists tool "add" twice/);
 });
