@@ -118,6 +118,8 @@ export function createHandler(options) {
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
+  // Request ids in flight per upstream session (server + the server's session id).
+  const sessionIds = new Map();
 
   async function handle(request, context = {}) {
     const url = new URL(request.url);
@@ -216,16 +218,55 @@ export function createHandler(options) {
     if (!freeSlot) {
       return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${maxConcurrentPerGrant} requests being read and decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
     }
+    const ids = claimsFor(scope);
     let admitted;
     try {
-      admitted = await readAndAdmit(request, scope);
+      admitted = await readAndAdmit(request, { ...scope, claimId: ids.claim });
     } finally {
       freeSlot();
     }
+    if (admitted.response || admitted.forward.length === 0) ids.release();
     if (admitted.response) return admitted.response;
     const { batch, forward, answers, tickets } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
+    // The session's ids stay claimed until the answer is through: at once for
+    // a JSON answer or a failure, at the end of an event stream.
+    const relay = { batch, forward, answers, tickets, releaseIds: ids.release, streaming: false };
+    try {
+      return await relayAdmitted(request, server, scope, relay);
+    } finally {
+      if (!relay.streaming) ids.release();
+    }
+  }
 
+  // The ids a POST claims in its upstream session, given back once its answer
+  // has been relayed (or has failed). Without a session there is nothing to
+  // share ids with: a stateless server handles each request on its own.
+  function claimsFor(scope) {
+    if (scope.session === undefined) return { claim: undefined, release() {} };
+    const sessionKey = `${scope.server}\u0000${scope.session}`;
+    const claimed = [];
+    return {
+      claim(id) {
+        let held = sessionIds.get(sessionKey);
+        if (!held) sessionIds.set(sessionKey, held = new Set());
+        if (held.has(id)) return false;
+        held.add(id);
+        claimed.push(id);
+        return true;
+      },
+      release() {
+        const held = sessionIds.get(sessionKey);
+        if (!held) return;
+        for (const id of claimed.splice(0)) held.delete(id);
+        if (held.size === 0) sessionIds.delete(sessionKey);
+      },
+    };
+  }
+
+  // Sends the admitted messages upstream and relays the answer.
+  async function relayAdmitted(request, server, scope, relay) {
+    const { batch, forward, answers, tickets } = relay;
     // What goes upstream is the parsed body written again, as UTF-8 JSON
     // labelled by toolgate: the server receives exactly the messages that
     // were decided on.
@@ -268,8 +309,12 @@ export function createHandler(options) {
         // The server has the calls: a stream that ends, breaks, or loses its
         // client before a call's answer may follow a call that ran, so its
         // quota stays spent.
-        onEnd: (reason) => Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` }),
+        onEnd: (reason) => {
+          Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` });
+          relay.releaseIds();
+        },
       });
+      relay.streaming = true;
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     if (/^application\/json/i.test(type)) {

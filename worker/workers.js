@@ -18,9 +18,9 @@
 //                           session key
 //   PUBLIC_URL              this Worker's address as people reach it, for approval links (default:
 //                           relative links; never the request's Host, which the agent chooses)
-//   ALLOWED_HOSTS           Host names the Worker answers to (comma- or space-separated); without it
-//                           (and without PUBLIC_URL) the name it was reached at, which on Workers is
-//                           the route's own
+//   ALLOWED_HOSTS           Host names the Worker answers to (comma- or space-separated), besides
+//                           PUBLIC_URL's; without either only loopback names (wrangler dev): a
+//                           deployed Worker needs one of them, or every request gets 403
 //   ALLOWED_ORIGINS         browser origins that may call besides the Worker's own and PUBLIC_URL's;
 //                           any other Origin gets 403 (./host-check.js)
 //   COUNTERS, APPROVALS     Durable Object namespaces (ToolgateCounters, ToolgateApprovals)
@@ -89,25 +89,13 @@ function configured(make) {
   }
 }
 
-// Host and Origin (./host-check.js). A Worker is reached only at its routes,
-// so without ALLOWED_HOSTS or PUBLIC_URL the Host it was reached at is its
-// own; Origins are checked either way.
+// Host and Origin (./host-check.js), as on Node: loopback names (wrangler dev)
+// unless ALLOWED_HOSTS or PUBLIC_URL name the Worker's own; a deployed Worker
+// must set one of them, or it answers 403 to every request (fail closed).
 function hostCheckOf(env) {
-  const allowedOrigins = env.ALLOWED_ORIGINS || undefined;
-  if (env.ALLOWED_HOSTS || env.PUBLIC_URL) {
-    return createHostCheck({ allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins, publicUrl: env.PUBLIC_URL || undefined });
-  }
-  createHostCheck({ allowedOrigins }); // the origins are checked now, not on the first request
-  const byHost = new Map();
-  return (request) => {
-    const name = new URL(request.url).hostname;
-    let check = byHost.get(name);
-    if (!check) {
-      check = createHostCheck({ allowedHosts: [name], allowedOrigins });
-      if (byHost.size < 16) byHost.set(name, check);
-    }
-    return check(request);
-  };
+  return createHostCheck({
+    allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins: env.ALLOWED_ORIGINS || undefined, publicUrl: env.PUBLIC_URL || undefined,
+  });
 }
 
 async function handlerFor(env) {

@@ -14,6 +14,7 @@ import { loadPins, makePins, PinMonitor, PINNED_FIELDS, PinsError, pinsForServer
 import { findPoisoning, flagPoisoned, poisoningSignals } from '../../lib/poisoning.js';
 import { scanTools } from '../../lib/scan.js';
 import { runCli } from './cli-helpers.js';
+import { random } from './seeded-random.js';
 
 const CAPTURES = '/work/shared/data/tools-list';
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
@@ -30,18 +31,6 @@ const tempJson = async (value) => {
   await writeFile(path, typeof value === 'string' ? value : JSON.stringify(value));
   return path;
 };
-
-// A small seeded PRNG (mulberry32): the property tests are reproducible.
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ADD = { name: 'add', description: 'Adds two numbers.', inputSchema: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } } } };
 const WEATHER = { name: 'get_weather', description: 'Returns the weather.', inputSchema: { type: 'object', properties: { city: { type: 'string' } } } };
