@@ -29,6 +29,12 @@ Usage:
   toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
       Runs a stdio MCP server as a child with the policy enforced on its pipe.
 
+  toolgate replay --policy NEW.json [--baseline OLD.json] CALLS.jsonl
+      Replay recorded calls (audit events written with --audit-arguments, or
+      eval's input) through NEW.json and print each call whose decision changes
+      as a JSON line, with a summary by change, rule and tool on stderr; exits 1
+      when any decision changed. "toolgate replay --help" for all options.
+
   toolgate approvals list|show ID|approve ID|deny ID [--url URL] [--json]
       The calls waiting for a human at a running proxy: list them, show one,
       approve or deny it (admin token from TOOLGATE_ADMIN_TOKEN, or the variable
@@ -206,6 +212,7 @@ export async function main(argv) {
     case 'serve':
     case 'stdio':
     case 'scan':
+    case 'replay':
     case 'approvals': {
       const { run } = await import(`../lib/cli/${command}.js`);
       return run(args, { fail });
