@@ -165,6 +165,7 @@ export class Gate {
   #maxPendingApprovalsPerGrant;
   #maxApprovalArgumentBytes;
   #onWork;
+  #observer;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
   // server name -> the approval store seen through that server's ids
@@ -194,11 +195,15 @@ export class Gate {
    *   digests correlate within one process only
    * @param {(grant: string, ms: number) => void} [options.onWork] told the time spent building a grant's
    *   audit events (work done after the answer, charged to the grant's share: ./grant-lanes.js)
+   * @param {{decided(fields: {server: string, tool: string | null, decision: string, code: string,
+   *   enforced: boolean, ms: number}): void}} [options.observer] told every decision as it is made
+   *   (metrics: ./metrics.js); it must not throw
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
     approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex, hmac = webCryptoHmac(),
-    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork } = {}) {
+    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork, observer } = {}) {
     this.#onWork = onWork;
+    this.#observer = observer;
     this.#counters = counters;
     this.#approvals = approvals;
     this.#audit = audit;
@@ -289,6 +294,7 @@ export class Gate {
     if (!isObject(params)) {
       const event = this.#event(message, context, { tool: null, args: undefined, now });
       const latency = elapsed(started);
+      this.#observer?.decided({ server: context.server, tool: null, decision: 'deny', code: 'invalid_call', enforced: true, ms: latency });
       this.#write(() => event().then((e) => ({ ...e, decision: 'deny', code: 'invalid_call', rule: '', upstream_status: null, latency_ms: latency })), context);
       return { answer: errorMessage(message.id, JsonRpcError.INVALID_PARAMS, 'Invalid params: tools/call needs params {"name": string, "arguments": object}.') };
     }
@@ -309,12 +315,23 @@ export class Gate {
         // Only an engine failure gets here (store failures are decisions): deny.
         this.#log('error', 'the policy engine failed; the call is denied', { error: String(error?.message ?? error) });
         const latency = elapsed(started);
+        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, decision: 'deny', code: 'engine_error', enforced: true, ms: latency });
         this.#write(() => base().then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: latency })), context);
         return { answer: errorMessage(message.id, JsonRpcError.INTERNAL, 'toolgate could not decide this call (engine error); it was not forwarded.') };
       }
     }
-    if (decision.decision === 'allow') {
-      return { ticket: new Ticket(this, base, decision, authorization, context) };
+    // Monitor mode (context.monitor): the policy's decision is recorded, not
+    // enforced. A call it would refuse is forwarded anyway, audited with
+    // "enforced": false and the would-be decision, code and rule. Limits count
+    // what enforcement would count: a call the policy allows is charged as
+    // always, a would-be refusal (rate_limited included) charges nothing, so
+    // the would-be decisions are the ones enforcing would have made. Names
+    // refused as look-alikes (invalid_call) stay refused: they are not the
+    // policy's choice but toolgate's guard against a server misreading them.
+    const monitored = context.monitor === true && decision.decision !== 'allow' && decision.code !== 'invalid_call';
+    if (decision.decision === 'allow' || monitored) {
+      this.#observer?.decided({ server, tool, decision: decision.decision, code: decision.code, enforced: !context.monitor, ms: elapsed(started) });
+      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context) };
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
@@ -329,6 +346,7 @@ export class Gate {
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
     const latency = elapsed(started);
+    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, decision: decision.decision, code: decision.code, enforced: true, ms: latency });
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
@@ -437,7 +455,12 @@ export class Gate {
     } catch {
       // arguments too deep or not representable: the hash stays null
     }
-    if (this.#auditArguments) event.arguments = args ?? {};
+    if (this.#auditArguments) {
+      event.arguments = args ?? {};
+      // What `toolgate replay` needs to decide the call again as it was.
+      if (context.grant.attributes && Object.keys(context.grant.attributes).length > 0) event.grant_attributes = context.grant.attributes;
+    }
+    if (context.monitor === true) event.enforced = false;
     if (context.session) event.session = context.session;
     return event;
   }
@@ -470,7 +493,7 @@ export class Gate {
    * results, and the answer to a forwarded call settles its ticket.
    * Returns the message to pass on (the same object when unchanged).
    */
-  inspect(message, { server, policy, tickets, status }) {
+  inspect(message, { server, policy, tickets, status, monitor = false }) {
     if (!isObject(message) || !('id' in message)) return message;
     const ticket = tickets?.get(idKey(message.id));
     if (ticket) {
@@ -484,7 +507,9 @@ export class Gate {
     this.#learnOutputSchemas(server, tools);
     // A listed look-alike of a name the policy mentions could not be called
     // anyway: it leaves the list with the hidden tools.
-    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && !policy.isHidden(tool.name) && !lookAlikeProblem(tool.name, policy));
+    // In monitor mode hidden tools stay listed (nothing the policy says is
+    // enforced); look-alike names still go, as calls to them are still refused.
+    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (monitor || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
     if (visible.length === tools.length) return message;
     return { ...message, result: { ...message.result, tools: visible } };
   }
@@ -514,6 +539,9 @@ const decisionFields = (decision) => {
   if (decision.approval_id !== undefined) fields.approval_id = decision.approval_id;
   return fields;
 };
+
+// A would-be refusal forwarded in monitor mode reserved nothing.
+const NOT_CHARGED = Object.freeze({ commit: () => Promise.resolve(), rollback: () => Promise.resolve() });
 
 const utf8Length = (text) => new TextEncoder().encode(text).byteLength;
 

@@ -99,6 +99,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
+    observer, metrics,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -109,7 +110,7 @@ export function createHandler(options) {
   const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
   const gate = new Gate({
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
-    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms),
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms), observer,
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
@@ -128,6 +129,7 @@ export function createHandler(options) {
       if (path === '/mcp' || path.startsWith('/mcp/')) return await handleMcp(request, context, url, path);
       if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
       if (path === '/healthz') return await health(request);
+      if (path === '/metrics' && metrics) return await metricsPage(request);
       return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp or /mcp/<server>` });
     } catch (error) {
       log('error', 'request failed', { path, error: String(error?.stack ?? error) });
@@ -139,6 +141,15 @@ export function createHandler(options) {
   async function health(request) {
     if (!adminTokenSha256 || !(await tokenMatches(bearerToken(request), adminTokenSha256))) return json(200, { ok: true });
     return json(200, { ok: true, servers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, { policy_hash: s.policy.hash }])) });
+  }
+
+  // Prometheus text (./metrics.js), for the admin token only: the numbers
+  // name servers, tools and grants' traffic.
+  async function metricsPage(request) {
+    if (!adminTokenSha256 || !(await tokenMatches(bearerToken(request), adminTokenSha256))) {
+      return json(401, { error: 'metrics need the admin token: Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer realm="toolgate"' });
+    }
+    return new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } });
   }
 
   async function handleMcp(request, context, url, path) {
@@ -166,7 +177,7 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      grant, server: name, policy, session, monitor: server.monitor === true, waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     switch (request.method) {
@@ -251,7 +262,7 @@ export function createHandler(options) {
       Gate.settleAll(tickets, { failed: false, status: response.status });
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status });
+    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, monitor: scope.monitor });
     if (/^text\/event-stream/i.test(type)) {
       const stream = transformEventStream(response.body, {
         prefix: answers,
@@ -365,7 +376,7 @@ export function createHandler(options) {
     if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
     const response = upstream.response;
     if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
-      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy }) });
+      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, monitor: scope.monitor }) });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     // A GET or DELETE answer that is neither (a 405 "no stream here") passes
@@ -417,14 +428,17 @@ export function createHandler(options) {
       if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
       else clientSignal.addEventListener('abort', () => upstreamAbort.abort(clientSignal.reason), { once: true });
     }
+    const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
+      observer?.upstream({ server: scope.server, status: response.status, ms: performance.now() - started });
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
       const status = clientSignal?.aborted ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
       const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
+      observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
       return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status, maybeReceived: status !== 'unreachable' };
     } finally {
       clearTimeout(timer);

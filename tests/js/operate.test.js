@@ -1,0 +1,278 @@
+// Operating toolgate (issue #16) as operators run it: `toolgate serve` as a
+// child with the official MCP SDK client and server-everything behind it;
+// /metrics scraped by a real Prometheus and read back with PromQL, checked by
+// `promtool check metrics`; monitor mode; and `toolgate replay` on the audit
+// log that serve itself wrote.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { repoRoot, runCli } from './cli-helpers.js';
+import { collectOutput, connectClient, grantsDocument, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
+import { startPrometheus } from './prometheus-server.js';
+
+const CLI = join(repoRoot, 'bin/toolgate.js');
+const ADMIN_TOKEN = 'operate-admin-token-0123456789';
+const POLICY = {
+  version: '1',
+  default: 'deny',
+  hide: ['get-env'],
+  // sliding: counts made against the wall clock (slidingRateLimit)
+  tools: { echo: slidingRateLimit(2, 'hour'), 'get-sum': {} },
+};
+const text = (result) => result.content.map((c) => c.text).join('');
+
+/** `toolgate serve ... --port 0` as a child, once its whole banner is out. */
+async function serve(args) {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--port', '0'], {
+    env: { ...process.env, TOOLGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = once(child, 'exit');
+  const stderr = collectOutput(child.stderr);
+  const stdout = collectOutput(child.stdout);
+  const banner = await stderr.until(/sessions: [^\n]*\n/, 'toolgate serve banner').catch((error) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  const base = /is listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)[1];
+  return {
+    base,
+    banner,
+    metricsUrl: /metrics: (http:\/\/\S+\/metrics)\n/.exec(banner)?.[1],
+    get stdout() { return stdout.text; },
+    async auditLines(count) {
+      await stdout.until((t) => t.split('\n').length > count, `${count} audit lines on stdout`);
+      return stdout.text.trim().split('\n').map((line) => JSON.parse(line));
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+function promtoolCheck(metricsText) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(metricsText);
+  });
+}
+
+async function auditFile(path, count) {
+  const lines = async () => (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+  await waitFor(async () => (await lines()).length >= count, `${count} audit events in ${path}`);
+  return (await lines()).map((line) => JSON.parse(line));
+}
+
+let everything;
+let policyPath;
+let grantsPath;
+before(async () => {
+  everything = await startEverything();
+  policyPath = await tempFile('operate-policy.json', POLICY);
+  grantsPath = await tempFile('operate-grants.json', grantsDocument({ alice: 'alice-operate' }, { alice: { team: 'payments' } }));
+});
+after(() => everything?.stop());
+
+// The calls the first test makes, and what the policy decides for each.
+const CALLS = [
+  ['get-sum', { a: 1, b: 2 }, 'allowed'],
+  ['echo', { message: 'one' }, 'allowed'],
+  ['get-sum', { a: 3, b: 4 }, 'allowed'],
+  ['echo', { message: 'two' }, 'allowed'],
+  ['echo', { message: 'three' }, 'rate_limited'],
+  ['get-env', {}, 'hidden'],
+  ['get-tiny-image', {}, 'default_deny'],
+  ['get-sum', { a: 5, b: 6 }, 'allowed'],
+];
+
+describe('metrics scraped by Prometheus, and replay of the audit serve wrote', () => {
+  let proxy;
+  let prometheus;
+  let auditPath;
+  before(async () => {
+    auditPath = await tempFile('operate-audit.jsonl', '');
+    proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath,
+      '--metrics-port', '0', '--audit', `file:${auditPath}`, '--audit-arguments']);
+    assert.ok(proxy.metricsUrl, `the banner names the metrics listener:\n${proxy.banner}`);
+    const target = new URL(proxy.metricsUrl);
+    prometheus = await startPrometheus([{ job: 'toolgate', target: target.host, path: target.pathname }]);
+  });
+  after(async () => {
+    await prometheus?.stop();
+    await proxy?.stop();
+  });
+
+  test('a PromQL query returns the decisions the client made, by code; promtool accepts the output', async () => {
+    const client = await connectClient(`${proxy.base}/mcp`, 'alice-operate');
+    try {
+      for (const [name, args, code] of CALLS) {
+        const result = await client.callTool({ name, arguments: args });
+        assert.equal(result.structuredContent?.code ?? 'allowed', code, `${name} ${JSON.stringify(args)}`);
+      }
+    } finally {
+      await client.close();
+    }
+    const expected = {};
+    for (const [, , code] of CALLS) expected[code] = (expected[code] ?? 0) + 1;
+    // Wait on Prometheus' own state: scraped until the counts are all there.
+    const query = 'sum by (code) (toolgate_decisions_total{job="toolgate",server="default",enforced="true"})';
+    const seen = await waitFor(async () => {
+      const rows = await prometheus.query(query);
+      const counts = Object.fromEntries(rows.map((row) => [row.metric.code, Number(row.value[1])]));
+      return JSON.stringify(counts, Object.keys(counts).sort()) === JSON.stringify(expected, Object.keys(expected).sort()) && counts;
+    }, `Prometheus to show ${JSON.stringify(expected)}`, { interval: 200 });
+    assert.deepEqual(seen, expected);
+    const byTool = await prometheus.query('sum by (tool) (toolgate_decisions_total{job="toolgate"})');
+    assert.deepEqual(Object.fromEntries(byTool.map((row) => [row.metric.tool, Number(row.value[1])])),
+      { 'get-sum': 3, echo: 3, 'get-env': 1, 'get-tiny-image': 1 });
+    // Upstream answers and the latency histograms are scraped too.
+    const upstream = await prometheus.query('sum(toolgate_upstream_responses_total{job="toolgate",status="200"})');
+    assert.ok(Number(upstream[0]?.value[1]) >= 5, 'the five allowed calls (and the session set-up) reached the server');
+    const decisions = await prometheus.query('sum(toolgate_decision_duration_seconds_count{job="toolgate"})');
+    assert.equal(Number(decisions[0].value[1]), CALLS.length);
+
+    const metricsText = await (await fetch(proxy.metricsUrl)).text();
+    for (const name of ['toolgate_decisions_total', 'toolgate_decision_duration_seconds_bucket', 'toolgate_store_duration_seconds_bucket',
+      'toolgate_upstream_duration_seconds_bucket', 'toolgate_upstream_responses_total', 'toolgate_reloads_total', 'toolgate_pending_approvals']) {
+      assert.match(metricsText, new RegExp(`^${name}`, 'm'), name);
+    }
+    const checked = await promtoolCheck(metricsText);
+    assert.equal(checked.code, 0, `promtool check metrics:\n${checked.output}`);
+    // The metrics listener serves nothing else.
+    assert.equal((await fetch(new URL('/mcp', proxy.metricsUrl))).status, 404);
+  });
+
+  test('toolgate replay on that audit log: the same policy changes nothing; a new one changes what it should', async () => {
+    const events = await auditFile(auditPath, CALLS.length);
+    assert.equal(events.length, CALLS.length);
+    assert.deepEqual(events[0].grant_attributes, { team: 'payments' }, '--audit-arguments records the grant\'s attributes');
+
+    const same = await runCli(['replay', '--policy', policyPath, auditPath]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(same.stdout, '');
+    assert.match(same.stderr, /replayed 8 calls/);
+    assert.match(same.stderr, /changed: 0/);
+
+    // get-sum now needs a human; echo is 1 an hour; get-tiny-image is allowed.
+    const next = await tempFile('operate-next.json', {
+      version: '1', default: 'deny', hide: ['get-env'],
+      tools: { echo: slidingRateLimit(1, 'hour'), 'get-sum': { action: 'require_approval' }, 'get-tiny-image': {} },
+    });
+    const changed = await runCli(['replay', '--policy', next, '--json', auditPath]);
+    assert.equal(changed.code, 1, changed.stderr);
+    const summary = JSON.parse(changed.stderr);
+    assert.deepEqual(summary, {
+      replayed: 8, skipped: 0, changed: 5,
+      by_change: { 'allow->approval_required': 3, 'allow->deny': 1, 'deny->allow': 1 },
+      by_rule: { '/tools/get-sum/action': 3, '/tools/echo/limits/0': 1, '/default': 1 },
+      by_tool: { 'get-sum': 3, echo: 1, 'get-tiny-image': 1 },
+    });
+    const lines = changed.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((l) => [l.call.tool, l.change]), [
+      ['get-sum', 'allow->approval_required'], ['get-sum', 'allow->approval_required'],
+      ['echo', 'allow->deny'], ['get-tiny-image', 'deny->allow'], ['get-sum', 'allow->approval_required'],
+    ]);
+    const echo = lines[2];
+    assert.deepEqual(echo.call.arguments, { message: 'two' });
+    assert.deepEqual(echo.call.grant, { team: 'payments', id: 'alice' });
+    assert.equal(echo.call.now, Date.parse(events[3].time));
+    assert.deepEqual(echo.baseline, { decision: 'allow', code: 'allowed', rule: '/tools/echo' });
+    assert.deepEqual(echo.policy, { decision: 'deny', code: 'rate_limited', rule: '/tools/echo/limits/0' });
+
+    // With --baseline, the old policy is replayed instead of read from the log: same answer.
+    const withBaseline = await runCli(['replay', '--policy', next, '--baseline', policyPath, '--json', auditPath]);
+    assert.equal(withBaseline.code, 1);
+    assert.deepEqual(JSON.parse(withBaseline.stderr), summary);
+  });
+});
+
+describe('monitor mode', () => {
+  test('--monitor: refused calls are forwarded and audited with enforced: false and the would-be decision; metrics say so', async () => {
+    const proxy = await serve(['--policy', policyPath, '--upstream', everything.url, '--grants', grantsPath, '--monitor', '--metrics']);
+    try {
+      assert.match(proxy.banner, /MONITOR MODE/);
+      const client = await connectClient(`${proxy.base}/mcp`, 'alice-operate');
+      try {
+        // Hidden tools stay listed: nothing is enforced.
+        assert.ok((await client.listTools()).tools.some((t) => t.name === 'get-env'));
+        const env = await client.callTool({ name: 'get-env', arguments: {} });
+        assert.notEqual(env.isError, true, 'the hidden tool ran');
+        assert.equal(env.structuredContent?.code, undefined);
+        for (const message of ['one', 'two', 'three']) {
+          assert.match(text(await client.callTool({ name: 'echo', arguments: { message } })), new RegExp(message), 'every echo ran');
+        }
+      } finally {
+        await client.close();
+      }
+      const events = await proxy.auditLines(4);
+      assert.deepEqual(events.map((e) => [e.tool, e.decision, e.code, e.enforced, e.outcome]), [
+        ['get-env', 'deny', 'hidden', false, 'result'],
+        ['echo', 'allow', 'allowed', false, 'result'],
+        ['echo', 'allow', 'allowed', false, 'result'],
+        // Limits count what enforcement would: the two allowed echoes, so the third would be refused.
+        ['echo', 'deny', 'rate_limited', false, 'result'],
+      ]);
+      assert.equal(events[0].rule, '/hide/0');
+      assert.equal(events[3].rule, '/tools/echo/limits/0');
+
+      // /metrics on the proxy's own port needs the admin token.
+      assert.equal((await fetch(`${proxy.base}/metrics`)).status, 401);
+      const metricsText = await (await fetch(`${proxy.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+      assert.match(metricsText, /^toolgate_decisions_total\{server="default",tool="echo",decision="deny",code="rate_limited",enforced="false"\} 1$/m);
+      assert.match(metricsText, /^toolgate_decisions_total\{server="default",tool="get-env",decision="deny",code="hidden",enforced="false"\} 1$/m);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('a config file monitors one server and enforces the other', async () => {
+    const config = await tempFile('operate-config.json', {
+      servers: {
+        enforced: { upstream: everything.url, policy: policyPath },
+        watched: { upstream: everything.url, policy: policyPath, monitor: true },
+      },
+      grants: grantsPath,
+    });
+    const proxy = await serve(['--config', config]);
+    try {
+      const enforced = await connectClient(`${proxy.base}/mcp/enforced`, 'alice-operate');
+      const watched = await connectClient(`${proxy.base}/mcp/watched`, 'alice-operate');
+      try {
+        assert.equal((await enforced.callTool({ name: 'get-tiny-image', arguments: {} })).structuredContent?.code, 'default_deny');
+        const ran = await watched.callTool({ name: 'get-tiny-image', arguments: {} });
+        assert.notEqual(ran.isError, true);
+        assert.ok(ran.content.some((c) => c.type === 'image'), 'the server answered with its image');
+      } finally {
+        await enforced.close();
+        await watched.close();
+      }
+      const events = await proxy.auditLines(2);
+      const byServer = Object.fromEntries(events.map((e) => [e.server, e]));
+      assert.equal(byServer.enforced.enforced, undefined);
+      assert.equal(byServer.enforced.code, 'default_deny');
+      assert.equal(byServer.watched.enforced, false);
+      assert.equal(byServer.watched.code, 'default_deny');
+      assert.equal(byServer.watched.outcome, 'result');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('a config server\'s "monitor" must be a boolean', async () => {
+    const config = await tempFile('operate-bad-config.json', { servers: { a: { upstream: everything.url, policy: policyPath, monitor: 'yes' } } });
+    const result = await runCli(['serve', '--config', config, '--port', '0']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /"monitor" must be true or false/);
+  });
+});
