@@ -11,6 +11,7 @@
 // server failed) and writes its audit event.
 import { canonicalJson, sha256Hex } from './audit.js';
 import { webCryptoHmac } from './sessions.js';
+import { callTrace } from './trace-context.js';
 
 export const JsonRpcError = Object.freeze({
   PARSE: -32700,
@@ -166,6 +167,7 @@ export class Gate {
   #maxApprovalArgumentBytes;
   #onWork;
   #observer;
+  #tracer;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
   // server name -> the approval store seen through that server's ids
@@ -198,11 +200,14 @@ export class Gate {
    * @param {{decided(fields: {server: string, tool: string | null, decision: string, code: string,
    *   enforced: boolean, ms: number}): void}} [options.observer] told every decision as it is made
    *   (metrics: ./metrics.js); it must not throw
+   * @param {{start(fields: object): {traceparent?: string, end(fields: object): void}}} [options.tracer]
+   *   opens toolgate's span for each call (./otel.js); without it the client's traceparent is passed on as it is
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
     approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex, hmac = webCryptoHmac(),
-    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork, observer } = {}) {
+    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork, observer, tracer } = {}) {
     this.#onWork = onWork;
+    this.#tracer = tracer;
     this.#observer = observer;
     this.#counters = counters;
     this.#approvals = approvals;
@@ -301,6 +306,10 @@ export class Gate {
     const tool = params.name;
     const args = params.arguments;
     const base = this.#event(message, context, { tool, args, now });
+    // Trace context (./trace-context.js): only when there is one to keep or a tracer to open a span.
+    const trace = this.#tracer || context.traceparent || params._meta !== undefined
+      ? callTrace(this.#tracer, { header: context.traceparent, meta: params._meta?.traceparent, server, tool, grant: grant.id })
+      : null;
     let decision;
     let authorization;
     const lookAlike = typeof tool === 'string' ? lookAlikeProblem(tool, policy) : null;
@@ -331,7 +340,8 @@ export class Gate {
     const monitored = context.monitor === true && decision.decision !== 'allow' && decision.code !== 'invalid_call';
     if (decision.decision === 'allow' || monitored) {
       this.#observer?.decided({ server, tool, decision: decision.decision, code: decision.code, enforced: !context.monitor, ms: elapsed(started) });
-      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context) };
+      if (trace?.upstream) passTraceContext(params, trace.upstream, context.tracestate);
+      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context, trace) };
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
@@ -347,6 +357,7 @@ export class Gate {
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
     const latency = elapsed(started);
     this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, decision: decision.decision, code: decision.code, enforced: true, ms: latency });
+    trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
@@ -540,6 +551,16 @@ const decisionFields = (decision) => {
   return fields;
 };
 
+// The MCP request's _meta carries the trace context upstream (besides the
+// HTTP header): servers that trace read it there. A client's _meta that is not
+// an object is left as it is.
+function passTraceContext(params, traceparent, tracestate) {
+  if (params._meta === undefined) params._meta = {};
+  if (!isObject(params._meta)) return;
+  params._meta.traceparent = traceparent;
+  if (tracestate && params._meta.tracestate === undefined) params._meta.tracestate = tracestate;
+}
+
 // A would-be refusal forwarded in monitor mode reserved nothing.
 const NOT_CHARGED = Object.freeze({ commit: () => Promise.resolve(), rollback: () => Promise.resolve() });
 
@@ -570,9 +591,11 @@ export class Ticket {
   #settled = false;
   #started = performance.now();
   #context;
+  #trace;
 
-  constructor(gate, event, decision, authorization, context) {
+  constructor(gate, event, decision, authorization, context, trace = null) {
     this.#gate = gate;
+    this.#trace = trace;
     this.#event = event;
     this.#decision = decision;
     this.#authorization = authorization;
@@ -581,6 +604,11 @@ export class Ticket {
 
   get settled() {
     return this.#settled;
+  }
+
+  /** The traceparent sent upstream with this call, or null. */
+  get traceparent() {
+    return this.#trace?.upstream ?? null;
   }
 
   /**
@@ -592,6 +620,7 @@ export class Ticket {
     this.#settled = true;
     const latency = elapsed(this.#started);
     const settled = (failed ? this.#authorization.rollback() : this.#authorization.commit()).catch(() => {});
+    this.#trace?.end({ ...decisionFields(this.#decision), enforced: this.#context?.monitor !== true, forwarded: true, upstream_status: status, outcome });
     const event = () => this.#event().then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
     return Promise.all([settled, this.#gate._finish(event, this.#context)]);
   }

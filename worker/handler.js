@@ -9,6 +9,7 @@ import { Gate, JsonRpcError, errorMessage } from './gate.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
+import { cleanTracestate, formatTraceparent, parseTraceparent } from './trace-context.js';
 import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
@@ -99,7 +100,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
-    observer, metrics,
+    observer, metrics, tracer,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -110,7 +111,7 @@ export function createHandler(options) {
   const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
   const gate = new Gate({
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
-    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms), observer,
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms), observer, tracer,
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
@@ -177,7 +178,9 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, monitor: server.monitor === true, waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      grant, server: name, policy, session, monitor: server.monitor === true,
+      traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
+      waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     switch (request.method) {
@@ -230,6 +233,8 @@ export function createHandler(options) {
     if (admitted.response) return admitted.response;
     const { batch, forward, answers, tickets } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
+    // One call forwarded: the header carries its span (as its _meta does).
+    if (tickets.size === 1) scope.upstreamTraceparent = tickets.values().next().value.traceparent ?? undefined;
 
     // What goes upstream is the parsed body written again, as UTF-8 JSON
     // labelled by toolgate: the server receives exactly the messages that
@@ -411,6 +416,14 @@ export function createHandler(options) {
     // The server's own session id (the client holds the bound one).
     if (scope.session === undefined) delete headers['mcp-session-id'];
     else headers['mcp-session-id'] = scope.session;
+    // W3C trace context: a valid client traceparent (or toolgate's span for
+    // the one call forwarded) goes upstream; an invalid one is dropped.
+    const clientParent = parseTraceparent(request.headers.get('traceparent'));
+    const traceparent = scope.upstreamTraceparent ?? (clientParent ? formatTraceparent(clientParent) : null);
+    if (traceparent) {
+      headers.traceparent = traceparent;
+      if (scope.tracestate) headers.tracestate = scope.tracestate;
+    }
     for (const [name, value] of configuredHeaders(server)) headers[name] = value;
     // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
     // has started may then run as long as it needs. One controller aborts the

@@ -124,6 +124,7 @@ export function expandEnvironment(value, env = process.env) {
  *   allowedHosts?: string[] | string, allowedOrigins?: string[] | string,
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   metrics?: boolean | {port?: number, host?: string},
+ *   tracing?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
  * }} options
  *   transport: how requests go upstream: 'node' (default: node:http with
@@ -135,6 +136,9 @@ export function expandEnvironment(value, env = process.env) {
  *   metrics: Prometheus metrics (./metrics.js, prom-client): true serves them on /metrics
  *   behind the admin token; {port, host} on their own listener instead (default host
  *   127.0.0.1), without a token. Off by default.
+ *   tracing: toolgate's own span per call with @opentelemetry/api (./otel.js), exported by
+ *   whatever SDK the process registered. Off by default (the client's traceparent is
+ *   passed upstream either way).
  *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
  *   every instance behind one load balancer needs the same. Default: random,
  *   so this process's ids are its own.
@@ -149,12 +153,13 @@ export async function startProxy(options) {
   const metrics = options.metrics ? (await import('./metrics.js')).createMetrics({ approvals }) : null;
   const ownMetricsPort = metrics && typeof options.metrics === 'object' && options.metrics.port !== undefined;
   const storeForHandler = metrics ? metrics.instrumentStore(counters) : counters;
+  const tracer = options.tracing ? (await import('./otel.js')).openTelemetryTracer() : undefined;
   const audit = options.audit ?? new StreamAuditSink({ write: (line) => process.stdout.write(line) });
   // TOOLGATE_UPSTREAM_TRANSPORT=fetch chooses fetch where no option can be
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
   const handler = createHandler({
-    ...loaded.config, counters: storeForHandler, approvals, audit, log, observer: metrics?.observer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...loaded.config, counters: storeForHandler, approvals, audit, log, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,

@@ -59,6 +59,10 @@ ${STORE_USAGE}
   --metrics-port N         Prometheus metrics on their own listener instead, without
                            a token (GET /metrics only; host: --metrics-host, default
                            127.0.0.1)
+  --otel                   toolgate's own span per call with OpenTelemetry, exported
+                           by the SDK the process registers (NODE_OPTIONS="--import
+                           ./tracing.mjs"); the client's traceparent goes upstream
+                           either way
   --no-watch               do not reload files when they change
 
 Environment:
@@ -95,6 +99,7 @@ const OPTIONS = {
   'no-watch': { type: 'boolean' },
   monitor: { type: 'boolean' },
   metrics: { type: 'boolean' },
+  otel: { type: 'boolean' },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -231,7 +236,7 @@ export async function run(args, { fail }) {
       maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
       allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
-      metrics: metricsOption(values),
+      metrics: metricsOption(values), tracing: values.otel === true,
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {
