@@ -276,3 +276,59 @@ describe('monitor mode', () => {
     assert.match(result.stderr, /"monitor" must be true or false/);
   });
 });
+
+describe('on Workers (workerd through Miniflare)', () => {
+  /** The Workers entry with these bindings and a Workers Analytics Engine dataset as METRICS. */
+  async function startWorkerProxy(bindings) {
+    const { Miniflare } = await import('miniflare');
+    const { moduleGraph } = await import('./workerd-modules.js');
+    const modules = await moduleGraph('worker/workers.js');
+    modules.push({
+      type: 'ESModule',
+      path: join(repoRoot, 'worker/eventsource-parser'),
+      contents: await readFile(join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
+    });
+    const mf = new Miniflare({
+      modulesRoot: repoRoot, modules, compatibilityDate: '2025-01-01', bindings,
+      durableObjects: { COUNTERS: { className: 'ToolgateCounters', useSQLite: true }, APPROVALS: { className: 'ToolgateApprovals', useSQLite: true } },
+      analyticsEngineDatasets: { METRICS: { dataset: 'toolgate_metrics' } },
+      host: '127.0.0.1', port: 0,
+    });
+    const url = await mf.ready;
+    return { mf, url: url.href.replace(/\/$/, '') };
+  }
+
+  test('MONITOR = "true": a hidden tool is called and runs; data points go to Analytics Engine without failing a call', async () => {
+    const proxy = await startWorkerProxy({
+      UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), MONITOR: 'true',
+      GRANTS: JSON.stringify(grantsDocument({ alice: 'alice-operate' })), ADMIN_TOKEN: ADMIN_TOKEN,
+    });
+    try {
+      const client = await connectClient(`${proxy.url}/mcp`, 'alice-operate');
+      try {
+        const env = await client.callTool({ name: 'get-env', arguments: {} });
+        assert.notEqual(env.isError, true, 'the hidden tool ran');
+        assert.equal(env.structuredContent?.code, undefined);
+        assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 40, b: 2 } })), /42/);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await proxy.mf.dispose();
+    }
+  });
+
+  test('a MONITOR that is not true or false is a configuration error: nothing is forwarded', async () => {
+    const proxy = await startWorkerProxy({
+      UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), MONITOR: 'yes',
+      GRANTS: JSON.stringify(grantsDocument({ alice: 'alice-operate' })), ADMIN_TOKEN: ADMIN_TOKEN,
+    });
+    try {
+      const answer = await fetch(`${proxy.url}/mcp`, { method: 'POST', headers: { authorization: 'Bearer alice-operate', 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(answer.status, 500);
+      assert.match(await answer.text(), /MONITOR must be/);
+    } finally {
+      await proxy.mf.dispose();
+    }
+  });
+});
