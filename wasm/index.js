@@ -466,20 +466,24 @@ class Policy {
    * { decision, commit(), rollback() }: call rollback() if the upstream call
    * fails, so the quota is given back.
    */
-  async authorize(call, { counters, approvals, now = Date.now(), failOpen = false } = {}) {
+  async authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
     const first = this.#start(call, now);
     if (first.ticket === undefined) return settled(first);
     // The pending evaluation stays parked in the engine under a ticket;
     // finish() sends back only the counts. Every path releases it.
     try {
-      return await this.#authorizeParked(first, counters, approvals, failOpen);
+      return await this.#authorizeParked(first, counters, approvals, failOpen, observe);
     } finally {
       this.#release(first.handle, first.address, first.ticket);
     }
   }
 
-  async #authorizeParked(first, counters, approvals, failOpen) {
-    const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+  async #authorizeParked(first, counters, approvals, failOpen, observe) {
+    const finish = (approved, states) => {
+      // explain() is told what the stores answered, to trace the same step two.
+      observe?.(approved, states);
+      return this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+    };
     let approved = false;
     if (first.approval) {
       if (!approvals) return settled(finish(false, []));
@@ -577,6 +581,25 @@ class Policy {
 
   #release(handle, address, ticket) {
     if (this.#current(handle)) this.#toolgate.release(address, ticket);
+  }
+
+  /**
+   * decide(), traced: the decision (counters charged as decide() charges
+   * them) with `trace`, its steps as the core took them: which entry
+   * matched, each condition with the value it read and whether it held, each
+   * limit with its count before this call, the approval looked up. Slower
+   * than decide() (the call is evaluated twice): for people asking why.
+   * @returns {Promise<object>} the decision plus `trace` (an array of steps)
+   */
+  async explain(call, options = {}) {
+    let seen = null;
+    const { decision, commit } = await this.authorize(call, { ...options, observe: (approved, states) => { seen = { approved, states }; } });
+    await commit();
+    const text = typeof call === 'string' ? call : jsonText(call);
+    if (text === null) return { ...decision, trace: [] };
+    const states = seen ? JSON.stringify((seen.states ?? []).map((s) => ({ current: s.current, previous: s.previous }))) : '';
+    const traced = JSON.parse(this.#toolgate.callCore(() => this.#acquire().explain(text, nowOption(options.now ?? Date.now()), seen?.approved ?? false, states)));
+    return { ...decision, trace: traced.trace };
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */
