@@ -2,7 +2,8 @@
 // autocannon (in this process) to
 //   direct       a minimal upstream (upstream.js)
 //   passthrough  a proxy without policy on the same HTTP stack (passthrough.js)
-//   toolgate     `toolgate serve` with the memory store, then with a Redis store
+//   toolgate     `toolgate serve` with the memory store, the same with Prometheus
+//                metrics on (--metrics), then with a Redis store
 // each server a child process. Per case: latency of sequential requests (one
 // connection: the added-latency figure), latency and requests/s under load
 // (--connections), CPU per request of each server process and, for Redis,
@@ -354,9 +355,9 @@ writeFileSync(grantsPath, JSON.stringify({
   grants: [{ id: 'bench-agent', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), attributes: { role: 'support' } }],
 }));
 
-function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath } = {}) {
+function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath, extra = [] } = {}) {
   return [flags['toolgate-bin'], 'serve', '--policy', policy, '--upstream', upstreamUrl, '--grants', grantsPath,
-    '--port', '0', '--store', store, '--audit', audit];
+    '--port', '0', '--store', store, '--audit', audit, ...extra];
 }
 // TOOLGATE_UPSTREAM_TRANSPORT: worker/node.js's choice of upstream transport, the same as the passthrough's.
 const serveEnv = { TOOLGATE_ADMIN_TOKEN: 'bench-admin-token', TOOLGATE_UPSTREAM_TRANSPORT: flags.transport };
@@ -368,6 +369,8 @@ log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuratio
 const upstream = await startNode('upstream', [join(here, 'upstream.js')]);
 const passthrough = await startNode('passthrough', passthroughArgs(`${upstream.url}/mcp`));
 const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
+// The same with Prometheus metrics on: what metrics cost (budget: within 2 % of the throughput without).
+const toolgateMetrics = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-metrics.jsonl')}`, extra: ['--metrics'] }), { env: serveEnv });
 
 let redisServer = null;
 let redis = null;
@@ -395,6 +398,7 @@ const cases = [
   { name: 'direct', target: upstream, servers: [upstream] },
   { name: 'passthrough', target: passthrough, servers: [passthrough, upstream] },
   { name: 'toolgate (memory store)', target: toolgateMemory, servers: [toolgateMemory, upstream] },
+  { name: 'toolgate (memory store, metrics on)', target: toolgateMetrics, servers: [toolgateMetrics, upstream] },
   ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
 ];
 for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`);
@@ -590,6 +594,16 @@ for (const name of [memoryName, redisName].filter((n) => derived[n])) {
     met: budgets[name].throughput_ge_80_percent_of_passthrough,
   });
 }
+const metricsName = 'toolgate (memory store, metrics on)';
+if (derived[metricsName]) {
+  const share = summary[metricsName].loaded.rps / summary[memoryName].loaded.rps;
+  derived[metricsName].throughput_vs_metrics_off = share;
+  budgetList.push({
+    name: 'proxy throughput with metrics on vs off (memory store)', target: '≥ 98 %',
+    measured: `${f(share * 100, 1)} % (${f(summary[metricsName].loaded.rps, 0)} vs ${f(summary[memoryName].loaded.rps, 0)} requests/s)`,
+    met: share >= 0.98,
+  });
+}
 if (roundTrips) {
   budgetList.push({
     name: 'proxy store round trips per tools/call (Redis store)', target: '= 1',
@@ -691,6 +705,6 @@ writeFileSync(flags.out, JSON.stringify({
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);
 
-for (const server of [toolgateRedis, toolgateMemory, passthrough, upstream]) await server?.stop();
+for (const server of [toolgateRedis, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
 await redis?.quit();
 await redisServer?.stop();
