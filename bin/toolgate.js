@@ -187,6 +187,17 @@ async function evaluateLine(toolgate, policy, line, stores, { trace = false } = 
     }
   }
   if (expect !== undefined) decision.pass = meets(expect, decision);
+  // "mode": "monitor" (the document's or the tool's entry): the same decision, marked as a
+  // proxy would record it.
+  if (policy.modes.policy || policy.modes.tools.length > 0) {
+    let tool;
+    try {
+      tool = JSON.parse(line).tool;
+    } catch {
+      tool = undefined;
+    }
+    if (typeof tool === 'string' && policy.isMonitored(tool)) decision.enforced = false;
+  }
   return decision;
 }
 

@@ -297,6 +297,13 @@ const ArgumentUse& Plan::argument_use(std::string_view tool) const {
   return default_allow ? default_argument_use : kNothing;
 }
 
+bool Plan::monitored(std::string_view tool) const {
+  if (monitor) return true;
+  if (find_hidden(tool)) return false;
+  const ToolEntry* entry = find_tool(tool);
+  return entry && entry->monitor;
+}
+
 const HideEntry* Plan::find_hidden(std::string_view tool) const {
   for (const HideEntry& entry : hide) {
     if (entry.glob.matches(tool)) return &entry;

@@ -264,6 +264,22 @@ class CompiledPolicy {
   // Whether `tool` vanishes from tools/list.
   bool hidden(const std::string& tool) const { return plan_ && plan_->find_hidden(tool) != nullptr; }
 
+  // Whether calls to `tool` run in monitor mode ("mode": "monitor" on the
+  // document or on the entry that governs it).
+  bool monitored(const std::string& tool) const { return plan_ && plan_->monitored(tool); }
+
+  // Where monitor mode is set, as JSON text {"policy": bool, "tools": [keys]},
+  // so that a host skips monitored() when nothing is.
+  std::string modes() const {
+    json tools = json::array();
+    if (plan_) {
+      for (const toolgate::ToolEntry& entry : plan_->tools) {
+        if (entry.monitor) tools.push_back(entry.key);
+      }
+    }
+    return dump(json{{"policy", plan_ && plan_->monitor}, {"tools", std::move(tools)}});
+  }
+
  private:
   static constexpr std::size_t kMaxParked = 65536;
 
@@ -384,7 +400,9 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("explain", &CompiledPolicy::explain)
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
-      .function("hidden", &CompiledPolicy::hidden);
+      .function("hidden", &CompiledPolicy::hidden)
+      .function("monitored", &CompiledPolicy::monitored)
+      .function("modes", &CompiledPolicy::modes);
   emscripten::function("finish", &finish);
   emscripten::function("readTimestamp", &read_timestamp);
   emscripten::function("locate", &locate);

@@ -216,6 +216,10 @@ export interface Policy {
   authorize(call: Call | string, options?: DecideOptions): Promise<Authorization>;
   /** authorize() and commit at once. */
   decide(call: Call | string, options?: DecideOptions): Promise<Decision>;
+  /** Where the policy sets "mode": "monitor": the whole document, and the keys of tools entries. */
+  readonly modes: { readonly policy: boolean; readonly tools: readonly string[] };
+  /** Whether calls to `tool` run in monitor mode (the document's or its entry's "mode"). */
+  isMonitored(tool: string): boolean;
   /**
    * decide(), traced: the decision with the steps the core took (entry matched, each
    * condition with the value it read and whether it held, each limit with its count).

@@ -396,6 +396,7 @@ class Policy {
   #ok;
   #hash;
   #names;
+  #modes;
 
   constructor(toolgate, text) {
     this.#toolgate = toolgate;
@@ -408,6 +409,27 @@ class Policy {
     // must not see a name added or removed by someone else's code.
     const { exact, globs } = JSON.parse(handle.names());
     this.#names = Object.freeze({ exact: Object.freeze(exact), globs: Object.freeze(globs) });
+    const modes = JSON.parse(handle.modes());
+    this.#modes = Object.freeze({ policy: modes.policy, tools: Object.freeze(modes.tools) });
+  }
+
+  /**
+   * Where the policy sets "mode": "monitor": `policy` (the whole document) and
+   * `tools` (the keys of entries in monitor mode), read-only.
+   */
+  get modes() {
+    return this.#modes;
+  }
+
+  /**
+   * Whether calls to `tool` run in monitor mode ("mode": "monitor" on the
+   * document, or on the tools entry that governs the tool). The decision is
+   * the same either way; a proxy forwards a monitored call it would refuse.
+   */
+  isMonitored(tool) {
+    if (this.#modes.policy) return true;
+    if (this.#modes.tools.length === 0) return false;
+    return this.#toolgate.callCore(() => this.#acquire().monitored(wellFormed(String(tool))));
   }
 
   /** True when the policy compiled (Toolgate.compile only returns such policies). */

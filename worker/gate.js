@@ -93,6 +93,11 @@ function namesOf(policy) {
 }
 const PLAIN_TOOL_NAME = /^[A-Za-z0-9_.\-/]*$/;
 
+// Whether the policy names `tool` exactly (a tools key or hide entry): for
+// metrics, which label only such names, and names of calls the policy let
+// through, by name (./metrics.js).
+const isNamed = (policy, tool) => typeof tool === 'string' && policy?.names !== undefined && namesOf(policy).exact.has(tool);
+
 /**
  * Why a tool name is refused as a look-alike, or null. One rule for every
  * name the policy mentions (tools keys, hide entries, globs of either): a
@@ -197,8 +202,9 @@ export class Gate {
    *   digests correlate within one process only
    * @param {(grant: string, ms: number) => void} [options.onWork] told the time spent building a grant's
    *   audit events (work done after the answer, charged to the grant's share: ./grant-lanes.js)
-   * @param {{decided(fields: {server: string, tool: string | null, decision: string, code: string,
+   * @param {{decided(fields: {server: string, tool: string | null, named?: boolean, decision: string, code: string,
    *   enforced: boolean, ms: number}): void}} [options.observer] told every decision as it is made
+   *   (`named`: the policy names the tool exactly)
    *   (metrics: ./metrics.js); it must not throw
    * @param {{start(fields: object): {traceparent?: string, end(fields: object): void}}} [options.tracer]
    *   opens toolgate's span for each call (./otel.js); without it the client's traceparent is passed on as it is
@@ -305,7 +311,10 @@ export class Gate {
     }
     const tool = params.name;
     const args = params.arguments;
-    const base = this.#event(message, context, { tool, args, now });
+    // Monitor mode: the server's (context.monitor) or the policy's own "mode"
+    // (the document's, or the entry that governs the tool).
+    const monitor = context.monitor === true || (typeof tool === 'string' && policy.isMonitored?.(tool) === true);
+    const base = this.#event(message, context, { tool, args, now, monitor });
     // Trace context (./trace-context.js): only when there is one to keep or a tracer to open a span.
     const trace = this.#tracer || context.traceparent || params._meta !== undefined
       ? callTrace(this.#tracer, { header: context.traceparent, meta: params._meta?.traceparent, server, tool, grant: grant.id })
@@ -324,12 +333,12 @@ export class Gate {
         // Only an engine failure gets here (store failures are decisions): deny.
         this.#log('error', 'the policy engine failed; the call is denied', { error: String(error?.message ?? error) });
         const latency = elapsed(started);
-        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, decision: 'deny', code: 'engine_error', enforced: true, ms: latency });
+        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: 'deny', code: 'engine_error', enforced: true, ms: latency });
         this.#write(() => base().then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: latency })), context);
         return { answer: errorMessage(message.id, JsonRpcError.INTERNAL, 'toolgate could not decide this call (engine error); it was not forwarded.') };
       }
     }
-    // Monitor mode (context.monitor): the policy's decision is recorded, not
+    // Monitor mode (the server's, or the policy's "mode"): the decision is recorded, not
     // enforced. A call it would refuse is forwarded anyway, audited with
     // "enforced": false and the would-be decision, code and rule. Limits count
     // what enforcement would count: a call the policy allows is charged as
@@ -337,11 +346,11 @@ export class Gate {
     // the would-be decisions are the ones enforcing would have made. Names
     // refused as look-alikes (invalid_call) stay refused: they are not the
     // policy's choice but toolgate's guard against a server misreading them.
-    const monitored = context.monitor === true && decision.decision !== 'allow' && decision.code !== 'invalid_call';
+    const monitored = monitor && decision.decision !== 'allow' && decision.code !== 'invalid_call';
     if (decision.decision === 'allow' || monitored) {
-      this.#observer?.decided({ server, tool, decision: decision.decision, code: decision.code, enforced: !context.monitor, ms: elapsed(started) });
+      this.#observer?.decided({ server, tool, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: !monitor, ms: elapsed(started) });
       if (trace?.upstream) passTraceContext(params, trace.upstream, context.tracestate);
-      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context, trace) };
+      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context, trace, monitor) };
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
@@ -356,7 +365,7 @@ export class Gate {
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
     const latency = elapsed(started);
-    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, decision: decision.decision, code: decision.code, enforced: true, ms: latency });
+    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: true, ms: latency });
     trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
@@ -448,7 +457,7 @@ export class Gate {
     };
   }
 
-  async #eventNow(message, context, { tool, args, now }) {
+  async #eventNow(message, context, { tool, args, now, monitor = false }) {
     const event = {
       time: new Date(now).toISOString(),
       request_id: message.id,
@@ -471,7 +480,7 @@ export class Gate {
       // What `toolgate replay` needs to decide the call again as it was.
       if (context.grant.attributes && Object.keys(context.grant.attributes).length > 0) event.grant_attributes = context.grant.attributes;
     }
-    if (context.monitor === true) event.enforced = false;
+    if (monitor) event.enforced = false;
     if (context.session) event.session = context.session;
     return event;
   }
@@ -520,7 +529,8 @@ export class Gate {
     // anyway: it leaves the list with the hidden tools.
     // In monitor mode hidden tools stay listed (nothing the policy says is
     // enforced); look-alike names still go, as calls to them are still refused.
-    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (monitor || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
+    const listAll = monitor || policy.modes?.policy === true; // the whole policy in monitor mode
+    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (listAll || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
     if (visible.length === tools.length) return message;
     return { ...message, result: { ...message.result, tools: visible } };
   }
@@ -592,10 +602,12 @@ export class Ticket {
   #started = performance.now();
   #context;
   #trace;
+  #monitor;
 
-  constructor(gate, event, decision, authorization, context, trace = null) {
+  constructor(gate, event, decision, authorization, context, trace = null, monitor = false) {
     this.#gate = gate;
     this.#trace = trace;
+    this.#monitor = monitor;
     this.#event = event;
     this.#decision = decision;
     this.#authorization = authorization;
@@ -620,7 +632,7 @@ export class Ticket {
     this.#settled = true;
     const latency = elapsed(this.#started);
     const settled = (failed ? this.#authorization.rollback() : this.#authorization.commit()).catch(() => {});
-    this.#trace?.end({ ...decisionFields(this.#decision), enforced: this.#context?.monitor !== true, forwarded: true, upstream_status: status, outcome });
+    this.#trace?.end({ ...decisionFields(this.#decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
     const event = () => this.#event().then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
     return Promise.all([settled, this.#gate._finish(event, this.#context)]);
   }

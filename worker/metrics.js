@@ -4,9 +4,11 @@
 //
 // Label values come from agents (tool names): an agent holding a grant could
 // otherwise mint a new time series per call and exhaust the proxy's memory and
-// the Prometheus server's. So each server keeps at most `maxToolLabels`
-// distinct tool labels (the first seen); later names are counted as "_other",
-// and a name is cut to 128 characters.
+// the Prometheus server's. So a tool gets its own label only when the policy
+// names it exactly or let the call through (a refused made-up name is
+// "_other"), each server keeps at most `maxToolLabels` distinct tool labels
+// (the first seen; later names are "_other" too), and a name is cut to 128
+// characters.
 import client from 'prom-client';
 
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -65,8 +67,9 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
   reloads.inc({ result: 'failed' }, 0);
 
   const toolLabels = new Map(); // server -> Set of tool labels in use
-  const toolLabel = (server, tool) => {
+  const toolLabel = (server, tool, trusted) => {
     if (typeof tool !== 'string') return '';
+    if (!trusted) return OTHER_TOOL;
     const name = tool.length > 128 ? tool.slice(0, 128) : tool;
     let seen = toolLabels.get(server);
     if (!seen) toolLabels.set(server, seen = new Set());
@@ -89,8 +92,9 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
     text: () => registry.metrics(),
     /** The gate's and handler's observer (worker/gate.js, worker/handler.js). */
     observer: {
-      decided({ server, tool, decision, code, enforced, ms }) {
-        decisions.inc({ server, tool: toolLabel(server, tool), decision, code, enforced: enforced ? 'true' : 'false' });
+      decided({ server, tool, named = false, decision, code, enforced, ms }) {
+        const trusted = named || (decision === 'allow' && code === 'allowed');
+        decisions.inc({ server, tool: toolLabel(server, tool, trusted), decision, code, enforced: enforced ? 'true' : 'false' });
         decisionSeconds.observe({ server }, ms / 1000);
       },
       upstream({ server, status, ms }) {
@@ -106,20 +110,18 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
      * other property is the store's own.
      */
     instrumentStore(store) {
-      const timed = {
-        reserve: (...args) => {
-          const started = performance.now();
-          return store.reserve(...args).then((value) => { time('reserve', started); return value; }, (error) => failed('reserve', started, error));
-        },
-        commit: (...args) => {
-          const started = performance.now();
-          return store.commit(...args).then((value) => { time('commit', started); return value; }, (error) => failed('commit', started, error));
-        },
-        rollback: (...args) => {
-          const started = performance.now();
-          return store.rollback(...args).then((value) => { time('rollback', started); return value; }, (error) => failed('rollback', started, error));
-        },
+      // Any store's operation, timed; a synchronous throw counts as a failure too.
+      const wrap = (operation) => (...args) => {
+        const started = performance.now();
+        let result;
+        try {
+          result = Promise.resolve(store[operation](...args));
+        } catch (error) {
+          result = Promise.reject(error);
+        }
+        return result.then((value) => { time(operation, started); return value; }, (error) => failed(operation, started, error));
       };
+      const timed = { reserve: wrap('reserve'), commit: wrap('commit'), rollback: wrap('rollback') };
       // The memory store's synchronous forms (wasm/index.js uses them when present).
       const sync = (operation) => (...args) => {
         const started = performance.now();

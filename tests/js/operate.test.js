@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { repoRoot, runCli } from './cli-helpers.js';
-import { collectOutput, connectClient, grantsDocument, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
+import { collectOutput, connectClient, grantsDocument, postRaw, slidingRateLimit, startEverything, tempFile, waitFor } from './proxy-helpers.js';
 import { startPrometheus } from './prometheus-server.js';
 
 const CLI = join(repoRoot, 'bin/toolgate.js');
@@ -135,7 +135,7 @@ describe('metrics scraped by Prometheus, and replay of the audit serve wrote', (
     assert.deepEqual(seen, expected);
     const byTool = await prometheus.query('sum by (tool) (toolgate_decisions_total{job="toolgate"})');
     assert.deepEqual(Object.fromEntries(byTool.map((row) => [row.metric.tool, Number(row.value[1])])),
-      { 'get-sum': 3, echo: 3, 'get-env': 1, 'get-tiny-image': 1 });
+      { 'get-sum': 3, echo: 3, 'get-env': 1, _other: 1 }); // get-tiny-image: refused, and not a name the policy gives
     // Upstream answers and the latency histograms are scraped too.
     const upstream = await prometheus.query('sum(toolgate_upstream_responses_total{job="toolgate",status="200"})');
     assert.ok(Number(upstream[0]?.value[1]) >= 5, 'the five allowed calls (and the session set-up) reached the server');
@@ -231,6 +231,17 @@ describe('monitor mode', () => {
       const metricsText = await (await fetch(`${proxy.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
       assert.match(metricsText, /^toolgate_decisions_total\{server="default",tool="echo",decision="deny",code="rate_limited",enforced="false"\} 1$/m);
       assert.match(metricsText, /^toolgate_decisions_total\{server="default",tool="get-env",decision="deny",code="hidden",enforced="false"\} 1$/m);
+
+      // An agent making up tool names cannot mint time series: refused names it made up are "_other".
+      const flood = [];
+      for (let i = 0; i < 300; i += 1) flood.push({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: `made-up-${i}`, arguments: {} } });
+      for (let i = 0; i < flood.length; i += 100) {
+        await postRaw(`${proxy.base}/mcp`, flood.slice(i, i + 100), { token: 'alice-operate' });
+      }
+      const after = await (await fetch(`${proxy.base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+      const tools = new Set([...after.matchAll(/^toolgate_decisions_total\{[^}]*tool="([^"]*)"/gm)].map((m) => m[1]));
+      assert.deepEqual([...tools].sort(), ['_other', 'echo', 'get-env']);
+      assert.match(after, /^toolgate_decisions_total\{server="default",tool="_other",decision="deny",code="default_deny",enforced="false"\} 300$/m);
     } finally {
       await proxy.stop();
     }
@@ -331,4 +342,83 @@ describe('on Workers (workerd through Miniflare)', () => {
       await proxy.mf.dispose();
     }
   });
+});
+
+describe('"mode": "monitor" in the policy (the core accepts it; the proxy forwards what it would refuse)', () => {
+  const MONITORED = {
+    version: '1',
+    default: 'deny',
+    hide: ['get-env'],
+    tools: { echo: { mode: 'monitor', ...slidingRateLimit(1, 'hour') }, 'get-sum': {} },
+  };
+
+  test('one tool entry in monitor mode: its refusals are forwarded and audited enforced: false; other tools are enforced', async () => {
+    const policy = await tempFile('operate-mode-entry.json', MONITORED);
+    const proxy = await serve(['--policy', policy, '--upstream', everything.url, '--grants', grantsPath]);
+    try {
+      const client = await connectClient(`${proxy.base}/mcp`, 'alice-operate');
+      try {
+        for (const message of ['one', 'two']) {
+          assert.match(text(await client.callTool({ name: 'echo', arguments: { message } })), new RegExp(message), 'both echoes ran');
+        }
+        assert.equal((await client.callTool({ name: 'get-env', arguments: {} })).structuredContent?.code, 'hidden', 'hidden stays refused');
+        assert.equal((await client.callTool({ name: 'get-tiny-image', arguments: {} })).structuredContent?.code, 'default_deny');
+        assert.match(text(await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } })), /2/);
+      } finally {
+        await client.close();
+      }
+      const events = await proxy.auditLines(5);
+      assert.deepEqual(events.map((e) => [e.tool, e.code, e.enforced]), [
+        ['echo', 'allowed', false], ['echo', 'rate_limited', false], ['get-env', 'hidden', undefined],
+        ['get-tiny-image', 'default_deny', undefined], ['get-sum', 'allowed', undefined],
+      ]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('the whole policy in monitor mode: a call it denies runs; toolgate eval marks it enforced: false; check rejects a bad mode', async () => {
+    const policy = await tempFile('operate-mode-policy.json', { ...MONITORED, mode: 'monitor' });
+    const proxy = await serve(['--policy', policy, '--upstream', everything.url, '--grants', grantsPath]);
+    try {
+      const client = await connectClient(`${proxy.base}/mcp`, 'alice-operate');
+      try {
+        assert.ok((await client.listTools()).tools.some((t) => t.name === 'get-env'), 'hidden tools stay listed');
+        const image = await client.callTool({ name: 'get-tiny-image', arguments: {} });
+        assert.ok(image.content.some((c) => c.type === 'image'), 'the default-denied tool ran');
+      } finally {
+        await client.close();
+      }
+      const [event] = await proxy.auditLines(1);
+      assert.deepEqual([event.code, event.rule, event.enforced, event.outcome], ['default_deny', '/default', false, 'result']);
+    } finally {
+      await proxy.stop();
+    }
+    const evaluated = await runCli(['eval', '--policy', policy], { input: '{"tool": "get-tiny-image", "arguments": {}, "grant": "a"}\n' });
+    assert.deepEqual(JSON.parse(evaluated.stdout).enforced, false);
+    assert.equal(JSON.parse(evaluated.stdout).code, 'default_deny');
+    const bad = await tempFile('operate-mode-bad.json', { ...MONITORED, mode: 'audit' });
+    const checked = await runCli(['check', bad]);
+    assert.equal(checked.code, 1);
+    assert.match(checked.stdout + checked.stderr, /"mode" must be "enforce" or "monitor"/);
+  });
+});
+
+test('metrics count reloads, and failed reloads, of the watched policy', async () => {
+  const { writeFile } = await import('node:fs/promises');
+  const policy = await tempFile('operate-reload.json', POLICY);
+  const proxy = await serve(['--policy', policy, '--upstream', everything.url, '--grants', grantsPath, '--metrics-port', '0']);
+  const reloads = async () => {
+    const metricsText = await (await fetch(proxy.metricsUrl)).text();
+    return Object.fromEntries([...metricsText.matchAll(/^toolgate_reloads_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  };
+  try {
+    assert.deepEqual(await reloads(), { ok: 0, failed: 0 });
+    await writeFile(policy, JSON.stringify({ ...POLICY, description: 'changed' }));
+    await waitFor(async () => (await reloads()).ok >= 1, 'a reload counted', { interval: 50 });
+    await writeFile(policy, '{"version": "1", "default": "sometimes"}');
+    await waitFor(async () => (await reloads()).failed >= 1, 'a failed reload counted', { interval: 50 });
+  } finally {
+    await proxy.stop();
+  }
 });
