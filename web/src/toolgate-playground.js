@@ -876,6 +876,14 @@ export class ToolgatePlayground extends HTMLElement {
     this.#ui.testsSummary.textContent = `${passed} passed · ${failed} failed`;
   }
 
+  #monitoredByPolicy(call) {
+    try {
+      return typeof call?.tool === 'string' && this.#policy?.isMonitored(call.tool) === true;
+    } catch {
+      return false;
+    }
+  }
+
   // ------------------------------------------------------------ replay
 
   async #runReplay() {
@@ -1116,7 +1124,7 @@ export class ToolgatePlayground extends HTMLElement {
       } catch (error) {
         decision = { decision: 'deny', code: 'invalid_call', rule: '', message: String(error?.message ?? error) };
       }
-      session.timeline.push({ kind: 'call', call, decision, at: now, monitored: ui.monitor.checked });
+      session.timeline.push({ kind: 'call', call, decision, at: now, monitored: ui.monitor.checked || this.#monitoredByPolicy(call) });
       if (pending) {
         const states = await session.counters.peek(pending.counters);
         pending.counters.forEach((request, i) => {
@@ -1208,7 +1216,8 @@ export class ToolgatePlayground extends HTMLElement {
       return;
     }
     const { decision, call, preview } = latest;
-    const monitored = this.#ui.monitor.checked;
+    // The checkbox, or the policy's own "mode": "monitor" (document or entry).
+    const monitored = this.#ui.monitor.checked || this.#monitoredByPolicy(call);
     el.dataset.enforced = String(!monitored);
     el.dataset.decision = decision.decision;
     el.dataset.code = decision.code;
