@@ -17,7 +17,7 @@ export class ReplayInputError extends Error {
 }
 
 const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
-const brief = (decision) => ({ decision: decision.decision, code: decision.code, rule: decision.rule });
+const brief = (decision) => ({ decision: decision.decision, code: decision.code ?? '', rule: decision.rule ?? '' });
 // The answers after which the proxy gave the quota back (worker/gate.js,
 // Ticket.settle): the replay does the same.
 const ROLLED_BACK = new Set(['error', 'failed', 'upstream_failed', 'upstream_refused']);
@@ -64,7 +64,7 @@ export function readRecords(lines, { parseTime, grantAttributes } = {}) {
       calls.push({
         line,
         call: { tool: record.tool, arguments: record.arguments, grant: { ...attributes, id: record.grant }, now: timeOf(record.time, line, parseTime) },
-        recorded: { decision: record.decision, code: record.code ?? '', rule: record.rule ?? '' },
+        recorded: record, // its decision, code and rule (read when the decision changed)
         rolledBack: record.decision === 'allow' && ROLLED_BACK.has(record.outcome),
       });
       return;
@@ -98,8 +98,9 @@ function decider(policy) {
   const approvals = new MemoryApprovalStore();
   return {
     async decide(entry) {
-      const { decision, commit, rollback } = await policy.authorize(entry.call, { counters, approvals, now: entry.call.now });
-      await (entry.rolledBack ? rollback() : commit());
+      if (!entry.rolledBack) return policy.decide(entry.call, { counters, approvals, now: entry.call.now });
+      const { decision, rollback } = await policy.authorize(entry.call, { counters, approvals, now: entry.call.now });
+      await rollback();
       return decision;
     },
     approve: (id, now) => approvals.approve(id, now),
@@ -125,17 +126,21 @@ export async function replay({ policy, baseline, calls, skipped = 0 }) {
       await before?.approve(entry.approve, entry.now);
       continue;
     }
+    // Objects for the two decisions are made only for calls that changed:
+    // most do not, and a replay decides hundreds of thousands.
     let was;
     if (before) {
-      was = brief(await before.decide(entry));
+      was = await before.decide(entry);
     } else if (entry.recorded) {
       was = entry.recorded;
     } else {
       throw new ReplayInputError(`line ${entry.line}: a call in eval format records no decision; give the old policy as --baseline`);
     }
-    const now = brief(await next.decide(entry));
+    let now = await next.decide(entry);
     replayed += 1;
     if (now.decision === was.decision) continue;
+    was = brief(was);
+    now = brief(now);
     const change = `${was.decision}->${now.decision}`;
     // The rule that made the difference: the one refusing now, or the one that refused before.
     const rule = now.decision !== 'allow' ? now.rule : was.rule;

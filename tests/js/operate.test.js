@@ -422,3 +422,39 @@ test('metrics count reloads, and failed reloads, of the watched policy', async (
     await proxy.stop();
   }
 });
+
+test('metrics time the counter store and count its failures (the call is denied store_error, fail closed)', async () => {
+  const { startProxy } = await import('../../worker/node.js');
+  const { sha256 } = await import('./proxy-helpers.js');
+  const { MemoryCounterStore } = await import('../../wasm/index.js');
+  const memory = new MemoryCounterStore();
+  let failing = false;
+  // A store that works, then fails: the real memory store behind a switch.
+  const counters = {
+    reserve: (requests, now) => (failing ? Promise.reject(new Error('store down')) : memory.reserve(requests, now)),
+    commit: (reservation) => memory.commit(reservation),
+    rollback: (reservation) => memory.rollback(reservation),
+  };
+  const policy = await tempFile('operate-store.json', { version: '1', default: 'deny', tools: { echo: slidingRateLimit(100, 'hour') } });
+  const proxy = await startProxy({
+    servers: { default: { upstream: everything.url, policy } }, port: 0, counters, metrics: true,
+    adminTokenSha256: sha256(ADMIN_TOKEN), log: () => {}, audit: { write: async () => {} },
+  });
+  try {
+    const client = await connectClient(`${proxy.url}/mcp`);
+    try {
+      assert.match(text(await client.callTool({ name: 'echo', arguments: { message: 'up' } })), /up/);
+      failing = true;
+      assert.equal((await client.callTool({ name: 'echo', arguments: { message: 'down' } })).structuredContent.code, 'store_error');
+    } finally {
+      await client.close();
+    }
+    const metricsText = await (await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    assert.match(metricsText, /^toolgate_store_errors_total\{operation="reserve"\} 1$/m);
+    assert.match(metricsText, /^toolgate_store_duration_seconds_count\{operation="reserve"\} 2$/m);
+    assert.match(metricsText, /^toolgate_store_duration_seconds_count\{operation="commit"\} 1$/m);
+    assert.match(metricsText, /^toolgate_decisions_total\{server="default",tool="echo",decision="deny",code="store_error",enforced="true"\} 1$/m);
+  } finally {
+    await proxy.close();
+  }
+});
