@@ -458,3 +458,27 @@ test('metrics time the counter store and count its failures (the call is denied 
     await proxy.close();
   }
 });
+
+test('toolgate stdio with a policy in "mode": "monitor": a denied call reaches the stdio server; stderr audits enforced: false', async () => {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+  const { EVERYTHING } = await import('./proxy-helpers.js');
+  const policy = await tempFile('operate-stdio-monitor.json', { version: '1', default: 'deny', mode: 'monitor', tools: { echo: {} } });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI, 'stdio', '--policy', policy, '--grant', 'desktop', '--', process.execPath, EVERYTHING, 'stdio'],
+    stderr: 'pipe',
+  });
+  const stderr = collectOutput(transport.stderr);
+  const client = new Client({ name: 'toolgate-operate-stdio', version: '1.0.0' });
+  await client.connect(transport);
+  try {
+    const sum = await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
+    assert.match(text(sum), /5/, 'the call the policy denies by default ran');
+    const audited = await stderr.until(/"tool":"get-sum"[^\n]*\n/, 'the audit event of get-sum');
+    const event = JSON.parse(audited.split('\n').find((line) => line.includes('"tool":"get-sum"')));
+    assert.deepEqual([event.decision, event.code, event.enforced], ['deny', 'default_deny', false]);
+  } finally {
+    await client.close();
+  }
+});
