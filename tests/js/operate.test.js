@@ -156,7 +156,7 @@ describe('metrics scraped by Prometheus, and replay of the audit serve wrote', (
   test('toolgate replay on that audit log: the same policy changes nothing; a new one changes what it should', async () => {
     const events = await auditFile(auditPath, CALLS.length);
     assert.equal(events.length, CALLS.length);
-    assert.deepEqual(events[0].grant_attributes, { team: 'payments' }, '--audit-arguments records the grant\'s attributes');
+    assert.ok(events.every((e) => e.grant_attributes?.team === 'payments'), '--audit-arguments records the grant\'s attributes');
 
     const same = await runCli(['replay', '--policy', policyPath, auditPath]);
     assert.equal(same.code, 0, same.stderr);
@@ -186,7 +186,7 @@ describe('metrics scraped by Prometheus, and replay of the audit serve wrote', (
     const echo = lines[2];
     assert.deepEqual(echo.call.arguments, { message: 'two' });
     assert.deepEqual(echo.call.grant, { team: 'payments', id: 'alice' });
-    assert.equal(echo.call.now, Date.parse(events[3].time));
+    assert.equal(echo.call.now, Date.parse(events.find((e) => e.tool === 'echo' && e.arguments.message === 'two').time));
     assert.deepEqual(echo.baseline, { decision: 'allow', code: 'allowed', rule: '/tools/echo' });
     assert.deepEqual(echo.policy, { decision: 'deny', code: 'rate_limited', rule: '/tools/echo/limits/0' });
 
