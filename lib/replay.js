@@ -11,6 +11,7 @@
 // call was decided), each with its own grant and time, with counters and
 // approvals in memory, so rate limits count as they did.
 import { MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
+import { lookAlikeProblem } from '../worker/gate.js';
 
 export class ReplayInputError extends Error {
   name = 'ReplayInputError';
@@ -98,6 +99,10 @@ function decider(policy) {
   const approvals = new MemoryApprovalStore();
   return {
     async decide(entry) {
+      // What the proxy refuses before the policy decides (worker/gate.js): a
+      // name that only looks like one the policy mentions.
+      const lookAlike = lookAlikeProblem(entry.call.tool, policy);
+      if (lookAlike) return { decision: 'deny', code: 'invalid_call', rule: '', message: lookAlike };
       if (!entry.rolledBack) return policy.decide(entry.call, { counters, approvals, now: entry.call.now });
       const { decision, rollback } = await policy.authorize(entry.call, { counters, approvals, now: entry.call.now });
       await rollback();

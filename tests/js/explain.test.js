@@ -93,3 +93,17 @@ test('toolgate eval --trace prints each decision with its steps; without it, no 
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown option --tracing/);
 });
+
+test('replay decides a look-alike tool name as the proxy does (refused), not as the core alone would (allowed)', async () => {
+  const { readRecords, replay } = await import('../../lib/replay.js');
+  const open = toolgate.compile({ version: '1', default: 'allow', hide: ['get-env'] });
+  assert.equal((await open.decide({ tool: 'GET-ENV', arguments: {}, grant: 'bot' })).decision, 'allow', 'the core alone allows it');
+  const lines = [
+    JSON.stringify({ time: '2026-01-01T00:00:00.000Z', grant: 'bot', tool: 'GET-ENV', arguments: {}, decision: 'deny', code: 'invalid_call', rule: '' }),
+    JSON.stringify({ time: '2026-01-01T00:00:01.000Z', grant: 'bot', tool: 'get-env', arguments: {}, decision: 'deny', code: 'hidden', rule: '/hide/0' }),
+  ];
+  const { calls } = readRecords(lines, { parseTime: (v) => toolgate.parseTime(v) });
+  const result = await replay({ policy: open, calls });
+  assert.equal(result.replayed, 2);
+  assert.deepEqual(result.changed, []);
+});
