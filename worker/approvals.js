@@ -25,10 +25,13 @@ const html = (text) => asset(text, 'text/html; charset=utf-8');
 
 /**
  * @param {{approvals?: import('../wasm/index.js').ApprovalStore, adminTokenSha256?: string,
- *   clock?: () => number, log?: (level: string, message: string, fields?: object) => void}} options
+ *   clock?: () => number, log?: (level: string, message: string, fields?: object) => void,
+ *   isAdmin?: (request: Request) => Promise<boolean>}} options
+ *   isAdmin: admits a request the admin token does not (an OAuth access token whose claims
+ *   the configuration names as admin: ./oauth.js).
  * @returns {(request: Request, path: string) => Promise<Response>} path: the URL path without a trailing slash
  */
-export function createApprovalRoutes({ approvals, adminTokenSha256, clock = Date.now, log = () => {} }) {
+export function createApprovalRoutes({ approvals, adminTokenSha256, clock = Date.now, log = () => {}, isAdmin }) {
   return async function approvalRoutes(request, path) {
     if (request.method === 'GET' && path === '/approvals') return html(approvalsPage);
     if (request.method === 'GET' && path === '/approvals/page.js') return asset(approvalsScript, 'text/javascript; charset=utf-8');
@@ -36,7 +39,7 @@ export function createApprovalRoutes({ approvals, adminTokenSha256, clock = Date
     if (!approvals?.list || !adminTokenSha256) {
       return json(403, { error: 'Approvals are off: start toolgate with an admin token (and an approval store) to use them.' });
     }
-    if (!(await tokenMatches(bearerToken(request), adminTokenSha256))) {
+    if (!(await tokenMatches(bearerToken(request), adminTokenSha256)) && !(await isAdmin?.(request))) {
       return json(401, { error: 'Unauthorized: send the admin token as "Authorization: Bearer <token>".' }, { 'www-authenticate': 'Bearer realm="toolgate-admin"' });
     }
     const now = clock();

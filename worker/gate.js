@@ -239,6 +239,8 @@ export class Gate {
    * @param {import('../wasm/index.js').Policy} context.policy
    * @param {(id: string) => string | undefined} [context.approvalUrl]
    * @param {(promise: Promise<unknown>) => void} [context.waitUntil] keeps background work (audit) alive
+   * @param {(idKey: string) => boolean} [context.claimId] claims a request id for the session; false when
+   *   another request holds it (the transport releases its claims once the request is answered)
    * @returns {Promise<{ refused?: object, forward: object[], answers: object[], tickets: Map<string, Ticket> }>}
    *   refused: the whole body is refused (nothing forwarded) with this error message;
    *   forward: messages to send upstream, in order; answers: replies made here;
@@ -276,6 +278,14 @@ export class Gate {
         continue;
       }
       seenIds.add(key);
+      // Across requests, a session's server matches answers to requests by id
+      // too: an id still in flight there (claimed by the transport) is
+      // refused, or the server's answer to this request could settle a
+      // running call as failed and give its quota back.
+      if (context.claimId && !context.claimId(key)) {
+        answers.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST, `Invalid Request: id ${key} is already in flight in this session; use a new id, or wait for its answer.`));
+        continue;
+      }
       if (looksLikeToolsCall(message.method)) {
         answers.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST, `Invalid Request: method ${JSON.stringify(message.method)} is not "tools/call"; toolgate refuses look-alikes of it.`));
         continue;

@@ -65,7 +65,10 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
  *   clock?: () => number,
  *   log?: (level: string, message: string, fields?: object) => void,
+ *   oauth?: ReturnType<typeof import('./oauth.js').createOAuth>,
  * }} options
+ *   oauth: toolgate as an OAuth resource server (./oauth.js): RFC 9728 metadata, and
+ *   access tokens taken as grants beside the static grants (which are tried first).
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
  *   sha256: SHA-256 of bearer tokens (bytes), and HMAC-SHA-256 (base64url) for session ids
  *   and audit argument digests; default WebCrypto, which runs everywhere; Node passes
@@ -100,7 +103,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
-    observer, metrics, tracer,
+    observer, metrics, tracer, oauth,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -113,10 +116,12 @@ export function createHandler(options) {
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms), observer, tracer,
   });
-  const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log });
+  const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log, isAdmin: oauth?.config.admin ? (request) => oauth.isAdmin(bearerToken(request)) : undefined });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
+  // Request ids in flight per upstream session (server + the server's session id).
+  const sessionIds = new Map();
 
   async function handle(request, context = {}) {
     const url = new URL(request.url);
@@ -131,6 +136,10 @@ export function createHandler(options) {
       if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
       if (path === '/healthz') return await health(request);
       if (path === '/metrics' && metrics) return await metricsPage(request);
+      if (oauth?.servesMetadata(path) && (request.method === 'GET' || request.method === 'HEAD')) {
+        const metadata = oauth.metadata(path);
+        return metadata ? json(200, metadata, { 'cache-control': 'max-age=300' }) : json(404, { error: 'no protected resource is described at this path' });
+      }
       return json(404, { error: `nothing at ${path}: MCP clients connect to /mcp or /mcp/<server>` });
     } catch (error) {
       log('error', 'request failed', { path, error: String(error?.stack ?? error) });
@@ -160,14 +169,12 @@ export function createHandler(options) {
       // Which servers exist is not told to whoever asks.
       return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'No MCP server is served at this path.'));
     }
-    const grant = await authenticate(request, context);
-    if (!grant) {
-      return json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
-        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
-        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
-      { 'www-authenticate': 'Bearer realm="toolgate"' });
-    }
-    const policy = config.grantPolicies?.get(grant.id)?.get(name) ?? server.policy;
+    const authenticated = await authenticate(request, context, name, url);
+    if (authenticated.refused) return authenticated.refused;
+    const { grant } = authenticated;
+    // A grant's own policy is a static grant's: an access token whose subject
+    // happens to equal a static grant's id never gets that grant's policy.
+    const policy = (grant.oauth ? undefined : config.grantPolicies?.get(grant.id)?.get(name)) ?? server.policy;
     // The server's own session id, taken out of the bound one the client holds.
     let session = request.headers.get('mcp-session-id') ?? undefined;
     if (session !== undefined && sessions) {
@@ -209,9 +216,25 @@ export function createHandler(options) {
     };
   }
 
-  async function authenticate(request, context) {
-    if (!config.grants) return isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
-    return config.grants.find(bearerToken(request), sha256?.bytes);
+  // { grant } or { refused: Response }. Static grants first (a hash lookup);
+  // then, with OAuth, the token as an access token. With OAuth there is no
+  // anonymous loopback grant.
+  async function authenticate(request, context, name, url) {
+    const token = bearerToken(request);
+    if (!oauth) {
+      const grant = config.grants ? await config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+      if (grant) return { grant };
+      return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
+        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
+        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
+      { 'www-authenticate': 'Bearer realm="toolgate"' }) };
+    }
+    const queryToken = url.searchParams.has('access_token');
+    const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
+    if (grant) return { grant };
+    const answer = await oauth.authenticate(token, name, { queryToken });
+    if (answer.grant) return answer;
+    return { refused: json(answer.status, { ...errorMessage(null, JsonRpcError.INVALID_REQUEST, `${answer.status === 403 ? 'Forbidden' : answer.status === 503 ? 'Unavailable' : 'Unauthorized'}: ${answer.description}.`), ...(answer.error ? { error: answer.error, error_description: answer.description } : {}) }, answer.headers) };
   }
 
   async function post(request, server, scope) {
@@ -224,18 +247,57 @@ export function createHandler(options) {
     if (!freeSlot) {
       return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${maxConcurrentPerGrant} requests being read and decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
     }
+    const ids = claimsFor(scope);
     let admitted;
     try {
-      admitted = await readAndAdmit(request, scope);
+      admitted = await readAndAdmit(request, { ...scope, claimId: ids.claim });
     } finally {
       freeSlot();
     }
+    if (admitted.response || admitted.forward.length === 0) ids.release();
     if (admitted.response) return admitted.response;
     const { batch, forward, answers, tickets } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
     // One call forwarded: the header carries its span (as its _meta does).
     if (tickets.size === 1) scope.upstreamTraceparent = tickets.values().next().value.traceparent ?? undefined;
+    // The session's ids stay claimed until the answer is through: at once for
+    // a JSON answer or a failure, at the end of an event stream.
+    const relay = { batch, forward, answers, tickets, releaseIds: ids.release, streaming: false };
+    try {
+      return await relayAdmitted(request, server, scope, relay);
+    } finally {
+      if (!relay.streaming) ids.release();
+    }
+  }
 
+  // The ids a POST claims in its upstream session, given back once its answer
+  // has been relayed (or has failed). Without a session there is nothing to
+  // share ids with: a stateless server handles each request on its own.
+  function claimsFor(scope) {
+    if (scope.session === undefined) return { claim: undefined, release() {} };
+    const sessionKey = `${scope.server}\u0000${scope.session}`;
+    const claimed = [];
+    return {
+      claim(id) {
+        let held = sessionIds.get(sessionKey);
+        if (!held) sessionIds.set(sessionKey, held = new Set());
+        if (held.has(id)) return false;
+        held.add(id);
+        claimed.push(id);
+        return true;
+      },
+      release() {
+        const held = sessionIds.get(sessionKey);
+        if (!held) return;
+        for (const id of claimed.splice(0)) held.delete(id);
+        if (held.size === 0) sessionIds.delete(sessionKey);
+      },
+    };
+  }
+
+  // Sends the admitted messages upstream and relays the answer.
+  async function relayAdmitted(request, server, scope, relay) {
+    const { batch, forward, answers, tickets } = relay;
     // What goes upstream is the parsed body written again, as UTF-8 JSON
     // labelled by toolgate: the server receives exactly the messages that
     // were decided on.
@@ -275,8 +337,12 @@ export function createHandler(options) {
         // The server has the calls: a stream that ends, breaks, or loses its
         // client before a call's answer may follow a call that ran, so its
         // quota stays spent.
-        onEnd: (reason) => Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` }),
+        onEnd: (reason) => {
+          Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` });
+          relay.releaseIds();
+        },
       });
+      relay.streaming = true;
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     if (/^application\/json/i.test(type)) {

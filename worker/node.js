@@ -15,6 +15,7 @@ import { Grants } from './grants.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
 import { createNodeTransport, upstreamBody } from './node-transport.js';
+import { OAuthConfigError, checkOAuthConfig, createOAuth } from './oauth.js';
 
 /**
  * Where the proxy's configuration lives. Either one server (policy + upstream,
@@ -126,7 +127,11 @@ export function expandEnvironment(value, env = process.env) {
  *   metrics?: boolean | {port?: number, host?: string},
  *   tracing?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
+ *   oauth?: object,
  * }} options
+ *   oauth: toolgate as an OAuth resource server: {issuers, resource, grant_claim?, scopes?,
+ *   servers?, admin?, ...}, checked by ./oauth.js's checkOAuthConfig (read at start; a
+ *   change needs a restart).
  *   transport: how requests go upstream: 'node' (default: node:http with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
@@ -145,6 +150,12 @@ export function expandEnvironment(value, env = process.env) {
  */
 export async function startProxy(options) {
   const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
+  let oauth;
+  try {
+    oauth = options.oauth ? createOAuth(checkOAuthConfig(options.oauth, Object.keys(options.servers)), { sha256Hex: NODE_SHA256.hex, log }) : undefined;
+  } catch (error) {
+    throw error instanceof OAuthConfigError ? new ConfigError(error.message) : error;
+  }
   const toolgate = await loadToolgate();
   const loaded = await loadConfig(toolgate, options);
   let counters = options.counters ?? new MemoryCounterStore();
@@ -159,13 +170,14 @@ export async function startProxy(options) {
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
   const handler = createHandler({
-    ...loaded.config, counters: storeForHandler, approvals, audit, log, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...loaded.config, counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
-    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl }),
+    // The OAuth resource's host is one clients use, as --public-url's is.
+    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(options.oauth) }),
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
@@ -249,6 +261,15 @@ export const NODE_SHA256 = Object.freeze({
   // HMAC-SHA-256, base64url: session ids bound to grants (./sessions.js).
   hmac: (key, text) => crypto.createHmac('sha256', key).update(text, 'utf8').digest('base64url'),
 });
+
+// The origin of the OAuth resource (checked by then), or undefined.
+function oauthOrigin(oauth) {
+  try {
+    return oauth?.resource ? new URL(oauth.resource).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function transportOf(choice = 'node') {
   if (typeof choice === 'function') return { fetch: choice, close() {} };

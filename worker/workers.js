@@ -18,9 +18,9 @@
 //                           session key
 //   PUBLIC_URL              this Worker's address as people reach it, for approval links (default:
 //                           relative links; never the request's Host, which the agent chooses)
-//   ALLOWED_HOSTS           Host names the Worker answers to (comma- or space-separated); without it
-//                           (and without PUBLIC_URL) the name it was reached at, which on Workers is
-//                           the route's own
+//   ALLOWED_HOSTS           Host names the Worker answers to (comma- or space-separated), besides
+//                           PUBLIC_URL's; without either only loopback names (wrangler dev): a
+//                           deployed Worker needs one of them, or every request gets 403
 //   ALLOWED_ORIGINS         browser origins that may call besides the Worker's own and PUBLIC_URL's;
 //                           any other Origin gets 403 (./host-check.js)
 //   COUNTERS, APPROVALS     Durable Object namespaces (ToolgateCounters, ToolgateApprovals)
@@ -32,6 +32,11 @@
 //                           not enforced, and forwarded
 //   METRICS                 optional Workers Analytics Engine dataset: one data point per decision
 //                           and per upstream answer (./metrics-workers.js)
+//   OAUTH                   JSON: toolgate as an OAuth resource server, as "oauth" in toolgate serve's
+//                           --config ({"issuers": [...], "resource": URL, "scopes": [...], ...}; ./oauth.js);
+//                           a server of SERVERS may have its own "oauth": {"resource", "scopes"}
+//   OAUTH_ISSUERS           instead of OAUTH, or over it: issuer URLs (comma- or space-separated)
+//   OAUTH_RESOURCE          the canonical URI of /mcp (default: PUBLIC_URL + /mcp)
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
@@ -42,6 +47,7 @@ import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApproval
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
 import { analyticsEngineObserver } from './metrics-workers.js';
+import { checkOAuthConfig, createOAuth } from './oauth.js';
 
 export { ToolgateApprovals, ToolgateCounters };
 
@@ -91,29 +97,18 @@ function configured(make) {
   }
 }
 
-// Host and Origin (./host-check.js). A Worker is reached only at its routes,
-// so without ALLOWED_HOSTS or PUBLIC_URL the Host it was reached at is its
-// own; Origins are checked either way.
-function hostCheckOf(env) {
-  const allowedOrigins = env.ALLOWED_ORIGINS || undefined;
-  if (env.ALLOWED_HOSTS || env.PUBLIC_URL) {
-    return createHostCheck({ allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins, publicUrl: env.PUBLIC_URL || undefined });
-  }
-  createHostCheck({ allowedOrigins }); // the origins are checked now, not on the first request
-  const byHost = new Map();
-  return (request) => {
-    const name = new URL(request.url).hostname;
-    let check = byHost.get(name);
-    if (!check) {
-      check = createHostCheck({ allowedHosts: [name], allowedOrigins });
-      if (byHost.size < 16) byHost.set(name, check);
-    }
-    return check(request);
-  };
+// Host and Origin (./host-check.js), as on Node: loopback names (wrangler dev)
+// unless ALLOWED_HOSTS or PUBLIC_URL name the Worker's own; a deployed Worker
+// must set one of them, or it answers 403 to every request (fail closed).
+// Without PUBLIC_URL, the OAuth resource's origin (configured, as PUBLIC_URL is) is the Worker's own.
+function hostCheckOf(env, oauthOrigin) {
+  return createHostCheck({
+    allowedHosts: env.ALLOWED_HOSTS || undefined, allowedOrigins: env.ALLOWED_ORIGINS || undefined, publicUrl: env.PUBLIC_URL || oauthOrigin || undefined,
+  });
 }
 
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.MONITOR].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.MONITOR].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -157,16 +152,33 @@ async function handlerFor(env) {
   }
   const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
   const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
-  const hostCheck = configured(() => hostCheckOf(env));
+  const oauth = oauthOf(env, env.SERVERS ? parseBinding(env, 'SERVERS') : { default: {} });
+  const hostCheck = configured(() => hostCheckOf(env, oauth && new URL(Object.values(oauth.config.servers)[0].resource).origin));
   const handler = configured(() => createHandler({
     servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
     auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,
-    adminTokenSha256,
+    adminTokenSha256, oauth,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
     observer: env.METRICS ? analyticsEngineObserver(env.METRICS) : undefined,
   }));
   cached = { key, handler };
   return handler;
+}
+
+// OAUTH (JSON) with OAUTH_ISSUERS and OAUTH_RESOURCE over it; undefined when no issuer is named.
+function oauthOf(env, serverBindings) {
+  if (!env.OAUTH && !env.OAUTH_ISSUERS) {
+    if (env.OAUTH_RESOURCE) throw new ConfigError('OAUTH_RESOURCE needs OAUTH_ISSUERS (or OAUTH)');
+    return undefined;
+  }
+  const config = env.OAUTH ? parseBinding(env, 'OAUTH') : {};
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError('the OAUTH binding must be a JSON object');
+  if (env.OAUTH_ISSUERS) config.issuers = String(env.OAUTH_ISSUERS).split(/[\s,]+/).filter(Boolean);
+  if (env.OAUTH_RESOURCE) config.resource = env.OAUTH_RESOURCE;
+  if (config.resource === undefined && env.PUBLIC_URL) config.resource = `${String(env.PUBLIC_URL).replace(/\/+$/, '')}/mcp`;
+  const perServer = Object.fromEntries(Object.entries(serverBindings).filter(([, server]) => server?.oauth !== undefined).map(([name, server]) => [name, server.oauth]));
+  if (Object.keys(perServer).length > 0) config.servers = { ...config.servers, ...perServer };
+  return configured(() => createOAuth(checkOAuthConfig(config, Object.keys(serverBindings)), { log }));
 }
 
 export default {

@@ -28,9 +28,14 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import autocannon from 'autocannon';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { createServer } from 'node:http';
 import { createClient } from 'redis';
 
 import { startRedis, REDIS_SERVER } from '../../tests/js/redis-server.js';
+import { Grants } from '../../worker/grants.js';
+import { NODE_SHA256 } from '../../worker/node.js';
+import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
 import { summariseProfile } from './cpuprofile.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -316,14 +321,14 @@ async function preflight(name, url, headers = HEADERS, body = BODY) {
  * A case: warm-up, sequential run, loaded run, with CPU and Redis counts
  * around the loaded and sequential runs.
  */
-async function runCase(target, { upstream, redis, servers }) {
+async function runCase(target, { upstream, redis, servers, headers = HEADERS }) {
   const url = `${target.url}/mcp`;
-  await load(url, { seconds: warmup, connections });
+  await load(url, { seconds: warmup, connections, headers });
   const measure = async (seconds, conns) => {
     const calls0 = await upstreamCalls(upstream);
     const stats0 = redis ? await commandStats(redis) : null;
     const cpu0 = servers.map((s) => cpuMs(s.pid));
-    const figures = await load(url, { seconds, connections: conns });
+    const figures = await load(url, { seconds, connections: conns, headers });
     await sleep(200); // calls in flight when autocannon stopped
     const calls = (await upstreamCalls(upstream)) - calls0;
     figures.upstream_tools_calls = calls;
@@ -393,15 +398,39 @@ if (!flags['no-redis']) {
   }
 }
 
+// OAuth: the same toolgate (memory store) taking a JWT access token instead of
+// the static token. The issuer (RFC 8414 metadata and a JWKS) is served by this
+// process; toolgate fetches its keys once, then a verified token is cached
+// until it expires (worker/oauth.js), so the figure is the warm cost.
+const OAUTH_RESOURCE = 'http://toolgate.bench/mcp';
+const { privateKey: oauthKey, publicKey: oauthPublic } = await generateKeyPair('ES256');
+const oauthJwk = { ...(await exportJWK(oauthPublic)), kid: 'bench', alg: 'ES256', use: 'sig' };
+const issuerServer = createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  if (req.url === '/.well-known/oauth-authorization-server') res.end(JSON.stringify({ issuer: issuerUrl, jwks_uri: `${issuerUrl}/jwks` }));
+  else if (req.url === '/jwks') res.end(JSON.stringify({ keys: [oauthJwk] }));
+  else res.writeHead(404).end('{}');
+});
+issuerServer.listen(0, '127.0.0.1');
+await once(issuerServer, 'listening');
+const issuerUrl = `http://127.0.0.1:${issuerServer.address().port}`;
+const oauthToken = await new SignJWT({ sub: 'bench-user', aud: OAUTH_RESOURCE, scope: 'mcp:tools', role: 'support' })
+  .setProtectedHeader({ alg: 'ES256', kid: 'bench' }).setIssuer(issuerUrl).setIssuedAt().setExpirationTime('2h').sign(oauthKey);
+const OAUTH_HEADERS = { ...HEADERS, authorization: `Bearer ${oauthToken}` };
+const toolgateOAuth = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-oauth.jsonl')}` }),
+  '--oauth-issuer', issuerUrl, '--resource', OAUTH_RESOURCE], { env: serveEnv });
+const oauthName = 'toolgate (memory store, OAuth JWT)';
+
 const redisProcess = redisPid ? [{ name: 'redis-server', pid: redisPid }] : [];
 const cases = [
   { name: 'direct', target: upstream, servers: [upstream] },
   { name: 'passthrough', target: passthrough, servers: [passthrough, upstream] },
   { name: 'toolgate (memory store)', target: toolgateMemory, servers: [toolgateMemory, upstream] },
   { name: 'toolgate (memory store, metrics on)', target: toolgateMetrics, servers: [toolgateMetrics, upstream] },
+  { name: oauthName, target: toolgateOAuth, servers: [toolgateOAuth, upstream], headers: OAUTH_HEADERS },
   ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
 ];
-for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`);
+for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`, c.headers);
 
 const disturbance = (result) => Math.max(result.sequential.foreign_cpu_share, result.loaded.foreign_cpu_share);
 const runs = Object.fromEntries(cases.map((c) => [c.name, []]));
@@ -414,7 +443,7 @@ for (let round = 1; round <= rounds; round++) {
     for (let attempt = 1; attempt <= (idleWait > 0 ? 3 : 1); attempt++) {
       if (!(await waitForQuiet(idleWait))) log('  (the machine is busy with other processes; measuring anyway)');
       log(`round ${round}/${rounds}: ${c.name}${attempt > 1 ? ` (again: other processes took ${Math.round(disturbance(best) * 100)} % of the CPU)` : ''}`);
-      const result = await runCase(c.target, { upstream, redis: c.redis, servers: c.servers });
+      const result = await runCase(c.target, { upstream, redis: c.redis, servers: c.servers, headers: c.headers });
       if (!best || disturbance(result) < disturbance(best)) best = result;
       if (disturbance(best) <= 0.1) break;
     }
@@ -604,6 +633,39 @@ if (derived[metricsName]) {
     met: share >= 0.98,
   });
 }
+// The same in process, without the network's noise: what authenticating one
+// request costs (µs), a static token against the OAuth path with a warm cache
+// (the static lookup misses first, as it does in the handler).
+async function authenticationCost() {
+  const grants = new Grants(JSON.parse(readFileSync(grantsPath, 'utf8')));
+  const oauth = createOAuth(checkOAuthConfig({ issuers: [issuerUrl], resource: OAUTH_RESOURCE }, ['default']), { sha256Hex: NODE_SHA256.hex });
+  if (!(await oauth.authenticate(oauthToken, 'default')).grant) throw new Error('the benchmark token does not verify');
+  const perCall = async (fn) => {
+    const n = quick ? 50_000 : 200_000;
+    for (let i = 0; i < n / 10; i++) await fn();
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await fn();
+    return Number(process.hrtime.bigint() - started) / n / 1000;
+  };
+  const staticUs = await perCall(() => grants.find(TOKEN, NODE_SHA256.bytes));
+  const oauthUs = await perCall(async () => (await grants.find(oauthToken, NODE_SHA256.bytes)) ?? oauth.authenticate(oauthToken, 'default'));
+  return { static_token_us: staticUs, oauth_jwt_cached_us: oauthUs, added_us: oauthUs - staticUs };
+}
+const authCost = await authenticationCost();
+
+// What OAuth adds over a static token, both on the memory store (#14: at most 0.05 ms p50).
+const oauthAdded = summary[oauthName].sequential.p50_ms - summary[memoryName].sequential.p50_ms;
+derived[oauthName].added_p50_ms_over_static_token_sequential = oauthAdded;
+budgetList.push({
+  name: 'OAuth JWT added p50 over a static token (memory store, warm JWKS)', target: '≤ 0.05 ms',
+  measured: `${f(oauthAdded, 3)} ms (${f(summary[oauthName].sequential.p50_ms)} vs ${f(summary[memoryName].sequential.p50_ms)} ms)`,
+  met: oauthAdded <= 0.05,
+});
+budgetList.push({
+  name: 'OAuth JWT added authentication time, in process (warm cache)', target: '≤ 50 µs',
+  measured: `${f(authCost.added_us, 2)} µs (${f(authCost.oauth_jwt_cached_us, 2)} vs ${f(authCost.static_token_us, 2)} µs per request)`,
+  met: authCost.added_us <= 50,
+});
 if (roundTrips) {
   budgetList.push({
     name: 'proxy store round trips per tools/call (Redis store)', target: '= 1',
@@ -701,10 +763,11 @@ writeFileSync(flags.out, JSON.stringify({
     connections, duration_s: duration, sequential_duration_s: seqDuration, warmup_s: warmup, rounds, body_bytes: BODY.length,
     quick, upstream_transport: flags.transport, date: new Date().toISOString(),
   },
-  budgets: budgetList, summary, derived, budgets_by_case: budgets, round_trips: roundTrips, runs, profiles, everything,
+  budgets: budgetList, summary, derived, budgets_by_case: budgets, round_trips: roundTrips, authentication_cost: authCost, runs, profiles, everything,
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);
 
-for (const server of [toolgateRedis, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
+for (const server of [toolgateRedis, toolgateOAuth, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
+issuerServer.close();
 await redis?.quit();
 await redisServer?.stop();

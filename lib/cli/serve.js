@@ -65,6 +65,28 @@ ${STORE_USAGE}
                            either way
   --no-watch               do not reload files when they change
 
+OAuth 2.1 (toolgate as the resource server of the MCP authorization spec):
+  --oauth-issuer URL       an authorization server whose access tokens are grants
+                           (repeatable); its keys come from RFC 8414 / OpenID
+                           discovery. Static --grants tokens keep working beside it
+  --resource URL           the canonical URI clients use for /mcp, the audience
+                           tokens must carry (default: --public-url + /mcp);
+                           server <name> of a --config is URL/<name>
+  --oauth-jwks-url URL     the issuer's JWKS, when it has no discovery document
+                           (one --oauth-issuer only)
+  --oauth-grant-claim NAME the claim that names the grant (default sub; e.g.
+                           azp or client_id for machine clients)
+  --oauth-scope SCOPE      a scope every token must carry (repeatable; else 403
+                           insufficient_scope)
+  --oauth-admin CLAIM=VALUE
+                           tokens whose claim holds VALUE may use /approvals
+                           (repeatable values, one claim), beside the admin token
+  The same under "oauth" in --config (its reference: site/guide/authorization.md).
+  Keycloak:  --oauth-issuer https://kc.example.com/realms/REALM
+  Auth0:     --oauth-issuer https://TENANT.auth0.com/   (API identifier = --resource)
+  Entra ID:  --oauth-issuer https://login.microsoftonline.com/TENANT/v2.0
+  Cloudflare Access: --oauth-issuer https://TEAM.cloudflareaccess.com
+
 Environment:
   TOOLGATE_SESSION_KEY     the secret (16+ characters) that binds MCP session ids
                            to the grant that opened them; default: derived from
@@ -102,6 +124,12 @@ const OPTIONS = {
   otel: { type: 'boolean' },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
+  'oauth-issuer': { type: 'string', multiple: true },
+  resource: { type: 'string' },
+  'oauth-jwks-url': { type: 'string' },
+  'oauth-grant-claim': { type: 'string' },
+  'oauth-scope': { type: 'string', multiple: true },
+  'oauth-admin': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -157,13 +185,69 @@ export async function serversFrom(values) {
     }
     if (Object.keys(servers).length === 0) throw new ConfigError(`${path}: "servers" must name at least one server`);
     const grants = values.grants ?? (document.grants ? resolve(dirname(path), document.grants) : undefined);
-    return { servers, grants };
+    // "oauth" at the top, and a server's own "oauth" ({resource, scopes}) where it differs.
+    let oauth = document.oauth;
+    const perServer = Object.fromEntries(Object.entries(document.servers).filter(([, server]) => server?.oauth !== undefined).map(([name, server]) => [name, server.oauth]));
+    if (Object.keys(perServer).length > 0) {
+      if (!oauth) throw new ConfigError(`${path}: a server has "oauth" but the file has no top-level "oauth" (issuers)`);
+      oauth = { ...oauth, servers: { ...oauth.servers, ...perServer } };
+    }
+    return { servers, grants, oauth: oauthFrom(values, oauth, path) };
   }
   if (!values.policy || !values.upstream) throw new ConfigError('serve needs --policy and --upstream (or --config)');
   return {
     servers: { default: { upstream: checkUrl(values.upstream, '--upstream'), policy: values.policy, headers: headerList(values['upstream-header']), monitor: values.monitor === true } },
     grants: values.grants,
+    oauth: oauthFrom(values),
   };
+}
+
+/**
+ * The OAuth configuration: a --config file's "oauth" with the command line's
+ * flags over it; undefined when neither names an issuer. Checked in full by
+ * worker/oauth.js when the proxy starts.
+ */
+export function oauthFrom(values, fromFile, path = '--config') {
+  if (fromFile !== undefined && (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile))) {
+    throw new ConfigError(`${path}: "oauth" must be an object`);
+  }
+  const oauth = { ...fromFile };
+  if (typeof oauth.introspection === 'object') throw new ConfigError(`${path}: "introspection" belongs to an issuer: "issuers": [{"issuer": URL, "introspection": {...}}]`);
+  if (Array.isArray(oauth.issuers)) {
+    // Introspection credentials may come from the environment, as upstream headers do.
+    oauth.issuers = oauth.issuers.map((issuer) => (issuer?.introspection ? {
+      ...issuer, introspection: Object.fromEntries(Object.entries(issuer.introspection).map(([k, v]) => [k, typeof v === 'string' ? expandEnvironment(v) : v])),
+    } : issuer));
+  }
+  // Issuers as typed: `iss` is compared exactly, and URL parsing would add a "/".
+  if (values['oauth-issuer']) oauth.issuers = values['oauth-issuer'].map((issuer) => (checkUrl(issuer, '--oauth-issuer'), issuer));
+  if (values['oauth-jwks-url']) {
+    if (oauth.issuers?.length !== 1) throw new ConfigError('--oauth-jwks-url needs exactly one --oauth-issuer');
+    const issuer = oauth.issuers[0];
+    oauth.issuers = [{ ...(typeof issuer === 'string' ? { issuer } : issuer), jwks_uri: checkUrl(values['oauth-jwks-url'], '--oauth-jwks-url') }];
+  }
+  // As typed: it is the audience tokens carry and what the metadata says.
+  if (values.resource) oauth.resource = (checkUrl(values.resource, '--resource'), values.resource);
+  if (values['oauth-grant-claim']) oauth.grant_claim = values['oauth-grant-claim'];
+  if (values['oauth-scope']) oauth.scopes = values['oauth-scope'];
+  if (values['oauth-admin']) {
+    const pairs = values['oauth-admin'].map((entry) => {
+      const equals = entry.indexOf('=');
+      if (equals <= 0 || equals === entry.length - 1) throw new ConfigError(`--oauth-admin must look like CLAIM=VALUE, not ${JSON.stringify(entry)}`);
+      return [entry.slice(0, equals), entry.slice(equals + 1)];
+    });
+    if (new Set(pairs.map(([claim]) => claim)).size > 1) throw new ConfigError('--oauth-admin: name one claim (e.g. --oauth-admin groups=ops --oauth-admin groups=sre)');
+    oauth.admin = { claim: pairs[0][0], values: pairs.map(([, value]) => value) };
+  }
+  if (oauth.issuers === undefined) {
+    const stray = ['resource', 'oauth-jwks-url', 'oauth-grant-claim', 'oauth-scope', 'oauth-admin'].find((flag) => values[flag] !== undefined);
+    if (stray) throw new ConfigError(`--${stray} needs --oauth-issuer`);
+    if (fromFile !== undefined) throw new ConfigError(`${path}: "oauth" needs "issuers"`);
+    return undefined;
+  }
+  if (oauth.resource === undefined && values['public-url']) oauth.resource = `${checkUrl(values['public-url'], '--public-url').replace(/\/+$/, '')}/mcp`;
+  if (oauth.resource === undefined) throw new ConfigError('--oauth-issuer needs --resource URL (the URL clients use for /mcp) or --public-url');
+  return oauth;
 }
 
 async function auditFrom(spec = 'stdout', stores) {
@@ -211,7 +295,7 @@ export async function run(args, { fail }) {
   let proxy;
   let stores;
   try {
-    const { servers, grants } = await serversFrom(values);
+    const { servers, grants, oauth } = await serversFrom(values);
     stores = await openStores(values);
     const audit = await auditFrom(values.audit, stores);
     const tokenVariable = values['admin-token-env'] ?? 'TOOLGATE_ADMIN_TOKEN';
@@ -225,7 +309,7 @@ export async function run(args, { fail }) {
     if (sessionKey.length < 16) throw new ConfigError('TOOLGATE_SESSION_KEY must be at least 16 characters');
     const host = values.host ?? '127.0.0.1';
     proxy = await startProxy({
-      servers, grants, host, port: positiveInteger(values.port, 'port') ?? 8080,
+      servers, grants, oauth, host, port: positiveInteger(values.port, 'port') ?? 8080,
       counters: stores.counters, approvals: stores.approvals, audit: audit.audit,
       adminTokenSha256: toHex(await sha256Bytes(adminToken)),
       failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false,
@@ -244,7 +328,9 @@ export async function run(args, { fail }) {
     }
     lines.push(`  approvals: ${proxy.url}/approvals` + (generated ? ` (admin token: ${adminToken}; set ${tokenVariable} to choose one)` : ` (admin token from ${tokenVariable})`));
     lines.push(`  sessions: ids bound to the grant that opened them (key ${process.env.TOOLGATE_SESSION_KEY ? 'from TOOLGATE_SESSION_KEY' : 'derived from the admin token'})`);
-    if (!grants) {
+    if (oauth) {
+      lines.push(`  oauth: access tokens of ${oauth.issuers.map((i) => (typeof i === 'string' ? i : i.issuer)).join(', ')} for ${oauth.resource}`);
+    } else if (!grants) {
       lines.push('  warning: no --grants file: every loopback client is the grant "anonymous"; other clients get 401');
     }
     if (proxy.metricsUrl) lines.push(`  metrics: ${proxy.metricsUrl}`);

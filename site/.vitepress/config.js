@@ -24,6 +24,7 @@ export const sidebar = [
       { text: 'On Cloudflare Workers', link: '/guide/workers' },
       { text: 'Desktop clients (stdio)', link: '/guide/desktop' },
       { text: 'Operating toolgate', link: '/guide/operate' },
+      { text: 'Authorization (OAuth 2.1)', link: '/guide/authorization' },
     ],
   },
   {

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
 import { encodeCall } from '../../wasm/call-encoder.js';
+import { random } from './seeded-random.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -44,17 +45,6 @@ const openPolicy = {
   },
 };
 
-// A seeded generator (mulberry32), so a failure names the case that broke.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Mostly values JSON.stringify writes unchanged (the binary path), some that
 // it transforms (the text path).

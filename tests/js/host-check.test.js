@@ -14,6 +14,7 @@ import { Miniflare } from 'miniflare';
 import { HostCheckConfigError, LOOPBACK_HOSTS, createHostCheck, parseHost, parseOrigin } from '../../worker/host-check.js';
 import { repoRoot } from './cli-helpers.js';
 import { moduleGraph } from './workerd-modules.js';
+import { random as seededRandom } from './seeded-random.js';
 
 /** The check's verdict on one request: 'pass', or the refusal's message. */
 async function verdict(check, { host, origin, url = 'http://127.0.0.1:8080/mcp' } = {}) {
@@ -147,16 +148,9 @@ test('parseHost and parseOrigin give canonical forms', () => {
   assert.equal(parseOrigin('null'), null);
 });
 
-// A small seeded generator (mulberry32): a failure prints the seed to replay it.
+// A seeded generator (./seeded-random.js): a failure prints the seed to replay it.
 function random(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return { next, int: (n) => Math.floor(next() * n), pick: (list) => list[Math.floor(next() * list.length)] };
 }
 

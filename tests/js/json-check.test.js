@@ -8,17 +8,8 @@ import assert from 'node:assert/strict';
 
 import { findJsonProblem } from '../../worker/json-check.js';
 import { findJsonProblem as reference } from './fixtures/json-check-reference.js';
+import { random } from './seeded-random.js';
 
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ['a', 'b', '"', '\\', '\\\\', '\\"', 'é', '💥', '\u2028', '/', '{', '}', '[', ']', ',', ':', 'x'.repeat(300)];
 

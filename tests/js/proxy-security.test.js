@@ -14,6 +14,7 @@ import { startProxy } from '../../worker/node.js';
 import { canonicalJson } from '../../worker/audit.js';
 import { grantsDocument, memoryAudit, sha256, tempFile } from './proxy-helpers.js';
 import { startSdkServer } from './fixtures/sdk-http-server.js';
+import { random } from './seeded-random.js';
 
 const ADMIN = 'security-admin';
 const TOKENS = { alice: 'alice-security', bob: 'bob-security' };
@@ -66,17 +67,6 @@ function rawPost(url, body, { headers = {}, token, rawHeaders } = {}) {
 const call = (id, name, args = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 const codeOf = (answer) => answer.json?.result?.structuredContent?.code ?? answer.json?.result?._meta?.['dev.toolgate/decision']?.code;
 
-// A small seeded generator, so a failing property case can be replayed.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = (next, list) => list[Math.floor(next() * list.length)];
 
 let server;
@@ -222,11 +212,15 @@ describe('class 4: a client that leaves keeps no quota, whatever the answer is',
             body: JSON.stringify(call(i, 'echo', { text: 'x' })),
           }).then(async (response) => ({ status: response.status, json: await response.json() }));
           // Wait on state: either the call reached the server (then hang up) or toolgate answered it.
+          let answered = false;
           const settled = await Promise.race([
-            answer.then((result) => ({ answered: result })),
+            answer.then((result) => {
+              answered = true;
+              return { answered: result };
+            }),
             (async () => {
-              while (staller.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
-              return { forwarded: true };
+              while (staller.requests.length === before && !answered) await new Promise((resolve) => setTimeout(resolve, 5));
+              return { forwarded: !answered };
             })(),
           ]);
           if (settled.forwarded) {
@@ -245,6 +239,46 @@ describe('class 4: a client that leaves keeps no quota, whatever the answer is',
       }
     });
   }
+});
+
+describe('class 2 over HTTP: a request id in flight in a session is not reused', () => {
+  test('a second request reusing a running call\'s id is refused; the call keeps its quota', async () => {
+    const stateful = await startSdkServer({ tools: TOOLS, stateful: true, held: ['echo'] });
+    const local = await startProxy({
+      servers: { default: { upstream: stateful.url, policy: await tempFile('session-policy.json', POLICY) } },
+      grants: await tempFile('session-grants.json', grantsDocument(TOKENS)), port: 0, counters: new MemoryCounterStore(),
+      audit: memoryAudit(), log: () => {}, watch: false,
+    });
+    const url = `${local.url}/mcp`;
+    try {
+      const init = await rawPost(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }, { token: TOKENS.alice });
+      const session = init.headers['mcp-session-id'];
+      assert.ok(session, init.text);
+      const headers = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+      await rawPost(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { token: TOKENS.alice, headers });
+      for (let round = 0; round < 4; round++) {
+        const id = 100 + round;
+        const running = rawPost(url, call(id, 'echo', { text: 'x' }), { token: TOKENS.alice, headers });
+        // Wait on state: the call is running on the server.
+        while (stateful.ran('echo') < Math.min(round + 1, 2)) await new Promise((resolve) => setTimeout(resolve, 5));
+        const seen = stateful.bodies.length;
+        const reuse = await rawPost(url, { jsonrpc: '2.0', id, method: 'no/such/method' }, { token: TOKENS.alice, headers });
+        if (round < 2) {
+          assert.equal(reuse.json?.error?.code, -32600, reuse.text);
+          assert.match(reuse.json.error.message, /already in flight/);
+          assert.equal(stateful.bodies.length, seen, 'the reused id never reached the server');
+        }
+        stateful.release();
+        const answer = await running;
+        if (round < 2) assert.equal(answer.json.result.isError, undefined, answer.text);
+        else assert.equal(codeOf(answer), 'rate_limited', 'echo allows 2 an hour, and both ran');
+      }
+      assert.equal(stateful.ran('echo'), 2);
+    } finally {
+      await local.close();
+      await stateful.stop();
+    }
+  });
 });
 
 describe('class 3: an approval belongs to the server it was given for', () => {
@@ -380,13 +414,15 @@ describe('class 5: one grant cannot make toolgate hold or do unbounded work', ()
 });
 
 describe('class 6: one look-alike rule for every name the policy mentions', () => {
-  const lookAlikes = ['GET-ENV', 'Get-Env', 'ＧＥＴ-ＥＮＶ', 'get\u200b-env', 'get-env\u00ad', 'SECRET', 'Secret', 'DELETE_REPO', 'Delete_Repo', 'delete_REPO', 'ＤＥＬＥＴＥ_repo', 'DEPLOY', 'Echo'];
+  // delete_REPO is not among them: it matches "delete_*" as it is, and is denied by it.
+  const lookAlikes = ['GET-ENV', 'Get-Env', 'ＧＥＴ-ＥＮＶ', 'get\u200b-env', 'get-env\u00ad', 'SECRET', 'Secret', 'DELETE_REPO', 'Delete_Repo', 'ＤＥＬＥＴＥ_repo', 'DEPLOY', 'Echo'];
   test('case, width and invisible-character variants are refused and never reach the server', async () => {
     const seen = server.bodies.length;
     for (const [i, name] of lookAlikes.entries()) {
       const answer = await rawPost(mcp, call(i, name), { token: TOKENS.alice });
       assert.equal(codeOf(answer), 'invalid_call', `${JSON.stringify(name)}: ${answer.text}`);
     }
+    assert.equal(codeOf(await rawPost(mcp, call(99, 'delete_REPO'), { token: TOKENS.alice })), 'tool_denied');
     assert.equal(server.bodies.length, seen);
   });
 

@@ -143,6 +143,27 @@ describe('the Workers entry in workerd', () => {
     assert.ok(!(await pending.json()).approvals.some((a) => a.grant === 'alice' && JSON.stringify(a.arguments).length > 65536));
   });
 
+  test('DNS rebinding: a foreign Host or Origin gets 403 from the Workers entry', async () => {
+    const { connect } = await import('node:net');
+    const { port } = new URL(mcp);
+    // A raw socket: fetch would set Host and Origin itself.
+    const send = (...headers) => new Promise((resolve, reject) => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end(`POST /mcp HTTP/1.1\r\n${headers.map((h) => `${h}\r\n`).join('')}`
+        + `Authorization: Bearer ${TOKENS.alice}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`
+        + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`));
+      const chunks = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'))?.[1])));
+    });
+    assert.equal(await send('Host: evil.example.com'), 403);
+    assert.equal(await send(`Host: evil.example.com:${port}`), 403);
+    assert.equal(await send(`Host: 127.0.0.1:${port}`, 'Origin: http://evil.example.com'), 403);
+    // The Worker's own loopback Host passes the check (the server then answers: 400 without a session).
+    assert.ok([200, 400].includes(await send(`Host: 127.0.0.1:${port}`)));
+  });
+
   test('configurations that cannot mean what they say serve nothing, and quote no secret', async () => {
     const grants = (extra) => JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256(TOKENS.alice), ...extra }] });
     const cases = [

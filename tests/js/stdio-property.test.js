@@ -28,6 +28,7 @@ import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../was
 import { Gate } from '../../worker/gate.js';
 import { runStdioProxy } from '../../worker/stdio.js';
 import { repoRoot, T0 } from './cli-helpers.js';
+import { random as prng } from './seeded-random.js';
 
 const PUPPET = join(repoRoot, 'tests/js/fixtures/puppet-server.js');
 const LIMIT = 6;
@@ -65,17 +66,6 @@ const WAIT_MS = 20_000; // only reached when the proxy is broken: every wait is 
 const ID_POOL = [1, 2, 3, '1', 'x'];
 const key = (id) => JSON.stringify(id);
 
-// mulberry32: a small seeded PRNG, so a failing seed replays.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let toolgate;
 let socketDir;

@@ -15,6 +15,7 @@ import { RedisCounterStore, createRedisCounterStore } from '../../worker/stores/
 import { T0, conformance, requestsFor } from './store-conformance.js';
 import { MISSING, REDIS_SERVER, freePort, startRedis } from './redis-server.js';
 import { waitFor } from './proxy-helpers.js';
+import { random } from './seeded-random.js';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -288,16 +289,6 @@ describe('RedisCounterStore on redis-server', () => {
   // what the admitted calls charged, and every denied call had a limit that
   // was full (the store never denies while there is room).
   test('property: bursts of random calls on random limits while the loop is busy: none rejects, admitted up to exactly full', async () => {
-    const random = (seed) => {
-      let state = seed >>> 0;
-      return () => {
-        state = (state + 0x6d2b79f5) >>> 0;
-        let t = state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
-    };
     for (let seed = 1; seed <= 4; seed++) {
       const next = random(seed);
       const pick = (list) => list[Math.floor(next() * list.length)];

@@ -13,8 +13,13 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * The module graph of `entry` (a path relative to the repository root, which
  * is Miniflare's modulesRoot): relative static imports and re-exports,
  * followed; .wasm as CompiledWasm. The entry point comes first. Bare
- * specifiers (npm packages) are left to the caller.
+ * specifiers (npm packages) are left to the caller, except those of PACKAGES,
+ * which are added as wrangler would bundle them: a module beside the importer
+ * (where workerd looks a bare specifier up) re-exporting the package's web
+ * build, and that build's own module graph.
  */
+const PACKAGES = { jose: 'node_modules/jose/dist/webapi/index.js' };
+
 export async function moduleGraph(entry) {
   const seen = new Map();
   const visit = async (relative) => {
@@ -30,6 +35,16 @@ export async function moduleGraph(entry) {
     for (const match of source.matchAll(/(?:^|[;\n])\s*(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[;\n])\s*import\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
       const specifier = match[1] ?? match[2];
       await visit(path.relative(ROOT, path.resolve(path.dirname(file), specifier)));
+    }
+    for (const match of source.matchAll(/(?:^|[;\n])\s*(?:import|export)\s[^'"]*?from\s*['"]([^./'"][^'"]*)['"]/g)) {
+      const target = PACKAGES[match[1]];
+      if (!target) continue;
+      const shim = path.join(path.dirname(relative), match[1]);
+      if (!seen.has(shim)) {
+        const relativeTarget = path.relative(path.dirname(shim), target);
+        seen.set(shim, { type: 'ESModule', path: path.join(ROOT, shim), contents: Buffer.from(`export * from './${relativeTarget}';\n`) });
+      }
+      await visit(target);
     }
   };
   await visit(entry);

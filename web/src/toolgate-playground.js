@@ -20,6 +20,7 @@ import {
 } from '../../wasm/index.js';
 import { ReplayInputError, readRecords, replay } from '../../lib/replay.js';
 import { DEFAULT_PRESET, PRESETS } from './presets.js';
+import { decodeJwtClaims, grantFromClaims } from '../../worker/claims.js';
 import { decodeState, encodeState } from './share.js';
 import { css } from './styles.js';
 
@@ -341,6 +342,11 @@ export class ToolgatePlayground extends HTMLElement {
     ui.arguments = h('textarea', { id: 'arguments', testid: 'arguments', rows: 3, spellcheck: 'false', value: '{}' });
     ui.grant = h('input', { id: 'grant', testid: 'grant', autocomplete: 'off', spellcheck: 'false', placeholder: 'anonymous' });
     ui.grantAttributes = h('textarea', { id: 'grant-attributes', testid: 'grant-attributes', rows: 1, spellcheck: 'false', value: '{}' });
+    // An access token pasted here is decoded in the page (never verified, never
+    // sent anywhere) and fills the grant as the proxy would (worker/claims.js).
+    ui.jwt = h('textarea', { id: 'jwt', testid: 'jwt', rows: 1, spellcheck: 'false', autocomplete: 'off', placeholder: 'eyJhbGciOi… (optional)' });
+    ui.jwtNote = h('div', { class: 'hint', testid: 'jwt-note', role: 'status', text: 'Decoded in this page only; never sent anywhere.' });
+    ui.jwt.addEventListener('input', () => this.#fillGrantFromJwt());
     ui.clock = h('input', { id: 'clock', testid: 'clock', autocomplete: 'off', spellcheck: 'false', value: DEFAULT_CLOCK });
     const step = (ms, label) => h('button', { type: 'button', class: 'small', 'aria-label': `Advance the clock by ${label}`, onclick: () => this.#advanceClock(ms) }, `+${label}`);
     ui.send = h('button', { type: 'button', class: 'primary', testid: 'send', onclick: () => this.#sendOnce() }, 'Send');
@@ -366,6 +372,7 @@ export class ToolgatePlayground extends HTMLElement {
         h('div', { class: 'field' }, h('label', { for: 'grant', text: 'Grant id' }), ui.grant)),
       h('div', { class: 'field' }, h('label', { for: 'arguments', text: 'Arguments (JSON object)' }), ui.arguments),
       h('div', { class: 'field' }, h('label', { for: 'grant-attributes', text: 'Grant attributes (JSON object, read as grant.<name>)' }), ui.grantAttributes),
+      h('div', { class: 'field' }, h('label', { for: 'jwt', text: 'Or paste an OAuth access token (JWT): sub becomes the grant id, its claims the attributes' }), ui.jwt, ui.jwtNote),
       h('div', { class: 'field' },
         h('label', { for: 'clock', text: 'Simulated clock (RFC 3339)' }),
         h('div', { class: 'clock-row' }, ui.clock, step(1000, '1s'), step(60_000, '1m'), step(3_600_000, '1h'))),
@@ -1014,6 +1021,25 @@ export class ToolgatePlayground extends HTMLElement {
     }
     this.#ui.clock.value = iso(now + ms);
     this.#ui.composerError.textContent = '';
+    this.#schedulePreview();
+  }
+
+  #fillGrantFromJwt() {
+    const ui = this.#ui;
+    const text = ui.jwt.value.trim();
+    if (text === '') {
+      ui.jwtNote.textContent = 'Decoded in this page only; never sent anywhere.';
+      return;
+    }
+    const claims = decodeJwtClaims(text);
+    const grant = claims instanceof Error ? null : grantFromClaims(claims);
+    if (!grant) {
+      ui.jwtNote.textContent = claims instanceof Error ? `Not a JWT: ${claims.message}.` : 'This token has no "sub" claim to name the grant.';
+      return;
+    }
+    ui.grant.value = grant.id;
+    ui.grantAttributes.value = JSON.stringify(grant.attributes);
+    ui.jwtNote.textContent = `Grant "${grant.id}" with ${Object.keys(grant.attributes).length} attributes (scope: ${grant.attributes.scope.join(' ') || 'none'}). Decoded in this page only, not verified, never sent.`;
     this.#schedulePreview();
   }
 

@@ -1,0 +1,12 @@
+// A seeded generator (mulberry32) for the property tests, so a failing case
+// replays from its seed: random(seed) returns () => a number in [0, 1).
+export function random(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
