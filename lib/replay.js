@@ -65,7 +65,9 @@ export function readRecords(lines, { parseTime, grantAttributes } = {}) {
       calls.push({
         line,
         call: { tool: record.tool, arguments: record.arguments, grant: { ...attributes, id: record.grant }, now: timeOf(record.time, line, parseTime) },
-        recorded: record, // its decision, code and rule (read when the decision changed)
+        // Only what is compared is kept, not the whole event: a replay holds
+        // hundreds of thousands of these.
+        recorded: { decision: record.decision, code: record.code ?? '', rule: record.rule ?? '' },
         rolledBack: record.decision === 'allow' && ROLLED_BACK.has(record.outcome),
       });
       return;
@@ -75,9 +77,15 @@ export function readRecords(lines, { parseTime, grantAttributes } = {}) {
     const call = { tool: record.tool, arguments: record.arguments ?? {}, grant: record.grant ?? 'anonymous', now };
     calls.push({ line, call });
   });
-  for (const entry of calls) entry.now ??= entry.call.now;
-  // Stable: equal times keep the file's order.
-  calls.sort((a, b) => a.now - b.now || a.line - b.line);
+  let ordered = true;
+  for (let i = 0; i < calls.length; i++) {
+    const entry = calls[i];
+    entry.now ??= entry.call.now;
+    if (i > 0 && entry.now < calls[i - 1].now) ordered = false;
+  }
+  // Stable: equal times keep the file's order. (Already in order, the usual
+  // case, is left as it is.)
+  if (!ordered) calls.sort((a, b) => a.now - b.now || a.line - b.line);
   return { calls, skipped };
 }
 
