@@ -51,6 +51,14 @@ Usage:
       (read allowed, write 30/minute, execute 10/minute, destructive hidden,
       tools handling credentials only with a human's approval).
       "toolgate scan --help" for all options.
+  toolgate scan --file TOOLS_LIST.json [--json] [--out FILE]
+      The same for a saved tools/list answer, offline.
+
+  toolgate pin URL|--file TOOLS_LIST.json|-- COMMAND [ARGS...] [--out PINS.json]
+      Pin each tool's definition (SHA-256 of its RFC 8785 form, and the definition)
+      for serve/stdio --pins; flags descriptions that carry instructions to the model.
+  toolgate pin --diff PINS.json URL|--file FILE|-- COMMAND [ARGS...]
+      What changed since the pins, field by field. "toolgate pin --help" for all options.
 
   toolgate --version    Print the version.
   toolgate --help       Print this help.
@@ -230,6 +238,7 @@ export async function main(argv) {
     case 'stdio':
     case 'scan':
     case 'replay':
+    case 'pin':
     case 'approvals': {
       const { run } = await import(`../lib/cli/${command}.js`);
       return run(args, { fail });

@@ -21,7 +21,21 @@ export type SignalId =
   /** An execute tool taking code, a query, a command or a command line (args as an array). */
   | 'arbitrary_code'
   /** annotations.openWorldHint is true. */
-  | 'open_world';
+  | 'open_world'
+  /** Poisoning (lib/poisoning.js): Unicode tag, zero-width, bidi or other invisible characters in a text. */
+  | 'hidden_characters'
+  /** Poisoning: a tag (<IMPORTANT>) or phrase ("do not tell the user") addressed to the model. */
+  | 'instruction_block'
+  /** Poisoning: asks for files or secrets (~/.ssh, .env, API keys, chat history). */
+  | 'requests_secrets'
+  /** Poisoning: a long base64 run, a data: URL or a long URL. */
+  | 'long_payload'
+  /** Poisoning: a description far longer than a tool needs. */
+  | 'long_description'
+  /** Poisoning: names a tool this server does not have, or speaks of other servers. */
+  | 'mentions_other_tools'
+  /** Poisoning: names another server's tool (multi-server scans). */
+  | 'shadowing';
 
 export interface Signal {
   id: SignalId;
@@ -35,6 +49,8 @@ export interface ToolClassification {
   category: Category;
   risk: Risk;
   signals: Signal[];
+  /** Present (true) when a poisoning signal was found; the risk is then critical. */
+  flagged?: true;
 }
 
 /** An MCP tool as `tools/list` lists it. */
@@ -94,7 +110,10 @@ export function splitWords(text: string): string[];
 export function classifyTool(tool: McpTool): ToolClassification;
 
 /** Classifies every tool and writes the starter policy. Throws ScanError for anything but the accepted shapes. */
-export function scanTools(toolsListResult: ToolsListInput): ScanResult;
+export function scanTools(toolsListResult: ToolsListInput, options?: { hideFlagged?: boolean }): ScanResult;
+
+/** The tools array of any accepted input shape; ScanError otherwise. */
+export function toolsOf(input: ToolsListInput): McpTool[];
 
 /**
  * The starter policy: default deny; read tools {}; write 30/minute; execute 10/minute;
@@ -103,9 +122,10 @@ export function scanTools(toolsListResult: ToolsListInput): ScanResult;
  * description says. A duplicated name gets its riskiest category, and approval if any
  * of its classifications needs it. Names containing "*"
  * (a key would be a glob) or invalid Unicode are left to the default deny (a destructive
- * name with "*" is still hidden: a glob in `hide` can only hide more).
+ * name with "*" is still hidden: a glob in `hide` can only hide more). With hideFlagged,
+ * flagged tools (poisoning) are hidden whatever their category.
  */
-export function starterPolicy(classifications: Array<Pick<ToolClassification, 'name' | 'category'> & Partial<Pick<ToolClassification, 'signals'>>>): StarterPolicy;
+export function starterPolicy(classifications: Array<Pick<ToolClassification, 'name' | 'category'> & Partial<Pick<ToolClassification, 'signals' | 'flagged'>>>, options?: { hideFlagged?: boolean }): StarterPolicy;
 
 /** A plain-text table (tool, category, risk, signals) and a summary line; control characters shown as \u{..}. */
 export function formatScan(result: ScanResult | ToolClassification[], options?: { details?: boolean }): string;

@@ -4,7 +4,9 @@
 // browser playground and the `toolgate scan` CLI both use it. The rules are
 // documented (as tables) in lib/README.md; keep the two in step.
 //
-// Tool names and other server-provided strings are kept verbatim as data. This
+// Tool names and other server-provided strings are kept verbatim as data.
+// Poisoning signals (instructions to the model hidden in texts) are
+// ./poisoning.js's, added to a scan's classifications by flagPoisoned(). This
 // module never escapes them for HTML (that is the UI's job); formatScan, which
 // renders for terminals, makes control characters visible.
 
@@ -305,7 +307,8 @@ function describe(value) {
 
 const SHAPES = 'a tools/list result {"tools": [...]}, a JSON-RPC response {"jsonrpc": "2.0", "id": ..., "result": {"tools": [...]}}, or an array of tools';
 
-function toolsOf(input) {
+/** The tools array of a tools/list result, a JSON-RPC response carrying one, or an array of tools; ScanError otherwise. */
+export function toolsOf(input) {
   if (Array.isArray(input)) return input;
   if (typeof input === 'string') {
     throw new ScanError(`expected ${SHAPES}, got a string (parse the JSON first)`);
@@ -328,7 +331,7 @@ function toolsOf(input) {
  * Classifies every tool of a tools/list answer and writes a starter policy.
  * @returns {{tools: object[], policy: object, summary: {read: number, write: number, execute: number, destructive: number}}}
  */
-export function scanTools(toolsListResult) {
+export function scanTools(toolsListResult, { hideFlagged = false } = {}) {
   const list = toolsOf(toolsListResult);
   const tools = list.map((tool, i) => {
     if (!isObject(tool)) throw new ScanError(`tools[${i}] must be a tool object, got ${describe(tool)}`);
@@ -339,7 +342,7 @@ export function scanTools(toolsListResult) {
   });
   const summary = { read: 0, write: 0, execute: 0, destructive: 0 };
   for (const t of tools) summary[t.category] += 1;
-  return { tools, policy: starterPolicy(tools), summary };
+  return { tools, policy: starterPolicy(tools, { hideFlagged }), summary };
 }
 
 // A lone UTF-16 surrogate cannot be written as valid JSON text (the core rejects it).
@@ -361,7 +364,7 @@ const needsApproval = (c) => c.signals.some((signal) => isObject(signal) && sign
  * execute → 10/minute; destructive → hidden; and any that handles credentials (signal
  * handles_credentials) → "action": "require_approval" as well.
  */
-export function starterPolicy(classifications) {
+export function starterPolicy(classifications, { hideFlagged = false } = {}) {
   if (!Array.isArray(classifications)) {
     throw new ScanError(`starterPolicy expects an array of classifications, got ${describe(classifications)}`);
   }
@@ -374,10 +377,11 @@ export function starterPolicy(classifications) {
       throw new ScanError(`classifications[${i}] must be {name, category, signals?} with a non-empty name, a category of ${CATEGORIES.join('/')} and signals an array`);
     }
     const approval = needsApproval({ signals: c.signals ?? [] });
+    const flagged = hideFlagged && c.flagged === true;
     const held = byName.get(c.name);
     byName.set(c.name, held
-      ? { category: higher(held.category, c.category), approval: held.approval || approval }
-      : { category: c.category, approval });
+      ? { category: higher(held.category, c.category), approval: held.approval || approval, flagged: held.flagged || flagged }
+      : { category: c.category, approval, flagged });
   });
 
   const counts = { read: 0, write: 0, execute: 0, destructive: 0 };
@@ -385,9 +389,11 @@ export function starterPolicy(classifications) {
   const tools = {};
   const unaddressable = [];
   const approved = [];
-  for (const [name, { category, approval }] of byName) {
+  const flaggedNames = [];
+  for (const [name, { category, approval, flagged }] of byName) {
     counts[category] += 1;
     if (LONE_SURROGATE.test(name)) { unaddressable.push(name); continue; }
+    if (flagged) { hide.push(name); flaggedNames.push(name); continue; } // hideFlagged: hidden whatever its category
     if (category === 'destructive') { hide.push(name); continue; } // a "*" here hides more: fail-safe
     if (name.includes('*')) { unaddressable.push(name); continue; } // a key with "*" is a glob: would allow more
     const entry = {};
@@ -410,6 +416,9 @@ export function starterPolicy(classifications) {
   if (approved.length > 0) {
     description += ` Whatever their category, tools that handle credentials (signal handles_credentials) need a human's approval`
       + ` for every call, so that secrets are not handed out unattended: ${quoteList(approved)}.`;
+  }
+  if (flaggedNames.length > 0) {
+    description += ` Hidden because their descriptions or schemas show signs of instructions to the model: ${quoteList(flaggedNames)}.`;
   }
   description += ` ${byName.size > 0 ? 'Every other tool' : 'Every tool'} is denied. Review before use.`;
   if (unaddressable.length > 0) {
@@ -451,7 +460,7 @@ export function formatScan(result, options = {}) {
     terminalSafe(fit(String(c.name), NAME_WIDTH)), // cut first, so no escape is cut
     terminalSafe(c.category),
     terminalSafe(c.risk),
-    terminalSafe((c.signals ?? []).map((s) => s.id).join(', ')) || '-',
+    terminalSafe([...new Set((c.signals ?? []).map((s) => s.id))].join(', ')) || '-',
   ]);
   const header = ['TOOL', 'CATEGORY', 'RISK', 'SIGNALS'];
   const widths = header.map((h, col) => Math.max(Array.from(h).length, ...rows.map((r) => Array.from(r[col]).length)));

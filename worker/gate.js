@@ -10,6 +10,7 @@
 // a forwarded call settles its reservation (commit, or rollback when the
 // server failed) and writes its audit event.
 import { canonicalJson, sha256Hex } from './audit.js';
+import { PinMonitor, TOOL_CHANGED } from './pins.js';
 import { webCryptoHmac } from './sessions.js';
 import { callTrace } from './trace-context.js';
 
@@ -180,6 +181,8 @@ export class Gate {
   // grant id -> Map(approval id -> expires_at): requests this process recorded
   // that may still wait (see #admitApprovalRequest)
   #pendingByGrant = new Map();
+  // tool definitions seen per server and session, checked against pins (./pins.js)
+  #pinMonitor = new PinMonitor();
 
   /**
    * @param {object} options
@@ -241,6 +244,11 @@ export class Gate {
    * @param {(promise: Promise<unknown>) => void} [context.waitUntil] keeps background work (audit) alive
    * @param {(idKey: string) => boolean} [context.claimId] claims a request id for the session; false when
    *   another request holds it (the transport releases its claims once the request is answered)
+   * @param {import('./pins.js').ServerPins} [context.pins] the server's tool pins: a call to a tool whose
+   *   last seen definition (in context.session) is not its pin is denied (tool_changed)
+   * @param {string} [context.session] the server's MCP session id, when it has one
+   * @param {() => Promise<object[]>} [context.refreshTools] with pins: the server's tools/list (every
+   *   page) fetched by the transport in this session, for a tool whose current definition was not seen
    * @returns {Promise<{ refused?: object, forward: object[], answers: object[], tickets: Map<string, Ticket> }>}
    *   refused: the whole body is refused (nothing forwarded) with this error message;
    *   forward: messages to send upstream, in order; answers: replies made here;
@@ -331,8 +339,13 @@ export class Gate {
       : null;
     let decision;
     let authorization;
+    // Pins come first: a tool whose definition is not the reviewed one is not
+    // run, whatever the policy says of its name, and takes no quota.
+    const changed = context.pins && typeof tool === 'string' ? await this.#checkPin(tool, context) : null;
     const lookAlike = typeof tool === 'string' ? lookAlikeProblem(tool, policy) : null;
-    if (lookAlike) {
+    if (changed) {
+      decision = { decision: 'deny', code: TOOL_CHANGED, rule: '', message: changed };
+    } else if (lookAlike) {
       decision = invalidCall(lookAlike);
     } else {
       const call = { tool, arguments: args === undefined ? {} : args, grant: { ...grant.attributes, id: grant.id }, now };
@@ -354,9 +367,10 @@ export class Gate {
     // what enforcement would count: a call the policy allows is charged as
     // always, a would-be refusal (rate_limited included) charges nothing, so
     // the would-be decisions are the ones enforcing would have made. Names
-    // refused as look-alikes (invalid_call) stay refused: they are not the
-    // policy's choice but toolgate's guard against a server misreading them.
-    const monitored = monitor && decision.decision !== 'allow' && decision.code !== 'invalid_call';
+    // refused as look-alikes (invalid_call) and tools whose definition is not
+    // their pin (tool_changed) stay refused: they are not the policy's choice
+    // but toolgate's guards against a server misreading or changing tools.
+    const monitored = monitor && decision.decision !== 'allow' && decision.code !== 'invalid_call' && decision.code !== TOOL_CHANGED;
     if (decision.decision === 'allow' || monitored) {
       this.#observer?.decided({ server, tool, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: !monitor, ms: elapsed(started) });
       if (trace?.upstream) passTraceContext(params, trace.upstream, context.tracestate);
@@ -379,6 +393,29 @@ export class Gate {
     trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
+  }
+
+  // The pin check of a call. A tool whose current definition has not been
+  // seen in this session (no list relayed yet, or the server announced a
+  // change) is looked up first: the transport's refreshTools() asks the
+  // server for its tools/list in the same session, and the answer is learnt
+  // as if relayed; once per session and list_changed, so that calls to names
+  // the server does not list cost it nothing. Whatever fails there leaves the
+  // tool unseen: denied.
+  async #checkPin(tool, context) {
+    const { server, session, pins } = context;
+    if (typeof context.refreshTools === 'function' && this.#pinMonitor.needsListing(server, session, tool)) {
+      try {
+        const epoch = this.#pinMonitor.epoch(server, session);
+        const tools = await context.refreshTools();
+        this.#learnOutputSchemas(server, tools);
+        this.#pinMonitor.learn(server, session, pins, tools, epoch);
+        this.#pinMonitor.listed(server, session, epoch);
+      } catch (error) {
+        this.#log('warn', 'toolgate could not list the server\'s tools to check a pinned tool; the call is denied', { server, tool, error: String(error?.message ?? error) });
+      }
+    }
+    return this.#pinMonitor.check(server, session, pins, tool);
   }
 
   // Approvals belong to one server: the id a human approves is the core's id
@@ -521,9 +558,15 @@ export class Gate {
   /**
    * A server-to-client message on its way: hidden tools leave tools/list
    * results, and the answer to a forwarded call settles its ticket.
+   * With pins (./pins.js), each listed definition is learnt and a tool that
+   * is not its pin leaves the list; notifications/tools/list_changed makes
+   * toolgate forget what the session saw (its calls wait for a new list).
+   * pinEpoch: pinEpoch() taken when the request this answers was sent, where
+   * answers and notifications travel on different streams (HTTP).
    * Returns the message to pass on (the same object when unchanged).
    */
-  inspect(message, { server, policy, tickets, status, monitor = false }) {
+  inspect(message, { server, policy, tickets, status, pins, session, pinEpoch, monitor = false }) {
+    if (pins && isObject(message) && message.method === 'notifications/tools/list_changed') this.#pinMonitor.listChanged(server, session);
     if (!isObject(message) || !('id' in message)) return message;
     const ticket = tickets?.get(idKey(message.id));
     if (ticket) {
@@ -535,12 +578,13 @@ export class Gate {
     const tools = message.result?.tools;
     if (!Array.isArray(tools)) return message;
     this.#learnOutputSchemas(server, tools);
+    const pinned = pins ? this.#pinMonitor.learn(server, session, pins, tools, pinEpoch) : tools;
     // A listed look-alike of a name the policy mentions could not be called
     // anyway: it leaves the list with the hidden tools.
     // In monitor mode hidden tools stay listed (nothing the policy says is
     // enforced); look-alike names still go, as calls to them are still refused.
     const listAll = monitor || policy.modes?.policy === true; // the whole policy in monitor mode
-    const visible = tools.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (listAll || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
+    const visible = pinned.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (listAll || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
     if (visible.length === tools.length) return message;
     return { ...message, result: { ...message.result, tools: visible } };
   }
@@ -551,6 +595,11 @@ export class Gate {
     for (const tool of tools) {
       if (isObject(tool) && typeof tool.name === 'string' && isObject(tool.outputSchema)) names.add(tool.name);
     }
+  }
+
+  /** The count of list_changed seen for a server and session (see inspect's pinEpoch). */
+  pinEpoch(server, session) {
+    return this.#pinMonitor.epoch(server, session);
   }
 
   /** Settles every ticket not settled yet (the stream ended without their answers). */

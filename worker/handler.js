@@ -13,8 +13,11 @@ import { cleanTracestate, formatTraceparent, parseTraceparent } from './trace-co
 import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
+import { eventStreamMessages, listToolsThrough } from './pins.js';
 
 const MB = 1024 * 1024;
+// The largest answer toolgate reads to a request of its own (tools/list for pins).
+const MAX_OWN_ANSWER_BYTES = 16 * MB;
 
 // Request headers that go upstream: an allow-list of headers that cannot change
 // what the body means. Everything else stays here: the client's Authorization
@@ -185,11 +188,14 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, monitor: server.monitor === true,
+      grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
       waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
+    // With pins, a call to a tool whose current definition toolgate has not
+    // seen makes toolgate list the tools itself, in this session (./pins.js).
+    if (server.pins) scope.refreshTools = () => listToolsThrough((message) => askUpstream(request, server, scope, message));
     switch (request.method) {
       case 'POST':
         return post(request, server, scope);
@@ -301,6 +307,9 @@ export function createHandler(options) {
     // What goes upstream is the parsed body written again, as UTF-8 JSON
     // labelled by toolgate: the server receives exactly the messages that
     // were decided on.
+    // Taken before the request goes: a tools/list answer to it that comes
+    // after a list_changed (on the GET stream) may predate the change.
+    const pinEpoch = scope.pins ? gate.pinEpoch(scope.server, scope.session) : undefined;
     const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]), scope);
     if (upstream.error) {
       // Quota goes back only when the server cannot have received the calls
@@ -329,7 +338,7 @@ export function createHandler(options) {
       Gate.settleAll(tickets, { failed: false, status: response.status });
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, monitor: scope.monitor });
+    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
     if (/^text\/event-stream/i.test(type)) {
       const stream = transformEventStream(response.body, {
         prefix: answers,
@@ -447,7 +456,7 @@ export function createHandler(options) {
     if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
     const response = upstream.response;
     if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
-      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, monitor: scope.monitor }) });
+      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, pins: scope.pins, session: scope.session, monitor: scope.monitor }) });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     // A GET or DELETE answer that is neither (a 405 "no stream here") passes
@@ -464,6 +473,40 @@ export function createHandler(options) {
     const session = headers['mcp-session-id'];
     if (sessions && session !== undefined) headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
     return headers;
+  }
+
+  // One request of toolgate's own to the server, in the client's session (its
+  // headers), and the server's answer to it, from JSON or an event stream.
+  async function askUpstream(request, server, scope, message) {
+    const upstream = await callUpstream(server, request, JSON.stringify(message), scope);
+    if (upstream.error) throw new Error(upstream.error);
+    const { response } = upstream;
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`the server answered HTTP ${response.status}`);
+    }
+    const stream = /^text\/event-stream/i.test(response.headers.get('content-type') ?? '');
+    // Read until the answer is there (an event stream may stay open after
+    // it), at most MAX_OWN_ANSWER_BYTES; then the body is let go.
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (value) text += decoder.decode(value, { stream: true });
+        if (text.length > MAX_OWN_ANSWER_BYTES) throw new Error(`the server's answer exceeds ${MAX_OWN_ANSWER_BYTES} bytes`);
+        if (stream) {
+          const found = eventStreamMessages(text).find((m) => m !== null && typeof m === 'object' && m.id === message.id);
+          if (found) return found;
+        }
+        if (done) break;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+    if (stream) return undefined;
+    return [JSON.parse(text)].flat().find((m) => m !== null && typeof m === 'object' && m.id === message.id);
   }
 
   async function passThrough(response, scope) {

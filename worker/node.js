@@ -11,6 +11,8 @@ import { createAdaptorServer } from '@hono/node-server';
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
 import { StreamAuditSink } from './audit.js';
 import { watchFiles } from './file-watch.js';
+import { pinsForServer } from './pins.js';
+import { readPinsFile } from '../lib/pins-file.js';
 import { Grants } from './grants.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
@@ -62,6 +64,23 @@ export async function loadConfig(toolgate, options) {
       upstream: server.upstream, headers: server.headers ?? {}, policy: compilePolicy(toolgate, await readText(path, 'policy'), path),
       monitor: server.monitor === true,
     };
+  }
+  // Tool pins (./pins.js): checked whole at each (re)load, like a policy.
+  if (options.pins !== undefined || options.trustOnFirstUse) {
+    let loaded;
+    if (options.pins !== undefined) {
+      const path = resolve(options.pins);
+      files.push(path);
+      try {
+        loaded = await readPinsFile(path, { trustOnFirstUse: options.trustOnFirstUse ?? false });
+      } catch (error) {
+        throw new ConfigError(error.message);
+      }
+    }
+    const singleServer = Object.keys(servers).length === 1;
+    for (const [name, server] of Object.entries(servers)) {
+      server.pins = pinsForServer(loaded, name, { singleServer, trustOnFirstUse: options.trustOnFirstUse ?? false });
+    }
   }
   let grants = null;
   const grantPolicies = new Map();
@@ -126,6 +145,7 @@ export function expandEnvironment(value, env = process.env) {
  *   transport?: 'node' | 'fetch' | typeof fetch,
  *   metrics?: boolean | {port?: number, host?: string},
  *   tracing?: boolean,
+ *   transport?: 'node' | 'fetch' | typeof fetch, pins?: string, trustOnFirstUse?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
  *   oauth?: object,
  * }} options
@@ -144,6 +164,8 @@ export function expandEnvironment(value, env = process.env) {
  *   tracing: toolgate's own span per call with @opentelemetry/api (./otel.js), exported by
  *   whatever SDK the process registered. Off by default (the client's traceparent is
  *   passed upstream either way).
+ *   pins: a pins file (toolgate pin), reloaded with the rest; trustOnFirstUse: tools it does
+ *   not pin are pinned as first seen (./pins.js).
  *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
  *   every instance behind one load balancer needs the same. Default: random,
  *   so this process's ids are its own.

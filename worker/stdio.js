@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 import { findJsonProblem } from './json-check.js';
+import { listToolsThrough } from './pins.js';
 import { Gate, JsonRpcError, errorMessage, kindOf } from './gate.js';
 
 const idKey = (id) => JSON.stringify(id); // as the gate compares ids
@@ -25,10 +26,15 @@ const idKey = (id) => JSON.stringify(id); // as the gate compares ids
  * @param {(id: string) => string | undefined} [options.approvalUrl]
  * @param {number} [options.maxLineBytes] longer lines are refused (default 4 MiB)
  * @param {object} [options.spawnOptions]
+ * @param {() => import('./pins.js').ServerPins | undefined} [options.pins] the server's tool pins (the current
+ *   ones: the file may be reloaded); undefined: tools are not pinned
+ * @param {number} [options.ownRequestTimeoutMs] how long toolgate waits for the server's answer to its own
+ *   tools/list (pins), after which the call that needed it is denied (default 30 s)
  */
 export async function runStdioProxy({
   command, args = [], policy, grant, gate, input = process.stdin, output = process.stdout,
-  approvalUrl, maxLineBytes = 4 * 1024 * 1024, spawnOptions = {}, server = 'stdio',
+  approvalUrl, maxLineBytes = 4 * 1024 * 1024, spawnOptions = {}, server = 'stdio', pins = () => undefined,
+  ownRequestTimeoutMs = 30_000,
 }) {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], ...spawnOptions });
   const spawned = new Promise((resolve, reject) => {
@@ -92,7 +98,9 @@ export async function runStdioProxy({
       }
     }
     const current = policy();
-    const admitted = await gate.admit(toGate, { grant, server, policy: current, approvalUrl });
+    const currentPins = pins();
+    const admitted = await gate.admit(toGate, { grant, server, policy: current, approvalUrl, pins: currentPins,
+      refreshTools: currentPins ? () => listToolsThrough(askServer) : undefined });
     if (admitted.refused) {
       Gate.settleAll(admitted.tickets, { failed: true, status: 'stdio', outcome: 'not_forwarded' });
       return admitted.refused;
@@ -121,6 +129,26 @@ export async function runStdioProxy({
     return batch ? answers : answers[0];
   }
 
+  // A request of toolgate's own (tools/list, for pins): written to the server,
+  // its answer taken out of the server's output (never relayed). The id is
+  // toolgate's and unguessable (a random UUID), so no client request shares it.
+  const ownRequests = new Map(); // id key -> resolve
+  function askServer(message) {
+    if (child.stdin.destroyed || child.stdin.writableEnded) return Promise.reject(new Error('the server has exited'));
+    const key = idKey(message.id);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ownRequests.delete(key);
+        reject(new Error(`the server did not answer toolgate's ${message.method} within ${ownRequestTimeoutMs} ms`));
+      }, ownRequestTimeoutMs);
+      ownRequests.set(key, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
+      child.stdin.write(`${JSON.stringify(message)}\n`);
+    });
+  }
+
   // The client cancelled a forwarded call: the server may have run it already
   // (and may still answer with an error), so its quota is kept now. The id
   // stays in flight until the server answers it, if it ever does.
@@ -137,10 +165,14 @@ export async function runStdioProxy({
   const serverDone = (async () => {
     for await (const line of fromServer) {
       const { text, answered } = inspectLine(line);
-      output.write(`${text}\n`);
+      if (text !== null) output.write(`${text}\n`);
       // Relayed: the ids answered may be used again.
       for (const key of answered) inFlight.delete(key);
     }
+    // The server's output ended: toolgate's own requests get no answer (the
+    // calls waiting on them are denied now, not after the timeout).
+    for (const answer of ownRequests.values()) answer(undefined);
+    ownRequests.clear();
   })();
 
   // The line to relay, and the in-flight ids it answers.
@@ -151,7 +183,14 @@ export async function runStdioProxy({
     } catch {
       return { text: line, answered: [] }; // not a message: the client decides what to make of it
     }
+    const own = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !('method' in parsed) && ownRequests.get(idKey(parsed.id));
+    if (own) {
+      ownRequests.delete(idKey(parsed.id));
+      own(parsed);
+      return { text: null, answered: [] };
+    }
     const current = policy();
+    const currentPins = pins();
     const answered = [];
     const inspect = (message) => {
       // Only a response (an id, no method, a result or an error) answers the
@@ -159,7 +198,7 @@ export async function runStdioProxy({
       const response = message !== null && typeof message === 'object' && !Array.isArray(message)
         && 'id' in message && !('method' in message) && (('result' in message) !== ('error' in message));
       if (response && inFlight.has(idKey(message.id))) answered.push(idKey(message.id));
-      return gate.inspect(message, { server, policy: current, tickets: response ? inFlight : undefined, status: 'stdio' });
+      return gate.inspect(message, { server, policy: current, tickets: response ? inFlight : undefined, status: 'stdio', pins: currentPins });
     };
     if (Array.isArray(parsed)) {
       const next = parsed.map(inspect);

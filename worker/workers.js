@@ -37,6 +37,9 @@
 //                           a server of SERVERS may have its own "oauth": {"resource", "scopes"}
 //   OAUTH_ISSUERS           instead of OAUTH, or over it: issuer URLs (comma- or space-separated)
 //   OAUTH_RESOURCE          the canonical URI of /mcp (default: PUBLIC_URL + /mcp)
+//   PINS                    a pins file's JSON text (toolgate pin): tools whose definition is not
+//                           their pin leave tools/list and their calls are denied (tool_changed)
+//   TRUST_ON_FIRST_USE      "true" pins each tool PINS does not as first seen (per isolate)
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
@@ -48,6 +51,7 @@ import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
 import { analyticsEngineObserver } from './metrics-workers.js';
 import { checkOAuthConfig, createOAuth } from './oauth.js';
+import { loadPins, pinsForServer } from './pins.js';
 
 export { ToolgateApprovals, ToolgateCounters };
 
@@ -108,7 +112,7 @@ function hostCheckOf(env, oauthOrigin) {
 }
 
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.MONITOR].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
@@ -123,6 +127,21 @@ async function handlerFor(env) {
     // A [vars] entry may be a TOML boolean or a string.
     if (env.MONITOR !== undefined && !['true', 'false', true, false].includes(env.MONITOR)) throw new ConfigError('MONITOR must be "true" or "false"');
     servers.default = { upstream: env.UPSTREAM_URL, headers, policy: compile(toolgate, env.POLICY, 'POLICY'), monitor: env.MONITOR === 'true' || env.MONITOR === true };
+  }
+  // Tool pins (./pins.js): PINS is a pins file's JSON text (toolgate pin);
+  // TRUST_ON_FIRST_USE = "true" pins what each isolate sees first.
+  const trustOnFirstUse = env.TRUST_ON_FIRST_USE === 'true';
+  if (env.PINS || trustOnFirstUse) {
+    let loaded;
+    if (env.PINS) {
+      try {
+        loaded = await loadPins(env.PINS, { source: 'PINS', trustOnFirstUse });
+      } catch (error) {
+        throw new ConfigError(error.message);
+      }
+    }
+    const singleServer = Object.keys(servers).length === 1;
+    for (const [name, server] of Object.entries(servers)) server.pins = pinsForServer(loaded, name, { singleServer, trustOnFirstUse });
   }
   let grants = null;
   const grantPolicies = new Map();

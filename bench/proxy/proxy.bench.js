@@ -3,7 +3,8 @@
 //   direct       a minimal upstream (upstream.js)
 //   passthrough  a proxy without policy on the same HTTP stack (passthrough.js)
 //   toolgate     `toolgate serve` with the memory store, the same with Prometheus
-//                metrics on (--metrics), then with a Redis store
+//                metrics on (--metrics), the same with --pins (the upstream's tools
+//                pinned), then with a Redis store
 // each server a child process. Per case: latency of sequential requests (one
 // connection: the added-latency figure), latency and requests/s under load
 // (--connections), CPU per request of each server process and, for Redis,
@@ -376,6 +377,15 @@ const passthrough = await startNode('passthrough', passthroughArgs(`${upstream.u
 const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
 // The same with Prometheus metrics on: what metrics cost (budget: within 2 % of the throughput without).
 const toolgateMetrics = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-metrics.jsonl')}`, extra: ['--metrics'] }), { env: serveEnv });
+// The same with the upstream's tools pinned (--pins): each call's definition
+// check is a lookup (the first call makes toolgate list the tools once).
+const pinsPath = join(work, 'pins.json');
+{
+  const listed = await fetch(`${upstream.url}/mcp`, { method: 'POST', headers: HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+  const { makePins } = await import('../../worker/pins.js');
+  writeFileSync(pinsPath, JSON.stringify(await makePins({ default: (await listed.json()).result.tools })));
+}
+const toolgatePins = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-pins.jsonl')}` }), '--pins', pinsPath], { env: serveEnv });
 
 let redisServer = null;
 let redis = null;
@@ -428,6 +438,7 @@ const cases = [
   { name: 'toolgate (memory store)', target: toolgateMemory, servers: [toolgateMemory, upstream] },
   { name: 'toolgate (memory store, metrics on)', target: toolgateMetrics, servers: [toolgateMetrics, upstream] },
   { name: oauthName, target: toolgateOAuth, servers: [toolgateOAuth, upstream], headers: OAUTH_HEADERS },
+  { name: 'toolgate (memory store, pins)', target: toolgatePins, servers: [toolgatePins, upstream] },
   ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
 ];
 for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`, c.headers);
@@ -601,6 +612,12 @@ for (const name of [memoryName, redisName].filter((n) => derived[n])) {
     throughput_ge_80_percent_of_passthrough: derived[name].throughput_vs_passthrough >= 0.8,
   };
 }
+// Pins: the same server with --pins, against the one without.
+const pinsName = 'toolgate (memory store, pins)';
+if (derived[pinsName] && derived[memoryName]) {
+  derived[pinsName].added_p50_ms_over_memory_sequential = summary[pinsName].sequential.p50_ms - summary[memoryName].sequential.p50_ms;
+  derived[pinsName].throughput_vs_memory = summary[pinsName].loaded.rps / summary[memoryName].loaded.rps;
+}
 if (roundTrips) {
   budgets[redisName].one_store_round_trip_per_call = roundTrips.round_trips_per_call === 1 && roundTrips.forwarded === roundTrips.calls;
 }
@@ -666,6 +683,20 @@ budgetList.push({
   measured: `${f(authCost.added_us, 2)} µs (${f(authCost.oauth_jwt_cached_us, 2)} vs ${f(authCost.static_token_us, 2)} µs per request)`,
   met: authCost.added_us <= 50,
 });
+if (derived[pinsName]?.added_p50_ms_over_memory_sequential !== undefined) {
+  // "No measurable time": within 0.05 ms of p50 (below this bench's resolution
+  // on a shared machine) and 95 % of the throughput of the same server without pins.
+  const added = derived[pinsName].added_p50_ms_over_memory_sequential;
+  const share = derived[pinsName].throughput_vs_memory;
+  budgetList.push({
+    name: 'pins: added latency p50 over the same server without pins', target: '≤ 0.05 ms',
+    measured: `${f(added, 3)} ms`, met: added <= 0.05,
+  });
+  budgetList.push({
+    name: 'pins: throughput vs the same server without pins', target: '≥ 95 %',
+    measured: `${f(share * 100, 1)} %`, met: share >= 0.95,
+  });
+}
 if (roundTrips) {
   budgetList.push({
     name: 'proxy store round trips per tools/call (Redis store)', target: '= 1',
@@ -767,7 +798,7 @@ writeFileSync(flags.out, JSON.stringify({
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);
 
-for (const server of [toolgateRedis, toolgateOAuth, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
+for (const server of [toolgateRedis, toolgateOAuth, toolgatePins, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
 issuerServer.close();
 await redis?.quit();
 await redisServer?.stop();

@@ -8,7 +8,7 @@
 // a program we do not trust: the text output makes it terminal-safe, the JSON output
 // keeps it verbatim. Failures exit 1 with what failed, where, and why.
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -18,11 +18,13 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ErrorCode, McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { loadToolgate } from '../../wasm/index.js';
-import { formatScan, ScanError, scanTools, terminalSafe } from '../scan.js';
+import { formatScan, ScanError, scanTools, starterPolicy, terminalSafe, toolsOf } from '../scan.js';
+import { flagPoisoned } from '../poisoning.js';
 
 export const USAGE = `Usage:
   toolgate scan URL [options]
   toolgate scan [options] -- COMMAND [ARGS...]
+  toolgate scan --file TOOLS_LIST.json [options]
 
 Connects to an MCP server (Streamable HTTP at URL, falling back to the older
 HTTP+SSE transport; or a stdio server started as COMMAND ARGS...), lists its
@@ -41,6 +43,12 @@ Options:
                           existing FILE unless --force is given.
   --force                 With --out: replace FILE if it exists.
   --details               Print each signal's detail under its tool.
+  --file FILE             Classify a saved tools/list answer (a result {"tools": [...]},
+                          a JSON-RPC response, or an array of tools) offline.
+  --hide-flagged          Hide, in the starter policy, every tool flagged for signs of
+                          instructions to the model (poisoning signals: hidden
+                          characters, instruction blocks, requests for secrets,
+                          long payloads, overlong descriptions, other tools named).
   --timeout MS            Give up when connecting and listing take longer than MS
                           milliseconds (default 30000).
   -h, --help              Print this help.
@@ -102,6 +110,8 @@ export function parseScanArgs(args) {
         force: { type: 'boolean', default: false },
         details: { type: 'boolean', default: false },
         timeout: { type: 'string' },
+        file: { type: 'string' },
+        'hide-flagged': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -127,7 +137,17 @@ export function parseScanArgs(args) {
   }
   if (values.force && values.out === undefined) throw new UsageError('--force only makes sense with --out FILE');
   if (values.out === '') throw new UsageError('--out expects a file name');
-  const output = { json: values.json, out: values.out, force: values.force, details: values.details };
+  const output = { json: values.json, out: values.out, force: values.force, details: values.details, ...(values['hide-flagged'] ? { hideFlagged: true } : {}) };
+
+  if (values.file !== undefined) {
+    // A saved tools/list answer, classified offline: no server to reach.
+    if (values.file === '') throw new UsageError('--file expects a file name');
+    if (terminator || before.length > 0) throw new UsageError('give either --file or a server (URL, or -- and a command), not both');
+    if (values.header.length > 0 || values.bearer !== undefined || values.timeout !== undefined) {
+      throw new UsageError('--header, --bearer and --timeout are for live servers, not --file');
+    }
+    return { target: { kind: 'file', path: values.file }, timeoutMs, output };
+  }
 
   if (terminator) {
     if (before.length > 0) {
@@ -181,6 +201,7 @@ function showCommand(command, args) {
 }
 
 function describeTarget(target) {
+  if (target.kind === 'file') return target.path;
   return target.kind === 'http' ? target.url.href : showCommand(target.command, target.args);
 }
 
@@ -464,8 +485,29 @@ async function listStdio(target, timeoutMs) {
  * @throws {ScanFailure | ScanError}
  */
 export function listServerTools(target, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  if (target.kind === 'file') return listFile(target);
   return target.kind === 'http' ? listHttp(target, timeoutMs) : listStdio(target, timeoutMs);
 }
+
+// A saved tools/list answer (a result, a JSON-RPC response, or an array of tools).
+async function listFile(target) {
+  let text;
+  try {
+    text = await readFile(target.path, 'utf8');
+  } catch (error) {
+    throw new ScanFailure(`cannot read ${target.path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ScanFailure(`${target.path} is not JSON: ${error.message}`);
+  }
+  const server = isPlainObject(parsed) && isPlainObject(parsed.serverInfo) ? parsed.serverInfo : {};
+  return { server, tools: toolsOf(parsed), transport: 'file' };
+}
+
+const isPlainObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 // JSON for a terminal: JSON.stringify escapes C0 controls but leaves DEL, C1 controls, bidi
 // overrides and line separators raw, which could reorder or hide what is shown. As \uXXXX
@@ -504,6 +546,10 @@ export async function run(args, { fail }) {
   try {
     listing = await listServerTools(target, { timeoutMs });
     result = scanTools({ tools: listing.tools });
+    // Signs of instructions to the model join each tool's signals; the policy
+    // is written again so that --hide-flagged can hide those tools.
+    flagPoisoned(result.tools, listing.tools);
+    result.policy = starterPolicy(result.tools, { hideFlagged: output.hideFlagged === true });
   } catch (error) {
     if (error instanceof ScanError) {
       return fail(`scan: the tools/list answer of ${describeTarget(target)} cannot be scanned: ${error.message}`, 1);
@@ -538,7 +584,7 @@ export async function run(args, { fail }) {
     return undefined;
   }
 
-  const via = target.kind === 'stdio' ? 'stdio' : listing.transport === 'sse' ? 'HTTP+SSE' : 'Streamable HTTP';
+  const via = target.kind === 'stdio' ? 'stdio' : target.kind === 'file' ? 'saved tools/list' : listing.transport === 'sse' ? 'HTTP+SSE' : 'Streamable HTTP';
   const serverName = [server.name, server.version].filter((s) => typeof s === 'string' && s !== '').join(' ') || '(unnamed server)';
   const lines = [
     `Server: ${terminalSafe(serverName)} (${via}: ${terminalSafe(describeTarget(target))})`,

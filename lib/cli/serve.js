@@ -64,6 +64,13 @@ ${STORE_USAGE}
                            ./tracing.mjs"); the client's traceparent goes upstream
                            either way
   --no-watch               do not reload files when they change
+  --pins FILE              hold each server's tools to their pins (written by toolgate
+                           pin; reloaded when it changes): a tool whose definition is
+                           not its pin, or that has none, leaves tools/list and its
+                           calls are denied (tool_changed). A server the file does not
+                           name has no pins, so all its tools are blocked (with one
+                           server and a file pinning one, that one is used)
+  --trust-on-first-use     pin each tool (not pinned by --pins) as first seen, and hold to it
 
 OAuth 2.1 (toolgate as the resource server of the MCP authorization spec):
   --oauth-issuer URL       an authorization server whose access tokens are grants
@@ -130,6 +137,8 @@ const OPTIONS = {
   'oauth-grant-claim': { type: 'string' },
   'oauth-scope': { type: 'string', multiple: true },
   'oauth-admin': { type: 'string', multiple: true },
+  pins: { type: 'string' },
+  'trust-on-first-use': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -321,6 +330,7 @@ export async function run(args, { fail }) {
       allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
       metrics: metricsOption(values), tracing: values.otel === true,
+      pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false,
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {

@@ -14,6 +14,8 @@ import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { createApprovalRoutes } from '../../worker/approvals.js';
 import { runStdioProxy } from '../../worker/stdio.js';
 import { ConfigError, NODE_SHA256 } from '../../worker/node.js';
+import { pinsForServer } from '../../worker/pins.js';
+import { readPinsFile } from '../pins-file.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -33,6 +35,11 @@ ${STORE_USAGE}
   --approvals-port N       serve the approvals page on http://127.0.0.1:N/approvals
                            (admin token from TOOLGATE_ADMIN_TOKEN, or generated and printed)
   --fail-open              admit calls when the counter store fails (default: deny)
+  --pins FILE              hold the server's tools to their pins (written by toolgate pin;
+                           reloaded when the file changes): a tool whose definition is
+                           not its pin, or that has none, leaves tools/list and its calls
+                           are denied (tool_changed)
+  --trust-on-first-use     pin each tool (not pinned by --pins) as first seen, and hold to it
 `;
 
 const OPTIONS = {
@@ -44,6 +51,8 @@ const OPTIONS = {
   'audit-arguments': { type: 'boolean' },
   'approvals-port': { type: 'string' },
   'fail-open': { type: 'boolean' },
+  pins: { type: 'string' },
+  'trust-on-first-use': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -102,6 +111,26 @@ export async function run(args, { fail }) {
   } catch (error) {
     return fail(error.code === 'ENOENT' ? `cannot read ${policyPath}: no such file` : `invalid policy:\n${error.message}`, 1);
   }
+  // Pins: the file's only server (or "stdio"), checked whole before use; a
+  // changed file that does not check keeps the running pins.
+  const trustOnFirstUse = values['trust-on-first-use'] ?? false;
+  const pinsPath = values.pins === undefined ? undefined : resolve(values.pins);
+  const readPins = async () => pinsForServer(pinsPath === undefined ? undefined : await readPinsFile(pinsPath, { trustOnFirstUse }),
+    'stdio', { singleServer: true, trustOnFirstUse });
+  let pins;
+  try {
+    pins = await readPins();
+  } catch (error) {
+    return fail(error.message, 1);
+  }
+  const pinsWatcher = pinsPath === undefined ? { close() {} } : watchFiles([pinsPath], async () => {
+    try {
+      pins = await readPins();
+      log('info', 'pins reloaded', { pins: pinsPath });
+    } catch (error) {
+      log('error', 'pins not reloaded; the running ones stay', { error: error.message });
+    }
+  });
   const watcher = watchFiles([policyPath], async () => {
     try {
       policy = await compile();
@@ -113,7 +142,7 @@ export async function run(args, { fail }) {
 
   // Whatever happens from here, the watcher, the stores and the approvals
   // server are closed before the command returns.
-  const closers = [() => watcher.close()];
+  const closers = [() => watcher.close(), () => pinsWatcher.close()];
   try {
     return await proxy();
   } finally {
@@ -168,7 +197,7 @@ export async function run(args, { fail }) {
     });
     let code;
     try {
-      code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl });
+      code = await runStdioProxy({ command, args: commandArgs, policy: () => policy, grant, gate, approvalUrl, pins: () => pins });
     } catch (error) {
       return fail(`cannot run ${command}: ${error.code === 'ENOENT' ? 'command not found' : error.message}`, 1);
     }

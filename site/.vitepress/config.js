@@ -59,6 +59,7 @@ export const sidebar = [
       { text: 'Counter stores', link: '/concepts/stores' },
       { text: 'Scaling out', link: '/scaling' },
       { text: 'The audit log', link: '/concepts/audit' },
+      { text: 'Tool integrity (pins)', link: '/concepts/tool-integrity' },
     ],
   },
   {

@@ -459,6 +459,25 @@ export class ToolgatePlayground extends HTMLElement {
         h('table', { class: 'replay-table' },
           h('thead', {}, h('tr', {}, ['Line', 'Tool', 'Grant', 'Time', 'Change', 'Recorded', 'Now'].map((t) => h('th', { scope: 'col', text: t })))),
           ui.replayResults)));
+    // Pins: two tools/list captures compared as toolgate --pins would see them.
+    ui.pinsBefore = h('textarea', { id: 'pins-before', testid: 'pins-before', rows: 5, spellcheck: 'false', placeholder: 'The capture you reviewed and pinned: {"tools": [...]}' });
+    ui.pinsAfter = h('textarea', { id: 'pins-after', testid: 'pins-after', rows: 5, spellcheck: 'false', placeholder: 'What the server lists now: {"tools": [...]}' });
+    ui.pinsRun = h('button', { type: 'button', testid: 'pins-run', onclick: () => this.#runPinsDiff() }, 'Compare');
+    ui.pinsError = h('div', { class: 'error-text', role: 'alert', testid: 'pins-error' });
+    ui.pinsSummary = h('p', { class: 'hint', testid: 'pins-summary' });
+    ui.pinsResults = h('tbody', { testid: 'pins-results' });
+    ui.pinsPanel = h('section', { class: 'panel scan-panel', 'aria-label': 'Compare two tools/list captures' },
+      h('div', { class: 'panel-head' }, h('h2', { text: 'Pins: compare two tools/list captures' })),
+      h('p', { class: 'hint', text: 'With toolgate serve/stdio --pins made from the first capture (toolgate pin), a tool that changed or is not pinned leaves tools/list and its calls are denied (tool_changed).' }),
+      h('div', { class: 'field' }, h('label', { for: 'pins-before', text: 'Pinned capture (tools/list JSON)' }), ui.pinsBefore),
+      h('div', { class: 'field' }, h('label', { for: 'pins-after', text: 'Current capture (tools/list JSON)' }), ui.pinsAfter),
+      h('div', { class: 'row' }, ui.pinsRun),
+      ui.pinsError,
+      ui.pinsSummary,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'scan-table' },
+          h('thead', {}, h('tr', {}, ['Tool', 'Status', 'With pins', 'What changed'].map((t) => h('th', { scope: 'col', text: t })))),
+          ui.pinsResults)));
 
     ui.side = h('div', { class: 'side' });
     ui.grid = h('div', { class: 'grid' }, ui.editorPanel, ui.side);
@@ -479,6 +498,7 @@ export class ToolgatePlayground extends HTMLElement {
     const compact = this.compact;
     ui.main.classList.toggle('compact', compact);
     ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.replayPanel, ui.scanPanel]));
+    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.scanPanel, ui.pinsPanel]));
     ui.side.replaceChildren(...(compact ? [ui.composer, ui.decisionPanel] : [ui.composer, ui.decisionPanel, ui.countersPanel, ui.timelinePanel]));
   }
 
@@ -1421,9 +1441,13 @@ export class ToolgatePlayground extends HTMLElement {
     if (input && typeof input === 'object' && !Array.isArray(input) && input.tools === undefined && input.result && typeof input.result === 'object') input = input.result;
     let scan;
     try {
-      const { scanTools, ScanError } = await import('../../lib/scan.js');
+      const { scanTools, ScanError, starterPolicy, toolsOf } = await import('../../lib/scan.js');
       try {
         scan = scanTools(input);
+        // Signs of instructions to the model join the signals; flagged tools are hidden in the policy.
+        const { flagPoisoned } = await import('../../lib/poisoning.js');
+        flagPoisoned(scan.tools, toolsOf(input));
+        scan.policy = starterPolicy(scan.tools, { hideFlagged: true });
       } catch (error) {
         ui.scanError.textContent = error instanceof ScanError ? error.message : `The scan failed: ${error?.message ?? error}`;
         return;
@@ -1448,6 +1472,44 @@ export class ToolgatePlayground extends HTMLElement {
       this.#scanPolicy = scan.policy;
       ui.scanApply.disabled = false;
     }
+  }
+
+  async #runPinsDiff() {
+    const ui = this.#ui;
+    ui.pinsError.textContent = '';
+    ui.pinsSummary.textContent = '';
+    ui.pinsResults.replaceChildren();
+    const parse = (area, which) => {
+      try {
+        return JSON.parse(area.value);
+      } catch (error) {
+        throw new Error(`The ${which} capture is not valid JSON: ${error.message}`);
+      }
+    };
+    let diff;
+    try {
+      const before = parse(ui.pinsBefore, 'pinned');
+      const after = parse(ui.pinsAfter, 'current');
+      const { diffToolLists } = await import('../../lib/pin-diff.js');
+      diff = diffToolLists(before, after);
+    } catch (error) {
+      ui.pinsError.textContent = error?.message ?? String(error);
+      return;
+    }
+    const flagged = new Map(diff.poisoning.map((f) => [f.tool, f.signals]));
+    ui.pinsResults.replaceChildren(...diff.rows.map((row) => h('tr', { testid: 'pins-row', 'data-name': row.name, 'data-status': row.status, 'data-blocked': String(row.blocked) },
+      h('td', {}, h('code', { text: row.name })),
+      h('td', { text: row.status }),
+      h('td', {}, h('span', { class: 'risk', 'data-risk': row.blocked ? 'critical' : 'low', text: row.blocked ? 'blocked' : 'allowed' }), ` ${row.why}`),
+      h('td', {},
+        h('ul', { class: 'signals' }, row.changes.map((change) => h('li', { testid: 'pins-change', 'data-field': change.field },
+          h('code', { text: change.field }), h('div', { text: `pinned: ${change.before}` }), h('div', { text: `now: ${change.after}` })))),
+        flagged.has(row.name) ? h('ul', { class: 'signals', testid: 'pins-poisoning' }, flagged.get(row.name).map((signal) => h('li', {},
+          h('code', { text: signal.id }), ` ${signal.detail}`))) : null))));
+    if (!diff.rows.length) ui.pinsResults.append(h('tr', {}, h('td', { colspan: 4, class: 'empty', text: 'No tools in either capture.' })));
+    const blocked = diff.rows.filter((row) => row.blocked && row.status !== 'removed').length;
+    ui.pinsSummary.textContent = `${diff.rows.length} tools: ${blocked} would be blocked by pins from the first capture, `
+      + `${diff.rows.filter((row) => row.status === 'removed').length} no longer listed, ${diff.poisoning.length} flagged for instructions to the model.`;
   }
 
   async #applyScan() {
