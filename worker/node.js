@@ -142,10 +142,9 @@ export function expandEnvironment(value, env = process.env) {
  *   maxPendingApprovalsPerGrant?: number, maxApprovalArgumentBytes?: number,
  *   hostCheck?: (request: Request) => Response | null,
  *   allowedHosts?: string[] | string, allowedOrigins?: string[] | string,
- *   transport?: 'node' | 'fetch' | typeof fetch,
+ *   transport?: 'node' | 'fetch' | typeof fetch, pins?: string, trustOnFirstUse?: boolean,
  *   metrics?: boolean | {port?: number, host?: string},
  *   tracing?: boolean,
- *   transport?: 'node' | 'fetch' | typeof fetch, pins?: string, trustOnFirstUse?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
  *   oauth?: object,
  * }} options

@@ -497,8 +497,7 @@ export class ToolgatePlayground extends HTMLElement {
     const ui = this.#ui;
     const compact = this.compact;
     ui.main.classList.toggle('compact', compact);
-    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.replayPanel, ui.scanPanel]));
-    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.scanPanel, ui.pinsPanel]));
+    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.replayPanel, ui.scanPanel, ui.pinsPanel]));
     ui.side.replaceChildren(...(compact ? [ui.composer, ui.decisionPanel] : [ui.composer, ui.decisionPanel, ui.countersPanel, ui.timelinePanel]));
   }
 
