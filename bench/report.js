@@ -34,6 +34,7 @@ export const ORDER = [
   [['core-native'], 'Native core'],
   [['core-js'], 'WebAssembly core through the JS API (Node)'],
   [['core-matrix'], 'WebAssembly decision matrix (JS API)'],
+  [['replay'], 'Replaying recorded calls (toolgate replay)'],
   [['cold-start-workerd'], 'Cold start in workerd (Miniflare)'],
   [['cedar'], 'Compared with Cedar'],
   [['redis-cluster', 'scale-redis'], 'Counters in Redis Cluster'],

@@ -13,8 +13,11 @@ Usage:
       for each problem (FILE: error: cannot read FILE: WHY for a file it cannot
       read); exits 0 when every policy is valid, 1 otherwise.
 
-  toolgate eval --policy POLICY.json
+  toolgate eval --policy POLICY.json [--trace]
       Read calls as JSON Lines on standard input, write one decision per line.
+      --trace adds "trace": the steps of each decision (the entry that matched,
+      each condition with the value it read and whether it held, each limit
+      with its count before the call, the approval looked up).
       A call:     {"tool": "run", "arguments": {...}, "grant": "alice" | {"id": "alice", ...},
                    "now": 1767225600000 | "2026-01-01T00:00:00Z"}
       An approval: {"approve": "<approval_id>", "now": ...}
@@ -28,6 +31,12 @@ Usage:
 
   toolgate stdio --policy POLICY.json [...] -- COMMAND [ARGS...]
       Runs a stdio MCP server as a child with the policy enforced on its pipe.
+
+  toolgate replay --policy NEW.json [--baseline OLD.json] CALLS.jsonl
+      Replay recorded calls (audit events written with --audit-arguments, or
+      eval's input) through NEW.json and print each call whose decision changes
+      as a JSON line, with a summary by change, rule and tool on stderr; exits 1
+      when any decision changed. "toolgate replay --help" for all options.
 
   toolgate approvals list|show ID|approve ID|deny ID [--url URL] [--json]
       The calls waiting for a human at a running proxy: list them, show one,
@@ -124,6 +133,9 @@ async function evaluate(args) {
   const at = args.indexOf('--policy');
   const policyPath = at >= 0 ? args[at + 1] : undefined;
   if (!policyPath) return fail('eval needs --policy POLICY.json', 1);
+  const unknown = args.filter((arg, i) => arg.startsWith('--') && arg !== '--policy' && arg !== '--trace' && args[i - 1] !== '--policy');
+  if (unknown.length > 0) return fail(`eval: unknown option ${unknown[0]} (eval takes --policy FILE and --trace)`, 2);
+  const trace = args.includes('--trace');
   const toolgate = await loadToolgate();
   let policy;
   try {
@@ -148,7 +160,7 @@ async function evaluate(args) {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === '') continue;
-    const result = await evaluateLine(toolgate, policy, line, { counters, approvals });
+    const result = await evaluateLine(toolgate, policy, line, { counters, approvals }, { trace });
     if (result.pass === false) failedExpectations += 1;
     out.push(`${JSON.stringify(result)}\n`);
     if (out.length >= 256) flush();
@@ -159,7 +171,7 @@ async function evaluate(args) {
   }
 }
 
-async function evaluateLine(toolgate, policy, line, stores) {
+async function evaluateLine(toolgate, policy, line, stores, { trace = false } = {}) {
   // Approval lines are the CLI's own; everything else is a call for the core,
   // which parses it strictly (duplicate keys, unknown fields, types).
   let parsed;
@@ -173,7 +185,7 @@ async function evaluateLine(toolgate, policy, line, stores) {
   if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.hasOwn(parsed, 'approve')) {
     return approve(toolgate, parsed, stores);
   }
-  const decision = await policy.decide(line, { ...stores, now: Date.now() });
+  const decision = trace ? await policy.explain(line, { ...stores, now: Date.now() }) : await policy.decide(line, { ...stores, now: Date.now() });
   let expect;
   if (line.includes('"expect"')) {
     try {
@@ -183,6 +195,17 @@ async function evaluateLine(toolgate, policy, line, stores) {
     }
   }
   if (expect !== undefined) decision.pass = meets(expect, decision);
+  // "mode": "monitor" (the document's or the tool's entry): the same decision, marked as a
+  // proxy would record it.
+  if (policy.modes.policy || policy.modes.tools.length > 0) {
+    let tool;
+    try {
+      tool = JSON.parse(line).tool;
+    } catch {
+      tool = undefined;
+    }
+    if (typeof tool === 'string' && policy.isMonitored(tool)) decision.enforced = false;
+  }
   return decision;
 }
 
@@ -214,6 +237,7 @@ export async function main(argv) {
     case 'serve':
     case 'stdio':
     case 'scan':
+    case 'replay':
     case 'pin':
     case 'approvals': {
       const { run } = await import(`../lib/cli/${command}.js`);

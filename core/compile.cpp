@@ -152,7 +152,7 @@ class Compiler {
   std::shared_ptr<Plan> compile(const json& document) {
     auto plan = std::make_shared<Plan>();
     if (!expect_type(document, json::value_t::object, "", "the policy must be a JSON object")) return nullptr;
-    check_fields(document, "", {"$schema", "version", "default", "description", "hide", "all_tools", "tools"});
+    check_fields(document, "", {"$schema", "version", "default", "description", "mode", "hide", "all_tools", "tools"});
     const auto& object = document.get_ref<const json::object_t&>();
 
     if (auto it = object.find("version"); it == object.end()) {
@@ -172,6 +172,7 @@ class Compiler {
       error("invalid_value", "/default", "\"default\" must be \"allow\" or \"deny\" (got " + describe(it->second) + ")");
     }
 
+    if (auto it = object.find("mode"); it != object.end()) plan->monitor = compile_mode(it->second, "/mode");
     if (auto it = object.find("description"); it != object.end()) {
       if (expect_type(it->second, json::value_t::string, "/description", "\"description\" must be a string"))
         plan->description = as_string(it->second);
@@ -395,7 +396,8 @@ class Compiler {
                      "a tool entry must be an object ({} allows the tool with no further checks)"))
       return false;
     check_fields(value, pointer,
-                 {"action", "on_deny", "reason", "args", "require", "deny_if", "limits", "rate_limit", "approval"});
+                 {"action", "on_deny", "reason", "args", "require", "deny_if", "limits", "rate_limit", "approval", "mode"});
+    if (const json* mode = find_member(value, "mode")) entry.monitor = compile_mode(*mode, pointer + "/mode");
     if (const json* action = find_member(value, "action")) {
       if (*action == json("allow")) {
         entry.action = Action::allow;
@@ -601,6 +603,15 @@ class Compiler {
         break;  // eq, neq, contains take any JSON value
     }
     return ok;
+  }
+
+  // "mode": "enforce" (what a policy without it does) or "monitor"; true for monitor.
+  bool compile_mode(const json& value, const std::string& pointer) {
+    if (value == json("monitor")) return true;
+    if (!(value == json("enforce"))) {
+      error("invalid_value", pointer, "\"mode\" must be \"enforce\" or \"monitor\" (got " + describe(value) + ")");
+    }
+    return false;
   }
 
   bool compile_limit(const json& value, const std::string& pointer, Limit& limit) {

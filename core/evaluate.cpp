@@ -103,6 +103,26 @@ Truth check_group(const ConditionGroup& group, const Call& call, std::size_t* fi
   return result;
 }
 
+// The step of one condition group, re-reading each condition's value (only
+// when a trace is asked for: check() itself stays as it is).
+json trace_group(const ConditionGroup& group, const Call& call, const Truth& truth, bool requirements) {
+  json conditions = json::array();
+  for (const Condition& condition : group.conditions) {
+    json scratch;
+    const json* actual = condition.path.resolve(call.arguments, call.grant, scratch);
+    Truth one = check(condition, call);
+    json step = {{"path", condition.path.text()}, {"op", op_name(condition.op)}, {"holds", one.holds}};
+    step["value"] = condition.op == Op::exists ? json(condition.expect_present) : condition.value;
+    if (actual) step["actual"] = *actual;
+    if (one.error) step["error"] = *one.error;
+    conditions.push_back(std::move(step));
+  }
+  json step = {{"step", requirements ? "require" : "deny_if"}, {"rule", group.pointer}, {"holds", truth.holds},
+               {"conditions", std::move(conditions)}};
+  if (truth.error) step["error"] = *truth.error;
+  return step;
+}
+
 std::string describe_condition(const Condition& condition) {
   std::string text = condition.path.text() + " " + std::string(op_name(condition.op));
   if (condition.op != Op::exists) text += " " + describe(condition.value, 40);
@@ -220,11 +240,12 @@ std::optional<Decision> add_limit(const Limit& limit, const Call& call, PendingC
 // require, then deny_if, of one rule set. `tool_on_deny` is the message of
 // the tool entry deciding (empty for all_tools).
 std::optional<Decision> check_conditions(const RuleSet& rules, const Call& call, const std::string& tool_on_deny,
-                                         bool requirements) {
+                                         bool requirements, Trace* trace) {
   const auto& groups = requirements ? rules.require : rules.deny_if;
   for (const ConditionGroup& group : groups) {
     std::size_t first_false = 0;
     Truth truth = check_group(group, call, &first_false);
+    if (trace) trace->steps.push_back(trace_group(group, call, truth, requirements));
     if (truth.error) return deny("invalid_arguments", group.pointer, "Invalid arguments: " + *truth.error + ".");
     if (requirements && !truth.holds) {
       return deny("requirement_failed", group.pointer,
@@ -276,6 +297,13 @@ const ArgumentUse& Plan::argument_use(std::string_view tool) const {
   return default_allow ? default_argument_use : kNothing;
 }
 
+bool Plan::monitored(std::string_view tool) const {
+  if (monitor) return true;
+  if (find_hidden(tool)) return false;
+  const ToolEntry* entry = find_tool(tool);
+  return entry && entry->monitor;
+}
+
 const HideEntry* Plan::find_hidden(std::string_view tool) const {
   for (const HideEntry& entry : hide) {
     if (entry.glob.matches(tool)) return &entry;
@@ -283,7 +311,7 @@ const HideEntry* Plan::find_hidden(std::string_view tool) const {
   return nullptr;
 }
 
-Evaluation evaluate(const Plan& plan, const Call& call) {
+Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) {
   Evaluation result;
   // Moves the result out: returning it by copy would copy the pending
   // evaluation built so far (strings and vectors) on every final decision.
@@ -297,9 +325,16 @@ Evaluation evaluate(const Plan& plan, const Call& call) {
   auto quoted = [&call] { return describe(json(call.tool), 80); };
 
   if (const HideEntry* hidden = plan.find_hidden(call.tool)) {
+    if (trace) trace->steps.push_back({{"step", "hide"}, {"rule", hidden->pointer}, {"hidden", true}});
     return decided(deny("hidden", hidden->pointer, "Tool " + quoted() + " is not available."));
   }
   const ToolEntry* entry = plan.find_tool(call.tool);
+  if (trace) {
+    trace->steps.push_back({{"step", "entry"},
+                            {"rule", entry ? entry->pointer : "/default"},
+                            {"entry", entry ? json(entry->key) : json(nullptr)},
+                            {"default", plan.default_allow ? "allow" : "deny"}});
+  }
   if (!entry && !plan.default_allow) {
     return decided(deny("default_deny", "/default",
                         "Tool " + quoted() + " is not allowed: the policy has no entry for it and denies by default."));
@@ -307,19 +342,26 @@ Evaluation evaluate(const Plan& plan, const Call& call) {
   const std::string no_message;
   const std::string& tool_on_deny = entry ? entry->on_deny : no_message;
   if (entry && entry->action == Action::deny) {
+    if (trace) trace->steps.push_back({{"step", "action"}, {"rule", entry->pointer + "/action"}, {"action", "deny"}});
     return decided(deny("tool_denied", entry->pointer + "/action",
                         first_nonempty(entry->on_deny, "", "Tool " + quoted() + " is denied by policy.")));
   }
   if (entry && entry->args) {
-    if (auto problem = validate(*entry->args, call.arguments, "args")) {
+    auto problem = validate(*entry->args, call.arguments, "args");
+    if (trace) {
+      json step = {{"step", "args"}, {"rule", entry->pointer + "/args"}, {"valid", !problem}};
+      if (problem) step["problem"] = *problem;
+      trace->steps.push_back(std::move(step));
+    }
+    if (problem) {
       return decided(deny("invalid_arguments", entry->pointer + "/args", "Invalid arguments: " + *problem + "."));
     }
   }
   for (bool requirements : {true, false}) {
     if (entry) {
-      if (auto denial = check_conditions(entry->rules, call, tool_on_deny, requirements)) return decided(*denial);
+      if (auto denial = check_conditions(entry->rules, call, tool_on_deny, requirements, trace)) return decided(*denial);
     }
-    if (auto denial = check_conditions(plan.all_tools, call, no_message, requirements)) return decided(*denial);
+    if (auto denial = check_conditions(plan.all_tools, call, no_message, requirements, trace)) return decided(*denial);
   }
 
   PendingCall& pending = result.pending;
@@ -389,7 +431,11 @@ std::int64_t retry_after_ms(const CounterRequest& request, CounterState state, s
   return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(wait)), 1, 9007199254740991);
 }
 
-Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states) {
+Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states, Trace* trace) {
+  if (trace && pending.approval) {
+    trace->steps.push_back({{"step", "approval"}, {"rule", pending.approval->rule}, {"approval_id", pending.approval->id},
+                            {"approved", approved}});
+  }
   if (pending.approval && !approved) {
     Decision decision;
     decision.verdict = Verdict::approval_required;
@@ -407,7 +453,13 @@ Decision finish(const PendingCall& pending, bool approved, std::span<const Count
   for (const LimitCheck& limit : pending.limits) {
     const CounterRequest& request = pending.counters[limit.counter];
     const CounterState& state = states[limit.counter];
-    if (admits(request, state, pending.now_ms, limit.max)) continue;
+    const bool admitted = admits(request, state, pending.now_ms, limit.max);
+    if (trace) {
+      trace->steps.push_back({{"step", "limit"}, {"rule", std::string(limit.rule)}, {"counter", request.key},
+                              {"count", estimate(request, state, pending.now_ms)}, {"cost", request.cost},
+                              {"max", limit.max}, {"admitted", admitted}});
+    }
+    if (admitted) continue;
     Decision decision = deny("rate_limited", std::string(limit.rule), std::string(limit.message));
     decision.retry_after_ms = retry_after_ms(request, state, pending.now_ms, limit.max);
     return decision;

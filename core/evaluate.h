@@ -103,12 +103,29 @@ struct Evaluation {
   PendingCall pending;
 };
 
-Evaluation evaluate(const Plan& plan, const Call& call);
+// The steps of a decision, for "why was this decided?" (`toolgate eval
+// --trace`, Policy.explain in JS). Each step is a JSON object with "step"
+// (hide, entry, action, args, require, deny_if, limit, approval), the "rule"
+// (JSON Pointer into the policy) it comes from, and what was found:
+//   entry:    {"entry": <tools key> | null, "default": "allow" | "deny"}
+//   require / deny_if: {"holds", "conditions": [{"path", "op", "value", "actual"
+//             (absent when the path is missing), "holds", "error"?}]}
+//   limit:    {"counter" (storage key), "count" (the estimate before this call),
+//             "cost", "max", "admitted"}
+//   approval: {"approval_id", "approved"}
+// Tracing is only ever asked for: the pointer is null on the hot path, and
+// nothing below builds a step without one.
+struct Trace {
+  std::vector<nlohmann::json> steps;
+  nlohmann::json to_json() const { return nlohmann::json(steps); }
+};
+
+Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace = nullptr);
 
 // The decision once the host knows whether an approval is on file and what
 // the store's counters held (one state per pending.counters, in order; ignored
 // when the approval is missing). Never throws.
-Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states);
+Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states, Trace* trace = nullptr);
 
 // The spec's admission rule, shared by every counter store.
 double estimate(const CounterRequest& request, CounterState state, std::int64_t now_ms);

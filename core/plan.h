@@ -84,6 +84,7 @@ struct ToolEntry {
   RuleSet rules;
   std::int64_t approval_timeout_ms = 10 * 60 * 1000;
   ArgumentUse argument_use;  // this entry's rules and all_tools together
+  bool monitor = false;      // "mode": "monitor": decided, recorded, not enforced (by the proxy)
 };
 
 struct HideEntry {
@@ -103,6 +104,7 @@ struct PolicyNames {
 
 struct Plan {
   bool default_allow = false;
+  bool monitor = false;  // "mode": "monitor" at the top: every call decided, recorded, not enforced
   std::vector<HideEntry> hide;
   std::vector<ToolEntry> tools;
   std::unordered_map<std::string, std::size_t> exact_tools;  // name -> index in tools
@@ -122,6 +124,11 @@ struct Plan {
   const ToolEntry* find_tool(std::string_view tool) const;
   // The hide entry that matches `tool`, or nullptr.
   const HideEntry* find_hidden(std::string_view tool) const;
+  // Whether calls to `tool` run in monitor mode: the document's "mode", or the
+  // "mode" of the tools entry that governs it (a hidden tool is governed by
+  // its hide entry, which has no mode). Decisions are the same either way; a
+  // proxy forwards a monitored call it would refuse, and records that.
+  bool monitored(std::string_view tool) const;
 };
 
 }  // namespace toolgate

@@ -15,6 +15,8 @@ command -v emcc >/dev/null || need+=(emscripten)
 command -v chromium >/dev/null || need+=(chromium)
 # tests/js/store-redis.test.js starts its own throwaway server from this package.
 command -v redis-server >/dev/null || need+=(redis-server)
+# tests/js/operate.test.js scrapes `toolgate serve` with a real Prometheus and runs promtool.
+command -v prometheus >/dev/null || need+=(prometheus)
 # scripts/fuzz.sh (run by test.sh): libFuzzer, ASan and UBSan come with clang.
 command -v clang++-14 >/dev/null || need+=(clang-14)
 compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null || need+=(libclang-rt-14-dev)

@@ -152,6 +152,46 @@ class CompiledPolicy {
     return g_output.kind == 0 ? toolgate::decision_text(g_decision) : g_pending_text;
   }
 
+  // A decision with its steps (toolgate::Trace), as JSON text
+  // {"decision": {...} | null, "pending": {...}?, "trace": [...]}. Step one,
+  // then step two when the host passes what its stores answered: `approved`,
+  // and `states_text` ([{"current", "previous"}, ...] as JSON), or "" when it
+  // asked them nothing (the decision is then null and the pending evaluation
+  // is given). Never on the hot path: authorize() does not trace.
+  std::string explain(const std::string& call_text, double default_now_ms, bool approved, const std::string& states_text) {
+    toolgate::Trace trace;
+    auto answer = [&trace](const toolgate::Decision* decision, const toolgate::PendingCall* pending) {
+      json out = {{"decision", decision ? toolgate::to_json(*decision) : json(nullptr)}, {"trace", trace.to_json()}};
+      if (pending) out["pending"] = toolgate::to_json(*pending);
+      return dump(out);
+    };
+    auto options = read_options(default_now_ms);
+    if (!options) {
+      toolgate::Decision decision = invalid_now();
+      return answer(&decision, nullptr);
+    }
+    toolgate::CallRead read = toolgate::read_call(call_text, *options);
+    toolgate::Evaluation evaluation;
+    if (!read.call) {
+      evaluation.decision = toolgate::invalid_call(read.error);
+    } else if (!plan_) {
+      evaluation.decision = toolgate::invalid_call("the policy did not compile.");
+    } else {
+      evaluation = toolgate::evaluate(*plan_, *read.call, &trace);
+    }
+    if (evaluation.decision) return answer(&*evaluation.decision, nullptr);
+    if (states_text.empty()) return answer(nullptr, &evaluation.pending);
+    toolgate::JsonReadOptions json_options;
+    json_options.record_positions = false;
+    toolgate::JsonReadResult states_read = toolgate::read_json(states_text, json_options);
+    auto states = states_read.ok() ? toolgate::read_states(states_read.value) : std::nullopt;
+    toolgate::Decision decision = !states ? store_error_decision("the counter store's answer was malformed")
+                                  : approved && states->size() != evaluation.pending.counters.size()
+                                      ? store_error_decision("the counter store answered for the wrong number of counters")
+                                      : toolgate::finish(evaluation.pending, approved, *states, &trace);
+    return answer(&decision, nullptr);
+  }
+
   // Writes step one's result to the output area: a decision (kind 0), or the
   // pending evaluation. `park_pending`: authorize() parks it here under a
   // ticket and gets only what its stores need (kind 1); JS must release()
@@ -223,6 +263,22 @@ class CompiledPolicy {
 
   // Whether `tool` vanishes from tools/list.
   bool hidden(const std::string& tool) const { return plan_ && plan_->find_hidden(tool) != nullptr; }
+
+  // Whether calls to `tool` run in monitor mode ("mode": "monitor" on the
+  // document or on the entry that governs it).
+  bool monitored(const std::string& tool) const { return plan_ && plan_->monitored(tool); }
+
+  // Where monitor mode is set, as JSON text {"policy": bool, "tools": [keys]},
+  // so that a host skips monitored() when nothing is.
+  std::string modes() const {
+    json tools = json::array();
+    if (plan_) {
+      for (const toolgate::ToolEntry& entry : plan_->tools) {
+        if (entry.monitor) tools.push_back(entry.key);
+      }
+    }
+    return dump(json{{"policy", plan_ && plan_->monitor}, {"tools", std::move(tools)}});
+  }
 
  private:
   static constexpr std::size_t kMaxParked = 65536;
@@ -341,9 +397,12 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("names", &CompiledPolicy::names)
       .function("startText", &CompiledPolicy::start_text)
       .function("evaluate", &CompiledPolicy::evaluate)
+      .function("explain", &CompiledPolicy::explain)
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
-      .function("hidden", &CompiledPolicy::hidden);
+      .function("hidden", &CompiledPolicy::hidden)
+      .function("monitored", &CompiledPolicy::monitored)
+      .function("modes", &CompiledPolicy::modes);
   emscripten::function("finish", &finish);
   emscripten::function("readTimestamp", &read_timestamp);
   emscripten::function("locate", &locate);

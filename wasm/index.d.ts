@@ -144,6 +144,31 @@ export interface PendingEvaluation {
   limits: { counter: number; max: number; rule: string; message: string }[];
 }
 
+/** One step of a decision (Policy.explain): `step` says which, `rule` where in the policy. */
+export interface TraceStep {
+  step: 'hide' | 'entry' | 'action' | 'args' | 'require' | 'deny_if' | 'limit' | 'approval';
+  rule: string;
+  /** entry: the tools key that matched, or null (the default decides). */
+  entry?: string | null;
+  default?: 'allow' | 'deny';
+  /** require / deny_if: whether the group held, and each condition. */
+  holds?: boolean;
+  conditions?: { path: string; op: string; value: unknown; actual?: unknown; holds: boolean; error?: string }[];
+  /** args: whether the arguments matched the schema. */
+  valid?: boolean;
+  problem?: string;
+  /** limit: the counter, its count before this call, this call's cost, the max, and the verdict. */
+  counter?: string;
+  count?: number;
+  cost?: number;
+  max?: number;
+  admitted?: boolean;
+  /** approval */
+  approval_id?: string;
+  approved?: boolean;
+  [key: string]: unknown;
+}
+
 export interface DecideOptions {
   counters?: CounterStore;
   approvals?: ApprovalStore;
@@ -191,6 +216,15 @@ export interface Policy {
   authorize(call: Call | string, options?: DecideOptions): Promise<Authorization>;
   /** authorize() and commit at once. */
   decide(call: Call | string, options?: DecideOptions): Promise<Decision>;
+  /** Where the policy sets "mode": "monitor": the whole document, and the keys of tools entries. */
+  readonly modes: { readonly policy: boolean; readonly tools: readonly string[] };
+  /** Whether calls to `tool` run in monitor mode (the document's or its entry's "mode"). */
+  isMonitored(tool: string): boolean;
+  /**
+   * decide(), traced: the decision with the steps the core took (entry matched, each
+   * condition with the value it read and whether it held, each limit with its count).
+   */
+  explain(call: Call | string, options?: DecideOptions): Promise<Decision & { trace: TraceStep[] }>;
   /** Frees the compiled plan now (otherwise at garbage collection). */
   dispose(): void;
 }

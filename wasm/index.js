@@ -396,6 +396,7 @@ class Policy {
   #ok;
   #hash;
   #names;
+  #modes;
 
   constructor(toolgate, text) {
     this.#toolgate = toolgate;
@@ -408,6 +409,27 @@ class Policy {
     // must not see a name added or removed by someone else's code.
     const { exact, globs } = JSON.parse(handle.names());
     this.#names = Object.freeze({ exact: Object.freeze(exact), globs: Object.freeze(globs) });
+    const modes = JSON.parse(handle.modes());
+    this.#modes = Object.freeze({ policy: modes.policy, tools: Object.freeze(modes.tools) });
+  }
+
+  /**
+   * Where the policy sets "mode": "monitor": `policy` (the whole document) and
+   * `tools` (the keys of entries in monitor mode), read-only.
+   */
+  get modes() {
+    return this.#modes;
+  }
+
+  /**
+   * Whether calls to `tool` run in monitor mode ("mode": "monitor" on the
+   * document, or on the tools entry that governs the tool). The decision is
+   * the same either way; a proxy forwards a monitored call it would refuse.
+   */
+  isMonitored(tool) {
+    if (this.#modes.policy) return true;
+    if (this.#modes.tools.length === 0) return false;
+    return this.#toolgate.callCore(() => this.#acquire().monitored(wellFormed(String(tool))));
   }
 
   /** True when the policy compiled (Toolgate.compile only returns such policies). */
@@ -466,20 +488,24 @@ class Policy {
    * { decision, commit(), rollback() }: call rollback() if the upstream call
    * fails, so the quota is given back.
    */
-  async authorize(call, { counters, approvals, now = Date.now(), failOpen = false } = {}) {
+  async authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
     const first = this.#start(call, now);
     if (first.ticket === undefined) return settled(first);
     // The pending evaluation stays parked in the engine under a ticket;
     // finish() sends back only the counts. Every path releases it.
     try {
-      return await this.#authorizeParked(first, counters, approvals, failOpen);
+      return await this.#authorizeParked(first, counters, approvals, failOpen, observe);
     } finally {
       this.#release(first.handle, first.address, first.ticket);
     }
   }
 
-  async #authorizeParked(first, counters, approvals, failOpen) {
-    const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+  async #authorizeParked(first, counters, approvals, failOpen, observe) {
+    const finish = (approved, states) => {
+      // explain() is told what the stores answered, to trace the same step two.
+      observe?.(approved, states);
+      return this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+    };
     let approved = false;
     if (first.approval) {
       if (!approvals) return settled(finish(false, []));
@@ -577,6 +603,25 @@ class Policy {
 
   #release(handle, address, ticket) {
     if (this.#current(handle)) this.#toolgate.release(address, ticket);
+  }
+
+  /**
+   * decide(), traced: the decision (counters charged as decide() charges
+   * them) with `trace`, its steps as the core took them: which entry
+   * matched, each condition with the value it read and whether it held, each
+   * limit with its count before this call, the approval looked up. Slower
+   * than decide() (the call is evaluated twice): for people asking why.
+   * @returns {Promise<object>} the decision plus `trace` (an array of steps)
+   */
+  async explain(call, options = {}) {
+    let seen = null;
+    const { decision, commit } = await this.authorize(call, { ...options, observe: (approved, states) => { seen = { approved, states }; } });
+    await commit();
+    const text = typeof call === 'string' ? call : jsonText(call);
+    if (text === null) return { ...decision, trace: [] };
+    const states = seen ? JSON.stringify((seen.states ?? []).map((s) => ({ current: s.current, previous: s.previous }))) : '';
+    const traced = JSON.parse(this.#toolgate.callCore(() => this.#acquire().explain(text, nowOption(options.now ?? Date.now()), seen?.approved ?? false, states)));
+    return { ...decision, trace: traced.trace };
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */

@@ -12,6 +12,7 @@
 import { canonicalJson, sha256Hex } from './audit.js';
 import { PinMonitor, TOOL_CHANGED } from './pins.js';
 import { webCryptoHmac } from './sessions.js';
+import { callTrace } from './trace-context.js';
 
 export const JsonRpcError = Object.freeze({
   PARSE: -32700,
@@ -93,6 +94,11 @@ function namesOf(policy) {
 }
 const PLAIN_TOOL_NAME = /^[A-Za-z0-9_.\-/]*$/;
 
+// Whether the policy names `tool` exactly (a tools key or hide entry): for
+// metrics, which label only such names, and names of calls the policy let
+// through, by name (./metrics.js).
+const isNamed = (policy, tool) => typeof tool === 'string' && policy?.names !== undefined && namesOf(policy).exact.has(tool);
+
 /**
  * Why a tool name is refused as a look-alike, or null. One rule for every
  * name the policy mentions (tools keys, hide entries, globs of either): a
@@ -166,6 +172,8 @@ export class Gate {
   #maxPendingApprovalsPerGrant;
   #maxApprovalArgumentBytes;
   #onWork;
+  #observer;
+  #tracer;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
   #outputSchemaTools = new Map();
   // server name -> the approval store seen through that server's ids
@@ -197,11 +205,19 @@ export class Gate {
    *   digests correlate within one process only
    * @param {(grant: string, ms: number) => void} [options.onWork] told the time spent building a grant's
    *   audit events (work done after the answer, charged to the grant's share: ./grant-lanes.js)
+   * @param {{decided(fields: {server: string, tool: string | null, named?: boolean, decision: string, code: string,
+   *   enforced: boolean, ms: number}): void}} [options.observer] told every decision as it is made
+   *   (`named`: the policy names the tool exactly)
+   *   (metrics: ./metrics.js); it must not throw
+   * @param {{start(fields: object): {traceparent?: string, end(fields: object): void}}} [options.tracer]
+   *   opens toolgate's span for each call (./otel.js); without it the client's traceparent is passed on as it is
    */
   constructor({ counters, approvals, audit, failOpen = false, clock = Date.now, auditArguments = false,
     approvalTtlMs = 24 * 60 * 60 * 1000, log = defaultLog, sha256Hex: hashHex = sha256Hex, hmac = webCryptoHmac(),
-    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork } = {}) {
+    auditKey = randomKey(), maxPendingApprovalsPerGrant = 20, maxApprovalArgumentBytes = 64 * 1024, onWork, observer, tracer } = {}) {
     this.#onWork = onWork;
+    this.#tracer = tracer;
+    this.#observer = observer;
     this.#counters = counters;
     this.#approvals = approvals;
     this.#audit = audit;
@@ -307,12 +323,20 @@ export class Gate {
     if (!isObject(params)) {
       const event = this.#event(message, context, { tool: null, args: undefined, now });
       const latency = elapsed(started);
+      this.#observer?.decided({ server: context.server, tool: null, decision: 'deny', code: 'invalid_call', enforced: true, ms: latency });
       this.#write(() => event().then((e) => ({ ...e, decision: 'deny', code: 'invalid_call', rule: '', upstream_status: null, latency_ms: latency })), context);
       return { answer: errorMessage(message.id, JsonRpcError.INVALID_PARAMS, 'Invalid params: tools/call needs params {"name": string, "arguments": object}.') };
     }
     const tool = params.name;
     const args = params.arguments;
-    const base = this.#event(message, context, { tool, args, now });
+    // Monitor mode: the server's (context.monitor) or the policy's own "mode"
+    // (the document's, or the entry that governs the tool).
+    const monitor = context.monitor === true || (typeof tool === 'string' && policy.isMonitored?.(tool) === true);
+    const base = this.#event(message, context, { tool, args, now, monitor });
+    // Trace context (./trace-context.js): only when there is one to keep or a tracer to open a span.
+    const trace = this.#tracer || context.traceparent || params._meta !== undefined
+      ? callTrace(this.#tracer, { header: context.traceparent, meta: params._meta?.traceparent, server, tool, grant: grant.id })
+      : null;
     let decision;
     let authorization;
     // Pins come first: a tool whose definition is not the reviewed one is not
@@ -332,12 +356,25 @@ export class Gate {
         // Only an engine failure gets here (store failures are decisions): deny.
         this.#log('error', 'the policy engine failed; the call is denied', { error: String(error?.message ?? error) });
         const latency = elapsed(started);
+        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: 'deny', code: 'engine_error', enforced: true, ms: latency });
         this.#write(() => base().then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: latency })), context);
         return { answer: errorMessage(message.id, JsonRpcError.INTERNAL, 'toolgate could not decide this call (engine error); it was not forwarded.') };
       }
     }
-    if (decision.decision === 'allow') {
-      return { ticket: new Ticket(this, base, decision, authorization, context) };
+    // Monitor mode (the server's, or the policy's "mode"): the decision is recorded, not
+    // enforced. A call it would refuse is forwarded anyway, audited with
+    // "enforced": false and the would-be decision, code and rule. Limits count
+    // what enforcement would count: a call the policy allows is charged as
+    // always, a would-be refusal (rate_limited included) charges nothing, so
+    // the would-be decisions are the ones enforcing would have made. Names
+    // refused as look-alikes (invalid_call) and tools whose definition is not
+    // their pin (tool_changed) stay refused: they are not the policy's choice
+    // but toolgate's guards against a server misreading or changing tools.
+    const monitored = monitor && decision.decision !== 'allow' && decision.code !== 'invalid_call' && decision.code !== TOOL_CHANGED;
+    if (decision.decision === 'allow' || monitored) {
+      this.#observer?.decided({ server, tool, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: !monitor, ms: elapsed(started) });
+      if (trace?.upstream) passTraceContext(params, trace.upstream, context.tracestate);
+      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context, trace, monitor) };
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
@@ -352,6 +389,8 @@ export class Gate {
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
     const latency = elapsed(started);
+    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: true, ms: latency });
+    trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
     this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
@@ -465,7 +504,7 @@ export class Gate {
     };
   }
 
-  async #eventNow(message, context, { tool, args, now }) {
+  async #eventNow(message, context, { tool, args, now, monitor = false }) {
     const event = {
       time: new Date(now).toISOString(),
       request_id: message.id,
@@ -483,7 +522,12 @@ export class Gate {
     } catch {
       // arguments too deep or not representable: the hash stays null
     }
-    if (this.#auditArguments) event.arguments = args ?? {};
+    if (this.#auditArguments) {
+      event.arguments = args ?? {};
+      // What `toolgate replay` needs to decide the call again as it was.
+      if (context.grant.attributes && Object.keys(context.grant.attributes).length > 0) event.grant_attributes = context.grant.attributes;
+    }
+    if (monitor) event.enforced = false;
     if (context.session) event.session = context.session;
     return event;
   }
@@ -521,7 +565,7 @@ export class Gate {
    * answers and notifications travel on different streams (HTTP).
    * Returns the message to pass on (the same object when unchanged).
    */
-  inspect(message, { server, policy, tickets, status, pins, session, pinEpoch }) {
+  inspect(message, { server, policy, tickets, status, pins, session, pinEpoch, monitor = false }) {
     if (pins && isObject(message) && message.method === 'notifications/tools/list_changed') this.#pinMonitor.listChanged(server, session);
     if (!isObject(message) || !('id' in message)) return message;
     const ticket = tickets?.get(idKey(message.id));
@@ -537,7 +581,10 @@ export class Gate {
     const pinned = pins ? this.#pinMonitor.learn(server, session, pins, tools, pinEpoch) : tools;
     // A listed look-alike of a name the policy mentions could not be called
     // anyway: it leaves the list with the hidden tools.
-    const visible = pinned.filter((tool) => isObject(tool) && typeof tool.name === 'string' && !policy.isHidden(tool.name) && !lookAlikeProblem(tool.name, policy));
+    // In monitor mode hidden tools stay listed (nothing the policy says is
+    // enforced); look-alike names still go, as calls to them are still refused.
+    const listAll = monitor || policy.modes?.policy === true; // the whole policy in monitor mode
+    const visible = pinned.filter((tool) => isObject(tool) && typeof tool.name === 'string' && (listAll || !policy.isHidden(tool.name)) && !lookAlikeProblem(tool.name, policy));
     if (visible.length === tools.length) return message;
     return { ...message, result: { ...message.result, tools: visible } };
   }
@@ -573,6 +620,19 @@ const decisionFields = (decision) => {
   return fields;
 };
 
+// The MCP request's _meta carries the trace context upstream (besides the
+// HTTP header): servers that trace read it there. A client's _meta that is not
+// an object is left as it is.
+function passTraceContext(params, traceparent, tracestate) {
+  if (params._meta === undefined) params._meta = {};
+  if (!isObject(params._meta)) return;
+  params._meta.traceparent = traceparent;
+  if (tracestate && params._meta.tracestate === undefined) params._meta.tracestate = tracestate;
+}
+
+// A would-be refusal forwarded in monitor mode reserved nothing.
+const NOT_CHARGED = Object.freeze({ commit: () => Promise.resolve(), rollback: () => Promise.resolve() });
+
 const utf8Length = (text) => new TextEncoder().encode(text).byteLength;
 
 function randomKey() {
@@ -600,9 +660,13 @@ export class Ticket {
   #settled = false;
   #started = performance.now();
   #context;
+  #trace;
+  #monitor;
 
-  constructor(gate, event, decision, authorization, context) {
+  constructor(gate, event, decision, authorization, context, trace = null, monitor = false) {
     this.#gate = gate;
+    this.#trace = trace;
+    this.#monitor = monitor;
     this.#event = event;
     this.#decision = decision;
     this.#authorization = authorization;
@@ -611,6 +675,11 @@ export class Ticket {
 
   get settled() {
     return this.#settled;
+  }
+
+  /** The traceparent sent upstream with this call, or null. */
+  get traceparent() {
+    return this.#trace?.upstream ?? null;
   }
 
   /**
@@ -622,6 +691,7 @@ export class Ticket {
     this.#settled = true;
     const latency = elapsed(this.#started);
     const settled = (failed ? this.#authorization.rollback() : this.#authorization.commit()).catch(() => {});
+    this.#trace?.end({ ...decisionFields(this.#decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
     const event = () => this.#event().then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
     return Promise.all([settled, this.#gate._finish(event, this.#context)]);
   }

@@ -9,6 +9,7 @@ import { Gate, JsonRpcError, errorMessage } from './gate.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
+import { cleanTracestate, formatTraceparent, parseTraceparent } from './trace-context.js';
 import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
@@ -105,7 +106,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
-    oauth,
+    observer, metrics, tracer, oauth,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -116,7 +117,7 @@ export function createHandler(options) {
   const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
   const gate = new Gate({
     counters, approvals, audit, failOpen, clock, auditArguments, log, hmac, auditKey, sha256Hex: sha256?.hex,
-    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms),
+    maxPendingApprovalsPerGrant, maxApprovalArgumentBytes, onWork: (grant, ms) => lanes.charge(grant, ms), observer, tracer,
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log, isAdmin: oauth?.config.admin ? (request) => oauth.isAdmin(bearerToken(request)) : undefined });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
@@ -137,6 +138,7 @@ export function createHandler(options) {
       if (path === '/mcp' || path.startsWith('/mcp/')) return await handleMcp(request, context, url, path);
       if (path === '/approvals' || path.startsWith('/approvals/')) return await approvalRoutes(request, path);
       if (path === '/healthz') return await health(request);
+      if (path === '/metrics' && metrics) return await metricsPage(request);
       if (oauth?.servesMetadata(path) && (request.method === 'GET' || request.method === 'HEAD')) {
         const metadata = oauth.metadata(path);
         return metadata ? json(200, metadata, { 'cache-control': 'max-age=300' }) : json(404, { error: 'no protected resource is described at this path' });
@@ -152,6 +154,15 @@ export function createHandler(options) {
   async function health(request) {
     if (!adminTokenSha256 || !(await tokenMatches(bearerToken(request), adminTokenSha256))) return json(200, { ok: true });
     return json(200, { ok: true, servers: Object.fromEntries(Object.entries(config.servers).map(([name, s]) => [name, { policy_hash: s.policy.hash }])) });
+  }
+
+  // Prometheus text (./metrics.js), for the admin token only: the numbers
+  // name servers, tools and grants' traffic.
+  async function metricsPage(request) {
+    if (!adminTokenSha256 || !(await tokenMatches(bearerToken(request), adminTokenSha256))) {
+      return json(401, { error: 'metrics need the admin token: Authorization: Bearer <admin token>' }, { 'www-authenticate': 'Bearer realm="toolgate"' });
+    }
+    return new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } });
   }
 
   async function handleMcp(request, context, url, path) {
@@ -177,7 +188,9 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, pins: server.pins, refreshTools: undefined, waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
+      traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
+      waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     // With pins, a call to a tool whose current definition toolgate has not
@@ -251,6 +264,8 @@ export function createHandler(options) {
     if (admitted.response) return admitted.response;
     const { batch, forward, answers, tickets } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
+    // One call forwarded: the header carries its span (as its _meta does).
+    if (tickets.size === 1) scope.upstreamTraceparent = tickets.values().next().value.traceparent ?? undefined;
     // The session's ids stay claimed until the answer is through: at once for
     // a JSON answer or a failure, at the end of an event stream.
     const relay = { batch, forward, answers, tickets, releaseIds: ids.release, streaming: false };
@@ -323,7 +338,7 @@ export function createHandler(options) {
       Gate.settleAll(tickets, { failed: false, status: response.status });
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, pins: scope.pins, session: scope.session, pinEpoch });
+    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
     if (/^text\/event-stream/i.test(type)) {
       const stream = transformEventStream(response.body, {
         prefix: answers,
@@ -441,7 +456,7 @@ export function createHandler(options) {
     if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
     const response = upstream.response;
     if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
-      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, pins: scope.pins, session: scope.session }) });
+      const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, pins: scope.pins, session: scope.session, monitor: scope.monitor }) });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     // A GET or DELETE answer that is neither (a 405 "no stream here") passes
@@ -510,6 +525,14 @@ export function createHandler(options) {
     // The server's own session id (the client holds the bound one).
     if (scope.session === undefined) delete headers['mcp-session-id'];
     else headers['mcp-session-id'] = scope.session;
+    // W3C trace context: a valid client traceparent (or toolgate's span for
+    // the one call forwarded) goes upstream; an invalid one is dropped.
+    const clientParent = parseTraceparent(request.headers.get('traceparent'));
+    const traceparent = scope.upstreamTraceparent ?? (clientParent ? formatTraceparent(clientParent) : null);
+    if (traceparent) {
+      headers.traceparent = traceparent;
+      if (scope.tracestate) headers.tracestate = scope.tracestate;
+    }
     for (const [name, value] of configuredHeaders(server)) headers[name] = value;
     // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
     // has started may then run as long as it needs. One controller aborts the
@@ -527,14 +550,17 @@ export function createHandler(options) {
       if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
       else clientSignal.addEventListener('abort', () => upstreamAbort.abort(clientSignal.reason), { once: true });
     }
+    const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
+      observer?.upstream({ server: scope.server, status: response.status, ms: performance.now() - started });
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
       const status = clientSignal?.aborted ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
       const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
+      observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
       return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status, maybeReceived: status !== 'unreachable' };
     } finally {
       clearTimeout(timer);

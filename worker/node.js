@@ -60,7 +60,10 @@ export async function loadConfig(toolgate, options) {
   for (const [name, server] of Object.entries(options.servers)) {
     const path = resolve(server.policy);
     files.push(path);
-    servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compilePolicy(toolgate, await readText(path, 'policy'), path) };
+    servers[name] = {
+      upstream: server.upstream, headers: server.headers ?? {}, policy: compilePolicy(toolgate, await readText(path, 'policy'), path),
+      monitor: server.monitor === true,
+    };
   }
   // Tool pins (./pins.js): checked whole at each (re)load, like a policy.
   if (options.pins !== undefined || options.trustOnFirstUse) {
@@ -140,6 +143,8 @@ export function expandEnvironment(value, env = process.env) {
  *   hostCheck?: (request: Request) => Response | null,
  *   allowedHosts?: string[] | string, allowedOrigins?: string[] | string,
  *   transport?: 'node' | 'fetch' | typeof fetch, pins?: string, trustOnFirstUse?: boolean,
+ *   metrics?: boolean | {port?: number, host?: string},
+ *   tracing?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
  *   oauth?: object,
  * }} options
@@ -152,6 +157,12 @@ export function expandEnvironment(value, env = process.env) {
  *   hostCheck: DNS-rebinding protection; default ./host-check.js's createHostCheck with
  *   allowedHosts, allowedOrigins and publicUrl (loopback Host names and the request's own
  *   Origin unless configured).
+ *   metrics: Prometheus metrics (./metrics.js, prom-client): true serves them on /metrics
+ *   behind the admin token; {port, host} on their own listener instead (default host
+ *   127.0.0.1), without a token. Off by default.
+ *   tracing: toolgate's own span per call with @opentelemetry/api (./otel.js), exported by
+ *   whatever SDK the process registered. Off by default (the client's traceparent is
+ *   passed upstream either way).
  *   pins: a pins file (toolgate pin), reloaded with the rest; trustOnFirstUse: tools it does
  *   not pin are pinned as first seen (./pins.js).
  *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
@@ -168,14 +179,19 @@ export async function startProxy(options) {
   }
   const toolgate = await loadToolgate();
   const loaded = await loadConfig(toolgate, options);
-  const counters = options.counters ?? new MemoryCounterStore();
+  let counters = options.counters ?? new MemoryCounterStore();
   const approvals = options.approvals ?? new MemoryApprovalStore();
+  // Loaded only when asked for: without metrics nothing of prom-client runs.
+  const metrics = options.metrics ? (await import('./metrics.js')).createMetrics({ approvals }) : null;
+  const ownMetricsPort = metrics && typeof options.metrics === 'object' && options.metrics.port !== undefined;
+  const storeForHandler = metrics ? metrics.instrumentStore(counters) : counters;
+  const tracer = options.tracing ? (await import('./otel.js')).openTelemetryTracer() : undefined;
   const audit = options.audit ?? new StreamAuditSink({ write: (line) => process.stdout.write(line) });
   // TOOLGATE_UPSTREAM_TRANSPORT=fetch chooses fetch where no option can be
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
   const handler = createHandler({
-    ...loaded.config, counters, approvals, audit, log, oauth, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...loaded.config, counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
@@ -199,6 +215,14 @@ export async function startProxy(options) {
     });
   });
   const { port } = server.address();
+  let metricsServer = null;
+  if (ownMetricsPort) {
+    metricsServer = await listenMetrics(metrics, options.metrics).catch(async (error) => {
+      server.closeAllConnections?.();
+      await new Promise((done) => server.close(() => done()));
+      throw error;
+    });
+  }
 
   // Reload: a changed file is read again in full; only a configuration that
   // loads without error replaces the running one. Counters live in their
@@ -213,8 +237,10 @@ export async function startProxy(options) {
         // event stream may still filter with its policy).
         handler.update(next.config);
         watcher?.set(next.files);
+        metrics?.reloaded(true);
         log('info', 'configuration reloaded', { policies: Object.fromEntries(Object.entries(next.config.servers).map(([n, s]) => [n, s.policy.hash])) });
       } catch (error) {
+        metrics?.reloaded(false);
         log('error', 'configuration not reloaded; the running one stays', { error: error.message });
       }
     });
@@ -227,6 +253,8 @@ export async function startProxy(options) {
     url: `http://${options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : '127.0.0.1'}:${port}`,
     handler,
     counters,
+    /** The metrics listener's URL ({metrics: {port}}), or undefined. */
+    metricsUrl: metricsServer ? `http://${hostForUrl(options.metrics.host ?? '127.0.0.1')}:${metricsServer.address().port}/metrics` : undefined,
     approvals,
     /** Reads the configuration again now (what a file change does). */
     reload,
@@ -234,6 +262,10 @@ export async function startProxy(options) {
       watcher?.close();
       server.closeAllConnections?.();
       await new Promise((done) => server.close(() => done()));
+      if (metricsServer) {
+        metricsServer.closeAllConnections?.();
+        await new Promise((done) => metricsServer.close(() => done()));
+      }
       await reloading;
       transport.close();
     },
@@ -268,4 +300,31 @@ function transportOf(choice = 'node') {
     return { fetch: transport, upstreamBody, close: transport.close };
   }
   throw new ConfigError(`transport must be "node", "fetch" or a function, not ${JSON.stringify(choice)}`);
+}
+
+const hostForUrl = (host) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host);
+
+// /metrics on a listener of its own (what a Prometheus on the same host or
+// network scrapes without holding the admin token); nothing else is served there.
+async function listenMetrics(metrics, { port, host = '127.0.0.1' }) {
+  const { createServer } = await import('node:http');
+  const server = createServer((request, response) => {
+    const path = new URL(request.url, 'http://localhost').pathname;
+    if (request.method !== 'GET' || path !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('toolgate serves only GET /metrics here\n');
+      return;
+    }
+    metrics.text().then(
+      (text) => response.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+      (error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error?.message ?? error}\n`),
+    );
+  });
+  await new Promise((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  return server;
 }

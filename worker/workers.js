@@ -27,6 +27,11 @@
 //   COUNTERS_KV             optional KV namespace: with COUNTER_STORE = "kv", approximate counters in KV
 //   FAIL_OPEN               "true" admits calls when the counter store fails (default: deny)
 //   AUDIT_ARGUMENTS         "true" puts argument values in audit events
+//   MONITOR                 "true": monitor mode for the POLICY server (a SERVERS entry takes
+//                           "monitor": true): calls are decided and audited ("enforced": false),
+//                           not enforced, and forwarded
+//   METRICS                 optional Workers Analytics Engine dataset: one data point per decision
+//                           and per upstream answer (./metrics-workers.js)
 //   OAUTH                   JSON: toolgate as an OAuth resource server, as "oauth" in toolgate serve's
 //                           --config ({"issuers": [...], "resource": URL, "scopes": [...], ...}; ./oauth.js);
 //                           a server of SERVERS may have its own "oauth": {"resource", "scopes"}
@@ -44,6 +49,7 @@ import { createHostCheck } from './host-check.js';
 import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApprovals, ToolgateCounters } from './stores/durable-object.js';
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
+import { analyticsEngineObserver } from './metrics-workers.js';
 import { checkOAuthConfig, createOAuth } from './oauth.js';
 import { loadPins, pinsForServer } from './pins.js';
 
@@ -106,18 +112,21 @@ function hostCheckOf(env, oauthOrigin) {
 }
 
 async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE].join('\u0000');
+  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
   const servers = {};
   if (env.SERVERS) {
     for (const [name, server] of Object.entries(parseBinding(env, 'SERVERS'))) {
-      servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compile(toolgate, server.policy, `SERVERS.${name}.policy`) };
+      if (server.monitor !== undefined && typeof server.monitor !== 'boolean') throw new ConfigError(`SERVERS.${name}.monitor must be true or false`);
+      servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compile(toolgate, server.policy, `SERVERS.${name}.policy`), monitor: server.monitor === true };
     }
   } else {
     if (!env.UPSTREAM_URL || !env.POLICY) throw new ConfigError('set UPSTREAM_URL and POLICY (or SERVERS)');
     const headers = env.UPSTREAM_AUTHORIZATION ? { authorization: env.UPSTREAM_AUTHORIZATION } : {};
-    servers.default = { upstream: env.UPSTREAM_URL, headers, policy: compile(toolgate, env.POLICY, 'POLICY') };
+    // A [vars] entry may be a TOML boolean or a string.
+    if (env.MONITOR !== undefined && !['true', 'false', true, false].includes(env.MONITOR)) throw new ConfigError('MONITOR must be "true" or "false"');
+    servers.default = { upstream: env.UPSTREAM_URL, headers, policy: compile(toolgate, env.POLICY, 'POLICY'), monitor: env.MONITOR === 'true' || env.MONITOR === true };
   }
   // Tool pins (./pins.js): PINS is a pins file's JSON text (toolgate pin);
   // TRUST_ON_FIRST_USE = "true" pins what each isolate sees first.
@@ -169,6 +178,7 @@ async function handlerFor(env) {
     auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,
     adminTokenSha256, oauth,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
+    observer: env.METRICS ? analyticsEngineObserver(env.METRICS) : undefined,
   }));
   cached = { key, handler };
   return handler;

@@ -2,8 +2,9 @@
 // autocannon (in this process) to
 //   direct       a minimal upstream (upstream.js)
 //   passthrough  a proxy without policy on the same HTTP stack (passthrough.js)
-//   toolgate     `toolgate serve` with the memory store, the same with --pins (the
-//                upstream's tools pinned), then with a Redis store
+//   toolgate     `toolgate serve` with the memory store, the same with Prometheus
+//                metrics on (--metrics), the same with --pins (the upstream's tools
+//                pinned), then with a Redis store
 // each server a child process. Per case: latency of sequential requests (one
 // connection: the added-latency figure), latency and requests/s under load
 // (--connections), CPU per request of each server process and, for Redis,
@@ -360,9 +361,9 @@ writeFileSync(grantsPath, JSON.stringify({
   grants: [{ id: 'bench-agent', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), attributes: { role: 'support' } }],
 }));
 
-function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath } = {}) {
+function serveArgs(upstreamUrl, { store = 'memory', audit, policy = policyPath, extra = [] } = {}) {
   return [flags['toolgate-bin'], 'serve', '--policy', policy, '--upstream', upstreamUrl, '--grants', grantsPath,
-    '--port', '0', '--store', store, '--audit', audit];
+    '--port', '0', '--store', store, '--audit', audit, ...extra];
 }
 // TOOLGATE_UPSTREAM_TRANSPORT: worker/node.js's choice of upstream transport, the same as the passthrough's.
 const serveEnv = { TOOLGATE_ADMIN_TOKEN: 'bench-admin-token', TOOLGATE_UPSTREAM_TRANSPORT: flags.transport };
@@ -374,6 +375,8 @@ log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuratio
 const upstream = await startNode('upstream', [join(here, 'upstream.js')]);
 const passthrough = await startNode('passthrough', passthroughArgs(`${upstream.url}/mcp`));
 const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
+// The same with Prometheus metrics on: what metrics cost (budget: within 2 % of the throughput without).
+const toolgateMetrics = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-metrics.jsonl')}`, extra: ['--metrics'] }), { env: serveEnv });
 // The same with the upstream's tools pinned (--pins): each call's definition
 // check is a lookup (the first call makes toolgate list the tools once).
 const pinsPath = join(work, 'pins.json');
@@ -433,6 +436,7 @@ const cases = [
   { name: 'direct', target: upstream, servers: [upstream] },
   { name: 'passthrough', target: passthrough, servers: [passthrough, upstream] },
   { name: 'toolgate (memory store)', target: toolgateMemory, servers: [toolgateMemory, upstream] },
+  { name: 'toolgate (memory store, metrics on)', target: toolgateMetrics, servers: [toolgateMetrics, upstream] },
   { name: oauthName, target: toolgateOAuth, servers: [toolgateOAuth, upstream], headers: OAUTH_HEADERS },
   { name: 'toolgate (memory store, pins)', target: toolgatePins, servers: [toolgatePins, upstream] },
   ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
@@ -636,6 +640,16 @@ for (const name of [memoryName, redisName].filter((n) => derived[n])) {
     met: budgets[name].throughput_ge_80_percent_of_passthrough,
   });
 }
+const metricsName = 'toolgate (memory store, metrics on)';
+if (derived[metricsName]) {
+  const share = summary[metricsName].loaded.rps / summary[memoryName].loaded.rps;
+  derived[metricsName].throughput_vs_metrics_off = share;
+  budgetList.push({
+    name: 'proxy throughput with metrics on vs off (memory store)', target: '≥ 98 %',
+    measured: `${f(share * 100, 1)} % (${f(summary[metricsName].loaded.rps, 0)} vs ${f(summary[memoryName].loaded.rps, 0)} requests/s)`,
+    met: share >= 0.98,
+  });
+}
 // The same in process, without the network's noise: what authenticating one
 // request costs (µs), a static token against the OAuth path with a warm cache
 // (the static lookup misses first, as it does in the handler).
@@ -784,7 +798,7 @@ writeFileSync(flags.out, JSON.stringify({
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);
 
-for (const server of [toolgateRedis, toolgateOAuth, toolgatePins, toolgateMemory, passthrough, upstream]) await server?.stop();
+for (const server of [toolgateRedis, toolgateOAuth, toolgatePins, toolgateMetrics, toolgateMemory, passthrough, upstream]) await server?.stop();
 issuerServer.close();
 await redis?.quit();
 await redisServer?.stop();

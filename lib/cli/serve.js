@@ -23,7 +23,12 @@ Options:
                            sent upstream with every request (repeatable); \${VAR}
                            is replaced by the environment variable VAR
   --config FILE            several servers: {"servers": {"<name>": {"upstream": URL,
-                           "policy": FILE, "headers": {...}}}, "grants": FILE}
+                           "policy": FILE, "headers": {...}, "monitor": true|false}},
+                           "grants": FILE}
+  --monitor                monitor mode for every server: each call is decided and
+                           audited ("enforced": false, the would-be decision, code
+                           and rule) but forwarded even when the policy would refuse
+                           it (a config server's "monitor": true does it for one)
   --grants FILE            {"grants": [{"id", "token_sha256", "attributes", "policy"}]};
                            without it, one "anonymous" grant for loopback clients only
   --port N                 default 8080
@@ -50,6 +55,14 @@ ${STORE_USAGE}
   --public-url URL         this proxy's address as people reach it: approval links
                            are built from it (without it they are relative, never
                            taken from the request's Host, which the agent chooses)
+  --metrics                Prometheus metrics on /metrics, behind the admin token
+  --metrics-port N         Prometheus metrics on their own listener instead, without
+                           a token (GET /metrics only; host: --metrics-host, default
+                           127.0.0.1)
+  --otel                   toolgate's own span per call with OpenTelemetry, exported
+                           by the SDK the process registers (NODE_OPTIONS="--import
+                           ./tracing.mjs"); the client's traceparent goes upstream
+                           either way
   --no-watch               do not reload files when they change
   --pins FILE              hold each server's tools to their pins (written by toolgate
                            pin; reloaded when it changes): a tool whose definition is
@@ -113,6 +126,11 @@ const OPTIONS = {
   'allowed-host': { type: 'string', multiple: true },
   'allowed-origin': { type: 'string', multiple: true },
   'no-watch': { type: 'boolean' },
+  monitor: { type: 'boolean' },
+  metrics: { type: 'boolean' },
+  otel: { type: 'boolean' },
+  'metrics-port': { type: 'string' },
+  'metrics-host': { type: 'string' },
   'oauth-issuer': { type: 'string', multiple: true },
   resource: { type: 'string' },
   'oauth-jwks-url': { type: 'string' },
@@ -166,10 +184,12 @@ export async function serversFrom(values) {
     for (const [name, server] of Object.entries(document?.servers ?? {})) {
       if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new ConfigError(`${path}: server name ${JSON.stringify(name)} must be letters, digits, _ . -`);
       if (typeof server?.policy !== 'string') throw new ConfigError(`${path}: server "${name}" needs "policy" (a file)`);
+      if (server.monitor !== undefined && typeof server.monitor !== 'boolean') throw new ConfigError(`${path}: server "${name}" "monitor" must be true or false`);
       servers[name] = {
         upstream: checkUrl(server.upstream, `${path}: server "${name}" "upstream"`),
         policy: resolve(dirname(path), server.policy),
         headers: Object.fromEntries(Object.entries(server.headers ?? {}).map(([k, v]) => [k, expandEnvironment(String(v))])),
+        monitor: values.monitor === true || server.monitor === true,
       };
     }
     if (Object.keys(servers).length === 0) throw new ConfigError(`${path}: "servers" must name at least one server`);
@@ -185,7 +205,7 @@ export async function serversFrom(values) {
   }
   if (!values.policy || !values.upstream) throw new ConfigError('serve needs --policy and --upstream (or --config)');
   return {
-    servers: { default: { upstream: checkUrl(values.upstream, '--upstream'), policy: values.policy, headers: headerList(values['upstream-header']) } },
+    servers: { default: { upstream: checkUrl(values.upstream, '--upstream'), policy: values.policy, headers: headerList(values['upstream-header']), monitor: values.monitor === true } },
     grants: values.grants,
     oauth: oauthFrom(values),
   };
@@ -262,6 +282,13 @@ async function auditFrom(spec = 'stdout', stores) {
   throw new ConfigError(`--audit must be stdout, file:PATH or redis, not ${JSON.stringify(spec)}`);
 }
 
+function metricsOption(values) {
+  const port = positiveInteger(values['metrics-port'], 'metrics-port');
+  if (port !== undefined) return { port, host: values['metrics-host'] ?? '127.0.0.1' };
+  if (values['metrics-host'] !== undefined) throw new ConfigError('--metrics-host needs --metrics-port');
+  return values.metrics === true;
+}
+
 export async function run(args, { fail }) {
   let values;
   try {
@@ -302,11 +329,12 @@ export async function run(args, { fail }) {
       maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
       allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
+      metrics: metricsOption(values), tracing: values.otel === true,
       pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false,
     });
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {
-      lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policy})`);
+      lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policy})${server.monitor ? ' MONITOR MODE: decisions are audited, not enforced' : ''}`);
     }
     lines.push(`  approvals: ${proxy.url}/approvals` + (generated ? ` (admin token: ${adminToken}; set ${tokenVariable} to choose one)` : ` (admin token from ${tokenVariable})`));
     lines.push(`  sessions: ids bound to the grant that opened them (key ${process.env.TOOLGATE_SESSION_KEY ? 'from TOOLGATE_SESSION_KEY' : 'derived from the admin token'})`);
@@ -315,6 +343,8 @@ export async function run(args, { fail }) {
     } else if (!grants) {
       lines.push('  warning: no --grants file: every loopback client is the grant "anonymous"; other clients get 401');
     }
+    if (proxy.metricsUrl) lines.push(`  metrics: ${proxy.metricsUrl}`);
+    else if (values.metrics) lines.push(`  metrics: ${proxy.url}/metrics (admin token)`);
     if (values['fail-open']) lines.push('  warning: --fail-open: calls are admitted when the counter store fails');
     process.stderr.write(`${lines.join('\n')}\n`);
     const stop = async () => {

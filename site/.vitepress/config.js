@@ -23,6 +23,7 @@ export const sidebar = [
       { text: 'The proxy on Node', link: '/guide/node' },
       { text: 'On Cloudflare Workers', link: '/guide/workers' },
       { text: 'Desktop clients (stdio)', link: '/guide/desktop' },
+      { text: 'Operating toolgate', link: '/guide/operate' },
       { text: 'Authorization (OAuth 2.1)', link: '/guide/authorization' },
     ],
   },

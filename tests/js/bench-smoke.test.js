@@ -36,6 +36,14 @@ test('the benchmark pipeline: matrix, native merge and summary', { timeout: 6000
     assert.match(markdown, /\| tools:3\/args:2 \| [\d.]+ \| [\d.]+ \| [\d ]+ \|/);
   });
 
+  await t.test('replay.bench.js: calls/s through the core, a budget, the diff it found', async () => {
+    await node('bench/js/replay.bench.js', ['--quick', '--results', dir]);
+    const replay = await readJson(path.join(dir, 'replay.json'));
+    assert.ok(replay.calls_per_second_median > 0);
+    assert.ok(replay.changed > 0 && replay.by_change['allow->deny'] === replay.changed, JSON.stringify(replay.by_change));
+    assert.deepEqual(replay.budgets.map((b) => [b.name, b.target, typeof b.met]), [['`toolgate replay` speed, typical policy (WASM core, Node)', '≥ 100 000 calls/s', 'boolean']]);
+  });
+
   await t.test('report-native.js turns Google Benchmark output into a budget', async () => {
     const gbench = path.join(dir, 'gbench.raw');
     await writeFile(gbench, JSON.stringify({
@@ -76,6 +84,7 @@ test('the benchmark pipeline: matrix, native merge and summary', { timeout: 6000
 
     const expected = [
       ...(await readJson(path.join(dir, 'core-native.json'))).budgets.map((b) => b.name),
+      ...(await readJson(path.join(dir, 'replay.json'))).budgets.map((b) => b.name),
       'added latency p50', 'faster than Cedar', 'no verdict', 'group a: object form budget',
     ];
     assert.deepEqual(json.budgets.map((b) => b.name).sort(), [...expected].sort());
@@ -84,7 +93,7 @@ test('the benchmark pipeline: matrix, native merge and summary', { timeout: 6000
     assert.match(summary, /\| cedar \| faster than Cedar \| ≥ 1× \| 3× \| met \|/);
 
     // Sections: every results file, in the fixed order, unknown names last.
-    const order = ['core-native', 'core-matrix', 'cedar', 'proxy', 'old-one', 'zz-extra'];
+    const order = ['core-native', 'core-matrix', 'replay', 'cedar', 'proxy', 'old-one', 'zz-extra'];
     const positions = order.map((name) => summary.indexOf(`(\`${name}\`)`));
     for (const [i, p] of positions.entries()) assert.ok(p > 0, `section ${order[i]} missing`);
     assert.deepEqual([...positions].sort((a, b) => a - b), positions, 'sections out of order');

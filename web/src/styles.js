@@ -111,9 +111,13 @@ button[disabled] { opacity: .5; cursor: default; }
 .dec[data-decision=deny] { color: var(--tg-deny); }
 .dec[data-decision=approval_required] { color: var(--tg-approval); }
 .empty { color: var(--tg-muted); font-size: 12.5px; font-style: italic; }
-.tests-table, .scan-table { width: 100%; border-collapse: collapse; font-size: 12.5px; }
-.tests-table th, .tests-table td, .scan-table th, .scan-table td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eceef2; vertical-align: top; }
-.tests-table th, .scan-table th { color: var(--tg-muted); font-weight: 600; font-size: 12px; }
+.tests-table, .scan-table, .replay-table { width: 100%; border-collapse: collapse; font-size: 12.5px; }
+.tests-table th, .tests-table td, .scan-table th, .scan-table td, .replay-table th, .replay-table td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eceef2; vertical-align: top; }
+.tests-table th, .scan-table th, .replay-table th { color: var(--tg-muted); font-weight: 600; font-size: 12px; }
+.monitor-toggle { display: flex; align-items: center; gap: 6px; font-size: 12.5px; }
+.trace { margin: 4px 0 0; padding-left: 20px; font-size: 12.5px; }
+.trace li { margin: 2px 0; }
+.replay-summary p { margin: 4px 0; font-size: 12.5px; }
 .tests-table td.call { max-width: 380px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .tests-table tr[data-pass=true] td.mark { color: var(--tg-allow); font-weight: 700; }
 .tests-table tr[data-pass=false] { background: var(--tg-deny-bg); }

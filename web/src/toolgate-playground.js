@@ -18,6 +18,7 @@ import {
   estimateCount,
   loadToolgate,
 } from '../../wasm/index.js';
+import { ReplayInputError, readRecords, replay } from '../../lib/replay.js';
 import { DEFAULT_PRESET, PRESETS } from './presets.js';
 import { decodeJwtClaims, grantFromClaims } from '../../worker/claims.js';
 import { decodeState, encodeState } from './share.js';
@@ -69,6 +70,23 @@ function svg(tag, attrs = {}, text) {
   for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
   if (text !== undefined) el.textContent = text;
   return el;
+}
+
+/** One step of a decision trace (Policy.explain) as a line of text. */
+function traceText(step) {
+  const value = (v) => compactJson(v, 60);
+  switch (step.step) {
+    case 'hide': return 'hidden: the tool matches a hide entry';
+    case 'entry': return step.entry === null ? `no tools entry: the default (${step.default}) decides` : `entry ${JSON.stringify(step.entry)} matched`;
+    case 'action': return `action ${step.action}`;
+    case 'args': return step.valid ? 'arguments match the schema' : `arguments do not match the schema: ${step.problem}`;
+    case 'require':
+    case 'deny_if':
+      return `${step.step} ${step.holds ? 'holds' : 'does not hold'}: ${step.conditions.map((c) => `${c.path} ${c.op} ${value(c.value)} (read ${'actual' in c ? value(c.actual) : 'nothing'}: ${c.error ? `error, ${c.error}` : c.holds ? 'true' : 'false'})`).join('; ')}`;
+    case 'limit': return `limit: ${Math.round(step.count * 100) / 100} counted + ${step.cost} ≤ ${step.max}? ${step.admitted ? 'yes' : 'no'}`;
+    case 'approval': return step.approved ? 'approved by a human' : 'waits for a human\'s approval';
+    default: return compactJson(step, 120);
+  }
 }
 
 /** RFC 3339 text of epoch ms, without ".000" when the milliseconds are zero. */
@@ -336,6 +354,8 @@ export class ToolgatePlayground extends HTMLElement {
     ui.repeatSpan = h('input', { id: 'repeat-span', testid: 'repeat-span', type: 'number', min: 0, step: 'any', value: '60' });
     ui.sendMany = h('button', { type: 'button', testid: 'send-many', onclick: () => this.#sendMany() }, 'Send N times');
     ui.composerError = h('div', { class: 'error-text', role: 'alert', testid: 'composer-error' });
+    // Monitor mode as the proxy runs it: decided and counted the same, shown as not enforced.
+    ui.monitor = h('input', { id: 'monitor', testid: 'monitor', type: 'checkbox', onchange: () => this.#renderSession() });
     for (const input of [ui.tool, ui.arguments, ui.grant, ui.grantAttributes, ui.clock]) {
       input.addEventListener('input', () => this.#schedulePreview());
       input.addEventListener('keydown', (event) => {
@@ -361,6 +381,7 @@ export class ToolgatePlayground extends HTMLElement {
         h('div', { class: 'field' }, h('label', { for: 'repeat-count', text: 'Count' }), ui.repeatCount),
         h('div', { class: 'field' }, h('label', { for: 'repeat-span', text: 'Over (seconds)' }), ui.repeatSpan),
         ui.sendMany),
+      h('label', { for: 'monitor', class: 'monitor-toggle' }, ui.monitor, 'Monitor mode: decide and audit, never refuse (the call would be forwarded)'),
       ui.composerError);
 
     // Decision.
@@ -420,6 +441,24 @@ export class ToolgatePlayground extends HTMLElement {
           h('thead', {}, h('tr', {}, ['Tool', 'Category', 'Risk', 'Signals'].map((t) => h('th', { scope: 'col', text: t })))),
           ui.scanResults)));
 
+    // Replay.
+    ui.replayInput = h('textarea', { id: 'replay-input', testid: 'replay-input', rows: 5, spellcheck: 'false',
+      placeholder: 'Paste audit lines (toolgate serve --audit-arguments) or calls in eval format, one per line' });
+    ui.replayRun = h('button', { type: 'button', testid: 'replay-run', onclick: () => this.#runReplay() }, 'Replay through this policy');
+    ui.replayError = h('div', { class: 'error-text', role: 'alert', testid: 'replay-error' });
+    ui.replaySummary = h('div', { class: 'replay-summary', testid: 'replay-summary' });
+    ui.replayResults = h('tbody', { testid: 'replay-results' });
+    ui.replayPanel = h('section', { class: 'panel replay-panel', 'aria-label': 'Replay recorded calls' },
+      h('div', { class: 'panel-head' }, h('h2', { text: 'Replay recorded calls' })),
+      h('p', { class: 'hint', text: 'Each call is decided again in recorded time with its grant, and compared with the decision the audit recorded (like npx toolgate replay --policy policy.json audit.jsonl). Nothing leaves the page.' }),
+      h('div', { class: 'field' }, h('label', { for: 'replay-input', text: 'Recorded calls (JSON Lines)' }), ui.replayInput),
+      h('div', { class: 'row' }, ui.replayRun),
+      ui.replayError,
+      ui.replaySummary,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'replay-table' },
+          h('thead', {}, h('tr', {}, ['Line', 'Tool', 'Grant', 'Time', 'Change', 'Recorded', 'Now'].map((t) => h('th', { scope: 'col', text: t })))),
+          ui.replayResults)));
     // Pins: two tools/list captures compared as toolgate --pins would see them.
     ui.pinsBefore = h('textarea', { id: 'pins-before', testid: 'pins-before', rows: 5, spellcheck: 'false', placeholder: 'The capture you reviewed and pinned: {"tools": [...]}' });
     ui.pinsAfter = h('textarea', { id: 'pins-after', testid: 'pins-after', rows: 5, spellcheck: 'false', placeholder: 'What the server lists now: {"tools": [...]}' });
@@ -458,7 +497,7 @@ export class ToolgatePlayground extends HTMLElement {
     const ui = this.#ui;
     const compact = this.compact;
     ui.main.classList.toggle('compact', compact);
-    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.scanPanel, ui.pinsPanel]));
+    ui.main.replaceChildren(...(compact ? [ui.notices, ui.grid] : [ui.toolbar, ui.notices, ui.grid, ui.testsPanel, ui.replayPanel, ui.scanPanel, ui.pinsPanel]));
     ui.side.replaceChildren(...(compact ? [ui.composer, ui.decisionPanel] : [ui.composer, ui.decisionPanel, ui.countersPanel, ui.timelinePanel]));
   }
 
@@ -863,6 +902,53 @@ export class ToolgatePlayground extends HTMLElement {
     this.#ui.testsSummary.textContent = `${passed} passed · ${failed} failed`;
   }
 
+  #monitoredByPolicy(call) {
+    try {
+      return typeof call?.tool === 'string' && this.#policy?.isMonitored(call.tool) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------ replay
+
+  async #runReplay() {
+    const ui = this.#ui;
+    const policy = this.#policy;
+    ui.replayError.textContent = '';
+    if (!policy) {
+      ui.replayError.textContent = 'The policy has errors: fix it first.';
+      return;
+    }
+    let result;
+    try {
+      const { calls, skipped } = readRecords(ui.replayInput.value.split('\n'), { parseTime: (value) => this.#toolgate.parseTime(value) });
+      result = await replay({ policy, calls, skipped });
+    } catch (error) {
+      ui.replaySummary.replaceChildren();
+      ui.replayResults.replaceChildren();
+      ui.replayError.textContent = error instanceof ReplayInputError ? error.message : String(error?.message ?? error);
+      return;
+    }
+    const list = (counts) => Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([key, n]) => `${key} ${n}`).join(', ') || '—';
+    ui.replaySummary.dataset.changed = String(result.changed.length);
+    ui.replaySummary.replaceChildren(
+      h('p', { testid: 'replay-counts', text: `${result.replayed} calls replayed${result.skipped ? ` (${result.skipped} without a tool skipped)` : ''}; ${result.changed.length} changed.` }),
+      h('p', { testid: 'replay-by-change', text: `By change: ${list(result.byChange)}` }),
+      h('p', { testid: 'replay-by-rule', text: `By rule: ${list(result.byRule)}` }),
+      h('p', { testid: 'replay-by-tool', text: `By tool: ${list(result.byTool)}` }));
+    const rows = result.changed.slice(0, MAX_TIMELINE_RENDERED).map((change) => h('tr', { testid: 'replay-change', dataset: { change: change.change, tool: change.call.tool } },
+      h('td', { text: String(change.line) }),
+      h('td', {}, h('code', { text: change.call.tool })),
+      h('td', { text: grantId(change.call.grant) }),
+      h('td', { text: shortTime(change.call.now) }),
+      h('td', { text: change.change }),
+      h('td', { text: `${change.baseline.code} ${change.baseline.rule}` }),
+      h('td', { text: `${change.policy.code} ${change.policy.rule}` })));
+    if (result.changed.length > rows.length) rows.push(h('tr', {}, h('td', { colspan: 7, class: 'hint', text: `${result.changed.length - rows.length} more not shown` })));
+    ui.replayResults.replaceChildren(...rows);
+  }
+
   #deleteTest(index) {
     this.#tests.splice(index, 1);
     this.#testResults.splice(index, 1);
@@ -1078,11 +1164,12 @@ export class ToolgatePlayground extends HTMLElement {
       try {
         const first = policy.evaluate(call, { now: DEFAULT_NOW });
         pending = first.pending ? first : null;
-        decision = await policy.decide(call, { counters: session.counters, approvals: session.approvals, now: DEFAULT_NOW });
+        // explain(): the same decision and charge as decide(), with its steps.
+        decision = await policy.explain(call, { counters: session.counters, approvals: session.approvals, now: DEFAULT_NOW });
       } catch (error) {
         decision = { decision: 'deny', code: 'invalid_call', rule: '', message: String(error?.message ?? error) };
       }
-      session.timeline.push({ kind: 'call', call, decision, at: now });
+      session.timeline.push({ kind: 'call', call, decision, at: now, monitored: ui.monitor.checked || this.#monitoredByPolicy(call) });
       if (pending) {
         const states = await session.counters.peek(pending.counters);
         pending.counters.forEach((request, i) => {
@@ -1097,7 +1184,8 @@ export class ToolgatePlayground extends HTMLElement {
         });
       }
       last = { call, decision, pending, preview: false };
-      this.dispatchEvent(new CustomEvent('decision', { detail: { ...decision }, bubbles: true, composed: true }));
+      const { trace: _trace, ...detail } = decision;
+      this.dispatchEvent(new CustomEvent('decision', { detail, bubbles: true, composed: true }));
     }
     this.#latest = last;
     this.#renderSession();
@@ -1173,6 +1261,9 @@ export class ToolgatePlayground extends HTMLElement {
       return;
     }
     const { decision, call, preview } = latest;
+    // The checkbox, or the policy's own "mode": "monitor" (document or entry).
+    const monitored = this.#ui.monitor.checked || this.#monitoredByPolicy(call);
+    el.dataset.enforced = String(!monitored);
     el.dataset.decision = decision.decision;
     el.dataset.code = decision.code;
     el.dataset.preview = String(Boolean(preview));
@@ -1180,7 +1271,8 @@ export class ToolgatePlayground extends HTMLElement {
       h('div', { class: 'decision-head' },
         h('span', { class: 'badge', 'data-decision': decision.decision, text: decision.decision.replace('_', ' ') }),
         h('code', { testid: 'decision-code', text: decision.code }),
-        preview ? h('span', { class: 'tag', text: 'preview · not sent' }) : h('span', { class: 'tag', text: `at ${iso(this.#timeOf(call.now, DEFAULT_NOW))}` })),
+        preview ? h('span', { class: 'tag', text: 'preview · not sent' }) : h('span', { class: 'tag', text: `at ${iso(this.#timeOf(call.now, DEFAULT_NOW))}` }),
+        monitored ? h('span', { class: 'tag', testid: 'monitor-tag', text: decision.decision === 'allow' ? 'monitor · not enforced' : `monitor · not enforced: would be ${decision.decision.replace('_', ' ')}, forwarded` }) : null),
       h('p', { class: 'decision-message', testid: 'decision-message', text: decision.message }),
       h('div', { class: 'kv' },
         h('span', { class: 'label', text: 'Rule' }),
@@ -1201,6 +1293,12 @@ export class ToolgatePlayground extends HTMLElement {
         h('code', { text: decision.approval_id ? `${decision.approval_id.slice(0, 16)}…` : '' }),
         approve));
       if (latest.approved) parts.push(h('p', { class: 'hint', text: 'Approved at the simulated clock: send the same call again from the same grant to use it (once).' }));
+    }
+    if (Array.isArray(decision.trace)) {
+      parts.push(h('details', { testid: 'decision-trace', open: true },
+        h('summary', { text: `Why: ${decision.trace.length} step${decision.trace.length === 1 ? '' : 's'}` }),
+        h('ol', { class: 'trace' }, decision.trace.map((step) => h('li', { testid: 'trace-step', dataset: { step: step.step } },
+          h('code', { text: step.rule }), ` ${traceText(step)}`)))));
     }
     parts.push(h('details', {}, h('summary', { text: 'Call' }), h('pre', { text: JSON.stringify(call, null, 2) })));
     el.replaceChildren(...parts);
@@ -1237,7 +1335,7 @@ export class ToolgatePlayground extends HTMLElement {
       const { call, decision } = entry;
       return h('li', { testid: 'timeline-entry', 'data-decision': decision.decision, 'data-code': decision.code, title: decision.message },
         h('span', { class: 'mono', text: shortTime(entry.at) }),
-        h('span', { class: 'dec', 'data-decision': decision.decision, text: decision.code }),
+        h('span', { class: 'dec', 'data-decision': decision.decision, text: entry.monitored && decision.decision !== 'allow' ? `${decision.code} (not enforced)` : decision.code }),
         h('span', { class: 'what' }, h('code', { text: String(call.tool) }), ` ${grantId(call.grant)} ${compactJson(call.arguments, 80)}`));
     });
     if (entries.length > shown.length) items.unshift(h('li', { class: 'hint', text: `${entries.length - shown.length} earlier calls not shown` }));

@@ -1,0 +1,115 @@
+// toolgate replay: recorded calls through a new policy, and what changes.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { loadToolgate } from '../../wasm/index.js';
+import { ReplayInputError, formatSummary, readRecords, replay } from '../replay.js';
+
+export const USAGE = `Usage:
+  toolgate replay --policy NEW.json [--baseline OLD.json] [--grants GRANTS.json] CALLS.jsonl
+
+Replays recorded calls through NEW.json, in recorded time, each with its grant
+and time (counters and approvals in memory, so rate limits count as they did).
+CALLS.jsonl (or - for standard input) holds audit events written by
+\`toolgate serve --audit-arguments\` or calls in \`toolgate eval\`'s format.
+
+The baseline is OLD.json replayed the same way, or else the decisions the audit
+events recorded. Each call whose decision differs is printed on standard output
+as one JSON line: {"line", "change", "call": {tool, arguments, grant, now},
+"baseline": {decision, code, rule}, "policy": {decision, code, rule}}. A summary
+(how many changed, by change, by rule, by tool) goes to standard error.
+
+Options:
+  --policy FILE     the policy to try
+  --baseline FILE   the policy to compare with (default: the recorded decisions)
+  --grants FILE     a grants file: attributes of grants for audit events that
+                    do not carry them (grant_attributes)
+  --json            the summary as one JSON object on standard error
+
+Exit status: 0 when no decision changed, 1 when any did, 2 when the input or a
+policy cannot be read.
+`;
+
+const OPTIONS = {
+  policy: { type: 'string' },
+  baseline: { type: 'string' },
+  grants: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+async function readText(path, what) {
+  try {
+    return path === '-' ? await readStdin() : await readFile(resolve(path), 'utf8');
+  } catch (error) {
+    throw new ReplayInputError(`cannot read the ${what} ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  }
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function compile(toolgate, text, path) {
+  const { ok, diagnostics } = toolgate.check(text);
+  if (!ok) {
+    throw new ReplayInputError(`${path} is not a valid policy:\n${diagnostics.filter((d) => d.severity === 'error')
+      .map((d) => `  ${path}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n')}`);
+  }
+  return toolgate.compile(text, { source: path });
+}
+
+async function grantAttributesFrom(path) {
+  if (!path) return undefined;
+  let document;
+  try {
+    document = JSON.parse(await readText(path, 'grants file'));
+  } catch (error) {
+    if (error instanceof ReplayInputError) throw error;
+    throw new ReplayInputError(`${path} is not JSON: ${error.message}`);
+  }
+  if (!Array.isArray(document?.grants)) throw new ReplayInputError(`${path}: expected {"grants": [...]}`);
+  return new Map(document.grants.filter((g) => typeof g?.id === 'string').map((g) => [g.id, g.attributes ?? {}]));
+}
+
+export async function run(args, { fail }) {
+  let values;
+  let positionals;
+  try {
+    ({ values, positionals } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }));
+  } catch (error) {
+    process.stderr.write(USAGE);
+    return fail(error.message, 2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return undefined;
+  }
+  if (!values.policy || positionals.length !== 1) {
+    process.stderr.write(USAGE);
+    return fail('replay needs --policy NEW.json and one file of recorded calls', 2);
+  }
+  try {
+    const toolgate = await loadToolgate();
+    const policy = compile(toolgate, await readText(values.policy, 'policy'), values.policy);
+    const baseline = values.baseline ? compile(toolgate, await readText(values.baseline, 'baseline policy'), values.baseline) : undefined;
+    const grantAttributes = await grantAttributesFrom(values.grants);
+    const text = await readText(positionals[0], 'recorded calls');
+    const { calls, skipped } = readRecords(text.split('\n'), { parseTime: (value) => toolgate.parseTime(value), grantAttributes });
+    const result = await replay({ policy, baseline, calls, skipped });
+    let out = '';
+    for (const change of result.changed) out += `${JSON.stringify(change)}\n`;
+    process.stdout.write(out);
+    process.stderr.write(values.json
+      ? `${JSON.stringify({ replayed: result.replayed, skipped: result.skipped, changed: result.changed.length, by_change: result.byChange, by_rule: result.byRule, by_tool: result.byTool })}\n`
+      : formatSummary(result, { policy: values.policy, baseline: values.baseline }));
+    process.exitCode = result.changed.length > 0 ? 1 : 0;
+    return undefined;
+  } catch (error) {
+    if (error instanceof ReplayInputError) return fail(error.message, 2);
+    throw error;
+  }
+}

@@ -1,0 +1,109 @@
+// Decision traces through the WebAssembly core: Policy.explain (the JS API)
+// and `toolgate eval --trace` (the CLI) show the steps of a decision, and
+// give exactly the decision (and charge exactly the counters) decide() does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+
+import { MemoryApprovalStore, MemoryCounterStore, loadToolgate } from '../../wasm/index.js';
+import { T0, policyFile, runCli } from './cli-helpers.js';
+
+const POLICY = {
+  version: '1',
+  default: 'deny',
+  hide: ['secret_*'],
+  all_tools: { deny_if: [{ conditions: [{ path: 'args.path', op: 'starts_with', value: '/etc' }] }] },
+  tools: {
+    refund: {
+      require: [{ path: 'args.amount', op: 'lte', value: 100 }, { path: 'grant.role', op: 'eq', value: 'support' }],
+      limits: [{ window: 'minute', max: 2 }],
+    },
+    deploy: { action: 'require_approval' },
+  },
+};
+const toolgate = await loadToolgate();
+const policy = toolgate.compile(POLICY);
+const refund = (amount, role = 'support', now = T0) => ({ tool: 'refund', arguments: { amount }, grant: { id: 'bot', role }, now });
+
+test('explain: the entry, each condition with the value it read, the limit with its count', async () => {
+  const counters = new MemoryCounterStore();
+  await policy.decide(refund(10), { counters });
+  const traced = await policy.explain(refund(40), { counters });
+  assert.equal(traced.code, 'allowed');
+  assert.deepEqual(traced.trace.map((s) => [s.step, s.rule]), [
+    ['entry', '/tools/refund'], ['require', '/tools/refund/require/0'], ['require', '/tools/refund/require/1'],
+    ['deny_if', '/all_tools/deny_if/0'], ['limit', '/tools/refund/limits/0'],
+  ]);
+  assert.deepEqual(traced.trace[1].conditions, [{ path: 'args.amount', op: 'lte', value: 100, actual: 40, holds: true }]);
+  assert.equal(traced.trace[3].holds, false);
+  assert.equal('actual' in traced.trace[3].conditions[0], false, 'a missing path reads nothing');
+  assert.deepEqual({ count: traced.trace[4].count, cost: traced.trace[4].cost, max: traced.trace[4].max, admitted: traced.trace[4].admitted },
+    { count: 1, cost: 1, max: 2, admitted: true });
+  // It charged the counter as decide() would: the third call is refused, and its trace says why.
+  const third = await policy.explain(refund(50), { counters });
+  assert.equal(third.code, 'rate_limited');
+  assert.deepEqual({ count: third.trace.at(-1).count, admitted: third.trace.at(-1).admitted }, { count: 2, admitted: false });
+});
+
+test('explain: approvals, hidden tools and calls the core cannot read', async () => {
+  const approvals = new MemoryApprovalStore();
+  const waiting = await policy.explain({ tool: 'deploy', arguments: {}, grant: 'bot', now: T0 }, { approvals });
+  assert.equal(waiting.decision, 'approval_required');
+  assert.deepEqual(waiting.trace.at(-1), { step: 'approval', rule: '/tools/deploy/action', approval_id: waiting.approval_id, approved: false });
+  await approvals.approve(waiting.approval_id, T0);
+  const approved = await policy.explain({ tool: 'deploy', arguments: {}, grant: 'bot', now: T0 + 1 }, { approvals });
+  assert.equal(approved.decision, 'allow');
+  assert.equal(approved.trace.at(-1).approved, true);
+  const hidden = await policy.explain({ tool: 'secret_keys', arguments: {}, grant: 'bot', now: T0 });
+  assert.deepEqual(hidden.trace, [{ step: 'hide', rule: '/hide/0', hidden: true }]);
+  const malformed = await policy.explain('{"tool": 5}');
+  assert.equal(malformed.code, 'invalid_call');
+  assert.deepEqual(malformed.trace, []);
+});
+
+test('property: explain gives the decision decide gives, and charges the same, for random call sequences', async () => {
+  const tools = ['refund', 'deploy', 'secret_x', 'other'];
+  for (let round = 0; round < 30; round += 1) {
+    const plain = { counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() };
+    const traced = { counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() };
+    for (let i = 0; i < 20; i += 1) {
+      const args = randomInt(4) === 0 ? { amount: 'x' } : { amount: randomInt(200), ...(randomInt(5) === 0 ? { path: '/etc/hosts' } : {}) };
+      const call = { tool: tools[randomInt(tools.length)], arguments: args, grant: { id: `g${randomInt(2)}`, role: randomInt(3) ? 'support' : 'sales' }, now: T0 + i * 7000 };
+      const expected = await policy.decide(call, plain);
+      const { trace, ...got } = await policy.explain(call, traced);
+      assert.deepEqual(got, expected, JSON.stringify(call));
+      assert.ok(Array.isArray(trace) && trace.length > 0);
+    }
+  }
+});
+
+test('toolgate eval --trace prints each decision with its steps; without it, no trace', async () => {
+  const file = policyFile(POLICY);
+  const input = [refund(40), refund(250)].map((c) => JSON.stringify(c)).join('\n') + '\n';
+  const traced = await runCli(['eval', '--policy', file, '--trace'], { input });
+  assert.equal(traced.code, 0, traced.stderr);
+  const [allowed, refused] = traced.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(allowed.code, 'allowed');
+  assert.equal(allowed.trace.at(-1).step, 'limit');
+  assert.equal(refused.code, 'requirement_failed');
+  assert.deepEqual(refused.trace[1].conditions[0], { path: 'args.amount', op: 'lte', value: 100, actual: 250, holds: false });
+  const plain = await runCli(['eval', '--policy', file], { input });
+  assert.equal(JSON.parse(plain.stdout.split('\n')[0]).trace, undefined);
+  const unknown = await runCli(['eval', '--policy', file, '--tracing'], { input });
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option --tracing/);
+});
+
+test('replay decides a look-alike tool name as the proxy does (refused), not as the core alone would (allowed)', async () => {
+  const { readRecords, replay } = await import('../../lib/replay.js');
+  const open = toolgate.compile({ version: '1', default: 'allow', hide: ['get-env'] });
+  assert.equal((await open.decide({ tool: 'GET-ENV', arguments: {}, grant: 'bot' })).decision, 'allow', 'the core alone allows it');
+  const lines = [
+    JSON.stringify({ time: '2026-01-01T00:00:00.000Z', grant: 'bot', tool: 'GET-ENV', arguments: {}, decision: 'deny', code: 'invalid_call', rule: '' }),
+    JSON.stringify({ time: '2026-01-01T00:00:01.000Z', grant: 'bot', tool: 'get-env', arguments: {}, decision: 'deny', code: 'hidden', rule: '/hide/0' }),
+  ];
+  const { calls } = readRecords(lines, { parseTime: (v) => toolgate.parseTime(v) });
+  const result = await replay({ policy: open, calls });
+  assert.equal(result.replayed, 2);
+  assert.deepEqual(result.changed, []);
+});
