@@ -133,11 +133,16 @@ add('policy', 'regression-invalid-utf8-key', bytes('{"version":"1","default":"de
 add('evaluate', 'regression-invalid-utf8-call', bytes(selector(8), '{"tool":"envSet","expect":{"rule":"/hide/', [0x98, 0x98, 0x98], '0"}}\n\x00'));
 add('evaluate', 'regression-split-character', `${selector(0)}${JSON.stringify({ tool: 'run', arguments: { cmd: 'é'.repeat(40) } })}\n`);
 add('evaluate', 'regression-huge-cost-from', `${selector(2)}{"tool":"spend","arguments":{"amount":1e300,"account":"a"},"grant":{"id":"a","budget":1}}\n`);
+add('wire', 'regression-empty-approval-message', '{"pending":{"now":0,"allow_rule":"/tools/run","tool":"run","counters":[],"limits":[],"approval":{"id":"0000000000000000000000000000000000000000000000000000000000000000","timeout_ms":0,"rule":"/tools/run/action","message":""}}}');
 add('evaluate', 'regression-long-window', '{"version":"1","default":"deny","tools":{"run":{"limits":[{"window":"999999999d","max":2,"cost":2,"algorithm":"sliding"}]}}}\n{"tool":"run"}\n\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x02');
 
+// Inputs long fuzzing runs found (found-*, merged in with libFuzzer's -merge=1;
+// see README.md) stay: only the seeds written here are replaced.
 for (const [target, files] of Object.entries(seeds)) {
-  rmSync(corpus(target), { recursive: true, force: true });
   mkdirSync(corpus(target), { recursive: true });
+  for (const name of readdirSync(corpus(target))) {
+    if (!name.startsWith('found-')) rmSync(path.join(corpus(target), name), { force: true });
+  }
   for (const [name, bytes] of files) writeFileSync(path.join(corpus(target), name), bytes);
   console.log(`${target}: ${files.size} seeds`);
 }
