@@ -269,7 +269,7 @@ const ceiling = Number(flags['max-batch'] ?? Math.floor(maxBodyBytes / denialByt
 const batch = await largestBatch(url, ceiling);
 log(`fairness bench: ${rounds} round(s) of ${duration} s alone and ${duration} s under the flood; the handler accepts batches of ${batch} denied calls${batch === ceiling ? ' (or more: the probe stopped at --max-batch / the body limit)' : ''}; flood: ${flags.connections} connections of batches, ${flags['big-connections']} of ${bigBytes}-byte calls; ${flags.store} store`);
 
-await victim(url, warmup);
+const warm = await victim(url, warmup);
 const runs = [];
 for (let round = 1; round <= rounds; round++) {
   log(`round ${round}/${rounds}: grant B alone`);
@@ -303,6 +303,8 @@ summary.flood = {
 // Every call that reached the upstream was B's: A's calls are all denied.
 const victimCalls = runs.reduce((sum, r) => sum + r.alone.calls + r.flooded.calls, 0);
 summary.upstream_tools_calls = upstreamStats.tools_calls;
+// The warm-up's calls reached the upstream too (its failed ones may have).
+summary.warmup = { calls: warm.calls, failed: warm.failed };
 
 const f = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const connectionsText = (n) => `${n} connection${Number(n) === 1 ? '' : 's'}`;
@@ -334,7 +336,7 @@ out.push('| budget | target | measured | |');
 out.push('|---|---|---|---|');
 for (const b of budgets) out.push(`| ${b.name} | ${b.target} | ${b.measured} | ${b.met ? 'met' : '**not met**'} |`);
 out.push('');
-out.push(`- calls that reached the upstream: ${summary.upstream_tools_calls} (grant B's answered calls, warm-up and probes excluded: ${victimCalls}; grant A's are all denied)`);
+out.push(`- calls that reached the upstream: ${summary.upstream_tools_calls} (grant B's answered calls: ${victimCalls}, and ${summary.warmup.calls} in the warm-up; grant A's are all denied)`);
 out.push(`- load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes on the machine make these figures noisy)`);
 console.log(out.join('\n'));
 

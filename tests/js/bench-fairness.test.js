@@ -45,8 +45,11 @@ test('fairness.bench.js: grant B alone and under grant A\'s flood, the slow-down
   assert.equal(flood.big_bytes, 20000);
   assert.ok(flood.batches.statuses[200] > 0, JSON.stringify(flood.batches.statuses));
   const victimCalls = result.runs.reduce((sum, r) => sum + r.alone.calls + r.flooded.calls, 0);
-  assert.ok(summary.upstream_tools_calls >= victimCalls && summary.upstream_tools_calls <= victimCalls + 10,
-    `upstream saw ${summary.upstream_tools_calls} calls; grant B made ${victimCalls} (and a few warm-up calls)`);
+  // Exactly B's calls and the warm-up's reached the upstream (a warm-up call
+  // that failed may or may not have); none of A's.
+  const least = victimCalls + summary.warmup.calls;
+  assert.ok(summary.upstream_tools_calls >= least && summary.upstream_tools_calls <= least + summary.warmup.failed,
+    `upstream saw ${summary.upstream_tools_calls} calls; grant B made ${victimCalls}, and ${summary.warmup.calls} (+${summary.warmup.failed} failed) in the warm-up`);
 
   assert.equal(result.budgets.length, 1);
   assert.match(result.budgets[0].name, /grant B p99 slow-down/);
