@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
+import { loadToolgate, MemoryApprovalStore, MemoryCounterStore, PolicyError } from '../wasm/index.js';
 
 const HELP = `toolgate: a policy layer for AI agents' MCP tool calls
 
@@ -139,15 +139,12 @@ async function evaluate(args) {
   const toolgate = await loadToolgate();
   let policy;
   try {
-    const text = await readPolicy(policyPath);
-    const { ok, diagnostics } = toolgate.check(text);
-    for (const d of diagnostics) {
-      if (!ok || d.severity === 'error') process.stderr.write(`${formatDiagnostic(policyPath, d)}\n`);
-    }
-    if (!ok) return fail(`${policyPath} is not a valid policy`, 1);
-    policy = toolgate.compile(text, { source: policyPath });
+    // Compiled once: a policy that does not compile throws with every diagnostic.
+    policy = toolgate.compile(await readPolicy(policyPath), { source: policyPath });
   } catch (error) {
-    return fail(error.message, 1);
+    if (!(error instanceof PolicyError)) return fail(error.message, 1);
+    for (const d of error.diagnostics) process.stderr.write(`${formatDiagnostic(policyPath, d)}\n`);
+    return fail(`${policyPath} is not a valid policy`, 1);
   }
   const counters = new MemoryCounterStore();
   const approvals = new MemoryApprovalStore();

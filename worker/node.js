@@ -10,118 +10,63 @@ import { createAdaptorServer } from '@hono/node-server';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
 import { StreamAuditSink } from './audit.js';
+import { ConfigError, ProxyConfigError, loadProxyConfig } from './config.js';
 import { watchFiles } from './file-watch.js';
-import { pinsForServer } from './pins.js';
-import { readPinsFile } from '../lib/pins-file.js';
-import { Grants } from './grants.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
 import { createNodeTransport, upstreamBody } from './node-transport.js';
-import { OAuthConfigError, checkOAuthConfig, createOAuth } from './oauth.js';
+import { createOAuth } from './oauth.js';
 
 /**
- * Where the proxy's configuration lives. Either one server (policy + upstream,
- * answering on /mcp) or several (servers: name -> {upstream, policy, headers},
- * each on /mcp/<name>). Paths are read (and watched) by loadConfig.
+ * Where the proxy's configuration lives: one server (policy + upstream,
+ * answering on /mcp), several (servers: name -> {upstream, policy, headers},
+ * each on /mcp/<name>), or a --config file naming them. Paths are read (and
+ * watched) by ./config.js's loadProxyConfig.
  * @typedef {object} NodeProxyOptions
- * @property {Record<string, {upstream: string, policy: string, headers?: Record<string, string>}>} servers
- * @property {string} [grants] path of the grants file
+ * @property {Record<string, {upstream: string, policy: string, headers?: Record<string, string>, monitor?: boolean}>} [servers]
+ * @property {string} [config] path of a config file ({"servers": {...}, "grants": FILE, "oauth": {...}}), instead of servers
+ * @property {string} [grants] path of the grants file (over the config file's "grants")
  */
 
-export class ConfigError extends Error {
-  name = 'ConfigError';
-}
+// The configuration's errors: ConfigError for a flag or file, ProxyConfigError
+// (a ConfigError) with every problem of every file.
+export { ConfigError, ProxyConfigError };
 
-async function readText(path, what) {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read the ${what} ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-  }
-}
+/** Files, for ./config.js: paths are absolute, a document's references relative to it. */
+export const NODE_FILE_READER = Object.freeze({
+  files: true,
+  read: (path) => readFile(path, 'utf8'),
+  resolve: (from, reference) => resolve(dirname(from), reference),
+  label: (path, what) => `the ${what} ${path}`,
+});
 
-function compilePolicy(toolgate, text, path) {
-  const { ok, diagnostics } = toolgate.check(text);
-  if (!ok) {
-    throw new ConfigError(`${path} is not a valid policy:\n${diagnostics.filter((d) => d.severity === 'error')
-      .map((d) => `  ${path}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n')}`);
-  }
-  return toolgate.compile(text, { source: path });
+/** What loadProxyConfig reads for startProxy's options. */
+export function nodeConfigSources(options) {
+  const servers = options.servers === undefined ? undefined
+    : Object.fromEntries(Object.entries(options.servers).map(([name, server]) => [name, { ...server, policy: resolve(server.policy) }]));
+  return {
+    config: options.config === undefined ? undefined : resolve(options.config),
+    servers,
+    grants: options.grants === undefined ? undefined : resolve(options.grants),
+    pins: options.pins === undefined ? undefined : resolve(options.pins),
+    trustOnFirstUse: options.trustOnFirstUse ?? false,
+    monitor: options.monitor === true,
+    // ${VAR} in a config file's header values, read again at each reload.
+    header: options.header ?? ((value) => expandEnvironment(value)),
+    // A function (toolgate serve: its flags over the file's "oauth"), or settings given whole.
+    oauth: typeof options.oauth === 'function' ? options.oauth : (fromFile) => options.oauth ?? fromFile,
+    // {sessionKey, adminToken, names}: the session key derived as every host derives it.
+    session: options.session,
+  };
 }
 
 /**
- * Reads every file of the configuration and compiles every policy. Throws
- * ConfigError (nothing half-loaded) when any part is missing or invalid.
- * @returns {Promise<{config: import('./handler.js').ProxyConfig, files: string[]}>}
+ * Reads every file of the configuration and compiles every policy, once.
+ * Throws ProxyConfigError (every problem; nothing half-loaded).
+ * @returns {Promise<import('./config.js').LoadedProxyConfig>}
  */
-export async function loadConfig(toolgate, options) {
-  const files = [];
-  const servers = {};
-  for (const [name, server] of Object.entries(options.servers)) {
-    const path = resolve(server.policy);
-    files.push(path);
-    servers[name] = {
-      upstream: server.upstream, headers: server.headers ?? {}, policy: compilePolicy(toolgate, await readText(path, 'policy'), path),
-      monitor: server.monitor === true,
-    };
-  }
-  // Tool pins (./pins.js): checked whole at each (re)load, like a policy.
-  if (options.pins !== undefined || options.trustOnFirstUse) {
-    let loaded;
-    if (options.pins !== undefined) {
-      const path = resolve(options.pins);
-      files.push(path);
-      try {
-        loaded = await readPinsFile(path, { trustOnFirstUse: options.trustOnFirstUse ?? false });
-      } catch (error) {
-        throw new ConfigError(error.message);
-      }
-    }
-    const singleServer = Object.keys(servers).length === 1;
-    for (const [name, server] of Object.entries(servers)) {
-      server.pins = pinsForServer(loaded, name, { singleServer, trustOnFirstUse: options.trustOnFirstUse ?? false });
-    }
-  }
-  let grants = null;
-  const grantPolicies = new Map();
-  if (options.grants) {
-    const path = resolve(options.grants);
-    files.push(path);
-    const text = await readText(path, 'grants file');
-    let document;
-    try {
-      document = JSON.parse(text);
-    } catch (error) {
-      throw new ConfigError(`${path} is not JSON: ${error.message}`);
-    }
-    try {
-      grants = new Grants(document, path);
-    } catch (error) {
-      throw new ConfigError(error.message);
-    }
-    // A grant's own policy replaces a server's policy for that grant, on the
-    // server it names ("policies"), or on the one server there is ("policy").
-    let sources;
-    try {
-      sources = grants.policySources(Object.keys(servers));
-    } catch (error) {
-      throw new ConfigError(error.message);
-    }
-    for (const [id, perServer] of sources) {
-      const policies = new Map();
-      for (const [server, source] of perServer) {
-        if (typeof source === 'string') {
-          const policyPath = resolve(dirname(path), source);
-          files.push(policyPath);
-          policies.set(server, compilePolicy(toolgate, await readText(policyPath, `policy of grant "${id}"`), policyPath));
-        } else {
-          policies.set(server, compilePolicy(toolgate, JSON.stringify(source), `${path}: the inline policy of grant "${id}" for server "${server}"`));
-        }
-      }
-      grantPolicies.set(id, policies);
-    }
-  }
-  return { config: { servers, grants, grantPolicies }, files };
+export function loadNodeConfig(toolgate, options) {
+  return loadProxyConfig(nodeConfigSources(options), { toolgate, reader: NODE_FILE_READER, sha256Hex: NODE_SHA256.hex });
 }
 
 /** Replaces ${NAME} in configured header values with environment variables. */
@@ -166,19 +111,15 @@ export function expandEnvironment(value, env = process.env) {
  *   pins: a pins file (toolgate pin), reloaded with the rest; trustOnFirstUse: tools it does
  *   not pin are pinned as first seen (./pins.js).
  *   sessionKey: the secret that binds MCP session ids to grants (./sessions.js);
- *   every instance behind one load balancer needs the same. Default: random,
- *   so this process's ids are its own.
+ *   every instance behind one load balancer needs the same. Or session: {sessionKey,
+ *   adminToken, names}, derived by ./config.js's deriveSessionKey (as on Workers).
+ *   Default: random, so this process's ids are its own.
  */
 export async function startProxy(options) {
   const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
-  let oauth;
-  try {
-    oauth = options.oauth ? createOAuth(checkOAuthConfig(options.oauth, Object.keys(options.servers)), { sha256Hex: NODE_SHA256.hex, log }) : undefined;
-  } catch (error) {
-    throw error instanceof OAuthConfigError ? new ConfigError(error.message) : error;
-  }
   const toolgate = await loadToolgate();
-  const loaded = await loadConfig(toolgate, options);
+  let loaded = await loadNodeConfig(toolgate, options);
+  const oauth = loaded.oauth ? createOAuth(loaded.oauth, { sha256Hex: NODE_SHA256.hex, log }) : undefined;
   let counters = options.counters ?? new MemoryCounterStore();
   const approvals = options.approvals ?? new MemoryApprovalStore();
   // Loaded only when asked for: without metrics nothing of prom-client runs.
@@ -191,14 +132,14 @@ export async function startProxy(options) {
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
   const handler = createHandler({
-    ...loaded.config, counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...handlerConfig(loaded), counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
-    sessionKey: options.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
+    sessionKey: options.sessionKey ?? loaded.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
     // The OAuth resource's host is one clients use, as --public-url's is.
-    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(options.oauth) }),
+    hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(oauth) }),
   });
   const server = createAdaptorServer({
     fetch: (request, env) => handler.fetch(request, { remoteAddress: env?.incoming?.socket?.remoteAddress }),
@@ -224,25 +165,32 @@ export async function startProxy(options) {
     });
   }
 
-  // Reload: a changed file is read again in full; only a configuration that
-  // loads without error replaces the running one. Counters live in their
-  // store, so they carry over.
+  // Reload: a change to any file it read (the --config file, policies,
+  // grants, pins) reads them all again; only a configuration that loads
+  // without error replaces the running one. Counters live in their store, so
+  // they carry over. OAuth settings are read at start only.
   let reloading = Promise.resolve();
   let watcher;
   const reload = () => {
     reloading = reloading.then(async () => {
+      let next;
       try {
-        const next = await loadConfig(toolgate, options);
+        next = await loadNodeConfig(toolgate, options);
         // Old plans are freed by the façade once nothing uses them (an open
         // event stream may still filter with its policy).
-        handler.update(next.config);
-        watcher?.set(next.files);
-        metrics?.reloaded(true);
-        log('info', 'configuration reloaded', { policies: Object.fromEntries(Object.entries(next.config.servers).map(([n, s]) => [n, s.policy.hash])) });
+        handler.update(handlerConfig(next));
       } catch (error) {
         metrics?.reloaded(false);
-        log('error', 'configuration not reloaded; the running one stays', { error: error.message });
+        // Also watch what it tried to read: creating a missing file retries.
+        if (Array.isArray(error?.files)) watcher?.set([...new Set([...loaded.files, ...error.files])]);
+        log('error', 'configuration not reloaded; the running one stays', { error: error.message, ...(error.diagnostics ? { diagnostics: error.diagnostics } : {}) });
+        return;
       }
+      loaded = next;
+      watcher?.set(next.files);
+      metrics?.reloaded(true);
+      if (JSON.stringify(next.oauth) !== JSON.stringify(oauth?.config)) log('warn', 'the OAuth settings changed: they take effect when toolgate restarts');
+      log('info', 'configuration reloaded', { policies: Object.fromEntries(Object.entries(next.servers).map(([n, s]) => [n, s.policy.hash])) });
     });
     return reloading;
   };
@@ -253,6 +201,10 @@ export async function startProxy(options) {
     url: `http://${options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : '127.0.0.1'}:${port}`,
     handler,
     counters,
+    /** The configuration running now (./config.js's loadProxyConfig result). */
+    get configuration() {
+      return loaded;
+    },
     /** The metrics listener's URL ({metrics: {port}}), or undefined. */
     metricsUrl: metricsServer ? `http://${hostForUrl(options.metrics.host ?? '127.0.0.1')}:${metricsServer.address().port}/metrics` : undefined,
     approvals,
@@ -285,12 +237,12 @@ export const NODE_SHA256 = Object.freeze({
 
 // The origin of the OAuth resource (checked by then), or undefined.
 function oauthOrigin(oauth) {
-  try {
-    return oauth?.resource ? new URL(oauth.resource).origin : undefined;
-  } catch {
-    return undefined;
-  }
+  const resource = oauth && Object.values(oauth.config.servers)[0]?.resource;
+  return resource ? new URL(resource).origin : undefined;
 }
+
+// What the handler takes of a loaded configuration (it checks it again).
+const handlerConfig = ({ servers, grants, grantPolicies }) => ({ servers, grants, grantPolicies });
 
 function transportOf(choice = 'node') {
   if (typeof choice === 'function') return { fetch: choice, close() {} };

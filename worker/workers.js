@@ -43,22 +43,17 @@
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
 import { loadToolgate } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
-import { Grants, GrantsError, sha256Bytes, toHex } from './grants.js';
+import { ConfigError, loadProxyConfig } from './config.js';
+import { sha256Bytes, toHex } from './grants.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
 import { DurableObjectApprovalStore, DurableObjectCounterStore, ToolgateApprovals, ToolgateCounters } from './stores/durable-object.js';
 import { KvCounterStore } from './stores/workers-kv.js';
 import { json } from './responses.js';
 import { analyticsEngineObserver } from './metrics-workers.js';
-import { checkOAuthConfig, createOAuth } from './oauth.js';
-import { loadPins, pinsForServer } from './pins.js';
+import { createOAuth } from './oauth.js';
 
 export { ToolgateApprovals, ToolgateCounters };
-
-/** A configuration that cannot mean what it says; its message quotes no binding's value. */
-class ConfigError extends Error {
-  name = 'ConfigError';
-}
 
 const log = (level, message, fields) => console.error(JSON.stringify({ level, message, ...fields }));
 
@@ -73,23 +68,13 @@ let cached = { key: null, handler: null };
 let latestContext = null;
 const waitUntil = (promise) => latestContext?.waitUntil(promise);
 
-function parseBinding(env, name) {
-  try {
-    return JSON.parse(env[name]);
-  } catch (error) {
-    // Not error.message: V8 quotes the text around the fault, which may be a secret header.
-    throw new ConfigError(`the ${name} binding is not JSON (${error.name})`);
-  }
-}
-
-function compile(toolgate, policy, where) {
-  const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
-  const { ok, diagnostics } = toolgate.check(text);
-  if (!ok) {
-    throw new ConfigError(`${where} is not a valid policy: ${diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.column} ${d.message} (${d.pointer})`).join('; ')}`);
-  }
-  return toolgate.compile(text, { source: where });
-}
+// Bindings, for ./config.js: no files (a grant's policy is inline), and no
+// message quotes a binding's text (it may be a secret).
+const bindingReader = (env) => ({
+  read: (name) => env[name],
+  label: (name) => `the ${name} binding`,
+  secret: true,
+});
 
 // The handler checks the configuration it is given (servers, headers, grant
 // policies) with messages that quote no values.
@@ -115,66 +100,41 @@ async function handlerFor(env) {
   const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
   if (cached.key === key) return cached.handler;
   const toolgate = await loadToolgate({ wasmModule });
-  const servers = {};
-  if (env.SERVERS) {
-    for (const [name, server] of Object.entries(parseBinding(env, 'SERVERS'))) {
-      if (server.monitor !== undefined && typeof server.monitor !== 'boolean') throw new ConfigError(`SERVERS.${name}.monitor must be true or false`);
-      servers[name] = { upstream: server.upstream, headers: server.headers ?? {}, policy: compile(toolgate, server.policy, `SERVERS.${name}.policy`), monitor: server.monitor === true };
-    }
-  } else {
+  if (!env.SERVERS) {
     if (!env.UPSTREAM_URL || !env.POLICY) throw new ConfigError('set UPSTREAM_URL and POLICY (or SERVERS)');
-    const headers = env.UPSTREAM_AUTHORIZATION ? { authorization: env.UPSTREAM_AUTHORIZATION } : {};
     // A [vars] entry may be a TOML boolean or a string.
     if (env.MONITOR !== undefined && !['true', 'false', true, false].includes(env.MONITOR)) throw new ConfigError('MONITOR must be "true" or "false"');
-    servers.default = { upstream: env.UPSTREAM_URL, headers, policy: compile(toolgate, env.POLICY, 'POLICY'), monitor: env.MONITOR === 'true' || env.MONITOR === true };
   }
-  // Tool pins (./pins.js): PINS is a pins file's JSON text (toolgate pin);
-  // TRUST_ON_FIRST_USE = "true" pins what each isolate sees first.
-  const trustOnFirstUse = env.TRUST_ON_FIRST_USE === 'true';
-  if (env.PINS || trustOnFirstUse) {
-    let loaded;
-    if (env.PINS) {
-      try {
-        loaded = await loadPins(env.PINS, { source: 'PINS', trustOnFirstUse });
-      } catch (error) {
-        throw new ConfigError(error.message);
-      }
-    }
-    const singleServer = Object.keys(servers).length === 1;
-    for (const [name, server] of Object.entries(servers)) server.pins = pinsForServer(loaded, name, { singleServer, trustOnFirstUse });
-  }
-  let grants = null;
-  const grantPolicies = new Map();
-  if (env.GRANTS) {
-    grants = new Grants(parseBinding(env, 'GRANTS'), 'GRANTS');
-    for (const [id, perServer] of grants.policySources(Object.keys(servers))) {
-      const policies = new Map();
-      for (const [server, source] of perServer) {
-        // There are no files on Workers: a path would load and be ignored.
-        if (typeof source === 'string') {
-          throw new ConfigError(`GRANTS: grant "${id}" names the policy file ${JSON.stringify(source)}; on Workers a grant's policy is given inline, as JSON`);
-        }
-        policies.set(server, compile(toolgate, source, `the policy of grant "${id}" for server "${server}"`));
-      }
-      grantPolicies.set(id, policies);
-    }
-  }
+  const loaded = await loadProxyConfig({
+    // SERVERS: {"<name>": {"upstream", "policy": {...}, "headers", "monitor", "oauth"}}; or one server.
+    ...(env.SERVERS ? { config: 'SERVERS', configForm: 'servers' } : {
+      servers: {
+        default: {
+          upstream: env.UPSTREAM_URL, policy: 'POLICY', monitor: env.MONITOR === 'true' || env.MONITOR === true,
+          headers: env.UPSTREAM_AUTHORIZATION ? { authorization: env.UPSTREAM_AUTHORIZATION } : {},
+        },
+      },
+    }),
+    grants: env.GRANTS ? 'GRANTS' : undefined,
+    // Tool pins (./pins.js): PINS is a pins file's JSON text (toolgate pin);
+    // TRUST_ON_FIRST_USE = "true" pins what each isolate sees first.
+    pins: env.PINS ? 'PINS' : undefined,
+    trustOnFirstUse: env.TRUST_ON_FIRST_USE === 'true',
+    oauth: () => oauthSettings(env),
+    // Every isolate must derive the same key, from a secret agents never see:
+    // never at random, never from configuration that may be shared (GRANTS).
+    session: { sessionKey: env.SESSION_KEY, adminToken: env.ADMIN_TOKEN },
+  }, { toolgate, reader: bindingReader(env) });
+  const { sessionKey } = loaded;
   const counters = env.COUNTER_STORE === 'kv'
     ? new KvCounterStore({ namespace: env.COUNTERS_KV })
     : new DurableObjectCounterStore({ namespace: env.COUNTERS, waitUntil });
   const approvals = env.APPROVALS ? new DurableObjectApprovalStore({ namespace: env.APPROVALS, waitUntil }) : undefined;
-  // Every isolate must derive the same key, from a secret agents never see:
-  // never at random, never from configuration that may be shared (GRANTS).
-  if (env.SESSION_KEY !== undefined && String(env.SESSION_KEY).length < 16) throw new ConfigError('SESSION_KEY must be at least 16 characters');
-  if (!env.SESSION_KEY && !env.ADMIN_TOKEN) {
-    throw new ConfigError('set the SESSION_KEY secret (or ADMIN_TOKEN): MCP session ids are bound to grants with a secret key');
-  }
-  const sessionKey = env.SESSION_KEY || toHex(await sha256Bytes(`toolgate session key\nadmin\n${env.ADMIN_TOKEN}`));
   const adminTokenSha256 = env.ADMIN_TOKEN ? toHex(await sha256Bytes(env.ADMIN_TOKEN)) : undefined;
-  const oauth = oauthOf(env, env.SERVERS ? parseBinding(env, 'SERVERS') : { default: {} });
+  const oauth = loaded.oauth ? createOAuth(loaded.oauth, { log }) : undefined;
   const hostCheck = configured(() => hostCheckOf(env, oauth && new URL(Object.values(oauth.config.servers)[0].resource).origin));
   const handler = configured(() => createHandler({
-    servers, grants, grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
+    servers: loaded.servers, grants: loaded.grants, grantPolicies: loaded.grantPolicies, counters, approvals, audit: new ConsoleAuditSink(), log, sessionKey,
     auditKey: env.AUDIT_KEY || undefined, publicUrl: env.PUBLIC_URL || undefined, hostCheck,
     adminTokenSha256, oauth,
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
@@ -184,20 +144,27 @@ async function handlerFor(env) {
   return handler;
 }
 
-// OAUTH (JSON) with OAUTH_ISSUERS and OAUTH_RESOURCE over it; undefined when no issuer is named.
-function oauthOf(env, serverBindings) {
+// OAUTH (JSON) with OAUTH_ISSUERS and OAUTH_RESOURCE over it; undefined when
+// no issuer is named. A SERVERS entry's own "oauth" is merged in by loadProxyConfig.
+function oauthSettings(env) {
   if (!env.OAUTH && !env.OAUTH_ISSUERS) {
     if (env.OAUTH_RESOURCE) throw new ConfigError('OAUTH_RESOURCE needs OAUTH_ISSUERS (or OAUTH)');
     return undefined;
   }
-  const config = env.OAUTH ? parseBinding(env, 'OAUTH') : {};
+  let config = {};
+  if (env.OAUTH) {
+    try {
+      config = JSON.parse(env.OAUTH);
+    } catch (error) {
+      // Not error.message: V8 quotes the text around the fault.
+      throw new ConfigError(`the OAUTH binding is not JSON (${error.name})`);
+    }
+  }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError('the OAUTH binding must be a JSON object');
   if (env.OAUTH_ISSUERS) config.issuers = String(env.OAUTH_ISSUERS).split(/[\s,]+/).filter(Boolean);
   if (env.OAUTH_RESOURCE) config.resource = env.OAUTH_RESOURCE;
   if (config.resource === undefined && env.PUBLIC_URL) config.resource = `${String(env.PUBLIC_URL).replace(/\/+$/, '')}/mcp`;
-  const perServer = Object.fromEntries(Object.entries(serverBindings).filter(([, server]) => server?.oauth !== undefined).map(([name, server]) => [name, server.oauth]));
-  if (Object.keys(perServer).length > 0) config.servers = { ...config.servers, ...perServer };
-  return configured(() => createOAuth(checkOAuthConfig(config, Object.keys(serverBindings)), { log }));
+  return config;
 }
 
 export default {
@@ -211,7 +178,8 @@ export default {
       // Configuration errors are written never to quote a binding's value
       // (they may be secrets); anything else is told only to the logs.
       log('error', 'configuration error', { error: error.message });
-      const told = error instanceof ConfigError || error instanceof GrantsError ? error.message : 'see the Worker\'s logs';
+      // Every problem on one line: ProxyConfigError lists them one a line.
+      const told = error instanceof ConfigError ? error.message.replace(/\n\s*/g, ' ') : 'see the Worker\'s logs';
       return json(500, { error: `toolgate is misconfigured; nothing was forwarded: ${told}` });
     }
     // Workers has no loopback clients: without GRANTS every request is 401.

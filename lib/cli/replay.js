@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadToolgate } from '../../wasm/index.js';
+import { compilePolicy, formatDiagnostics } from '../../worker/config.js';
 import { ReplayInputError, formatSummary, readRecords, replay } from '../replay.js';
 
 export const USAGE = `Usage:
@@ -53,13 +54,11 @@ async function readStdin() {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+// Compiled once (worker/config.js): the result carries the diagnostics.
 function compile(toolgate, text, path) {
-  const { ok, diagnostics } = toolgate.check(text);
-  if (!ok) {
-    throw new ReplayInputError(`${path} is not a valid policy:\n${diagnostics.filter((d) => d.severity === 'error')
-      .map((d) => `  ${path}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n')}`);
-  }
-  return toolgate.compile(text, { source: path });
+  const { policy, diagnostics } = compilePolicy(toolgate, text, path);
+  if (!policy) throw new ReplayInputError(formatDiagnostics(diagnostics).join('\n'));
+  return policy;
 }
 
 async function grantAttributesFrom(path) {

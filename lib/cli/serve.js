@@ -1,10 +1,10 @@
 // toolgate serve: the MCP proxy on Node.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ConfigError, NODE_SHA256, expandEnvironment, startProxy } from '../../worker/node.js';
+import { loadToolgate } from '../../wasm/index.js';
+import { ConfigError, expandEnvironment, loadNodeConfig, startProxy } from '../../worker/node.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { HostCheckConfigError } from '../../worker/host-check.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
@@ -169,46 +169,36 @@ function checkUrl(value, what) {
   throw new ConfigError(`${what} must be an http(s) URL, not ${JSON.stringify(value)}`);
 }
 
-/** Servers and grants from the command line or a --config file. */
-export async function serversFrom(values) {
+/**
+ * What toolgate serve loads, from its flags: the --config file (read, with
+ * every file it names, by worker/config.js at start and at each reload) or
+ * --policy and --upstream. Throws ConfigError for flags that cannot work.
+ */
+export function serveSources(values) {
+  const common = {
+    grants: values.grants, pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false, monitor: values.monitor === true,
+    // The flags over the file's "oauth" (read again at each reload, checked there).
+    oauth: (fromFile, path) => oauthFrom(values, fromFile, path),
+  };
   if (values.config) {
     if (values.policy || values.upstream) throw new ConfigError('use either --config or --policy/--upstream, not both');
-    const path = resolve(values.config);
-    let document;
-    try {
-      document = JSON.parse(await readFile(path, 'utf8'));
-    } catch (error) {
-      throw new ConfigError(`cannot read the config file ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-    }
-    const servers = {};
-    for (const [name, server] of Object.entries(document?.servers ?? {})) {
-      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new ConfigError(`${path}: server name ${JSON.stringify(name)} must be letters, digits, _ . -`);
-      if (typeof server?.policy !== 'string') throw new ConfigError(`${path}: server "${name}" needs "policy" (a file)`);
-      if (server.monitor !== undefined && typeof server.monitor !== 'boolean') throw new ConfigError(`${path}: server "${name}" "monitor" must be true or false`);
-      servers[name] = {
-        upstream: checkUrl(server.upstream, `${path}: server "${name}" "upstream"`),
-        policy: resolve(dirname(path), server.policy),
-        headers: Object.fromEntries(Object.entries(server.headers ?? {}).map(([k, v]) => [k, expandEnvironment(String(v))])),
-        monitor: values.monitor === true || server.monitor === true,
-      };
-    }
-    if (Object.keys(servers).length === 0) throw new ConfigError(`${path}: "servers" must name at least one server`);
-    const grants = values.grants ?? (document.grants ? resolve(dirname(path), document.grants) : undefined);
-    // "oauth" at the top, and a server's own "oauth" ({resource, scopes}) where it differs.
-    let oauth = document.oauth;
-    const perServer = Object.fromEntries(Object.entries(document.servers).filter(([, server]) => server?.oauth !== undefined).map(([name, server]) => [name, server.oauth]));
-    if (Object.keys(perServer).length > 0) {
-      if (!oauth) throw new ConfigError(`${path}: a server has "oauth" but the file has no top-level "oauth" (issuers)`);
-      oauth = { ...oauth, servers: { ...oauth.servers, ...perServer } };
-    }
-    return { servers, grants, oauth: oauthFrom(values, oauth, path) };
+    return { config: values.config, ...common };
   }
   if (!values.policy || !values.upstream) throw new ConfigError('serve needs --policy and --upstream (or --config)');
   return {
     servers: { default: { upstream: checkUrl(values.upstream, '--upstream'), policy: values.policy, headers: headerList(values['upstream-header']), monitor: values.monitor === true } },
-    grants: values.grants,
-    oauth: oauthFrom(values),
+    ...common,
   };
+}
+
+/**
+ * Servers, grants and OAuth settings (as written, before the check) from the
+ * command line or a --config file, loaded as toolgate serve loads them.
+ * Throws ConfigError (ProxyConfigError: every problem of every file).
+ */
+export async function serversFrom(values) {
+  const { servers, grants, oauthSettings } = await loadNodeConfig(await loadToolgate(), serveSources(values));
+  return { servers, grants, oauth: oauthSettings };
 }
 
 /**
@@ -304,7 +294,7 @@ export async function run(args, { fail }) {
   let proxy;
   let stores;
   try {
-    const { servers, grants, oauth } = await serversFrom(values);
+    const sources = serveSources(values);
     stores = await openStores(values);
     const audit = await auditFrom(values.audit, stores);
     const tokenVariable = values['admin-token-env'] ?? 'TOOLGATE_ADMIN_TOKEN';
@@ -313,33 +303,32 @@ export async function run(args, { fail }) {
     if (generated) adminToken = randomBytes(24).toString('base64url');
     // Session ids are bound with this key (worker/sessions.js): the one given,
     // or one derived from the admin token, so instances that share the admin
-    // token accept each other's session ids.
-    const sessionKey = process.env.TOOLGATE_SESSION_KEY || NODE_SHA256.hex(`toolgate session key\n${adminToken}`);
-    if (sessionKey.length < 16) throw new ConfigError('TOOLGATE_SESSION_KEY must be at least 16 characters');
+    // token accept each other's session ids (derived as on Workers).
+    const session = { sessionKey: process.env.TOOLGATE_SESSION_KEY, adminToken, names: { sessionKey: 'TOOLGATE_SESSION_KEY', adminToken: tokenVariable } };
     const host = values.host ?? '127.0.0.1';
     proxy = await startProxy({
-      servers, grants, oauth, host, port: positiveInteger(values.port, 'port') ?? 8080,
+      ...sources, host, port: positiveInteger(values.port, 'port') ?? 8080,
       counters: stores.counters, approvals: stores.approvals, audit: audit.audit,
       adminTokenSha256: toHex(await sha256Bytes(adminToken)),
       failOpen: values['fail-open'] ?? false, auditArguments: values['audit-arguments'] ?? false,
       maxBodyBytes: positiveInteger(values['max-body-bytes'], 'max-body-bytes'),
       upstreamTimeoutMs: positiveInteger(values['upstream-timeout-ms'], 'upstream-timeout-ms'),
       publicUrl: values['public-url'] === undefined ? undefined : checkUrl(values['public-url'], '--public-url'),
-      watch: !values['no-watch'], sessionKey, auditKey: process.env.TOOLGATE_AUDIT_KEY || undefined,
+      watch: !values['no-watch'], session, auditKey: process.env.TOOLGATE_AUDIT_KEY || undefined,
       maxBatchSize: positiveInteger(values['max-batch-size'], 'max-batch-size'),
       allowedHosts: values['allowed-host'], allowedOrigins: values['allowed-origin'],
       maxPendingApprovalsPerGrant: positiveInteger(values['max-pending-approvals'], 'max-pending-approvals'),
       metrics: metricsOption(values), tracing: values.otel === true,
-      pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false,
     });
+    const { servers, grants, oauth } = proxy.configuration;
     const lines = [`toolgate ${process.env.npm_package_version ?? ''}`.trim() + ` is listening on ${proxy.url}`];
     for (const [name, server] of Object.entries(servers)) {
-      lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policy})${server.monitor ? ' MONITOR MODE: decisions are audited, not enforced' : ''}`);
+      lines.push(`  ${proxy.url}${name === 'default' ? '/mcp' : `/mcp/${name}`} -> ${server.upstream} (policy ${server.policyFile})${server.monitor ? ' MONITOR MODE: decisions are audited, not enforced' : ''}`);
     }
     lines.push(`  approvals: ${proxy.url}/approvals` + (generated ? ` (admin token: ${adminToken}; set ${tokenVariable} to choose one)` : ` (admin token from ${tokenVariable})`));
     lines.push(`  sessions: ids bound to the grant that opened them (key ${process.env.TOOLGATE_SESSION_KEY ? 'from TOOLGATE_SESSION_KEY' : 'derived from the admin token'})`);
     if (oauth) {
-      lines.push(`  oauth: access tokens of ${oauth.issuers.map((i) => (typeof i === 'string' ? i : i.issuer)).join(', ')} for ${oauth.resource}`);
+      lines.push(`  oauth: access tokens of ${oauth.issuers.map((i) => i.issuer).join(', ')} for ${[...new Set(Object.values(oauth.servers).map((s) => s.resource))].join(', ')}`);
     } else if (!grants) {
       lines.push('  warning: no --grants file: every loopback client is the grant "anonymous"; other clients get 401');
     }

@@ -2,7 +2,6 @@
 // on its stdin/stdout. For desktop clients' configs, e.g.
 //   "command": "npx", "args": ["toolgate", "stdio", "--policy", "cargo.json", "--", "npx", "@paretools/cargo"]
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -13,9 +12,7 @@ import { Gate } from '../../worker/gate.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { createApprovalRoutes } from '../../worker/approvals.js';
 import { runStdioProxy } from '../../worker/stdio.js';
-import { ConfigError, NODE_SHA256 } from '../../worker/node.js';
-import { pinsForServer } from '../../worker/pins.js';
-import { readPinsFile } from '../pins-file.js';
+import { ConfigError, NODE_SHA256, loadNodeConfig } from '../../worker/node.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -94,55 +91,37 @@ export async function run(args, { fail }) {
     return fail('--audit must be stderr or file:PATH', 2);
   }
 
+  // The policy and the pins, loaded as toolgate serve loads its files
+  // (worker/config.js: each policy compiled once, every problem at once) and
+  // reloaded whole when any of them changes; a change that does not load
+  // keeps the running ones.
   const toolgate = await loadToolgate();
-  const policyPath = resolve(values.policy);
-  const compile = async () => {
-    const text = await readFile(policyPath, 'utf8');
-    const { ok, diagnostics } = toolgate.check(text);
-    if (!ok) {
-      throw new Error(diagnostics.filter((d) => d.severity === 'error')
-        .map((d) => `${policyPath}:${d.line}:${d.column}: ${d.message} (${d.pointer})`).join('\n'));
-    }
-    return toolgate.compile(text, { source: policyPath });
-  };
-  let policy;
+  const load = () => loadNodeConfig(toolgate, {
+    servers: { stdio: { policy: values.policy } }, pins: values.pins, trustOnFirstUse: values['trust-on-first-use'] ?? false,
+  });
+  let loaded;
   try {
-    policy = await compile();
+    loaded = await load();
   } catch (error) {
-    return fail(error.code === 'ENOENT' ? `cannot read ${policyPath}: no such file` : `invalid policy:\n${error.message}`, 1);
-  }
-  // Pins: the file's only server (or "stdio"), checked whole before use; a
-  // changed file that does not check keeps the running pins.
-  const trustOnFirstUse = values['trust-on-first-use'] ?? false;
-  const pinsPath = values.pins === undefined ? undefined : resolve(values.pins);
-  const readPins = async () => pinsForServer(pinsPath === undefined ? undefined : await readPinsFile(pinsPath, { trustOnFirstUse }),
-    'stdio', { singleServer: true, trustOnFirstUse });
-  let pins;
-  try {
-    pins = await readPins();
-  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
     return fail(error.message, 1);
   }
-  const pinsWatcher = pinsPath === undefined ? { close() {} } : watchFiles([pinsPath], async () => {
+  let policy = loaded.servers.stdio.policy;
+  let pins = loaded.servers.stdio.pins;
+  const watcher = watchFiles(loaded.files, async () => {
     try {
-      pins = await readPins();
-      log('info', 'pins reloaded', { pins: pinsPath });
+      const next = await load();
+      ({ policy, pins } = next.servers.stdio);
+      watcher.set(next.files);
+      log('info', 'configuration reloaded', { policy_hash: policy.hash });
     } catch (error) {
-      log('error', 'pins not reloaded; the running ones stay', { error: error.message });
-    }
-  });
-  const watcher = watchFiles([policyPath], async () => {
-    try {
-      policy = await compile();
-      log('info', 'policy reloaded', { policy_hash: policy.hash });
-    } catch (error) {
-      log('error', 'policy not reloaded; the running one stays', { error: error.message });
+      log('error', 'configuration not reloaded; the running one stays', { error: error.message });
     }
   });
 
   // Whatever happens from here, the watcher, the stores and the approvals
   // server are closed before the command returns.
-  const closers = [() => watcher.close(), () => pinsWatcher.close()];
+  const closers = [() => watcher.close()];
   try {
     return await proxy();
   } finally {
