@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 
 import { terminalSafe } from '../scan.js';
+import { commandLine, UsageError } from './args.js';
 import { networkCause } from './scan.js';
 
 export const USAGE = `Usage:
@@ -52,7 +53,6 @@ const APPROVAL_ID = /^[0-9a-f]{64}$/; // as worker/approvals.js accepts them
 const DEFAULT_URL = 'http://127.0.0.1:8080';
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-class UsageError extends Error {}
 class ApiFailure extends Error {}
 
 function parse(args) {
@@ -172,17 +172,8 @@ function describeRequest(waiting, now) {
 
 /** `toolgate approvals ...`: see USAGE. */
 export async function run(args, { fail }) {
-  let options;
-  try {
-    options = parse(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    return fail(`approvals: ${error.message}\nRun "toolgate approvals --help" for usage.`, 2);
-  }
-  if (options.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const options = commandLine(args, { command: 'approvals', usage: USAGE, parse, fail });
+  if (!options) return undefined;
   const token = process.env[options.tokenVariable];
   if (!token) {
     return fail(`approvals: no admin token: set ${options.tokenVariable} to the proxy's admin token`

@@ -9,8 +9,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { canonicalJson } from '../../worker/audit.js';
 import { canonicalDefinition, changedFields, makePins, PinsError, toolDefinition } from '../../worker/pins.js';
 import { nodeSha256Hex, readPinsFile } from '../pins-file.js';
-import { ScanError, terminalSafe, toolsOf } from '../scan.js';
+import { ScanError, terminalSafe } from '../scan.js';
 import { findPoisoning } from '../poisoning.js';
+import { commandLine, UsageError } from './args.js';
 import { listServerTools, parseScanArgs, ScanFailure } from './scan.js';
 
 export const USAGE = `Usage:
@@ -55,7 +56,6 @@ Exits 0 on success, 1 when the server cannot be listed or the pins cannot be
 written (or --diff found changes), 2 for a usage error.
 `;
 
-class UsageError extends Error {}
 
 // pin's own options, taken out before the rest is read as scan's (URL,
 // --header, --bearer, --timeout, --out, --force, -- COMMAND).
@@ -106,11 +106,7 @@ export function parsePinArgs(args) {
     if (force && out === undefined) throw new UsageError('--force only makes sense with --out FILE');
     request = { target: { kind: 'file', path: own.file }, output: { out, force } };
   } else {
-    try {
-      request = parseScanArgs(rest);
-    } catch (error) {
-      throw new UsageError(error.message);
-    }
+    request = parseScanArgs(rest); // its UsageError is pin's: the same class (./args.js)
   }
   if (own.diff !== undefined && request.output.out !== undefined) throw new UsageError('--diff prints what changed; it writes no pins (drop --out)');
   const server = own.server ?? (request.target.kind === 'stdio' ? 'stdio' : 'default');
@@ -124,21 +120,9 @@ function describeTarget(target) {
   return [target.command, ...target.args].join(' ');
 }
 
+// A saved tools/list answer is read as toolgate scan --file reads it.
 async function toolsFrom(target, timeoutMs) {
-  if (target.kind !== 'file') return (await listServerTools(target, { timeoutMs })).tools;
-  let text;
-  try {
-    text = await readFile(target.path, 'utf8');
-  } catch (error) {
-    throw new ScanFailure(`cannot read ${target.path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-  }
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new ScanFailure(`${target.path} is not JSON: ${error.message}`);
-  }
-  return toolsOf(parsed);
+  return (await listServerTools(target, { timeoutMs })).tools;
 }
 
 // One field's value as shown in a diff: its canonical JSON, terminal-safe.
@@ -197,17 +181,8 @@ async function otherServers(path, server) {
 
 /** `toolgate pin ...`: see USAGE. */
 export async function run(args, { fail }) {
-  let request;
-  try {
-    request = parsePinArgs(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    return fail(`pin: ${error.message}\nRun "toolgate pin --help" for usage.`, 2);
-  }
-  if (request.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const request = commandLine(args, { command: 'pin', usage: USAGE, parse: parsePinArgs, fail });
+  if (!request) return undefined;
   const { target, output, server } = request;
   let tools;
   try {

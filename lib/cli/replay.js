@@ -1,10 +1,10 @@
 // toolgate replay: recorded calls through a new policy, and what changes.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { compilePolicy, formatDiagnostics } from '../../worker/config.js';
+import { commandLine, optionParser } from './args.js';
 import { ReplayInputError, formatSummary, readRecords, replay } from '../replay.js';
 
 export const USAGE = `Usage:
@@ -75,18 +75,9 @@ async function grantAttributesFrom(path) {
 }
 
 export async function run(args, { fail }) {
-  let values;
-  let positionals;
-  try {
-    ({ values, positionals } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }));
-  } catch (error) {
-    process.stderr.write(USAGE);
-    return fail(error.message, 2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const parsed = commandLine(args, { command: 'replay', usage: USAGE, parse: optionParser(OPTIONS, { positionals: true }), fail });
+  if (!parsed) return undefined;
+  const { values, positionals } = parsed;
   if (!values.policy || positionals.length !== 1) {
     process.stderr.write(USAGE);
     return fail('replay needs --policy NEW.json and one file of recorded calls', 2);

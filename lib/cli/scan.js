@@ -20,6 +20,7 @@ import { ErrorCode, McpError, ResultSchema } from '@modelcontextprotocol/sdk/typ
 import { loadToolgate } from '../../wasm/index.js';
 import { formatScan, ScanError, scanTools, starterPolicy, terminalSafe, toolsOf } from '../scan.js';
 import { flagPoisoned } from '../poisoning.js';
+import { UsageError, commandLine } from './args.js';
 
 export const USAGE = `Usage:
   toolgate scan URL [options]
@@ -77,7 +78,6 @@ export class ScanFailure extends Error {
   }
 }
 
-class UsageError extends Error {}
 
 // HTTP header names are RFC 9110 tokens.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -528,17 +528,8 @@ function policySummary(policy) {
 
 /** `toolgate scan ...`: see USAGE. */
 export async function run(args, { fail }) {
-  let request;
-  try {
-    request = parseScanArgs(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    return fail(`scan: ${error.message}\nRun "toolgate scan --help" for usage.`, 2);
-  }
-  if (request.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const request = commandLine(args, { command: 'scan', usage: USAGE, parse: parseScanArgs, fail });
+  if (!request) return undefined;
   const { target, timeoutMs, output } = request;
 
   let listing;

@@ -1,12 +1,12 @@
 // toolgate serve: the MCP proxy on Node.
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { ConfigError, expandEnvironment, loadNodeConfig, startProxy } from '../../worker/node.js';
 import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { HostCheckConfigError } from '../../worker/host-check.js';
+import { commandLine, optionParser } from './args.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -280,17 +280,9 @@ function metricsOption(values) {
 }
 
 export async function run(args, { fail }) {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (error) {
-    process.stderr.write(USAGE);
-    return fail(error.message, 2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const parsed = commandLine(args, { command: 'serve', usage: USAGE, parse: optionParser(OPTIONS), fail });
+  if (!parsed) return undefined;
+  const { values } = parsed;
   let proxy;
   let stores;
   try {

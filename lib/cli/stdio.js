@@ -3,7 +3,6 @@
 //   "command": "npx", "args": ["toolgate", "stdio", "--policy", "cargo.json", "--", "npx", "@paretools/cargo"]
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
 import { StreamAuditSink } from '../../worker/audit.js';
@@ -13,6 +12,7 @@ import { sha256Bytes, toHex } from '../../worker/grants.js';
 import { createApprovalRoutes } from '../../worker/approvals.js';
 import { runStdioProxy } from '../../worker/stdio.js';
 import { ConfigError, NODE_SHA256, loadNodeConfig } from '../../worker/node.js';
+import { commandLine, optionParser } from './args.js';
 import { STORE_OPTIONS, STORE_USAGE, openStores } from './stores.js';
 
 export const USAGE = `Usage:
@@ -59,17 +59,9 @@ export async function run(args, { fail }) {
   const split = args.indexOf('--');
   const own = split < 0 ? args : args.slice(0, split);
   const [command, ...commandArgs] = split < 0 ? [] : args.slice(split + 1);
-  let values;
-  try {
-    ({ values } = parseArgs({ args: own, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (error) {
-    process.stderr.write(USAGE);
-    return fail(error.message, 2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return undefined;
-  }
+  const parsed = commandLine(own, { command: 'stdio', usage: USAGE, parse: optionParser(OPTIONS), fail });
+  if (!parsed) return undefined;
+  const { values } = parsed;
   if (!values.policy) return fail('stdio needs --policy FILE', 2);
   if (!command) return fail('stdio needs the server command after --, e.g. toolgate stdio --policy p.json -- npx @paretools/cargo', 2);
 
