@@ -215,6 +215,12 @@ export async function loadProxyConfig(sources, { toolgate, reader, sha256Hex }) 
             bad(pointerOf(name), `server name ${JSON.stringify(name)} must be letters, digits, _ . -`);
             continue;
           }
+          // A key every object has: as a server's name it would replace the
+          // servers object's prototype, not name a server.
+          if (name in Object.prototype) {
+            bad(pointerOf(name), `server name ${JSON.stringify(name)} is reserved`);
+            continue;
+          }
           if (!isObject(server)) {
             bad(pointerOf(name), `${at} must be an object: {"upstream": URL, "policy": ...}`);
             continue;

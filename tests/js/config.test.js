@@ -145,6 +145,7 @@ describe('loadProxyConfig', () => {
       ['a config file that is not JSON', { '/x/c.json': '{"servers": ' }, { config: '/x/c.json' }, CONFIG_CODES.notJson, /^\/x\/c\.json is not JSON: /],
       ['servers that are not an object', { '/x/c.json': { servers: [] } }, { config: '/x/c.json' }, CONFIG_CODES.config, /\/servers: "servers" must be an object/],
       ['no server', { '/x/c.json': { servers: {} } }, { config: '/x/c.json' }, CONFIG_CODES.config, /"servers" must name at least one server/],
+      ['a server named like an object\'s own key', { '/x/c.json': '{"servers": {"__proto__": {"upstream": "http://x/mcp", "policy": "p.json"}}}', '/x/p.json': ALLOW }, { config: '/x/c.json' }, CONFIG_CODES.config, /server name "__proto__" is reserved/],
       ['a server without a policy', { '/x/c.json': { servers: { a: { upstream: 'http://x/mcp' } } } }, { config: '/x/c.json' }, CONFIG_CODES.config, /server "a" needs "policy" \(a file\)/],
       ['"grants" that is not a file name', { '/x/c.json': { servers: { a: { upstream: 'http://x/mcp', policy: 'p.json' } }, grants: 3 }, '/x/p.json': ALLOW }, { config: '/x/c.json' }, CONFIG_CODES.config, /"grants" must be a file name/],
       ['no policy file', {}, { servers: { default: { upstream: 'http://x/mcp', policy: '/x/p.json' } } }, CONFIG_CODES.unreadable, /^cannot read the policy \/x\/p\.json: no such file$/],
