@@ -91,11 +91,17 @@ export function expandEnvironment(value, env = process.env) {
  *   metrics?: boolean | {port?: number, host?: string},
  *   tracing?: boolean,
  *   log?: (level: string, message: string, fields?: object) => void,
- *   oauth?: object,
+ *   oauth?: object | ((fromFile: object | undefined, path: string) => object | undefined),
+ *   monitor?: boolean, header?: (value: string) => string,
+ *   session?: {sessionKey?: string, adminToken?: string, names?: {sessionKey: string, adminToken: string}},
  * }} options
+ *   Configuration files (servers' policies or config, grants, pins) are loaded by
+ *   loadNodeConfig (./config.js): a problem anywhere throws ProxyConfigError with all of them.
  *   oauth: toolgate as an OAuth resource server: {issuers, resource, grant_claim?, scopes?,
- *   servers?, admin?, ...}, checked by ./oauth.js's checkOAuthConfig (read at start; a
- *   change needs a restart).
+ *   servers?, admin?, ...} (or a function of the config file's "oauth"), checked by
+ *   ./oauth.js's checkOAuthConfig (read at start; a change needs a restart).
+ *   monitor: every server in monitor mode; header: what a config file's header value
+ *   becomes (default: ${VAR} from the environment).
  *   transport: how requests go upstream: 'node' (default: node:http with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
