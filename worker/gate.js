@@ -54,6 +54,15 @@ export function kindOf(message) {
 }
 
 /**
+ * Whether a server-to-client message answers a request: an id, no method,
+ * a result or an error (not both). Read leniently (no `jsonrpc` check) as
+ * clients read answers; a request from the server has ids of its own and
+ * answers nothing.
+ */
+export const isResponse = (message) => isObject(message) && 'id' in message && !('method' in message)
+  && ('result' in message) !== ('error' in message);
+
+/**
  * The reading both transports do before the gate: a body (HTTP) or line
  * (stdio) of JSON text as JSON-RPC messages, or the error that refuses it
  * whole (nothing is forwarded): not JSON, an empty batch, a batch over
@@ -606,7 +615,7 @@ export class Gate {
   inspect(message, { server, policy, exchanges, status, pins, session, pinEpoch, monitor = false }) {
     if (pins && isObject(message) && message.method === 'notifications/tools/list_changed') this.#pinMonitor.listChanged(server, session);
     if (!isObject(message) || !('id' in message)) return message;
-    exchanges?.get(idKey(message.id))?.answered(message, { status });
+    if (isResponse(message)) exchanges?.get(idKey(message.id))?.answered(message, { status });
     const tools = message.result?.tools;
     if (!Array.isArray(tools)) return message;
     this.#learnOutputSchemas(server, tools);

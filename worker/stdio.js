@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 import { listToolsThrough } from './pins.js';
-import { JsonRpcError, errorMessage, kindOf, readMessages } from './gate.js';
+import { JsonRpcError, errorMessage, isResponse, kindOf, readMessages } from './gate.js';
 import { Failure, Outcome } from './exchange.js';
 
 const idKey = (id) => JSON.stringify(id); // as the gate compares ids
@@ -167,12 +167,10 @@ export async function runStdioProxy({
     const currentPins = pins();
     const answered = [];
     const inspect = (message) => {
-      // Only a response (an id, no method, a result or an error) answers the
-      // client's request; a request from the server has ids of its own.
-      const response = message !== null && typeof message === 'object' && !Array.isArray(message)
-        && 'id' in message && !('method' in message) && (('result' in message) !== ('error' in message));
+      // Only a response answers the client's request (and frees its id).
+      const response = isResponse(message);
       if (response && inFlight.has(idKey(message.id))) answered.push(idKey(message.id));
-      return gate.inspect(message, { server, policy: current, exchanges: response ? inFlight : undefined, status: 'stdio', pins: currentPins });
+      return gate.inspect(message, { server, policy: current, exchanges: inFlight, status: 'stdio', pins: currentPins });
     };
     if (Array.isArray(parsed)) {
       const next = parsed.map(inspect);

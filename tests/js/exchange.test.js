@@ -320,6 +320,8 @@ const BEHAVIOURS = [
   ['sse_rpc_error', false, 'error'],
   ['sse_no_answer', true, 'no_answer_stream_end'],
   ['sse_broken', true, 'no_answer_stream_error'],
+  // A request from the server that happens to use the call's id answers nothing.
+  ['sse_request_same_id', false, 'error'],
   ['client_leaves', true, 'client_left'],
   ['unreachable', false, 'upstream_failed'],
 ];
@@ -368,6 +370,7 @@ describe('through the HTTP handler: quota follows what may have run', () => {
       case 'sse_result': return sse([{ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } }, { jsonrpc: '2.0', id, result: { content: [] } }]);
       case 'sse_rpc_error': return sse([{ jsonrpc: '2.0', id, error: { code: -32601, message: 'no such tool' } }]);
       case 'sse_no_answer': return sse([{ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } }]);
+      case 'sse_request_same_id': return sse([{ jsonrpc: '2.0', id, method: 'roots/list' }, { jsonrpc: '2.0', id, error: { code: -32602, message: 'bad params' } }]);
       case 'sse_broken': return sse([{ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } }], false);
       case 'client_leaves':
         held.res = res;
