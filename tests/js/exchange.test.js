@@ -328,19 +328,23 @@ const BEHAVIOURS = [
 
 describe('through the HTTP handler: quota follows what may have run', () => {
   let upstream;
-  let downUrl;
   let behaviour = 'result';
   let held = null; // { res, reached } for client_leaves
   before(async () => {
     upstream = await startFakeUpstream((req, body, res) => respond(req, body, res));
-    // A port nothing listens on: bound, then closed.
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    downUrl = `http://127.0.0.1:${probe.address().port}/mcp`;
-    probe.close();
-    await once(probe, 'close');
   });
   after(() => upstream.stop());
+
+  // A port nothing listens on: bound, then closed, just before each use (so
+  // that no other process on the machine has time to take it).
+  async function downUrl() {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const url = `http://127.0.0.1:${probe.address().port}/mcp`;
+    probe.close();
+    await once(probe, 'close');
+    return url;
+  }
 
   function respond(req, body, res) {
     const { id } = JSON.parse(body);
@@ -388,7 +392,7 @@ describe('through the HTTP handler: quota follows what may have run', () => {
       const counters = new CountingStore();
       const audit = memoryAudit();
       const handler = createHandler({
-        servers: { default: { upstream: upstream.url, policy: POLICY }, down: { upstream: downUrl, policy: POLICY } },
+        servers: { default: { upstream: upstream.url, policy: POLICY } },
         grants: new Grants(grantsDocument({ alice: TOKEN })),
         counters, audit, clock: () => NOW, log: () => {}, upstreamTimeoutMs: 60_000,
       });
@@ -405,6 +409,8 @@ describe('through the HTTP handler: quota follows what may have run', () => {
         let reached;
         held = { res: null, reached: null };
         if (behaviour === 'client_leaves') reached = new Promise((resolve) => { held.reached = resolve; });
+        // The down server under its own name (counters are the grant's, whatever the server).
+        if (behaviour === 'unreachable') handler.update({ servers: { default: { upstream: upstream.url, policy: POLICY }, down: { upstream: await downUrl(), policy: POLICY } } });
         const request = new Request(`http://toolgate.test/mcp${behaviour === 'unreachable' ? '/down' : ''}`, {
           method: 'POST', signal: controller.signal,
           headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
@@ -423,6 +429,7 @@ describe('through the HTTP handler: quota follows what may have run', () => {
         assert.equal(events.length, i + 1, `${what}: one audit event per call`);
         assert.equal(events[i].request_id, i + 1, what);
         assert.equal(events[i].outcome, outcome, what);
+        if (behaviour === 'unreachable') assert.equal(events[i].upstream_status, 'unreachable', what);
         assert.equal(await counters.held(), ran, `${what}: the grant's count is the calls that may have run`);
         assert.equal(counters.commits + counters.rollbacks, i + 1, `${what}: each reservation settled exactly once`);
       }
