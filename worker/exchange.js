@@ -126,8 +126,10 @@ export class Exchange {
   #sent = false;
   #settlement = null;
   #outcome = null;
-  #settled;
-  #resolveSettled;
+  // The settlement's promise (reservation settled, audit event written),
+  // made only when settled or asked for: the proxy itself never waits on it.
+  #done = null;
+  #waiting = null;
 
   /**
    * Made by the gate for each tools/call it decides.
@@ -145,7 +147,6 @@ export class Exchange {
     this.#trace = trace;
     this.#monitor = monitor;
     this.#started = started;
-    this.#settled = new Promise((resolve) => { this.#resolveSettled = resolve; });
   }
 
   /** The decision (null until decided). */
@@ -165,7 +166,17 @@ export class Exchange {
 
   /** Resolves to the Settlement once the reservation is settled and the audit event written. */
   get settled() {
-    return this.#settled;
+    if (this.#done) return this.#done;
+    if (!this.#waiting) {
+      let resolve;
+      this.#waiting = { promise: new Promise((done) => { resolve = done; }), resolve };
+    }
+    return this.#waiting.promise;
+  }
+
+  #finished(promise) {
+    this.#done = promise;
+    this.#waiting?.resolve(promise);
   }
 
   /** The traceparent sent upstream with this call, or null. */
@@ -185,7 +196,7 @@ export class Exchange {
     const latency = elapsed(this.#started);
     this.#trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
     const written = Promise.resolve(this.#write(() => this.#event().then((event) => ({ ...event, ...decisionFields(decision), upstream_status: null, latency_ms: latency })))).catch(() => {});
-    this.#resolveSettled(written.then(() => Settlement.REFUSED));
+    this.#finished(written.then(() => Settlement.REFUSED));
   }
 
   /**
@@ -244,7 +255,7 @@ export class Exchange {
 
   #settle(event, outcome, status) {
     // Only a forwarded call is settled, once: the first event wins.
-    if (this.#settlement !== null || this.#decision === null) return this.#settled;
+    if (this.#settlement !== null || this.#decision === null) return this.settled;
     this.#settlement = settlementOf(event, { sent: this.#sent });
     this.#outcome = outcome;
     const latency = elapsed(this.#forwardedAt);
@@ -261,7 +272,7 @@ export class Exchange {
     this.#trace?.end({ ...decisionFields(decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
     const written = Promise.resolve(this.#write(() => this.#event().then((base) => ({ ...base, ...decisionFields(decision), upstream_status: status, outcome, latency_ms: latency })))).catch(() => {});
     const settlement = this.#settlement;
-    this.#resolveSettled(Promise.all([settledStore, written]).then(() => settlement));
-    return this.#settled;
+    this.#finished(Promise.all([settledStore, written]).then(() => settlement));
+    return this.#done;
   }
 }

@@ -159,7 +159,7 @@ describe('the settlement table', () => {
     });
   }
 
-  test('an exchange nobody reports on stays open and holds its reservation', async () => {
+  test('an exchange nobody reports on stays open and holds its reservation; settled resolves once it settles', async () => {
     const { exchange, counters, audit } = await forwardedCall();
     exchange.sent();
     assert.equal(exchange.settlement, Settlement.OPEN);
@@ -167,6 +167,12 @@ describe('the settlement table', () => {
     assert.equal(counters.commits + counters.rollbacks, 0);
     assert.equal(await counters.held(), 1);
     assert.equal(audit.events.length, 0);
+    // Waited on before it settles, it resolves once it does.
+    const settling = exchange.settled;
+    exchange.answered(RPC_ERROR, { status: 200 });
+    assert.equal(await settling, ROLLED_BACK);
+    assert.equal(await counters.held(), 0);
+    assert.equal(audit.events.length, 1, 'the audit event is written when it resolves');
   });
 
   test('a value outside the enums is a TypeError and settles nothing', async () => {
