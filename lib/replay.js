@@ -19,8 +19,8 @@ export class ReplayInputError extends Error {
 
 const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 const brief = (decision) => ({ decision: decision.decision, code: decision.code ?? '', rule: decision.rule ?? '' });
-// The answers after which the proxy gave the quota back (worker/gate.js,
-// Ticket.settle): the replay does the same.
+// The answers after which the proxy gave the quota back (worker/exchange.js,
+// settlementOf): the replay does the same.
 const ROLLED_BACK = new Set(['error', 'failed', 'upstream_failed', 'upstream_refused']);
 
 /**

@@ -7,9 +7,11 @@
 // look-alike method name, a reused request id) is refused. Everything else
 // passes unchanged.
 // Server to client: hidden tools leave every tools/list result; the answer to
-// a forwarded call settles its reservation (commit, or rollback when the
-// server failed) and writes its audit event.
+// a forwarded call is reported to its Exchange (./exchange.js), which settles
+// the reservation and writes the audit event.
 import { canonicalJson, sha256Hex } from './audit.js';
+import { Exchange } from './exchange.js';
+import { findJsonProblem } from './json-check.js';
 import { PinMonitor, TOOL_CHANGED } from './pins.js';
 import { webCryptoHmac } from './sessions.js';
 import { callTrace } from './trace-context.js';
@@ -49,6 +51,44 @@ export function kindOf(message) {
   }
   if ('id' in message && ('result' in message) !== ('error' in message)) return 'response';
   return 'invalid';
+}
+
+/**
+ * Whether a server-to-client message answers a request: an id, no method,
+ * a result or an error (not both). Read leniently (no `jsonrpc` check) as
+ * clients read answers; a request from the server has ids of its own and
+ * answers nothing.
+ */
+export const isResponse = (message) => isObject(message) && 'id' in message && !('method' in message)
+  && ('result' in message) !== ('error' in message);
+
+/**
+ * The reading both transports do before the gate: a body (HTTP) or line
+ * (stdio) of JSON text as JSON-RPC messages, or the error that refuses it
+ * whole (nothing is forwarded): not JSON, an empty batch, a batch over
+ * `maxBatchSize`, duplicate object keys or nesting over 256 levels (which
+ * JSON.parse lets through, and a server could read otherwise than toolgate).
+ * @returns {{ refused: object } | { batch: boolean, messages: unknown[] }}
+ */
+export function readMessages(text, { maxBatchSize = Infinity } = {}) {
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    return { refused: errorMessage(null, JsonRpcError.PARSE, `Parse error: not valid JSON (${error.message}).`) };
+  }
+  const batch = Array.isArray(body);
+  if (batch && body.length === 0) return { refused: errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.') };
+  if (batch && body.length > maxBatchSize) {
+    return { refused: errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: a batch of ${body.length} messages; at most ${maxBatchSize} are taken in one request. Nothing was forwarded.`) };
+  }
+  const problem = findJsonProblem(text);
+  if (problem) {
+    const what = problem.problem === 'duplicate_key'
+      ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
+    return { refused: errorMessage(null, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`) };
+  }
+  return { batch, messages: batch ? body : [body] };
 }
 
 // Anything a lenient server might take for tools/call: once percent-decoded,
@@ -242,29 +282,31 @@ export class Gate {
    * @param {import('../wasm/index.js').Policy} context.policy
    * @param {(id: string) => string | undefined} [context.approvalUrl]
    * @param {(promise: Promise<unknown>) => void} [context.waitUntil] keeps background work (audit) alive
-   * @param {(idKey: string) => boolean} [context.claimId] claims a request id for the session; false when
-   *   another request holds it (the transport releases its claims once the request is answered)
+   * @param {(idKey: string) => boolean} [context.claimId] claims a request id (JSON text) for the session or
+   *   pipe; false when a request still in flight holds it, and the request is refused (the transport frees
+   *   an id once the request's answer has been relayed)
    * @param {import('./pins.js').ServerPins} [context.pins] the server's tool pins: a call to a tool whose
    *   last seen definition (in context.session) is not its pin is denied (tool_changed)
    * @param {string} [context.session] the server's MCP session id, when it has one
    * @param {() => Promise<object[]>} [context.refreshTools] with pins: the server's tools/list (every
    *   page) fetched by the transport in this session, for a tool whose current definition was not seen
-   * @returns {Promise<{ refused?: object, forward: object[], answers: object[], tickets: Map<string, Ticket> }>}
+   * @returns {Promise<{ refused?: object, forward: object[], answers: object[], exchanges: Map<string, Exchange> }>}
    *   refused: the whole body is refused (nothing forwarded) with this error message;
    *   forward: messages to send upstream, in order; answers: replies made here;
-   *   tickets: forwarded calls by request id, to settle with the server's answer.
+   *   exchanges: the forwarded calls by request id (JSON text), to which the transport reports
+   *   what happens to them (./exchange.js).
    */
   async admit(messages, context) {
     const forward = [];
     const answers = [];
-    const tickets = new Map();
+    const exchanges = new Map();
     const seenIds = new Set();
     // A notification cannot be answered, so a denied one would vanish without
     // a trace: a body carrying tools/call as a notification is refused whole.
     for (const message of messages) {
       const kind = kindOf(message);
       if (kind === 'notification' && (message.method === 'tools/call' || looksLikeToolsCall(message.method))) {
-        return { refused: errorMessage(null, JsonRpcError.INVALID_REQUEST, 'tools/call must be a request with an id; toolgate does not forward it as a notification.'), forward: [], answers: [], tickets };
+        return { refused: errorMessage(null, JsonRpcError.INVALID_REQUEST, 'tools/call must be a request with an id; toolgate does not forward it as a notification.'), forward: [], answers: [], exchanges };
       }
     }
     for (const message of messages) {
@@ -291,7 +333,7 @@ export class Gate {
       // refused, or the server's answer to this request could settle a
       // running call as failed and give its quota back.
       if (context.claimId && !context.claimId(key)) {
-        answers.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST, `Invalid Request: id ${key} is already in flight in this session; use a new id, or wait for its answer.`));
+        answers.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST, `Invalid Request: id ${key} is still in flight: a request with this id is already in flight in this session and the server has not answered it; use a new id, or wait for its answer. This request was not forwarded.`));
         continue;
       }
       if (looksLikeToolsCall(message.method)) {
@@ -305,26 +347,29 @@ export class Gate {
       // Calls in a batch are decided one after another, in order, so that
       // they count against the limits as separate calls would.
       const outcome = await this.#decide(message, context);
-      if (outcome.ticket) {
+      if (outcome.exchange) {
         forward.push(message);
-        tickets.set(key, outcome.ticket);
+        exchanges.set(key, outcome.exchange);
       } else {
         answers.push(outcome.answer);
       }
     }
-    return { forward, answers, tickets };
+    return { forward, answers, exchanges };
   }
 
+  // One tools/call decided: its Exchange (./exchange.js) is made here and
+  // either refused at once (answered here, audited) or returned open, to be
+  // forwarded and settled by what the transport reports.
   async #decide(message, context) {
     const started = performance.now();
     const now = this.#clock();
     const { grant, server, policy } = context;
     const params = message.params;
+    const write = (makeEvent) => this.#write(makeEvent, context);
     if (!isObject(params)) {
-      const event = this.#event(message, context, { tool: null, args: undefined, now });
-      const latency = elapsed(started);
-      this.#observer?.decided({ server: context.server, tool: null, decision: 'deny', code: 'invalid_call', enforced: true, ms: latency });
-      this.#write(() => event().then((e) => ({ ...e, decision: 'deny', code: 'invalid_call', rule: '', upstream_status: null, latency_ms: latency })), context);
+      const exchange = new Exchange({ event: this.#event(message, context, { tool: null, args: undefined, now }), write, started });
+      this.#observer?.decided({ server: context.server, tool: null, decision: 'deny', code: 'invalid_call', enforced: true, ms: elapsed(started) });
+      exchange.refuse({ decision: 'deny', code: 'invalid_call', rule: '' });
       return { answer: errorMessage(message.id, JsonRpcError.INVALID_PARAMS, 'Invalid params: tools/call needs params {"name": string, "arguments": object}.') };
     }
     const tool = params.name;
@@ -332,11 +377,11 @@ export class Gate {
     // Monitor mode: the server's (context.monitor) or the policy's own "mode"
     // (the document's, or the entry that governs the tool).
     const monitor = context.monitor === true || (typeof tool === 'string' && policy.isMonitored?.(tool) === true);
-    const base = this.#event(message, context, { tool, args, now, monitor });
     // Trace context (./trace-context.js): only when there is one to keep or a tracer to open a span.
     const trace = this.#tracer || context.traceparent || params._meta !== undefined
       ? callTrace(this.#tracer, { header: context.traceparent, meta: params._meta?.traceparent, server, tool, grant: grant.id })
       : null;
+    const exchange = new Exchange({ event: this.#event(message, context, { tool, args, now, monitor }), write, trace, monitor, started });
     let decision;
     let authorization;
     // Pins come first: a tool whose definition is not the reviewed one is not
@@ -350,14 +395,15 @@ export class Gate {
     } else {
       const call = { tool, arguments: args === undefined ? {} : args, grant: { ...grant.attributes, id: grant.id }, now };
       try {
+        // The decision, the counters reserved and the approval consumed
+        // (wasm/index.js): { decision, commit(), rollback() }, held by the exchange.
         authorization = await policy.authorize(call, { counters: this.#counters, approvals: this.#approvalsOf(server), now, failOpen: this.#failOpen });
         decision = authorization.decision;
       } catch (error) {
         // Only an engine failure gets here (store failures are decisions): deny.
         this.#log('error', 'the policy engine failed; the call is denied', { error: String(error?.message ?? error) });
-        const latency = elapsed(started);
-        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: 'deny', code: 'engine_error', enforced: true, ms: latency });
-        this.#write(() => base().then((e) => ({ ...e, decision: 'deny', code: 'engine_error', rule: '', upstream_status: null, latency_ms: latency })), context);
+        this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: 'deny', code: 'engine_error', enforced: true, ms: elapsed(started) });
+        exchange.refuse({ decision: 'deny', code: 'engine_error', rule: '' });
         return { answer: errorMessage(message.id, JsonRpcError.INTERNAL, 'toolgate could not decide this call (engine error); it was not forwarded.') };
       }
     }
@@ -374,7 +420,9 @@ export class Gate {
     if (decision.decision === 'allow' || monitored) {
       this.#observer?.decided({ server, tool, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: !monitor, ms: elapsed(started) });
       if (trace?.upstream) passTraceContext(params, trace.upstream, context.tracestate);
-      return { ticket: new Ticket(this, base, decision, authorization ?? NOT_CHARGED, context, trace, monitor) };
+      // A would-be refusal (monitor mode) reserved nothing: no reservation to hold.
+      exchange.forward(decision, decision.decision === 'allow' ? authorization : undefined);
+      return { exchange };
     }
     let approvalUrl;
     if (decision.decision === 'approval_required') {
@@ -388,10 +436,8 @@ export class Gate {
       }
     }
     const structured = !this.#outputSchemaTools.get(server)?.has(tool);
-    const latency = elapsed(started);
-    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: true, ms: latency });
-    trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
-    this.#write(() => base().then((e) => ({ ...e, ...decisionFields(decision), upstream_status: null, latency_ms: latency })), context);
+    this.#observer?.decided({ server, tool: typeof tool === 'string' ? tool : null, named: isNamed(policy, tool), decision: decision.decision, code: decision.code, enforced: true, ms: elapsed(started) });
+    exchange.refuse(decision);
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
 
@@ -557,7 +603,8 @@ export class Gate {
 
   /**
    * A server-to-client message on its way: hidden tools leave tools/list
-   * results, and the answer to a forwarded call settles its ticket.
+   * results, and the answer to a forwarded call is reported to its exchange
+   * (`exchanges`: the open exchanges of the request or pipe, by id as JSON).
    * With pins (./pins.js), each listed definition is learnt and a tool that
    * is not its pin leaves the list; notifications/tools/list_changed makes
    * toolgate forget what the session saw (its calls wait for a new list).
@@ -565,16 +612,10 @@ export class Gate {
    * answers and notifications travel on different streams (HTTP).
    * Returns the message to pass on (the same object when unchanged).
    */
-  inspect(message, { server, policy, tickets, status, pins, session, pinEpoch, monitor = false }) {
+  inspect(message, { server, policy, exchanges, status, pins, session, pinEpoch, monitor = false }) {
     if (pins && isObject(message) && message.method === 'notifications/tools/list_changed') this.#pinMonitor.listChanged(server, session);
     if (!isObject(message) || !('id' in message)) return message;
-    const ticket = tickets?.get(idKey(message.id));
-    if (ticket) {
-      // A JSON-RPC error means the server did not run the tool (unknown tool,
-      // bad params): quota goes back. A tool result, even isError, ran.
-      const failed = 'error' in message;
-      ticket.settle({ failed, status, outcome: failed ? 'error' : message.result?.isError === true ? 'tool_error' : 'result' });
-    }
+    if (isResponse(message)) exchanges?.get(idKey(message.id))?.answered(message, { status });
     const tools = message.result?.tools;
     if (!Array.isArray(tools)) return message;
     this.#learnOutputSchemas(server, tools);
@@ -601,24 +642,7 @@ export class Gate {
   pinEpoch(server, session) {
     return this.#pinMonitor.epoch(server, session);
   }
-
-  /** Settles every ticket not settled yet (the stream ended without their answers). */
-  static settleAll(tickets, outcome) {
-    for (const ticket of tickets?.values() ?? []) ticket.settle(outcome);
-  }
-
-  // for Ticket
-  _finish(event, context) {
-    return this.#write(event, context);
-  }
 }
-
-const decisionFields = (decision) => {
-  const fields = { decision: decision.decision, code: decision.code, rule: decision.rule };
-  if (decision.retry_after_ms !== undefined) fields.retry_after_ms = decision.retry_after_ms;
-  if (decision.approval_id !== undefined) fields.approval_id = decision.approval_id;
-  return fields;
-};
 
 // The MCP request's _meta carries the trace context upstream (besides the
 // HTTP header): servers that trace read it there. A client's _meta that is not
@@ -629,9 +653,6 @@ function passTraceContext(params, traceparent, tracestate) {
   params._meta.traceparent = traceparent;
   if (tracestate && params._meta.tracestate === undefined) params._meta.tracestate = tracestate;
 }
-
-// A would-be refusal forwarded in monitor mode reserved nothing.
-const NOT_CHARGED = Object.freeze({ commit: () => Promise.resolve(), rollback: () => Promise.resolve() });
 
 const utf8Length = (text) => new TextEncoder().encode(text).byteLength;
 
@@ -646,56 +667,6 @@ const elapsed = (started) => Math.round((performance.now() - started) * 1000) / 
 // Runs `fn` in a later task: on Node once the I/O of this turn (the answer to
 // the client) is done (setImmediate); elsewhere (workerd) after a 0 ms timer.
 const later = typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
-
-/**
- * A forwarded call waiting for the server's answer. settle() once: commit the
- * reservation when the server answered, roll it back when it failed (an error
- * response, an HTTP error, unreachable), then write the audit event.
- */
-export class Ticket {
-  #gate;
-  #event;
-  #decision;
-  #authorization;
-  #settled = false;
-  #started = performance.now();
-  #context;
-  #trace;
-  #monitor;
-
-  constructor(gate, event, decision, authorization, context, trace = null, monitor = false) {
-    this.#gate = gate;
-    this.#trace = trace;
-    this.#monitor = monitor;
-    this.#event = event;
-    this.#decision = decision;
-    this.#authorization = authorization;
-    this.#context = context;
-  }
-
-  get settled() {
-    return this.#settled;
-  }
-
-  /** The traceparent sent upstream with this call, or null. */
-  get traceparent() {
-    return this.#trace?.upstream ?? null;
-  }
-
-  /**
-   * @param {{failed: boolean, status: number | string, outcome?: string}} how the server answered:
-   *   status is its HTTP status (or 'timeout', 'unreachable'); outcome what became of the call
-   */
-  settle({ failed, status, outcome = failed ? 'failed' : 'no_answer' }) {
-    if (this.#settled) return undefined;
-    this.#settled = true;
-    const latency = elapsed(this.#started);
-    const settled = (failed ? this.#authorization.rollback() : this.#authorization.commit()).catch(() => {});
-    this.#trace?.end({ ...decisionFields(this.#decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
-    const event = () => this.#event().then((event) => ({ ...event, ...decisionFields(this.#decision), upstream_status: status, outcome, latency_ms: latency }));
-    return Promise.all([settled, this.#gate._finish(event, this.#context)]);
-  }
-}
 
 function defaultLog(level, message, fields) {
   console.error(JSON.stringify({ level, message, ...fields }));

@@ -4,8 +4,8 @@
 // batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
 // approvals page and API on /approvals.
 import { jsonContentTypeProblem } from './content-type.js';
-import { findJsonProblem } from './json-check.js';
-import { Gate, JsonRpcError, errorMessage } from './gate.js';
+import { Gate, JsonRpcError, errorMessage, readMessages } from './gate.js';
+import { Failure, Outcome } from './exchange.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
 import { createApprovalRoutes } from './approvals.js';
@@ -262,17 +262,22 @@ export function createHandler(options) {
     }
     if (admitted.response || admitted.forward.length === 0) ids.release();
     if (admitted.response) return admitted.response;
-    const { batch, forward, answers, tickets } = admitted;
+    const { batch, forward, answers, exchanges } = admitted;
     if (forward.length === 0) return json(200, batch ? answers : answers[0]);
     // One call forwarded: the header carries its span (as its _meta does).
-    if (tickets.size === 1) scope.upstreamTraceparent = tickets.values().next().value.traceparent ?? undefined;
+    if (exchanges.size === 1) scope.upstreamTraceparent = exchanges.values().next().value.traceparent ?? undefined;
     // The session's ids stay claimed until the answer is through: at once for
     // a JSON answer or a failure, at the end of an event stream.
-    const relay = { batch, forward, answers, tickets, releaseIds: ids.release, streaming: false };
+    const relay = { batch, forward, answers, exchanges, releaseIds: ids.release, streaming: false };
     try {
       return await relayAdmitted(request, server, scope, relay);
     } finally {
-      if (!relay.streaming) ids.release();
+      if (!relay.streaming) {
+        ids.release();
+        // Done with this request: a call whose answer did not come (or a path
+        // that threw) ends here, so that each exchange settles exactly once.
+        report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER));
+      }
     }
   }
 
@@ -302,21 +307,26 @@ export function createHandler(options) {
   }
 
   // Sends the admitted messages upstream and relays the answer.
+  // What happens to the calls is reported to their exchanges (./exchange.js),
+  // which alone decide whether their quota is kept or given back.
   async function relayAdmitted(request, server, scope, relay) {
-    const { batch, forward, answers, tickets } = relay;
+    const { batch, forward, answers, exchanges } = relay;
     // What goes upstream is the parsed body written again, as UTF-8 JSON
     // labelled by toolgate: the server receives exactly the messages that
     // were decided on.
     // Taken before the request goes: a tools/list answer to it that comes
     // after a list_changed (on the GET stream) may predate the change.
     const pinEpoch = scope.pins ? gate.pinEpoch(scope.server, scope.session) : undefined;
-    const upstream = await callUpstream(server, request, JSON.stringify(batch ? forward : forward[0]), scope);
+    const text = JSON.stringify(batch ? forward : forward[0]);
+    // From here on the server may receive the calls.
+    report(exchanges, (exchange) => exchange.sent());
+    const upstream = await callUpstream(server, request, text, scope);
     if (upstream.error) {
-      // Quota goes back only when the server cannot have received the calls
-      // (the connection was never made). A timeout, a reset after sending, or
-      // a client that left may follow a call the server is running: giving
-      // that back would let an agent run calls past its limit by hanging up.
-      Gate.settleAll(tickets, { failed: !upstream.maybeReceived, status: upstream.status, outcome: upstream.status === 'client_left' ? 'client_left' : 'upstream_failed' });
+      // The connection never made (unreachable) proves the server did not get
+      // the calls; a timeout or a reset after sending does not.
+      const { status } = upstream;
+      if (status === 'client_left') report(exchanges, (exchange) => exchange.clientLeft({ status }));
+      else report(exchanges, (exchange) => exchange.failed(status === 'unreachable' ? Failure.UNREACHABLE : Failure.UPSTREAM, { status }));
       const failures = forward.filter((m) => 'method' in m && 'id' in m).map((m) => errorMessage(m.id, JsonRpcError.INTERNAL, upstream.error));
       const all = [...answers, ...failures];
       // Notifications and responses get no JSON-RPC answer; the status says it failed.
@@ -326,42 +336,44 @@ export function createHandler(options) {
     const type = response.headers.get('content-type') ?? '';
     if (!response.ok) {
       // A 4xx: the server refused the whole request (an expired session, its
-      // own auth) before running anything, so quota goes back. A 5xx may come
-      // after a tool ran (or from a gateway in front of it): quota stays spent.
+      // own auth) before running anything. A 5xx may come after a tool ran
+      // (or from a gateway in front of it).
       const refused = response.status >= 400 && response.status < 500;
-      Gate.settleAll(tickets, { failed: refused, status: response.status, outcome: refused ? 'upstream_refused' : 'upstream_failed' });
+      report(exchanges, (exchange) => exchange.failed(refused ? Failure.REFUSED : Failure.UPSTREAM, { status: response.status }));
       if (!isJsonOrEventStream(type)) return notStreamableHttp(response, type);
       return passThrough(response, scope);
     }
     const answer = bodyOf(response);
     if (response.status === 202 || answer.empty) {
-      Gate.settleAll(tickets, { failed: false, status: response.status });
+      report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, tickets, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
+    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, exchanges, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
     if (/^text\/event-stream/i.test(type)) {
+      // Headers first: once the stream exists, only its end settles the calls.
+      const headers = await clientHeaders(response, scope);
       const stream = transformEventStream(response.body, {
         prefix: answers,
         onMessage: inspect,
-        // The server has the calls: a stream that ends, breaks, or loses its
-        // client before a call's answer may follow a call that ran, so its
-        // quota stays spent.
+        // The stream ends, breaks, or loses its client: calls not answered on it are told so.
         onEnd: (reason) => {
-          Gate.settleAll(tickets, { failed: false, status: response.status, outcome: scope.clientLeft() ? 'client_left' : `no_answer_stream_${reason}` });
+          const status = response.status;
+          if (scope.clientLeft()) report(exchanges, (exchange) => exchange.clientLeft({ status }));
+          else report(exchanges, (exchange) => exchange.ended(STREAM_END[reason], { status }));
           relay.releaseIds();
         },
       });
       relay.streaming = true;
-      return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
+      return new Response(stream, { status: response.status, headers });
     }
     if (/^application\/json/i.test(type)) {
-      const needsReading = tickets.size > 0 || answers.length > 0 || forward.some((m) => m.method === 'tools/list');
+      const needsReading = exchanges.size > 0 || answers.length > 0 || forward.some((m) => m.method === 'tools/list');
       if (!needsReading) return passThrough(response, scope);
-      return mergeJson(response, answer, { batch, answers, tickets, inspect, scope });
+      return mergeJson(response, answer, { batch, answers, exchanges, inspect, scope });
     }
     // The server took the request (2xx) but answered in a form this proxy
-    // does not relay: it may have run the calls, so their quota stays spent.
-    Gate.settleAll(tickets, { failed: false, status: response.status, outcome: 'invalid_response' });
+    // does not relay.
+    report(exchanges, (exchange) => exchange.failed(Failure.INVALID_RESPONSE, { status: response.status }));
     answer.cancel();
     return notStreamableHttp(response, type);
   }
@@ -386,29 +398,18 @@ export function createHandler(options) {
   }
 
   async function decideBody(bytes, scope) {
-    const refuse = (status, code, message) => ({ response: json(status, errorMessage(null, code, message)) });
     let text;
-    let body;
     try {
       text = strictUtf8.decode(bytes);
-      body = JSON.parse(text);
     } catch (error) {
-      return refuse(400, JsonRpcError.PARSE, `Parse error: the body is not valid JSON in UTF-8 (${error.message}).`);
+      return { response: json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid UTF-8 (${error.message}).`)) };
     }
-    const batch = Array.isArray(body);
-    if (batch && body.length === 0) return refuse(400, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.');
-    if (batch && body.length > maxBatchSize) {
-      return refuse(400, JsonRpcError.INVALID_REQUEST, `Invalid Request: a batch of ${body.length} messages; at most ${maxBatchSize} are taken in one request. Nothing was forwarded.`);
-    }
-    const problem = findJsonProblem(text);
-    if (problem) {
-      const what = problem.problem === 'duplicate_key'
-        ? `the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}` : `it nests deeper than 256 levels at ${problem.pointer}`;
-      return refuse(400, JsonRpcError.INVALID_REQUEST, `Invalid Request: ${what}; nothing was forwarded.`);
-    }
-    const admission = await gate.admit(batch ? body : [body], scope);
+    // What stdio checks too (./gate.js readMessages), then the gate.
+    const read = readMessages(text, { maxBatchSize });
+    if (read.refused) return { response: json(400, read.refused) };
+    const admission = await gate.admit(read.messages, scope);
     if (admission.refused) return { response: json(400, admission.refused) };
-    return { batch, ...admission };
+    return { batch: read.batch, ...admission };
   }
 
   // An answer that is neither JSON nor an event stream: most often an HTML
@@ -426,7 +427,7 @@ export function createHandler(options) {
 
   // A JSON answer is one value; to drop hidden tools from it, or to add this
   // proxy's own answers to a batch, it is read whole (up to maxResponseBytes).
-  async function mergeJson(response, answer, { batch, answers, tickets, inspect, scope }) {
+  async function mergeJson(response, answer, { batch, answers, exchanges, inspect, scope }) {
     const bytes = await answer.read(maxResponseBytes).catch(() => undefined);
     let parsed;
     try {
@@ -435,15 +436,17 @@ export function createHandler(options) {
       parsed = undefined;
     }
     if (parsed === undefined || parsed === null || typeof parsed !== 'object') {
-      // The server has the calls and began to answer: whether the client
-      // left or the answer broke, they may have run, so quota stays spent.
-      const left = scope.clientLeft();
-      Gate.settleAll(tickets, { failed: false, status: response.status, outcome: left ? 'client_left' : 'invalid_response' });
+      // The server has the calls and began to answer; then the client left,
+      // or the answer broke.
+      const status = response.status;
+      if (scope.clientLeft()) report(exchanges, (exchange) => exchange.clientLeft({ status }));
+      else report(exchanges, (exchange) => exchange.failed(Failure.INVALID_RESPONSE, { status }));
       const reason = bytes === null ? `over ${maxResponseBytes} bytes` : bytes === undefined ? 'cut off' : 'not JSON';
       return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server's answer was ${reason}.`));
     }
     const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
-    Gate.settleAll(tickets, { failed: false, status: response.status });
+    // Calls the answer left unanswered (the server took them).
+    report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
     const all = [...answers, ...messages];
     return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: await clientHeaders(response, scope) });
   }
@@ -561,7 +564,7 @@ export function createHandler(options) {
       const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
       observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
-      return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status, maybeReceived: status !== 'unreachable' };
+      return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status };
     } finally {
       clearTimeout(timer);
     }
@@ -595,6 +598,15 @@ function configOf({ servers, grants = null, grantPolicies = new Map() }) {
   }
   return { servers, grants, grantPolicies };
 }
+
+// Reports an event to each exchange of a request (./exchange.js ignores it
+// for those already settled).
+function report(exchanges, event) {
+  for (const exchange of exchanges.values()) event(exchange);
+}
+
+// How an upstream event stream ended (./sse.js onEnd) as an exchange's Outcome.
+const STREAM_END = Object.freeze({ end: Outcome.STREAM_ENDED, error: Outcome.STREAM_BROKEN, cancel: Outcome.STREAM_CANCELLED });
 
 const isJsonOrEventStream = (type) => /^(application\/json|text\/event-stream)\s*(;|$)/i.test(type);
 

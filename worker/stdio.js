@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-import { findJsonProblem } from './json-check.js';
 import { listToolsThrough } from './pins.js';
-import { Gate, JsonRpcError, errorMessage, kindOf } from './gate.js';
+import { JsonRpcError, errorMessage, isResponse, kindOf, readMessages } from './gate.js';
+import { Failure, Outcome } from './exchange.js';
 
 const idKey = (id) => JSON.stringify(id); // as the gate compares ids
 
@@ -45,11 +45,12 @@ export async function runStdioProxy({
   await spawned;
 
   // Every request forwarded to the server and not answered yet, by id (as
-  // JSON: 1 and "1" differ): its Ticket for a tools/call, null for any other
-  // method. An id leaves only once the server's response to it has been
-  // relayed, so a client cannot reuse it meanwhile: the server's answer to a
-  // second request with that id (an unknown method's error, say) would settle
-  // the first one's reservation as failed while its tool ran.
+  // JSON: 1 and "1" differ): its Exchange (./exchange.js) for a tools/call,
+  // null for any other method. An id leaves only once the server's response
+  // to it has been relayed, so a client cannot reuse it meanwhile (the gate
+  // refuses it: claimId below): the server's answer to a second request with
+  // that id (an unknown method's error, say) would settle the first one's
+  // reservation as failed while its tool ran.
   const inFlight = new Map();
   const send = (message) => output.write(`${JSON.stringify(message)}\n`);
   let clientLeft = false; // the client's input ended (else the server went first)
@@ -71,46 +72,22 @@ export async function runStdioProxy({
     if (Buffer.byteLength(line) > maxLineBytes) {
       return errorMessage(null, JsonRpcError.INVALID_REQUEST, `The message exceeds ${maxLineBytes} bytes; it was not forwarded.`);
     }
-    let body;
-    try {
-      body = JSON.parse(line);
-    } catch (error) {
-      return errorMessage(null, JsonRpcError.PARSE, `Parse error: not JSON (${error.message}).`);
-    }
-    const problem = findJsonProblem(line);
-    if (problem) {
-      return errorMessage(null, JsonRpcError.INVALID_REQUEST, problem.problem === 'duplicate_key'
-        ? `Invalid Request: the key ${JSON.stringify(problem.key)} appears twice at ${problem.pointer}; nothing was forwarded.`
-        : `Invalid Request: nesting deeper than 256 levels at ${problem.pointer}; nothing was forwarded.`);
-    }
-    const batch = Array.isArray(body);
-    if (batch && body.length === 0) return errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Invalid Request: an empty batch.');
-    // Requests reusing an id still in flight are refused before the gate sees
-    // them: nothing reserved, nothing forwarded, whatever their method.
-    const refusedHere = [];
-    const toGate = [];
-    for (const message of batch ? body : [body]) {
-      if (kindOf(message) === 'request' && inFlight.has(idKey(message.id))) {
-        refusedHere.push(errorMessage(message.id, JsonRpcError.INVALID_REQUEST,
-          `Invalid Request: id ${idKey(message.id)} is still in flight (the server has not answered the request that used it); this request was not forwarded.`));
-      } else {
-        toGate.push(message);
-      }
-    }
-    const current = policy();
+    // What HTTP checks too (./gate.js readMessages), then the gate, which
+    // refuses a request reusing an id still in flight on this pipe (any
+    // method): nothing reserved, nothing forwarded. Lines are admitted one at
+    // a time, so an id free here is still free when its line is written.
+    const read = readMessages(line);
+    if (read.refused) return read.refused;
+    const { batch } = read;
     const currentPins = pins();
-    const admitted = await gate.admit(toGate, { grant, server, policy: current, approvalUrl, pins: currentPins,
-      refreshTools: currentPins ? () => listToolsThrough(askServer) : undefined });
-    if (admitted.refused) {
-      Gate.settleAll(admitted.tickets, { failed: true, status: 'stdio', outcome: 'not_forwarded' });
-      return admitted.refused;
-    }
-    const answers = [...refusedHere, ...admitted.answers];
+    const admitted = await gate.admit(read.messages, { grant, server, policy: policy(), approvalUrl, pins: currentPins,
+      claimId: (key) => !inFlight.has(key), refreshTools: currentPins ? () => listToolsThrough(askServer) : undefined });
+    if (admitted.refused) return admitted.refused;
+    const { answers, exchanges } = admitted;
     if (admitted.forward.length > 0) {
       if (child.stdin.destroyed || child.stdin.writableEnded) {
-        // The pipe is closed: nothing is written, so the server provably never
-        // received these calls, and only such calls get their quota back.
-        Gate.settleAll(admitted.tickets, { failed: true, status: 'stdio', outcome: 'server_gone' });
+        // The pipe is closed: nothing is written.
+        for (const exchange of exchanges.values()) exchange.failed(Failure.SERVER_GONE, { status: 'stdio' });
         for (const message of admitted.forward) {
           if (kindOf(message) === 'request') {
             answers.push(errorMessage(message.id, JsonRpcError.INTERNAL, 'The server has exited; the request was not forwarded.'));
@@ -119,9 +96,10 @@ export async function runStdioProxy({
       } else {
         for (const message of admitted.forward) {
           const kind = kindOf(message);
-          if (kind === 'request') inFlight.set(idKey(message.id), admitted.tickets.get(idKey(message.id)) ?? null);
+          if (kind === 'request') inFlight.set(idKey(message.id), exchanges.get(idKey(message.id)) ?? null);
           else if (kind === 'notification' && message.method === 'notifications/cancelled') cancelled(message.params);
         }
+        for (const exchange of exchanges.values()) exchange.sent();
         child.stdin.write(`${JSON.stringify(batch ? admitted.forward : admitted.forward[0])}\n`);
       }
     }
@@ -149,16 +127,12 @@ export async function runStdioProxy({
     });
   }
 
-  // The client cancelled a forwarded call: the server may have run it already
-  // (and may still answer with an error), so its quota is kept now. The id
-  // stays in flight until the server answers it, if it ever does.
+  // The client cancelled a forwarded call (the server may have run it
+  // already, and may still answer with an error). The id stays in flight
+  // until the server answers it, if it ever does.
   function cancelled(params) {
     if (!params || typeof params !== 'object' || !('requestId' in params)) return;
-    const key = idKey(params.requestId);
-    const ticket = inFlight.get(key);
-    if (!ticket) return;
-    ticket.settle({ failed: false, status: 'stdio', outcome: 'cancelled' });
-    inFlight.set(key, null);
+    inFlight.get(idKey(params.requestId))?.clientLeft({ status: 'stdio', outcome: Outcome.CANCELLED });
   }
 
   const fromServer = createInterface({ input: child.stdout, crlfDelay: Infinity });
@@ -193,12 +167,10 @@ export async function runStdioProxy({
     const currentPins = pins();
     const answered = [];
     const inspect = (message) => {
-      // Only a response (an id, no method, a result or an error) answers the
-      // client's request; a request from the server has ids of its own.
-      const response = message !== null && typeof message === 'object' && !Array.isArray(message)
-        && 'id' in message && !('method' in message) && (('result' in message) !== ('error' in message));
+      // Only a response answers the client's request (and frees its id).
+      const response = isResponse(message);
       if (response && inFlight.has(idKey(message.id))) answered.push(idKey(message.id));
-      return gate.inspect(message, { server, policy: current, tickets: response ? inFlight : undefined, status: 'stdio', pins: currentPins });
+      return gate.inspect(message, { server, policy: current, exchanges: inFlight, status: 'stdio', pins: currentPins });
     };
     if (Array.isArray(parsed)) {
       const next = parsed.map(inspect);
@@ -217,10 +189,11 @@ export async function runStdioProxy({
   // A line being admitted when the server went may still be forwarded (into
   // a pipe something may read): it is in flight like the others.
   await clientDone.catch(() => {});
-  // Calls forwarded and never answered: the server may have run them before
-  // it exited or the client left, so their quota is kept (giving it back
-  // would let an agent pass its limit by hanging up and reconnecting).
-  const outcome = clientLeft ? 'client_left' : 'server_exited';
-  for (const ticket of inFlight.values()) ticket?.settle({ failed: false, status: 'stdio', outcome });
+  // Calls forwarded and never answered: the session is over.
+  for (const exchange of inFlight.values()) {
+    if (!exchange) continue;
+    if (clientLeft) exchange.clientLeft({ status: 'stdio' });
+    else exchange.ended(Outcome.SERVER_EXITED, { status: 'stdio' });
+  }
   return code;
 }
