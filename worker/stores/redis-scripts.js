@@ -10,49 +10,88 @@
 // ---------------------------------------------------------------------------
 // Counters
 
-// Reads every request's current and previous bucket, admits when each one
-// passes estimateCount(request, state, now) + cost <= max (wasm/memory-store.js),
-// and only then charges them all.
-//
-// KEYS: per request, its current bucket, then its previous bucket.
-// ARGV[1]: now (epoch ms); ARGV[2]: '1' to charge when admitted, '0' to only read;
-// then per request: cost, max, window_ms, algorithm, bucket_start_ms, ttl_ms.
-// Returns { admitted ('1'/'0'), current_1, previous_1, current_2, ... }: the
-// counts as Redis holds them (strings), before this call's charge.
-//
-// Costs reach INCRBYFLOAT as the caller's strings, and counts go back as the
-// stored strings: Lua's own number-to-string conversion keeps 14 digits only.
-export const RESERVE_SCRIPT = `
+/**
+ * The spec's admission rule in Lua: wasm/admission.js (estimateCount,
+ * firstDenied, retryAfterMs) operation for operation, in doubles, so that the
+ * script admits exactly when the core (which decides from the counts the
+ * script returns) does. tests/js/admission.test.js runs generated cases
+ * through both (ADMISSION_CHECK_SCRIPT, below, on a real redis-server) and
+ * requires the same bits. Change one, change the other.
+ *
+ * A request is a table { key, cost, max, window, algorithm, start, current,
+ * previous } of numbers (algorithm and key: strings).
+ */
+export const ADMISSION_LUA = `
+local function estimate(r, now)
+  if r.algorithm ~= 'sliding' then return r.current end
+  return r.previous * (r.window - (now - r.start)) / r.window + r.current
+end
+
+-- The index of the first request that does not fit (estimate + cost <= max),
+-- 0 when every one does. A key named twice counts the earlier copies' costs.
+local function first_denied(requests, now)
+  local pending = {}
+  for i, r in ipairs(requests) do
+    local before = pending[r.key] or 0
+    if not (estimate(r, now) + before + r.cost <= r.max) then return i end
+    pending[r.key] = before + r.cost
+  end
+  return 0
+end
+
+-- Milliseconds until a call denied by r could be admitted (no further calls).
+local function retry_after(r, now)
+  local elapsed = now - r.start
+  local to_window_end = r.window - elapsed
+  local wait = to_window_end
+  if r.algorithm == 'sliding' and r.cost <= r.max then
+    if r.current + r.cost <= r.max and r.previous > 0 then
+      wait = (r.window - (r.max - r.current - r.cost) * r.window / r.previous) - elapsed
+    elseif r.current > 0 then
+      wait = to_window_end + math.max(0, r.window - (r.max - r.cost) * r.window / r.current)
+    end
+  end
+  wait = math.ceil(wait)
+  if wait < 1 then return 1 end
+  if wait > 9007199254740991 then return 9007199254740991 end
+  return wait
+end
+`;
+
+/**
+ * Reads every request's current and previous bucket, admits when each one
+ * passes the admission rule (ADMISSION_LUA), and only then charges them all.
+ *
+ * KEYS: per request, its current bucket, then its previous bucket.
+ * ARGV[1]: now (epoch ms); ARGV[2]: '1' to charge when admitted, '0' to only read;
+ * then per request: cost, max, window_ms, algorithm, bucket_start_ms, ttl_ms.
+ * Returns { admitted ('1'/'0'), current_1, previous_1, current_2, ... }: the
+ * counts as Redis holds them (strings), before this call's charge.
+ *
+ * Costs reach INCRBYFLOAT as the caller's strings, and counts go back as the
+ * stored strings.
+ */
+export const RESERVE_SCRIPT = `${ADMISSION_LUA}
 local now = tonumber(ARGV[1])
 local charge = ARGV[2] == '1'
 local count = #KEYS / 2
 local seen = { '1' }
-local pending = {}
-local admitted = true
+local requests = {}
 for i = 1, count do
-  local current_key, previous_key = KEYS[2 * i - 1], KEYS[2 * i]
   local arg = 2 + (i - 1) * 6
-  local cost = tonumber(ARGV[arg + 1])
-  local max = tonumber(ARGV[arg + 2])
-  local window = tonumber(ARGV[arg + 3])
-  local algorithm = ARGV[arg + 4]
-  local start = tonumber(ARGV[arg + 5])
-  local current = redis.call('GET', current_key) or '0'
-  local previous = redis.call('GET', previous_key) or '0'
+  local current = redis.call('GET', KEYS[2 * i - 1]) or '0'
+  local previous = redis.call('GET', KEYS[2 * i]) or '0'
   seen[2 * i] = current
   seen[2 * i + 1] = previous
-  -- The same arithmetic, in the same order, as the core's estimate() on doubles.
-  local estimate = tonumber(current)
-  if algorithm == 'sliding' then
-    estimate = tonumber(previous) * (window - (now - start)) / window + tonumber(current)
-  end
-  -- A key repeated within the call counts what the earlier copies would add.
-  local before = pending[current_key] or 0
-  if not (estimate + before + cost <= max) then admitted = false end
-  pending[current_key] = before + cost
+  requests[i] = {
+    key = KEYS[2 * i - 1], cost = tonumber(ARGV[arg + 1]), max = tonumber(ARGV[arg + 2]),
+    window = tonumber(ARGV[arg + 3]), algorithm = ARGV[arg + 4], start = tonumber(ARGV[arg + 5]),
+    current = tonumber(current), previous = tonumber(previous),
+  }
 end
-if not admitted then seen[1] = '0' end
-if admitted and charge then
+if first_denied(requests, now) ~= 0 then
+  seen[1] = '0'
+elseif charge then
   for i = 1, count do
     local arg = 2 + (i - 1) * 6
     redis.call('INCRBYFLOAT', KEYS[2 * i - 1], ARGV[arg + 1])
@@ -61,6 +100,34 @@ if admitted and charge then
   end
 end
 return seen
+`;
+
+/**
+ * The admission rule alone, on numbers given, touching no key: how
+ * tests/js/admission.test.js compares ADMISSION_LUA with wasm/admission.js on
+ * a real redis-server (the reserve script above also runs in those tests, on
+ * keys). ARGV[1]: now; then per request: key, cost, max, window_ms, algorithm,
+ * bucket_start_ms, current, previous. Returns { first denied (1-based, '0'
+ * when admitted), estimate_1, retry_after_1, estimate_2, ... }, numbers as
+ * '%.17g' (which gives a double back exactly).
+ */
+export const ADMISSION_CHECK_SCRIPT = `${ADMISSION_LUA}
+local now = tonumber(ARGV[1])
+local requests = {}
+for i = 1, (#ARGV - 1) / 8 do
+  local a = 1 + (i - 1) * 8
+  requests[i] = {
+    key = ARGV[a + 1], cost = tonumber(ARGV[a + 2]), max = tonumber(ARGV[a + 3]),
+    window = tonumber(ARGV[a + 4]), algorithm = ARGV[a + 5], start = tonumber(ARGV[a + 6]),
+    current = tonumber(ARGV[a + 7]), previous = tonumber(ARGV[a + 8]),
+  }
+end
+local reply = { tostring(first_denied(requests, now)) }
+for i, r in ipairs(requests) do
+  reply[2 * i] = string.format('%.17g', estimate(r, now))
+  reply[2 * i + 1] = string.format('%.17g', retry_after(r, now))
+end
+return reply
 `;
 
 // Gives charges back. KEYS: the charged buckets; ARGV: their costs, as charged.
