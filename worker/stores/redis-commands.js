@@ -76,11 +76,33 @@ export function hashTagOf(key) {
   return close > open + 1 ? text.slice(open + 1, close) : text;
 }
 
+// CRC16/XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster
+// hashes keys with, one table lookup per byte.
+const CRC16_TABLE = new Uint16Array(256).map((_, byte) => {
+  let crc = byte << 8;
+  for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  return crc;
+});
+const utf8 = new TextEncoder();
+
+/**
+ * The Redis Cluster slot (0..16383) of `key`: CRC16 of its hash tag (see
+ * hashTagOf), in UTF-8, modulo 16384, as CLUSTER KEYSLOT answers. Keys of one
+ * slot may meet in one script.
+ */
+export function slotOf(key) {
+  let crc = 0;
+  for (const byte of utf8.encode(hashTagOf(key))) crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ byte) & 0xff];
+  return crc & 0x3fff;
+}
+
 // How often and when Redis last answered, per client and per connection
 // ("channel"): a plain client has one connection, so one channel; a cluster
-// client one per node, here told apart by hash tag (keys of one tag share a
-// slot, so a node and its connection; finer than a node, which only means
-// less evidence of life, never more). Shared by every RedisCommands over the
+// client one per node, here told apart by slot (keys of one slot share a node
+// and its connection; finer than a node, which only means less evidence of
+// life, never more). By slot, not by hash tag: tags come from grant ids and
+// counter keys (argument values), so a client could grow a map of tags
+// without end; there are 16 384 slots. Shared by every RedisCommands over the
 // same client.
 const answerLogs = new WeakMap(); // client -> Map<channel, { count, at: performance.now() }>
 
@@ -196,7 +218,7 @@ export class RedisCommands {
     const sentAt = performance.now();
     if (deadline - sentAt <= 0) return Promise.reject(new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
     const routingKey = this.#cluster ? routingKeyOf(args) : undefined;
-    const channel = routingKey === undefined ? '' : hashTagOf(routingKey);
+    const channel = routingKey === undefined ? -1 : slotOf(routingKey);
     const abort = new AbortController();
     const options = { abortSignal: abort.signal };
     // node-redis writes what it was given in a setImmediate (the loop's check

@@ -2,8 +2,8 @@
 // approvals through node-redis (a plain or a Redis Cluster client):
 //
 // - RedisCounterStore: the CounterStore (wasm/index.d.ts). Each reserve() is
-//   one Lua script per hash-tag group (one group in the usual call, and on a
-//   single Redis): Redis runs a script
+//   one Lua script per Cluster slot its keys fall in (one script, one round
+//   trip, on a single Redis and for the usual call): Redis runs a script
 //   atomically, so reading the counts, applying the spec's admission rule and
 //   charging cannot interleave with another proxy's call.
 // - RedisApprovalStore (further down): the ApprovalStore, approvals and
@@ -21,6 +21,7 @@ import {
   checkMaxWait,
   closeRedisClient,
   connectRedisClient,
+  slotOf,
 } from './redis-commands.js';
 import {
   APPROVAL_SCRIPTS,
@@ -37,14 +38,24 @@ import {
 // `toolgate serve`, the package's `toolgate/stores/redis`).
 export { DEFAULT_MAX_WAIT_MS, RedisCommands, closeRedisClient, connectRedisClient } from './redis-commands.js';
 
-// A grant id as it goes between the braces of the hash tag: Redis Cluster hashes
-// the text up to the first '}', and an empty tag ('{}') would hash the whole
-// key, sending one call's keys to different slots. '%' is escaped as well, so
-// that distinct ids stay distinct tags.
+// Text as it goes between the braces of a hash tag: Redis Cluster hashes the
+// text up to the first '}', so '{' and '}' are percent-encoded, and '%' as
+// well, so that distinct texts stay distinct tags.
+function tagText(text) {
+  return String(text).replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+// The hash tag of a request's keys, which decides its Cluster slot: the grant
+// id for a grant-scoped counter (every counter of one grant in one slot, so a
+// call with grant limits only is one script), and for a global counter
+// `global:` and its own counter key, so that global counters (one per
+// counter, window and `key` value) spread over the masters instead of all
+// sitting in one slot. An empty grant id would make the empty tag '{}', which
+// Redis ignores (hashing the whole key): it is '%'.
 function tagOf(request) {
-  if (request.scope === 'global') return 'global';
-  const escaped = String(request.grant).replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  return escaped === '' ? '%' : escaped;
+  if (request.scope === 'global') return `global:${tagText(request.key)}`;
+  const tag = tagText(request.grant);
+  return tag === '' ? '%' : tag;
 }
 
 function countOf(text) {
@@ -128,38 +139,62 @@ export class RedisCounterStore {
     if (this.#owned) await closeRedisClient(this.#client, this.#timeoutMs);
   }
 
-  // reserve() and peek(): one script for the whole call on a single Redis
-  // (any keys may meet in one script there: one round trip, atomic across
-  // grant and global counters). With `cluster`, one script per hash-tag
-  // group, in order of first appearance, since a script's keys must share a
-  // slot. A group that denies rolls back the groups charged before it;
-  // the groups after it are only read, so that every state is real and the
-  // core names the right limit and retry time.
+  // reserve() and peek(). On a single Redis, one script for the whole call:
+  // any keys may meet in one script there (one round trip, atomic across
+  // grant and global counters). On a Cluster a script's keys must share a
+  // slot, so one script per slot the call's keys fall in (one for the usual
+  // call: a grant's counters share its tag's slot), run one after another in
+  // ascending slot order. Each script admits and charges its part atomically,
+  // and a charge stays in place until every part has admitted: a part that
+  // denies gives back the charges of the parts before it, and the parts after
+  // it are only read, so every state is real and the core names the right
+  // limit. The order is the same for every call (slots, not first
+  // appearance): two calls contending for the same two counters meet on the
+  // lower slot first, so one of them gets both, instead of each holding one
+  // charge that denies the other. Why not one atomic step across slots, and
+  // what the charges in flight cost: ./README.md, "Redis Cluster".
   async #run(requests, now, charge) {
     if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
     requests.forEach(checkCounterRequest);
     if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
+    if (requests.length === 0) return { admitted: true, states: [], charges: [] }; // nothing to ask Redis
     const deadline = this.#redis.deadline();
+    const keys = requests.map((request) => this.keyOf(request));
+    if (!this.#cluster) {
+      const result = await this.#reserveGroup(requests, keys, -1, now, charge, deadline);
+      return { admitted: result.admitted, states: result.states, charges: result.charges };
+    }
 
-    const groups = new Map(); // tag -> request indexes
-    requests.forEach((request, i) => {
-      const tag = this.#cluster ? tagOf(request) : '';
-      if (!groups.has(tag)) groups.set(tag, []);
-      groups.get(tag).push(i);
+    const groups = new Map(); // slot -> request indexes
+    keys.forEach((key, i) => {
+      const slot = slotOf(key);
+      if (!groups.has(slot)) groups.set(slot, []);
+      groups.get(slot).push(i);
     });
+    const slots = [...groups.keys()].sort((a, b) => a - b);
 
     const states = new Array(requests.length);
     const charges = [];
     let admitted = true;
-    try {
-      for (const indexes of groups.values()) {
-        const group = indexes.map((i) => requests[i]);
-        const result = await this.#reserveGroup(group, now, charge && admitted, deadline);
-        indexes.forEach((i, j) => {
-          states[i] = result.states[j];
+    const part = (slot, chargeIt) => {
+      const indexes = groups.get(slot);
+      return this.#reserveGroup(indexes.map((i) => requests[i]), indexes.map((i) => keys[i]), slot, now, chargeIt, deadline)
+        .then((result) => {
+          indexes.forEach((i, j) => {
+            states[i] = result.states[j];
+          });
+          charges.push(...result.charges);
+          return result.admitted;
         });
-        if (!result.admitted) admitted = false;
-        charges.push(...result.charges);
+    };
+    try {
+      let next = 0;
+      while (next < slots.length && admitted) admitted = await part(slots[next++], charge);
+      if (!admitted) {
+        // Denied: the parts left are only read (all at once: nothing of them
+        // is charged), while the parts charged so far are given back.
+        const given = charges.splice(0);
+        await Promise.all([...slots.slice(next).map((slot) => part(slot, false)), this.#giveBack(given)]);
       }
     } catch (error) {
       // Best effort, and not awaited: the call is denied either way, and the
@@ -167,18 +202,16 @@ export class RedisCounterStore {
       this.#giveBack(charges).catch(() => {});
       throw error;
     }
-    if (!admitted && charges.length > 0) {
-      await this.#giveBack(charges);
-      charges.length = 0;
-    }
     return { admitted, states, charges };
   }
 
-  async #reserveGroup(requests, now, charge, deadline) {
-    const keys = [];
+  // One script over `requests`, whose current buckets are `keys` (all in
+  // `slot` on a Cluster; -1 on a single Redis).
+  async #reserveGroup(requests, keys, slot, now, charge, deadline) {
+    const scriptKeys = [];
     const args = [String(now), charge ? '1' : '0'];
-    for (const request of requests) {
-      keys.push(this.keyOf(request), this.keyOf(request, request.bucket_start_ms - request.window_ms));
+    requests.forEach((request, i) => {
+      scriptKeys.push(keys[i], this.keyOf(request, request.bucket_start_ms - request.window_ms));
       args.push(
         String(request.cost),
         String(request.max),
@@ -187,15 +220,15 @@ export class RedisCounterStore {
         String(request.bucket_start_ms),
         String(2 * request.window_ms),
       );
-    }
-    const charges = requests.map((request, i) => ({ key: keys[2 * i], cost: request.cost, tag: this.#cluster ? tagOf(request) : '' }));
+    });
+    const charges = requests.map((request, i) => ({ key: keys[i], cost: request.cost, slot }));
     // A script that ran after reserve() gave up charged a call that was denied:
     // give that charge back as soon as the late answer shows it.
     const onLateReply = (reply) => {
       if (charge && reply?.[0] === '1') this.#giveBack(charges).catch(() => {});
     };
-    const reply = await this.#redis.eval(RESERVE_SCRIPT, keys, args, deadline, onLateReply);
-    if (!Array.isArray(reply) || reply.length !== 1 + keys.length) {
+    const reply = await this.#redis.eval(RESERVE_SCRIPT, scriptKeys, args, deadline, onLateReply);
+    if (!Array.isArray(reply) || reply.length !== 1 + scriptKeys.length) {
       throw new Error('the Redis reserve script returned an unexpected reply');
     }
     const admitted = reply[0] === '1';
@@ -203,17 +236,17 @@ export class RedisCounterStore {
     return { admitted, states, charges: admitted && charge ? charges : [] };
   }
 
-  // One rollback script per hash-tag group.
+  // One rollback script per slot, all at once (each is independent).
   async #giveBack(charges) {
+    if (charges.length === 0) return;
     const groups = new Map();
-    for (const { key, cost, tag } of charges) {
-      if (!groups.has(tag)) groups.set(tag, { keys: [], args: [] });
-      groups.get(tag).keys.push(key);
-      groups.get(tag).args.push(String(cost));
+    for (const { key, cost, slot } of charges) {
+      if (!groups.has(slot)) groups.set(slot, { keys: [], args: [] });
+      groups.get(slot).keys.push(key);
+      groups.get(slot).args.push(String(cost));
     }
-    for (const { keys, args } of groups.values()) {
-      await this.#redis.eval(ROLLBACK_SCRIPT, keys, args, this.#redis.deadline());
-    }
+    const deadline = this.#redis.deadline();
+    await Promise.all([...groups.values()].map(({ keys, args }) => this.#redis.eval(ROLLBACK_SCRIPT, keys, args, deadline)));
   }
 }
 
