@@ -26,7 +26,7 @@ const OUTPUTS = [
   {
     files: ['web/dist/toolgate-playground.js'],
     from: ['web/src', 'web/vite.component.config.js', 'web/vite.shared.js', 'wasm/index.js', 'wasm/call-encoder.js',
-      'wasm/memory-store.js', 'wasm/errors.js', 'lib/scan.js', 'schema/policy.schema.json', 'examples/*',
+      'wasm/memory-store.js', 'wasm/admission.js', 'wasm/errors.js', 'lib/scan.js', 'schema/policy.schema.json', 'examples/*',
       'wasm/dist/toolgate_core.wasm'],
   },
 ];

@@ -5,14 +5,10 @@
 // bucket and of the one before it. reserve() is atomic (JS runs it without
 // interleaving) and all-or-nothing across the call's counters.
 
-// The spec's admission rule (core/evaluate.cpp `estimate`), the one piece of
-// decision logic a store must share with the core so that it can admit and
-// charge in one atomic step.
-export function estimateCount(request, state, now) {
-  if (request.algorithm !== 'sliding') return state.current;
-  const elapsed = now - request.bucket_start_ms;
-  return (state.previous * (request.window_ms - elapsed)) / request.window_ms + state.current;
-}
+import { estimateCount, firstDenied } from './admission.js';
+
+// Re-exported: the package's index.js (and so the playground) take it from here.
+export { estimateCount };
 
 // What reserve() returns. The private field marks reservations this store
 // made, and settles each once: a copy or a forgery can never roll back quota.
@@ -61,15 +57,9 @@ export class MemoryCounterStore {
       entries[i] = this.#buckets.get(requests[i].key);
       states[i] = this.#state(requests[i], entries[i]);
     }
-    // A key named twice in one call is charged twice, and its second check sees
-    // the first charge (as the Redis store's script does).
-    let admitted = true;
-    for (let i = 0; i < count && admitted; i++) {
-      const request = requests[i];
-      let before = 0;
-      for (let j = 0; j < i; j++) if (requests[j].key === request.key) before += requests[j].cost;
-      admitted = estimateCount(request, states[i], now) + before + request.cost <= request.max;
-    }
+    // The rule every store shares (./admission.js). A key named twice in one
+    // call is charged twice, and its second check sees the first charge.
+    const admitted = firstDenied(requests, states, now) === -1;
     const charges = [];
     if (admitted) {
       for (let i = 0; i < count; i++) {

@@ -9,7 +9,7 @@
 // least maxLen entries and a little more). On Redis Cluster (a createCluster()
 // client) the stream is one key, so every entry goes to its slot's master.
 import { eventLine } from './audit.js';
-import { RedisCommands } from './stores/redis.js';
+import { RedisCommands } from './stores/redis-commands.js';
 
 export class RedisStreamAuditSink {
   #redis;

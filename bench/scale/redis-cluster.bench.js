@@ -219,7 +219,7 @@ async function baseline(policy) {
 
 function shardRows(result) {
   return result.per_shard.map((s, i) => [
-    `${i + 1} (:${s.port})${s.holds_global ? ' ★ {global}' : ''}`,
+    `${i + 1} (:${s.port})${s.holds_global ? ' ★ global counter' : ''}`,
     fmt(s.keys),
     pct(s.keys, result.keys_held),
     fmt(s.scripts),
@@ -265,8 +265,8 @@ function markdown(report) {
   ]]), '');
   out.push(table(SHARD_HEADER, shardRows(global)), '');
   const hot = global.per_shard.find((s) => s.holds_global);
-  out.push(`The global counter is one key, \`${PREFIX}:{global}:…\`, in slot ${global.global_slot}: the shard marked ★ runs a script for every call `
-    + `(${fmt(hot?.scripts)} of the ${fmt(global.scripts)} scripts: ${fmt(global.decisions)} for the global counter, the rest for the grants it holds). `
+  out.push(`The global counter is one key, \`${PREFIX}:{global:<counter key>}:…\` (each global counter has a tag of its own), in slot ${global.global_slot}: the shard marked ★ runs a script for every call `
+    + `(${fmt(hot?.scripts)} of the ${fmt(global.scripts)} scripts: ${fmt(global.decisions)} for the global counter, the rest for the grants it holds and for charges given back when a grant's limit, reserved after it in slot order, denied). `
     + 'Adding masters spreads the grants, never that key: a global counter\'s throughput is one Redis thread\'s.', '');
   const { one, many } = report;
   const perScript = one.per_shard.find((s) => s.scripts > 0);

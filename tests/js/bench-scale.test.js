@@ -64,10 +64,14 @@ test('Redis Cluster: per-shard keys and calls add up, every grant is counted exa
   assert.equal(global.global_count, global.grants * LIMIT, 'the global counter counted every admitted call');
   const hot = global.per_shard.filter((s) => s.holds_global);
   assert.equal(hot.length, 1, 'one shard holds {global}');
-  assert.equal(global.scripts, 2 * global.decisions, 'a grant script and a global script per call');
-  assert.equal(hot[0].scripts, global.decisions + (hot[0].keys - 1) * CALLS, 'the {global} shard runs one script per call, plus its own grants\' calls');
+  // A grant script and a global script per call, in slot order; when the
+  // global counter's slot comes first and the grant's limit then denies, one
+  // more: the global charge given back, on the global counter's shard.
+  const giveBacks = global.scripts - 2 * global.decisions;
+  assert.ok(giveBacks >= 0 && giveBacks <= global.codes.rate_limited, `${giveBacks} give-backs for ${global.codes.rate_limited} denials`);
+  assert.equal(hot[0].scripts, global.decisions + giveBacks + (hot[0].keys - 1) * CALLS, 'the global counter\'s shard runs one script per call and the give-backs, plus its own grants\' calls');
   assert.match(md, /## How keys spread as grants grow/);
-  assert.match(md, /one key, `tg:\{global\}/);
+  assert.match(md, /one key, `tg:\{global:<counter key>\}/);
 });
 
 test('Durable Objects (workerd): one object per grant, requests per object add up, counts exact, the global object takes every call', async () => {

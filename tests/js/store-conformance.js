@@ -12,6 +12,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { estimateCount, loadToolgate } from '../../wasm/index.js';
+import { admits } from '../../wasm/admission.js';
+import { random } from './seeded-random.js';
 
 const toolgate = await loadToolgate();
 
@@ -54,7 +56,7 @@ async function reserve(store, requests, now) {
   return reservation;
 }
 
-export function conformance(name, makeStore, { cleanup } = {}) {
+export function conformance(name, makeStore, { cleanup, calls = 300 } = {}) {
   describe(`${name}: CounterStore conformance`, () => {
     let store;
     beforeEach(async () => {
@@ -296,6 +298,57 @@ export function conformance(name, makeStore, { cleanup } = {}) {
       assert.deepEqual(await countsOf(store, pay[0], T0), { current: 20.5, previous: 0 });
       await Promise.all(spent.map((r) => store.rollback(r)));
       assert.deepEqual(await countsOf(store, pay[0], T0), { current: 10.5, previous: 0 });
+    });
+
+    // The store against a model of what it must hold: a count per counter key
+    // and fixed bucket, plus what admitted calls charged, minus what was
+    // rolled back. Each reserve must read the model's counts (the current and
+    // the previous bucket) and admit exactly when the shared admission rule
+    // (wasm/admission.js, which tests/js/admission.test.js holds equal to the
+    // core's) says so. Costs are quarters, exact in every store's arithmetic.
+    test(`property: ${calls} random calls over time (sliding and fixed, grant and global, shared counters, rollbacks): states and verdicts are the model's`, async () => {
+      const rand = random(4242);
+      const int = (n) => Math.floor(rand() * n);
+      const pick = (list) => list[int(list.length)];
+      const limit = () => {
+        const entry = { counter: pick(['a', 'b', 'c', undefined]), window: pick(['10s', 'minute', 'hour']), max: 1 + int(8) };
+        if (rand() < 0.5) entry.algorithm = 'sliding';
+        if (rand() < 0.3) entry.scope = 'global';
+        if (rand() < 0.4) entry.cost_from = 'args.amount';
+        return entry;
+      };
+      const tools = Object.fromEntries(['t0', 't1', 't2', 't3'].map((tool) => [tool, { limits: Array.from({ length: 1 + int(3) }, limit) }]));
+      const policy = toolgate.compile({ version: '1', default: 'deny', tools });
+      const held = new Map(); // `${key}@${bucket start}` -> count
+      const countOf = (key, start) => held.get(`${key}@${start}`) ?? 0;
+      let now = T0 + int(MINUTE);
+      let admitted = 0;
+      try {
+        for (let i = 0; i < calls; i += 1) {
+          now += pick([0, 0, int(3 * SECOND), int(40 * SECOND), int(20 * MINUTE)]);
+          const call = { tool: pick(Object.keys(tools)), grant: pick(['ann', 'ben']), arguments: { amount: int(13) / 4 } };
+          const pending = policy.evaluate(call, { now });
+          assert.equal(pending.pending, true);
+          const requests = pending.counters;
+          const states = requests.map((r) => ({ current: countOf(r.key, r.bucket_start_ms), previous: countOf(r.key, r.bucket_start_ms - r.window_ms) }));
+          const where = `call ${i}: ${JSON.stringify({ call, now, requests, states })}`;
+          const reservation = await reserve(store, requests, now);
+          assert.deepEqual(reservation.states, states, `${where}: states`);
+          assert.equal(reservation.admitted, admits(requests, states, now), `${where}: verdict`);
+          if (!reservation.admitted) continue;
+          admitted += 1;
+          for (const r of requests) held.set(`${r.key}@${r.bucket_start_ms}`, countOf(r.key, r.bucket_start_ms) + r.cost);
+          if (rand() < 0.2) {
+            await store.rollback(reservation);
+            for (const r of requests) held.set(`${r.key}@${r.bucket_start_ms}`, Math.max(0, countOf(r.key, r.bucket_start_ms) - r.cost));
+          } else {
+            await store.commit(reservation);
+          }
+        }
+      } finally {
+        policy.dispose();
+      }
+      assert.ok(admitted > calls / 5 && admitted < calls - calls / 10, `${admitted} of ${calls} admitted: both outcomes, often`);
     });
   });
 }

@@ -2,9 +2,11 @@
 // no replicas, started here by bench/scale/redis-cluster-server.js) through a
 // node-redis cluster client (createCluster): the conformance suites, then what
 // a cluster adds: each command goes to the node of its slot, a grant's keys
-// share one slot, a call mixing grant and global counters spans two slots
-// (and nodes), scripts lost on one node, and createRedisCounterStore with
-// `cluster: true`.
+// share one slot, each global counter has a slot of its own (spread over the
+// masters), a call is one script per slot it spans (one for the usual call),
+// all or nothing across slots (also under concurrent contention, and in the
+// same order for every call), scripts lost on one node, and
+// createRedisCounterStore with `cluster: true`.
 //
 // A cluster client's sendCommand() takes (firstKey, isReadonly, args): before
 // the stores (and the audit stream sink) routed by key, every call through
@@ -18,10 +20,12 @@ import { createClient, createCluster } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisApprovalStore, RedisCounterStore, createRedisApprovalStore, createRedisCounterStore } from '../../worker/stores/redis.js';
+import { slotOf } from '../../worker/stores/redis-commands.js';
 import { RedisStreamAuditSink } from '../../worker/audit-redis.js';
 import { MISSING, REDIS_CLI, REDIS_SERVER, startRedisCluster } from '../../bench/scale/redis-cluster-server.js';
 import { approvalConformance } from './approval-conformance.js';
 import { T0, conformance, requestsFor } from './store-conformance.js';
+import { random } from './seeded-random.js';
 
 const run = promisify(execFile);
 
@@ -140,6 +144,126 @@ describe('RedisCounterStore on Redis Cluster', () => {
       assert.equal(decisions.filter((d) => d.code === 'store_error').length, 0);
     } finally {
       policy.dispose();
+    }
+  });
+
+  test('property: the store computes the slot of any key as CLUSTER KEYSLOT does (braces, empty tags, non-ASCII)', async () => {
+    const rand = random(17);
+    const alphabet = ['a', 'z', '0', ':', '{', '}', '%', '"', ' ', 'é', '鍵', '😀', '\u0000'];
+    for (let i = 0; i < 500; i += 1) {
+      const key = Array.from({ length: Math.floor(rand() * 24) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+      assert.equal(slotOf(key), await nodes[0].client.sendCommand(['CLUSTER', 'KEYSLOT', key]), JSON.stringify(key));
+    }
+  });
+
+  test('each global counter has a slot of its own: 30 global counters (limits, and one keyed by an argument) spread over every master', async () => {
+    const store = newStore({ prefix: 'globals' });
+    const holders = new Set();
+    const slots = new Set();
+    const spread = {
+      keyed: { limits: [{ counter: 'per_repo', window: 'minute', max: 5, scope: 'global', key: 'args.repo' }] },
+    };
+    for (let i = 0; i < 15; i += 1) spread[`t${i}`] = { limits: [{ counter: `all${i}`, window: 'minute', max: 5, scope: 'global' }] };
+    const calls = [
+      ...Array.from({ length: 15 }, (_, i) => ({ tool: `t${i}`, grant: 'alice' })),
+      ...Array.from({ length: 15 }, (_, i) => ({ tool: 'keyed', grant: `g${i}`, arguments: { repo: `repo${i}` } })),
+    ];
+    for (const call of calls) {
+      const [request] = requestsFor(spread, call, T0);
+      assert.equal(request.scope, 'global');
+      assert.equal((await store.reserve([request], T0)).admitted, true);
+      const key = store.keyOf(request);
+      const slot = await nodes[0].client.sendCommand(['CLUSTER', 'KEYSLOT', key]);
+      assert.equal(slotOf(key), slot);
+      const holder = await holderOf(key);
+      assert.equal(holder, await nodeOfSlot(slot));
+      holders.add(holder);
+      slots.add(slot);
+    }
+    assert.ok(slots.size >= 28, `30 global counters in ${slots.size} slots`);
+    assert.equal(holders.size, 3, 'global counters on all 3 masters');
+  });
+
+  // Scripts run on every master, from INFO commandstats.
+  async function scriptsRun() {
+    let sum = 0;
+    for (const node of nodes) {
+      const stats = await node.client.sendCommand(['INFO', 'commandstats']);
+      for (const m of stats.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)) sum += Number(m[2]);
+    }
+    return sum;
+  }
+
+  test('one script (one round trip) for a call whose counters share a slot; one per slot, in slot order, when they do not', async () => {
+    const store = newStore({ prefix: 'trips' });
+    await store.loadScripts();
+    const trips = {
+      grant: { limits: [{ counter: 'm', window: 'minute', max: 9 }, { counter: 'd', window: 'day', max: 90 }, { counter: 's', window: 'hour', max: 9, algorithm: 'sliding' }] },
+      global: { limits: [{ counter: 'everyone', window: 'minute', max: 9, scope: 'global' }] },
+      three: { limits: [{ counter: 'm', window: 'minute', max: 9 }, { counter: 'x', window: 'minute', max: 9, scope: 'global' }, { counter: 'y', window: 'minute', max: 9, scope: 'global' }] },
+    };
+    for (const [tool, slotsSpanned] of [['grant', 1], ['global', 1], ['three', 3]]) {
+      const requests = requestsFor(trips, { tool, grant: 'erin' }, T0);
+      assert.equal(new Set(requests.map((r) => slotOf(store.keyOf(r)))).size, slotsSpanned, tool);
+      const before = await scriptsRun();
+      const reservation = await store.reserve(requests, T0);
+      assert.equal(reservation.admitted, true);
+      assert.equal(await scriptsRun() - before, slotsSpanned, `${tool}: scripts run`);
+      // Charges name their slot, for the rollback's one script per slot; they
+      // were made in slot order.
+      const slots = requests.map((r) => slotOf(store.keyOf(r))).sort((a, b) => a - b);
+      assert.deepEqual(reservation.charges.map((c) => c.slot), slots);
+      await store.rollback(reservation);
+      for (const request of requests) assert.equal(await client.get(store.keyOf(request)), '0', `${tool}: given back`);
+    }
+  });
+
+  test('the same order for every call: two calls wanting the same two global counters (max 1), named in opposite orders, never both lose', async () => {
+    const both = { limits: [{ counter: 'x', window: 'minute', max: 1, scope: 'global' }, { counter: 'y', window: 'minute', max: 1, scope: 'global' }] };
+    for (let round = 0; round < 40; round += 1) {
+      const store = newStore({ prefix: `order${round}` });
+      const requests = requestsFor({ run: both }, { tool: 'run', grant: 'a' }, T0);
+      assert.notEqual(slotOf(store.keyOf(requests[0])), slotOf(store.keyOf(requests[1])));
+      // Named in one order by one call and the other by the other: in the
+      // order of first appearance, each could charge one counter and be
+      // denied by the other's charge on the second.
+      const [first, second] = await Promise.all([store.reserve(requests, T0), store.reserve([...requests].reverse(), T0)]);
+      assert.equal(Number(first.admitted) + Number(second.admitted), 1, `round ${round}: exactly one of the two`);
+      for (const request of requests) assert.equal(await client.get(store.keyOf(request)), '1', `round ${round}: ${request.key}`);
+    }
+  });
+
+  test('property: concurrent calls over grant and spread global counters, all or nothing across slots: no count over its max, and each holds exactly what the admitted calls charged', async () => {
+    const rand = random(2026);
+    const pick = (list) => list[Math.floor(rand() * list.length)];
+    for (let round = 0; round < 12; round += 1) {
+      const store = newStore({ prefix: `mix${round}` });
+      // 2-4 tools, each with 1-3 limits over a few shared counters, grant and global.
+      const counters = ['p', 'q', 'r', 's'].map((name) => ({ counter: name, window: pick(['minute', 'hour']), max: 2 + Math.floor(rand() * 6), scope: pick(['grant', 'global', 'global']) }));
+      const tools = {};
+      for (let t = 0; t < 2 + Math.floor(rand() * 3); t += 1) {
+        const limits = [...new Set(Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(counters)))];
+        tools[`t${t}`] = { limits: limits.map((limit) => ({ ...limit, cost: 1 + Math.floor(rand() * 2) })) };
+      }
+      const calls = Array.from({ length: 60 }, () => ({ tool: pick(Object.keys(tools)), grant: pick(['ann', 'ben', 'cat']) }));
+      const requestsOf = calls.map((call) => requestsFor(tools, call, T0));
+      const reservations = await Promise.all(requestsOf.map((requests) => store.reserve(requests, T0)));
+      const charged = new Map(); // key -> what admitted calls charged
+      const max = new Map();
+      reservations.forEach((reservation, i) => {
+        for (const request of requestsOf[i]) {
+          const key = store.keyOf(request);
+          max.set(key, request.max);
+          if (reservation.admitted) charged.set(key, (charged.get(key) ?? 0) + request.cost);
+        }
+        if (!reservation.admitted) assert.deepEqual(reservation.charges, [], 'a denied call keeps no charge');
+      });
+      assert.ok(reservations.some((r) => r.admitted) && reservations.some((r) => !r.admitted), `round ${round}: both outcomes`);
+      for (const [key, limit] of max) {
+        const held = Number(await client.get(key) ?? 0);
+        assert.equal(held, charged.get(key) ?? 0, `round ${round}: ${key} holds what admitted calls charged`);
+        assert.ok(held <= limit, `round ${round}: ${key} holds ${held}, over its max ${limit}`);
+      }
     }
   });
 

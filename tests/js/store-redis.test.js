@@ -12,6 +12,7 @@ import { createClient } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisCounterStore, createRedisCounterStore } from '../../worker/stores/redis.js';
+import { slotOf } from '../../worker/stores/redis-commands.js';
 import { T0, conformance, requestsFor } from './store-conformance.js';
 import { MISSING, REDIS_SERVER, freePort, startRedis } from './redis-server.js';
 import { waitFor } from './proxy-helpers.js';
@@ -63,7 +64,7 @@ function hashTag(key) {
 }
 
 describe('RedisCounterStore on redis-server', () => {
-  test('keys are prefix:{tag}:key:bucket_start, the tag is the grant or "global", and live two windows', async () => {
+  test('keys are prefix:{tag}:key:bucket_start, the tag is the grant or "global:" and the counter key, and live two windows', async () => {
     const store = newStore({ prefix: 'layout' });
     const tools = {
       run: { rate_limit: '5/minute' },
@@ -81,11 +82,11 @@ describe('RedisCounterStore on redis-server', () => {
       `layout:{%7Dx%7B%25}:${hostile[0].key}:${T0}`,
       `layout:{alice}:${alice[0].key}:${T0}`,
       `layout:{alice}:${day[0].key}:${T0}`,
-      `layout:{global}:${global[0].key}:${T0}`,
+      `layout:{global:${global[0].key}}:${global[0].key}:${T0}`,
     ].sort());
     assert.equal(store.keyOf(alice[0]), `layout:{alice}:${alice[0].key}:${T0}`);
     assert.equal(store.keyOf(alice[0], T0 - MINUTE), `layout:{alice}:${alice[0].key}:${T0 - MINUTE}`, 'the previous bucket');
-    assert.deepEqual(keys.map(hashTag).sort(), ['%7Dx%7B%25', 'alice', 'alice', 'global']);
+    assert.deepEqual(keys.map(hashTag).sort(), ['%7Dx%7B%25', 'alice', 'alice', `global:${global[0].key}`]);
     assert.equal(await client.get(store.keyOf(alice[0])), '1');
 
     for (const [requests, window] of [[alice, MINUTE], [global, MINUTE], [day, 24 * 60 * MINUTE]]) {
@@ -111,17 +112,19 @@ describe('RedisCounterStore on redis-server', () => {
     const alice = parts('alice');
     const bob = parts('bob');
     assert.equal((await store.reserve([alice.mine, alice.all], T0)).admitted, true);
-    // Grant group first (charged), then the global one denies: the grant's charge comes back.
+    // The global counter denies (whichever part runs first): the grant's charge, if any, comes back.
     const denied = await store.reserve([bob.mine, bob.all], T0);
     assert.equal(denied.admitted, false);
     assert.deepEqual(denied.states, [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
     assert.deepEqual(denied.charges, []);
     assert.deepEqual(await store.peek([bob.mine, bob.all]), [{ current: 0, previous: 0 }, { current: 1, previous: 0 }]);
-    // One script per hash tag on a Cluster: charged, then given back. One
-    // script for the call on a single Redis: never charged.
-    assert.equal(await client.get(store.keyOf(bob.mine)), cluster ? '0' : null);
+    // One script per slot on a Cluster, in slot order: when the grant's slot
+    // comes first its part is charged, then given back; else it is only read.
+    // One script for the call on a single Redis: never charged.
+    const grantFirst = slotOf(store.keyOf(bob.mine)) < slotOf(store.keyOf(bob.all));
+    assert.equal(await client.get(store.keyOf(bob.mine)), cluster && grantFirst ? '0' : null);
 
-    // Global group first (charged), then the grant's denies: the global charge comes back.
+    // The grant's counter denies: the global charge, if any, comes back.
     const carolTools = {
       run: {
         limits: [
@@ -148,7 +151,7 @@ describe('RedisCounterStore on redis-server', () => {
     policy.dispose();
   });
 
-  test('one round trip per call on a single Redis, grant and global counters together; one per hash tag on a Cluster', async () => {
+  test('one round trip per call on a single Redis, grant and global counters together; one per slot on a Cluster', async () => {
     const tools = { run: { limits: [{ counter: 'mine', window: 'minute', max: 10 }, { counter: 'all', window: 'minute', max: 10, scope: 'global' }] } };
     const requests = requestsFor(tools, { tool: 'run', grant: 'dave' }, T0);
     const scripts = async () => {

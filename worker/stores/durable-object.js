@@ -20,7 +20,7 @@
 
 import { DurableObject } from 'cloudflare:workers';
 
-import { estimateCount } from '../../wasm/memory-store.js';
+import { admits } from '../../wasm/admission.js';
 import { checkApprovalId, checkApprovalRequest, checkCounterRequest, checkTime } from './checks.js';
 
 // A planned alarm this far in the past never fired (its retries ran out):
@@ -101,7 +101,7 @@ export class ToolgateCounters extends ExpiringObject {
     return COUNTER_SCHEMA;
   }
 
-  // Same rule and order as MemoryCounterStore.reserve: states are the counts
+  // The rule every store shares (wasm/admission.js): states are the counts
   // before the call; a key named twice is checked with its first charge added
   // and charged twice; all or nothing.
   reserve(requests, now) {
@@ -109,12 +109,7 @@ export class ToolgateCounters extends ExpiringObject {
     const clock = Date.now();
     const result = this.ctx.storage.transactionSync(() => {
       const states = requests.map((request) => this.#state(request, clock));
-      const earlier = new Map();
-      const admitted = requests.every((request, i) => {
-        const before = earlier.get(request.key) ?? 0;
-        earlier.set(request.key, before + request.cost);
-        return estimateCount(request, states[i], now) + before + request.cost <= request.max;
-      });
+      const admitted = admits(requests, states, now);
       if (!admitted) return { admitted, states, charges: [], dropAt: null };
       let dropAt = clock;
       const charges = requests.map((request) => {

@@ -15,7 +15,7 @@
 // after another, and the isolate reads its own writes (never less than it
 // last wrote, whatever a stale KV cache says). See ./README.md.
 
-import { estimateCount } from '../../wasm/memory-store.js';
+import { admits } from '../../wasm/admission.js';
 import { checkCounterRequest } from './checks.js';
 
 // KV's smallest expirationTtl, in seconds.
@@ -104,14 +104,9 @@ export class KvCounterStore {
     const work = this.#exclusive(keys.flatMap((k) => [k.current, k.previous]), async () => {
       const counts = await this.#read(keys.flatMap((k) => [k.current, k.previous]));
       const states = keys.map((k) => ({ current: counts.get(k.current) ?? 0, previous: counts.get(k.previous) ?? 0 }));
-      // The rule of MemoryCounterStore.reserve: a key named twice is checked
-      // with its first charge added, and charged twice.
-      const earlier = new Map();
-      const admitted = requests.every((request, i) => {
-        const before = earlier.get(keys[i].current) ?? 0;
-        earlier.set(keys[i].current, before + request.cost);
-        return estimateCount(request, states[i], now) + before + request.cost <= request.max;
-      });
+      // The rule every store shares (wasm/admission.js): a key named twice is
+      // checked with its first charge added, and charged twice.
+      const admitted = admits(requests, states, now);
       // Gave up on while reading: the caller has denied the call already.
       if (!admitted || abandoned) return { admitted, states, charges: [] };
       const charges = requests.map((request, i) => ({ key: keys[i].current, cost: request.cost, ttl: ttlSecondsOf(request) }));
