@@ -629,6 +629,7 @@ class Compiler {
         ok = false;
       } else {
         limit.counter = as_string(*counter);
+        limit.named = true;
       }
     }
     ok = compile_window_and_max(value, pointer, limit) && ok;

@@ -304,6 +304,27 @@ bool Plan::monitored(std::string_view tool) const {
   return entry && entry->monitor;
 }
 
+std::vector<LimitInfo> Plan::limits() const {
+  std::vector<LimitInfo> out;
+  for (const ToolEntry& entry : tools) {
+    for (const Limit& limit : entry.rules.limits) out.push_back(LimitInfo{&limit, &entry});
+  }
+  for (const Limit& limit : all_tools.limits) out.push_back(LimitInfo{&limit, nullptr});
+  return out;
+}
+
+LimitInfo Plan::find_limit(std::string_view rule) const {
+  for (const ToolEntry& entry : tools) {
+    for (const Limit& limit : entry.rules.limits) {
+      if (limit.pointer == rule) return LimitInfo{&limit, &entry};
+    }
+  }
+  for (const Limit& limit : all_tools.limits) {
+    if (limit.pointer == rule) return LimitInfo{&limit, nullptr};
+  }
+  return LimitInfo{};
+}
+
 const HideEntry* Plan::find_hidden(std::string_view tool) const {
   for (const HideEntry& entry : hide) {
     if (entry.glob.matches(tool)) return &entry;

@@ -43,6 +43,7 @@ enum class Scope { grant, global };
 struct Limit {
   std::string pointer;      // e.g. /tools/run/limits/0 or /tools/run/rate_limit
   std::string counter;      // shared name, or the pointer when unnamed
+  bool named = false;       // `counter` was given (the count may be shared with other limits)
   std::int64_t window_ms = 0;
   Algorithm algorithm = Algorithm::fixed;
   double max = 0;
@@ -102,6 +103,16 @@ struct PolicyNames {
   std::vector<std::string> globs;
 };
 
+// One limit as a host sees it (Plan::limits): the limit, and the tools entry
+// that sets it. A pending evaluation names the limits it checks by `rule`
+// (LimitCheck::rule == Limit::pointer), so a host can say what a counter is
+// (its name, scope, window, max, what it is counted per) from the plan,
+// without reading counter keys, whose layout is the stores' business.
+struct LimitInfo {
+  const Limit* limit = nullptr;     // into the plan
+  const ToolEntry* tool = nullptr;  // the tools entry; nullptr for all_tools (every call that reaches the rules)
+};
+
 struct Plan {
   bool default_allow = false;
   bool monitor = false;  // "mode": "monitor" at the top: every call decided, recorded, not enforced
@@ -129,6 +140,13 @@ struct Plan {
   // its hide entry, which has no mode). Decisions are the same either way; a
   // proxy forwards a monitored call it would refuse, and records that.
   bool monitored(std::string_view tool) const;
+
+  // Every limit of the policy: each tools entry's (in `tools` order; its
+  // `limits`, then its `rate_limit`), then all_tools'. Views into this plan.
+  std::vector<LimitInfo> limits() const;
+  // The limit whose JSON Pointer is `rule` (a LimitCheck's rule), or a
+  // LimitInfo with a null `limit` when no limit has it.
+  LimitInfo find_limit(std::string_view rule) const;
 };
 
 }  // namespace toolgate

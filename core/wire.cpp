@@ -270,6 +270,26 @@ json to_json(const PendingCall& pending) {
   return out;
 }
 
+json to_json(const std::vector<LimitInfo>& limits) {
+  json out = json::array();
+  for (const LimitInfo& info : limits) {
+    const Limit& limit = *info.limit;
+    out.push_back({{"rule", limit.pointer},
+                   {"tool", info.tool ? json(info.tool->key) : json(nullptr)},
+                   {"counter", limit.counter},
+                   {"named", limit.named},
+                   {"scope", limit.scope == Scope::grant ? "grant" : "global"},
+                   {"window_ms", limit.window_ms},
+                   {"algorithm", limit.algorithm == Algorithm::fixed ? "fixed" : "sliding"},
+                   {"max", number_json(limit.max)},
+                   {"cost", limit.cost_from ? json(nullptr) : number_json(limit.cost)},
+                   {"cost_from", limit.cost_from ? json(limit.cost_from->text()) : json(nullptr)},
+                   {"key", limit.key ? json(limit.key->text()) : json(nullptr)},
+                   {"message", limit.message}});
+  }
+  return out;
+}
+
 json to_json(const std::vector<Diagnostic>& diagnostics) {
   json out = json::array();
   for (const Diagnostic& d : diagnostics) {

@@ -37,6 +37,13 @@ std::optional<std::int64_t> read_timestamp(const nlohmann::json& value);
 nlohmann::json to_json(const Decision& decision);
 nlohmann::json to_json(const PendingCall& pending);
 nlohmann::json to_json(const std::vector<Diagnostic>& diagnostics);
+// A plan's limits (Plan::limits), for hosts: one object per limit, in that order:
+//   {"rule": "/tools/run/limits/0", "tool": "run" | null (all_tools),
+//    "counter": "run_rate" (the limit's pointer when unnamed), "named": bool,
+//    "scope": "grant" | "global", "window_ms": n, "algorithm": "fixed" | "sliding",
+//    "max": n, "cost": n | null (null with cost_from), "cost_from": "args.amount" | null,
+//    "key": "args.repo" | null (counted per value of that path), "message": text of a denial}
+nlohmann::json to_json(const std::vector<LimitInfo>& limits);
 
 // The same encodings written straight to text, for hot paths (the WebAssembly
 // boundary): equal, once parsed, to to_json(...).dump() of the same value.
