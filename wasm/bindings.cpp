@@ -15,14 +15,17 @@
 #include <emscripten/bind.h>
 #include <emscripten/emscripten.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "call_buffer.h"
@@ -44,42 +47,158 @@ toolgate::Decision store_error_decision(const std::string& why) {
 }
 std::string store_error(const std::string& why) { return toolgate::decision_text(store_error_decision(why)); }
 
-// The output area of the hot path. JS reads it by byte offset right after
-// each call (wasm/index.js, readOutput): keep the two in step.
-struct FastCounter {                // 56 bytes each, 8-aligned
-  std::uint32_t key = 0;            //  0: pointer, UTF-8
-  std::uint32_t key_length = 0;     //  4
-  std::uint32_t grant = 0;          //  8: pointer
-  std::uint32_t grant_length = 0;   // 12
-  std::uint32_t scope = 0;          // 16: 0 grant, 1 global
-  std::uint32_t algorithm = 0;      // 20: 0 fixed, 1 sliding
-  double cost = 0;                  // 24
-  double max = 0;                   // 32
-  double window_ms = 0;             // 40
-  double bucket_start_ms = 0;       // 48
+// The output area of the hot path, and the counts finish reads from the
+// input area. JS never hard-codes where a field is: boundary_layout() below
+// exports every field's offset and type, the enum codes and the table's
+// capacity from these definitions, and wasm/boundary-layout.js checks them
+// at load (a mismatch fails the load, never a decision) and decodes by the
+// offsets it was given.
+using u32 = std::uint32_t;
+using f64 = double;
+
+// What the output area holds after toolgate_start/toolgate_finish.
+enum class OutputKind : u32 { decision = 0, parked = 1, pending_text = 2 };
+constexpr std::string_view kOutputKindNames[] = {"decision", "parked", "pending_text"};
+constexpr std::string_view kScopeNames[] = {"grant", "global"};        // toolgate::Scope, by value
+constexpr std::string_view kAlgorithmNames[] = {"fixed", "sliding"};  // toolgate::Algorithm, by value
+static_assert(static_cast<u32>(toolgate::Scope::grant) == 0 && static_cast<u32>(toolgate::Scope::global) == 1);
+static_assert(static_cast<u32>(toolgate::Algorithm::fixed) == 0 && static_cast<u32>(toolgate::Algorithm::sliding) == 1);
+static_assert(static_cast<u32>(toolgate::Verdict::allow) == 0 && static_cast<u32>(toolgate::Verdict::deny) == 1 &&
+              static_cast<u32>(toolgate::Verdict::approval_required) == 2);
+
+struct FastCounter {  // one counter a parked evaluation needs; an array of them
+  u32 key = 0;            // pointer, UTF-8
+  u32 key_length = 0;
+  u32 grant = 0;          // pointer
+  u32 grant_length = 0;
+  u32 scope = 0;          // toolgate::Scope (kScopeNames)
+  u32 algorithm = 0;      // toolgate::Algorithm (kAlgorithmNames)
+  f64 cost = 0;
+  f64 max = 0;
+  f64 window_ms = 0;
+  f64 bucket_start_ms = 0;
 };
-static_assert(sizeof(FastCounter) == 56);
 
 struct FastOutput {
-  std::uint32_t kind = 0;             //  0: 0 decision, 1 parked (ticket + counters), 2 pending as JSON text (message)
-  std::uint32_t verdict = 0;          //  4: 0 allow, 1 deny, 2 approval_required
-  std::uint32_t code = 0;             //  8: pointer
-  std::uint32_t code_length = 0;      // 12
-  std::uint32_t rule = 0;             // 16: pointer
-  std::uint32_t rule_length = 0;      // 20
-  std::uint32_t message = 0;          // 24: pointer (kind 2: the JSON text)
-  std::uint32_t message_length = 0;   // 28
-  std::uint32_t approval = 0;         // 32: pointer; decision: approval_id, parked: the approval to look up
-  std::uint32_t approval_length = 0;  // 36: 0 = none
-  std::uint32_t has_retry = 0;        // 40
-  std::uint32_t ticket = 0;           // 44
-  double retry_after_ms = 0;          // 48
-  double now_ms = 0;                  // 56: parked: the evaluation's time
-  double approval_timeout_ms = 0;     // 64
-  std::uint32_t counters = 0;         // 72: pointer to counter_count FastCounters
-  std::uint32_t counter_count = 0;    // 76
+  u32 kind = 0;             // OutputKind
+  u32 verdict = 0;          // decision: toolgate::Verdict
+  u32 code = 0;             // pointer
+  u32 code_length = 0;
+  u32 rule = 0;             // pointer
+  u32 rule_length = 0;
+  u32 message = 0;          // pointer (pending_text: the JSON text)
+  u32 message_length = 0;
+  u32 approval = 0;         // pointer; decision: approval_id, parked: the approval to look up
+  u32 approval_length = 0;  // 0 = none
+  u32 has_retry = 0;
+  u32 ticket = 0;           // parked
+  f64 retry_after_ms = 0;
+  f64 now_ms = 0;           // parked: the evaluation's time
+  f64 approval_timeout_ms = 0;
+  u32 counters = 0;         // pointer to counter_count FastCounters
+  u32 counter_count = 0;
 };
-static_assert(sizeof(FastOutput) == 80);
+
+// The store's answer for one counter, in the input area (an array of them).
+struct FastCount {
+  f64 current = 0;
+  f64 previous = 0;
+};
+
+// One field as boundary_layout() reports it.
+struct FieldLayout {
+  std::string_view name;
+  std::string_view type;  // "u32" or "f64"
+  std::size_t offset;
+  std::size_t size;
+};
+
+template <typename T>
+constexpr std::string_view type_name() {
+  static_assert(std::is_same_v<T, u32> || std::is_same_v<T, f64>, "the boundary carries only u32 and f64 fields");
+  return std::is_same_v<T, u32> ? "u32" : "f64";
+}
+
+#define TOOLGATE_FIELD(Struct, name) \
+  FieldLayout { #name, type_name<decltype(Struct::name)>(), offsetof(Struct, name), sizeof(Struct::name) }
+
+constexpr FieldLayout kCounterFields[] = {
+    TOOLGATE_FIELD(FastCounter, key),       TOOLGATE_FIELD(FastCounter, key_length),
+    TOOLGATE_FIELD(FastCounter, grant),     TOOLGATE_FIELD(FastCounter, grant_length),
+    TOOLGATE_FIELD(FastCounter, scope),     TOOLGATE_FIELD(FastCounter, algorithm),
+    TOOLGATE_FIELD(FastCounter, cost),      TOOLGATE_FIELD(FastCounter, max),
+    TOOLGATE_FIELD(FastCounter, window_ms), TOOLGATE_FIELD(FastCounter, bucket_start_ms),
+};
+constexpr FieldLayout kOutputFields[] = {
+    TOOLGATE_FIELD(FastOutput, kind),           TOOLGATE_FIELD(FastOutput, verdict),
+    TOOLGATE_FIELD(FastOutput, code),           TOOLGATE_FIELD(FastOutput, code_length),
+    TOOLGATE_FIELD(FastOutput, rule),           TOOLGATE_FIELD(FastOutput, rule_length),
+    TOOLGATE_FIELD(FastOutput, message),        TOOLGATE_FIELD(FastOutput, message_length),
+    TOOLGATE_FIELD(FastOutput, approval),       TOOLGATE_FIELD(FastOutput, approval_length),
+    TOOLGATE_FIELD(FastOutput, has_retry),      TOOLGATE_FIELD(FastOutput, ticket),
+    TOOLGATE_FIELD(FastOutput, retry_after_ms), TOOLGATE_FIELD(FastOutput, now_ms),
+    TOOLGATE_FIELD(FastOutput, approval_timeout_ms),
+    TOOLGATE_FIELD(FastOutput, counters),       TOOLGATE_FIELD(FastOutput, counter_count),
+};
+constexpr FieldLayout kCountFields[] = {TOOLGATE_FIELD(FastCount, current), TOOLGATE_FIELD(FastCount, previous)};
+#undef TOOLGATE_FIELD
+
+// What the JS decoder assumes, checked here at compile time (and the
+// exported layout again at load): pointers fit a u32 (wasm32); every field is
+// a u32 or f64 at an offset aligned to its size; the lists name every byte
+// of their struct, with no padding (so a field added to a struct and not to
+// its list fails the build); f64 fields and arrays of counters/counts are
+// 8-aligned, so JS can index them as Float64Array elements.
+static_assert(sizeof(void*) == 4, "pointers cross as u32: wasm32 only");
+template <typename Struct, std::size_t N>
+constexpr bool covers_exactly(const FieldLayout (&fields)[N]) {
+  std::size_t total = 0;
+  for (const FieldLayout& field : fields) {
+    if (field.offset % field.size != 0 || field.offset + field.size > sizeof(Struct)) return false;
+    total += field.size;
+  }
+  return total == sizeof(Struct) && std::is_standard_layout_v<Struct> && std::is_trivially_copyable_v<Struct> &&
+         alignof(Struct) == 8 && sizeof(Struct) % 8 == 0;
+}
+static_assert(covers_exactly<FastCounter>(kCounterFields));
+static_assert(covers_exactly<FastOutput>(kOutputFields));
+static_assert(covers_exactly<FastCount>(kCountFields));
+
+// At most this many evaluations of one policy wait for their stores at once.
+constexpr std::size_t kMaxParked = 65536;
+
+template <typename Struct, std::size_t N>
+json struct_layout(const FieldLayout (&fields)[N]) {
+  json described = json::object();
+  for (const FieldLayout& field : fields) {
+    described[std::string(field.name)] = {{"offset", field.offset}, {"type", std::string(field.type)}, {"size", field.size}};
+  }
+  return json{{"size", sizeof(Struct)}, {"align", alignof(Struct)}, {"fields", std::move(described)}};
+}
+
+template <std::size_t N>
+json name_list(const std::string_view (&list)[N]) {
+  json out = json::array();
+  for (std::string_view name : list) out.push_back(std::string(name));
+  return out;
+}
+
+// The boundary as JSON text, for wasm/boundary-layout.js:
+// {"output", "counter", "count": {"size", "align", "fields": {name: {"offset", "type", "size"}}},
+//  "kinds", "verdicts", "scopes", "algorithms": [names by code], "max_parked": n}
+std::string boundary_layout() {
+  json verdicts = json::array();
+  for (auto verdict : {toolgate::Verdict::allow, toolgate::Verdict::deny, toolgate::Verdict::approval_required})
+    verdicts.push_back(std::string(toolgate::to_string(verdict)));
+  return dump(json{{"output", struct_layout<FastOutput>(kOutputFields)},
+                   {"counter", struct_layout<FastCounter>(kCounterFields)},
+                   {"count", struct_layout<FastCount>(kCountFields)},
+                   {"kinds", name_list(kOutputKindNames)},
+                   {"verdicts", std::move(verdicts)},
+                   {"scopes", name_list(kScopeNames)},
+                   {"algorithms", name_list(kAlgorithmNames)},
+                   {"max_parked", kMaxParked}});
+}
 
 FastOutput g_output;
 toolgate::Decision g_decision;        // what g_output's decision strings point into
@@ -92,7 +211,7 @@ std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t
 
 void write_decision(toolgate::Decision&& decision) {
   g_decision = std::move(decision);
-  g_output.kind = 0;
+  g_output.kind = static_cast<u32>(OutputKind::decision);
   g_output.verdict = static_cast<std::uint32_t>(g_decision.verdict);
   g_output.code = address_of(g_decision.code.data());
   g_output.code_length = length(g_decision.code);
@@ -192,25 +311,26 @@ class CompiledPolicy {
     return answer(&decision, nullptr);
   }
 
-  // Writes step one's result to the output area: a decision (kind 0), or the
-  // pending evaluation. `park_pending`: authorize() parks it here under a
-  // ticket and gets only what its stores need (kind 1); JS must release()
-  // every ticket, and at most kMaxParked wait at once (the oldest is dropped,
-  // and its finish then denies with store_error: fail closed). Otherwise
-  // evaluate() gets it whole, as JSON text (kind 2).
+  // Writes step one's result to the output area: a decision, or the pending
+  // evaluation. `park_pending`: authorize() parks it here under a ticket and
+  // gets only what its stores need (OutputKind::parked); JS must release()
+  // every ticket. When kMaxParked already wait, the call is refused
+  // (store_error, fail closed) and nothing waiting is dropped. Otherwise
+  // evaluate() gets it whole, as JSON text (OutputKind::pending_text).
   void emit(toolgate::Evaluation&& evaluation, bool park_pending) {
     if (evaluation.decision) return write_decision(std::move(*evaluation.decision));
     if (!park_pending) {
       g_pending_text = dump(toolgate::to_json(evaluation.pending));
-      g_output.kind = 2;
+      g_output.kind = static_cast<u32>(OutputKind::pending_text);
       g_output.message = address_of(g_pending_text.data());
       g_output.message_length = ::length(g_pending_text);
       return;
     }
     auto parked = park(std::move(evaluation.pending));
-    const toolgate::PendingCall& pending = parked->second;
-    g_output.kind = 1;
-    g_output.ticket = parked->first;
+    if (!parked) return write_decision(parked_full());
+    const auto& [ticket, pending] = **parked;
+    g_output.kind = static_cast<u32>(OutputKind::parked);
+    g_output.ticket = ticket;
     g_output.now_ms = static_cast<double>(pending.now_ms);
     g_output.approval = pending.approval ? address_of(pending.approval->id.data()) : 0;
     g_output.approval_length = pending.approval ? ::length(pending.approval->id) : 0;
@@ -223,8 +343,8 @@ class CompiledPolicy {
       out.key_length = ::length(request.key);
       out.grant = address_of(request.grant.data());
       out.grant_length = ::length(request.grant);
-      out.scope = request.scope == toolgate::Scope::grant ? 0 : 1;
-      out.algorithm = request.algorithm == toolgate::Algorithm::fixed ? 0 : 1;
+      out.scope = static_cast<u32>(request.scope);
+      out.algorithm = static_cast<u32>(request.algorithm);
       out.cost = request.cost;
       out.max = request.max;
       out.window_ms = static_cast<double>(request.window_ms);
@@ -234,19 +354,21 @@ class CompiledPolicy {
     g_output.counter_count = static_cast<std::uint32_t>(g_counters.size());
   }
 
-  // Step two for a parked evaluation: the store's counts are `count` pairs of
-  // f64 (current, previous) in the input area; the decision goes to the
-  // output area. Counts JS could not read as numbers arrive as -1.
+  // Step two for a parked evaluation: the store's counts are `count`
+  // FastCounts in the input area; the decision goes to the output area.
+  // Counts JS could not read as numbers arrive as -1.
   void finish_buffer(std::uint32_t ticket, bool approved, std::uint32_t count) {
     auto parked = parked_.find(ticket);
-    if (parked == parked_.end()) return write_decision(store_error_decision("the evaluation expired before the store answered"));
-    if (static_cast<std::size_t>(count) * 16 > g_input.size())
+    // Tickets are only ever released by JS (never evicted), and JS finishes
+    // a ticket before it releases it: this is a host bug, denied.
+    if (parked == parked_.end()) return write_decision(store_error_decision("the evaluation was already released"));
+    if (static_cast<std::size_t>(count) * sizeof(FastCount) > g_input.size())
       return write_decision(store_error_decision("the counter store's answer was malformed"));
     std::vector<toolgate::CounterState> counts(count);
     for (std::uint32_t i = 0; i < count; ++i) {
-      double current = 0, previous = 0;
-      std::memcpy(&current, g_input.data() + i * 16, 8);
-      std::memcpy(&previous, g_input.data() + i * 16 + 8, 8);
+      FastCount answer;
+      std::memcpy(&answer, g_input.data() + i * sizeof(FastCount), sizeof(FastCount));
+      const double current = answer.current, previous = answer.previous;
       if (!(current >= 0 && previous >= 0 && current <= 1e300 && previous <= 1e300))
         return write_decision(store_error_decision("the counter store returned an impossible count"));
       counts[i] = toolgate::CounterState{current, previous};
@@ -257,6 +379,9 @@ class CompiledPolicy {
   }
 
   void release(std::uint32_t ticket) { parked_.erase(ticket); }
+
+  // How many evaluations wait (parked, not yet released), for tests.
+  std::uint32_t parked() const { return static_cast<std::uint32_t>(parked_.size()); }
 
   // Where this object lives, for the exported hot-path functions.
   std::uint32_t address() const { return address_of(this); }
@@ -281,10 +406,22 @@ class CompiledPolicy {
   }
 
  private:
-  static constexpr std::size_t kMaxParked = 65536;
+  using Parked = std::unordered_map<std::uint32_t, toolgate::PendingCall>;
 
-  std::map<std::uint32_t, toolgate::PendingCall>::iterator park(toolgate::PendingCall&& pending) {
-    if (parked_.size() >= kMaxParked) parked_.erase(parked_.begin());
+  // The denial when the table is full: stable text (tests match it).
+  static toolgate::Decision parked_full() {
+    return store_error_decision("too many calls of this policy are waiting for their counter and approval stores (" +
+                                std::to_string(kMaxParked) + " at once); retry once some finish");
+  }
+
+  // Parks `pending` under a fresh ticket, or returns nullopt when kMaxParked
+  // already wait: a new call is refused rather than a waiting one dropped,
+  // so no finish can ever meet another call's evaluation or a missing one.
+  // Tickets count up from 1 and skip any still in use when they wrap (after
+  // 2^32 calls), so a ticket names one evaluation for as long as it waits.
+  std::optional<Parked::iterator> park(toolgate::PendingCall&& pending) {
+    if (parked_.size() >= kMaxParked) return std::nullopt;
+    while (next_ticket_ == 0 || parked_.count(next_ticket_) != 0) ++next_ticket_;
     return parked_.emplace(next_ticket_++, std::move(pending)).first;
   }
 
@@ -314,7 +451,7 @@ class CompiledPolicy {
 
   std::shared_ptr<const toolgate::Plan> plan_;
   std::string diagnostics_;
-  std::map<std::uint32_t, toolgate::PendingCall> parked_;  // ordered: begin() is the oldest
+  Parked parked_;
   std::uint32_t next_ticket_ = 1;
 };
 
@@ -400,6 +537,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("explain", &CompiledPolicy::explain)
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
+      .function("parked", &CompiledPolicy::parked)
       .function("hidden", &CompiledPolicy::hidden)
       .function("monitored", &CompiledPolicy::monitored)
       .function("modes", &CompiledPolicy::modes);
@@ -407,4 +545,5 @@ EMSCRIPTEN_BINDINGS(toolgate) {
   emscripten::function("readTimestamp", &read_timestamp);
   emscripten::function("locate", &locate);
   emscripten::function("version", &version);
+  emscripten::function("boundaryLayout", &boundary_layout);
 }

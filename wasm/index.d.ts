@@ -234,6 +234,12 @@ export interface Toolgate {
   readonly version: string;
   /** Whether calls cross into the engine in binary form (false with `boundary: 'json'`). */
   readonly binaryCalls: boolean;
+  /**
+   * How many authorize() calls of one policy may wait for their stores at once
+   * (65 536). One more is denied at once with `store_error` ("too many calls of
+   * this policy are waiting…"); no waiting call is ever dropped.
+   */
+  readonly maxParked: number;
   /** Compiles a policy; throws PolicyError listing every problem. */
   compile(policy: string | object, options?: { source?: string }): Policy;
   /** Validates a policy without throwing. */

@@ -11,6 +11,7 @@
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
 import { encodeCall, encodedBytes } from './call-encoder.js';
+import { coreCodec } from './boundary-layout.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
 export { EngineError, PolicyError, StoreError, ToolgateError, MemoryApprovalStore, MemoryCounterStore, estimateCount };
@@ -157,82 +158,34 @@ const DONE_FN = () => DONE;
 const settled = (decision) => ({ decision, commit: DONE_FN, rollback: DONE_FN });
 const NOTHING_RESERVED = Object.freeze({ admitted: true, states: Object.freeze([]), charges: Object.freeze([]) });
 
-// --- the hot path's memory areas (see wasm/bindings.cpp, FastOutput) -------
-
-const VERDICTS = ['allow', 'deny', 'approval_required'];
-const utf8 = new TextDecoder();
-
-// Very short ASCII is faster by hand than through TextDecoder. Longer text
-// goes through TextDecoder: concatenation would build a rope, which V8
-// flattens again the first time the string is hashed (a store's Map key).
-function readString(heap, pointer, length) {
-  if (length > 12) return utf8.decode(heap.subarray(pointer, pointer + length));
-  let text = '';
-  for (let i = pointer; i < pointer + length; i++) {
-    const byte = heap[i];
-    if (byte >= 0x80) return utf8.decode(heap.subarray(pointer, pointer + length));
-    text += String.fromCharCode(byte);
-  }
-  return text;
-}
-
-// Reads what the last toolgate_start/toolgate_finish wrote: a decision, a
-// parked evaluation ({ ticket, now, approval?, counters }), or a pending
-// evaluation as JSON text.
-function readOutput(core, output) {
-  const u32 = core.HEAPU32;
-  const f64 = core.HEAPF64;
-  const heap = core.HEAPU8;
-  const at = output >> 2;
-  const kind = u32[at];
-  if (kind === 2) return JSON.parse(readString(heap, u32[at + 6], u32[at + 7]));
-  if (kind === 0) {
-    const decision = {
-      decision: VERDICTS[u32[at + 1]],
-      code: readString(heap, u32[at + 2], u32[at + 3]),
-      rule: readString(heap, u32[at + 4], u32[at + 5]),
-      message: readString(heap, u32[at + 6], u32[at + 7]),
-    };
-    if (u32[at + 10]) decision.retry_after_ms = f64[(output + 48) >> 3];
-    if (u32[at + 9]) decision.approval_id = readString(heap, u32[at + 8], u32[at + 9]);
-    return decision;
-  }
-  const parked = { ticket: u32[at + 11], now: f64[(output + 56) >> 3] };
-  if (u32[at + 9]) {
-    parked.approval = { id: readString(heap, u32[at + 8], u32[at + 9]), timeout_ms: f64[(output + 64) >> 3] };
-  }
-  const counters = [];
-  const first = u32[at + 18];
-  for (let i = 0; i < u32[at + 19]; i++) {
-    const base = first + i * 56;
-    const w = base >> 2;
-    const d = base >> 3;
-    counters.push({
-      key: readString(heap, u32[w], u32[w + 1]),
-      scope: u32[w + 4] === 0 ? 'grant' : 'global',
-      grant: readString(heap, u32[w + 2], u32[w + 3]),
-      cost: f64[d + 3],
-      max: f64[d + 4],
-      window_ms: f64[d + 5],
-      algorithm: u32[w + 5] === 0 ? 'fixed' : 'sliding',
-      bucket_start_ms: f64[d + 6],
-    });
-  }
-  parked.counters = counters;
-  return parked;
-}
-
 class Toolgate {
   #options;
   #core;
   #generation = 0;
-  #output = 0;
+  // The hot path's decoder for this instance (wasm/boundary-layout.js): the
+  // layout the core exports, checked here at load, so a core and façade
+  // built apart fail the load, never a decision.
+  #read;
+  #writeCounts;
+  #maxParked;
 
   constructor(core, options) {
-    this.#core = core;
+    this.#useCore(core);
     this.#options = options;
-    this.#output = core._toolgate_output();
     this.binaryCalls = options.boundary !== 'json';
+  }
+
+  #useCore(core) {
+    const { read, writeCounts, layout } = coreCodec(core);
+    this.#read = read;
+    this.#writeCounts = writeCounts;
+    this.#maxParked = layout.maxParked;
+    this.#core = core;
+  }
+
+  /** How many evaluations of one policy may wait for their stores at once (authorize() refuses more, store_error). */
+  get maxParked() {
+    return this.#maxParked;
   }
 
   /** The core's version, e.g. "0.1.0". */
@@ -320,10 +273,7 @@ class Toolgate {
     if (error instanceof ToolgateError) return error;
     this.#generation += 1;
     this.#core = null;
-    this.#replacement = instantiate(this.#options).then((core) => {
-      this.#core = core;
-      this.#output = core._toolgate_output();
-    });
+    this.#replacement = instantiate(this.#options).then((core) => this.#useCore(core));
     return new EngineError(`the WebAssembly engine failed and was restarted: ${error?.message ?? error}`, { cause: error });
   }
 
@@ -340,7 +290,7 @@ class Toolgate {
   }
 
   // The hot path: the encoded call (encodedBytes(length)) into the input
-  // area, then start; returns the output (readOutput).
+  // area, then start; returns the output (the codec's read).
   startEncoded(address, length, now, park) {
     // #call's work inline: no closure per decision on the hot path.
     this.#ready();
@@ -349,7 +299,7 @@ class Toolgate {
       const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
       core.HEAPU8.set(encodedBytes(length), input);
       core._toolgate_start(address, length, now, park ? 1 : 0);
-      return readOutput(core, this.#output);
+      return this.#read(core);
     } catch (error) {
       throw this.#failed(error);
     }
@@ -359,7 +309,7 @@ class Toolgate {
   startText(handle, text, now, park) {
     return this.#call(() => {
       handle.startText(text, now, park);
-      return readOutput(this.#core, this.#output);
+      return this.#read(this.#core);
     });
   }
 
@@ -367,17 +317,9 @@ class Toolgate {
   finishEncoded(address, ticket, approved, states) {
     return this.#call(() => {
       const core = this.#core;
-      const count = states.length;
-      const input = core._toolgate_input(count * 16) >> 3;
-      const f64 = core.HEAPF64;
-      for (let i = 0; i < count; i++) {
-        const current = Number(states[i]?.current);
-        const previous = Number(states[i]?.previous);
-        f64[input + 2 * i] = Number.isFinite(current) ? current : -1;
-        f64[input + 2 * i + 1] = Number.isFinite(previous) ? previous : -1;
-      }
+      const count = this.#writeCounts(core, states);
       core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
-      return readOutput(core, this.#output);
+      return this.#read(core);
     });
   }
 

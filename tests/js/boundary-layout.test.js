@@ -1,0 +1,325 @@
+// The hot path's memory layout is exported by the core (boundaryLayout() in
+// wasm/bindings.cpp) and checked at load (wasm/boundary-layout.js): the
+// façade holds no offset of its own. Proven three ways:
+//  - the real core's layout passes and decodes real decisions (the same as
+//    the JSON path; tests/js/boundary.test.js compares thousands);
+//  - a real core binary whose layout differs (a field renamed in its data)
+//    fails loadToolgate() with a clear EngineError, not a wrong decision;
+//  - property tests: any layout the checker accepts (random field order and
+//    padding) decodes exactly what was written there, and every kind of
+//    mismatch (missing, retyped, misaligned, overlapping, outside the struct,
+//    unknown codes) is refused at load with the field named.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { EngineError, loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
+import { checkLayout, createCodec, COUNTER_FIELDS, COUNT_FIELDS, OUTPUT_FIELDS } from '../../wasm/boundary-layout.js';
+import { random } from './seeded-random.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const wasmFile = new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url);
+const toolgate = await loadToolgate();
+const realText = toolgate.callCore((core) => core.boundaryLayout());
+const real = JSON.parse(realText);
+
+test('the core exports its whole layout and the façade accepts it', () => {
+  const layout = checkLayout(realText);
+  assert.deepEqual(Object.keys(real.output.fields).sort(), Object.keys(OUTPUT_FIELDS).sort(), 'every output field, and no other');
+  assert.deepEqual(Object.keys(real.counter.fields).sort(), Object.keys(COUNTER_FIELDS).sort());
+  assert.deepEqual(Object.keys(real.count.fields).sort(), Object.keys(COUNT_FIELDS).sort());
+  assert.deepEqual(layout.verdicts, ['allow', 'deny', 'approval_required']);
+  assert.equal(layout.maxParked, 65536);
+  assert.equal(toolgate.maxParked, 65536);
+  for (const struct of [real.output, real.counter, real.count]) {
+    const bytes = Object.values(struct.fields).reduce((sum, field) => sum + field.size, 0);
+    assert.equal(bytes, struct.size, 'the fields cover the struct exactly (static_assert in bindings.cpp)');
+  }
+});
+
+test('decisions and parked evaluations decode through the exported layout', async () => {
+  const policy = toolgate.compile({
+    version: '1',
+    default: 'deny',
+    tools: {
+      run: { limits: [{ counter: 'runs', window: 'minute', max: 2 }, { window: 'hour', max: 5, scope: 'global', algorithm: 'sliding' }] },
+      gate: { action: 'require_approval', approval: { timeout: '5m' } },
+    },
+  });
+  const counters = new MemoryCounterStore();
+  const call = { tool: 'run', arguments: {}, grant: 'alice', now: T0 };
+  const seen = [];
+  for (let i = 0; i < 3; i++) seen.push(await policy.decide(call, { counters }));
+  assert.deepEqual(seen.map((d) => d.code), ['allowed', 'allowed', 'rate_limited']);
+  assert.equal(seen[2].rule, '/tools/run/limits/0');
+  assert.equal(seen[2].retry_after_ms, 60_000);
+  const pending = policy.evaluate(call);
+  assert.equal(pending.pending, true);
+  const denied = await policy.decide({ tool: 'gate', arguments: {}, grant: 'alice', now: T0 });
+  assert.equal(denied.decision, 'approval_required');
+  assert.match(denied.approval_id, /^[0-9a-f]{64}$/);
+  // A parked evaluation's counters, as the store sees them.
+  let requests;
+  await policy.decide(call, { counters: { reserve: async (r) => { requests = r; return { admitted: true, states: r.map(() => ({ current: 0, previous: 0 })) }; }, commit: async () => {}, rollback: async () => {} } });
+  assert.deepEqual(requests.map(({ key, ...rest }) => rest), pending.counters.map(({ key, ...rest }) => rest));
+  assert.deepEqual(requests.map((r) => r.key), pending.counters.map((r) => r.key));
+  assert.deepEqual(requests.map((r) => [r.scope, r.algorithm, r.window_ms]), [['grant', 'fixed', 60_000], ['global', 'sliding', 3_600_000]]);
+});
+
+// The same core binary with one field name changed in its data segment: its
+// layout no longer has `counter_count` (it has `counter_kount`). The façade
+// must refuse to load it, naming the field.
+test('a core built with another layout fails the load with a clear error', async () => {
+  const bytes = new Uint8Array(await readFile(wasmFile));
+  const needle = Buffer.from('counter_count');
+  const at = Buffer.from(bytes).indexOf(needle);
+  assert.ok(at > 0, 'the field name is in the binary');
+  assert.equal(Buffer.from(bytes).indexOf(needle, at + 1), -1, 'exactly once');
+  bytes.set(Buffer.from('counter_kount'), at);
+  await assert.rejects(loadToolgate({ wasmBinary: bytes }), (error) => {
+    assert.ok(error instanceof EngineError, `an EngineError, got ${error}`);
+    assert.match(error.message, /boundary layout does not match/);
+    assert.match(error.message, /output\.counter_count is missing/);
+    return true;
+  });
+  // The real binary still loads as its own instance.
+  const fresh = await loadToolgate({ wasmBinary: await readFile(wasmFile) });
+  assert.equal(fresh.compile({ version: '1', default: 'allow' }).evaluate({ tool: 'x', now: T0 }).code, 'allowed');
+});
+
+// --- property tests over synthetic layouts --------------------------------
+
+const SIZES = { u32: 4, f64: 8 };
+
+// A random layout for `fields`: shuffled order, random aligned padding, an
+// 8-aligned size.
+function randomStruct(next, fields) {
+  const names = Object.keys(fields);
+  for (let i = names.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [names[i], names[j]] = [names[j], names[i]];
+  }
+  let offset = 0;
+  const described = {};
+  for (const name of names) {
+    const size = SIZES[fields[name]];
+    offset += Math.floor(next() * 3) * 4; // padding
+    offset = Math.ceil(offset / size) * size;
+    described[name] = { offset, type: fields[name], size };
+    offset += size;
+  }
+  const size = Math.ceil((offset + Math.floor(next() * 3) * 4) / 8) * 8;
+  return { size, align: 8, fields: described };
+}
+
+function shuffled(next, list) {
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+function randomLayout(next) {
+  return {
+    output: randomStruct(next, OUTPUT_FIELDS),
+    counter: randomStruct(next, COUNTER_FIELDS),
+    count: randomStruct(next, COUNT_FIELDS),
+    kinds: shuffled(next, ['decision', 'parked', 'pending_text']),
+    verdicts: shuffled(next, ['allow', 'deny', 'approval_required']),
+    scopes: shuffled(next, ['grant', 'global']),
+    algorithms: shuffled(next, ['fixed', 'sliding']),
+    max_parked: 1 + Math.floor(next() * 100000),
+  };
+}
+
+// A fake core: one heap with the glue's views, and an input area.
+function fakeCore(bytes = 1 << 16) {
+  const buffer = new ArrayBuffer(bytes);
+  const core = { HEAPU8: new Uint8Array(buffer), HEAPU32: new Uint32Array(buffer), HEAPF64: new Float64Array(buffer), inputAt: 8192 };
+  core._toolgate_input = () => core.inputAt;
+  return core;
+}
+
+const encoder = new TextEncoder();
+function writer(core, layout, base, struct) {
+  return {
+    u32: (field, value) => { core.HEAPU32[(base + layout[struct].fields[field].offset) / 4] = value; },
+    f64: (field, value) => { core.HEAPF64[(base + layout[struct].fields[field].offset) / 8] = value; },
+  };
+}
+let textAt = 32768;
+function putString(core, text) {
+  const bytes = encoder.encode(text);
+  const at = textAt;
+  core.HEAPU8.set(bytes, at);
+  textAt += bytes.length + 1;
+  return [at, bytes.length];
+}
+
+test('property: any accepted layout decodes exactly what the core wrote by it', () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const next = random(seed);
+    const raw = randomLayout(next);
+    const layout = checkLayout(JSON.stringify(raw));
+    const core = fakeCore();
+    textAt = 32768;
+    const output = 8 * (1 + Math.floor(next() * 64));
+    const codec = createCodec(layout, output);
+    const out = writer(core, raw, output, 'output');
+    const code = (table, name) => raw[table].indexOf(name);
+    const pick = (list) => list[Math.floor(next() * list.length)];
+
+    // A decision.
+    const verdict = pick(['allow', 'deny', 'approval_required']);
+    const decision = { decision: verdict, code: pick(['allowed', 'rate_limited', 'x'.repeat(20)]), rule: pick(['', '/tools/é/limits/0']), message: pick(['ok', 'Denied: 😀 '.repeat(3)]) };
+    out.u32('kind', code('kinds', 'decision'));
+    out.u32('verdict', code('verdicts', verdict));
+    for (const field of ['code', 'rule', 'message']) {
+      const [at, length] = putString(core, decision[field]);
+      out.u32(field, at);
+      out.u32(`${field}_length`, length);
+    }
+    const retry = next() < 0.5;
+    out.u32('has_retry', retry ? 1 : 0);
+    out.f64('retry_after_ms', 1234.5);
+    if (retry) decision.retry_after_ms = 1234.5;
+    const approval = next() < 0.5 ? 'a'.repeat(64) : '';
+    const [approvalAt, approvalLength] = putString(core, approval);
+    out.u32('approval', approvalAt);
+    out.u32('approval_length', approvalLength);
+    if (approval) decision.approval_id = approval;
+    assert.deepEqual(codec.read(core), decision, `seed ${seed}: decision`);
+
+    // A parked evaluation with its counters.
+    out.u32('kind', code('kinds', 'parked'));
+    out.u32('ticket', 77 + seed);
+    out.f64('now_ms', T0 + seed);
+    out.f64('approval_timeout_ms', 300_000);
+    const counters = [];
+    const count = Math.floor(next() * 4);
+    const first = 16384;
+    for (let i = 0; i < count; i++) {
+      const counter = writer(core, raw, first + i * raw.counter.size, 'counter');
+      const expected = {
+        key: `tg1:["grant","alice","c${i}",60000,"fixed"]`,
+        scope: pick(['grant', 'global']),
+        grant: i % 2 ? 'alice' : '',
+        cost: i + 0.5,
+        max: 10 * (i + 1),
+        window_ms: 60_000 * (i + 1),
+        algorithm: pick(['fixed', 'sliding']),
+        bucket_start_ms: T0 - i,
+      };
+      for (const field of ['key', 'grant']) {
+        const [at, length] = putString(core, expected[field]);
+        counter.u32(field, at);
+        counter.u32(`${field}_length`, length);
+      }
+      counter.u32('scope', code('scopes', expected.scope));
+      counter.u32('algorithm', code('algorithms', expected.algorithm));
+      for (const field of ['cost', 'max', 'window_ms', 'bucket_start_ms']) counter.f64(field, expected[field]);
+      counters.push(expected);
+    }
+    out.u32('counters', first);
+    out.u32('counter_count', count);
+    const parked = { ticket: 77 + seed, now: T0 + seed };
+    if (approval) parked.approval = { id: approval, timeout_ms: 300_000 };
+    parked.counters = counters;
+    assert.deepEqual(codec.read(core), parked, `seed ${seed}: parked`);
+
+    // A pending evaluation as JSON text.
+    const text = JSON.stringify({ pending: true, tool: 'é', counters: [] });
+    const [textStart, textLength] = putString(core, text);
+    out.u32('kind', code('kinds', 'pending_text'));
+    out.u32('message', textStart);
+    out.u32('message_length', textLength);
+    assert.deepEqual(codec.read(core), JSON.parse(text), `seed ${seed}: pending text`);
+
+    // The store's counts, where the core reads them; garbage as -1.
+    const states = [{ current: 3, previous: 1.5 }, { current: 'x', previous: Infinity }, null];
+    assert.equal(codec.writeCounts(core, states), 3);
+    const read = (i, field) => core.HEAPF64[(core.inputAt + i * raw.count.size + raw.count.fields[field].offset) / 8];
+    assert.deepEqual([0, 1, 2].map((i) => [read(i, 'current'), read(i, 'previous')]), [[3, 1.5], [-1, -1], [-1, -1]], `seed ${seed}: counts`);
+
+    // A code outside a table fails the read, never guesses.
+    out.u32('kind', 7);
+    assert.throws(() => codec.read(core), (error) => error instanceof EngineError && /output kind code 7/.test(error.message));
+    out.u32('kind', code('kinds', 'decision'));
+    out.u32('verdict', 3);
+    assert.throws(() => codec.read(core), (error) => error instanceof EngineError && /verdict code 3/.test(error.message));
+  }
+});
+
+// Every way a layout can disagree with the decoder, each applied to random
+// valid layouts: the check refuses it and names what is wrong.
+const MUTATIONS = [
+  ['a missing field', (l, s, f) => { delete l[s].fields[f]; }, (s, f) => `${s}.${f} is missing`],
+  ['another type', (l, s, f) => { const d = l[s].fields[f]; d.type = d.type === 'u32' ? 'f64' : 'u32'; }, (s, f) => `${s}.${f} is `],
+  ['another size', (l, s, f) => { l[s].fields[f].size *= 2; }, (s, f) => `${s}.${f} is `],
+  ['a misaligned offset', (l, s, f) => { l[s].fields[f].offset += l[s].fields[f].size / 2; }, (s, f) => `${s}.${f} is at byte`],
+  ['a negative offset', (l, s, f) => { l[s].fields[f].offset = -8; }, (s, f) => `${s}.${f} is at byte`],
+  ['a fractional offset', (l, s, f) => { l[s].fields[f].offset += 0.5; }, (s, f) => `${s}.${f} is at byte`],
+  ['an offset past the struct', (l, s, f) => { l[s].fields[f].offset = l[s].size; }, (s, f) => `${s}.${f} .* lies outside`],
+  ['an overlap', (l, s, f) => {
+    const other = Object.entries(l[s].fields).find(([name, d]) => name !== f && d.size === l[s].fields[f].size);
+    if (!other) return false;
+    l[s].fields[f].offset = other[1].offset;
+    return true;
+  }, (s) => `${s}\\..* overlaps ${s}\\.`],
+];
+const STRUCT_MUTATIONS = [
+  ['a size that is not a multiple of 8', (l, s) => { l[s].size += 4; }, (s) => `${s}: size`],
+  ['an alignment other than 8', (l, s) => { l[s].align = 4; }, (s) => `${s}: size .* alignment 4`],
+  ['no size', (l, s) => { delete l[s].size; }, (s) => `${s}: size undefined`],
+  ['no struct', (l, s) => { delete l[s]; }, (s) => `no "${s}" struct`],
+];
+const TABLE_MUTATIONS = [
+  ['an unknown name', (l, t) => { l[t][0] = 'maybe'; }],
+  ['a missing name', (l, t) => { l[t].pop(); }],
+  ['an extra name', (l, t) => { l[t].push('extra'); }],
+  ['a repeated name', (l, t) => { l[t][1] = l[t][0]; }],
+  ['not a list', (l, t) => { l[t] = 'allow,deny'; }],
+];
+
+test('property: every kind of mismatch is refused at load, naming it', () => {
+  const structs = { output: OUTPUT_FIELDS, counter: COUNTER_FIELDS, count: COUNT_FIELDS };
+  let refused = 0;
+  for (let seed = 1; seed <= 200; seed++) {
+    const next = random(1000 + seed);
+    const base = randomLayout(next);
+    const pick = (list) => list[Math.floor(next() * list.length)];
+    for (const [struct, fields] of Object.entries(structs)) {
+      const field = pick(Object.keys(fields));
+      for (const [what, mutate, message] of MUTATIONS) {
+        const layout = structuredClone(base);
+        if (mutate(layout, struct, field) === false) continue;
+        assert.throws(() => checkLayout(JSON.stringify(layout)), (error) => {
+          assert.ok(error instanceof EngineError, `${what}: an EngineError`);
+          assert.match(error.message, /boundary layout does not match this façade/);
+          assert.match(error.message, new RegExp(message(struct, field)), `${what} of ${struct}.${field}`);
+          return true;
+        }, `seed ${seed}: ${what} of ${struct}.${field} must be refused`);
+        refused++;
+      }
+      for (const [what, mutate, message] of STRUCT_MUTATIONS) {
+        const layout = structuredClone(base);
+        mutate(layout, struct);
+        assert.throws(() => checkLayout(JSON.stringify(layout)), new RegExp(message(struct)), `seed ${seed}: ${what} of ${struct}`);
+        refused++;
+      }
+    }
+    for (const table of ['kinds', 'verdicts', 'scopes', 'algorithms']) {
+      for (const [what, mutate] of TABLE_MUTATIONS) {
+        const layout = structuredClone(base);
+        mutate(layout, table);
+        assert.throws(() => checkLayout(JSON.stringify(layout)), new RegExp(`"${table}" is `), `seed ${seed}: ${what} in ${table}`);
+        refused++;
+      }
+    }
+  }
+  assert.throws(() => checkLayout('{"output":'), /its description is not JSON/);
+  assert.throws(() => checkLayout(JSON.stringify({ ...real, max_parked: 0 })), /max_parked is 0/);
+  assert.throws(() => createCodec(checkLayout(realText), 12), /output area is at 12, not 8-aligned/);
+  assert.ok(refused > 5000, `${refused} mismatches refused`);
+});

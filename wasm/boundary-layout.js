@@ -1,0 +1,252 @@
+// The hot path's memory layout, as the core exports it (boundaryLayout() in
+// wasm/bindings.cpp): checked once at load, then turned into a decoder with
+// every heap index precomputed. No offset is written here: a core built with
+// another layout either decodes correctly by the offsets it reports or fails
+// the load with an EngineError naming what does not fit; it never yields a
+// decision read from the wrong bytes.
+
+import { EngineError } from './errors.js';
+
+// What the decoder reads, and the type it reads each field as.
+const U32 = 'u32';
+const F64 = 'f64';
+const SIZES = { [U32]: 4, [F64]: 8 };
+export const OUTPUT_FIELDS = {
+  kind: U32, verdict: U32, code: U32, code_length: U32, rule: U32, rule_length: U32,
+  message: U32, message_length: U32, approval: U32, approval_length: U32, has_retry: U32,
+  ticket: U32, retry_after_ms: F64, now_ms: F64, approval_timeout_ms: F64, counters: U32, counter_count: U32,
+};
+export const COUNTER_FIELDS = {
+  key: U32, key_length: U32, grant: U32, grant_length: U32, scope: U32, algorithm: U32,
+  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64,
+};
+export const COUNT_FIELDS = { current: F64, previous: F64 };
+// The names every code table must hold (its order, the codes, comes from the core).
+const KINDS = ['decision', 'parked', 'pending_text'];
+const VERDICTS = ['allow', 'deny', 'approval_required'];
+const SCOPES = ['grant', 'global'];
+const ALGORITHMS = ['fixed', 'sliding'];
+
+function mismatch(what) {
+  return new EngineError(`the WebAssembly core's boundary layout does not match this façade (wasm/boundary-layout.js): ${what}; rebuild the core and the façade together`);
+}
+
+const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
+
+// Checks one struct of the layout against the fields the decoder reads; returns
+// { size, fields: { name: offset } }. Arrays of the struct (counters, counts)
+// and every f64 field must be 8-aligned so they index a Float64Array.
+function checkStruct(layout, name, expected) {
+  const struct = layout?.[name];
+  if (!struct || typeof struct !== 'object') throw mismatch(`no "${name}" struct`);
+  const { size, align, fields } = struct;
+  if (!isCount(size) || size === 0) throw mismatch(`${name}: size ${size} is not a positive whole number`);
+  if (align !== 8 || size % 8 !== 0) throw mismatch(`${name}: size ${size} and alignment ${align} (expected 8-aligned, a multiple of 8 bytes)`);
+  if (!fields || typeof fields !== 'object') throw mismatch(`${name}: no fields`);
+  const offsets = {};
+  const taken = [];
+  for (const [field, type] of Object.entries(expected)) {
+    const described = Object.hasOwn(fields, field) ? fields[field] : undefined;
+    if (!described) throw mismatch(`${name}.${field} is missing`);
+    const { offset, type: actual, size: bytes } = described;
+    if (actual !== type || bytes !== SIZES[type]) throw mismatch(`${name}.${field} is ${actual} of ${bytes} bytes, the decoder reads ${type} (${SIZES[type]} bytes)`);
+    if (!isCount(offset) || offset % bytes !== 0) throw mismatch(`${name}.${field} is at byte ${offset}, not aligned to ${bytes}`);
+    if (offset + bytes > size) throw mismatch(`${name}.${field} (bytes ${offset}..${offset + bytes}) lies outside the ${size}-byte struct`);
+    const clash = taken.find((t) => offset < t.end && t.offset < offset + bytes);
+    if (clash) throw mismatch(`${name}.${field} overlaps ${name}.${clash.field}`);
+    taken.push({ field, offset, end: offset + bytes });
+    offsets[field] = offset;
+  }
+  return { size, fields: offsets };
+}
+
+// A code table (names by code): exactly the names the decoder knows, each once.
+function checkNames(layout, name, expected) {
+  const list = layout?.[name];
+  if (!Array.isArray(list) || list.length !== expected.length || !expected.every((n) => list.includes(n))) {
+    throw mismatch(`"${name}" is ${JSON.stringify(list)}, expected the codes of ${JSON.stringify(expected)}`);
+  }
+  return Object.freeze([...list]);
+}
+
+/**
+ * Checks the layout JSON text the core exported; returns it as
+ * { output, counter, count: { size, fields: { name: byte offset } },
+ *   kinds, verdicts, scopes, algorithms: names by code, maxParked }.
+ * Throws EngineError on anything the decoder could misread.
+ */
+export function checkLayout(text) {
+  let layout;
+  try {
+    layout = JSON.parse(text);
+  } catch (error) {
+    throw mismatch(`its description is not JSON (${error.message})`);
+  }
+  if (!layout || typeof layout !== 'object') throw mismatch('its description is not an object');
+  const maxParked = layout.max_parked;
+  if (!isCount(maxParked) || maxParked === 0) throw mismatch(`max_parked is ${maxParked}`);
+  return {
+    output: checkStruct(layout, 'output', OUTPUT_FIELDS),
+    counter: checkStruct(layout, 'counter', COUNTER_FIELDS),
+    count: checkStruct(layout, 'count', COUNT_FIELDS),
+    kinds: checkNames(layout, 'kinds', KINDS),
+    verdicts: checkNames(layout, 'verdicts', VERDICTS),
+    scopes: checkNames(layout, 'scopes', SCOPES),
+    algorithms: checkNames(layout, 'algorithms', ALGORITHMS),
+    maxParked,
+  };
+}
+
+const utf8 = new TextDecoder();
+
+// Very short ASCII is faster by hand than through TextDecoder. Longer text
+// goes through TextDecoder: concatenation would build a rope, which V8
+// flattens again the first time the string is hashed (a store's Map key).
+function readString(heap, pointer, length) {
+  if (length > 12) return utf8.decode(heap.subarray(pointer, pointer + length));
+  let text = '';
+  for (let i = pointer; i < pointer + length; i++) {
+    const byte = heap[i];
+    if (byte >= 0x80) return utf8.decode(heap.subarray(pointer, pointer + length));
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+/**
+ * The codec of one core instance: `layout` from checkLayout(), `output` the
+ * output area's address (toolgate_output()). Every heap index is computed
+ * here, once, so decoding a decision reads no layout object.
+ *   read(core): what the last toolgate_start/toolgate_finish wrote: a
+ *     decision, a parked evaluation ({ ticket, now, approval?, counters }), or
+ *     a pending evaluation (its JSON text, parsed).
+ *   writeCounts(core, states): the store's answers into the input area, as
+ *     toolgate_finish reads them; returns how many.
+ */
+export function createCodec(layout, output) {
+  if (!isCount(output) || output % 8 !== 0) throw mismatch(`the output area is at ${output}, not 8-aligned`);
+  const o = layout.output.fields;
+  const c = layout.counter.fields;
+  const w = output >> 2; // u32 index of the output area
+  const d = output >> 3; // f64 index
+  const KIND = w + o.kind / 4;
+  const VERDICT = w + o.verdict / 4;
+  const CODE = w + o.code / 4;
+  const CODE_LENGTH = w + o.code_length / 4;
+  const RULE = w + o.rule / 4;
+  const RULE_LENGTH = w + o.rule_length / 4;
+  const MESSAGE = w + o.message / 4;
+  const MESSAGE_LENGTH = w + o.message_length / 4;
+  const APPROVAL = w + o.approval / 4;
+  const APPROVAL_LENGTH = w + o.approval_length / 4;
+  const HAS_RETRY = w + o.has_retry / 4;
+  const TICKET = w + o.ticket / 4;
+  const RETRY_AFTER = d + o.retry_after_ms / 8;
+  const NOW = d + o.now_ms / 8;
+  const APPROVAL_TIMEOUT = d + o.approval_timeout_ms / 8;
+  const COUNTERS = w + o.counters / 4;
+  const COUNTER_COUNT = w + o.counter_count / 4;
+  const COUNTER_SIZE = layout.counter.size;
+  const C_KEY = c.key / 4;
+  const C_KEY_LENGTH = c.key_length / 4;
+  const C_GRANT = c.grant / 4;
+  const C_GRANT_LENGTH = c.grant_length / 4;
+  const C_SCOPE = c.scope / 4;
+  const C_ALGORITHM = c.algorithm / 4;
+  const C_COST = c.cost / 8;
+  const C_MAX = c.max / 8;
+  const C_WINDOW = c.window_ms / 8;
+  const C_BUCKET = c.bucket_start_ms / 8;
+  const KIND_DECISION = layout.kinds.indexOf('decision');
+  const KIND_PARKED = layout.kinds.indexOf('parked');
+  const KIND_PENDING_TEXT = layout.kinds.indexOf('pending_text');
+  const { verdicts, scopes, algorithms } = layout;
+  const COUNT_SIZE = layout.count.size;
+  const COUNT_STRIDE = COUNT_SIZE / 8;
+  const COUNT_CURRENT = layout.count.fields.current / 8;
+  const COUNT_PREVIOUS = layout.count.fields.previous / 8;
+  // A code outside a table means the core and this codec disagree after all:
+  // fail the call (the façade turns it into an EngineError), never guess.
+  const unknown = (what, code) => mismatch(`the core wrote ${what} code ${code}`);
+
+  function read(core) {
+    const u32 = core.HEAPU32;
+    const f64 = core.HEAPF64;
+    const heap = core.HEAPU8;
+    const kind = u32[KIND];
+    if (kind === KIND_PENDING_TEXT) return JSON.parse(readString(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]));
+    if (kind === KIND_DECISION) {
+      const verdict = verdicts[u32[VERDICT]];
+      if (verdict === undefined) throw unknown('verdict', u32[VERDICT]);
+      const decision = {
+        decision: verdict,
+        code: readString(heap, u32[CODE], u32[CODE_LENGTH]),
+        rule: readString(heap, u32[RULE], u32[RULE_LENGTH]),
+        message: readString(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
+      };
+      if (u32[HAS_RETRY]) decision.retry_after_ms = f64[RETRY_AFTER];
+      if (u32[APPROVAL_LENGTH]) decision.approval_id = readString(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
+      return decision;
+    }
+    if (kind !== KIND_PARKED) throw unknown('output kind', kind);
+    const parked = { ticket: u32[TICKET], now: f64[NOW] };
+    if (u32[APPROVAL_LENGTH]) {
+      parked.approval = { id: readString(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]), timeout_ms: f64[APPROVAL_TIMEOUT] };
+    }
+    const counters = [];
+    const first = u32[COUNTERS];
+    const count = u32[COUNTER_COUNT];
+    for (let i = 0; i < count; i++) {
+      const base = first + i * COUNTER_SIZE;
+      const cw = base >> 2;
+      const cd = base >> 3;
+      const scope = scopes[u32[cw + C_SCOPE]];
+      const algorithm = algorithms[u32[cw + C_ALGORITHM]];
+      if (scope === undefined || algorithm === undefined) throw unknown('counter scope or algorithm', `${u32[cw + C_SCOPE]}/${u32[cw + C_ALGORITHM]}`);
+      counters.push({
+        key: readString(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
+        scope,
+        grant: readString(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
+        cost: f64[cd + C_COST],
+        max: f64[cd + C_MAX],
+        window_ms: f64[cd + C_WINDOW],
+        algorithm,
+        bucket_start_ms: f64[cd + C_BUCKET],
+      });
+    }
+    parked.counters = counters;
+    return parked;
+  }
+
+  // Counts JS cannot read as finite numbers go as -1, which the core refuses
+  // (store_error): a store's garbage never becomes a count.
+  function writeCounts(core, states) {
+    const count = states.length;
+    const address = core._toolgate_input(count * COUNT_SIZE); // may grow memory: read HEAPF64 after
+    if (address % 8 !== 0) throw mismatch(`the input area is at ${address}, not 8-aligned`);
+    const input = address / 8;
+    const f64 = core.HEAPF64;
+    for (let i = 0; i < count; i++) {
+      const current = Number(states[i]?.current);
+      const previous = Number(states[i]?.previous);
+      const at = input + i * COUNT_STRIDE;
+      f64[at + COUNT_CURRENT] = Number.isFinite(current) ? current : -1;
+      f64[at + COUNT_PREVIOUS] = Number.isFinite(previous) ? previous : -1;
+    }
+    return count;
+  }
+
+  return { read, writeCounts };
+}
+
+/** The checked layout and codec of a loaded core (the glue's Module). */
+export function coreCodec(core) {
+  let text;
+  try {
+    text = core.boundaryLayout();
+  } catch (error) {
+    throw mismatch(`it does not describe its layout (${error?.message ?? error})`);
+  }
+  const layout = checkLayout(text);
+  return { layout, ...createCodec(layout, core._toolgate_output()) };
+}
