@@ -383,6 +383,10 @@ class CompiledPolicy {
   // How many evaluations wait (parked, not yet released), for tests.
   std::uint32_t parked() const { return static_cast<std::uint32_t>(parked_.size()); }
 
+  // Every limit of the policy and the counter it charges, as JSON text
+  // (wire.h, to_json(std::vector<LimitInfo>)); [] when it did not compile.
+  std::string limits() const { return plan_ ? dump(toolgate::to_json(plan_->limits())) : "[]"; }
+
   // Where this object lives, for the exported hot-path functions.
   std::uint32_t address() const { return address_of(this); }
 
@@ -538,6 +542,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
       .function("parked", &CompiledPolicy::parked)
+      .function("limits", &CompiledPolicy::limits)
       .function("hidden", &CompiledPolicy::hidden)
       .function("monitored", &CompiledPolicy::monitored)
       .function("modes", &CompiledPolicy::modes);

@@ -192,6 +192,34 @@ export interface PolicyNames {
   readonly globs: readonly string[];
 }
 
+/**
+ * One limit of a policy and the counter it charges (Policy.limits), from the
+ * compiled plan. A pending evaluation's `limits[i].rule` is one of these
+ * `rule`s: name and explain counters from here, never from counter keys.
+ */
+export interface PolicyLimit {
+  /** The limit's JSON Pointer, e.g. "/tools/run/limits/0", "/tools/run/rate_limit", "/all_tools/limits/0". */
+  readonly rule: string;
+  /** The tools key (name or glob) that sets it; null for all_tools (every call that reaches the rules). */
+  readonly tool: string | null;
+  /** The counter's name; the rule itself when the limit names none (its count is then its own). */
+  readonly counter: string;
+  /** Whether `counter` was given (limits sharing name, window, algorithm and scope share one count). */
+  readonly named: boolean;
+  readonly scope: 'grant' | 'global';
+  readonly window_ms: number;
+  readonly algorithm: 'fixed' | 'sliding';
+  readonly max: number;
+  /** What a call adds; null when `cost_from` gives it. */
+  readonly cost: number | null;
+  /** The path holding what a call adds (a spend limit), e.g. "args.amount"; else null. */
+  readonly cost_from: string | null;
+  /** The path the count is kept per value of, e.g. "args.repo"; else null. */
+  readonly key: string | null;
+  /** What a call denied by this limit is told. */
+  readonly message: string;
+}
+
 /** A compiled policy (from Toolgate.compile); not constructible directly. */
 export interface Policy {
   /** Always true for policies returned by Toolgate.compile. */
@@ -208,6 +236,8 @@ export interface Policy {
    * `*`. Each list sorted by code point, without repeats.
    */
   readonly names: PolicyNames;
+  /** Every limit (each tools entry's, in plan order, then all_tools'), frozen; built on first use. */
+  readonly limits: readonly PolicyLimit[];
   isHidden(tool: string): boolean;
   /** Step one, synchronous: the decision, or what the store must supply. */
   /** `now` (epoch ms, finite, within ±8.64e15) applies when the call has none; default Date.now(). */

@@ -339,6 +339,7 @@ class Policy {
   #hash;
   #names;
   #modes;
+  #limits = null;
 
   constructor(toolgate, text) {
     this.#toolgate = toolgate;
@@ -401,6 +402,27 @@ class Policy {
    */
   get names() {
     return this.#names;
+  }
+
+  /**
+   * Every limit of the policy and the counter it charges, read-only, from the
+   * compiled plan: { rule, tool (the tools key, null for all_tools), counter
+   * (its name; the rule when unnamed), named, scope, window_ms, algorithm,
+   * max, cost (null with cost_from), cost_from, key (the path it is counted
+   * per, or null), message }. A pending evaluation's `limits[i].rule` is one
+   * of these rules: hosts explain counters from here, never from counter keys.
+   */
+  get limits() {
+    // Built on first use: most hosts never ask, and compile stays as fast.
+    if (!this.#limits) {
+      const limits = JSON.parse(this.#toolgate.callCore(() => this.#acquire().limits()));
+      // Fields in the documented order (the core's JSON has them sorted).
+      this.#limits = Object.freeze(limits.map((l) => Object.freeze({
+        rule: l.rule, tool: l.tool, counter: l.counter, named: l.named, scope: l.scope, window_ms: l.window_ms,
+        algorithm: l.algorithm, max: l.max, cost: l.cost, cost_from: l.cost_from, key: l.key, message: l.message,
+      })));
+    }
+    return this.#limits;
   }
 
   /** Whether `tool` is hidden (vanishes from tools/list, every call denied). */
