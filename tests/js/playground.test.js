@@ -311,6 +311,39 @@ playgroundTest('decisions', 'allow, deny and rate limited: decisions, retry-afte
   assert.ok(after.used >= 1 && after.used <= 2, `used within max (${after.used}/${after.max})`);
 });
 
+// Counter rows and the tool list come from the compiled plan (policy.limits,
+// policy.names), never from parsing counter keys or the policy text: a grant
+// id long enough to be hashed in its key still shows by name, each counter by
+// its name (or rule) and what it is counted per.
+playgroundTest('counter-labels', 'counters are named from the plan (policy.limits), tool names from policy.names', {}, async ({ page }) => {
+  await openIndex(page);
+  const longGrant = `agent-${'g'.repeat(100)}`;
+  const policy = JSON.stringify({
+    version: '1',
+    default: 'deny',
+    hide: ['secret_*', 'drop_db'],
+    all_tools: { limits: [{ window: 'hour', max: 100, scope: 'global' }] },
+    tools: { run: { limits: [{ counter: 'runs', window: 'minute', max: 5, key: 'args.repo', algorithm: 'sliding' }] } },
+  });
+  await typePolicy(page, policy);
+  await compose(page, { tool: 'run', args: '{"repo":"toolgate"}', grant: longGrant, attributes: '{}', clock: '2026-01-01T00:00:00Z' });
+  const sent = await send(page);
+  assert.equal(sent.code, 'allowed', JSON.stringify(sent));
+  const rows = await byTestId(pg(page), 'counter').evaluateAll((list) => list.map((row) => ({
+    label: row.querySelector('.mono').textContent,
+    key: row.getAttribute('data-key'),
+    used: row.getAttribute('data-used'),
+  })));
+  assert.deepEqual(rows.map((r) => r.label), [
+    `runs per args.repo · grant ${longGrant} · 60 s sliding`,
+    '/all_tools/limits/0 · global · 60 min fixed',
+  ]);
+  assert.ok(rows[0].key.includes('sha256') && !rows[0].key.includes(longGrant), 'the key itself holds only a hash of the grant id');
+  assert.deepEqual(rows.map((r) => r.used), ['1', '1']);
+  const options = await pg(page).locator('datalist option').evaluateAll((list) => list.map((o) => o.value));
+  assert.deepEqual(options, ['drop_db', 'run', 'secret_*'], 'every tools key and hide entry, as the plan names them');
+});
+
 playgroundTest('approvals', 'approval flow (approvals preset): approval_required, approve, then allow', {}, async ({ page }) => {
   await openIndex(page);
   await afterCheck(page, () => byTestId(pg(page), 'preset').selectOption('approvals'));

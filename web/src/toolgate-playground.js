@@ -241,6 +241,9 @@ export class ToolgatePlayground extends HTMLElement {
 
   // Policy state.
   #policy = null; // the last policy that compiled
+  // A pending evaluation -> policy.limits of the policy that made it (the
+  // counters panel may show a call made before the policy was edited).
+  #limitsOf = new WeakMap();
   #policyText = ''; // its text
   #stale = false; // the editor's text does not compile
   #debounce = 0;
@@ -733,7 +736,7 @@ export class ToolgatePlayground extends HTMLElement {
       this.#policyText = text;
       this.#stale = false;
       if (previous && previous !== policy) previous.dispose();
-      this.#updateToolNames(text);
+      this.#updateToolNames(policy);
       const errors = diagnostics.filter((d) => d.severity === 'error').length;
       const warnings = diagnostics.length - errors;
       this.#setStatus('ok', warnings ? `valid · ${warnings} warning${warnings > 1 ? 's' : ''}` : 'valid');
@@ -804,19 +807,11 @@ export class ToolgatePlayground extends HTMLElement {
     view.dispatch(setDiagnostics(view.state, cmDiagnostics));
   }
 
-  // Tool names for the composer's datalist: the "tools" keys and the "hide" entries.
-  #updateToolNames(text) {
-    let names = [];
-    try {
-      const doc = text.length > LARGE_DOC ? null : JSON.parse(text);
-      if (doc && typeof doc === 'object') {
-        names = [...Object.keys(doc.tools ?? {}), ...(Array.isArray(doc.hide) ? doc.hide.filter((x) => typeof x === 'string') : [])];
-      }
-    } catch {
-      names = [];
-    }
-    const unique = [...new Set(names)].slice(0, 500);
-    this.#ui.toolNames.replaceChildren(...unique.map((name) => h('option', { value: name })));
+  // Tool names for the composer's datalist: every "tools" key and "hide"
+  // entry, as the compiled plan lists them (policy.names), names before globs.
+  #updateToolNames(policy) {
+    const names = [...policy.names.exact, ...policy.names.globs].slice(0, 500);
+    this.#ui.toolNames.replaceChildren(...names.map((name) => h('option', { value: name })));
   }
 
   // ------------------------------------------------------------ tests
@@ -1091,6 +1086,7 @@ export class ToolgatePlayground extends HTMLElement {
   async #dryRun(policy, call) {
     const first = policy.evaluate(call, { now: DEFAULT_NOW });
     if (!first.pending) return { decision: first, pending: null };
+    this.#limitsOf.set(first, policy.limits);
     const approvals = this.#session.approvals;
     const approved = first.approval ? await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now) : true;
     const states = approved ? await this.#session.counters.peek(first.counters) : [];
@@ -1164,6 +1160,7 @@ export class ToolgatePlayground extends HTMLElement {
       try {
         const first = policy.evaluate(call, { now: DEFAULT_NOW });
         pending = first.pending ? first : null;
+        if (pending) this.#limitsOf.set(pending, policy.limits);
         // explain(): the same decision and charge as decide(), with its steps.
         decision = await policy.explain(call, { counters: session.counters, approvals: session.approvals, now: DEFAULT_NOW });
       } catch (error) {
@@ -1176,7 +1173,7 @@ export class ToolgatePlayground extends HTMLElement {
           const limit = pending.limits.find((l) => l.counter === i);
           let series = session.series.get(request.key);
           if (!series) {
-            series = { label: this.#counterLabel(request, limit), max: request.max, points: [] };
+            series = { label: this.#counterLabel(pending, request, limit), max: request.max, points: [] };
             session.series.set(request.key, series);
           }
           series.max = request.max;
@@ -1208,17 +1205,16 @@ export class ToolgatePlayground extends HTMLElement {
     this.#renderSession();
   }
 
-  #counterLabel(request, limit) {
+  // A counter's label, from the plan's description of the limit that checks
+  // it (policy.limits, by the pending evaluation's rule): its counter name (the
+  // rule when unnamed) and what it is counted per. Counter keys are the
+  // stores' business; nothing here reads them.
+  #counterLabel(pending, request, limit) {
+    const described = limit ? this.#limitsOf.get(pending)?.find((l) => l.rule === limit.rule) : undefined;
+    const name = described?.counter ?? limit?.rule ?? request.key;
+    const per = described?.key ? ` per ${described.key}` : '';
     const who = request.scope === 'grant' ? `grant ${request.grant}` : 'global';
-    let name = '';
-    try {
-      const parts = JSON.parse(request.key.replace(/^tg1:/, ''));
-      const index = request.scope === 'grant' ? 2 : 1;
-      if (Array.isArray(parts) && typeof parts[index] === 'string') name = parts[index];
-    } catch {
-      name = '';
-    }
-    return `${name || limit?.rule || request.key} · ${who} · ${formatDuration(request.window_ms)} ${request.algorithm}`;
+    return `${name}${per} · ${who} · ${formatDuration(request.window_ms)} ${request.algorithm}`;
   }
 
   // Current usage of the counters a call needs: one row per limit.
@@ -1230,7 +1226,7 @@ export class ToolgatePlayground extends HTMLElement {
       const used = estimateCount(request, state, pending.now);
       return {
         key: request.key,
-        label: this.#counterLabel(request, limit),
+        label: this.#counterLabel(pending, request, limit),
         rule: limit.rule,
         used: Math.round(used * 100) / 100,
         max: limit.max,
