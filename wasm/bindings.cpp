@@ -167,44 +167,98 @@ static_assert(covers_exactly<FastCount>(kCountFields));
 // At most this many evaluations of one policy wait for their stores at once.
 constexpr std::size_t kMaxParked = 65536;
 
-template <typename Struct, std::size_t N>
-json struct_layout(const FieldLayout (&fields)[N]) {
-  json described = json::object();
-  for (const FieldLayout& field : fields) {
-    described[std::string(field.name)] = {{"offset", field.offset}, {"type", std::string(field.type)}, {"size", field.size}};
+// The layout's JSON text, built at compile time: the engine reads it at
+// every start, before the first policy compiles, so it must cost nothing
+// there (no JSON library, no number formatting at run time). Every name is a
+// C++ identifier or a fixed word, so nothing needs escaping.
+struct LayoutText {
+  char text[2048] = {};
+  std::size_t length = 0;  // writing past `text` fails the build (constant evaluation)
+
+  constexpr void add(std::string_view part) {
+    for (char c : part) text[length++] = c;
   }
-  return json{{"size", sizeof(Struct)}, {"align", alignof(Struct)}, {"fields", std::move(described)}};
-}
+  constexpr void add(std::size_t number) {
+    char digits[20] = {};
+    std::size_t count = 0;
+    do {
+      digits[count++] = static_cast<char>('0' + number % 10);
+      number /= 10;
+    } while (number != 0);
+    while (count != 0) text[length++] = digits[--count];
+  }
+  constexpr void quoted(std::string_view part) {
+    add("\"");
+    add(part);
+    add("\"");
+  }
 
-template <std::size_t N>
-json name_list(const std::string_view (&list)[N]) {
-  json out = json::array();
-  for (std::string_view name : list) out.push_back(std::string(name));
-  return out;
-}
+  template <typename Struct, std::size_t N>
+  constexpr void add_struct(std::string_view name, const FieldLayout (&fields)[N]) {
+    quoted(name);
+    add(":{\"size\":");
+    add(sizeof(Struct));
+    add(",\"align\":");
+    add(alignof(Struct));
+    add(",\"fields\":{");
+    for (std::size_t i = 0; i < N; ++i) {
+      if (i != 0) add(",");
+      quoted(fields[i].name);
+      add(":{\"offset\":");
+      add(fields[i].offset);
+      add(",\"type\":");
+      quoted(fields[i].type);
+      add(",\"size\":");
+      add(fields[i].size);
+      add("}");
+    }
+    add("}},");
+  }
 
-// The boundary as JSON text, for wasm/boundary-layout.js:
+  template <std::size_t N>
+  constexpr void add_names(std::string_view name, const std::string_view (&list)[N]) {
+    quoted(name);
+    add(":[");
+    for (std::size_t i = 0; i < N; ++i) {
+      if (i != 0) add(",");
+      quoted(list[i]);
+    }
+    add("],");
+  }
+};
+
+// toolgate::Verdict by value; the spec's decision names (static_assert above
+// holds the values).
+constexpr std::string_view kVerdictNames[] = {"allow", "deny", "approval_required"};
+
 // {"output", "counter", "count": {"size", "align", "fields": {name: {"offset", "type", "size"}}},
 //  "kinds", "verdicts", "scopes", "algorithms": [names by code], "max_parked": n}
-std::string boundary_layout() {
-  json verdicts = json::array();
-  for (auto verdict : {toolgate::Verdict::allow, toolgate::Verdict::deny, toolgate::Verdict::approval_required})
-    verdicts.push_back(std::string(toolgate::to_string(verdict)));
-  return dump(json{{"output", struct_layout<FastOutput>(kOutputFields)},
-                   {"counter", struct_layout<FastCounter>(kCounterFields)},
-                   {"count", struct_layout<FastCount>(kCountFields)},
-                   {"kinds", name_list(kOutputKindNames)},
-                   {"verdicts", std::move(verdicts)},
-                   {"scopes", name_list(kScopeNames)},
-                   {"algorithms", name_list(kAlgorithmNames)},
-                   {"max_parked", kMaxParked}});
+constexpr LayoutText make_layout() {
+  LayoutText out;
+  out.add("{");
+  out.add_struct<FastOutput>("output", kOutputFields);
+  out.add_struct<FastCounter>("counter", kCounterFields);
+  out.add_struct<FastCount>("count", kCountFields);
+  out.add_names("kinds", kOutputKindNames);
+  out.add_names("verdicts", kVerdictNames);
+  out.add_names("scopes", kScopeNames);
+  out.add_names("algorithms", kAlgorithmNames);
+  out.add("\"max_parked\":");
+  out.add(kMaxParked);
+  out.add("}");
+  return out;
 }
+constexpr LayoutText kLayout = make_layout();
+
+// The boundary as JSON text, for wasm/boundary-layout.js (the glue copies it
+// into a JS string; no C++ runs).
+std::string boundary_layout() { return std::string(kLayout.text, kLayout.length); }
 
 FastOutput g_output;
 toolgate::Decision g_decision;        // what g_output's decision strings point into
-std::string g_pending_text;           // kind 2
-std::vector<FastCounter> g_counters;  // kind 1; strings point into the parked evaluation
-std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts as f64 pairs
+std::string g_pending_text;           // OutputKind::pending_text
+std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
+std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
 
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
