@@ -86,6 +86,21 @@ test('a core built with another layout fails the load with a clear error', async
   assert.equal(fresh.compile({ version: '1', default: 'allow' }).evaluate({ tool: 'x', now: T0 }).code, 'allowed');
 });
 
+test('after an engine restart the new instance is checked and decoded by its own layout', async () => {
+  const own = await loadToolgate({ wasmBinary: await readFile(wasmFile) });
+  const policy = own.compile({ version: '1', default: 'deny', tools: { run: { rate_limit: '1/minute' } } });
+  const counters = new MemoryCounterStore();
+  const call = { tool: 'run', arguments: {}, grant: 'alice', now: T0 };
+  assert.equal((await policy.decide(call, { counters })).code, 'allowed');
+  // A trap: the hot path handed an address outside memory.
+  assert.throws(() => own.callCore((core) => core._toolgate_finish(0xfffffff0, 1, 1, 0)), EngineError);
+  await own.ready();
+  assert.equal(own.generation, 1, 'the engine was restarted');
+  assert.equal(own.maxParked, 65536);
+  assert.equal((await policy.decide(call, { counters })).code, 'rate_limited', 'the recompiled policy decides through the new instance');
+  assert.equal((await policy.decide({ ...call, grant: 'bob' }, { counters })).code, 'allowed');
+});
+
 // --- property tests over synthetic layouts --------------------------------
 
 const SIZES = { u32: 4, f64: 8 };
