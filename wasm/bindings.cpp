@@ -153,8 +153,12 @@ static_assert(sizeof(void*) == 4, "pointers cross as u32: wasm32 only");
 template <typename Struct, std::size_t N>
 constexpr bool covers_exactly(const FieldLayout (&fields)[N]) {
   std::size_t total = 0;
-  for (const FieldLayout& field : fields) {
+  for (std::size_t i = 0; i < N; ++i) {
+    const FieldLayout& field = fields[i];
     if (field.offset % field.size != 0 || field.offset + field.size > sizeof(Struct)) return false;
+    for (std::size_t j = 0; j < i; ++j) {  // no field listed twice or overlapping another
+      if (field.offset < fields[j].offset + fields[j].size && fields[j].offset < field.offset + field.size) return false;
+    }
     total += field.size;
   }
   return total == sizeof(Struct) && std::is_standard_layout_v<Struct> && std::is_trivially_copyable_v<Struct> &&
