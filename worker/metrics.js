@@ -17,22 +17,27 @@ export const OTHER_TOOL = '_other';
 // What a call costs: every tools/call counts a decision, times it, times the
 // store's reserve and commit and counts the upstream's answer. Through
 // prom-client each of those hashes its label object (sorting the names) and
-// validates it, about 0.6 µs apiece, 4 µs a call: 1-2 % of a proxied call's
-// CPU. So a call only adds to plain numbers in a cell found by one Map lookup
-// (a histogram cell per label set made once, a counter cell per label set),
-// and prom-client sees the numbers when /metrics is read.
+// validates it, about 0.6 µs apiece, 2.7 µs of CPU a call. So a call only adds
+// to plain numbers in cells found by Map lookups on the label values (a
+// histogram cell per label set, a counter cell per label set), and prom-client
+// sees the numbers when /metrics is read: about 0.4 µs a call.
 
 /**
- * A prom-client Counter fed from cells: add(key, labels) counts one in the
- * cell of that label set; the counter takes what the cells counted when it is
- * read (its collect(), before every scrape).
+ * A prom-client Counter fed from cells: add(values) counts one in the cell
+ * of that label set (`values` in the order of `labelNames`); the counter
+ * takes what the cells counted when it is read (its collect(), before every
+ * scrape). Cells are found through one Map per label, keyed by the values as
+ * they come: no key string is built per call.
  */
 function countedCounter(config) {
-  const cells = new Map(); // key -> { labels, pending }
+  const { labelNames } = config;
+  const last = labelNames.length - 1;
+  const cells = []; // in the order label sets were first counted, as prom-client lists them
+  const root = new Map();
   const counter = new client.Counter({
     ...config,
     collect() {
-      for (const cell of cells.values()) {
+      for (const cell of cells) {
         if (cell.pending === 0) continue;
         this.inc(cell.labels, cell.pending);
         cell.pending = 0;
@@ -41,11 +46,23 @@ function countedCounter(config) {
   });
   return {
     counter,
-    /** Counts one for `labels`, whose identity is `key` (the label values joined). */
-    add(key, labels) {
-      const cell = cells.get(key);
-      if (cell !== undefined) cell.pending += 1;
-      else cells.set(key, { labels: labels(), pending: 1 });
+    add(...values) {
+      let map = root;
+      for (let i = 0; i < last; i++) {
+        let next = map.get(values[i]);
+        if (next === undefined) map.set(values[i], next = new Map());
+        map = next;
+      }
+      const cell = map.get(values[last]);
+      if (cell !== undefined) {
+        cell.pending += 1;
+        return;
+      }
+      const labels = {};
+      labelNames.forEach((name, i) => { labels[name] = values[i]; });
+      const made = { labels, pending: 1 };
+      map.set(values[last], made);
+      cells.push(made);
     },
   };
 }
@@ -227,17 +244,11 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
       decided({ server, tool, named = false, decision, code, enforced, ms }) {
         const trusted = named || (decision === 'allow' && code === 'allowed');
         const label = toolLabel(server, tool, trusted);
-        const flag = enforced ? 'true' : 'false';
-        // The label values joined: decision, code and flag are the core's and
-        // the gate's own words; the tool label (an agent's) goes with its length
-        // and the server last, so no two label sets share a key.
-        decisions.add(`${decision}\0${code}\0${flag}\0${label.length}\0${label}\0${server}`,
-          () => ({ server, tool: label, decision, code, enforced: flag }));
+        decisions.add(server, label, decision, code, enforced ? 'true' : 'false');
         decisionSeconds(server).observe(ms / 1000);
       },
       upstream({ server, status, ms }) {
-        const text = String(status);
-        upstreamResponses.add(`${text.length}\0${text}\0${server}`, () => ({ server, status: text }));
+        upstreamResponses.add(server, String(status));
         upstreamSeconds(server).observe(ms / 1000);
       },
     },
