@@ -42,6 +42,9 @@ test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the
   assert.ok(m.scraper.scrapes >= 1, JSON.stringify(m.scraper));
   assert.equal(m.scraper.failures, 0, JSON.stringify(m.scraper.errors));
   assert.ok(m.scraper.decisions >= m.pairs.reduce((sum, p) => sum + p.on.requests, 0), `${m.scraper.decisions} decisions counted`);
+  // The in-process figure: what the metrics add to one call, and its share of a request's CPU.
+  assert.ok(Number.isFinite(m.in_process_us_per_call) && m.in_process_us_per_call >= 0, String(m.in_process_us_per_call));
+  assert.ok(Math.abs(m.in_process_share_of_cpu_per_request - m.in_process_us_per_call / 1000 / m.cpu_ms_per_request_median.off) < 1e-12);
 
   const budget = result.budgets.find((b) => /metrics on .* vs off/.test(b.name));
   assert.ok(budget, result.budgets.map((b) => b.name).join('\n'));
@@ -55,4 +58,5 @@ test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the
   const markdown = await readFile(path.join(dir, 'proxy.md'), 'utf8');
   assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
   assert.match(markdown, /\| \*\*median\*\* \|/);
+  assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);
 });
