@@ -624,16 +624,20 @@ for (const [name, list] of Object.entries(runs)) {
 
 // ---------------------------------------------------------- profile (optional)
 
-async function profileServe(name, store, audit) {
+const metricsCaseName = 'toolgate (memory store, metrics on)';
+
+async function profileServe(name, store, audit, extra = []) {
   const dir = join(work, `profile-${name}`);
   mkdirSync(dir);
   const callsBefore = await upstreamCalls(upstream);
-  const server = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store, audit }), {
+  const server = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store, audit, extra }), {
     env: serveEnv, nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
+  const scrapes = extra.includes('--metrics') ? startScraper(`${server.url}/metrics`) : null;
   await preflight(`profiled ${name}`, `${server.url}/mcp`);
   await load(`${server.url}/mcp`, { seconds: warmup, connections });
   const figures = await load(`${server.url}/mcp`, { seconds: duration, connections });
+  await scrapes?.stop();
   await server.stop();
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return { error: `no profile written:\n${server.output()}` };
@@ -646,6 +650,10 @@ const profiles = {};
 if (flags.profile) {
   log('profiling toolgate (memory store)');
   profiles['toolgate (memory store)'] = await profileServe('memory', 'memory', `file:${join(work, 'audit-profile-memory.jsonl')}`);
+  log('profiling toolgate (memory store, metrics on)');
+  profiles[metricsCaseName] = await profileServe('metrics', 'memory', `file:${join(work, 'audit-profile-metrics.jsonl')}`, ['--metrics']);
+  // The metrics' own share of the busy time (self time in worker/metrics.js and prom-client).
+  metricsComparison.profile_share = profiles[metricsCaseName].categories?.find((c) => c.category.startsWith('metrics'))?.share ?? 0;
   if (redisServer) {
     log('profiling toolgate (Redis store)');
     profiles['toolgate (Redis store)'] = await profileServe('redis', redisServer.url, `file:${join(work, 'audit-profile-redis.jsonl')}`);
@@ -881,6 +889,7 @@ for (const [name, list] of Object.entries(runs)) {
   out.push(`| **median** | ${f(m.rps_median.off, 0)} | ${f(m.rps_median.on, 0)} | **${f(m.throughput_ratio_median * 100, 1)} %** | ${f(m.cpu_ms_per_request_median.off)} | ${f(m.cpu_ms_per_request_median.on)} | ${f(m.cpu_ratio_median * 100, 1)} % |`);
   out.push('');
   out.push(`- in process, without the network: metrics add ${f(m.in_process_us_per_call, 2)} µs of CPU to a call (a decision counted and timed, the store's reserve and commit timed, the upstream's answer counted and timed), ${f(m.in_process_share_of_cpu_per_request * 100, 2)} % of toolgate's ${f(m.cpu_ms_per_request_median.off)} ms of CPU per request`);
+  if (m.profile_share !== undefined) out.push(`- \`--profile\`: worker/metrics.js and prom-client take ${f(m.profile_share * 100, 2)} % of the self time of a \`toolgate serve --metrics\` under load (scraped every second)`);
   out.push(`- other processes used up to ${f(m.foreign_cpu_share_max * 100, 0)} % of the machine's CPU during these runs`);
 }
 if (rounds > 1) {
