@@ -86,10 +86,24 @@ async function readCalls(path, options) {
   try {
     await forEachLine(createReadStream(resolve(path), { highWaterMark: 1 << 20 }), add);
   } catch (error) {
-    if (error instanceof ReplayInputError) throw error;
+    // A file system error (ENOENT, EISDIR, EACCES...) is the input's; a bad
+    // line is already a ReplayInputError, and anything else (the engine) stays what it is.
+    if (typeof error?.code !== 'string' || typeof error.syscall !== 'string') throw error;
     throw new ReplayInputError(`cannot read the recorded calls ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
   }
   return reader.finish();
+}
+
+// Each changed call as a JSON line on standard output, about 1 MiB at a time
+// (a single string of millions of changed calls could pass V8's longest).
+async function writeChanged(changed) {
+  let out = '';
+  for (let i = 0; i < changed.length; i++) {
+    out += `${JSON.stringify(changed[i])}\n`;
+    if (out.length < 1 << 20 && i < changed.length - 1) continue;
+    if (!process.stdout.write(out)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+    out = '';
+  }
 }
 
 function compile(toolgate, text, path) {
@@ -138,9 +152,7 @@ export async function run(args, { fail }) {
     const grantAttributes = await grantAttributesFrom(values.grants);
     const { calls, skipped } = await readCalls(positionals[0], { parseTime: (value) => toolgate.parseTime(value), grantAttributes });
     const result = await replay({ policy, baseline, calls, skipped });
-    let out = '';
-    for (const change of result.changed) out += `${JSON.stringify(change)}\n`;
-    process.stdout.write(out);
+    await writeChanged(result.changed);
     process.stderr.write(values.json
       ? `${JSON.stringify({ replayed: result.replayed, skipped: result.skipped, changed: result.changed.length, by_change: result.byChange, by_rule: result.byRule, by_tool: result.byTool })}\n`
       : formatSummary(result, { policy: values.policy, baseline: values.baseline }));

@@ -296,3 +296,18 @@ test('toolgate replay: a bad line far into a streamed file is an error naming it
   assert.equal(directory.code, 2);
   assert.match(directory.stderr, /cannot read the recorded calls/);
 });
+
+test('toolgate replay prints megabytes of changed calls whole, in file order', async () => {
+  const lines = Array.from({ length: 6000 }, (_, i) => JSON.stringify({
+    time: new Date(T0 + i).toISOString(), grant: `g${i % 7}`, tool: 'read', arguments: { i, pad: 'é'.repeat(300) },
+    decision: 'allow', code: 'allowed', rule: '/tools/read',
+  }));
+  const policyPath = tempFile(JSON.stringify({ version: '1', default: 'deny' }));
+  const out = await runCli(['replay', '--policy', policyPath, tempFile(lines.join('\n'))]);
+  assert.equal(out.code, 1, out.stderr);
+  assert.ok(out.stdout.length > 3 * 2 ** 20, `${out.stdout.length} characters`);
+  const printed = out.stdout.split('\n');
+  assert.equal(printed.pop(), '');
+  assert.deepEqual(printed.map((l) => JSON.parse(l).line), lines.map((_, i) => i + 1));
+  assert.deepEqual(JSON.parse(printed[5999]).call.arguments, { i: 5999, pad: 'é'.repeat(300) });
+});
