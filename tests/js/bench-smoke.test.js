@@ -42,6 +42,8 @@ test('the benchmark pipeline: matrix, native merge and summary', { timeout: 6000
     assert.equal(replay.calls, 5000);
     assert.ok(replay.calls_per_second_median > 0 && replay.calls_per_cpu_second_median > 0);
     assert.ok(replay.baseline.calls_per_second_median > 0 && replay.cli.calls_per_second_median > 0);
+    // Reading and deciding, apart: together they take the whole time.
+    assert.ok(replay.reading_per_cpu_second > replay.calls_per_cpu_second_median && replay.deciding_per_cpu_second > replay.calls_per_cpu_second_median);
     // The new policy refuses refunds over 450 (not 500) to non-admins: those, and only those, change.
     assert.ok(replay.changed > 0 && replay.changed < replay.calls / 10, `${replay.changed} changed`);
     assert.deepEqual(replay.by_change, { 'allow->deny': replay.changed });
