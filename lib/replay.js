@@ -23,6 +23,133 @@ const brief = (decision) => ({ decision: decision.decision, code: decision.code 
 // settlementOf): the replay does the same.
 const ROLLED_BACK = new Set(['error', 'failed', 'upstream_failed', 'upstream_refused']);
 
+// One recorded call (or approval) as the replay holds it: flat fields of one
+// shape for every record and few objects of its own, because a replay holds
+// hundreds of thousands of these until it has them in recorded order (objects
+// kept that long are copied by every young-generation collection). The call
+// object the core is given is made when it is decided.
+class Recorded {
+  constructor(line, now) {
+    this.line = line;
+    this.now = now;
+    this.approve = undefined; // an approval's id: a human approved it at `now`
+    this.tool = undefined;
+    this.arguments = undefined;
+    this.grant = undefined; // the call's grant: {...attributes, id} (audit) or as the eval line gives it
+    this.decision = undefined; // audit only: what was recorded (undefined for eval lines)
+    this.code = '';
+    this.rule = '';
+    this.rolledBack = false;
+  }
+}
+
+/**
+ * The grant of audit events: `{...attributes, id}`, one frozen object shared
+ * by the events of a grant whose attributes are the same flat values in the
+ * same order (nearly every event of a log), made anew otherwise. Spreading
+ * the attributes of every event costs about as much as deciding it.
+ */
+function grantMaker() {
+  const made = new Map(); // grant id -> { attributes, keys, grant }
+  return (id, attributes) => {
+    const held = made.get(id);
+    if (held !== undefined && (held.attributes === attributes || sameFlatValues(held.keys, held.attributes, attributes))) return held.grant;
+    const grant = { ...attributes, id };
+    const keys = Object.keys(attributes);
+    // Only flat values can be shared safely (and compared with ===).
+    if (keys.every((key) => { const value = attributes[key]; return value === null || typeof value !== 'object'; })) {
+      made.set(id, { attributes, keys, grant: Object.freeze(grant) });
+    }
+    return grant;
+  };
+}
+
+// Whether `other` holds exactly `keys`, in that order, with the values `held`
+// has (flat values: anything else is not the same).
+function sameFlatValues(keys, held, other) {
+  let i = 0;
+  for (const key in other) {
+    if (!Object.hasOwn(other, key) || key !== keys[i]) return false;
+    const value = other[key];
+    if (value !== held[key] || (value !== null && typeof value === 'object')) return false;
+    i += 1;
+  }
+  return i === keys.length;
+}
+
+/**
+ * Reads recorded lines one at a time (the CLI streams a file through it);
+ * finish() gives what readRecords does. Throws ReplayInputError naming the
+ * line for anything it cannot replay faithfully.
+ * @param {object} [options] as readRecords
+ * @returns {{add(text: string, line: number): void, finish(): {calls: object[], skipped: number}}}
+ */
+export function recordReader({ parseTime, grantAttributes } = {}) {
+  const grantOf = grantMaker();
+  const calls = [];
+  let skipped = 0;
+  let ordered = true;
+  let last = -Infinity;
+  const keep = (entry) => {
+    if (entry.now < last) ordered = false;
+    last = entry.now;
+    calls.push(entry);
+  };
+  return {
+    add(text, line) {
+      if (text.length === 0 || text.trim() === '') return;
+      let record;
+      try {
+        record = JSON.parse(text);
+      } catch (error) {
+        throw new ReplayInputError(`line ${line}: not JSON (${error.message})`);
+      }
+      if (!isObject(record)) throw new ReplayInputError(`line ${line}: a record must be a JSON object`);
+      if (Object.hasOwn(record, 'approve')) {
+        const entry = new Recorded(line, timeOf(record.now ?? Date.now(), line, parseTime));
+        entry.approve = record.approve;
+        keep(entry);
+        return;
+      }
+      if (typeof record.time === 'string' && typeof record.decision === 'string') {
+        // An event with no tool name was a malformed request, never decided by a policy.
+        if (typeof record.tool !== 'string') {
+          skipped += 1;
+          return;
+        }
+        if (!Object.hasOwn(record, 'arguments')) {
+          throw new ReplayInputError(`line ${line}: this audit event has no "arguments": record with \`toolgate serve --audit-arguments\` to replay calls`);
+        }
+        if (typeof record.grant !== 'string') throw new ReplayInputError(`line ${line}: "grant" must be the grant's id`);
+        const entry = new Recorded(line, timeOf(record.time, line, parseTime));
+        entry.tool = record.tool;
+        entry.arguments = record.arguments;
+        entry.grant = grantOf(record.grant, isObject(record.grant_attributes) ? record.grant_attributes : grantAttributes?.get(record.grant) ?? EMPTY);
+        // Only what is compared is kept, not the whole event.
+        entry.decision = record.decision;
+        entry.code = record.code ?? '';
+        entry.rule = record.rule ?? '';
+        entry.rolledBack = record.decision === 'allow' && ROLLED_BACK.has(record.outcome);
+        keep(entry);
+        return;
+      }
+      if (typeof record.tool !== 'string') throw new ReplayInputError(`line ${line}: neither an audit event (time, decision, tool, arguments) nor a call (tool, arguments, grant, now)`);
+      const entry = new Recorded(line, timeOf(record.now ?? Date.now(), line, parseTime));
+      entry.tool = record.tool;
+      entry.arguments = record.arguments ?? {};
+      entry.grant = record.grant ?? 'anonymous';
+      keep(entry);
+    },
+    finish() {
+      // Stable: equal times keep the file's order. (Already in order, the
+      // usual case, is left as it is.)
+      if (!ordered) calls.sort((a, b) => a.now - b.now || a.line - b.line);
+      return { calls, skipped };
+    },
+  };
+}
+const EMPTY = Object.freeze({});
+
 /**
  * Reads recorded lines into calls. Throws ReplayInputError naming the line
  * for anything it cannot replay faithfully.
@@ -33,60 +160,10 @@ const ROLLED_BACK = new Set(['error', 'failed', 'upstream_failed', 'upstream_ref
  *   recorded without grant_attributes
  * @returns {{calls: object[], skipped: number}}
  */
-export function readRecords(lines, { parseTime, grantAttributes } = {}) {
-  const calls = [];
-  let skipped = 0;
-  lines.forEach((text, index) => {
-    const line = index + 1;
-    if (text.trim() === '') return;
-    let record;
-    try {
-      record = JSON.parse(text);
-    } catch (error) {
-      throw new ReplayInputError(`line ${line}: not JSON (${error.message})`);
-    }
-    if (!isObject(record)) throw new ReplayInputError(`line ${line}: a record must be a JSON object`);
-    if (Object.hasOwn(record, 'approve')) {
-      calls.push({ line, approve: record.approve, now: timeOf(record.now ?? Date.now(), line, parseTime) });
-      return;
-    }
-    const audit = typeof record.time === 'string' && typeof record.decision === 'string';
-    if (audit) {
-      // An event with no tool name was a malformed request, never decided by a policy.
-      if (typeof record.tool !== 'string') {
-        skipped += 1;
-        return;
-      }
-      if (!Object.hasOwn(record, 'arguments')) {
-        throw new ReplayInputError(`line ${line}: this audit event has no "arguments": record with \`toolgate serve --audit-arguments\` to replay calls`);
-      }
-      if (typeof record.grant !== 'string') throw new ReplayInputError(`line ${line}: "grant" must be the grant's id`);
-      const attributes = isObject(record.grant_attributes) ? record.grant_attributes : grantAttributes?.get(record.grant) ?? {};
-      calls.push({
-        line,
-        call: { tool: record.tool, arguments: record.arguments, grant: { ...attributes, id: record.grant }, now: timeOf(record.time, line, parseTime) },
-        // Only what is compared is kept, not the whole event: a replay holds
-        // hundreds of thousands of these.
-        recorded: { decision: record.decision, code: record.code ?? '', rule: record.rule ?? '' },
-        rolledBack: record.decision === 'allow' && ROLLED_BACK.has(record.outcome),
-      });
-      return;
-    }
-    if (typeof record.tool !== 'string') throw new ReplayInputError(`line ${line}: neither an audit event (time, decision, tool, arguments) nor a call (tool, arguments, grant, now)`);
-    const now = timeOf(record.now ?? Date.now(), line, parseTime);
-    const call = { tool: record.tool, arguments: record.arguments ?? {}, grant: record.grant ?? 'anonymous', now };
-    calls.push({ line, call });
-  });
-  let ordered = true;
-  for (let i = 0; i < calls.length; i++) {
-    const entry = calls[i];
-    entry.now ??= entry.call.now;
-    if (i > 0 && entry.now < calls[i - 1].now) ordered = false;
-  }
-  // Stable: equal times keep the file's order. (Already in order, the usual
-  // case, is left as it is.)
-  if (!ordered) calls.sort((a, b) => a.now - b.now || a.line - b.line);
-  return { calls, skipped };
+export function readRecords(lines, options) {
+  const reader = recordReader(options);
+  for (let i = 0; i < lines.length; i++) reader.add(lines[i], i + 1);
+  return reader.finish();
 }
 
 // What Date.prototype.toISOString writes (every audit event's time), which
@@ -105,16 +182,27 @@ function timeOf(value, line, parseTime) {
 function decider(policy) {
   const counters = new MemoryCounterStore();
   const approvals = new MemoryApprovalStore();
+  // lookAlikeProblem's answer per tool name: a log names few tools, many times.
+  const lookAlikes = new Map();
+  const rolledBack = async (call) => {
+    const { decision, rollback } = await policy.authorize(call, { counters, approvals, now: call.now });
+    await rollback();
+    return decision;
+  };
   return {
-    async decide(entry) {
+    // A decision, or a promise of one (not an async function: a replay awaits
+    // hundreds of thousands of these, and each extra promise costs).
+    decide(call, rollBack) {
       // What the proxy refuses before the policy decides (worker/gate.js): a
       // name that only looks like one the policy mentions.
-      const lookAlike = lookAlikeProblem(entry.call.tool, policy);
-      if (lookAlike) return { decision: 'deny', code: 'invalid_call', rule: '', message: lookAlike };
-      if (!entry.rolledBack) return policy.decide(entry.call, { counters, approvals, now: entry.call.now });
-      const { decision, rollback } = await policy.authorize(entry.call, { counters, approvals, now: entry.call.now });
-      await rollback();
-      return decision;
+      let lookAlike = lookAlikes.get(call.tool);
+      if (lookAlike === undefined) {
+        lookAlike = lookAlikeProblem(call.tool, policy);
+        lookAlikes.set(call.tool, lookAlike);
+      }
+      if (lookAlike !== null) return { decision: 'deny', code: 'invalid_call', rule: '', message: lookAlike };
+      if (!rollBack) return policy.decide(call, { counters, approvals, now: call.now });
+      return rolledBack(call);
     },
     approve: (id, now) => approvals.approve(id, now),
   };
@@ -133,23 +221,25 @@ export async function replay({ policy, baseline, calls, skipped = 0 }) {
   const byRule = {};
   const byTool = {};
   let replayed = 0;
-  for (const entry of calls) {
+  for (let i = 0; i < calls.length; i++) {
+    const entry = calls[i];
     if (entry.approve !== undefined) {
       await next.approve(entry.approve, entry.now);
       await before?.approve(entry.approve, entry.now);
       continue;
     }
+    const call = { tool: entry.tool, arguments: entry.arguments, grant: entry.grant, now: entry.now };
     // Objects for the two decisions are made only for calls that changed:
     // most do not, and a replay decides hundreds of thousands.
     let was;
     if (before) {
-      was = await before.decide(entry);
-    } else if (entry.recorded) {
-      was = entry.recorded;
+      was = await before.decide(call, entry.rolledBack);
+    } else if (entry.decision !== undefined) {
+      was = entry;
     } else {
       throw new ReplayInputError(`line ${entry.line}: a call in eval format records no decision; give the old policy as --baseline`);
     }
-    let now = await next.decide(entry);
+    let now = await next.decide(call, entry.rolledBack);
     replayed += 1;
     if (now.decision === was.decision) continue;
     was = brief(was);
@@ -159,12 +249,8 @@ export async function replay({ policy, baseline, calls, skipped = 0 }) {
     const rule = now.decision !== 'allow' ? now.rule : was.rule;
     byChange[change] = (byChange[change] ?? 0) + 1;
     byRule[rule || '(none)'] = (byRule[rule || '(none)'] ?? 0) + 1;
-    byTool[entry.call.tool] = (byTool[entry.call.tool] ?? 0) + 1;
-    changed.push({
-      line: entry.line, change,
-      call: { tool: entry.call.tool, arguments: entry.call.arguments, grant: entry.call.grant, now: entry.call.now },
-      baseline: was, policy: now,
-    });
+    byTool[call.tool] = (byTool[call.tool] ?? 0) + 1;
+    changed.push({ line: entry.line, change, call, baseline: was, policy: now });
   }
   return { replayed, skipped, changed, byChange, byRule, byTool };
 }

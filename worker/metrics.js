@@ -14,6 +14,155 @@ import client from 'prom-client';
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 export const OTHER_TOOL = '_other';
 
+// What a call costs: every tools/call counts a decision, times it, times the
+// store's reserve and commit and counts the upstream's answer. Through
+// prom-client each of those hashes its label object (sorting the names) and
+// validates it, about 0.6 µs apiece, 2.7 µs of CPU a call. So a call only adds
+// to plain numbers in cells found by Map lookups on the label values (a
+// histogram cell per label set, a counter cell per label set), and prom-client
+// sees the numbers when /metrics is read: about 0.4 µs a call.
+
+/**
+ * A prom-client Counter fed from cells: add(values) counts one in the cell
+ * of that label set (`values` in the order of `labelNames`); the counter
+ * takes what the cells counted when it is read (its collect(), before every
+ * scrape). Cells are found through one Map per label, keyed by the values as
+ * they come: no key string is built per call.
+ */
+function countedCounter(config) {
+  const { labelNames } = config;
+  const last = labelNames.length - 1;
+  const cells = []; // in the order label sets were first counted, as prom-client lists them
+  const root = new Map();
+  const counter = new client.Counter({
+    ...config,
+    collect() {
+      for (const cell of cells) {
+        if (cell.pending === 0) continue;
+        this.inc(cell.labels, cell.pending);
+        cell.pending = 0;
+      }
+    },
+  });
+  return {
+    counter,
+    add(...values) {
+      let map = root;
+      for (let i = 0; i < last; i++) {
+        let next = map.get(values[i]);
+        if (next === undefined) map.set(values[i], next = new Map());
+        map = next;
+      }
+      const cell = map.get(values[last]);
+      if (cell !== undefined) {
+        cell.pending += 1;
+        return;
+      }
+      const labels = {};
+      labelNames.forEach((name, i) => { labels[name] = values[i]; });
+      const made = { labels, pending: 1 };
+      map.set(values[last], made);
+      cells.push(made);
+    },
+  };
+}
+
+/** One label set's histogram: bucket counts, sum and count. */
+class HistogramCell {
+  constructor(labels, bounds) {
+    this.labels = labels;
+    this.bounds = bounds;
+    this.counts = new Float64Array(bounds.length);
+    this.sum = 0;
+    this.count = 0;
+  }
+
+  observe(value) {
+    // prom-client throws on these; an observer must never throw into a call.
+    if (!Number.isFinite(value)) return;
+    const { bounds } = this;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]) {
+        this.counts[i] += 1;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count += 1;
+  }
+}
+
+/**
+ * A histogram with what prom-client's Histogram exposes (the same names,
+ * labels, cumulative buckets, +Inf, _sum and _count, in the order label sets
+ * were first seen) and registered like one, whose cells are kept by the
+ * caller: cell(labels) once per label set, then cell.observe(seconds).
+ * tests/js/metrics.test.js holds its text to prom-client's own Histogram fed
+ * the same values.
+ */
+class CellHistogram {
+  #cells = [];
+
+  constructor({ name, help, buckets, registers }) {
+    this.name = name;
+    this.help = help;
+    this.type = 'histogram';
+    this.aggregator = 'sum';
+    this.upperBounds = Object.freeze([...buckets]);
+    for (const registry of registers) registry.registerMetric(this);
+  }
+
+  cell(labels) {
+    const cell = new HistogramCell(labels, this.upperBounds);
+    this.#cells.push(cell);
+    return cell;
+  }
+
+  // What prom-client's Histogram.getForPromString() returns: the label set as
+  // sharedLabels, `le` (or nothing) as labels.
+  async getForPromString() {
+    const values = [];
+    const bucket = `${this.name}_bucket`;
+    for (const cell of this.#cells) {
+      if (cell.count === 0) continue; // prom-client shows a label set once observed
+      let cumulative = 0;
+      for (let i = 0; i < this.upperBounds.length; i++) {
+        cumulative += cell.counts[i];
+        values.push({ labels: { le: this.upperBounds[i] }, sharedLabels: cell.labels, value: cumulative, metricName: bucket, exemplar: null });
+      }
+      values.push({ labels: { le: '+Inf' }, sharedLabels: cell.labels, value: cell.count, metricName: bucket, exemplar: null });
+      values.push({ labels: {}, sharedLabels: cell.labels, value: cell.sum, metricName: `${this.name}_sum`, exemplar: undefined });
+      values.push({ labels: {}, sharedLabels: cell.labels, value: cell.count, metricName: `${this.name}_count`, exemplar: undefined });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  // prom-client's get(): the same with the label set merged into labels.
+  async get() {
+    const data = await this.getForPromString();
+    data.values = data.values.map(({ sharedLabels, labels, ...value }) => ({ ...value, labels: { ...labels, ...sharedLabels } }));
+    return data;
+  }
+
+  reset() {
+    for (const cell of this.#cells) {
+      cell.counts.fill(0);
+      cell.sum = 0;
+      cell.count = 0;
+    }
+  }
+}
+
+/** Cells of `histogram` by one label's value, made on first use. */
+function cellsBy(histogram, label) {
+  const cells = new Map();
+  return (value) => {
+    let cell = cells.get(value);
+    if (cell === undefined) cells.set(value, cell = histogram.cell({ [label]: value }));
+    return cell;
+  };
+}
+
 /**
  * @param {object} [options]
  * @param {{list(now: number): Promise<object[]>}} [options.approvals] read for the pending-approvals gauge at scrape time
@@ -23,27 +172,27 @@ export const OTHER_TOOL = '_other';
  */
 export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolgate_', clock = Date.now } = {}) {
   const registry = new client.Registry();
-  const decisions = new client.Counter({
+  const decisions = countedCounter({
     name: `${prefix}decisions_total`, help: 'tools/call decisions, by server, tool, decision and code; enforced="false" in monitor mode',
     labelNames: ['server', 'tool', 'decision', 'code', 'enforced'], registers: [registry],
   });
-  const decisionSeconds = new client.Histogram({
+  const decisionSeconds = cellsBy(new CellHistogram({
     name: `${prefix}decision_duration_seconds`, help: 'time to decide a tools/call (policy and stores), by server',
-    labelNames: ['server'], buckets: LATENCY_BUCKETS, registers: [registry],
-  });
-  const storeSeconds = new client.Histogram({
+    buckets: LATENCY_BUCKETS, registers: [registry],
+  }), 'server');
+  const storeSeconds = cellsBy(new CellHistogram({
     name: `${prefix}store_duration_seconds`, help: 'counter store operations, by operation',
-    labelNames: ['operation'], buckets: LATENCY_BUCKETS, registers: [registry],
-  });
+    buckets: LATENCY_BUCKETS, registers: [registry],
+  }), 'operation');
   const storeErrors = new client.Counter({
     name: `${prefix}store_errors_total`, help: 'counter store operations that failed, by operation',
     labelNames: ['operation'], registers: [registry],
   });
-  const upstreamSeconds = new client.Histogram({
+  const upstreamSeconds = cellsBy(new CellHistogram({
     name: `${prefix}upstream_duration_seconds`, help: 'time until the upstream server\'s answer began, by server',
-    labelNames: ['server'], buckets: LATENCY_BUCKETS, registers: [registry],
-  });
-  const upstreamResponses = new client.Counter({
+    buckets: LATENCY_BUCKETS, registers: [registry],
+  }), 'server');
+  const upstreamResponses = countedCounter({
     name: `${prefix}upstream_responses_total`, help: 'upstream answers by server and HTTP status (or timeout, unreachable, failed, client_left)',
     labelNames: ['server', 'status'], registers: [registry],
   });
@@ -79,7 +228,7 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
     return name;
   };
 
-  const time = (operation, started) => storeSeconds.observe({ operation }, (performance.now() - started) / 1000);
+  const time = (operation, started) => storeSeconds(operation).observe((performance.now() - started) / 1000);
   const failed = (operation, started, error) => {
     time(operation, started);
     storeErrors.inc({ operation });
@@ -94,12 +243,13 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
     observer: {
       decided({ server, tool, named = false, decision, code, enforced, ms }) {
         const trusted = named || (decision === 'allow' && code === 'allowed');
-        decisions.inc({ server, tool: toolLabel(server, tool, trusted), decision, code, enforced: enforced ? 'true' : 'false' });
-        decisionSeconds.observe({ server }, ms / 1000);
+        const label = toolLabel(server, tool, trusted);
+        decisions.add(server, label, decision, code, enforced ? 'true' : 'false');
+        decisionSeconds(server).observe(ms / 1000);
       },
       upstream({ server, status, ms }) {
-        upstreamResponses.inc({ server, status: String(status) });
-        upstreamSeconds.observe({ server }, ms / 1000);
+        upstreamResponses.add(server, String(status));
+        upstreamSeconds(server).observe(ms / 1000);
       },
     },
     reloaded(ok) {
@@ -135,11 +285,16 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
       };
       if (typeof store.reserveNow === 'function') timed.reserveNow = sync('reserveNow');
       if (typeof store.commitNow === 'function') timed.commitNow = sync('commitNow');
+      // The store's other methods, bound once (not on every read).
+      const bound = new Map();
       return new Proxy(store, {
         get(target, property) {
           if (Object.hasOwn(timed, property)) return timed[property];
           const value = Reflect.get(target, property, target);
-          return typeof value === 'function' ? value.bind(target) : value;
+          if (typeof value !== 'function') return value;
+          let held = bound.get(property);
+          if (held === undefined || held.value !== value) bound.set(property, held = { value, bound: value.bind(target) });
+          return held.bound;
         },
       });
     },

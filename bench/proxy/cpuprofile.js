@@ -7,6 +7,7 @@ const CATEGORIES = [
   ['(garbage collector)', (url, name) => name === '(garbage collector)'],
   ['(program: V8/native, not JS)', (url, name) => name === '(program)' || name === '(root)'],
   ['toolgate wasm core and façade (wasm/)', (url) => /^file:.*\/wasm\//.test(url) || url.startsWith('wasm://')],
+  ['metrics (worker/metrics.js, prom-client)', (url) => /^file:.*\/worker\/metrics\.js$/.test(url) || /node_modules\/prom-client\//.test(url)],
   ['toolgate worker/ (handler, gate, audit, grants)', (url) => /^file:.*\/worker\/(?!stores\/)/.test(url)],
   ['toolgate worker/stores/redis.js', (url) => /^file:.*\/worker\/stores\//.test(url)],
   ['toolgate lib/, bin/', (url) => /^file:.*\/(lib|bin)\//.test(url) && !/node_modules/.test(url)],

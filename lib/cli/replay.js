@@ -1,11 +1,13 @@
 // toolgate replay: recorded calls through a new policy, and what changes.
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { compilePolicy, formatDiagnostics } from '../../worker/config.js';
 import { commandLine, optionParser } from './args.js';
-import { ReplayInputError, formatSummary, readRecords, replay } from '../replay.js';
+import { ReplayInputError, formatSummary, recordReader, replay } from '../replay.js';
 
 export const USAGE = `Usage:
   toolgate replay --policy NEW.json [--baseline OLD.json] [--grants GRANTS.json] CALLS.jsonl
@@ -54,6 +56,57 @@ async function readStdin() {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * Calls onLine(text, number) for each line of a byte stream, as
+ * `text.split('\n')` of the whole stream decoded as UTF-8 would give them
+ * (same numbers, same replacement of invalid bytes), without holding the
+ * whole text: an audit log can be larger than the longest string V8 makes
+ * (about 512 MiB), and one string of it plus its lines doubles the memory.
+ */
+export async function forEachLine(chunks, onLine) {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let number = 0;
+  for await (const chunk of chunks) {
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk));
+    const lines = text.split('\n');
+    rest = lines.pop();
+    for (let i = 0; i < lines.length; i++) onLine(lines[i], ++number);
+  }
+  onLine(rest + decoder.end(), ++number);
+}
+
+// The recorded calls of a file (or standard input), read as a stream.
+async function readCalls(path, options) {
+  const reader = recordReader(options);
+  const add = (text, line) => reader.add(text, line);
+  if (path === '-') {
+    await forEachLine(process.stdin, add);
+    return reader.finish();
+  }
+  try {
+    await forEachLine(createReadStream(resolve(path), { highWaterMark: 1 << 20 }), add);
+  } catch (error) {
+    // A file system error (ENOENT, EISDIR, EACCES...) is the input's; a bad
+    // line is already a ReplayInputError, and anything else (the engine) stays what it is.
+    if (typeof error?.code !== 'string' || typeof error.syscall !== 'string') throw error;
+    throw new ReplayInputError(`cannot read the recorded calls ${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  }
+  return reader.finish();
+}
+
+// Each changed call as a JSON line on standard output, about 1 MiB at a time
+// (a single string of millions of changed calls could pass V8's longest).
+async function writeChanged(changed) {
+  let out = '';
+  for (let i = 0; i < changed.length; i++) {
+    out += `${JSON.stringify(changed[i])}\n`;
+    if (out.length < 1 << 20 && i < changed.length - 1) continue;
+    if (!process.stdout.write(out)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+    out = '';
+  }
+}
+
 // Compiled once (worker/config.js): the result carries the diagnostics.
 function compile(toolgate, text, path) {
   const { policy, diagnostics } = compilePolicy(toolgate, text, path);
@@ -87,12 +140,9 @@ export async function run(args, { fail }) {
     const policy = compile(toolgate, await readText(values.policy, 'policy'), values.policy);
     const baseline = values.baseline ? compile(toolgate, await readText(values.baseline, 'baseline policy'), values.baseline) : undefined;
     const grantAttributes = await grantAttributesFrom(values.grants);
-    const text = await readText(positionals[0], 'recorded calls');
-    const { calls, skipped } = readRecords(text.split('\n'), { parseTime: (value) => toolgate.parseTime(value), grantAttributes });
+    const { calls, skipped } = await readCalls(positionals[0], { parseTime: (value) => toolgate.parseTime(value), grantAttributes });
     const result = await replay({ policy, baseline, calls, skipped });
-    let out = '';
-    for (const change of result.changed) out += `${JSON.stringify(change)}\n`;
-    process.stdout.write(out);
+    await writeChanged(result.changed);
     process.stderr.write(values.json
       ? `${JSON.stringify({ replayed: result.replayed, skipped: result.skipped, changed: result.changed.length, by_change: result.byChange, by_rule: result.byRule, by_tool: result.byTool })}\n`
       : formatSummary(result, { policy: values.policy, baseline: values.baseline }));

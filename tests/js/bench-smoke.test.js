@@ -36,11 +36,18 @@ test('the benchmark pipeline: matrix, native merge and summary', { timeout: 6000
     assert.match(markdown, /\| tools:3\/args:2 \| [\d.]+ \| [\d.]+ \| [\d ]+ \|/);
   });
 
-  await t.test('replay.bench.js: calls/s through the core, a budget, the diff it found', async () => {
-    await node('bench/js/replay.bench.js', ['--quick', '--results', dir]);
+  await t.test('replay.bench.js: calls/s through the core, with --baseline and by the CLI, a budget, the diff it found', async () => {
+    await node('bench/js/replay.bench.js', ['--quick', '--calls', '5000', '--results', dir]);
     const replay = await readJson(path.join(dir, 'replay.json'));
-    assert.ok(replay.calls_per_second_median > 0);
-    assert.ok(replay.changed > 0 && replay.by_change['allow->deny'] === replay.changed, JSON.stringify(replay.by_change));
+    assert.equal(replay.calls, 5000);
+    assert.ok(replay.calls_per_second_median > 0 && replay.calls_per_cpu_second_median > 0);
+    assert.ok(replay.baseline.calls_per_second_median > 0 && replay.cli.calls_per_second_median > 0);
+    // Reading and deciding, apart: together they take the whole time.
+    assert.ok(replay.reading_per_cpu_second > replay.calls_per_cpu_second_median && replay.deciding_per_cpu_second > replay.calls_per_cpu_second_median);
+    // The new policy refuses refunds over 450 (not 500) to non-admins: those, and only those, change.
+    assert.ok(replay.changed > 0 && replay.changed < replay.calls / 10, `${replay.changed} changed`);
+    assert.deepEqual(replay.by_change, { 'allow->deny': replay.changed });
+    assert.deepEqual(replay.by_rule, { '/tools/create_refund/deny_if/0': replay.changed });
     assert.deepEqual(replay.budgets.map((b) => [b.name, b.target, typeof b.met]), [['`toolgate replay` speed, typical policy (WASM core, Node)', '≥ 100 000 calls/s', 'boolean']]);
   });
 

@@ -1,0 +1,62 @@
+// Smoke run of the proxy benchmark (bench/proxy/proxy.bench.js) with tiny
+// durations and without Redis: every case runs end to end against real
+// `toolgate serve` processes, the metrics on/off comparison runs its pairs
+// while a scraper reads /metrics, and the results contract (bench/README.md)
+// holds the budget it computes. Checks the contract and the bookkeeping, not
+// figures.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { repoRoot } from './cli-helpers.js';
+
+const run = promisify(execFile);
+const readJson = async (file) => JSON.parse(await readFile(file, 'utf8'));
+
+test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the budget', { timeout: 300_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'toolgate-bench-proxy-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'proxy.json');
+  await run(process.execPath, [path.join(repoRoot, 'bench/proxy/proxy.bench.js'), '--quick', '--no-redis', '--duration', '0.5', '--seq-duration', '0.2',
+    '--warmup', '0.1', '--connections', '2', '--metrics-pairs', '3', '--metrics-seconds', '0.4', '--out', out], { cwd: repoRoot, timeout: 240_000 });
+  const result = await readJson(out);
+
+  const m = result.metrics_on_off;
+  assert.equal(m.pairs.length, 3);
+  m.pairs.forEach((pair, i) => {
+    for (const side of ['off', 'on']) {
+      assert.ok(pair[side].requests > 0 && pair[side].rps > 0, `pair ${i + 1}: no ${side} request was answered`);
+      assert.equal(pair[side].non2xx, 0, `pair ${i + 1}, ${side}: every call allowed and answered`);
+      assert.ok(pair[side].cpu_ms_per_request > 0, `pair ${i + 1}, ${side}: CPU per request`);
+    }
+    assert.ok(Math.abs(pair.throughput_ratio - pair.on.rps / pair.off.rps) < 1e-9);
+  });
+  const ratios = m.pairs.map((p) => p.throughput_ratio).sort((a, b) => a - b);
+  assert.equal(m.throughput_ratio_median, ratios[1]);
+  // The scraper read /metrics (it scrapes once more when stopped), never failed,
+  // and the server counted decisions: the metrics were on and collecting.
+  assert.ok(m.scraper.scrapes >= 1, JSON.stringify(m.scraper));
+  assert.equal(m.scraper.failures, 0, JSON.stringify(m.scraper.errors));
+  assert.ok(m.scraper.decisions >= m.pairs.reduce((sum, p) => sum + p.on.requests, 0), `${m.scraper.decisions} decisions counted`);
+  // The in-process figure: what the metrics add to one call, and its share of a request's CPU.
+  assert.ok(Number.isFinite(m.in_process_us_per_call) && m.in_process_us_per_call >= 0, String(m.in_process_us_per_call));
+  assert.ok(Math.abs(m.in_process_share_of_cpu_per_request - m.in_process_us_per_call / 1000 / m.cpu_ms_per_request_median.off) < 1e-12);
+
+  const budget = result.budgets.find((b) => /metrics on .* vs off/.test(b.name));
+  assert.ok(budget, result.budgets.map((b) => b.name).join('\n'));
+  assert.equal(budget.target, '≤ 2 % lower');
+  assert.equal(budget.met, m.throughput_ratio_median >= 0.98);
+  assert.match(budget.measured, /^-?[\d.]+ % lower \(median of 3 pairs/);
+
+  // Every case of the table ran (Redis left out).
+  assert.deepEqual(Object.keys(result.summary), ['direct', 'passthrough', 'toolgate (memory store)', 'toolgate (memory store, metrics on)',
+    'toolgate (memory store, OAuth JWT)', 'toolgate (memory store, pins)']);
+  const markdown = await readFile(path.join(dir, 'proxy.md'), 'utf8');
+  assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
+  assert.match(markdown, /\| \*\*median\*\* \|/);
+  assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);
+});
