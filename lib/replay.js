@@ -19,9 +19,18 @@ export class ReplayInputError extends Error {
 
 const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 const brief = (decision) => ({ decision: decision.decision, code: decision.code ?? '', rule: decision.rule ?? '' });
-// The answers after which the proxy gave the quota back (worker/exchange.js,
-// settlementOf): the replay does the same.
-const ROLLED_BACK = new Set(['error', 'failed', 'upstream_failed', 'upstream_refused']);
+// Whether the proxy gave a forwarded call's quota back (worker/exchange.js,
+// settlementOf): the replay does the same. Events carry it as `quota`
+// ("kept" / "returned"); for logs written before that field, the outcome says
+// it: a JSON-RPC error, a 4xx, a stdio server gone before the write, or a
+// server that could not be reached (upstream_failed with upstream_status
+// "unreachable"); timeouts, 5xx and hang-ups kept the quota.
+const RETURNED = new Set(['error', 'upstream_refused', 'server_gone']);
+function quotaReturned(record) {
+  if (record.decision !== 'allow') return false;
+  if (record.quota === 'returned' || record.quota === 'kept') return record.quota === 'returned';
+  return RETURNED.has(record.outcome) || (record.outcome === 'upstream_failed' && record.upstream_status === 'unreachable');
+}
 
 // One recorded call (or approval) as the replay holds it: flat fields of one
 // shape for every record and few objects of its own, because a replay holds
@@ -129,7 +138,7 @@ export function recordReader({ parseTime, grantAttributes } = {}) {
         entry.decision = record.decision;
         entry.code = record.code ?? '';
         entry.rule = record.rule ?? '';
-        entry.rolledBack = record.decision === 'allow' && ROLLED_BACK.has(record.outcome);
+        entry.rolledBack = quotaReturned(record);
         keep(entry);
         return;
       }

@@ -270,7 +270,16 @@ export class Exchange {
       settledStore = Promise.resolve();
     }
     this.#trace?.end({ ...decisionFields(decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
-    const written = Promise.resolve(this.#write(() => this.#event().then((base) => ({ ...base, ...decisionFields(decision), upstream_status: status, outcome, latency_ms: latency })))).catch(() => {});
+    // `quota` says what the settlement did, so that a reader of the audit log
+    // (toolgate replay) need not guess it from the outcome: "kept" (the call
+    // may have run) or "returned" (it cannot have). A call forwarded in monitor
+    // mode that the policy would refuse reserved nothing: no field.
+    const quota = this.#reservation === NOTHING_RESERVED ? undefined : this.#settlement === Settlement.COMMITTED ? 'kept' : 'returned';
+    const written = Promise.resolve(this.#write(() => this.#event().then((base) => {
+      const event = { ...base, ...decisionFields(decision), upstream_status: status, outcome, latency_ms: latency };
+      if (quota) event.quota = quota;
+      return event;
+    }))).catch(() => {});
     const settlement = this.#settlement;
     this.#finished(Promise.all([settledStore, written]).then(() => settlement));
     return this.#done;

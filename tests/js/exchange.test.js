@@ -154,6 +154,7 @@ describe('the settlement table', () => {
       const [event] = await audit.waitFor(1);
       assert.equal(audit.events.length, 1, 'one audit event');
       assert.equal(event.outcome, outcome);
+      assert.equal(event.quota, settlement === COMMITTED ? 'kept' : 'returned', 'the event says what the settlement did');
       assert.equal(event.decision, 'allow');
       assert.equal(event.tool, 'count');
     });
@@ -231,6 +232,7 @@ describe('the settlement table', () => {
     assert.equal(await exchange.settled, COMMITTED);
     const [event] = await audit.waitFor(1);
     assert.deepEqual([event.decision, event.enforced, event.outcome], ['deny', false, 'result']);
+    assert.equal('quota' in event, false, 'nothing was reserved, so no quota to speak of');
     assert.equal(counters.commits + counters.rollbacks, 0, 'no reservation to settle');
   });
 });
@@ -435,6 +437,7 @@ describe('through the HTTP handler: quota follows what may have run', () => {
         assert.equal(events.length, i + 1, `${what}: one audit event per call`);
         assert.equal(events[i].request_id, i + 1, what);
         assert.equal(events[i].outcome, outcome, what);
+        assert.equal(events[i].quota, mayHaveRun ? 'kept' : 'returned', what);
         if (behaviour === 'unreachable') assert.equal(events[i].upstream_status, 'unreachable', what);
         assert.equal(await counters.held(), ran, `${what}: the grant's count is the calls that may have run`);
         assert.equal(counters.commits + counters.rollbacks, i + 1, `${what}: each reservation settled exactly once`);

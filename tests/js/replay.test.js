@@ -32,7 +32,15 @@ const tempFile = (text) => {
 
 // --- the reference: what replay means, written plainly ---------------------
 
-const ROLLED_BACK = ['error', 'failed', 'upstream_failed', 'upstream_refused'];
+// The quota went back when the event says so ("quota", written since the
+// exchange); in older logs, when the outcome proves the call did not run.
+const returned = (record) => {
+  if (record.decision !== 'allow') return false;
+  if (record.quota === 'kept') return false;
+  if (record.quota === 'returned') return true;
+  return ['error', 'upstream_refused', 'server_gone'].includes(record.outcome)
+    || (record.outcome === 'upstream_failed' && record.upstream_status === 'unreachable');
+};
 
 function referenceRead(lines, grantAttributes) {
   const records = [];
@@ -55,7 +63,7 @@ function referenceRead(lines, grantAttributes) {
         line, now,
         call: { tool: record.tool, arguments: record.arguments, grant: { ...attributes, id: record.grant }, now },
         recorded: { decision: record.decision, code: record.code ?? '', rule: record.rule ?? '' },
-        rolledBack: record.decision === 'allow' && ROLLED_BACK.includes(record.outcome),
+        rolledBack: returned(record),
       });
     } else {
       const now = time(record.now);
@@ -160,8 +168,12 @@ async function randomLog(next, { evalLines, approvalsFor }) {
       time: stamp, request_id: i, grant, server: 'default', tool, policy_hash: 'x', argument_keys: Object.keys(args), argument_hmac: 'h',
       arguments: args, ...(attributes ? { grant_attributes: attributes } : {}),
       decision, code: decision === 'allow' ? 'allowed' : pick(['default_deny', 'rate_limited', 'approval_required']),
-      rule: pick(['/tools/refund', '/default', '']), outcome: pick(['result', 'result', 'error', 'upstream_failed']),
+      rule: pick(['/tools/refund', '/default', '']),
+      outcome: pick(['result', 'result', 'error', 'upstream_failed', 'upstream_refused', 'server_gone', 'client_left', 'tool_error']),
     };
+    if (event.outcome === 'upstream_failed') event.upstream_status = pick(['unreachable', 'timeout', 502]);
+    // Newer logs say what happened to the quota; it wins over the outcome.
+    if (next() < 0.5) event.quota = pick(['kept', 'returned']);
     if (next() < 0.1) delete event.rule;
     lines.push(JSON.stringify(event));
     if (next() < 0.05) lines.push(next() < 0.5 ? '' : '   ');
