@@ -368,6 +368,43 @@ describe('FileAuditSink', () => {
     assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [4]);
   });
 
+  test('batches: lines wait for flushMs, go out at once past maxBatchBytes, and close() writes what waits', async () => {
+    const path = join(dir, 'batched.jsonl');
+    // A flush interval no test waits for: only the size bound and close() write here.
+    const sink = new FileAuditSink({ path, flushMs: 3_600_000, maxBatchBytes: 4096 });
+    const small = Array.from({ length: 3 }, (_, i) => sink.write(eventOf(i)));
+    let writtenEarly = 0;
+    for (const write of small) write.then(() => { writtenEarly += 1; });
+    // Past maxBatchBytes: this line and the three before it are written now, in order.
+    await sink.write(eventOf(3, { padding: 'x'.repeat(5000) }));
+    await Promise.all(small);
+    assert.equal(writtenEarly, 3);
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3]);
+    // Under the bound, a line waits (its write() has not settled) until close().
+    let settled = false;
+    const waiting = sink.write(eventOf(4)).then(() => { settled = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false);
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3]);
+    await sink.close();
+    await waiting;
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3, 4]);
+  });
+
+  test('the default flush interval writes a lone line by itself; bad options are refused', async () => {
+    const path = join(dir, 'lone.jsonl');
+    const sink = new FileAuditSink({ path });
+    await sink.write(eventOf(1)); // settles once written, with no other write or close to push it out
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')), [eventOf(1)]);
+    const immediate = new FileAuditSink({ path, flushMs: 0 });
+    await immediate.write(eventOf(2));
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')), [eventOf(1), eventOf(2)]);
+    await Promise.all([sink.close(), immediate.close()]);
+    for (const options of [{ flushMs: -1 }, { flushMs: NaN }, { maxBatchBytes: 0 }, { maxBatchBytes: '1' }]) {
+      assert.throws(() => new FileAuditSink({ path, ...options }), TypeError, JSON.stringify(options));
+    }
+  });
+
   test('writes after close() reject; a bad event rejects without touching the file', async () => {
     const path = join(dir, 'closed.jsonl');
     const sink = new FileAuditSink({ path });
