@@ -127,8 +127,8 @@ export function createHandler(options) {
   const sessionIds = new Map();
 
   async function handle(request, context = {}) {
-    const url = new URL(request.url);
-    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const url = requestUrl(request.url);
+    const path = url.path;
     try {
       const refused = hostCheck?.(request);
       if (refused) {
@@ -190,7 +190,8 @@ export function createHandler(options) {
     const scope = {
       grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
-      waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
+      clientLeft: () => scope.client.left,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     // With pins, a call to a tool whose current definition toolgate has not
@@ -235,7 +236,7 @@ export function createHandler(options) {
         : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
       { 'www-authenticate': 'Bearer realm="toolgate"' }) };
     }
-    const queryToken = url.searchParams.has('access_token');
+    const { queryToken } = url;
     const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
     if (grant) return { grant };
     const answer = await oauth.authenticate(token, name, { queryToken });
@@ -540,19 +541,18 @@ export function createHandler(options) {
     // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
     // has started may then run as long as it needs. One controller aborts the
     // upstream request for both reasons: the timeout, and the client leaving
-    // (its signal is linked by a listener, not AbortSignal.any, which costs a
-    // hundred microseconds and more per call on Node 20).
-    const upstreamAbort = new AbortController();
+    // (linked by a listener, not AbortSignal.any, which costs a hundred
+    // microseconds and more per call on Node 20). A transport that takes a
+    // plain signal (Node's) gets one: on Node 20 an AbortController costs
+    // several microseconds, the request's own signal as much again.
+    const upstreamAbort = fetchUpstream.plainSignal === true ? new PlainAbort() : new AbortController();
     let timedOut = null;
     const timer = setTimeout(() => {
       timedOut = new Error(`no answer within ${upstreamTimeoutMs} ms`);
       upstreamAbort.abort(timedOut);
     }, upstreamTimeoutMs);
-    const clientSignal = request.signal;
-    if (clientSignal) {
-      if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
-      else clientSignal.addEventListener('abort', () => upstreamAbort.abort(clientSignal.reason), { once: true });
-    }
+    const { client } = scope;
+    client.onLeave(() => upstreamAbort.abort(client.reason));
     const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
@@ -560,7 +560,7 @@ export function createHandler(options) {
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
-      const status = clientSignal?.aborted ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
+      const status = client.left ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
       const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
       observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
@@ -728,6 +728,83 @@ function webBody(response) {
       response.body?.cancel().catch(() => {});
     },
   };
+}
+
+// The request URL's path (trailing slashes dropped) and whether its query
+// has an access_token, by URL text: a proxy sees the same few URLs again and
+// again, and WHATWG URL parsing is a microsecond or more each time. At most
+// URL_MEMO_SIZE are kept (then the memo starts over), so varied URLs cost
+// what they cost before and no more memory.
+const URL_MEMO_SIZE = 256;
+const urlMemo = new Map();
+function requestUrl(text) {
+  let url = urlMemo.get(text);
+  if (url === undefined) {
+    const parsed = new URL(text);
+    url = Object.freeze({ path: parsed.pathname.replace(/\/+$/, '') || '/', queryToken: parsed.searchParams.has('access_token') });
+    if (urlMemo.size >= URL_MEMO_SIZE) urlMemo.clear();
+    urlMemo.set(text, url);
+  }
+  return url;
+}
+
+/**
+ * The client of a request, as the handler asks about it: `left` (it went
+ * away before its answer was complete), `reason`, and `onLeave(fn)` (fn runs
+ * once when it leaves, at once if it has). Hosts may pass their own as
+ * `context.client` (Node's, ./node.js, listens to the response's 'close'
+ * without making the request's AbortSignal); otherwise the request's signal
+ * says it.
+ * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave(fn: () => void): void }} Client
+ */
+function signalClient(request) {
+  return {
+    get left() {
+      return request.signal?.aborted === true;
+    },
+    get reason() {
+      return request.signal?.reason;
+    },
+    onLeave(fn) {
+      const signal = request.signal;
+      if (!signal) return;
+      if (signal.aborted) fn();
+      else signal.addEventListener('abort', fn, { once: true });
+    },
+  };
+}
+
+/**
+ * An AbortController whose `signal` is itself: what a transport marked
+ * `plainSignal` (./node-transport.js) reads of a signal (`aborted`, `reason`,
+ * add/removeEventListener of 'abort'), without an EventTarget.
+ */
+export class PlainAbort {
+  aborted = false;
+  reason = undefined;
+  #listeners = [];
+
+  get signal() {
+    return this;
+  }
+
+  abort(reason = new DOMException('This operation was aborted', 'AbortError')) {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener.call(this, { type: 'abort', target: this });
+  }
+
+  addEventListener(type, listener) {
+    if (type === 'abort' && typeof listener === 'function' && !this.aborted && !this.#listeners.includes(listener)) this.#listeners.push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const at = type === 'abort' ? this.#listeners.indexOf(listener) : -1;
+    if (at >= 0) this.#listeners.splice(at, 1);
+  }
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
