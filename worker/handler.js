@@ -257,7 +257,9 @@ export function createHandler(options) {
     const ids = claimsFor(scope);
     let admitted;
     try {
-      admitted = await readAndAdmit(request, { ...scope, claimId: ids.claim });
+      // The scope is this request's own: the gate reads its claimId.
+      scope.claimId = ids.claim;
+      admitted = await readAndAdmit(request, scope);
     } finally {
       freeSlot();
     }
@@ -286,7 +288,7 @@ export function createHandler(options) {
   // has been relayed (or has failed). Without a session there is nothing to
   // share ids with: a stateless server handles each request on its own.
   function claimsFor(scope) {
-    if (scope.session === undefined) return { claim: undefined, release() {} };
+    if (scope.session === undefined) return NO_CLAIMS;
     const sessionKey = `${scope.server}\u0000${scope.session}`;
     const claimed = [];
     return {
@@ -598,6 +600,9 @@ function configOf({ servers, grants = null, grantPolicies = new Map() }) {
   }
   return { servers, grants, grantPolicies };
 }
+
+// A request outside a session claims no ids.
+const NO_CLAIMS = Object.freeze({ claim: undefined, release() {} });
 
 // Reports an event to each exchange of a request (./exchange.js ignores it
 // for those already settled).
