@@ -43,8 +43,9 @@ export function parseMediaType(header) {
  */
 export function jsonContentTypeProblem(header) {
   // Clients send the same one or two values on every request: the verdict is
-  // kept by header text (at most MEMO_SIZE, then the memo starts over).
-  if (typeof header !== 'string') return contentTypeProblem(header);
+  // kept by header text (at most MEMO_SIZE values of at most MEMO_LENGTH
+  // characters, then the memo starts over).
+  if (typeof header !== 'string' || header.length > MEMO_LENGTH) return contentTypeProblem(header);
   let problem = verdicts.get(header);
   if (problem === undefined) {
     problem = contentTypeProblem(header);
@@ -55,6 +56,7 @@ export function jsonContentTypeProblem(header) {
 }
 
 const MEMO_SIZE = 64;
+const MEMO_LENGTH = 256;
 const verdicts = new Map();
 
 function contentTypeProblem(header) {

@@ -126,6 +126,8 @@ export function createHandler(options) {
   // Request ids in flight per upstream session (server + the server's session id).
   const sessionIds = new Map();
 
+  // context: { remoteAddress, waitUntil (Workers), client (a Client, below:
+  // the host's own word on the client leaving; else the request's signal) }.
   async function handle(request, context = {}) {
     const url = requestUrl(request.url);
     const path = url.path;
@@ -738,17 +740,21 @@ function webBody(response) {
 // The request URL's path (trailing slashes dropped) and whether its query
 // has an access_token, by URL text: a proxy sees the same few URLs again and
 // again, and WHATWG URL parsing is a microsecond or more each time. At most
-// URL_MEMO_SIZE are kept (then the memo starts over), so varied URLs cost
-// what they cost before and no more memory.
+// URL_MEMO_SIZE URLs of at most URL_MEMO_LENGTH characters are kept (then
+// the memo starts over), so varied or long URLs cost what they cost before
+// and at most a few hundred kilobytes.
 const URL_MEMO_SIZE = 256;
+const URL_MEMO_LENGTH = 1024;
 const urlMemo = new Map();
 function requestUrl(text) {
   let url = urlMemo.get(text);
   if (url === undefined) {
     const parsed = new URL(text);
     url = Object.freeze({ path: parsed.pathname.replace(/\/+$/, '') || '/', queryToken: parsed.searchParams.has('access_token') });
-    if (urlMemo.size >= URL_MEMO_SIZE) urlMemo.clear();
-    urlMemo.set(text, url);
+    if (text.length <= URL_MEMO_LENGTH) {
+      if (urlMemo.size >= URL_MEMO_SIZE) urlMemo.clear();
+      urlMemo.set(text, url);
+    }
   }
   return url;
 }

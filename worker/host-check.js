@@ -162,15 +162,18 @@ function quote(text) {
 // Memos of the two WHATWG URL parses a check makes, by their input text: a
 // proxy sees the same few hosts and URLs on every request, and each parse
 // costs a microsecond or more. Both are pure functions of the text; at most
-// MEMO_SIZE results are kept each (then the memo starts over), so varied
-// input costs what it did and no more memory.
+// MEMO_SIZE results for texts of at most MEMO_LENGTH characters are kept
+// each (then the memo starts over), so varied or long input costs what it
+// did and the memos at most a few hundred kilobytes.
 const MEMO_SIZE = 256;
+const MEMO_LENGTH = 1024;
 function memo(fn) {
   const results = new Map();
   return (text) => {
     let result = results.get(text);
     if (result === undefined) {
       result = fn(text);
+      if (text.length > MEMO_LENGTH) return result;
       if (results.size >= MEMO_SIZE) results.clear();
       results.set(text, result);
     }
