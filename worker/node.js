@@ -133,7 +133,8 @@ export async function startProxy(options) {
   const ownMetricsPort = metrics && typeof options.metrics === 'object' && options.metrics.port !== undefined;
   const storeForHandler = metrics ? metrics.instrumentStore(counters) : counters;
   const tracer = options.tracing ? (await import('./otel.js')).openTelemetryTracer() : undefined;
-  const audit = options.audit ?? new StreamAuditSink({ write: (line) => process.stdout.write(line) });
+  // One write to stdout for the events of a loop turn, not one per event.
+  const audit = options.audit ?? new StreamAuditSink({ write: (line) => process.stdout.write(line) }, { coalesce: true });
   // TOOLGATE_UPSTREAM_TRANSPORT=fetch chooses fetch where no option can be
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));

@@ -275,8 +275,47 @@ describe('StreamAuditSink', () => {
     t.mock.method(process.stdout, 'write', (chunk) => { written.push(String(chunk)); return true; });
     const sink = new StreamAuditSink({ write: (line) => process.stdout.write(line) });
     await sink.write(eventOf(1));
+    // As startProxy makes it: the events of one turn in one write.
+    const coalesced = new StreamAuditSink({ write: (line) => process.stdout.write(line) }, { coalesce: true });
+    await Promise.all([2, 3].map((n) => coalesced.write(eventOf(n))));
     t.mock.restoreAll();
-    assert.deepEqual(written, [`${JSON.stringify(eventOf(1))}\n`]);
+    // The test runner reports on stdout too, meanwhile: only the audit lines are ours.
+    assert.deepEqual(written.filter((chunk) => chunk.startsWith('{"time"')),
+      [`${JSON.stringify(eventOf(1))}\n`, `${JSON.stringify(eventOf(2))}\n${JSON.stringify(eventOf(3))}\n`]);
+  });
+
+  test('coalesce: the writes of one turn reach the writer as one text, in order; turns apart are written apart', async () => {
+    const texts = [];
+    const sink = new StreamAuditSink((text) => texts.push(text), { coalesce: true });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => sink.write(eventOf(i))));
+    assert.equal(texts.length, 1);
+    assert.deepEqual(linesOf(texts[0]).map((e) => e.request_id), Array.from({ length: 50 }, (_, i) => i));
+    await sink.write(eventOf(50));
+    await sink.write(eventOf(51));
+    assert.equal(texts.length, 3);
+    // close() writes what waits for this turn.
+    const last = sink.write(eventOf(52));
+    await sink.close();
+    await last;
+    assert.deepEqual(linesOf(texts.join('')).map((e) => e.request_id), Array.from({ length: 53 }, (_, i) => i));
+  });
+
+  test('coalesce: a failed batch rejects each of its lines; the next batch is written; a bad event rejects alone', async () => {
+    const texts = [];
+    let fail = true;
+    const sink = new StreamAuditSink({
+      write: async (text) => {
+        if (fail) throw new Error('pipe closed');
+        texts.push(text);
+      },
+    }, { coalesce: true });
+    const first = await Promise.allSettled([1, 2, 3].map((n) => sink.write(eventOf(n))));
+    assert.deepEqual(first.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    assert.match(first[0].reason.message, /pipe closed/);
+    fail = false;
+    const second = await Promise.allSettled([sink.write(eventOf(4)), sink.write('not an event'), sink.write(eventOf(5))]);
+    assert.deepEqual(second.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(linesOf(texts.join('')).map((e) => e.request_id), [4, 5]);
   });
 });
 
