@@ -17,6 +17,7 @@ import { ConsoleAuditSink, MultiAuditSink, StreamAuditSink, canonicalJson, event
 import { FileAuditSink } from '../../worker/audit-file.js';
 import { RedisStreamAuditSink } from '../../worker/audit-redis.js';
 import { startRedis } from './redis-server.js';
+import { random } from './seeded-random.js';
 
 // An event as the proxy builds it.
 const eventOf = (n, fields = {}) => ({
@@ -441,6 +442,54 @@ describe('FileAuditSink', () => {
     await Promise.all([sink.close(), immediate.close()]);
     for (const options of [{ flushMs: -1 }, { flushMs: NaN }, { maxBatchBytes: 0 }, { maxBatchBytes: '1' }]) {
       assert.throws(() => new FileAuditSink({ path, ...options }), TypeError, JSON.stringify(options));
+    }
+  });
+
+  test('property: random bursts, sizes, bounds and rotations: every line once, whole, in call order, each write settled (seeded)', async () => {
+    const SEED = Number(process.env.AUDIT_FILE_SEED ?? 0xa0d17);
+    const rng = random(SEED);
+    const int = (n) => Math.floor(rng() * n);
+    for (let round = 0; round < 12; round++) {
+      const path = join(dir, `property-${round}.jsonl`);
+      const message = `seed ${SEED}, round ${round}`;
+      // flushMs 0 (no waiting), tiny, or never (only the size bound, close() and reopen() write).
+      const flushMs = [0, 1, 3_600_000][int(3)];
+      const sink = new FileAuditSink({ path, flushMs, maxBatchBytes: 200 + int(20_000) });
+      const files = [path]; // the file of each rotation, oldest first
+      const expected = [[0]];
+      // The file exists (it is opened at the first write) before anything is
+      // renamed: reopen() writes what waits (with flushMs never, nothing else would).
+      const first = sink.write(eventOf(0));
+      await sink.reopen();
+      await first;
+      const settled = [];
+      let n = 1;
+      for (let step = 0, steps = 5 + int(30); step < steps; step++) {
+        const action = int(10);
+        if (action === 0) {
+          // Rotation as logrotate does it: rename while lines may be waiting,
+          // then reopen(). Lines asked for before reopen() go to the old file.
+          await rename(path, `${path}.${files.length}`);
+          files[files.length - 1] = `${path}.${files.length}`;
+          files.push(path);
+          expected.push([]);
+          await sink.reopen();
+        } else if (action === 1) {
+          await new Promise((resolve) => setImmediate(resolve)); // a turn passes
+        } else {
+          for (let i = 0, burst = 1 + int(40); i < burst; i++, n++) {
+            expected[expected.length - 1].push(n);
+            settled.push(sink.write(eventOf(n, { padding: 'x'.repeat(int(3) === 0 ? int(5000) : int(50)) })));
+          }
+        }
+      }
+      await sink.close();
+      await Promise.all(settled);
+      for (const [i, file] of files.entries()) {
+        const text = await readFile(file, 'utf8').catch(() => '');
+        assert.ok(text === '' || text.endsWith('\n'), `${message}: ${file} ends with a whole line`);
+        assert.deepEqual(linesOf(text).map((e) => e.request_id), expected[i], `${message}: ${file}`);
+      }
     }
   });
 
