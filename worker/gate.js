@@ -596,8 +596,16 @@ export class Gate {
   }
 
   #writeUnwritten() {
-    const batch = this.#unwritten;
-    this.#unwritten = [];
+    // At most AUDIT_EVENTS_PER_TASK at a time: after a flood of calls the
+    // rest wait for the next task, so I/O (other grants' requests) runs between.
+    let batch = this.#unwritten;
+    if (batch.length > AUDIT_EVENTS_PER_TASK) {
+      this.#unwritten = batch.slice(AUDIT_EVENTS_PER_TASK);
+      batch = batch.slice(0, AUDIT_EVENTS_PER_TASK);
+      later(() => this.#writeUnwritten());
+    } else {
+      this.#unwritten = [];
+    }
     for (const { makeEvent, grant, resolve } of batch) {
       // The event's canonical JSON and HMAC are computed before makeEvent's
       // first await: that is the grant's work, charged to its share.
@@ -680,6 +688,9 @@ function randomKey() {
 }
 
 const elapsed = (started) => Math.round((performance.now() - started) * 1000) / 1000;
+
+// Audit events built in one task at most (#writeUnwritten).
+const AUDIT_EVENTS_PER_TASK = 128;
 
 // Runs `fn` in a later task: on Node once the I/O of this turn (the answer to
 // the client) is done (setImmediate); elsewhere (workerd) after a 0 ms timer.

@@ -248,6 +248,20 @@ describe('the settlement table', () => {
     }
   });
 
+  test('a flood of refusals: events built at most 128 a task, other work runs between, every event once in order', async () => {
+    const written = [];
+    const audit = { write: async (event) => { written.push(event.request_id); } };
+    const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {}, hmac: () => 'hmac' });
+    const ids = Array.from({ length: 300 }, (_, i) => i + 1);
+    const admitted = await gate.admit(ids.map((id) => call(id, 'delete-all')), { grant: GRANT, server: 'default', policy: POLICY });
+    assert.equal(admitted.answers.length, 300);
+    // A task queued now runs after the first batch of events, before the rest.
+    const seenBetween = await new Promise((resolve) => setImmediate(() => resolve(written.length)));
+    assert.ok(seenBetween > 0 && seenBetween < 300, `${seenBetween} events written before other work ran`);
+    while (written.length < 300) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(written, ids);
+  });
+
   test('the audit event: decision time fields, then the decision, then how it settled, in this order', async () => {
     const audit = memoryAudit();
     const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {} });
