@@ -4,24 +4,44 @@
 // The file is opened with flag 'a' (O_APPEND): every write lands at the end,
 // even when another process (a second proxy, logrotate's copytruncate) writes
 // or truncates the same file. Writes go one at a time, in the order of the
-// write() calls, so lines never interleave or reorder. Lines that arrive while
-// a write is under way go out together in the next one (one system call for
-// many events under load, instead of one each); each write() still settles
-// when its own line is on disk, or rejects when that write failed.
+// write() calls, so lines never interleave or reorder.
+//
+// Lines are written in batches: a line waits up to `flushMs` (default 5 ms)
+// for others, or until `maxBatchBytes` (1 MiB) are waiting, and lines that
+// arrive while a write is under way go out together in the next one. Under
+// load that is one append for dozens of events instead of one each: a file
+// write is a trip through libuv's thread pool (a thread woken, a completion
+// posted back), which cost `toolgate serve` more CPU per call than building
+// the event (bench/README.md, "The proxy"). Each write() still settles when
+// its own line is on disk, or rejects when that write failed; close() and
+// reopen() write what is waiting first.
 import { open } from 'node:fs/promises';
 
 import { eventLine } from './audit.js';
 
 export class FileAuditSink {
   #path;
+  #flushMs;
+  #maxBatchBytes;
   #handle = null; // FileHandle, opened at the first write
   #queue = Promise.resolve(); // the last write, reopen or close
   #closed = false;
   #waiting = []; // lines not yet handed to a write: { line, resolve, reject }
+  #waitingBytes = 0; // their length (UTF-16 units: a bound, not an exact byte count)
+  #timer = null; // the flush scheduled for #waiting, or null
 
-  constructor({ path } = {}) {
+  /**
+   * @param {{ path: string, flushMs?: number, maxBatchBytes?: number }} options
+   *   flushMs: how long a line may wait for others before it is written (0: write at once,
+   *   batching only the lines that arrive while a write is under way)
+   */
+  constructor({ path, flushMs = 5, maxBatchBytes = 1024 * 1024 } = {}) {
     if (typeof path !== 'string' || path === '') throw new TypeError('FileAuditSink needs `path`, a file name');
+    if (!(Number.isFinite(flushMs) && flushMs >= 0)) throw new TypeError('FileAuditSink `flushMs` must be a number of milliseconds >= 0');
+    if (!(Number.isFinite(maxBatchBytes) && maxBatchBytes > 0)) throw new TypeError('FileAuditSink `maxBatchBytes` must be a positive number');
     this.#path = path;
+    this.#flushMs = flushMs;
+    this.#maxBatchBytes = maxBatchBytes;
   }
 
   get path() {
@@ -39,14 +59,26 @@ export class FileAuditSink {
     }
     return new Promise((resolve, reject) => {
       this.#waiting.push({ line, resolve, reject });
-      // The first waiting line schedules the write that takes them all.
-      if (this.#waiting.length === 1) this.#enqueue(() => this.#writeWaiting());
+      this.#waitingBytes += line.length;
+      if (this.#waitingBytes >= this.#maxBatchBytes || this.#flushMs === 0) this.#flush();
+      else this.#timer ??= setTimeout(() => this.#flush(), this.#flushMs);
     });
   }
 
-  async #writeWaiting() {
+  // Hands the waiting lines to one write, queued after the writes before it.
+  #flush() {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#waiting.length === 0) return;
     const batch = this.#waiting;
     this.#waiting = [];
+    this.#waitingBytes = 0;
+    this.#enqueue(() => this.#writeBatch(batch));
+  }
+
+  async #writeBatch(batch) {
     try {
       const handle = await this.#opened();
       // FileHandle.appendFile writes the whole text (looping over short writes).
@@ -59,20 +91,22 @@ export class FileAuditSink {
   }
 
   /**
-   * Closes the file and opens `path` again, after the writes already under way:
-   * for log rotation (rename the file, then reopen, e.g. on SIGHUP). Rejects
-   * when the new file cannot be opened; writes then keep trying to open it.
+   * Closes the file and opens `path` again, after the writes already asked
+   * for: for log rotation (rename the file, then reopen, e.g. on SIGHUP).
+   * Rejects when the new file cannot be opened; writes then keep trying to open it.
    */
   reopen() {
+    this.#flush();
     return this.#enqueue(async () => {
       await this.#release();
       await this.#opened();
     });
   }
 
-  /** Waits for the writes under way, then closes the file. */
+  /** Writes what is waiting, then closes the file. */
   close() {
     this.#closed = true;
+    this.#flush();
     return this.#enqueue(() => this.#release());
   }
 

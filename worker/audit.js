@@ -103,13 +103,22 @@ export class ConsoleAuditSink {
  * write(line) returning a promise (a WritableStreamDefaultWriter), or a Node
  * writable stream (process.stdout). Writes reach the writer in the order of
  * the write() calls, one at a time: each waits for the one before.
+ *
+ * `coalesce: true`: the lines of the write() calls made in one turn of the
+ * event loop go to the writer together, as one text (one system call for
+ * process.stdout instead of one per event: the proxy writes its events in
+ * batches, ./gate.js). Each write() settles with its batch; a failed batch
+ * rejects each of its lines, and the next batch is tried all the same.
  */
 export class StreamAuditSink {
   #write;
   #queue = Promise.resolve();
   #streamError = null;
+  #coalesce;
+  #pending = null; // with coalesce: lines of this turn, [{ line, resolve, reject }]
 
-  constructor(writer) {
+  constructor(writer, { coalesce = false } = {}) {
+    this.#coalesce = coalesce === true;
     if (typeof writer === 'function') {
       this.#write = async (line) => writer(line);
     } else if (writer && typeof writer.write === 'function' && typeof writer.on === 'function') {
@@ -139,16 +148,44 @@ export class StreamAuditSink {
     } catch (error) {
       return Promise.reject(error);
     }
-    const written = this.#queue.then(() => this.#write(line));
+    if (this.#coalesce) {
+      return new Promise((resolve, reject) => {
+        if (this.#pending === null) {
+          this.#pending = [];
+          laterTask(() => this.#writePending());
+        }
+        this.#pending.push({ line, resolve, reject });
+      });
+    }
+    return this.#enqueue(line);
+  }
+
+  #enqueue(text) {
+    const written = this.#queue.then(() => this.#write(text));
     this.#queue = written.catch(() => {}); // one failed write does not stop the next
     return written;
   }
 
-  // Waits for the writes under way; the writer is the caller's to close.
+  #writePending() {
+    const batch = this.#pending;
+    this.#pending = null;
+    if (batch === null) return;
+    this.#enqueue(batch.length === 1 ? batch[0].line : batch.map((entry) => entry.line).join('')).then(
+      () => { for (const entry of batch) entry.resolve(); },
+      (error) => { for (const entry of batch) entry.reject(error); },
+    );
+  }
+
+  // Writes what waits for this turn, then waits for the writes under way;
+  // the writer is the caller's to close.
   async close() {
+    this.#writePending();
     await this.#queue;
   }
 }
+
+// A later task: on Node after this turn's I/O (setImmediate), elsewhere a 0 ms timer.
+const laterTask = typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
 /**
  * Every event to every sink, at once. write() resolves when all of them wrote

@@ -42,6 +42,24 @@ export function parseMediaType(header) {
  * toolgate reads as the server will: application/json, charset absent or UTF-8.
  */
 export function jsonContentTypeProblem(header) {
+  // Clients send the same one or two values on every request: the verdict is
+  // kept by header text (at most MEMO_SIZE values of at most MEMO_LENGTH
+  // characters, then the memo starts over).
+  if (typeof header !== 'string' || header.length > MEMO_LENGTH) return contentTypeProblem(header);
+  let problem = verdicts.get(header);
+  if (problem === undefined) {
+    problem = contentTypeProblem(header);
+    if (verdicts.size >= MEMO_SIZE) verdicts.clear();
+    verdicts.set(header, problem);
+  }
+  return problem;
+}
+
+const MEMO_SIZE = 64;
+const MEMO_LENGTH = 256;
+const verdicts = new Map();
+
+function contentTypeProblem(header) {
   const media = parseMediaType(header);
   if (!media || media.type !== 'application/json') {
     return `Content-Type must be application/json, not ${JSON.stringify(header ?? '')}.`;

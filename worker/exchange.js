@@ -114,6 +114,33 @@ export function decisionFields(decision) {
 
 const elapsed = (started) => Math.round((performance.now() - started) * 1000) / 1000;
 
+// The audit event of a settled exchange: the fields known at decision time
+// (built for this exchange alone, written once: completed in place, not
+// copied) with the decision's and the settlement's, in this order.
+function completeEvent(event, decision, settled) {
+  event.decision = decision.decision;
+  event.code = decision.code;
+  event.rule = decision.rule;
+  if (decision.retry_after_ms !== undefined) event.retry_after_ms = decision.retry_after_ms;
+  if (decision.approval_id !== undefined) event.approval_id = decision.approval_id;
+  return Object.assign(event, settled);
+}
+
+// A promise whose failure is not an unhandled rejection (the settlement
+// ignores it); anything else as it is.
+function handled(value) {
+  if (value !== null && typeof value === 'object' && typeof value.then === 'function') value.then(undefined, ignore);
+  return value;
+}
+const ignore = () => {};
+
+// The promise `settled` gives once parts are known: after the store settled
+// and the audit event was written, whether either failed.
+async function whenDone([written, store, settlement]) {
+  await Promise.allSettled([written, store]);
+  return settlement;
+}
+
 export class Exchange {
   #event;
   #write;
@@ -127,8 +154,10 @@ export class Exchange {
   #settlement = null;
   #outcome = null;
   // The settlement's promise (reservation settled, audit event written),
-  // made only when settled or asked for: the proxy itself never waits on it.
+  // made only when asked for: the proxy itself never waits on it. #parts:
+  // what it waits for, once settled ([store, audit] promises, the Settlement).
   #done = null;
+  #parts = null;
   #waiting = null;
 
   /**
@@ -167,6 +196,7 @@ export class Exchange {
   /** Resolves to the Settlement once the reservation is settled and the audit event written. */
   get settled() {
     if (this.#done) return this.#done;
+    if (this.#parts) return (this.#done = whenDone(this.#parts));
     if (!this.#waiting) {
       let resolve;
       this.#waiting = { promise: new Promise((done) => { resolve = done; }), resolve };
@@ -174,9 +204,9 @@ export class Exchange {
     return this.#waiting.promise;
   }
 
-  #finished(promise) {
-    this.#done = promise;
-    this.#waiting?.resolve(promise);
+  #finished(parts) {
+    this.#parts = parts;
+    if (this.#waiting) this.#waiting.resolve(this.settled);
   }
 
   /** The traceparent sent upstream with this call, or null. */
@@ -195,8 +225,8 @@ export class Exchange {
     this.#settlement = Settlement.REFUSED;
     const latency = elapsed(this.#started);
     this.#trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
-    const written = Promise.resolve(this.#write(() => this.#event().then((event) => ({ ...event, ...decisionFields(decision), upstream_status: null, latency_ms: latency })))).catch(() => {});
-    this.#finished(written.then(() => Settlement.REFUSED));
+    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, { upstream_status: null, latency_ms: latency }))));
+    this.#finished([written, undefined, Settlement.REFUSED]);
   }
 
   /**
@@ -221,6 +251,8 @@ export class Exchange {
   sent() {
     if (this.#settlement === null) this.#sent = true;
   }
+
+  // The methods below report facts; they return nothing (wait on `settled`).
 
   /** The server's answer to this call's id. */
   answered(message, { status } = {}) {
@@ -255,7 +287,7 @@ export class Exchange {
 
   #settle(event, outcome, status) {
     // Only a forwarded call is settled, once: the first event wins.
-    if (this.#settlement !== null || this.#decision === null) return this.settled;
+    if (this.#settlement !== null || this.#decision === null) return;
     this.#settlement = settlementOf(event, { sent: this.#sent });
     this.#outcome = outcome;
     const latency = elapsed(this.#forwardedAt);
@@ -265,23 +297,18 @@ export class Exchange {
     // changes nothing for this call, which is answered.
     let settledStore;
     try {
-      settledStore = Promise.resolve(this.#settlement === Settlement.COMMITTED ? this.#reservation.commit() : this.#reservation.rollback()).catch(() => {});
+      settledStore = handled(this.#settlement === Settlement.COMMITTED ? this.#reservation.commit() : this.#reservation.rollback());
     } catch {
-      settledStore = Promise.resolve();
+      settledStore = undefined;
     }
     this.#trace?.end({ ...decisionFields(decision), enforced: !this.#monitor, forwarded: true, upstream_status: status, outcome });
     // `quota` says what the settlement did, so that a reader of the audit log
     // (toolgate replay) need not guess it from the outcome: "kept" (the call
     // may have run) or "returned" (it cannot have). A call forwarded in monitor
     // mode that the policy would refuse reserved nothing: no field.
-    const quota = this.#reservation === NOTHING_RESERVED ? undefined : this.#settlement === Settlement.COMMITTED ? 'kept' : 'returned';
-    const written = Promise.resolve(this.#write(() => this.#event().then((base) => {
-      const event = { ...base, ...decisionFields(decision), upstream_status: status, outcome, latency_ms: latency };
-      if (quota) event.quota = quota;
-      return event;
-    }))).catch(() => {});
-    const settlement = this.#settlement;
-    this.#finished(Promise.all([settledStore, written]).then(() => settlement));
-    return this.#done;
+    const settled = { upstream_status: status, outcome, latency_ms: latency };
+    if (this.#reservation !== NOTHING_RESERVED) settled.quota = this.#settlement === Settlement.COMMITTED ? 'kept' : 'returned';
+    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, settled))));
+    this.#finished([written, settledStore, this.#settlement]);
   }
 }

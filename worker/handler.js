@@ -126,9 +126,11 @@ export function createHandler(options) {
   // Request ids in flight per upstream session (server + the server's session id).
   const sessionIds = new Map();
 
+  // context: { remoteAddress, waitUntil (Workers), client (a Client, below:
+  // the host's own word on the client leaving; else the request's signal) }.
   async function handle(request, context = {}) {
-    const url = new URL(request.url);
-    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const url = requestUrl(request.url);
+    const path = url.path;
     try {
       const refused = hostCheck?.(request);
       if (refused) {
@@ -190,7 +192,8 @@ export function createHandler(options) {
     const scope = {
       grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
-      waitUntil: context.waitUntil, clientLeft: () => request.signal?.aborted === true,
+      waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
+      clientLeft: () => scope.client.left,
       approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
     };
     // With pins, a call to a tool whose current definition toolgate has not
@@ -235,7 +238,7 @@ export function createHandler(options) {
         : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
       { 'www-authenticate': 'Bearer realm="toolgate"' }) };
     }
-    const queryToken = url.searchParams.has('access_token');
+    const { queryToken } = url;
     const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
     if (grant) return { grant };
     const answer = await oauth.authenticate(token, name, { queryToken });
@@ -256,7 +259,9 @@ export function createHandler(options) {
     const ids = claimsFor(scope);
     let admitted;
     try {
-      admitted = await readAndAdmit(request, { ...scope, claimId: ids.claim });
+      // The scope is this request's own: the gate reads its claimId.
+      scope.claimId = ids.claim;
+      admitted = await readAndAdmit(request, scope);
     } finally {
       freeSlot();
     }
@@ -285,7 +290,7 @@ export function createHandler(options) {
   // has been relayed (or has failed). Without a session there is nothing to
   // share ids with: a stateless server handles each request on its own.
   function claimsFor(scope) {
-    if (scope.session === undefined) return { claim: undefined, release() {} };
+    if (scope.session === undefined) return NO_CLAIMS;
     const sessionKey = `${scope.server}\u0000${scope.session}`;
     const claimed = [];
     return {
@@ -540,19 +545,18 @@ export function createHandler(options) {
     // Headers arrive within upstreamTimeoutMs or the call fails; a stream that
     // has started may then run as long as it needs. One controller aborts the
     // upstream request for both reasons: the timeout, and the client leaving
-    // (its signal is linked by a listener, not AbortSignal.any, which costs a
-    // hundred microseconds and more per call on Node 20).
-    const upstreamAbort = new AbortController();
+    // (linked by a listener, not AbortSignal.any, which costs a hundred
+    // microseconds and more per call on Node 20). A transport that takes a
+    // plain signal (Node's) gets one: on Node 20 an AbortController costs
+    // several microseconds, the request's own signal as much again.
+    const upstreamAbort = fetchUpstream.plainSignal === true ? new PlainAbort() : new AbortController();
     let timedOut = null;
     const timer = setTimeout(() => {
       timedOut = new Error(`no answer within ${upstreamTimeoutMs} ms`);
       upstreamAbort.abort(timedOut);
     }, upstreamTimeoutMs);
-    const clientSignal = request.signal;
-    if (clientSignal) {
-      if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
-      else clientSignal.addEventListener('abort', () => upstreamAbort.abort(clientSignal.reason), { once: true });
-    }
+    const { client } = scope;
+    client.onLeave(() => upstreamAbort.abort(client.reason));
     const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
@@ -560,7 +564,7 @@ export function createHandler(options) {
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
-      const status = clientSignal?.aborted ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
+      const status = client.left ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
       const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
       observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
@@ -598,6 +602,9 @@ function configOf({ servers, grants = null, grantPolicies = new Map() }) {
   }
   return { servers, grants, grantPolicies };
 }
+
+// A request outside a session claims no ids.
+const NO_CLAIMS = Object.freeze({ claim: undefined, release() {} });
 
 // Reports an event to each exchange of a request (./exchange.js ignores it
 // for those already settled).
@@ -728,6 +735,87 @@ function webBody(response) {
       response.body?.cancel().catch(() => {});
     },
   };
+}
+
+// The request URL's path (trailing slashes dropped) and whether its query
+// has an access_token, by URL text: a proxy sees the same few URLs again and
+// again, and WHATWG URL parsing is a microsecond or more each time. At most
+// URL_MEMO_SIZE URLs of at most URL_MEMO_LENGTH characters are kept (then
+// the memo starts over), so varied or long URLs cost what they cost before
+// and at most a few hundred kilobytes.
+const URL_MEMO_SIZE = 256;
+const URL_MEMO_LENGTH = 1024;
+const urlMemo = new Map();
+function requestUrl(text) {
+  let url = urlMemo.get(text);
+  if (url === undefined) {
+    const parsed = new URL(text);
+    url = Object.freeze({ path: parsed.pathname.replace(/\/+$/, '') || '/', queryToken: parsed.searchParams.has('access_token') });
+    if (text.length <= URL_MEMO_LENGTH) {
+      if (urlMemo.size >= URL_MEMO_SIZE) urlMemo.clear();
+      urlMemo.set(text, url);
+    }
+  }
+  return url;
+}
+
+/**
+ * The client of a request, as the handler asks about it: `left` (it went
+ * away before its answer was complete), `reason`, and `onLeave(fn)` (fn runs
+ * once when it leaves, at once if it has). Hosts may pass their own as
+ * `context.client` (Node's, ./node.js, listens to the response's 'close'
+ * without making the request's AbortSignal); otherwise the request's signal
+ * says it.
+ * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave(fn: () => void): void }} Client
+ */
+function signalClient(request) {
+  return {
+    get left() {
+      return request.signal?.aborted === true;
+    },
+    get reason() {
+      return request.signal?.reason;
+    },
+    onLeave(fn) {
+      const signal = request.signal;
+      if (!signal) return;
+      if (signal.aborted) fn();
+      else signal.addEventListener('abort', fn, { once: true });
+    },
+  };
+}
+
+/**
+ * An AbortController whose `signal` is itself: what a transport marked
+ * `plainSignal` (./node-transport.js) reads of a signal (`aborted`, `reason`,
+ * add/removeEventListener of 'abort'), without an EventTarget.
+ */
+export class PlainAbort {
+  aborted = false;
+  reason = undefined;
+  #listeners = [];
+
+  get signal() {
+    return this;
+  }
+
+  abort(reason = new DOMException('This operation was aborted', 'AbortError')) {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener.call(this, { type: 'abort', target: this });
+  }
+
+  addEventListener(type, listener) {
+    if (type === 'abort' && typeof listener === 'function' && !this.aborted && !this.#listeners.includes(listener)) this.#listeners.push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const at = type === 'abort' ? this.#listeners.indexOf(listener) : -1;
+    if (at >= 0) this.#listeners.splice(at, 1);
+  }
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

@@ -210,6 +210,10 @@ export function createNodeTransport({ maxSockets = 256, maxFreeSockets = 64, kee
 
   transport.agents = agents;
   transport.upstreamBody = upstreamBody;
+  // `signal` may be any object with `aborted`, `reason` and
+  // add/removeEventListener('abort', fn): send() reads nothing else of it, so
+  // worker/handler.js passes its PlainAbort instead of an AbortSignal.
+  transport.plainSignal = true;
   transport.close = () => {
     agents.http.destroy();
     agents.https.destroy();

@@ -17,6 +17,7 @@ import { ConsoleAuditSink, MultiAuditSink, StreamAuditSink, canonicalJson, event
 import { FileAuditSink } from '../../worker/audit-file.js';
 import { RedisStreamAuditSink } from '../../worker/audit-redis.js';
 import { startRedis } from './redis-server.js';
+import { random } from './seeded-random.js';
 
 // An event as the proxy builds it.
 const eventOf = (n, fields = {}) => ({
@@ -275,8 +276,47 @@ describe('StreamAuditSink', () => {
     t.mock.method(process.stdout, 'write', (chunk) => { written.push(String(chunk)); return true; });
     const sink = new StreamAuditSink({ write: (line) => process.stdout.write(line) });
     await sink.write(eventOf(1));
+    // As startProxy makes it: the events of one turn in one write.
+    const coalesced = new StreamAuditSink({ write: (line) => process.stdout.write(line) }, { coalesce: true });
+    await Promise.all([2, 3].map((n) => coalesced.write(eventOf(n))));
     t.mock.restoreAll();
-    assert.deepEqual(written, [`${JSON.stringify(eventOf(1))}\n`]);
+    // The test runner reports on stdout too, meanwhile: only the audit lines are ours.
+    assert.deepEqual(written.filter((chunk) => chunk.startsWith('{"time"')),
+      [`${JSON.stringify(eventOf(1))}\n`, `${JSON.stringify(eventOf(2))}\n${JSON.stringify(eventOf(3))}\n`]);
+  });
+
+  test('coalesce: the writes of one turn reach the writer as one text, in order; turns apart are written apart', async () => {
+    const texts = [];
+    const sink = new StreamAuditSink((text) => texts.push(text), { coalesce: true });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => sink.write(eventOf(i))));
+    assert.equal(texts.length, 1);
+    assert.deepEqual(linesOf(texts[0]).map((e) => e.request_id), Array.from({ length: 50 }, (_, i) => i));
+    await sink.write(eventOf(50));
+    await sink.write(eventOf(51));
+    assert.equal(texts.length, 3);
+    // close() writes what waits for this turn.
+    const last = sink.write(eventOf(52));
+    await sink.close();
+    await last;
+    assert.deepEqual(linesOf(texts.join('')).map((e) => e.request_id), Array.from({ length: 53 }, (_, i) => i));
+  });
+
+  test('coalesce: a failed batch rejects each of its lines; the next batch is written; a bad event rejects alone', async () => {
+    const texts = [];
+    let fail = true;
+    const sink = new StreamAuditSink({
+      write: async (text) => {
+        if (fail) throw new Error('pipe closed');
+        texts.push(text);
+      },
+    }, { coalesce: true });
+    const first = await Promise.allSettled([1, 2, 3].map((n) => sink.write(eventOf(n))));
+    assert.deepEqual(first.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    assert.match(first[0].reason.message, /pipe closed/);
+    fail = false;
+    const second = await Promise.allSettled([sink.write(eventOf(4)), sink.write('not an event'), sink.write(eventOf(5))]);
+    assert.deepEqual(second.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(linesOf(texts.join('')).map((e) => e.request_id), [4, 5]);
   });
 });
 
@@ -366,6 +406,91 @@ describe('FileAuditSink', () => {
     await sink.close();
     assert.deepEqual(linesOf(await readFile(`${path}.1`, 'utf8')).map((e) => e.request_id), [1, 2, 3]);
     assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [4]);
+  });
+
+  test('batches: lines wait for flushMs, go out at once past maxBatchBytes, and close() writes what waits', async () => {
+    const path = join(dir, 'batched.jsonl');
+    // A flush interval no test waits for: only the size bound and close() write here.
+    const sink = new FileAuditSink({ path, flushMs: 3_600_000, maxBatchBytes: 4096 });
+    const small = Array.from({ length: 3 }, (_, i) => sink.write(eventOf(i)));
+    let writtenEarly = 0;
+    for (const write of small) write.then(() => { writtenEarly += 1; });
+    // Past maxBatchBytes: this line and the three before it are written now, in order.
+    await sink.write(eventOf(3, { padding: 'x'.repeat(5000) }));
+    await Promise.all(small);
+    assert.equal(writtenEarly, 3);
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3]);
+    // Under the bound, a line waits (its write() has not settled) until close().
+    let settled = false;
+    const waiting = sink.write(eventOf(4)).then(() => { settled = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false);
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3]);
+    await sink.close();
+    await waiting;
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3, 4]);
+  });
+
+  test('the default flush interval writes a lone line by itself; bad options are refused', async () => {
+    const path = join(dir, 'lone.jsonl');
+    const sink = new FileAuditSink({ path });
+    await sink.write(eventOf(1)); // settles once written, with no other write or close to push it out
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')), [eventOf(1)]);
+    const immediate = new FileAuditSink({ path, flushMs: 0 });
+    await immediate.write(eventOf(2));
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')), [eventOf(1), eventOf(2)]);
+    await Promise.all([sink.close(), immediate.close()]);
+    for (const options of [{ flushMs: -1 }, { flushMs: NaN }, { maxBatchBytes: 0 }, { maxBatchBytes: '1' }]) {
+      assert.throws(() => new FileAuditSink({ path, ...options }), TypeError, JSON.stringify(options));
+    }
+  });
+
+  test('property: random bursts, sizes, bounds and rotations: every line once, whole, in call order, each write settled (seeded)', async () => {
+    const SEED = Number(process.env.AUDIT_FILE_SEED ?? 0xa0d17);
+    const rng = random(SEED);
+    const int = (n) => Math.floor(rng() * n);
+    for (let round = 0; round < 12; round++) {
+      const path = join(dir, `property-${round}.jsonl`);
+      const message = `seed ${SEED}, round ${round}`;
+      // flushMs 0 (no waiting), tiny, or never (only the size bound, close() and reopen() write).
+      const flushMs = [0, 1, 3_600_000][int(3)];
+      const sink = new FileAuditSink({ path, flushMs, maxBatchBytes: 200 + int(20_000) });
+      const files = [path]; // the file of each rotation, oldest first
+      const expected = [[0]];
+      // The file exists (it is opened at the first write) before anything is
+      // renamed: reopen() writes what waits (with flushMs never, nothing else would).
+      const first = sink.write(eventOf(0));
+      await sink.reopen();
+      await first;
+      const settled = [];
+      let n = 1;
+      for (let step = 0, steps = 5 + int(30); step < steps; step++) {
+        const action = int(10);
+        if (action === 0) {
+          // Rotation as logrotate does it: rename while lines may be waiting,
+          // then reopen(). Lines asked for before reopen() go to the old file.
+          await rename(path, `${path}.${files.length}`);
+          files[files.length - 1] = `${path}.${files.length}`;
+          files.push(path);
+          expected.push([]);
+          await sink.reopen();
+        } else if (action === 1) {
+          await new Promise((resolve) => setImmediate(resolve)); // a turn passes
+        } else {
+          for (let i = 0, burst = 1 + int(40); i < burst; i++, n++) {
+            expected[expected.length - 1].push(n);
+            settled.push(sink.write(eventOf(n, { padding: 'x'.repeat(int(3) === 0 ? int(5000) : int(50)) })));
+          }
+        }
+      }
+      await sink.close();
+      await Promise.all(settled);
+      for (const [i, file] of files.entries()) {
+        const text = await readFile(file, 'utf8').catch(() => '');
+        assert.ok(text === '' || text.endsWith('\n'), `${message}: ${file} ends with a whole line`);
+        assert.deepEqual(linesOf(text).map((e) => e.request_id), expected[i], `${message}: ${file}`);
+      }
+    }
   });
 
   test('writes after close() reject; a bad event rejects without touching the file', async () => {

@@ -220,6 +220,62 @@ describe('the settlement table', () => {
     assert.throws(() => exchange.forward({ decision: 'allow' }), /already decided/);
   });
 
+  test('a store and a sink that fail: the call settles, `settled` resolves, no unhandled rejection', async () => {
+    const unhandled = [];
+    const onUnhandled = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const [settle, settlement] of [[(e) => e.answered({ jsonrpc: '2.0', id: 1, result: {} }), COMMITTED], [(e) => e.failed(Failure.UNREACHABLE), ROLLED_BACK]]) {
+        let wrote = 0;
+        const exchange = new Exchange({ event: async () => ({ request_id: 1 }), write: async (make) => { wrote += 1; await make(); throw new Error('sink down'); } });
+        const failing = () => Promise.reject(new Error('store down'));
+        exchange.forward({ decision: 'allow', code: 'allowed', rule: '/tools/x' }, { commit: failing, rollback: failing });
+        exchange.sent();
+        assert.equal(settle(exchange), undefined, 'events report facts and return nothing');
+        assert.equal(exchange.settlement, settlement);
+        assert.equal(await exchange.settled, settlement);
+        assert.equal(wrote, 1);
+        // A store that throws instead of rejecting changes nothing either.
+        const throwing = new Exchange({ event: async () => ({}), write: async () => {} });
+        throwing.forward({ decision: 'allow', code: 'allowed', rule: '' }, { commit: () => { throw new Error('sync'); }, rollback: () => { throw new Error('sync'); } });
+        settle(throwing);
+        assert.ok([COMMITTED, ROLLED_BACK].includes(await throwing.settled));
+      }
+      // Rejections would be reported after the microtasks that follow them.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  test('a flood of refusals: events built at most 128 a task, other work runs between, every event once in order', async () => {
+    const written = [];
+    const audit = { write: async (event) => { written.push(event.request_id); } };
+    const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {}, hmac: () => 'hmac' });
+    const ids = Array.from({ length: 300 }, (_, i) => i + 1);
+    const admitted = await gate.admit(ids.map((id) => call(id, 'delete-all')), { grant: GRANT, server: 'default', policy: POLICY });
+    assert.equal(admitted.answers.length, 300);
+    // A task queued now runs after the first batch of events, before the rest.
+    const seenBetween = await new Promise((resolve) => setImmediate(() => resolve(written.length)));
+    assert.ok(seenBetween > 0 && seenBetween < 300, `${seenBetween} events written before other work ran`);
+    while (written.length < 300) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(written, ids);
+  });
+
+  test('the audit event: decision time fields, then the decision, then how it settled, in this order', async () => {
+    const audit = memoryAudit();
+    const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {} });
+    const admitted = await gate.admit([call(5, 'count')], { grant: GRANT, server: 'default', policy: POLICY });
+    const exchange = admitted.exchanges.get('5');
+    exchange.sent();
+    exchange.answered({ jsonrpc: '2.0', id: 5, result: { content: [] } }, { status: 200 });
+    const [event] = await audit.waitFor(1);
+    assert.deepEqual(Object.keys(event), ['time', 'request_id', 'grant', 'server', 'tool', 'policy_hash', 'argument_keys', 'argument_hmac',
+      'decision', 'code', 'rule', 'upstream_status', 'outcome', 'latency_ms']);
+    assert.deepEqual([event.decision, event.upstream_status, event.outcome], ['allow', 200, 'result']);
+  });
+
   test('a would-be refusal forwarded in monitor mode holds nothing, and settles like any call', async () => {
     const counters = new CountingStore();
     const audit = memoryAudit();

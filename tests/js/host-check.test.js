@@ -218,6 +218,9 @@ describe('property: generated Host and Origin headers', () => {
       const { host, valid } = generateHost(rng);
       const result = await verdict(check, { host, url: 'http://localhost/mcp' });
       const message = `seed ${SEED}, case ${i}: Host ${JSON.stringify(host)}`;
+      // Parses are memoised by their text (256 kept, then the memo starts
+      // over): asked again, the same Host gets the same verdict.
+      assert.equal(await verdict(check, { host, url: 'http://localhost/mcp' }), result, `${message}, asked again`);
       // A random name may be a number that URL parsing reads as an address.
       const arrived = host.replace(/^[ \t]+|[ \t]+$/g, ''); // what Headers keeps
       const expected = valid || (allowed.includes(parseHost(arrived)?.hostname) && /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(arrived));

@@ -2,19 +2,21 @@
 // signature over node:http with kept-alive connections), against a real local
 // node:http server. What the proxy counts on: answers stream as they come,
 // request bodies stream, aborts and failures have the shapes the handler
-// tells apart (never sent / maybe received), connections are reused.
+// tells apart (never sent / maybe received), connections are reused. And
+// through startProxy: a client's hang-up aborts the upstream request (before
+// the answer and mid-stream) with no AbortController made per call.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 
 import { createNodeTransport, upstreamBody } from '../../worker/node-transport.js';
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
-import { createHandler } from '../../worker/handler.js';
-import { NODE_SHA256 } from '../../worker/node.js';
-import { freePort, memoryAudit } from './proxy-helpers.js';
+import { PlainAbort, createHandler } from '../../worker/handler.js';
+import { NODE_SHA256, startProxy } from '../../worker/node.js';
+import { freePort, memoryAudit, tempFile } from './proxy-helpers.js';
 
 // One server; each test sets `route` (req, res) and reads what it saw.
 let route = (req, res) => res.end();
@@ -374,5 +376,141 @@ describe('failures: the shapes the handler tells apart', () => {
     assert.equal((await cut.handler.fetch(call(), { remoteAddress: '127.0.0.1' })).status, 502);
     // The server took the call and began its answer: the call may have run, so its quota stays spent.
     assert.equal(await used(cut.counters), 1, 'a broken answer after the server took the call keeps its quota');
+  });
+});
+
+// toolgate serve's own stack (worker/node.js startProxy: @hono/node-server,
+// the handler, this transport): the client's hang-up reaches the upstream
+// through the response's 'close' (NodeClient) and the handler's PlainAbort,
+// with no AbortController made for a call.
+describe('through startProxy: a client that hangs up', () => {
+  let proxy;
+  let audit;
+  before(async () => {
+    const policy = await tempFile('node-transport-policy.json', { version: '1', default: 'deny', tools: { echo: { rate_limit: { max: 1000, window: 'hour' } } } });
+    audit = memoryAudit();
+    proxy = await startProxy({ servers: { default: { upstream: `${base}/mcp`, policy } }, port: 0, audit, log: () => {}, watch: false });
+  });
+  after(async () => {
+    await proxy?.close();
+  });
+
+  // A raw client request (node:http, so that it can hang up at any byte).
+  function post(id) {
+    const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } });
+    const req = httpRequest(`${proxy.url}/mcp`, {
+      method: 'POST', agent: false,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('error', () => {});
+    req.end(body);
+    return req;
+  }
+
+  test('before the upstream answers: the upstream request is aborted, the call audited client_left', async () => {
+    const reached = signal();
+    const upstreamClosed = signal();
+    route = (req, res) => {
+      res.on('close', () => upstreamClosed.resolve(res.writableFinished));
+      reached.resolve();
+    };
+    const before = audit.events.length;
+    const client = post(1);
+    await reached.promise;
+    client.destroy();
+    assert.equal(await upstreamClosed.promise, false, 'the upstream saw its request go before it answered');
+    const [event] = (await audit.waitFor(before + 1)).slice(before);
+    assert.equal(event.upstream_status, 'client_left');
+    assert.equal(event.decision, 'allow');
+  });
+
+  test('in the middle of an event stream: the upstream stream is closed', async () => {
+    const upstreamClosed = signal();
+    route = (req, res) => {
+      res.on('close', () => upstreamClosed.resolve(res.writableFinished));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': started\n\n');
+    };
+    const client = post(2);
+    const [response] = await once(client, 'response');
+    assert.equal(response.headers['content-type'], 'text/event-stream');
+    await once(response, 'data'); // the stream is relayed: now hang up
+    client.destroy();
+    assert.equal(await upstreamClosed.promise, false);
+  });
+
+  test('a call makes no AbortController (the request\'s signal is never asked for)', async () => {
+    route = async (req, res) => {
+      const message = JSON.parse(await bodyOf(req));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { content: [] } }));
+    };
+    const Original = globalThis.AbortController;
+    let made = 0;
+    globalThis.AbortController = class extends Original {
+      constructor() {
+        super();
+        made += 1;
+      }
+    };
+    try {
+      for (let id = 10; id < 15; id++) {
+        const response = await postJson(`${proxy.url}/mcp`, id);
+        assert.equal(response.result?.content?.length, 0, JSON.stringify(response));
+      }
+    } finally {
+      globalThis.AbortController = Original;
+    }
+    assert.equal(made, 0);
+  });
+});
+
+// A POST by node:http (fetch would make AbortControllers of its own in this process).
+async function postJson(url, id) {
+  const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: {} } });
+  const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body) } });
+  req.end(body);
+  const [response] = await once(req, 'response');
+  return JSON.parse(await bodyOf(response));
+}
+
+describe('PlainAbort (worker/handler.js): the signal the handler gives this transport', () => {
+  test('aborts once, with its reason; listeners run once, removed ones never; the transport rejects with the reason', async () => {
+    const abort = new PlainAbort();
+    assert.equal(abort.signal, abort);
+    assert.equal(abort.aborted, false);
+    const calls = [];
+    const first = () => calls.push('first');
+    const removed = () => calls.push('removed');
+    abort.addEventListener('abort', first);
+    abort.addEventListener('abort', first); // the same listener once, as EventTarget
+    abort.addEventListener('abort', removed);
+    abort.addEventListener('other', () => calls.push('other'));
+    abort.removeEventListener('abort', removed);
+    const reason = new Error('no answer within 5 ms');
+    abort.abort(reason);
+    abort.abort(new Error('later'));
+    assert.deepEqual(calls, ['first']);
+    assert.equal(abort.aborted, true);
+    assert.equal(abort.reason, reason);
+    const plain = new PlainAbort();
+    plain.abort();
+    assert.equal(plain.reason.name, 'AbortError');
+
+    // In flight: the transport (marked plainSignal) rejects with the reason and the server sees the request go.
+    const fetch = transport();
+    assert.equal(fetch.plainSignal, true);
+    const reached = signal();
+    const closed = signal();
+    route = (req, res) => {
+      res.on('close', () => closed.resolve(res.writableFinished));
+      reached.resolve();
+    };
+    const inFlight = new PlainAbort();
+    const answer = fetch(`${base}/slow`, { method: 'POST', body: '{}', signal: inFlight });
+    await reached.promise;
+    inFlight.abort(reason);
+    await assert.rejects(answer, (error) => error === reason);
+    assert.equal(await closed.promise, false);
   });
 });

@@ -1,0 +1,23 @@
+// Smoke test of bench/proxy/profile-diff.js with a few hundred calls: both
+// servers start, answer every call (it throws on any non-2xx), are profiled,
+// and the report has CPU per call for each round and toolgate's own functions
+// in the table. Checks what the tool prints, not figures.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { repoRoot } from './cli-helpers.js';
+
+const run = promisify(execFile);
+
+test('profile-diff.js: CPU per call per round, the functions that differ, their callers', { timeout: 120_000 }, async () => {
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'bench/proxy/profile-diff.js'), '--requests', '300', '--top', '60'],
+    { cwd: repoRoot, timeout: 110_000 });
+  for (const round of [1, 2]) assert.match(stdout, new RegExp(`^\\| ${round} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+× \\| \\d+ \\| \\d+ \\|$`, 'm'), stdout);
+  assert.match(stdout, /^Busy time per call in the profiles .*passthrough [\d.]+ µs, toolgate [\d.]+ µs\.$/m);
+  // toolgate's own code is in the table: the gate decided the calls.
+  assert.match(stdout, /^\| `[^`]+` worker\/(gate|handler)\.js:\d+ \| /m, stdout);
+  assert.match(stdout, /^Who calls the native functions in toolgate/m);
+});
