@@ -141,3 +141,27 @@ test('bytes that are not WebAssembly reject instead of hanging', async () => {
   // The shared instance is unaffected.
   assert.equal((await loadToolgate()).version, packageJson.version);
 });
+
+test('warm: true loads an engine of its own that decides like any other; a bad warm value is refused', async () => {
+  const module = await WebAssembly.compile(await readFile(wasmPath));
+  const warmed = await loadToolgate({ wasmModule: module, warm: true });
+  const plain = await loadToolgate({ wasmModule: module });
+  assert.notEqual(warmed, await loadToolgate({ warm: true }), 'warm: true never shares');
+  assert.notEqual(await loadToolgate({ warm: true }), await loadToolgate());
+  assert.equal(await loadToolgate({ warm: false }), await loadToolgate(), 'warm: false is the default (shared)');
+  // The warm-up's call left no counter behind: a fresh store per engine, and
+  // the engines decide the same sequence identically.
+  const counters = [new MemoryCounterStore(), new MemoryCounterStore()];
+  const decisions = [[], []];
+  for (const [i, toolgate] of [warmed, plain].entries()) {
+    const p = toolgate.compile(policy);
+    for (const tool of ['run', 'run', 'run', 'read_file', 'delete_file', 'nope']) {
+      decisions[i].push((await p.decide({ tool, grant: 'alice' }, { counters: counters[i], now: NOW })).code);
+    }
+  }
+  assert.deepEqual(decisions[0], ['allowed', 'allowed', 'rate_limited', 'allowed', 'tool_denied', 'default_deny']);
+  assert.deepEqual(decisions[0], decisions[1]);
+  for (const bad of [1, 'yes', null, {}]) {
+    await assert.rejects(loadToolgate({ warm: bad }), { name: 'ToolgateError', message: /warm/ });
+  }
+});
