@@ -650,7 +650,8 @@ const WARM_CALL = { tool: 'run', arguments: { mode: 'a', n: 1 }, grant: { id: 'w
 async function warmUp(toolgate) {
   const policy = toolgate.compile(WARM_POLICY);
   try {
-    await policy.decide(WARM_CALL, { counters: new MemoryCounterStore() });
+    // A fixed clock: nothing here reads the time (Workers' module scope has none).
+    await policy.decide(WARM_CALL, { counters: new MemoryCounterStore(), now: 0 });
   } finally {
     policy.dispose();
   }
