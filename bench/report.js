@@ -35,7 +35,7 @@ export const ORDER = [
   [['core-js'], 'WebAssembly core through the JS API (Node)'],
   [['core-matrix'], 'WebAssembly decision matrix (JS API)'],
   [['replay'], 'Replaying recorded calls (toolgate replay)'],
-  [['cold-start-workerd'], 'Cold start in workerd (Miniflare)'],
+  [['cold-start'], 'Cold start, phase by phase (Node, workerd, Chromium)'],
   [['cedar'], 'Compared with Cedar'],
   [['redis-cluster', 'scale-redis'], 'Counters in Redis Cluster'],
   [['durable-objects', 'scale-do'], 'Counters in Durable Objects'],

@@ -75,7 +75,7 @@ run core-native native
 run core-js node bench/js/core.bench.js "${quick[@]}"
 run core-matrix node bench/js/matrix.bench.js "${quick[@]}"
 run replay node bench/js/replay.bench.js "${quick[@]}"
-run cold-start-workerd node bench/workerd/cold-start.bench.js "${quick[@]}"
+run cold-start node bench/js/cold-start.bench.js "${quick[@]}"
 optional cedar bench/cedar/cedar.bench.js
 optional redis-cluster bench/scale/redis-cluster.bench.js
 optional durable-objects bench/scale/durable-objects.bench.js

@@ -298,6 +298,13 @@ export interface LoadOptions {
    * Both decide identically; `'json'` exists to compare and to debug.
    */
   boundary?: 'binary' | 'json';
+  /**
+   * Compile a small policy and decide one call before resolving, so that the
+   * first real compile and decision do not pay for V8 compiling the engine's
+   * functions (it compiles each on first use). For a load at startup, as the
+   * Workers entry does at module scope. Never shares an instance.
+   */
+  warm?: boolean;
 }
 
 /** Loads the core. Calls without options share one instance. */

@@ -628,20 +628,56 @@ class Policy {
 
 const shared = new Map();
 
+// The `warm` option's policy and call: the common paths of a compile (a tool
+// with a condition on an argument, a grant attribute and a limit) and of a
+// decision (arguments read, conditions checked, a counter reserved and the
+// call finished). V8 compiles each WebAssembly function the first time it runs
+// (lazily, in Node, Chromium and workerd alike), and those first runs are most
+// of a cold start's cost; warming moves them to load time, off the first call.
+const WARM_POLICY = JSON.stringify({
+  version: '1',
+  default: 'deny',
+  tools: {
+    run: {
+      require: [{ path: 'args.mode', op: 'in', value: ['a', 'b'] }],
+      deny_if: [{ conditions: [{ path: 'args.n', op: 'gt', value: 5 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
+      rate_limit: '10/minute',
+    },
+  },
+});
+const WARM_CALL = { tool: 'run', arguments: { mode: 'a', n: 1 }, grant: { id: 'warm', role: 'x' }, now: 0 };
+
+async function warmUp(toolgate) {
+  const policy = toolgate.compile(WARM_POLICY);
+  try {
+    // A fixed clock: nothing here reads the time (Workers' module scope has none).
+    await policy.decide(WARM_CALL, { counters: new MemoryCounterStore(), now: 0 });
+  } finally {
+    policy.dispose();
+  }
+  return toolgate;
+}
+
 /**
  * Loads the WebAssembly core. Options: `wasmModule` (a compiled
  * WebAssembly.Module, for workerd), `wasmBinary` (bytes), `wasmUrl` (where to
  * fetch it in a browser), `boundary` (`'binary'`, the default, writes calls
  * straight into WebAssembly memory; `'json'` sends them as JSON text, for
- * comparing the two). Calls without options share one instance.
+ * comparing the two), `warm` (true: compile a small policy and decide one call
+ * before resolving, so the first real compile and decision do not pay for
+ * compiling the engine's code; for a load at startup, as worker/workers.js
+ * does at module scope). Calls without options share one instance.
  */
 export async function loadToolgate(options = {}) {
   if (options.boundary !== undefined && options.boundary !== 'binary' && options.boundary !== 'json') {
     throw new ToolgateError(`the \`boundary\` option is 'binary' or 'json' (got ${String(options.boundary)})`);
   }
-  const key = options.wasmModule || options.wasmBinary || options.wasmUrl || options.boundary === 'json' ? null : 'default';
+  if (options.warm !== undefined && typeof options.warm !== 'boolean') {
+    throw new ToolgateError(`the \`warm\` option is true or false (got ${String(options.warm)})`);
+  }
+  const key = options.wasmModule || options.wasmBinary || options.wasmUrl || options.boundary === 'json' || options.warm ? null : 'default';
   if (key && shared.has(key)) return shared.get(key);
-  const loading = instantiate(options).then((core) => new Toolgate(core, options));
+  const loading = instantiate(options).then((core) => new Toolgate(core, options)).then((toolgate) => (options.warm ? warmUp(toolgate) : toolgate));
   if (key) {
     shared.set(key, loading);
     loading.catch(() => shared.delete(key));

@@ -61,6 +61,24 @@ const log = (level, message, fields) => console.error(JSON.stringify({ level, me
 // deployment or secret).
 let cached = { key: null, handler: null };
 
+// The engine, loaded and warmed while the isolate starts (module scope: in
+// production Workers this runs during the TLS handshake, before the first
+// request), so the first request does not pay for instantiating the core and
+// for V8 compiling its functions on first use (bench/js/cold-start.bench.js).
+// Nothing here does I/O. A load that failed is tried again by the request
+// that needs it (and its error reported there, not at startup).
+const loadEngine = () => loadToolgate({ wasmModule, warm: true });
+let engine = loadEngine();
+engine.catch(() => {});
+async function currentEngine() {
+  try {
+    return await engine;
+  } catch {
+    engine = loadEngine();
+    return engine;
+  }
+}
+
 // The Durable Object stores give back a late charge (or put back a late
 // approval) after the answer may have gone out; that work must run inside a
 // live request's waitUntil. Stores live per isolate, so they use the newest
@@ -99,7 +117,7 @@ function hostCheckOf(env, oauthOrigin) {
 async function handlerFor(env) {
   const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
   if (cached.key === key) return cached.handler;
-  const toolgate = await loadToolgate({ wasmModule });
+  const toolgate = await currentEngine();
   if (!env.SERVERS) {
     if (!env.UPSTREAM_URL || !env.POLICY) throw new ConfigError('set UPSTREAM_URL and POLICY (or SERVERS)');
     // A [vars] entry may be a TOML boolean or a string.

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 
-import loadToolgateDefault, { loadToolgate, MemoryCounterStore, PolicyError } from '../../wasm/index.js';
+import loadToolgateDefault, { loadToolgate, MemoryApprovalStore, MemoryCounterStore, PolicyError } from '../../wasm/index.js';
 
 const root = new URL('../../', import.meta.url);
 const packageJson = JSON.parse(await readFile(new URL('package.json', root), 'utf8'));
@@ -140,4 +140,69 @@ test('bytes that are not WebAssembly reject instead of hanging', async () => {
   await assert.rejects(loadToolgate({ wasmModule: empty }), { name: 'EngineError' });
   // The shared instance is unaffected.
   assert.equal((await loadToolgate()).version, packageJson.version);
+});
+
+test('warm: true loads an engine of its own that decides like any other; a bad warm value is refused', async () => {
+  const module = await WebAssembly.compile(await readFile(wasmPath));
+  const warmed = await loadToolgate({ wasmModule: module, warm: true });
+  const plain = await loadToolgate({ wasmModule: module });
+  assert.notEqual(warmed, await loadToolgate({ warm: true }), 'warm: true never shares');
+  assert.notEqual(await loadToolgate({ warm: true }), await loadToolgate());
+  assert.equal(await loadToolgate({ warm: false }), await loadToolgate(), 'warm: false is the default (shared)');
+  // The warm-up's call left no counter behind: a fresh store per engine, and
+  // the engines decide the same sequence identically.
+  const counters = [new MemoryCounterStore(), new MemoryCounterStore()];
+  const decisions = [[], []];
+  for (const [i, toolgate] of [warmed, plain].entries()) {
+    const p = toolgate.compile(policy);
+    for (const tool of ['run', 'run', 'run', 'read_file', 'delete_file', 'nope']) {
+      decisions[i].push((await p.decide({ tool, grant: 'alice' }, { counters: counters[i], now: NOW })).code);
+    }
+  }
+  assert.deepEqual(decisions[0], ['allowed', 'allowed', 'rate_limited', 'allowed', 'tool_denied', 'default_deny']);
+  assert.deepEqual(decisions[0], decisions[1]);
+  for (const bad of [1, 'yes', null, {}]) {
+    await assert.rejects(loadToolgate({ warm: bad }), { name: 'ToolgateError', message: /warm/ });
+  }
+});
+
+// Property: the warm-up leaves nothing in the engine that changes a decision
+// (no parked evaluation, no counter, nothing cached): a warmed engine and a
+// plain one decide a random sequence of calls identically, each with its own
+// stores, including limits, approvals and calls to the warm-up's own tool.
+test('a warmed engine decides any sequence of calls as a plain one does', async () => {
+  const { random } = await import('./seeded-random.js');
+  const module = await WebAssembly.compile(await readFile(wasmPath));
+  const engines = [await loadToolgate({ wasmModule: module, warm: true }), await loadToolgate({ wasmModule: module })];
+  const document = {
+    version: '1',
+    default: 'deny',
+    tools: {
+      run: {
+        require: [{ path: 'args.mode', op: 'in', value: ['a', 'b'] }],
+        deny_if: [{ conditions: [{ path: 'args.n', op: 'gt', value: 5 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
+        rate_limit: '3/minute',
+      },
+      refund: { limits: [{ counter: 'spend', window: 'hour', max: 100, cost_from: 'args.n' }, { window: 'minute', max: 4, algorithm: 'sliding', key: 'args.mode' }] },
+      approve: { action: 'require_approval' },
+      read_file: {},
+    },
+  };
+  const policies = engines.map((e) => e.compile(document));
+  const stores = engines.map(() => ({ counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() }));
+  for (let seed = 1; seed <= 400; seed++) {
+    const next = random(seed);
+    const pick = (list) => list[Math.floor(next() * list.length)];
+    const call = {
+      tool: pick(['run', 'refund', 'approve', 'read_file', 'other']),
+      arguments: { mode: pick(['a', 'b', 'c']), n: pick([0, 1, 5, 6, 40, -1, 1.5]) },
+      grant: next() < 0.5 ? pick(['warm', 'alice', 'bob']) : { id: pick(['warm', 'alice']), role: pick(['admin', 'x']) },
+    };
+    const now = NOW + Math.floor(next() * 3 * 60_000);
+    const results = [];
+    for (const [i, p] of policies.entries()) {
+      results.push({ evaluated: p.evaluate(call, { now }), decided: await p.decide(call, { ...stores[i], now }) });
+    }
+    assert.deepStrictEqual(results[0], results[1], `seed ${seed}: ${JSON.stringify(call)}`);
+  }
 });

@@ -1,0 +1,85 @@
+// Smoke test of bench/js/cold-start.bench.js: one run per runtime (a fresh
+// Node process, a fresh workerd through Miniflare, a fresh Chromium context)
+// gives every phase a time, the first call the same decision everywhere, V8's
+// per-phase compiled bytes that add up, the workerd budget in the results
+// contract, for both workerd workers (the core loaded in the request, and at
+// startup). Also the cold-start child alone, with `--warm`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromiumMissing } from './browser-helpers.js';
+
+const script = fileURLToPath(new URL('../../bench/js/cold-start.bench.js', import.meta.url));
+const child = fileURLToPath(new URL('../../bench/js/cold-start-node.js', import.meta.url));
+const PHASES = ['read', 'compile', 'instantiate', 'policy', 'first'];
+
+test('cold-start-node.js: every phase timed, the first call allowed; with --warm the first call needs no compiling', () => {
+  for (const extra of [[], ['--warm']]) {
+    const out = JSON.parse(execFileSync(process.execPath, ['--trace-wasm-compilation-times', child, ...extra], { encoding: 'utf8' }).split('\n').find((line) => line.startsWith('{')));
+    assert.equal(out.decision, 'allow');
+    for (const name of ['import', ...PHASES, 'second']) {
+      assert.ok(out.phases[name].wall_ms > 0 && out.phases[name].cpu_ms >= 0, `${name}: ${JSON.stringify(out.phases[name])}`);
+    }
+  }
+  // Warmed: the policy compile and first decision run code V8 already compiled
+  // (the trace lines printed after the load are the functions compiled later).
+  const lines = (extra) => execFileSync(process.execPath, ['--trace-wasm-compilation-times', child, '--stop-after', 'instantiate', ...extra], { encoding: 'utf8' })
+    .split('\n').filter((line) => line.startsWith('Compiled function')).length;
+  const linesAll = (extra) => execFileSync(process.execPath, ['--trace-wasm-compilation-times', child, ...extra], { encoding: 'utf8' })
+    .split('\n').filter((line) => line.startsWith('Compiled function')).length;
+  const coldLater = linesAll([]) - lines([]);
+  const warmLater = linesAll(['--warm']) - lines(['--warm']);
+  assert.ok(coldLater > 50, `a cold policy compile + decision compiles many functions (${coldLater})`);
+  assert.ok(warmLater < coldLater / 5, `after warm: true, few functions are left to compile (${warmLater} vs ${coldLater})`);
+});
+
+test('cold-start.bench.js --quick --runs 1: every runtime, every phase, results written', { timeout: 600_000 }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'toolgate-bench-cold-'));
+  try {
+    const stdout = execFileSync(process.execPath, [script, '--quick', '--runs', '1', '--results', out], { encoding: 'utf8', timeout: 580_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const results = JSON.parse(readFileSync(join(out, 'cold-start.json'), 'utf8'));
+    const markdown = readFileSync(join(out, 'cold-start.md'), 'utf8');
+    assert.equal(markdown.trim(), stdout.trim());
+
+    // Node: phases, and V8's compiled bytes per phase (none in compile: lazy).
+    const node = results.node;
+    assert.deepEqual(node.decisions, ['allow']);
+    for (const name of PHASES) assert.ok(node.phases[name].wall_ms > 0, name);
+    assert.ok(node.total_ms > 0 && node.total_cpu_ms > 0);
+    assert.ok(node.compiled.policy.bytes > 10_000 && node.compiled.first.bytes > 1000, JSON.stringify(node.compiled));
+    assert.deepEqual(results.node_warm.decisions, ['allow']);
+    assert.match(markdown, /#### Node /);
+
+    // workerd: both workers answered. Whether the startup load had finished
+    // before the first request is reported, not required: workerd decides
+    // when the pending instantiation runs, and a loaded machine may delay it.
+    const workerd = results.workerd;
+    assert.deepEqual(workerd.decisions, ['allowed']);
+    assert.equal(typeof workerd.at_startup.engine_ready_before_request, 'boolean');
+    for (const side of ['in_request', 'at_startup']) {
+      assert.ok(workerd[side].total_ms >= 0 && workerd[side].ready_ms > 0, side);
+    }
+    const budget = results.budgets.find((b) => b.name.startsWith('cold start in workerd'));
+    assert.ok(budget && budget.target === '≤ 5 ms' && typeof budget.measured === 'string', JSON.stringify(results.budgets));
+    assert.ok(budget.met === true || budget.met === false || (budget.met === undefined && !workerd.clock_advances));
+    assert.match(markdown, /#### workerd /);
+
+    // Chromium: the phases and the streaming load, when Chromium is here.
+    if (chromiumMissing()) {
+      assert.ok(results.chromium.skipped);
+    } else {
+      const c = results.chromium;
+      assert.deepEqual(c.decisions, ['allow']);
+      for (const name of ['import', ...PHASES]) assert.ok(c.phases[name] >= 0, name);
+      assert.ok(c.streaming.load_ms > 0 && c.streaming.repeat_load_ms > 0);
+      assert.match(markdown, /#### Chromium /);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
