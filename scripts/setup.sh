@@ -30,7 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # npm packages: reinstall when the lock file changed since the last install.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a link (a git worktree sharing another checkout's) is
+# left alone: npm ci would empty the checkout it points to.
+if [ -L node_modules ]; then
+  echo "setup: node_modules is a link to $(readlink node_modules); not reinstalling it"
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
