@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 
 import { startRedis } from '../../tests/js/redis-server.js';
+import { BODY, HEADERS, POLICY, TOKEN } from './typical-call.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = fileURLToPath(new URL('./', import.meta.url));
@@ -45,23 +46,6 @@ const WARMUP = Math.min(2000, REQUESTS);
 const ROUNDS = 2;
 const profile = !flags['no-profile'];
 
-const TOKEN = 'bench-token-0123456789abcdef';
-// The typical call of proxy.bench.js: 5 arguments, 3 conditions, a limit that never denies.
-const POLICY = {
-  version: '1', default: 'deny',
-  tools: {
-    create_refund: {
-      require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
-      deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
-      rate_limit: { max: 1_000_000_000, window: 'minute' },
-    },
-  },
-};
-const BODY = JSON.stringify({
-  jsonrpc: '2.0', id: 1, method: 'tools/call',
-  params: { name: 'create_refund', arguments: { amount: 120, currency: 'usd', charge: 'ch_123', reason: 'duplicate', notify: true } },
-});
-const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` };
 
 const work = mkdtempSync(join(tmpdir(), 'toolgate-profile-diff-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));

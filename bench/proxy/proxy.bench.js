@@ -38,6 +38,7 @@ import { Grants } from '../../worker/grants.js';
 import { NODE_SHA256 } from '../../worker/node.js';
 import { checkOAuthConfig, createOAuth } from '../../worker/oauth.js';
 import { summariseProfile } from './cpuprofile.js';
+import { BODY, HEADERS, POLICY, TOKEN } from './typical-call.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = fileURLToPath(new URL('./', import.meta.url));
@@ -73,31 +74,7 @@ const metricsPairs = Number(flags['metrics-pairs'] ?? (quick ? 2 : 6));
 const metricsSeconds = Number(flags['metrics-seconds'] ?? (quick ? 1 : 5));
 if (!['node', 'fetch'].includes(flags.transport)) throw new Error(`--transport must be node or fetch, not ${flags.transport}`);
 
-// ---------------------------------------------------------------- the request
-
-const TOKEN = 'bench-token-0123456789abcdef';
-// The "typical call" of the budgets (bench/js/core.bench.js): 5 arguments,
-// 3 conditions, 1 limit, here one so large it never denies.
-const POLICY = {
-  version: '1',
-  default: 'deny',
-  tools: {
-    create_refund: {
-      require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }],
-      deny_if: [{ conditions: [{ path: 'args.amount', op: 'gt', value: 500 }, { path: 'grant.role', op: 'neq', value: 'admin' }] }],
-      rate_limit: { max: 1_000_000_000, window: 'minute' },
-    },
-  },
-};
-const BODY = JSON.stringify({
-  jsonrpc: '2.0', id: 1, method: 'tools/call',
-  params: { name: 'create_refund', arguments: { amount: 120, currency: 'usd', charge: 'ch_123', reason: 'duplicate', notify: true } },
-});
-const HEADERS = {
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  authorization: `Bearer ${TOKEN}`,
-};
+// The request: bench/proxy/typical-call.js.
 
 // ------------------------------------------------------------------ children
 
