@@ -10,7 +10,9 @@
 // Unicode code points of UTF-8 text. Anything outside the subset (backreferences,
 // lookaround, named groups, flags) is rejected at compile time with an offset,
 // never silently treated as a literal. The full syntax table, the rejected forms
-// and the known deviations from ECMAScript are at the top of core/regex.cpp.
+// and the known deviations from ECMAScript are at the top of core/regex_parse.cpp
+// (the engine: regex_parse.cpp, regex_compile.cpp, regex_match.cpp; what they
+// share is in regex_internal.h).
 #pragma once
 
 #include <cstddef>
@@ -43,7 +45,7 @@ class Regex {
 
   const std::string& pattern() const { return pattern_; }
 
-  struct Program;  // defined in regex.cpp
+  struct Program;  // defined in regex_internal.h
 
  private:
   friend struct RegexCompiler;

@@ -4,7 +4,7 @@
 // (v20): `new RegExp(pattern).test(text)` for kPlainCases and
 // `new RegExp(pattern, "u").test(text)` for kAstralCases, because this engine
 // matches code points like the u flag does (see the deviations at the top of
-// core/regex.cpp). To add a row, check it the same way, e.g.
+// core/regex_parse.cpp). To add a row, check it the same way, e.g.
 //   node -e 'console.log(new RegExp(String.raw`^a{2}$`).test("aa"))'
 #include "regex.h"
 
