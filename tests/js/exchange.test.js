@@ -272,8 +272,8 @@ describe('the settlement table', () => {
     exchange.answered({ jsonrpc: '2.0', id: 5, result: { content: [] } }, { status: 200 });
     const [event] = await audit.waitFor(1);
     assert.deepEqual(Object.keys(event), ['time', 'request_id', 'grant', 'server', 'tool', 'policy_hash', 'argument_keys', 'argument_hmac',
-      'decision', 'code', 'rule', 'upstream_status', 'outcome', 'latency_ms']);
-    assert.deepEqual([event.decision, event.upstream_status, event.outcome], ['allow', 200, 'result']);
+      'decision', 'code', 'rule', 'upstream_status', 'outcome', 'latency_ms', 'quota']);
+    assert.deepEqual([event.decision, event.upstream_status, event.outcome, event.quota], ['allow', 200, 'result', 'kept']);
   });
 
   test('a would-be refusal forwarded in monitor mode holds nothing, and settles like any call', async () => {
