@@ -285,11 +285,15 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
       };
       if (typeof store.reserveNow === 'function') timed.reserveNow = sync('reserveNow');
       if (typeof store.commitNow === 'function') timed.commitNow = sync('commitNow');
-      // The store's other methods, bound once (not on every read).
+      // The timed operations are the returned object's own properties, and the
+      // store is read through a Proxy only below them (its other methods, bound
+      // once): the reads Policy.authorize makes on every call (reserveNow,
+      // commitNow, ...) then find an own property, where a Proxy's trap on
+      // each read cost more than the metrics themselves. An operation the
+      // store lacks is an own `undefined`, so that `typeof` finds it too.
       const bound = new Map();
-      return new Proxy(store, {
+      const rest = new Proxy(store, {
         get(target, property) {
-          if (Object.hasOwn(timed, property)) return timed[property];
           const value = Reflect.get(target, property, target);
           if (typeof value !== 'function') return value;
           let held = bound.get(property);
@@ -297,6 +301,11 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
           return held.bound;
         },
       });
+      // Own properties made by description: an assignment would go through the
+      // Proxy below and land on the store itself.
+      const own = {};
+      for (const name of ['reserve', 'commit', 'rollback', 'reserveNow', 'commitNow']) own[name] = { value: timed[name], enumerable: true };
+      return Object.create(rest, own);
     },
   };
 }
