@@ -333,8 +333,9 @@ class CompiledPolicy {
   // {"decision": {...} | null, "pending": {...}?, "trace": [...]}. Step one,
   // then step two when the host passes what its stores answered: `approved`,
   // and `states_text` ([{"current", "previous"}, ...] as JSON), or "" when it
-  // asked them nothing (the decision is then null and the pending evaluation
-  // is given). Never on the hot path: authorize() does not trace.
+  // asked them nothing (the decision is then null). `pending` is the pending
+  // evaluation whenever step one made one. Never on the hot path: authorize()
+  // does not trace.
   std::string explain(const std::string& call_text, double default_now_ms, bool approved, const std::string& states_text) {
     toolgate::Trace trace;
     auto answer = [&trace](const toolgate::Decision* decision, const toolgate::PendingCall* pending) {
@@ -366,7 +367,9 @@ class CompiledPolicy {
                                   : approved && states->size() != evaluation.pending.counters.size()
                                       ? store_error_decision("the counter store answered for the wrong number of counters")
                                       : toolgate::finish(evaluation.pending, approved, *states, &trace);
-    return answer(&decision, nullptr);
+    // The pending evaluation too: a host showing the counters a call needed
+    // (the playground) gets them from this one evaluation, not another.
+    return answer(&decision, &evaluation.pending);
   }
 
   // Writes step one's result to the output area: a decision, or the pending

@@ -578,14 +578,60 @@ class Policy {
    * @returns {Promise<object>} the decision plus `trace` (an array of steps)
    */
   async explain(call, options = {}) {
+    return (await this.explainWithCounters(call, options)).decision;
+  }
+
+  /**
+   * explain(), with the evaluation it traced, for hosts that show counters
+   * (the playground) without evaluating the call again: { decision (with
+   * `trace`), pending (the pending evaluation: the counters the call needed
+   * and the limits checking them; null when no store was needed), states
+   * (what the counter store answered before this call, one per
+   * pending.counters; [] when it was not asked) }.
+   */
+  async explainWithCounters(call, options = {}) {
     let seen = null;
     const { decision, commit } = await this.authorize(call, { ...options, observe: (approved, states) => { seen = { approved, states }; } });
     await commit();
     const text = typeof call === 'string' ? call : jsonText(call);
-    if (text === null) return { ...decision, trace: [] };
-    const states = seen ? JSON.stringify((seen.states ?? []).map((s) => ({ current: s.current, previous: s.previous }))) : '';
-    const traced = JSON.parse(this.#toolgate.callCore(() => this.#acquire().explain(text, nowOption(options.now ?? Date.now()), seen?.approved ?? false, states)));
-    return { ...decision, trace: traced.trace };
+    if (text === null) return { decision: { ...decision, trace: [] }, pending: null, states: [] };
+    const states = (seen?.states ?? []).map((s) => ({ current: s.current, previous: s.previous }));
+    const traced = JSON.parse(this.#toolgate.callCore(() => this.#acquire().explain(text, nowOption(options.now ?? Date.now()), seen?.approved ?? false, seen ? JSON.stringify(states) : '')));
+    return { decision: { ...decision, trace: traced.trace }, pending: traced.pending ?? null, states };
+  }
+
+  /**
+   * What authorize() would decide for `call` now, charging nothing and using
+   * no approval up (a preview, "what if I sent this?"): the approval store is
+   * asked isApproved() and the counter store peek(requests, now), never
+   * reserve() or consume(). One evaluation. Resolves to { decision, pending,
+   * states } as explainWithCounters() does (no trace). A store that fails
+   * gives store_error, as authorize() does; limits without a counter store
+   * that can peek() throw.
+   */
+  async preview(call, { counters, approvals, now = Date.now() } = {}) {
+    const first = this.evaluate(call, { now });
+    if (!first.pending) return { decision: first, pending: null, states: [] };
+    const answer = (decision, states = []) => ({ decision, pending: first, states });
+    if (first.approval) {
+      let approved = false;
+      try {
+        approved = approvals ? await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now) : false;
+      } catch (error) {
+        return answer(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+      }
+      if (!approved) return answer(this.#toolgate.finish(first, false, []));
+    }
+    let states = [];
+    if (first.counters.length > 0) {
+      if (typeof counters?.peek !== 'function') throw new ToolgateError('this policy has limits: pass a counter store that can peek() as `counters`');
+      try {
+        states = await counters.peek(first.counters, first.now);
+      } catch (error) {
+        return answer(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+      }
+    }
+    return answer(this.#toolgate.finish(first, true, states), states);
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */
