@@ -93,6 +93,8 @@ export interface CounterStore {
   commit(reservation: Reservation): Promise<void>;
   /** Gives back what reserve() charged (the upstream call failed). */
   rollback(reservation: Reservation): Promise<void>;
+  /** The counts without charging, one per request (Policy.preview needs it; every store in this package has it). */
+  peek?(requests: CounterRequest[], now: number): Promise<CounterState[]>;
 }
 
 /** A call waiting for a human (the proxy records one per approval_required answer). */
@@ -220,6 +222,15 @@ export interface PolicyLimit {
   readonly message: string;
 }
 
+/** A decision with what it was made from (Policy.explainWithCounters, Policy.preview). */
+export interface CallInsight<D> {
+  decision: D;
+  /** Step one's pending evaluation: the counters the call needed and the limits checking them; null when decided without a store. */
+  pending: PendingEvaluation | null;
+  /** What the counter store answered before the call, one per pending.counters; [] when it was not asked. */
+  states: CounterState[];
+}
+
 /** A compiled policy (from Toolgate.compile); not constructible directly. */
 export interface Policy {
   /** Always true for policies returned by Toolgate.compile. */
@@ -255,6 +266,19 @@ export interface Policy {
    * condition with the value it read and whether it held, each limit with its count).
    */
   explain(call: Call | string, options?: DecideOptions): Promise<Decision & { trace: TraceStep[] }>;
+  /**
+   * explain(), with the evaluation it traced, so a host showing counters need
+   * not evaluate the call again: the pending evaluation (null when no store
+   * was needed) and the counts the store answered before the call ([] when not asked).
+   */
+  explainWithCounters(call: Call | string, options?: DecideOptions): Promise<CallInsight<Decision & { trace: TraceStep[] }>>;
+  /**
+   * What authorize() would decide now, charging nothing and using no approval
+   * up (isApproved() and peek(), never reserve() or consume()); one
+   * evaluation. A failing store gives store_error; limits without a counter
+   * store that can peek() throw ToolgateError.
+   */
+  preview(call: Call | string, options?: { counters?: CounterStore; approvals?: ApprovalStore; now?: number }): Promise<CallInsight<Decision>>;
   /** Frees the compiled plan now (otherwise at garbage collection). */
   dispose(): void;
 }

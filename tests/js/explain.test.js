@@ -107,3 +107,100 @@ test('replay decides a look-alike tool name as the proxy does (refused), not as 
   assert.equal(result.replayed, 2);
   assert.deepEqual(result.changed, []);
 });
+
+// --- explainWithCounters() and preview(): what a host showing counters (the
+// playground) asks, each in one call into the façade.
+
+const stepOneOf = (call) => policy.evaluate(call, { now: T0 });
+const peekAll = async (counters, pending) => (pending ? counters.peek(pending.counters) : []);
+
+test('explainWithCounters: explain()\'s decision and trace, the pending evaluation it traced, the counts the store answered', async () => {
+  const counters = new MemoryCounterStore();
+  await policy.decide(refund(10), { counters });
+  const { decision, pending, states } = await policy.explainWithCounters(refund(40), { counters });
+  assert.equal(decision.code, 'allowed');
+  assert.equal(decision.trace.at(-1).step, 'limit');
+  assert.deepEqual(pending, stepOneOf(refund(40)), 'the pending evaluation is step one\'s');
+  assert.deepEqual(states, [{ current: 1, previous: 0 }], 'the count before this call');
+  assert.deepEqual(await counters.peek(pending.counters), [{ current: 2, previous: 0 }], 'charged as decide() charges');
+  const hidden = await policy.explainWithCounters({ tool: 'secret_keys', arguments: {}, grant: 'bot', now: T0 });
+  assert.deepEqual([hidden.decision.code, hidden.pending, hidden.states], ['hidden', null, []], 'decided in step one: no pending evaluation');
+  const malformed = await policy.explainWithCounters('{"tool": 5}');
+  assert.deepEqual([malformed.decision.code, malformed.decision.trace, malformed.pending], ['invalid_call', [], null]);
+  const unreadable = await policy.explainWithCounters({ tool: 'refund', arguments: { amount: 1n }, grant: 'bot' });
+  assert.deepEqual([unreadable.decision.code, unreadable.pending], ['invalid_call', null], 'a call JSON cannot carry is refused, not thrown');
+});
+
+test('preview: what authorize() would decide, charging nothing and using no approval up', async () => {
+  const counters = new MemoryCounterStore();
+  const approvals = new MemoryApprovalStore();
+  const stores = { counters, approvals };
+  for (let i = 0; i < 2; i += 1) {
+    const previewed = await policy.preview(refund(10), stores);
+    assert.equal(previewed.decision.code, 'allowed');
+    assert.deepEqual(previewed.states, [{ current: 0, previous: 0 }], 'twice the same: nothing charged');
+  }
+  await policy.decide(refund(10), stores);
+  await policy.decide(refund(10), stores);
+  const full = await policy.preview(refund(10), stores);
+  assert.deepEqual([full.decision.code, full.decision.rule], ['rate_limited', '/tools/refund/limits/0']);
+  assert.ok(full.decision.retry_after_ms > 0);
+  assert.deepEqual(full.pending, stepOneOf(refund(10)));
+  const deploy = { tool: 'deploy', arguments: {}, grant: 'bot', now: T0 };
+  const waiting = await policy.preview(deploy, stores);
+  assert.equal(waiting.decision.decision, 'approval_required');
+  await approvals.approve(waiting.decision.approval_id, T0);
+  assert.equal((await policy.preview(deploy, stores)).decision.decision, 'allow');
+  assert.equal((await policy.preview(deploy, stores)).decision.decision, 'allow', 'the preview used no approval up');
+  assert.equal((await policy.decide(deploy, stores)).decision, 'allow');
+  assert.equal((await policy.preview(deploy, stores)).decision.decision, 'approval_required', 'decide() used it');
+  assert.equal((await policy.preview({ tool: 'secret_keys', arguments: {}, grant: 'bot', now: T0 }, stores)).pending, null);
+});
+
+test('preview fails closed: a failing store is store_error, a missing one an error that says what to pass', async () => {
+  const failing = { peek: async () => { throw new Error('down'); } };
+  const down = await policy.preview(refund(10), { counters: failing });
+  assert.deepEqual([down.decision.decision, down.decision.code], ['deny', 'store_error']);
+  assert.match(down.decision.message, /counter store failed.*down/);
+  const approvalsDown = await policy.preview({ tool: 'deploy', arguments: {}, grant: 'bot', now: T0 }, { approvals: { isApproved: async () => { throw new Error('gone'); } } });
+  assert.deepEqual([approvalsDown.decision.code, approvalsDown.states], ['store_error', []]);
+  await assert.rejects(policy.preview(refund(10)), /pass a counter store that can peek\(\)/);
+  await assert.rejects(policy.preview(refund(10), { counters: { reserve: async () => ({}) } }), /peek\(\)/, 'a store that cannot read without charging is refused, not charged');
+  const garbage = await policy.preview(refund(10), { counters: { peek: async () => [] } });
+  assert.equal(garbage.decision.code, 'store_error', 'a store answering for too few counters');
+});
+
+test('property: preview() predicts authorize() and changes nothing; explainWithCounters() gives step one\'s pending evaluation and the counts before the call', async () => {
+  const tools = ['refund', 'deploy', 'secret_x', 'other'];
+  const seed = Number(process.env.EXPLAIN_SEED ?? randomInt(2 ** 31));
+  let state = seed;
+  const next = (n) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+  for (let round = 0; round < 30; round += 1) {
+    const stores = { counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() };
+    const waiting = [];
+    for (let i = 0; i < 25; i += 1) {
+      const args = next(4) === 0 ? { amount: 'x' } : { amount: next(200), ...(next(5) === 0 ? { path: '/etc/hosts' } : {}) };
+      const call = { tool: tools[next(tools.length)], arguments: args, grant: { id: `g${next(2)}`, role: next(3) ? 'support' : 'sales' }, now: T0 + i * 7000 };
+      const where = `seed ${seed}, round ${round}, call ${i}: ${JSON.stringify(call)}`;
+      if (waiting.length && next(3) === 0) await stores.approvals.approve(waiting.splice(next(waiting.length), 1)[0], call.now);
+      const step = stepOneOf(call);
+      const pendingOrNull = step.pending ? step : null;
+      const countsBefore = await peekAll(stores.counters, pendingOrNull);
+      const previewed = await policy.preview(call, stores);
+      assert.deepEqual(previewed.pending, pendingOrNull, where);
+      assert.deepEqual(await peekAll(stores.counters, pendingOrNull), countsBefore, `preview charged nothing: ${where}`);
+      const explained = await policy.explainWithCounters(call, stores);
+      const { trace, ...decision } = explained.decision;
+      assert.deepEqual(decision, previewed.decision, `preview predicted the decision: ${where}`);
+      assert.ok(trace.length > 0, where);
+      assert.deepEqual(explained.pending, pendingOrNull, where);
+      if (pendingOrNull && pendingOrNull.counters.length && (!pendingOrNull.approval || decision.code !== 'approval_required')) {
+        assert.deepEqual(explained.states, countsBefore, `the counts before the call: ${where}`);
+      }
+      if (decision.decision === 'approval_required') waiting.push(decision.approval_id);
+    }
+  }
+});
