@@ -602,6 +602,113 @@ playgroundTest('page-scroll', 'embedded below the fold: loading and deciding scr
   }
 });
 
+// Counts, from the page, what the component asks of the façade: the outermost
+// calls into Policy (evaluate, authorize, decide, explain,
+// explainWithCounters, preview) and Toolgate.finish, by name, and the engine's
+// step-one evaluations (Toolgate.startEncoded / startText: every evaluate()
+// and authorize() runs exactly one). Calls the façade makes inside an
+// outer call are not counted as the page's. Wraps the prototypes of the one
+// shared instance (sharedToolgate(), the module's export).
+async function countFacadeCalls() {
+  const { sharedToolgate } = await import('/toolgate-playground.js');
+  const toolgate = await sharedToolgate();
+  const probe = toolgate.compile('{"version": "1"}');
+  const policyProto = Object.getPrototypeOf(probe);
+  probe.dispose();
+  const toolgateProto = Object.getPrototypeOf(toolgate);
+  window.__facade = [];
+  window.__stepOnes = 0;
+  let active = 0;
+  const wrap = (proto, name) => {
+    const original = proto[name];
+    if (typeof original !== 'function') return;
+    proto[name] = function counted(...args) {
+      if (active === 0) window.__facade.push(name);
+      active += 1;
+      let result;
+      try {
+        result = original.apply(this, args);
+      } catch (error) {
+        active -= 1;
+        throw error;
+      }
+      if (result && typeof result.then === 'function') return result.finally(() => { active -= 1; });
+      active -= 1;
+      return result;
+    };
+  };
+  for (const name of ['evaluate', 'authorize', 'decide', 'explain', 'explainWithCounters', 'preview']) wrap(policyProto, name);
+  wrap(toolgateProto, 'finish');
+  for (const name of ['startEncoded', 'startText']) {
+    const original = toolgateProto[name];
+    toolgateProto[name] = function counted(...args) {
+      window.__stepOnes += 1;
+      return original.apply(this, args);
+    };
+  }
+}
+
+playgroundTest('one-call', 'each call is one call into the façade: a sent call one explainWithCounters, a preview one preview, a test one decide; never evaluate + finish beside them', {}, async ({ page }) => {
+  const policy = {
+    version: '1',
+    default: 'deny',
+    tools: { refund: { limits: [{ window: 'minute', max: 3 }] }, deploy: { action: 'require_approval' } },
+  };
+  const calls = [
+    { tool: 'refund', arguments: {}, grant: 'bot', expect: 'allow' },
+    { tool: 'deploy', arguments: {}, grant: 'bot', expect: 'approval_required' },
+    { tool: 'other', arguments: {}, grant: 'bot', expect: 'deny' },
+  ];
+  // Served beside the component (same origin): the page's import() of the
+  // module is the instance the element uses.
+  writeFileSync(path.join(scratch, 'dist', 'one-call.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>One call</title><link rel="icon" href="data:,">
+<script type="module" src="/toolgate-playground.js"></script></head>
+<body><toolgate-playground share="false" policy='${JSON.stringify(policy)}' calls='${JSON.stringify(calls)}'></toolgate-playground></body></html>`);
+  await page.goto(`${server.origin}/one-call.html`);
+  await waitReady(page);
+  await page.evaluate(countFacadeCalls);
+  const counts = () => page.evaluate(() => ({ facade: window.__facade.splice(0), stepOnes: window.__stepOnes }));
+  const stepOnesBefore = (await counts()).stepOnes;
+
+  // A sent call (the composer holds the first test call, refund: a limit).
+  const sent = await send(page);
+  assert.equal(sent.code, 'allowed');
+  let seen = await counts();
+  assert.deepEqual(seen.facade, ['explainWithCounters'], 'one call into the façade for a sent call');
+  assert.equal(seen.stepOnes - stepOnesBefore, 1, 'the engine ran step one once (explain traces it once more, inside the façade)');
+  assert.equal(await byTestId(pg(page), 'counter').getAttribute('data-used'), '1', 'the counters panel still shows what the call charged');
+  assert.ok(await byTestId(pg(page), 'trace-step').count() > 0, 'and the trace');
+
+  // Send N times: N calls, one each.
+  await byTestId(pg(page), 'repeat-count').fill('4');
+  const timeline = byTestId(pg(page), 'timeline-entry');
+  await byTestId(pg(page), 'send-many').click();
+  await page.waitForFunction(() => document.querySelector('toolgate-playground').shadowRoot.querySelectorAll('[data-testid="timeline-entry"]').length === 5, null, { timeout: 15_000 });
+  assert.deepEqual((await timeline.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-code')))), ['allowed', 'allowed', 'allowed', 'rate_limited', 'rate_limited']);
+  const before = seen.stepOnes;
+  seen = await counts();
+  assert.deepEqual(seen.facade, Array(4).fill('explainWithCounters'));
+  assert.equal(seen.stepOnes - before, 4);
+
+  // The preview (after "Reset counters"): one preview(), nothing charged.
+  await pg(page).getByRole('button', { name: 'Reset counters' }).click();
+  await page.waitForFunction(() => document.querySelector('toolgate-playground').shadowRoot.querySelector('[data-testid="decision"]').getAttribute('data-preview') === 'true', null, { timeout: 15_000 });
+  await page.waitForFunction(() => window.__facade.length > 0, null, { timeout: 15_000 });
+  const beforePreview = seen.stepOnes;
+  seen = await counts();
+  assert.deepEqual(seen.facade, ['preview'], 'one call into the façade for a preview');
+  assert.equal(seen.stepOnes - beforePreview, 1);
+  assert.equal(await byTestId(pg(page), 'counter').getAttribute('data-used'), '0', 'a fresh session: the preview charged nothing');
+
+  // An edit: each test line one decide(), then one preview.
+  await afterCheck(page, () => setPolicy(page, JSON.stringify({ ...policy, tools: { ...policy.tools, other: { action: 'deny' } } }, null, 2)));
+  const beforeEdit = seen.stepOnes;
+  seen = await counts();
+  assert.deepEqual(seen.facade, ['decide', 'decide', 'decide', 'preview']);
+  assert.equal(seen.stepOnes - beforeEdit, 4);
+});
+
 playgroundTest('pins', 'pins: two tools/list captures compared, the tools a pin would block, poisoning shown', {}, async ({ page }) => {
   await openIndex(page);
   const before = JSON.parse(readFileSync(CONVEX_TOOLS, 'utf8'));
