@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createClient } from 'redis';
+import { TimeoutError as NodeRedisTimeoutError, createClient } from 'redis';
 
 import { loadToolgate } from '../../wasm/index.js';
 import { RedisTimeoutError, RedisCommands } from '../../worker/stores/redis-commands.js';
@@ -228,6 +228,36 @@ describe('the Redis command watch on a server that stops answering', () => {
     }
   });
 
+  // node-redis 6 gives every command a timeout of its own (5 s unless
+  // commandOptions.timeout says otherwise), which applies until the command
+  // is written: an AbortSignal.timeout and its timer per command. The watch
+  // turns it off for its commands; what is left to show is that nothing else
+  // cuts a queued command short.
+  test("node-redis's own command timeout does not cut a queued command short: the watch decides", async () => {
+    const relay = await startRelay();
+    const client = createClient({ url: relay.url, commandOptions: { timeout: 50 }, socket: { reconnectStrategy: () => 20 } });
+    client.on('error', () => {});
+    await client.connect();
+    const commands = new RedisCommands(client, 60_000);
+    const key = newKey();
+    try {
+      assert.equal(await afterEarlierReplies(client, ['INCR', key]), 1);
+      relay.hold(); // the reconnection's handshake goes nowhere: commands stay queued
+      relay.cut();
+      await waitFor(() => !client.isReady, 'node-redis to notice the cut');
+      const waiting = commands.command(['INCR', key], commands.deadline());
+      // Queued after it with node-redis's own 50 ms: once that one has timed
+      // out, node-redis's timer (the same duration, armed earlier) would have
+      // cut the first one too.
+      await assert.rejects(client.get(key), NodeRedisTimeoutError);
+      relay.release();
+      assert.equal(await waiting, 2);
+    } finally {
+      await relay.close(); // first: close() waits for the queued commands
+      await client.close();
+    }
+  });
+
   // The class, open-ended: random bursts of INCRs over random loop turns,
   // with stalls (bytes held), cut connections and short operation deadlines
   // mixed in. Whatever the mix: every command settles; it rejects with a
@@ -320,12 +350,17 @@ describe('the Redis command watch on a server that stops answering', () => {
 });
 
 describe('the watch costs nothing per command', () => {
-  test('200 reserves, one after another: no AbortController, one timer in all', async () => {
+  test('200 reserves, one after another: no AbortController, no AbortSignal.timeout, one timer in all', async () => {
     const store = await createRedisCounterStore({ url: server.url, prefix: 'cost', timeoutMs: 60_000, onError: () => {} });
     const [request] = requestsFor({ run: { rate_limit: '1000000/minute' } }, { tool: 'run', grant: 'alice' }, T0);
     await store.reserve([request], T0); // scripts loaded, connection warm
-    const counts = { abortControllers: 0, timers: 0 };
+    const counts = { abortControllers: 0, timeoutSignals: 0, timers: 0 };
     const { AbortController: RealAbortController, setTimeout: realSetTimeout } = globalThis;
+    const realTimeoutSignal = AbortSignal.timeout;
+    AbortSignal.timeout = (ms) => {
+      counts.timeoutSignals += 1; // node-redis's own per-command timeout
+      return realTimeoutSignal.call(AbortSignal, ms);
+    };
     globalThis.AbortController = class extends RealAbortController {
       constructor() {
         super();
@@ -341,15 +376,17 @@ describe('the watch costs nothing per command', () => {
     } finally {
       globalThis.AbortController = RealAbortController;
       globalThis.setTimeout = realSetTimeout;
+      AbortSignal.timeout = realTimeoutSignal;
       await store.close();
     }
     assert.equal(counts.abortControllers, 0);
+    assert.equal(counts.timeoutSignals, 0);
     assert.ok(counts.timers <= 1, `${counts.timers} timers for 200 commands`);
   });
 
   test('a watch never holds the process: a script whose client closed exits, though its timeoutMs is ten minutes', { timeout: 60_000 }, async () => {
     const script = `
-      import { createClient } from 'redis';
+      import { TimeoutError as NodeRedisTimeoutError, createClient } from 'redis';
       import { RedisCommands } from ${JSON.stringify(fileURLToPath(new URL('../../worker/stores/redis-commands.js', import.meta.url)))};
       const client = createClient({ url: ${JSON.stringify(server.url)} });
       await client.connect();

@@ -301,7 +301,11 @@ export class RedisCommands {
       reject = rej;
     });
     const command = new InFlight(channel, deadline, sentAt + Math.min(this.#timeoutMs, deadline - sentAt), onLateReply, resolve, reject);
-    const options = { abortSignal: command };
+    // `timeout: undefined` turns off node-redis's own per-command timeout
+    // (commandOptions.timeout, 5 s by default since node-redis 6): the watch
+    // here is the one that decides, and node-redis's costs an AbortSignal and
+    // a timer per command that fires seconds later, answered or not.
+    const options = { abortSignal: command, timeout: undefined };
     let sending;
     try {
       sending = this.#cluster
