@@ -19,7 +19,7 @@
 // and a second table of the functions that differ most between the two.
 //
 //   node bench/proxy/profile-diff.js [--requests N] [--store memory|redis]
-//     [--toolgate-bin PATH] [--baseline-bin PATH] [--top N] [--no-profile]
+//     [--toolgate-bin PATH] [--baseline-bin PATH] [--rounds N] [--top N] [--no-profile]
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -43,13 +43,15 @@ const { values: flags } = parseArgs({
     'toolgate-bin': { type: 'string', default: join(root, 'bin/toolgate.js') },
     'baseline-bin': { type: 'string' },
     top: { type: 'string', default: '40' },
+    rounds: { type: 'string', default: '2' },
     'no-profile': { type: 'boolean', default: false },
   },
 });
 if (!['memory', 'redis'].includes(flags.store)) throw new Error(`--store must be memory or redis, not ${flags.store}`);
 const REQUESTS = Number(flags.requests);
 const WARMUP = Math.min(2000, REQUESTS);
-const ROUNDS = 2;
+const ROUNDS = Number(flags.rounds);
+if (!(Number.isInteger(ROUNDS) && ROUNDS > 0)) throw new Error(`--rounds must be a positive integer, not ${flags.rounds}`);
 const profile = !flags['no-profile'];
 
 
@@ -131,6 +133,11 @@ await upstream.stop();
 await redis?.stop();
 
 const f = (n, d = 1) => n.toFixed(d);
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 console.log(`toolgate serve (${flags.store} store) against the passthrough, ${ROUNDS} interleaved rounds of ${REQUESTS} calls (10 connections)${profile ? ', both profiled' : ''}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log('');
 if (baseline) {
@@ -144,6 +151,11 @@ if (baseline) {
     const t = runs.toolgate[round];
     console.log(`| ${round + 1} | ${f(p.cpu_us_per_call)} | ${f(b.cpu_us_per_call)} | ${f(b.cpu_us_per_call / p.cpu_us_per_call, 2)}× | ${f(t.cpu_us_per_call)} | ${f(t.cpu_us_per_call / p.cpu_us_per_call, 2)}× | ${f(p.rps, 0)} | ${f(b.rps, 0)} | ${f(t.rps, 0)} |`);
   }
+  if (ROUNDS > 2) {
+    const m = (side, key) => median(runs[side].map((run) => run[key]));
+    const ratio = (side) => median(runs[side].map((run, i) => run.cpu_us_per_call / runs.passthrough[i].cpu_us_per_call));
+    console.log(`| median | ${f(m('passthrough', 'cpu_us_per_call'))} | ${f(m('baseline', 'cpu_us_per_call'))} | ${f(ratio('baseline'), 2)}× | ${f(m('toolgate', 'cpu_us_per_call'))} | ${f(ratio('toolgate'), 2)}× | ${f(m('passthrough', 'rps'), 0)} | ${f(m('baseline', 'rps'), 0)} | ${f(m('toolgate', 'rps'), 0)} |`);
+  }
 } else {
   console.log('| round | passthrough CPU µs/call | toolgate CPU µs/call | ratio | passthrough req/s | toolgate req/s |');
   console.log('|---|---|---|---|---|---|');
@@ -151,6 +163,11 @@ if (baseline) {
     const p = runs.passthrough[round];
     const t = runs.toolgate[round];
     console.log(`| ${round + 1} | ${f(p.cpu_us_per_call)} | ${f(t.cpu_us_per_call)} | ${f(t.cpu_us_per_call / p.cpu_us_per_call, 2)}× | ${f(p.rps, 0)} | ${f(t.rps, 0)} |`);
+  }
+  if (ROUNDS > 2) {
+    const m = (side, key) => median(runs[side].map((run) => run[key]));
+    const ratio = median(runs.toolgate.map((run, i) => run.cpu_us_per_call / runs.passthrough[i].cpu_us_per_call));
+    console.log(`| median | ${f(m('passthrough', 'cpu_us_per_call'))} | ${f(m('toolgate', 'cpu_us_per_call'))} | ${f(ratio, 2)}× | ${f(m('passthrough', 'rps'), 0)} | ${f(m('toolgate', 'rps'), 0)} |`);
   }
 }
 if (!profile) process.exit(0);
