@@ -10,7 +10,8 @@
 // one sequential client's calls), then as many in bursts of `--burst`
 // concurrent reserves (as a loaded proxy's), the typical call's one grant
 // limit. CPU is this process's (user + system) per reserve, and the
-// redis-server's per reserve (from /proc); medians over the rounds.
+// redis-server's per reserve (from /proc), and the p50 of the sequential
+// reserves' wall time (the round trip a call waits for); medians over the rounds.
 //
 //   node bench/proxy/redis-store-cpu.js [--baseline DIR] [--calls N] [--burst N] [--rounds N]
 import { execFileSync } from 'node:child_process';
@@ -73,7 +74,12 @@ const request = { key: 'refunds', scope: 'grant', grant: 'bench-agent', cost: 1,
 async function measure(store) {
   const cpu0 = ownCpuMs();
   const redis0 = cpuMsOf(redisPid);
-  for (let i = 0; i < CALLS; i++) await store.reserve([request], now);
+  const waits = new Float64Array(CALLS);
+  for (let i = 0; i < CALLS; i++) {
+    const started = performance.now();
+    await store.reserve([request], now);
+    waits[i] = performance.now() - started;
+  }
   const cpu1 = ownCpuMs();
   const redis1 = cpuMsOf(redisPid);
   for (let i = 0; i < CALLS; i += BURST) await Promise.all(Array.from({ length: BURST }, () => store.reserve([request], now)));
@@ -81,6 +87,7 @@ async function measure(store) {
   const redis2 = cpuMsOf(redisPid);
   return {
     sequential: ((cpu1 - cpu0) / CALLS) * 1000,
+    p50: waits.sort()[CALLS >> 1] * 1000,
     burst: ((cpu2 - cpu1) / CALLS) * 1000,
     redisSequential: ((redis1 - redis0) / CALLS) * 1000,
     redisBurst: ((redis2 - redis1) / CALLS) * 1000,
@@ -102,9 +109,9 @@ const median = (values) => {
 const f = (n) => n.toFixed(1);
 console.log(`RedisCounterStore.reserve() CPU per call, in process, medians of ${ROUNDS} interleaved rounds of ${CALLS} sequential and ${CALLS} in bursts of ${BURST}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log('');
-console.log('| store | sequential: this process µs | redis-server µs | bursts: this process µs | redis-server µs | each round, sequential (this process) |');
-console.log('|---|---|---|---|---|---|');
+console.log('| store | sequential: reserve() p50 wall µs | this process CPU µs | redis-server µs | bursts: this process µs | redis-server µs | each round, sequential (this process) |');
+console.log('|---|---|---|---|---|---|---|');
 for (const side of sides) {
   const m = (key) => median(side.runs.map((run) => run[key]));
-  console.log(`| ${side.name}${side.name === 'baseline' ? ` (${flags.baseline})` : ''} | ${f(m('sequential'))} | ${f(m('redisSequential'))} | ${f(m('burst'))} | ${f(m('redisBurst'))} | ${side.runs.map((run) => f(run.sequential)).join(', ')} |`);
+  console.log(`| ${side.name}${side.name === 'baseline' ? ` (${flags.baseline})` : ''} | ${f(m('p50'))} | ${f(m('sequential'))} | ${f(m('redisSequential'))} | ${f(m('burst'))} | ${f(m('redisBurst'))} | ${side.runs.map((run) => f(run.sequential)).join(', ')} |`);
 }

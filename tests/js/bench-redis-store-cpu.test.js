@@ -17,6 +17,6 @@ test('redis-store-cpu.js: CPU per reserve for this checkout and a baseline, sequ
     { cwd: repoRoot, timeout: 110_000 });
   assert.match(stdout, /^RedisCounterStore\.reserve\(\) CPU per call, in process, medians of 3 interleaved rounds/m, stdout);
   for (const store of ['baseline \\(.+\\)', 'this checkout']) {
-    assert.match(stdout, new RegExp(`^\\| ${store} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+, [\\d.]+, [\\d.]+ \\|$`, 'm'), stdout);
+    assert.match(stdout, new RegExp(`^\\| ${store} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+, [\\d.]+, [\\d.]+ \\|$`, 'm'), stdout);
   }
 });
