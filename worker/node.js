@@ -123,7 +123,11 @@ export function expandEnvironment(value, env = process.env) {
  */
 export async function startProxy(options) {
   const log = options.log ?? ((level, message, fields) => process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`));
-  const toolgate = await loadToolgate();
+  // Warmed: V8 compiles each WebAssembly function on its first call, so an
+  // engine used cold makes the first policy compile and the first calls pay
+  // milliseconds each (bench/README.md, cold start); warming runs them once
+  // here, at start-up. A warmed engine is this proxy's own (not shared).
+  const toolgate = await loadToolgate({ warm: true });
   let loaded = await loadNodeConfig(toolgate, options);
   const oauth = loaded.oauth ? createOAuth(loaded.oauth, { sha256Hex: NODE_SHA256.hex, log }) : undefined;
   let counters = options.counters ?? new MemoryCounterStore();

@@ -291,13 +291,18 @@ function statsDelta(before, after) {
 }
 
 /** Checks once that `url` answers the call with the upstream's result (not a denial). */
+// Returns how long the call took (ms, wall): for a server's first call, what a
+// cold start leaves to the first client.
 async function preflight(name, url, headers = HEADERS, body = BODY) {
+  const started = performance.now();
   const response = await fetch(url, { method: 'POST', headers, body });
   const text = await response.text();
+  const ms = performance.now() - started;
   if (response.status !== 200) throw new Error(`${name}: HTTP ${response.status}: ${text}`);
   // An event stream (server-everything) carries the message in a data: line.
   const json = /^event:|^data:/m.test(text) ? JSON.parse(/^data: ?(.*)$/m.exec(text)[1]) : JSON.parse(text);
   if (json.error || json.result?.isError) throw new Error(`${name}: the call was not answered by the upstream: ${text}`);
+  return ms;
 }
 
 /**
@@ -460,7 +465,11 @@ const cases = [
   { name: 'toolgate (memory store, pins)', target: toolgatePins, servers: [toolgatePins, upstream] },
   ...(toolgateRedis ? [{ name: 'toolgate (Redis store)', target: toolgateRedis, servers: [toolgateRedis, upstream, ...redisProcess], redis }] : []),
 ];
-for (const c of cases) await preflight(c.name, `${c.target.url}/mcp`, c.headers);
+// Each server's first call (Node's fetch in this process is warmed by the
+// pins setup's tools/list above): toolgate serve's includes what the engine's
+// first decision costs (it loads the core warmed).
+const firstCallMs = {};
+for (const c of cases) firstCallMs[c.name] = await preflight(c.name, `${c.target.url}/mcp`, c.headers);
 
 const disturbance = (result) => Math.max(result.sequential.foreign_cpu_share, result.loaded.foreign_cpu_share);
 const runs = Object.fromEntries(cases.map((c) => [c.name, []]));
@@ -849,6 +858,7 @@ if (roundTrips) {
   const last = runs[redisName][runs[redisName].length - 1].loaded;
   out.push(`- Redis during the last loaded run (INFO commandstats, script-internal commands included): ${Object.entries(last.redis.commands).map(([c, d]) => `${c} ${d.calls}`).join(', ')} for ${last.upstream_tools_calls} tools/calls; EVALSHA takes ${f(last.redis.evalsha_usec_per_call, 1)} µs inside Redis`);
 }
+out.push(`- the first tools/call each server answered after it started (ms, wall): ${Object.entries(firstCallMs).map(([name, ms]) => `${name} ${f(ms, 2)}`).join(', ')}`);
 const foreign = Object.values(runs).flat().flatMap((r) => [r.sequential.foreign_cpu_share, r.loaded.foreign_cpu_share]);
 out.push(`- other processes on the machine used up to ${f(Math.max(...foreign) * 100, 0)} % (median ${f(median(foreign) * 100, 0)} %) of its CPU during the runs; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 for (const [name, list] of Object.entries(runs)) {
@@ -918,7 +928,7 @@ writeFileSync(flags.out, JSON.stringify({
     metrics_pairs: metricsPairs, metrics_seconds: metricsSeconds,
     quick, upstream_transport: flags.transport, date: new Date().toISOString(),
   },
-  budgets: budgetList, summary, derived, budgets_by_case: budgets, round_trips: roundTrips, authentication_cost: authCost, metrics_on_off: metricsComparison,
+  budgets: budgetList, summary, derived, first_call_ms: firstCallMs, budgets_by_case: budgets, round_trips: roundTrips, authentication_cost: authCost, metrics_on_off: metricsComparison,
   runs, profiles, everything,
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);

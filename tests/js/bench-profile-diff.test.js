@@ -21,3 +21,15 @@ test('profile-diff.js: CPU per call per round, the functions that differ, their 
   assert.match(stdout, /^\| `[^`]+` worker\/(gate|handler)\.js:\d+ \| /m, stdout);
   assert.match(stdout, /^Who calls the native functions in toolgate/m);
 });
+
+test('profile-diff.js --baseline-bin: a third server from another checkout, interleaved, and what moved between the two', { timeout: 120_000 }, async () => {
+  // This checkout as its own baseline: the point is the report, not a difference.
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'bench/proxy/profile-diff.js'), '--requests', '300', '--top', '20',
+    '--baseline-bin', path.join(repoRoot, 'bin/toolgate.js')], { cwd: repoRoot, timeout: 110_000 });
+  assert.match(stdout, /^baseline: .*bin\/toolgate\.js; toolgate: .*bin\/toolgate\.js$/m, stdout);
+  for (const round of [1, 2]) {
+    assert.match(stdout, new RegExp(`^\\| ${round} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ \\| [\\d.]+× \\| \\d+ \\| \\d+ \\| \\d+ \\|$`, 'm'), stdout);
+  }
+  assert.match(stdout, /^Busy time per call: baseline [\d.]+ µs, toolgate [\d.]+ µs\.$/m, stdout);
+  assert.match(stdout, /^\| function \| toolgate − baseline \(µs\/call\) \| baseline \| toolgate \|$/m, stdout);
+});

@@ -55,7 +55,11 @@ test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the
   // Every case of the table ran (Redis left out).
   assert.deepEqual(Object.keys(result.summary), ['direct', 'passthrough', 'toolgate (memory store)', 'toolgate (memory store, metrics on)',
     'toolgate (memory store, OAuth JWT)', 'toolgate (memory store, pins)']);
+  // Each server's first call, timed (a cold start's leftover for the first client).
+  assert.deepEqual(Object.keys(result.first_call_ms), Object.keys(result.summary));
+  for (const [name, ms] of Object.entries(result.first_call_ms)) assert.ok(Number.isFinite(ms) && ms > 0, `${name}: ${ms}`);
   const markdown = await readFile(path.join(dir, 'proxy.md'), 'utf8');
+  assert.match(markdown, /^- the first tools\/call each server answered after it started \(ms, wall\): direct [\d.]+, passthrough [\d.]+, toolgate \(memory store\) [\d.]+/m);
   assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
   assert.match(markdown, /\| \*\*median\*\* \|/);
   assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);

@@ -139,6 +139,47 @@ const QUIET_TURNS = 3;
 /** Default of `maxWaitMs`: how long any one operation may wait, even for a Redis that is answering others. */
 export const DEFAULT_MAX_WAIT_MS = 10_000;
 
+// One command in flight: what settles its promise, when it was written, how
+// its watch stands (RedisCommands, below). It is also the command's abort
+// signal for node-redis, which reads `aborted` and adds, then removes, one
+// 'abort' listener (a queued command is dropped from the write queue when it
+// fires): a plain object where an AbortController and its EventTarget cost
+// about 10 µs of CPU per command, for an abort that happens only on a timeout.
+class InFlight {
+  aborted = false;
+  settled = false;
+  writtenAt = Infinity; // performance.now() of the check phase node-redis wrote it in
+  suspect = false; // past checkAt: being looked at turn by turn
+  since = 0; // suspect: when the current look began
+  before = 0; // suspect: answers counted on the channel by then
+  quietTurns = 0;
+  #listener = null;
+
+  constructor(channel, deadline, checkAt, onLateReply, resolve, reject) {
+    this.channel = channel;
+    this.deadline = deadline;
+    this.checkAt = checkAt; // when to look whether Redis has been silent
+    this.onLateReply = onLateReply;
+    this.resolve = resolve;
+    this.reject = reject;
+  }
+
+  addEventListener(type, listener) {
+    if (type === 'abort') this.#listener = listener;
+  }
+
+  removeEventListener(type, listener) {
+    if (type === 'abort' && this.#listener === listener) this.#listener = null;
+  }
+
+  abort() {
+    this.aborted = true;
+    const listener = this.#listener;
+    this.#listener = null;
+    listener?.call(this, { type: 'abort' });
+  }
+}
+
 /**
  * Sends commands and Lua scripts through a plain or a cluster node-redis
  * client (routed by key on a cluster), and gives up on a Redis that stalls.
@@ -151,6 +192,13 @@ export const DEFAULT_MAX_WAIT_MS = 10_000;
  * fail because this process was too busy to read the answer or to write the
  * command (issue #12: under a burst of 300 calls a plain timer denied most of
  * them with store_error, though Redis had answered; details in command()).
+ *
+ * The watch is per instance, not per command (issue #17: a timer, an
+ * AbortController and a setImmediate per command, with node-redis's own
+ * timeout signal, were 40 % of the store's CPU per call): one timer, due
+ * when the oldest unchecked command is, looks over every command in flight;
+ * one setImmediate per loop turn that sent commands notes when node-redis
+ * wrote them.
  */
 export class RedisCommands {
   #client;
@@ -159,6 +207,13 @@ export class RedisCommands {
   #cluster;
   #answers;
   #shas = new Map(); // script -> Promise<sha1>, loaded once per store
+  #loadedShas = new Map(); // script -> sha1, once loaded: no await on the way to EVALSHA
+  #inFlight = new Set(); // InFlight, in the order sent
+  #unwritten = []; // sent in this loop turn, written in its check phase
+  #noting = false; // a setImmediate to note the write time is queued
+  #timer = null;
+  #timerAt = Infinity;
+  #looking = false; // a look (setImmediate) is queued
 
   constructor(client, timeoutMs, maxWaitMs = Math.max(DEFAULT_MAX_WAIT_MS, timeoutMs)) {
     checkMaxWait(maxWaitMs, 'RedisCommands');
@@ -172,6 +227,11 @@ export class RedisCommands {
   /** Whether the client is a cluster client (createCluster()). */
   get cluster() {
     return this.#cluster;
+  }
+
+  /** How many commands wait for their answer (or for being given up on). */
+  get inFlight() {
+    return this.#inFlight.size;
   }
 
   /**
@@ -190,8 +250,13 @@ export class RedisCommands {
 
   // EVALSHA, and EVAL when Redis lost the script (restart, failover, SCRIPT
   // FLUSH); EVAL caches it again for the next EVALSHA.
-  async eval(script, keys, args, deadline, onLateReply) {
-    const sha = await this.#sha(script, deadline);
+  eval(script, keys, args, deadline, onLateReply) {
+    const sha = this.#loadedShas.get(script);
+    if (sha === undefined) return this.#sha(script, deadline).then((loaded) => this.#evalSha(loaded, script, keys, args, deadline, onLateReply));
+    return this.#evalSha(sha, script, keys, args, deadline, onLateReply);
+  }
+
+  async #evalSha(sha, script, keys, args, deadline, onLateReply) {
     try {
       return await this.command(['EVALSHA', sha, String(keys.length), ...keys, ...args], deadline, onLateReply);
     } catch (error) {
@@ -205,7 +270,7 @@ export class RedisCommands {
     if (!loading) {
       loading = this.command(['SCRIPT', 'LOAD', script], deadline);
       this.#shas.set(script, loading);
-      loading.catch(() => this.#shas.delete(script)); // retried on the next call
+      loading.then((sha) => this.#loadedShas.set(script, sha), () => this.#shas.delete(script)); // retried on the next call
     }
     return loading;
   }
@@ -214,93 +279,182 @@ export class RedisCommands {
   // timeoutMs, or at `deadline`. A command node-redis has not written yet (it
   // queues them while reconnecting) is then aborted, so it never runs late;
   // one already written may still run, and onLateReply sees its reply.
+  //
+  // Redis counts as silent only when both hold: no answer on this connection
+  // for timeoutMs, and none read in QUIET_TURNS loop turns in a row. Wall time
+  // alone misjudges a busy process: a timer runs before the loop polls its
+  // sockets, maybe long after it was due, while answers sit unread; and
+  // node-redis writes at most one socket buffer of commands per turn (it
+  // waits for 'drain'), so under a burst a command may reach Redis many turns
+  // after it was sent. Turns alone misjudge an idle process, whose turns take
+  // microseconds. So, once a command's time is up (#watch): look after the
+  // next poll phase (setImmediate), again for each quiet turn, and give it
+  // more time as soon as Redis answers anything.
   command(args, deadline, onLateReply) {
     const sentAt = performance.now();
     if (deadline - sentAt <= 0) return Promise.reject(new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
     const routingKey = this.#cluster ? routingKeyOf(args) : undefined;
     const channel = routingKey === undefined ? -1 : slotOf(routingKey);
-    const abort = new AbortController();
-    const options = { abortSignal: abort.signal };
-    // node-redis writes what it was given in a setImmediate (the loop's check
-    // phase), maybe long after sendCommand() when the loop is busy. Silence
-    // counts from then: one more setImmediate, queued after node-redis's.
-    let writtenAt = Infinity;
-    const reply = Promise.resolve().then(() => {
-      const sending = this.#cluster
+    let resolve;
+    let reject;
+    const promise = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const command = new InFlight(channel, deadline, sentAt + Math.min(this.#timeoutMs, deadline - sentAt), onLateReply, resolve, reject);
+    // `timeout: undefined` turns off node-redis's own per-command timeout
+    // (commandOptions.timeout, 5 s by default since node-redis 6): the watch
+    // here is the one that decides, and node-redis's costs an AbortSignal and
+    // a timer per command that fires seconds later, answered or not.
+    const options = { abortSignal: command, timeout: undefined };
+    let sending;
+    try {
+      sending = this.#cluster
         ? this.#client.sendCommand(routingKey, false, args, options)
         : this.#client.sendCommand(args, options);
-      setImmediate(() => { writtenAt = performance.now(); });
-      return sending;
-    });
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let timer;
-      const heard = () => {
-        const log = this.#answers.get(channel);
-        if (log) {
-          log.count += 1;
-          log.at = performance.now();
-        } else {
-          this.#answers.set(channel, { count: 1, at: performance.now() });
-        }
-      };
-      reply.then((value) => {
-        heard();
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(value);
-      }, (error) => {
-        if (isAnswer(error)) heard();
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(error);
-      });
-      const giveUp = (error) => {
-        settled = true;
-        abort.abort();
-        reply.then(onLateReply ?? (() => {}), () => {});
-        reject(error);
-      };
-      // Redis counts as silent only when both hold: no answer on this
-      // connection for timeoutMs, and none read in QUIET_TURNS loop turns in a
-      // row. Wall time alone misjudges a busy process: a timer runs before the
-      // loop polls its sockets, maybe long after it was due, while answers sit
-      // unread; and node-redis writes at most one socket buffer of commands
-      // per turn (it waits for 'drain'), so under a burst a command may reach
-      // Redis many turns after it was sent. Turns alone misjudge an idle
-      // process, whose turns take microseconds. So, once the timer fires: look
-      // after the next poll phase (setImmediate), again for each quiet turn,
-      // and re-arm the timer as soon as Redis answers anything.
-      const check = () => {
-        let since = performance.now(); // the next poll phase begins after this
-        let before = this.#answers.get(channel)?.count ?? 0;
-        let quietTurns = 0;
-        const look = () => setImmediate(() => {
-          if (settled) return;
-          const now = performance.now();
-          if (now >= deadline) return giveUp(new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
-          const log = this.#answers.get(channel);
-          const count = log?.count ?? 0;
-          // Silence Redis has certainly kept: from its last answer read (or
-          // from the write) until the poll phase that just read nothing.
-          const silentFor = count > before ? 0 : Math.max(0, since - Math.max(writtenAt, log?.at ?? -Infinity));
-          if (silentFor < this.#timeoutMs) {
-            timer = setTimeout(check, Math.max(1, Math.min(this.#timeoutMs - silentFor, deadline - now)));
-            return;
-          }
-          quietTurns += 1;
-          if (quietTurns >= QUIET_TURNS) return giveUp(new RedisTimeoutError(this.#timeoutMs));
-          since = now;
-          before = count;
-          look();
-        });
-        look();
-      };
-      timer = setTimeout(check, Math.min(this.#timeoutMs, deadline - sentAt));
-    });
+    } catch (error) {
+      sending = Promise.reject(error);
+    }
+    Promise.resolve(sending).then((value) => this.#answered(command, value), (error) => this.#failed(command, error));
+    this.#inFlight.add(command);
+    // node-redis writes what it was given in a setImmediate (the loop's check
+    // phase), maybe long after sendCommand() when the loop is busy. Silence
+    // counts from then: one setImmediate per turn, queued after node-redis's.
+    this.#unwritten.push(command);
+    if (!this.#noting) {
+      this.#noting = true;
+      setImmediate(this.#noteWritten);
+    }
+    this.#arm(command.checkAt);
+    return promise;
   }
+
+  #noteWritten = () => {
+    this.#noting = false;
+    const now = performance.now();
+    for (const command of this.#unwritten) command.writtenAt = now;
+    this.#unwritten.length = 0;
+  };
+
+  // An answer from Redis, an error reply included: the connection is alive.
+  #heard(channel) {
+    const log = this.#answers.get(channel);
+    if (log) {
+      log.count += 1;
+      log.at = performance.now();
+    } else {
+      this.#answers.set(channel, { count: 1, at: performance.now() });
+    }
+  }
+
+  #answered(command, value) {
+    this.#heard(command.channel);
+    if (command.settled) {
+      // Given up on, and run all the same: the caller may need to undo it.
+      if (command.onLateReply) {
+        try {
+          command.onLateReply(value);
+        } catch {
+          // best effort: the call it belonged to was already denied
+        }
+      }
+      return;
+    }
+    command.settled = true;
+    this.#inFlight.delete(command);
+    command.resolve(value);
+  }
+
+  #failed(command, error) {
+    if (isAnswer(error)) this.#heard(command.channel);
+    if (command.settled) return;
+    command.settled = true;
+    this.#inFlight.delete(command);
+    command.reject(error);
+  }
+
+  #giveUp(command, error) {
+    command.settled = true;
+    this.#inFlight.delete(command);
+    command.abort(); // node-redis drops it if not written yet
+    command.reject(error);
+  }
+
+  // The one timer, due at the earliest checkAt of the commands in flight
+  // (kept, not moved, when a later command comes: usually the only call per
+  // command is this comparison). Unref'd: a command in flight has node-redis's
+  // socket or reconnect timer keeping the process up, and a timer left armed
+  // after the last answer must not hold it for up to timeoutMs.
+  #arm(at) {
+    if (this.#timer !== null) {
+      if (this.#timerAt <= at) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#onTimer, Math.max(1, at - performance.now()));
+    this.#timer.unref?.();
+  }
+
+  #onTimer = () => {
+    this.#timer = null;
+    this.#timerAt = Infinity;
+    this.#watch(performance.now());
+  };
+
+  // Marks the commands whose checkAt has come as suspects (looked at after
+  // the next poll phase), and re-arms the timer for the others.
+  #watch(now) {
+    let next = Infinity;
+    let suspects = false;
+    for (const command of this.#inFlight) {
+      if (command.suspect) {
+        suspects = true;
+      } else if (command.checkAt <= now) {
+        command.suspect = true;
+        command.since = now; // the next poll phase begins after this
+        command.before = this.#answers.get(command.channel)?.count ?? 0;
+        command.quietTurns = 0;
+        suspects = true;
+      } else if (command.checkAt < next) {
+        next = command.checkAt;
+      }
+    }
+    if (next !== Infinity) this.#arm(next);
+    if (suspects && !this.#looking) {
+      this.#looking = true;
+      setImmediate(this.#look);
+    }
+  }
+
+  #look = () => {
+    this.#looking = false;
+    const now = performance.now();
+    for (const command of this.#inFlight) {
+      if (!command.suspect) continue;
+      if (now >= command.deadline) {
+        this.#giveUp(command, new RedisTimeoutError(this.#maxWaitMs, 'did not answer this operation'));
+        continue;
+      }
+      const log = this.#answers.get(command.channel);
+      const count = log?.count ?? 0;
+      // Silence Redis has certainly kept: from its last answer read (or from
+      // the write) until the poll phase that just read nothing.
+      const silentFor = count > command.before ? 0 : Math.max(0, command.since - Math.max(command.writtenAt, log?.at ?? -Infinity));
+      if (silentFor < this.#timeoutMs) {
+        command.suspect = false;
+        command.checkAt = now + Math.max(1, Math.min(this.#timeoutMs - silentFor, command.deadline - now));
+        continue;
+      }
+      command.quietTurns += 1;
+      if (command.quietTurns >= QUIET_TURNS) {
+        this.#giveUp(command, new RedisTimeoutError(this.#timeoutMs));
+        continue;
+      }
+      command.since = now;
+      command.before = count;
+    }
+    this.#watch(now);
+  };
 }
 
 // node-redis stops writing queued commands once the socket's buffer holds

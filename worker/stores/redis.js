@@ -102,7 +102,13 @@ export class RedisCounterStore {
 
   /** The Redis key of `request`'s bucket that starts at `start` (epoch ms). */
   keyOf(request, start = request.bucket_start_ms) {
-    return `${this.#prefix}:{${tagOf(request)}}:${request.key}:${start}`;
+    return `${this.#bucketsOf(request)}${start}`;
+  }
+
+  // What every bucket key of `request`'s counter starts with (the tag and the
+  // counter key, escaped once for both buckets a call reads).
+  #bucketsOf(request) {
+    return `${this.#prefix}:{${tagOf(request)}}:${request.key}:`;
   }
 
   async reserve(requests, now) {
@@ -159,9 +165,10 @@ export class RedisCounterStore {
     if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
     if (requests.length === 0) return { admitted: true, states: [], charges: [] }; // nothing to ask Redis
     const deadline = this.#redis.deadline();
-    const keys = requests.map((request) => this.keyOf(request));
+    const buckets = requests.map((request) => this.#bucketsOf(request));
+    const keys = requests.map((request, i) => `${buckets[i]}${request.bucket_start_ms}`);
     if (!this.#cluster) {
-      const result = await this.#reserveGroup(requests, keys, -1, now, charge, deadline);
+      const result = await this.#reserveGroup(requests, keys, buckets, -1, now, charge, deadline);
       return { admitted: result.admitted, states: result.states, charges: result.charges };
     }
 
@@ -178,7 +185,7 @@ export class RedisCounterStore {
     let admitted = true;
     const part = (slot, chargeIt) => {
       const indexes = groups.get(slot);
-      return this.#reserveGroup(indexes.map((i) => requests[i]), indexes.map((i) => keys[i]), slot, now, chargeIt, deadline)
+      return this.#reserveGroup(indexes.map((i) => requests[i]), indexes.map((i) => keys[i]), indexes.map((i) => buckets[i]), slot, now, chargeIt, deadline)
         .then((result) => {
           indexes.forEach((i, j) => {
             states[i] = result.states[j];
@@ -205,13 +212,14 @@ export class RedisCounterStore {
     return { admitted, states, charges };
   }
 
-  // One script over `requests`, whose current buckets are `keys` (all in
-  // `slot` on a Cluster; -1 on a single Redis).
-  async #reserveGroup(requests, keys, slot, now, charge, deadline) {
+  // One script over `requests`, whose current buckets are `keys` and whose
+  // bucket keys start with `buckets` (all in `slot` on a Cluster; -1 on a
+  // single Redis).
+  async #reserveGroup(requests, keys, buckets, slot, now, charge, deadline) {
     const scriptKeys = [];
     const args = [String(now), charge ? '1' : '0'];
     requests.forEach((request, i) => {
-      scriptKeys.push(keys[i], this.keyOf(request, request.bucket_start_ms - request.window_ms));
+      scriptKeys.push(keys[i], `${buckets[i]}${request.bucket_start_ms - request.window_ms}`);
       args.push(
         String(request.cost),
         String(request.max),
