@@ -274,8 +274,15 @@ export async function createRedisCounterStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis counter store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
-  const store = new RedisCounterStore({ client, prefix, timeoutMs, maxWaitMs, cluster, [OWNS_CLIENT]: true });
+  return openOwnedStore({ url, cluster, connectTimeoutMs, clientOptions, onError },
+    (client) => new RedisCounterStore({ client, prefix, timeoutMs, maxWaitMs, cluster, [OWNS_CLIENT]: true }));
+}
+
+// Connects a client, makes the store that owns it and loads its scripts; a
+// store whose scripts cannot load closes its client before the error goes on,
+// so a failed start leaves no socket behind.
+async function openOwnedStore(connection, makeStore) {
+  const store = makeStore(await connectRedisClient(connection));
   try {
     await store.loadScripts();
   } catch (error) {
@@ -504,13 +511,6 @@ export async function createRedisApprovalStore({
   clientOptions = {},
   onError = (error) => console.warn(`toolgate: Redis approval store: ${error?.message ?? error}`),
 } = {}) {
-  const client = await connectRedisClient({ url, cluster, connectTimeoutMs, clientOptions, onError });
-  const store = new RedisApprovalStore({ client, prefix, timeoutMs, maxWaitMs, approvalTtlMs, [OWNS_CLIENT]: true });
-  try {
-    await store.loadScripts();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  return store;
+  return openOwnedStore({ url, cluster, connectTimeoutMs, clientOptions, onError },
+    (client) => new RedisApprovalStore({ client, prefix, timeoutMs, maxWaitMs, approvalTtlMs, [OWNS_CLIENT]: true }));
 }
