@@ -53,8 +53,11 @@ export async function launchChromium() {
 // ({ '/page.html': 'text' }) served ahead of the directory. Counts every
 // request by pathname and keeps them in order (`log`), so a test can tell what
 // a page fetched. `cors` adds Access-Control-Allow-Origin: * (a page on another
-// origin loading the module and its .wasm needs it, as from any CDN).
-export async function startStaticServer(dir, { files = {}, cors = false, headers: extraHeaders = {} } = {}) {
+// origin loading the module and its .wasm needs it, as from any CDN). `types`
+// overrides content types by extension ({ '.wasm': '...' }), `headersFor`
+// adds headers by extension ({ '.html': { 'content-security-policy': ... } }),
+// and `forbid(file)` answers 403 for files a page must not reach.
+export async function startStaticServer(dir, { files = {}, cors = false, headers: extraHeaders = {}, types = {}, headersFor = {}, forbid = () => false } = {}) {
   const root = path.resolve(dir);
   const requests = new Map();
   const log = [];
@@ -79,7 +82,7 @@ export async function startStaticServer(dir, { files = {}, cors = false, headers
     } else {
       if (file.endsWith('/')) file += 'index.html';
       const resolved = path.resolve(root, `.${file}`);
-      if (resolved !== root && !resolved.startsWith(root + path.sep)) {
+      if ((resolved !== root && !resolved.startsWith(root + path.sep)) || forbid(resolved)) {
         response.writeHead(403).end();
         return;
       }
@@ -90,10 +93,12 @@ export async function startStaticServer(dir, { files = {}, cors = false, headers
         return;
       }
     }
+    const ext = path.extname(file);
     const headers = {
-      'content-type': contentTypes[path.extname(file)] ?? 'application/octet-stream',
+      'content-type': types[ext] ?? contentTypes[ext] ?? 'application/octet-stream',
       'content-length': body.length,
       'cache-control': 'no-store',
+      ...headersFor[ext],
       ...extraHeaders,
     };
     if (cors) headers['access-control-allow-origin'] = '*';

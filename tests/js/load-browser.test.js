@@ -6,11 +6,11 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
+import { startStaticServer } from './browser-helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const packageJson = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
@@ -18,75 +18,17 @@ const CHROMIUM = '/usr/bin/chromium';
 const WASM_PATH = '/wasm/dist/toolgate_core.wasm';
 const PAGE_PATH = '/tests/js/fixtures/browser.html';
 
-const contentTypes = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
-
 // The page may run WebAssembly but not eval or new Function: proves that the
 // façade and the glue (built with -sDYNAMIC_EXECUTION=0) never generate code.
 const PAGE_CSP = "default-src 'self'; script-src 'self' 'nonce-toolgate-test' 'wasm-unsafe-eval'; object-src 'none'; img-src data:";
 
-// A static file server for the repository, counting requests per path.
-async function startServer({ wasmType = contentTypes['.wasm'] } = {}) {
-  const requests = new Map();
-  const server = http.createServer(async (request, response) => {
-    let pathname;
-    try {
-      pathname = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
-    } catch {
-      response.writeHead(400).end();
-      return;
-    }
-    requests.set(pathname, (requests.get(pathname) ?? 0) + 1);
-    const file = path.resolve(root, `.${pathname}`);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405).end();
-      return;
-    }
-    if (!file.startsWith(root) || file.includes(`${path.sep}node_modules${path.sep}`)) {
-      response.writeHead(403).end();
-      return;
-    }
-    let body;
-    try {
-      body = await readFile(file);
-    } catch {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    const ext = path.extname(file);
-    const headers = {
-      'content-type': ext === '.wasm' ? wasmType : contentTypes[ext] ?? 'application/octet-stream',
-      'content-length': body.length,
-      'cache-control': 'no-store',
-    };
-    if (ext === '.html') headers['content-security-policy'] = PAGE_CSP;
-    response.writeHead(200, headers);
-    response.end(request.method === 'HEAD' ? undefined : body);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  let closed = null;
-  return {
-    origin,
-    count: (pathname) => requests.get(pathname) ?? 0,
-    requests,
-    close() {
-      closed ??= new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closed;
-    },
-  };
-}
+// The repository served statically, counting requests per path; pages get
+// PAGE_CSP, and nothing under node_modules is reachable.
+const startServer = ({ wasmType = 'application/wasm' } = {}) => startStaticServer(root, {
+  types: { '.wasm': wasmType },
+  headersFor: { '.html': { 'content-security-policy': PAGE_CSP } },
+  forbid: (file) => file.includes(`${path.sep}node_modules${path.sep}`),
+});
 
 // Everything this file starts is stopped, even when a test fails midway.
 const cleanups = [];
