@@ -187,8 +187,19 @@ void append_description(std::string& out, std::string_view text, std::size_t max
   const std::size_t base = out.size();
   const std::size_t enough = base + max_length + 4;  // past the cut nothing more shows
   out += '"';
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
     if (out.size() > enough) break;
+    // A run of characters written as they are goes in one append.
+    std::size_t run = i;
+    while (run < text.size() && run - i < max_length + 4 && static_cast<unsigned char>(text[run]) >= 0x20 &&
+           text[run] != '"' && text[run] != '\\')
+      ++run;
+    if (run != i) {
+      out.append(text, i, run - i);
+      i = run - 1;
+      continue;
+    }
+    const char c = text[i];
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
