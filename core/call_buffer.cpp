@@ -201,10 +201,7 @@ class BufferReader {
         tape.entries[slot].count = kept;
         // Sorted by key bytes, as a DOM object (std::map) holds its members:
         // lookups are binary searches, and a repeated key sits next to its twin.
-        auto begin = tape.entries.begin() + first;
-        std::sort(begin, begin + kept, [&tape](const CallTape::Entry& a, const CallTape::Entry& b) {
-          return tape.key(a) < tape.key(b);
-        });
+        sort_by_key(tape, first, kept);
         for (std::uint32_t i = 1; i < kept; ++i) {
           if (tape.key(tape.entries[first + i - 1]) == tape.key(tape.entries[first + i])) {
             return fail("the call repeats a key");
@@ -235,6 +232,34 @@ class BufferReader {
     const auto first = static_cast<std::uint32_t>(tape.entries.size());
     tape.entries.resize(first + count);
     return first;
+  }
+
+  // Sorts entries [first, first + count) by key bytes. A heap sort: O(n log n)
+  // whatever order a client sends keys in, and a fraction of std::sort's code
+  // in the .wasm; objects of a call are small, where insertion sort is used.
+  static void sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
+    CallTape::Entry* entries = tape.entries.data() + first;
+    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return tape.key(a) < tape.key(b); };
+    if (count <= 16) {
+      for (std::uint32_t i = 1; i < count; ++i) {
+        for (std::uint32_t j = i; j > 0 && less(entries[j], entries[j - 1]); --j) std::swap(entries[j], entries[j - 1]);
+      }
+      return;
+    }
+    auto sift_down = [&](std::uint32_t root, std::uint32_t end) {
+      while (2 * root + 1 < end) {
+        std::uint32_t child = 2 * root + 1;
+        if (child + 1 < end && less(entries[child], entries[child + 1])) ++child;
+        if (!less(entries[root], entries[child])) return;
+        std::swap(entries[root], entries[child]);
+        root = child;
+      }
+    };
+    for (std::uint32_t i = count / 2; i-- > 0;) sift_down(i, count);
+    for (std::uint32_t end = count; end-- > 1;) {
+      std::swap(entries[0], entries[end]);
+      sift_down(0, end);
+    }
   }
 
   // The reader that builds a DOM stops at a key repeated in an object before
@@ -463,11 +488,15 @@ CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOpt
   return read_with(reader, options);
 }
 
-bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
-                    CallView& call, std::string& error) {
+namespace {
+
+bool read_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan* plan, CallTape& tape,
+               CallView& call, std::string& error) {
   BufferReader reader(bytes, options.max_depth);
-  std::optional<std::string_view> tool = reader.peek_top_level_string("tool");
-  if (tool) reader.filter_arguments(&plan.argument_use(*tool));
+  if (plan) {
+    std::optional<std::string_view> tool = reader.peek_top_level_string("tool");
+    if (tool) reader.filter_arguments(&plan->argument_use(*tool));
+  }
   tape.bytes = bytes;
   tape.entries.clear();  // keeps its capacity
   tape.entries.resize(1);
@@ -481,6 +510,18 @@ bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& 
     return false;
   }
   return read_call_view(Value(tape, 0), options, call, error);
+}
+
+}  // namespace
+
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
+                    CallView& call, std::string& error) {
+  return read_view(bytes, options, &plan, tape, call, error);
+}
+
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
+                    std::string& error) {
+  return read_view(bytes, options, nullptr, tape, call, error);
 }
 
 }  // namespace toolgate

@@ -54,6 +54,9 @@ CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOpt
 // with `error` set when the call is malformed.
 bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
                     CallView& call, std::string& error);
+// The same, indexing every argument (no plan to say which are read).
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
+                    std::string& error);
 
 // The binary form of a JSON value (the inverse of the reader, for tests and
 // native hosts). Integers outside the safe range have no binary form: nullopt,

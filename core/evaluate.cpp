@@ -26,8 +26,8 @@ struct Truth {
 };
 
 Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
-  return Truth{false, condition.path.text() + " must be " + std::string(expected) + " for \"" +
-                          std::string(op_name(condition.op)) + "\" (got " + std::string(type_name(actual)) + ")"};
+  return Truth{false, join({condition.path.text(), " must be ", expected, " for \"", op_name(condition.op), "\" (got ",
+                            type_name(actual), ")"})};
 }
 
 bool contains_equal(const json& list, Value value) {
@@ -338,7 +338,7 @@ std::string_view to_string(Verdict verdict) {
 }
 
 Decision invalid_call(std::string reason) {
-  return deny("invalid_call", "", "Malformed tool call: " + reason);
+  return deny("invalid_call", "", join({"Malformed tool call: ", reason}));
 }
 
 const ToolEntry* Plan::find_tool(std::string_view tool) const {
@@ -501,7 +501,7 @@ bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, P
     need.rule = entry->pointer + "/action";
     need.message = "Tool ";
     quote_tool(need.message);
-    need.message += " requires a human's approval. Approval id: " + need.id + ".";
+    need.message += join({" requires a human's approval. Approval id: ", need.id, "."});
     pending.approval = std::move(need);
   }
   pending.counters.resize(used);

@@ -66,43 +66,43 @@ std::string number_text(double number) { return describe(number_json(number)); }
 
 std::optional<std::string> check(const Schema& schema, Value instance, const Where& at) {
   if (!type_matches(schema.types, instance)) {
-    return at.render() + " must be of type " + type_list(schema.types) + ", not " + std::string(type_name(instance));
+    return join({at.render(), " must be of type ", type_list(schema.types), ", not ", type_name(instance)});
   }
   if (schema.constant && !instance.equals(*schema.constant)) {
-    return at.render() + " must be " + describe(*schema.constant) + " (got " + describe(instance) + ")";
+    return join({at.render(), " must be ", describe(*schema.constant), " (got ", describe(instance), ")"});
   }
   if (schema.enumeration) {
     bool found = false;
     for (const json& option : *schema.enumeration) found = found || instance.equals(option);
-    if (!found) return at.render() + " must be one of " + describe(json(*schema.enumeration)) + " (got " + describe(instance) + ")";
+    if (!found) return join({at.render(), " must be one of ", describe(json(*schema.enumeration)), " (got ", describe(instance), ")"});
   }
   if (instance.is_number()) {
     double number = instance.number();
     if (schema.minimum && number < *schema.minimum)
-      return at.render() + ": " + describe(instance) + " is less than the minimum " + number_text(*schema.minimum);
+      return join({at.render(), ": ", describe(instance), " is less than the minimum ", number_text(*schema.minimum)});
     if (schema.maximum && number > *schema.maximum)
-      return at.render() + ": " + describe(instance) + " is greater than the maximum " + number_text(*schema.maximum);
+      return join({at.render(), ": ", describe(instance), " is greater than the maximum ", number_text(*schema.maximum)});
     if (schema.exclusive_minimum && number <= *schema.exclusive_minimum)
-      return at.render() + ": " + describe(instance) + " must be greater than " + number_text(*schema.exclusive_minimum);
+      return join({at.render(), ": ", describe(instance), " must be greater than ", number_text(*schema.exclusive_minimum)});
     if (schema.exclusive_maximum && number >= *schema.exclusive_maximum)
-      return at.render() + ": " + describe(instance) + " must be less than " + number_text(*schema.exclusive_maximum);
+      return join({at.render(), ": ", describe(instance), " must be less than ", number_text(*schema.exclusive_maximum)});
   } else if (instance.is_string()) {
     std::string_view text = instance.string();
     if (schema.min_length || schema.max_length) {
       std::size_t length = code_point_count(text);
       if (schema.min_length && length < *schema.min_length)
-        return at.render() + " must be at least " + std::to_string(*schema.min_length) + " characters long";
+        return join({at.render(), " must be at least ", std::to_string(*schema.min_length), " characters long"});
       if (schema.max_length && length > *schema.max_length)
-        return at.render() + " must be at most " + std::to_string(*schema.max_length) + " characters long";
+        return join({at.render(), " must be at most ", std::to_string(*schema.max_length), " characters long"});
     }
     if (schema.pattern && !schema.pattern->search(text))
-      return at.render() + " must match the pattern " + describe(json(schema.pattern->pattern()));
+      return join({at.render(), " must match the pattern ", describe(json(schema.pattern->pattern()))});
   } else if (instance.is_array()) {
     const std::size_t count = instance.size();
     if (schema.min_items && count < *schema.min_items)
-      return at.render() + " must have at least " + std::to_string(*schema.min_items) + " items";
+      return join({at.render(), " must have at least ", std::to_string(*schema.min_items), " items"});
     if (schema.max_items && count > *schema.max_items)
-      return at.render() + " must have at most " + std::to_string(*schema.max_items) + " items";
+      return join({at.render(), " must have at most ", std::to_string(*schema.max_items), " items"});
     if (schema.items) {
       std::optional<std::string> error;
       std::size_t i = 0;
@@ -115,7 +115,7 @@ std::optional<std::string> check(const Schema& schema, Value instance, const Whe
     }
   } else if (instance.is_object()) {
     for (const std::string& name : schema.required) {
-      if (!instance.member(name)) return at.render() + "." + name + " is required";
+      if (!instance.member(name)) return join({at.render(), ".", name, " is required"});
     }
     std::optional<std::string> error;
     instance.each_member([&](std::string_view name, Value value) {
@@ -126,7 +126,7 @@ std::optional<std::string> check(const Schema& schema, Value instance, const Whe
       } else if (schema.additional_schema) {
         error = check(*schema.additional_schema, value, here);
       } else if (schema.additional_allowed == false) {
-        error = here.render() + " is not an allowed argument";
+        error = join({here.render(), " is not an allowed argument"});
       }
       return !error;
     });

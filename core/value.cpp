@@ -238,6 +238,15 @@ std::string describe(Value value, std::size_t max_length) {
   return describe(value.to_json(), max_length);
 }
 
+std::string join(std::initializer_list<std::string_view> parts) {
+  std::size_t size = 0;
+  for (std::string_view part : parts) size += part.size();
+  std::string out;
+  out.reserve(size);
+  for (std::string_view part : parts) out += part;
+  return out;
+}
+
 std::string_view type_name(Value value) {
   switch (value.type()) {
     case Value::Type::null: return "null";

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -123,6 +124,11 @@ std::string describe(Value value, std::size_t max_length = 60);
 // name): no DOM node, no allocation once `out` has room.
 void append_description(std::string& out, std::string_view text, std::size_t max_length = 60);
 std::string_view type_name(Value value);
+
+// The parts joined: messages of cold paths (a refused call) are built with
+// this one function rather than each with its own inlined string code (the
+// size of the .wasm).
+std::string join(std::initializer_list<std::string_view> parts);
 
 template <typename Visit>
 bool Value::each_member(Visit&& visit) const {

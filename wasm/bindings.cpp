@@ -325,11 +325,11 @@ class CompiledPolicy {
     std::span<const std::uint8_t> bytes(g_input.data(), length);
     auto options = read_options(default_now_ms);
     if (!options) return write_decision(invalid_now());
-    if (!plan_) return emit(evaluate_read(toolgate::read_call_buffer(bytes, *options)), park_pending);
     toolgate::CallView call;
-    if (!toolgate::read_call_view(bytes, *options, *plan_, g_tape, call, g_read_error)) {
-      return write_decision(toolgate::invalid_call(g_read_error));
-    }
+    const bool read = plan_ ? toolgate::read_call_view(bytes, *options, *plan_, g_tape, call, g_read_error)
+                            : toolgate::read_call_view(bytes, *options, g_tape, call, g_read_error);
+    if (!read) return write_decision(toolgate::invalid_call(g_read_error));
+    if (!plan_) return write_decision(toolgate::invalid_call("the policy did not compile."));
     // Parked, the evaluation is written straight into a free slot of the
     // table, whose strings and vectors are kept from its last use.
     const std::optional<std::uint32_t> slot = park_pending ? free_slot() : std::nullopt;
