@@ -168,6 +168,10 @@ static_assert(covers_exactly<FastCounter>(kCounterFields));
 static_assert(covers_exactly<FastOutput>(kOutputFields));
 static_assert(covers_exactly<FastCount>(kCountFields));
 
+// The call index kept between calls holds at most this many entries (32
+// bytes each) once a call is done; a typical call needs a few dozen.
+constexpr std::size_t kTapeEntriesKept = 4096;
+
 // At most this many evaluations of one policy wait for their stores at once.
 constexpr std::size_t kMaxParked = 65536;
 
@@ -322,6 +326,14 @@ class CompiledPolicy {
   // The call is read in place (read_call_view: checked and indexed into
   // g_tape, no DOM) and evaluated into g_decision / g_pending.
   void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
+    // Nothing outlives this call that points into the tape (a pending
+    // evaluation holds its own strings): a call far larger than usual leaves
+    // no large tape behind, its memory goes back to malloc.
+    struct TrimTape {
+      ~TrimTape() {
+        if (g_tape.entries.capacity() > kTapeEntriesKept) std::vector<toolgate::CallTape::Entry>().swap(g_tape.entries);
+      }
+    } trim;
     std::span<const std::uint8_t> bytes(g_input.data(), length);
     auto options = read_options(default_now_ms);
     if (!options) return write_decision(invalid_now());
