@@ -1,6 +1,7 @@
 #include "call_buffer.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -22,19 +23,19 @@ class BufferReader {
 
   // The string value of the top-level member `name`, if the buffer holds a
   // top-level object with one; the cursor is left where it was.
-  std::optional<std::string> peek_top_level_string(std::string_view name) {
+  std::optional<std::string_view> peek_top_level_string(std::string_view name) {
     std::size_t start = at_;
-    std::optional<std::string> found;
+    std::optional<std::string_view> found;
     std::uint8_t tag = 0;
     std::uint32_t count = 0;
     if (byte(tag) && tag == static_cast<std::uint8_t>(BufferTag::object) && u32(count)) {
       for (std::uint32_t i = 0; i < count && !found; ++i) {
-        std::string key;
-        if (!string(key)) break;
+        std::string_view key;
+        if (!text(key)) break;
         if (key == name && remaining() > 0 && bytes_[at_] == static_cast<std::uint8_t>(BufferTag::string)) {
           ++at_;
-          std::string value;
-          if (string(value)) found = std::move(value);
+          std::string_view value;
+          if (text(value)) found = value;
           break;
         }
         if (!skip(1)) break;
@@ -120,6 +121,98 @@ class BufferReader {
     return fail("an unknown value tag");
   }
 
+  // The value at the cursor into tape.entries[slot], checked exactly as
+  // value() checks it (same order, same reasons), building nothing but
+  // entries: a container's children get one block at the end of the tape,
+  // an object's sorted by key. The filtered arguments keep only the members
+  // the plan reads, as value() does.
+  bool index(CallTape& tape, std::uint32_t slot, std::size_t depth) {
+    std::uint8_t tag = 0;
+    if (!byte(tag)) return false;
+    auto entry = [&]() -> CallTape::Entry& { return tape.entries[slot]; };  // the tape may grow below
+    switch (static_cast<BufferTag>(tag)) {
+      case BufferTag::null: entry().type = Value::Type::null; return true;
+      case BufferTag::false_:
+      case BufferTag::true_:
+        entry().type = Value::Type::boolean;
+        entry().number = tag == static_cast<std::uint8_t>(BufferTag::true_) ? 1 : 0;
+        return true;
+      case BufferTag::integer: {
+        double number = 0;
+        if (!f64(number)) return false;
+        if (!(std::fabs(number) <= kMaxSafeInteger) || std::trunc(number) != number) return fail("an integer that is not a safe integer");
+        entry().type = Value::Type::integer;
+        entry().number = number == 0 ? 0 : number;  // -0 reads as the integer 0, as value() makes it
+        return true;
+      }
+      case BufferTag::number: {
+        double number = 0;
+        if (!f64(number)) return false;
+        if (!std::isfinite(number)) return fail("a number that is not finite");
+        entry().type = Value::Type::number;
+        entry().number = number;
+        return true;
+      }
+      case BufferTag::string: {
+        std::string_view view;
+        if (!text(view)) return false;
+        entry().type = Value::Type::string;
+        entry().at = offset_of(view);
+        entry().count = static_cast<std::uint32_t>(view.size());
+        return true;
+      }
+      case BufferTag::array: {
+        std::uint32_t count = 0;
+        if (!enter(depth) || !u32(count)) return false;
+        if (count > remaining()) return fail("an array longer than the buffer");
+        const std::uint32_t first = grow(tape, count);
+        entry().type = Value::Type::array;
+        entry().first = first;
+        entry().count = count;
+        for (std::uint32_t i = 0; i < count; ++i) {
+          if (!index(tape, first + i, depth + 1)) return false;
+        }
+        return true;
+      }
+      case BufferTag::object: {
+        std::uint32_t count = 0;
+        if (!enter(depth) || !u32(count)) return false;
+        if (count > remaining() / 5) return fail("an object longer than the buffer");
+        const ArgumentUse* filter = depth == 1 && in_arguments_ ? argument_use_ : nullptr;
+        const std::uint32_t first = grow(tape, count);
+        entry().type = Value::Type::object;
+        entry().first = first;
+        std::uint32_t kept = 0;
+        for (std::uint32_t i = 0; i < count; ++i) {
+          std::string_view key;
+          if (!text(key)) return repeated_before(tape, first, kept);
+          if (filter && !filter->all && !filter->reads(key)) {
+            if (!skip(depth + 1)) return repeated_before(tape, first, kept);
+            continue;
+          }
+          CallTape::Entry& member = tape.entries[first + kept++];
+          member.key_at = offset_of(key);
+          member.key_length = static_cast<std::uint32_t>(key.size());
+          in_arguments_ = depth == 0 && key == "arguments";
+          bool ok = index(tape, first + kept - 1, depth + 1);
+          in_arguments_ = false;
+          if (!ok) return repeated_before(tape, first, kept);
+        }
+        tape.entries[slot].count = kept;
+        // Sorted by key bytes, as a DOM object (std::map) holds its members:
+        // lookups are binary searches, and a repeated key sits next to its twin.
+        sort_by_key(tape, first, kept);
+        for (std::uint32_t i = 1; i < kept; ++i) {
+          if (tape.key(tape.entries[first + i - 1]) == tape.key(tape.entries[first + i])) {
+            return fail("the call repeats a key");
+          }
+        }
+        return true;
+      }
+    }
+    return fail("an unknown value tag");
+  }
+
   bool at_end() const { return at_ == bytes_.size(); }
   const std::string& error() const { return error_; }
   bool fail(const char* what) {
@@ -129,6 +222,61 @@ class BufferReader {
 
  private:
   std::size_t remaining() const { return bytes_.size() - at_; }
+
+  std::uint32_t offset_of(std::string_view view) const {
+    return static_cast<std::uint32_t>(reinterpret_cast<const std::uint8_t*>(view.data()) - bytes_.data());
+  }
+
+  // `count` fresh entries at the end of the tape; the first one's index.
+  static std::uint32_t grow(CallTape& tape, std::uint32_t count) {
+    const auto first = static_cast<std::uint32_t>(tape.entries.size());
+    tape.entries.resize(first + count);
+    return first;
+  }
+
+  // Sorts entries [first, first + count) by key bytes. A heap sort: O(n log n)
+  // whatever order a client sends keys in, and a fraction of std::sort's code
+  // in the .wasm; objects of a call are small, where insertion sort is used.
+  static void sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
+    CallTape::Entry* entries = tape.entries.data() + first;
+    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return tape.key(a) < tape.key(b); };
+    if (count <= 16) {
+      for (std::uint32_t i = 1; i < count; ++i) {
+        for (std::uint32_t j = i; j > 0 && less(entries[j], entries[j - 1]); --j) std::swap(entries[j], entries[j - 1]);
+      }
+      return;
+    }
+    auto sift_down = [&](std::uint32_t root, std::uint32_t end) {
+      while (2 * root + 1 < end) {
+        std::uint32_t child = 2 * root + 1;
+        if (child + 1 < end && less(entries[child], entries[child + 1])) ++child;
+        if (!less(entries[root], entries[child])) return;
+        std::swap(entries[root], entries[child]);
+        root = child;
+      }
+    };
+    for (std::uint32_t i = count / 2; i-- > 0;) sift_down(i, count);
+    for (std::uint32_t end = count; end-- > 1;) {
+      std::swap(entries[0], entries[end]);
+      sift_down(0, end);
+    }
+  }
+
+  // The reader that builds a DOM stops at a key repeated in an object before
+  // it reads that key's value: when an object's reading fails, a repeat among
+  // the `kept` keys read so far is the reason it gives, whatever failed later
+  // (the outermost such object wins, as it would have stopped first). Always
+  // false; only on a failing call.
+  bool repeated_before(CallTape& tape, std::uint32_t first, std::uint32_t kept) {
+    std::vector<std::string_view> keys;
+    keys.reserve(kept);
+    for (std::uint32_t i = 0; i < kept; ++i) keys.push_back(tape.key(tape.entries[first + i]));
+    std::sort(keys.begin(), keys.end());
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) {
+      error_ = "the encoded call is malformed: the call repeats a key.";
+    }
+    return false;
+  }
 
   // Steps over one value: bounds and nesting are checked, nothing is built.
   bool skip(std::size_t depth) {
@@ -201,6 +349,14 @@ class BufferReader {
   }
 
   bool string(std::string& out) {
+    std::string_view view;
+    if (!text(view)) return false;
+    out.assign(view);
+    return true;
+  }
+
+  // A string at the cursor, checked (bounds, UTF-8), as a view of the bytes.
+  bool text(std::string_view& out) {
     std::uint32_t length = 0;
     if (!u32(length)) return false;
     if (length > remaining()) return fail("a string longer than the buffer");
@@ -216,7 +372,7 @@ class BufferReader {
       if (sequence == 0) return fail("a string that is not UTF-8");
       i += sequence;
     }
-    out.assign(text);
+    out = text;
     at_ += length;
     return true;
   }
@@ -327,9 +483,45 @@ CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOpt
   BufferReader reader(bytes, options.max_depth);
   // Without a tool name the call is malformed anyway: decode all of it, so the
   // reason given is the same as on the text path.
-  std::optional<std::string> tool = reader.peek_top_level_string("tool");
+  auto tool = reader.peek_top_level_string("tool");
   if (tool) reader.filter_arguments(&plan.argument_use(*tool));
   return read_with(reader, options);
+}
+
+namespace {
+
+bool read_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan* plan, CallTape& tape,
+               CallView& call, std::string& error) {
+  BufferReader reader(bytes, options.max_depth);
+  if (plan) {
+    std::optional<std::string_view> tool = reader.peek_top_level_string("tool");
+    if (tool) reader.filter_arguments(&plan->argument_use(*tool));
+  }
+  tape.bytes = bytes;
+  tape.entries.clear();  // keeps its capacity
+  tape.entries.resize(1);
+  if (!reader.index(tape, 0, 0)) {
+    error = reader.error();
+    return false;
+  }
+  if (!reader.at_end()) {
+    reader.fail("bytes after the call");
+    error = reader.error();
+    return false;
+  }
+  return read_call_view(Value(tape, 0), options, call, error);
+}
+
+}  // namespace
+
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
+                    CallView& call, std::string& error) {
+  return read_view(bytes, options, &plan, tape, call, error);
+}
+
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
+                    std::string& error) {
+  return read_view(bytes, options, nullptr, tape, call, error);
 }
 
 }  // namespace toolgate

@@ -28,6 +28,7 @@
 #include <span>
 #include <vector>
 
+#include "value.h"
 #include "wire.h"
 
 namespace toolgate {
@@ -44,6 +45,18 @@ CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOpt
 // over (bounds-checked, not decoded), so a 1 MB argument no rule looks at
 // costs nothing. evaluate(plan, call) decides exactly as on the whole call.
 CallRead read_call_buffer(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan);
+
+// The same call read without a DOM, for evaluate(plan, CallView): the buffer
+// is checked exactly as read_call_buffer(bytes, options, plan) checks it (the
+// same calls are refused, with the same reason) and indexed into `tape`;
+// `call` then views the buffer through the tape, so both must outlive it.
+// Nothing is allocated once the tape has grown to the calls' size. False
+// with `error` set when the call is malformed.
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
+                    CallView& call, std::string& error);
+// The same, indexing every argument (no plan to say which are read).
+bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
+                    std::string& error);
 
 // The binary form of a JSON value (the inverse of the reader, for tests and
 // native hosts). Integers outside the safe range have no binary form: nullopt,

@@ -307,6 +307,22 @@ std::string canonical_json(const nlohmann::json& value) {
   return out;
 }
 
+std::string canonical_json(Value value) {
+  if (const nlohmann::json* node = value.node()) return canonical_json(*node);
+  std::string out;
+  switch (value.type()) {
+    case Value::Type::string: append_json_string(out, value.string()); break;
+    // The DOM holds a safe integer exactly, and its double is the same.
+    case Value::Type::integer:
+    case Value::Type::number: append_number(out, value.number()); break;
+    case Value::Type::boolean: out = value.boolean() ? "true" : "false"; break;
+    case Value::Type::array:
+    case Value::Type::object: return canonical_json(value.to_json());
+    default: out = "null"; break;
+  }
+  return out;
+}
+
 std::string sha256_hex(std::string_view data) {
   std::array<std::uint32_t, 8> h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "value.h"
+
 namespace toolgate {
 
 // JCS: object members sorted by the UTF-16 code units of their names, no
@@ -17,6 +19,9 @@ namespace toolgate {
 // as JCS requires). `value` must be no deeper than the caller's depth limit
 // (the core's JSON reader bounds it), as serialization recurses.
 std::string canonical_json(const nlohmann::json& value);
+// The same for a viewed value; a string or number is written without a DOM
+// (a counter `key` value, per call).
+std::string canonical_json(Value value);
 
 // Appends `text` as a JSON string literal, escaped as RFC 8785 (and
 // ECMAScript JSON.stringify) do: short escapes for \b \t \n \f \r " \\,

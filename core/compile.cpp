@@ -112,6 +112,13 @@ std::optional<Op> parse_op(std::string_view name) {
 constexpr std::string_view kOperatorNames[] = {"eq", "neq", "lt", "lte", "gt", "gte", "in", "not_in",
                                    "exists", "regex", "contains", "starts_with", "ends_with", "glob"};
 
+// How a generated denial message names a condition ("args.amount gt 500").
+std::string describe_condition(const Condition& condition) {
+  std::string text = condition.path.text() + " " + std::string(kOperatorNames[static_cast<int>(condition.op)]);
+  if (condition.op != Op::exists) text += " " + describe(condition.value, 40);
+  return text;
+}
+
 std::string window_text(std::int64_t window_ms) {
   static constexpr std::pair<std::int64_t, const char*> kUnits[] = {
       {86400000, "day"}, {3600000, "hour"}, {60000, "minute"}, {1000, "second"}};
@@ -511,7 +518,10 @@ class Compiler {
         }
         if (auto on_deny = optional_string(entry, "on_deny", at)) group.on_deny = *on_deny;
       }
-      if (ok) groups.push_back(std::move(group));
+      if (ok) {
+        for (Condition& condition : group.conditions) condition.description = describe_condition(condition);
+        groups.push_back(std::move(group));
+      }
     }
   }
 

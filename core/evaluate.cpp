@@ -25,59 +25,63 @@ struct Truth {
   std::optional<std::string> error;
 };
 
-Truth type_error(const Condition& condition, const json& actual, std::string_view expected) {
-  return Truth{false, condition.path.text() + " must be " + std::string(expected) + " for \"" +
-                          std::string(op_name(condition.op)) + "\" (got " + std::string(type_name(actual)) + ")"};
+Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
+  return Truth{false, join({condition.path.text(), " must be ", expected, " for \"", op_name(condition.op), "\" (got ",
+                            type_name(actual), ")"})};
 }
 
-bool contains_equal(const json& list, const json& value) {
+bool contains_equal(const json& list, Value value) {
   for (const json& item : list.get_ref<const json::array_t&>()) {
-    if (item == value) return true;
+    if (value.equals(item)) return true;
   }
   return false;
 }
 
-Truth check(const Condition& condition, const Call& call) {
-  json scratch;
-  const json* actual = condition.path.resolve(call.arguments, call.grant, scratch);
-  if (condition.op == Op::exists) return Truth{(actual != nullptr) == condition.expect_present, std::nullopt};
+Value resolve(const Path& path, const CallView& call) { return path.resolve(call.arguments, call.grant_id, call.grant); }
+
+Truth check(const Condition& condition, const CallView& call) {
+  const Value actual = resolve(condition.path, call);
+  if (condition.op == Op::exists) return Truth{actual.present() == condition.expect_present, std::nullopt};
   if (!actual) return Truth{false, std::nullopt};  // a missing path makes every other op false
   switch (condition.op) {
-    case Op::eq: return Truth{*actual == condition.value, std::nullopt};
-    case Op::neq: return Truth{!(*actual == condition.value), std::nullopt};
+    case Op::eq: return Truth{actual.equals(condition.value), std::nullopt};
+    case Op::neq: return Truth{!actual.equals(condition.value), std::nullopt};
     case Op::lt:
     case Op::lte:
     case Op::gt:
     case Op::gte: {
-      if (!actual->is_number()) return type_error(condition, *actual, "a number");
-      double number = as_double(*actual);
+      if (!actual.is_number()) return type_error(condition, actual, "a number");
+      double number = actual.number();
       bool holds = condition.op == Op::lt    ? number < condition.number
                    : condition.op == Op::lte ? number <= condition.number
                    : condition.op == Op::gt  ? number > condition.number
                                              : number >= condition.number;
       return Truth{holds, std::nullopt};
     }
-    case Op::in: return Truth{contains_equal(condition.value, *actual), std::nullopt};
-    case Op::not_in: return Truth{!contains_equal(condition.value, *actual), std::nullopt};
+    case Op::in: return Truth{contains_equal(condition.value, actual), std::nullopt};
+    case Op::not_in: return Truth{!contains_equal(condition.value, actual), std::nullopt};
     case Op::contains:
-      if (actual->is_array()) return Truth{contains_equal(*actual, condition.value), std::nullopt};
-      if (actual->is_string()) {
-        if (!condition.value.is_string()) return type_error(condition, *actual, "an array (the value is not a string)");
-        return Truth{as_string(*actual).find(as_string(condition.value)) != std::string::npos, std::nullopt};
+      if (actual.is_array()) {
+        bool found = !actual.each_element([&](Value element) { return !element.equals(condition.value); });
+        return Truth{found, std::nullopt};
       }
-      return type_error(condition, *actual, "a string or an array");
+      if (actual.is_string()) {
+        if (!condition.value.is_string()) return type_error(condition, actual, "an array (the value is not a string)");
+        return Truth{actual.string().find(as_string(condition.value)) != std::string_view::npos, std::nullopt};
+      }
+      return type_error(condition, actual, "a string or an array");
     case Op::regex:
     case Op::starts_with:
     case Op::ends_with:
     case Op::glob: {
-      if (!actual->is_string()) return type_error(condition, *actual, "a string");
-      const std::string& text = as_string(*actual);
-      const std::string& operand = condition.op == Op::regex ? text : as_string(condition.value);
+      if (!actual.is_string()) return type_error(condition, actual, "a string");
+      const std::string_view text = actual.string();
+      const std::string_view operand = condition.op == Op::regex ? text : std::string_view(as_string(condition.value));
       switch (condition.op) {
         case Op::regex: return Truth{condition.regex->search(text), std::nullopt};
-        case Op::starts_with: return Truth{text.rfind(operand, 0) == 0, std::nullopt};
+        case Op::starts_with: return Truth{text.substr(0, operand.size()) == operand, std::nullopt};
         case Op::ends_with:
-          return Truth{text.size() >= operand.size() && text.compare(text.size() - operand.size(), operand.size(), operand) == 0,
+          return Truth{text.size() >= operand.size() && text.substr(text.size() - operand.size()) == operand,
                        std::nullopt};
         default: return Truth{condition.glob->matches(text), std::nullopt};
       }
@@ -89,7 +93,7 @@ Truth check(const Condition& condition, const Call& call) {
 // All conditions are evaluated, even after one is false, so that a type error
 // anywhere in the group denies: otherwise reordering conditions could let a
 // confused value through.
-Truth check_group(const ConditionGroup& group, const Call& call, std::size_t* first_false) {
+Truth check_group(const ConditionGroup& group, const CallView& call, std::size_t* first_false) {
   Truth result{true, std::nullopt};
   for (std::size_t i = 0; i < group.conditions.size(); ++i) {
     Truth truth = check(group.conditions[i], call);
@@ -105,15 +109,14 @@ Truth check_group(const ConditionGroup& group, const Call& call, std::size_t* fi
 
 // The step of one condition group, re-reading each condition's value (only
 // when a trace is asked for: check() itself stays as it is).
-json trace_group(const ConditionGroup& group, const Call& call, const Truth& truth, bool requirements) {
+json trace_group(const ConditionGroup& group, const CallView& call, const Truth& truth, bool requirements) {
   json conditions = json::array();
   for (const Condition& condition : group.conditions) {
-    json scratch;
-    const json* actual = condition.path.resolve(call.arguments, call.grant, scratch);
+    const Value actual = resolve(condition.path, call);
     Truth one = check(condition, call);
     json step = {{"path", condition.path.text()}, {"op", op_name(condition.op)}, {"holds", one.holds}};
     step["value"] = condition.op == Op::exists ? json(condition.expect_present) : condition.value;
-    if (actual) step["actual"] = *actual;
+    if (actual) step["actual"] = actual.to_json();
     if (one.error) step["error"] = *one.error;
     conditions.push_back(std::move(step));
   }
@@ -123,10 +126,18 @@ json trace_group(const ConditionGroup& group, const Call& call, const Truth& tru
   return step;
 }
 
-std::string describe_condition(const Condition& condition) {
-  std::string text = condition.path.text() + " " + std::string(op_name(condition.op));
-  if (condition.op != Op::exists) text += " " + describe(condition.value, 40);
-  return text;
+void append_condition(std::string& text, const Condition& condition) {
+  if (!condition.description.empty()) {  // written at compile time
+    text += condition.description;
+    return;
+  }
+  text += condition.path.text();
+  text += ' ';
+  text += op_name(condition.op);
+  if (condition.op != Op::exists) {
+    text += ' ';
+    text += describe(condition.value, 40);
+  }
 }
 
 Decision deny(std::string code, std::string rule, std::string message) {
@@ -138,10 +149,31 @@ Decision deny(std::string code, std::string rule, std::string message) {
   return decision;
 }
 
-std::string first_nonempty(const std::string& a, const std::string& b, std::string fallback) {
-  if (!a.empty()) return a;
-  if (!b.empty()) return b;
-  return fallback;
+// Sets `decision` in place, reusing its strings' storage (evaluate_into); the
+// message is left for the caller to write.
+std::string& set(Decision& decision, Verdict verdict, std::string_view code, std::string_view rule) {
+  decision.verdict = verdict;
+  decision.code.assign(code);
+  decision.rule.assign(rule);
+  decision.retry_after_ms.reset();
+  decision.approval_id.reset();
+  decision.message.clear();
+  return decision.message;
+}
+
+// A denial whose message is the first non-empty of the policy's texts (the
+// entry's on_deny, the tool's); false when both are empty and the caller
+// writes the generated one.
+bool policy_message(std::string& message, const std::string& first, const std::string& second) {
+  if (!first.empty()) {
+    message.assign(first);
+    return true;
+  }
+  if (!second.empty()) {
+    message.assign(second);
+    return true;
+  }
+  return false;
 }
 
 // Storage key: canonical JSON of everything that identifies one count,
@@ -156,7 +188,7 @@ std::string first_nonempty(const std::string& a, const std::string& b, std::stri
 // the bound, so no part kept as written can read the same, and equal values
 // (being canonical) hash the same. A key stays valid JSON after "tg1:" with
 // the same positions; short values are written as before.
-void append_key_part(std::string& key, std::string&& part) {
+void append_key_part(std::string& key, std::string_view part) {
   if (part.size() <= kMaxKeyPartBytes) {
     key += part;
     return;
@@ -166,13 +198,19 @@ void append_key_part(std::string& key, std::string&& part) {
   key += "\"}";
 }
 
-std::string counter_key(const Limit& limit, const Call& call, const json* key_value) {
-  std::string key = "tg1:[";
+void counter_key(std::string& key, const Limit& limit, const CallView& call, Value key_value) {
+  key.reserve(2 * kMaxKeyPartBytes + limit.key_tail.size() + 32);  // grown once, not step by step
+  key.assign("tg1:[");
   if (limit.scope == Scope::grant) {
     key += "\"grant\",";
-    std::string grant;
-    append_json_string(grant, call.grant.id);
-    append_key_part(key, std::move(grant));
+    // Written in place, then hashed over when too long: no string of its own.
+    const std::size_t start = key.size();
+    append_json_string(key, call.grant_id);
+    if (key.size() - start > kMaxKeyPartBytes) {
+      const std::string part = key.substr(start);
+      key.resize(start);
+      append_key_part(key, part);
+    }
     key += ',';
   } else {
     key += "\"global\",";
@@ -180,10 +218,9 @@ std::string counter_key(const Limit& limit, const Call& call, const json* key_va
   key += limit.key_tail;
   if (key_value) {
     key += ',';
-    append_key_part(key, canonical_json(*key_value));
+    append_key_part(key, canonical_json(key_value));
   }
   key += ']';
-  return key;
 }
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -192,41 +229,53 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 }
 
 // Resolves one limit to a counter request (merging with an earlier limit on
-// the same key), or returns an invalid_arguments denial.
-std::optional<Decision> add_limit(const Limit& limit, const Call& call, PendingCall& pending) {
-  json scratch;
-  const json* key_value = nullptr;
+// the same key), or writes an invalid_arguments denial and returns true.
+bool add_limit(const Limit& limit, const CallView& call, PendingCall& pending, std::size_t& used, Decision& decision) {
+  Value key_value;
   if (limit.key) {
-    key_value = limit.key->resolve(call.arguments, call.grant, scratch);
-    if (!key_value)
-      return deny("invalid_arguments", limit.pointer,
-                  "This call is counted per " + limit.key->text() + ", which is missing from the call.");
+    key_value = resolve(*limit.key, call);
+    if (!key_value) {
+      std::string& message = set(decision, Verdict::deny, "invalid_arguments", limit.pointer);
+      message += "This call is counted per ";
+      message += limit.key->text();
+      message += ", which is missing from the call.";
+      return true;
+    }
   }
   double cost = limit.cost;
   if (limit.cost_from) {
-    json cost_scratch;
-    const json* amount = limit.cost_from->resolve(call.arguments, call.grant, cost_scratch);
-    if (!amount || !amount->is_number() || !(as_double(*amount) >= 0) || !std::isfinite(as_double(*amount)))
-      return deny("invalid_arguments", limit.pointer,
-                  limit.cost_from->text() + " must be a non-negative number (it is charged against a limit); got " +
-                      (amount ? describe(*amount) : std::string("nothing")));
-    cost = as_double(*amount);
+    const Value amount = resolve(*limit.cost_from, call);
+    if (!amount || !amount.is_number() || !(amount.number() >= 0) || !std::isfinite(amount.number())) {
+      std::string& message = set(decision, Verdict::deny, "invalid_arguments", limit.pointer);
+      message += limit.cost_from->text();
+      message += " must be a non-negative number (it is charged against a limit); got ";
+      message += amount ? describe(amount) : std::string("nothing");
+      return true;
+    }
+    cost = amount.number();
   }
-  std::string key = counter_key(limit, call, key_value);
-  auto existing = std::find_if(pending.counters.begin(), pending.counters.end(),
-                               [&](const CounterRequest& request) { return request.key == key; });
-  std::size_t index = static_cast<std::size_t>(existing - pending.counters.begin());
-  if (existing == pending.counters.end()) {
-    CounterRequest request;
-    request.key = std::move(key);
+  // pending.counters[0, used) are this call's; the rest is storage kept from
+  // an earlier call, written over so that its strings keep their capacity.
+  if (used == pending.counters.size()) pending.counters.emplace_back();
+  CounterRequest& request = pending.counters[used];
+  counter_key(request.key, limit, call, key_value);
+  auto begin = pending.counters.begin();
+  auto existing = std::find_if(begin, begin + static_cast<std::ptrdiff_t>(used),
+                               [&](const CounterRequest& other) { return other.key == request.key; });
+  std::size_t index = static_cast<std::size_t>(existing - begin);
+  if (index == used) {
     request.scope = limit.scope;
-    request.grant = limit.scope == Scope::grant ? call.grant.id : "";
+    if (limit.scope == Scope::grant) {
+      request.grant.assign(call.grant_id);
+    } else {
+      request.grant.clear();
+    }
     request.cost = cost;
     request.max = limit.max;
     request.window_ms = limit.window_ms;
     request.algorithm = limit.algorithm;
     request.bucket_start_ms = floor_div(call.now_ms, limit.window_ms) * limit.window_ms;
-    pending.counters.push_back(std::move(request));
+    ++used;
   } else {
     // One call counts once per counter, with the largest cost of the limits
     // sharing it; each limit still checks its own max.
@@ -234,34 +283,48 @@ std::optional<Decision> add_limit(const Limit& limit, const Call& call, PendingC
     existing->max = std::min(existing->max, limit.max);
   }
   pending.limits.push_back(LimitCheck{index, limit.max, limit.pointer, limit.message});
-  return std::nullopt;
+  return false;
 }
 
 // require, then deny_if, of one rule set. `tool_on_deny` is the message of
-// the tool entry deciding (empty for all_tools).
-std::optional<Decision> check_conditions(const RuleSet& rules, const Call& call, const std::string& tool_on_deny,
-                                         bool requirements, Trace* trace) {
+// the tool entry deciding (empty for all_tools). True when `decision` denies.
+bool check_conditions(const RuleSet& rules, const CallView& call, const std::string& tool_on_deny, bool requirements,
+                      Trace* trace, Decision& decision) {
   const auto& groups = requirements ? rules.require : rules.deny_if;
   for (const ConditionGroup& group : groups) {
     std::size_t first_false = 0;
     Truth truth = check_group(group, call, &first_false);
     if (trace) trace->steps.push_back(trace_group(group, call, truth, requirements));
-    if (truth.error) return deny("invalid_arguments", group.pointer, "Invalid arguments: " + *truth.error + ".");
+    if (truth.error) {
+      std::string& message = set(decision, Verdict::deny, "invalid_arguments", group.pointer);
+      message += "Invalid arguments: ";
+      message += *truth.error;
+      message += '.';
+      return true;
+    }
     if (requirements && !truth.holds) {
-      return deny("requirement_failed", group.pointer,
-                  first_nonempty(group.on_deny, tool_on_deny,
-                                 "Requirement not met: " + describe_condition(group.conditions[first_false]) + "."));
+      std::string& message = set(decision, Verdict::deny, "requirement_failed", group.pointer);
+      if (!policy_message(message, group.on_deny, tool_on_deny)) {
+        message += "Requirement not met: ";
+        append_condition(message, group.conditions[first_false]);
+        message += '.';
+      }
+      return true;
     }
     if (!requirements && truth.holds) {
-      std::string conditions;
-      for (const Condition& condition : group.conditions) {
-        conditions += (conditions.empty() ? "" : " and ") + describe_condition(condition);
+      std::string& message = set(decision, Verdict::deny, "condition_denied", group.pointer);
+      if (!policy_message(message, group.on_deny, tool_on_deny)) {
+        message += "Denied by policy: ";
+        for (std::size_t i = 0; i < group.conditions.size(); ++i) {
+          if (i != 0) message += " and ";
+          append_condition(message, group.conditions[i]);
+        }
+        message += '.';
       }
-      return deny("condition_denied", group.pointer,
-                  first_nonempty(group.on_deny, tool_on_deny, "Denied by policy: " + conditions + "."));
+      return true;
     }
   }
-  return std::nullopt;
+  return false;
 }
 
 }  // namespace
@@ -275,11 +338,11 @@ std::string_view to_string(Verdict verdict) {
 }
 
 Decision invalid_call(std::string reason) {
-  return deny("invalid_call", "", "Malformed tool call: " + reason);
+  return deny("invalid_call", "", join({"Malformed tool call: ", reason}));
 }
 
 const ToolEntry* Plan::find_tool(std::string_view tool) const {
-  if (auto it = exact_tools.find(std::string(tool)); it != exact_tools.end()) return &tools[it->second];
+  if (auto it = exact_tools.find(tool); it != exact_tools.end()) return &tools[it->second];
   for (const auto& [glob, index] : glob_tools) {
     if (glob.matches(tool)) return &tools[index];
   }
@@ -332,22 +395,42 @@ const HideEntry* Plan::find_hidden(std::string_view tool) const {
   return nullptr;
 }
 
-Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) {
+CallView view_of(const Call& call) {
+  return CallView{call.tool, Value(call.arguments), call.grant.id, Value(call.grant.attributes), call.now_ms};
+}
+
+Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) { return evaluate(plan, view_of(call), trace); }
+
+Evaluation evaluate(const Plan& plan, const CallView& call, Trace* trace) {
   Evaluation result;
-  // Moves the result out: returning it by copy would copy the pending
-  // evaluation built so far (strings and vectors) on every final decision.
-  auto decided = [&](Decision decision) {
-    result.decision = std::move(decision);
-    return std::move(result);
-  };
-  if (call.tool.empty()) return decided(invalid_call("the tool name is missing or empty."));
-  if (!call.arguments.is_object()) return decided(invalid_call("arguments must be a JSON object."));
-  // Messages name the tool; build that text only when a message is needed.
-  auto quoted = [&call] { return describe(json(call.tool), 80); };
+  Decision decision;
+  if (evaluate_into(plan, call, decision, result.pending, trace)) result.decision = std::move(decision);
+  return result;
+}
+
+bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, PendingCall& pending, Trace* trace) {
+  std::size_t used = 0;  // counters of this call; see add_limit
+  pending.limits.clear();
+  pending.approval.reset();
+  pending.owned_text.clear();
+  if (call.tool.empty()) {
+    set(decision, Verdict::deny, "invalid_call", "") += "Malformed tool call: the tool name is missing or empty.";
+    return true;
+  }
+  if (!call.arguments.is_object()) {
+    set(decision, Verdict::deny, "invalid_call", "") += "Malformed tool call: arguments must be a JSON object.";
+    return true;
+  }
+  // Messages name the tool, quoted as describe() quotes it.
+  auto quote_tool = [&call](std::string& message) { append_description(message, call.tool, 80); };
 
   if (const HideEntry* hidden = plan.find_hidden(call.tool)) {
     if (trace) trace->steps.push_back({{"step", "hide"}, {"rule", hidden->pointer}, {"hidden", true}});
-    return decided(deny("hidden", hidden->pointer, "Tool " + quoted() + " is not available."));
+    std::string& message = set(decision, Verdict::deny, "hidden", hidden->pointer);
+    message += "Tool ";
+    quote_tool(message);
+    message += " is not available.";
+    return true;
   }
   const ToolEntry* entry = plan.find_tool(call.tool);
   if (trace) {
@@ -357,15 +440,24 @@ Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) {
                             {"default", plan.default_allow ? "allow" : "deny"}});
   }
   if (!entry && !plan.default_allow) {
-    return decided(deny("default_deny", "/default",
-                        "Tool " + quoted() + " is not allowed: the policy has no entry for it and denies by default."));
+    std::string& message = set(decision, Verdict::deny, "default_deny", "/default");
+    message += "Tool ";
+    quote_tool(message);
+    message += " is not allowed: the policy has no entry for it and denies by default.";
+    return true;
   }
-  const std::string no_message;
+  static const std::string no_message;
   const std::string& tool_on_deny = entry ? entry->on_deny : no_message;
   if (entry && entry->action == Action::deny) {
     if (trace) trace->steps.push_back({{"step", "action"}, {"rule", entry->pointer + "/action"}, {"action", "deny"}});
-    return decided(deny("tool_denied", entry->pointer + "/action",
-                        first_nonempty(entry->on_deny, "", "Tool " + quoted() + " is denied by policy.")));
+    std::string& message = set(decision, Verdict::deny, "tool_denied", entry->pointer);
+    decision.rule += "/action";
+    if (!policy_message(message, entry->on_deny, no_message)) {
+      message += "Tool ";
+      quote_tool(message);
+      message += " is denied by policy.";
+    }
+    return true;
   }
   if (entry && entry->args) {
     auto problem = validate(*entry->args, call.arguments, "args");
@@ -375,48 +467,49 @@ Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) {
       trace->steps.push_back(std::move(step));
     }
     if (problem) {
-      return decided(deny("invalid_arguments", entry->pointer + "/args", "Invalid arguments: " + *problem + "."));
+      std::string& message = set(decision, Verdict::deny, "invalid_arguments", entry->pointer);
+      decision.rule += "/args";
+      message += "Invalid arguments: ";
+      message += *problem;
+      message += '.';
+      return true;
     }
   }
   for (bool requirements : {true, false}) {
-    if (entry) {
-      if (auto denial = check_conditions(entry->rules, call, tool_on_deny, requirements, trace)) return decided(*denial);
-    }
-    if (auto denial = check_conditions(plan.all_tools, call, no_message, requirements, trace)) return decided(*denial);
+    if (entry && check_conditions(entry->rules, call, tool_on_deny, requirements, trace, decision)) return true;
+    if (check_conditions(plan.all_tools, call, no_message, requirements, trace, decision)) return true;
   }
 
-  PendingCall& pending = result.pending;
   pending.now_ms = call.now_ms;
-  pending.tool = call.tool;
-  pending.allow_rule = entry ? entry->pointer : "/default";
+  pending.tool.assign(call.tool);
+  pending.allow_rule.assign(entry ? std::string_view(entry->pointer) : std::string_view("/default"));
   // Limit inputs (key, cost_from) are resolved before anything is counted, so a
   // malformed call never touches a counter.
   if (entry) {
     for (const Limit& limit : entry->rules.limits) {
-      if (auto denial = add_limit(limit, call, pending)) return decided(*denial);
+      if (add_limit(limit, call, pending, used, decision)) return true;
     }
   }
   for (const Limit& limit : plan.all_tools.limits) {
-    if (auto denial = add_limit(limit, call, pending)) return decided(*denial);
+    if (add_limit(limit, call, pending, used, decision)) return true;
   }
   if (entry && entry->action == Action::require_approval) {
-    json subject = {{"arguments", call.arguments}, {"grant", call.grant.id}, {"tool", call.tool}};
+    json subject = {{"arguments", call.arguments.to_json()}, {"grant", std::string(call.grant_id)}, {"tool", std::string(call.tool)}};
     ApprovalNeed need;
     need.id = sha256_hex(canonical_json(subject));
     need.timeout_ms = entry->approval_timeout_ms;
     need.rule = entry->pointer + "/action";
-    need.message = "Tool " + quoted() + " requires a human's approval. Approval id: " + need.id + ".";
+    need.message = "Tool ";
+    quote_tool(need.message);
+    need.message += join({" requires a human's approval. Approval id: ", need.id, "."});
     pending.approval = std::move(need);
   }
+  pending.counters.resize(used);
   if (!pending.approval && pending.counters.empty()) {
-    Decision allow;
-    allow.verdict = Verdict::allow;
-    allow.code = "allowed";
-    allow.rule = pending.allow_rule;
-    allow.message = "Allowed.";
-    return decided(std::move(allow));
+    set(decision, Verdict::allow, "allowed", pending.allow_rule) += "Allowed.";
+    return true;
   }
-  return result;
+  return false;
 }
 
 double estimate(const CounterRequest& request, CounterState state, std::int64_t now_ms) {
@@ -453,21 +546,27 @@ std::int64_t retry_after_ms(const CounterRequest& request, CounterState state, s
 }
 
 Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states, Trace* trace) {
+  Decision decision;
+  finish_into(pending, approved, states, decision, trace);
+  return decision;
+}
+
+void finish_into(const PendingCall& pending, bool approved, std::span<const CounterState> states, Decision& decision,
+                 Trace* trace) {
   if (trace && pending.approval) {
     trace->steps.push_back({{"step", "approval"}, {"rule", pending.approval->rule}, {"approval_id", pending.approval->id},
                             {"approved", approved}});
   }
   if (pending.approval && !approved) {
-    Decision decision;
-    decision.verdict = Verdict::approval_required;
-    decision.code = "approval_required";
-    decision.rule = pending.approval->rule;
-    decision.message = pending.approval->message;
+    set(decision, Verdict::approval_required, "approval_required", pending.approval->rule)
+        .assign(pending.approval->message);
     decision.approval_id = pending.approval->id;
-    return decision;
+    return;
   }
   if (states.size() < pending.counters.size()) {
-    return deny("store_error", pending.allow_rule, "Counter values are missing; the call is denied (fail closed).");
+    set(decision, Verdict::deny, "store_error", pending.allow_rule)
+        .assign("Counter values are missing; the call is denied (fail closed).");
+    return;
   }
   // First denial wins: the first exceeded limit, in order, decides, and its
   // window gives retry_after_ms.
@@ -481,16 +580,12 @@ Decision finish(const PendingCall& pending, bool approved, std::span<const Count
                               {"max", limit.max}, {"admitted", admitted}});
     }
     if (admitted) continue;
-    Decision decision = deny("rate_limited", std::string(limit.rule), std::string(limit.message));
+    set(decision, Verdict::deny, "rate_limited", limit.rule).assign(limit.message);
     decision.retry_after_ms = retry_after_ms(request, state, pending.now_ms, limit.max);
-    return decision;
+    return;
   }
-  Decision allow;
-  allow.verdict = Verdict::allow;
-  allow.code = "allowed";
-  allow.rule = pending.allow_rule;
-  allow.message = pending.approval ? "Allowed with a human's approval." : "Allowed.";
-  return allow;
+  set(decision, Verdict::allow, "allowed", pending.allow_rule)
+      .assign(pending.approval ? "Allowed with a human's approval." : "Allowed.");
 }
 
 }  // namespace toolgate

@@ -32,6 +32,17 @@ struct Call {
   std::int64_t now_ms = 0;  // Unix epoch milliseconds, supplied by the host
 };
 
+// A call as evaluation reads it: views of its parts, whatever holds them (a
+// Call's DOM, or a binary call indexed by read_call_view, call_buffer.h).
+struct CallView {
+  std::string_view tool;
+  Value arguments;                          // an object
+  std::string_view grant_id = "anonymous";
+  Value grant;                              // the grant's attributes: an object (a member "id" is never read)
+  std::int64_t now_ms = 0;
+};
+CallView view_of(const Call& call);
+
 enum class Verdict { allow, deny, approval_required };
 std::string_view to_string(Verdict verdict);
 
@@ -121,11 +132,24 @@ struct Trace {
 };
 
 Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace = nullptr);
+Evaluation evaluate(const Plan& plan, const CallView& call, Trace* trace = nullptr);
+
+// The same into storage the caller keeps from call to call (the WebAssembly
+// binding): true when `decision` is final, false when `pending` holds the
+// pending evaluation. Strings are assigned, not rebuilt, so once they have
+// grown to size a decision allocates nothing. Both are overwritten; when the
+// call is decided, `pending` holds nothing meaningful (storage kept for the
+// next call).
+bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, PendingCall& pending,
+                   Trace* trace = nullptr);
 
 // The decision once the host knows whether an approval is on file and what
 // the store's counters held (one state per pending.counters, in order; ignored
 // when the approval is missing). Never throws.
 Decision finish(const PendingCall& pending, bool approved, std::span<const CounterState> states, Trace* trace = nullptr);
+// The same into a decision the caller keeps (its strings' storage reused).
+void finish_into(const PendingCall& pending, bool approved, std::span<const CounterState> states, Decision& decision,
+                 Trace* trace = nullptr);
 
 // The spec's admission rule, shared by every counter store.
 double estimate(const CounterRequest& request, CounterState state, std::int64_t now_ms);

@@ -31,7 +31,7 @@ inline const std::string& as_string(const nlohmann::json& value) {
 // The member `name` of a JSON object, or nullptr. `object` must be an object.
 inline const nlohmann::json* find_member(const nlohmann::json& object, std::string_view name) {
   const auto& members = object.get_ref<const nlohmann::json::object_t&>();
-  auto it = members.find(std::string(name));
+  auto it = members.find(name);  // object_t compares with std::less<>: no std::string built
   return it == members.end() ? nullptr : &it->second;
 }
 
@@ -45,15 +45,21 @@ inline nlohmann::json number_json(double value) {
 }
 
 // Compact JSON text for messages; long values are shortened with "...".
-inline std::string describe(const nlohmann::json& value, std::size_t max_length = 60) {
-  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+// `text` cut to `max_length` bytes with "..." when longer (describe's rule).
+inline void shorten_description(std::string& text, std::size_t max_length) {
   if (text.size() > max_length) {
     // Cut between code points: a split UTF-8 sequence would make the message
     // (and any JSON carrying it) invalid UTF-8.
     std::size_t cut = max_length;
     while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    text = text.substr(0, cut) + "...";
+    text.resize(cut);
+    text += "...";
   }
+}
+
+inline std::string describe(const nlohmann::json& value, std::size_t max_length = 60) {
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  shorten_description(text, max_length);
   return text;
 }
 

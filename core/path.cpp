@@ -41,33 +41,25 @@ std::optional<Path> Path::parse(std::string_view text, std::string& error) {
   return path;
 }
 
-const nlohmann::json* Path::resolve(const nlohmann::json& arguments, const Grant& grant,
-                                    nlohmann::json& scratch) const {
-  const nlohmann::json* current = &arguments;
+Value Path::resolve(Value arguments, std::string_view grant_id, Value grant) const {
+  Value current = arguments;
   if (root_ == Root::grant) {
     if (segments_.front().key == "id") {
       // grant.id is a string: it has no members of its own.
-      if (segments_.size() != 1) return nullptr;
-      scratch = grant.id;
-      return &scratch;
+      if (segments_.size() != 1) return {};
+      return Value::string_of(grant_id);
     }
-    current = &grant.attributes;
+    current = grant;
   }
-  const std::size_t first = 0;
-  for (std::size_t i = first; i < segments_.size(); ++i) {
-    const Segment& segment = segments_[i];
-    if (current->is_object()) {
-      const auto& object = current->get_ref<const nlohmann::json::object_t&>();
-      auto it = object.find(segment.key);
-      if (it == object.end()) return nullptr;
-      current = &it->second;
-    } else if (current->is_array() && segment.index) {
-      const auto& array = current->get_ref<const nlohmann::json::array_t&>();
-      if (*segment.index >= array.size()) return nullptr;
-      current = &array[*segment.index];
+  for (const Segment& segment : segments_) {
+    if (current.is_object()) {
+      current = current.member(segment.key);
+    } else if (current.is_array() && segment.index) {
+      current = current.element(*segment.index);
     } else {
-      return nullptr;
+      return {};
     }
+    if (!current) return {};
   }
   return current;
 }

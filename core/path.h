@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "value.h"
+
 namespace toolgate {
 
 struct Grant {
@@ -21,10 +23,11 @@ class Path {
   // Returns nullopt and sets `error` for a malformed path.
   static std::optional<Path> parse(std::string_view text, std::string& error);
 
-  // The value at this path, or nullptr when it is missing. A decimal segment
-  // indexes an array; on an object it is an ordinary key.
-  const nlohmann::json* resolve(const nlohmann::json& arguments, const Grant& grant,
-                                nlohmann::json& scratch) const;
+  // The value at this path, or a missing Value. A decimal segment indexes an
+  // array; on an object it is an ordinary key. `grant` holds the grant's
+  // attributes (an object, or missing); a member named "id" in it is never
+  // read: grant.id is `grant_id`.
+  Value resolve(Value arguments, std::string_view grant_id, Value grant) const;
 
   const std::string& text() const { return text_; }
   Root root() const { return root_; }

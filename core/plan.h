@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct Condition {
   bool expect_present = true;       // exists: `value` (default true)
   std::optional<Regex> regex;       // regex: compiled at load time
   std::optional<Glob> glob;         // glob
+  // "args.amount gt 500": how generated denial messages name this condition,
+  // written at compile time so that a denial builds no text from the policy.
+  std::string description;
 };
 
 // A `require` entry or a `deny_if` entry: holds when all its conditions hold.
@@ -113,12 +117,19 @@ struct LimitInfo {
   const ToolEntry* tool = nullptr;  // the tools entry; nullptr for all_tools (every call that reaches the rules)
 };
 
+// A transparent hash for maps keyed by names, so lookups take a string_view.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+
 struct Plan {
   bool default_allow = false;
   bool monitor = false;  // "mode": "monitor" at the top: every call decided, recorded, not enforced
   std::vector<HideEntry> hide;
   std::vector<ToolEntry> tools;
-  std::unordered_map<std::string, std::size_t> exact_tools;  // name -> index in tools
+  // name -> index in tools; looked up by string_view, without building a std::string
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> exact_tools;
   // Glob keys, most literal characters first, then document order.
   std::vector<std::pair<Glob, std::size_t>> glob_tools;
   RuleSet all_tools;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "regex.h"
+#include "value.h"
 
 namespace toolgate {
 
@@ -25,7 +26,7 @@ struct Schema {
     kNull = 1, kBoolean = 2, kObject = 4, kArray = 8, kNumber = 16, kString = 32, kInteger = 64
   };
   std::uint8_t types = 0;
-  std::map<std::string, Schema> properties;
+  std::map<std::string, Schema, std::less<>> properties;
   std::vector<std::string> required;
   std::optional<bool> additional_allowed;       // additionalProperties: true/false
   std::unique_ptr<Schema> additional_schema;    // additionalProperties: {schema}
@@ -45,6 +46,8 @@ struct Schema {
 // Checks `instance` against `schema`. Returns nullopt when it satisfies it,
 // else a message naming the first violation and where (e.g. "args.amount: 250
 // is greater than the maximum 100").
+// `where` is rendered only for a message: a valid instance builds no text.
+std::optional<std::string> validate(const Schema& schema, Value instance, std::string_view where);
 std::optional<std::string> validate(const Schema& schema, const nlohmann::json& instance, const std::string& where);
 
 }  // namespace toolgate

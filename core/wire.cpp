@@ -137,15 +137,17 @@ bool valid_approval_id(const std::string& id) {
 
 }  // namespace
 
-std::optional<std::int64_t> read_timestamp(const json& value) {
+std::optional<std::int64_t> read_timestamp(Value value) {
   if (value.is_number()) {
-    double ms = as_double(value);
+    double ms = value.number();
     if (!std::isfinite(ms) || std::fabs(ms) > 8.64e15) return std::nullopt;  // the ECMAScript Date range
     return static_cast<std::int64_t>(std::floor(ms));
   }
-  if (value.is_string()) return read_rfc3339(as_string(value));
+  if (value.is_string()) return read_rfc3339(value.string());
   return std::nullopt;
 }
+
+std::optional<std::int64_t> read_timestamp(const json& value) { return read_timestamp(Value(value)); }
 
 CallRead read_call(std::string_view text, const CallReadOptions& options) {
   JsonReadOptions read_options;
@@ -164,69 +166,98 @@ CallRead read_call(std::string_view text, const CallReadOptions& options) {
   return read_call_value(std::move(read.value), options);
 }
 
-CallRead read_call_value(json&& value, const CallReadOptions& options) {
-  CallRead result;
+bool read_call_view(Value value, const CallReadOptions& options, CallView& call, std::string& error, Value* expect) {
+  static const json kNoMembers = json::object();
   if (!value.is_object()) {
-    result.error = "a call must be a JSON object with \"tool\" and \"arguments\".";
-    return result;
+    error = "a call must be a JSON object with \"tool\" and \"arguments\".";
+    return false;
   }
-  Call call;
+  call = CallView{};
   call.now_ms = options.default_now_ms;
-  for (auto& [name, field] : value.get_ref<json::object_t&>()) {
+  call.arguments = Value(kNoMembers);
+  call.grant = Value(kNoMembers);
+  if (expect) *expect = Value();
+  // Members in key order (as a DOM object holds them): the first problem in
+  // that order is the one reported, whichever form the call came in.
+  const bool whole = value.each_member([&](std::string_view name, Value field) {
     if (name == "tool") {
-      if (!field.is_string() || as_string(field).empty()) {
-        result.error = "\"tool\" must be a non-empty string.";
-        return result;
+      if (!field.is_string() || field.string().empty()) {
+        error = "\"tool\" must be a non-empty string.";
+        return false;
       }
       // No tool is named with control characters; a name carrying them (NUL
       // above all) can read differently to the policy and to the server.
-      for (char c : as_string(field)) {
+      for (char c : field.string()) {
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-          result.error = "\"tool\" must not contain control characters.";
-          return result;
+          error = "\"tool\" must not contain control characters.";
+          return false;
         }
       }
-      call.tool = as_string(field);
+      call.tool = field.string();
     } else if (name == "arguments") {
       if (!field.is_object()) {
-        result.error = "\"arguments\" must be a JSON object (got " + std::string(type_name(field)) + ").";
-        return result;
+        error = "\"arguments\" must be a JSON object (got " + std::string(type_name(field)) + ").";
+        return false;
       }
-      call.arguments = std::move(field);
+      call.arguments = field;
     } else if (name == "grant") {
-      if (field.is_string() && !as_string(field).empty()) {
-        call.grant.id = as_string(field);
+      if (field.is_string() && !field.string().empty()) {
+        call.grant_id = field.string();
       } else if (field.is_object()) {
-        auto& attributes = field.get_ref<json::object_t&>();
-        auto id = attributes.find("id");
-        if (id == attributes.end() || !id->second.is_string() || as_string(id->second).empty()) {
-          result.error = "a grant object needs \"id\", a non-empty string.";
-          return result;
+        const Value id = field.member("id");
+        if (!id.is_string() || id.string().empty()) {
+          error = "a grant object needs \"id\", a non-empty string.";
+          return false;
         }
-        call.grant.id = as_string(id->second);
-        attributes.erase(id);
-        call.grant.attributes = std::move(field);
+        call.grant_id = id.string();
+        call.grant = field;
       } else {
-        result.error = "\"grant\" must be a grant id or an object {\"id\": ..., attributes...}.";
-        return result;
+        error = "\"grant\" must be a grant id or an object {\"id\": ..., attributes...}.";
+        return false;
       }
     } else if (name == "now") {
       auto now = read_timestamp(field);
       if (!now) {
-        result.error = "\"now\" must be epoch milliseconds or an RFC 3339 time such as \"2026-01-01T00:00:00Z\".";
-        return result;
+        error = "\"now\" must be epoch milliseconds or an RFC 3339 time such as \"2026-01-01T00:00:00Z\".";
+        return false;
       }
       call.now_ms = *now;
     } else if (name == "expect") {
-      result.expect = std::move(field);
+      if (expect) *expect = field;
     } else {
-      result.error = "unknown field \"" + name + "\" (a call has \"tool\", \"arguments\", \"grant\" and \"now\").";
-      return result;
+      error = "unknown field \"" + std::string(name) + "\" (a call has \"tool\", \"arguments\", \"grant\" and \"now\").";
+      return false;
     }
-  }
+    return true;
+  });
+  if (!whole) return false;
   if (call.tool.empty()) {
-    result.error = "the call has no \"tool\".";
-    return result;
+    error = "the call has no \"tool\".";
+    return false;
+  }
+  return true;
+}
+
+CallRead read_call_value(json&& value, const CallReadOptions& options) {
+  CallRead result;
+  CallView view;
+  Value expect;
+  const bool ok = read_call_view(Value(value), options, view, result.error, &expect);
+  if (!value.is_object()) return result;
+  auto& object = value.get_ref<json::object_t&>();
+  // "expect" is kept even when a later field is wrong (it comes first in key order).
+  if (expect) result.expect = std::move(object.find("expect")->second);
+  if (!ok) return result;
+  // The checks passed: take the parts out of the DOM (the views point into it,
+  // so copy what they hold before moving anything).
+  Call call;
+  call.tool = std::string(view.tool);
+  call.grant.id = std::string(view.grant_id);
+  call.now_ms = view.now_ms;
+  if (auto arguments = object.find("arguments"); arguments != object.end()) call.arguments = std::move(arguments->second);
+  if (auto grant = object.find("grant"); grant != object.end() && grant->second.is_object()) {
+    grant->second.get_ref<json::object_t&>().erase("id");
+    call.grant.attributes = std::move(grant->second);
   }
   result.call = std::move(call);
   return result;

@@ -30,9 +30,16 @@ struct CallRead {
 // Unknown fields, duplicate keys and wrong types make the call malformed.
 CallRead read_call(std::string_view text, const CallReadOptions& options = {});
 CallRead read_call_value(nlohmann::json&& value, const CallReadOptions& options = {});
+// The same checks over a viewed value (read_call_value and read_call_view
+// share them): false with `error` set when malformed, else `call` views the
+// call's parts in `value` (a grant object's "id" stays in call.grant) and
+// `expect`, when given, the "expect" field (missing when absent).
+bool read_call_view(Value value, const CallReadOptions& options, CallView& call, std::string& error,
+                    Value* expect = nullptr);
 
 // Epoch milliseconds from a JSON number (ms) or an RFC 3339 date-time string.
 std::optional<std::int64_t> read_timestamp(const nlohmann::json& value);
+std::optional<std::int64_t> read_timestamp(Value value);
 
 nlohmann::json to_json(const Decision& decision);
 nlohmann::json to_json(const PendingCall& pending);

@@ -168,6 +168,10 @@ static_assert(covers_exactly<FastCounter>(kCounterFields));
 static_assert(covers_exactly<FastOutput>(kOutputFields));
 static_assert(covers_exactly<FastCount>(kCountFields));
 
+// The call index kept between calls holds at most this many entries (32
+// bytes each) once a call is done; a typical call needs a few dozen.
+constexpr std::size_t kTapeEntriesKept = 4096;
+
 // At most this many evaluations of one policy wait for their stores at once.
 constexpr std::size_t kMaxParked = 65536;
 
@@ -263,12 +267,20 @@ toolgate::Decision g_decision;        // what g_output's decision strings point 
 std::string g_pending_text;           // OutputKind::pending_text
 std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
 std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
+// The hot path's working storage, kept from call to call so that a decision
+// allocates nothing once it has grown: the encoded call's index (the core
+// reads the call in place, no DOM), its pending evaluation, and the store's
+// counts. g_decision's strings are reused too (evaluate_into, finish_into).
+toolgate::CallTape g_tape;
+toolgate::PendingCall g_pending;
+std::vector<toolgate::CounterState> g_counts;
+std::string g_read_error;
 
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
 
-void write_decision(toolgate::Decision&& decision) {
-  g_decision = std::move(decision);
+// Points the output area at g_decision.
+void publish_decision() {
   g_output.kind = static_cast<u32>(OutputKind::decision);
   g_output.verdict = static_cast<std::uint32_t>(g_decision.verdict);
   g_output.code = address_of(g_decision.code.data());
@@ -281,6 +293,11 @@ void write_decision(toolgate::Decision&& decision) {
   g_output.approval_length = g_decision.approval_id ? length(*g_decision.approval_id) : 0;
   g_output.has_retry = g_decision.retry_after_ms.has_value();
   g_output.retry_after_ms = g_decision.retry_after_ms ? static_cast<double>(*g_decision.retry_after_ms) : 0;
+}
+
+void write_decision(toolgate::Decision&& decision) {
+  g_decision = std::move(decision);
+  publish_decision();
 }
 
 // A compiled policy held by JS: an immutable plan, plus the evaluations parked
@@ -306,13 +323,33 @@ class CompiledPolicy {
 
   // Step one for a call in the input area (call_buffer.h), the hot path:
   // only the arguments this policy can read are decoded.
+  // The call is read in place (read_call_view: checked and indexed into
+  // g_tape, no DOM) and evaluated into g_decision / g_pending.
   void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
+    // Nothing outlives this call that points into the tape (a pending
+    // evaluation holds its own strings): a call far larger than usual leaves
+    // no large tape behind, its memory goes back to malloc.
+    struct TrimTape {
+      ~TrimTape() {
+        if (g_tape.entries.capacity() > kTapeEntriesKept) std::vector<toolgate::CallTape::Entry>().swap(g_tape.entries);
+      }
+    } trim;
     std::span<const std::uint8_t> bytes(g_input.data(), length);
     auto options = read_options(default_now_ms);
     if (!options) return write_decision(invalid_now());
-    emit(evaluate_read(plan_ ? toolgate::read_call_buffer(bytes, *options, *plan_)
-                             : toolgate::read_call_buffer(bytes, *options)),
-         park_pending);
+    toolgate::CallView call;
+    const bool read = plan_ ? toolgate::read_call_view(bytes, *options, *plan_, g_tape, call, g_read_error)
+                            : toolgate::read_call_view(bytes, *options, g_tape, call, g_read_error);
+    if (!read) return write_decision(toolgate::invalid_call(g_read_error));
+    if (!plan_) return write_decision(toolgate::invalid_call("the policy did not compile."));
+    // Parked, the evaluation is written straight into a free slot of the
+    // table, whose strings and vectors are kept from its last use.
+    const std::optional<std::uint32_t> slot = park_pending ? free_slot() : std::nullopt;
+    toolgate::PendingCall& target = slot ? slots_[*slot].pending : g_pending;
+    if (toolgate::evaluate_into(*plan_, call, g_decision, target)) return publish_decision();
+    if (!park_pending) return publish_pending_text(target);
+    if (!slot) return write_decision(parked_full());
+    publish_parked(occupy(*slot), target);
   }
 
   // The same for a call as JSON text (what the binary form cannot carry).
@@ -380,16 +417,25 @@ class CompiledPolicy {
   // evaluate() gets it whole, as JSON text (OutputKind::pending_text).
   void emit(toolgate::Evaluation&& evaluation, bool park_pending) {
     if (evaluation.decision) return write_decision(std::move(*evaluation.decision));
-    if (!park_pending) {
-      g_pending_text = dump(toolgate::to_json(evaluation.pending));
-      g_output.kind = static_cast<u32>(OutputKind::pending_text);
-      g_output.message = address_of(g_pending_text.data());
-      g_output.message_length = ::length(g_pending_text);
-      return;
-    }
-    auto parked = park(std::move(evaluation.pending));
-    if (!parked) return write_decision(parked_full());
-    const auto& [ticket, pending] = **parked;
+    emit_pending(std::move(evaluation.pending), park_pending);
+  }
+
+  void emit_pending(toolgate::PendingCall&& pending_call, bool park_pending) {
+    if (!park_pending) return publish_pending_text(pending_call);
+    const std::optional<std::uint32_t> slot = free_slot();
+    if (!slot) return write_decision(parked_full());
+    slots_[*slot].pending = std::move(pending_call);
+    publish_parked(occupy(*slot), slots_[*slot].pending);
+  }
+
+  void publish_pending_text(const toolgate::PendingCall& pending) {
+    g_pending_text = dump(toolgate::to_json(pending));
+    g_output.kind = static_cast<u32>(OutputKind::pending_text);
+    g_output.message = address_of(g_pending_text.data());
+    g_output.message_length = ::length(g_pending_text);
+  }
+
+  void publish_parked(std::uint32_t ticket, const toolgate::PendingCall& pending) {
     g_output.kind = static_cast<u32>(OutputKind::parked);
     g_output.ticket = ticket;
     g_output.now_ms = static_cast<double>(pending.now_ms);
@@ -419,13 +465,14 @@ class CompiledPolicy {
   // FastCounts in the input area; the decision goes to the output area.
   // Counts JS could not read as numbers arrive as -1.
   void finish_buffer(std::uint32_t ticket, bool approved, std::uint32_t count) {
-    auto parked = parked_.find(ticket);
+    const toolgate::PendingCall* parked = find_parked(ticket);
     // Tickets are only ever released by JS (never evicted), and JS finishes
     // a ticket before it releases it: this is a host bug, denied.
-    if (parked == parked_.end()) return write_decision(store_error_decision("the evaluation was already released"));
+    if (!parked) return write_decision(store_error_decision("the evaluation was already released"));
     if (static_cast<std::size_t>(count) * sizeof(FastCount) > g_input.size())
       return write_decision(store_error_decision("the counter store's answer was malformed"));
-    std::vector<toolgate::CounterState> counts(count);
+    std::vector<toolgate::CounterState>& counts = g_counts;
+    counts.resize(count);
     for (std::uint32_t i = 0; i < count; ++i) {
       FastCount answer;
       std::memcpy(&answer, g_input.data() + i * sizeof(FastCount), sizeof(FastCount));
@@ -434,15 +481,22 @@ class CompiledPolicy {
         return write_decision(store_error_decision("the counter store returned an impossible count"));
       counts[i] = toolgate::CounterState{current, previous};
     }
-    if (approved && counts.size() != parked->second.counters.size())
+    if (approved && counts.size() != parked->counters.size())
       return write_decision(store_error_decision("the counter store answered for the wrong number of counters"));
-    write_decision(toolgate::finish(parked->second, approved, counts));
+    toolgate::finish_into(*parked, approved, counts, g_decision);
+    publish_decision();
   }
 
-  void release(std::uint32_t ticket) { parked_.erase(ticket); }
+  void release(std::uint32_t ticket) {
+    if (!find_parked(ticket)) return;
+    const std::uint32_t index = ticket & kSlotMask;
+    slots_[index].ticket = 0;
+    free_.push_back(index);
+    --parked_count_;
+  }
 
   // How many evaluations wait (parked, not yet released), for tests.
-  std::uint32_t parked() const { return static_cast<std::uint32_t>(parked_.size()); }
+  std::uint32_t parked() const { return parked_count_; }
 
   // Every limit of the policy and the counter it charges, as JSON text
   // (wire.h, to_json(std::vector<LimitInfo>)); [] when it did not compile.
@@ -471,7 +525,20 @@ class CompiledPolicy {
   }
 
  private:
-  using Parked = std::unordered_map<std::uint32_t, toolgate::PendingCall>;
+  // The table of parked evaluations: slots reused from call to call, so a
+  // parked evaluation allocates nothing once its slot has held one of its
+  // size. A ticket is (the slot's use count, 16 bits, never 0) << 16 | slot:
+  // it names one evaluation for as long as it waits (its slot is not reused
+  // before release), and a released ticket finds nothing until its slot has
+  // been used 65 535 times more (JS releases each ticket once, after its
+  // finish, and never uses it again).
+  struct Slot {
+    std::uint32_t ticket = 0;  // 0: free
+    std::uint32_t uses = 0;
+    toolgate::PendingCall pending;
+  };
+  static constexpr std::uint32_t kSlotMask = 0xFFFF;
+  static_assert(kMaxParked <= kSlotMask + 1, "a slot index fits 16 bits of a ticket");
 
   // The denial when the table is full: stable text (tests match it).
   static toolgate::Decision parked_full() {
@@ -479,15 +546,34 @@ class CompiledPolicy {
                                 std::to_string(kMaxParked) + " at once); retry once some finish");
   }
 
-  // Parks `pending` under a fresh ticket, or returns nullopt when kMaxParked
-  // already wait: a new call is refused rather than a waiting one dropped,
-  // so no finish can ever meet another call's evaluation or a missing one.
-  // Tickets count up from 1 and skip any still in use when they wrap (after
-  // 2^32 calls), so a ticket names one evaluation for as long as it waits.
-  std::optional<Parked::iterator> park(toolgate::PendingCall&& pending) {
-    if (parked_.size() >= kMaxParked) return std::nullopt;
-    while (next_ticket_ == 0 || parked_.count(next_ticket_) != 0) ++next_ticket_;
-    return parked_.emplace(next_ticket_++, std::move(pending)).first;
+  // A free slot (the table grows up to kMaxParked), or nullopt when
+  // kMaxParked already wait: a new call is refused rather than a waiting one
+  // dropped, so no finish can ever meet another call's evaluation or a
+  // missing one. The slot stays free until occupy().
+  std::optional<std::uint32_t> free_slot() {
+    if (free_.empty()) {
+      if (slots_.size() >= kMaxParked) return std::nullopt;
+      slots_.emplace_back();
+      free_.push_back(static_cast<std::uint32_t>(slots_.size() - 1));
+    }
+    return free_.back();
+  }
+
+  // Takes the slot free_slot() gave; returns its ticket.
+  std::uint32_t occupy(std::uint32_t index) {
+    free_.pop_back();
+    Slot& slot = slots_[index];
+    slot.uses = (slot.uses + 1) & kSlotMask;
+    if (slot.uses == 0) slot.uses = 1;
+    slot.ticket = slot.uses << 16 | index;
+    ++parked_count_;
+    return slot.ticket;
+  }
+
+  const toolgate::PendingCall* find_parked(std::uint32_t ticket) const {
+    const std::uint32_t index = ticket & kSlotMask;
+    if (ticket == 0 || index >= slots_.size() || slots_[index].ticket != ticket) return nullptr;
+    return &slots_[index].pending;
   }
 
   // Read options for a call, or nullopt when the host's `now` is not a valid
@@ -516,8 +602,9 @@ class CompiledPolicy {
 
   std::shared_ptr<const toolgate::Plan> plan_;
   std::string diagnostics_;
-  Parked parked_;
-  std::uint32_t next_ticket_ = 1;
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_;  // slots not waiting, the next one to use last
+  std::uint32_t parked_count_ = 0;
 };
 
 // Step two: {"pending": ..., "approved": bool, "states": [...]} -> decision.

@@ -165,6 +165,33 @@ export function createCodec(layout, output) {
   const COUNT_STRIDE = COUNT_SIZE / 8;
   const COUNT_CURRENT = layout.count.fields.current / 8;
   const COUNT_PREVIOUS = layout.count.fields.previous / 8;
+  // Strings longer than readString decodes by hand, remembered by where they
+  // stand: the core writes a decision's rule and message, and a parked
+  // call's counter keys, into storage it reuses, so the same text keeps
+  // coming from the same place. A hit is checked byte for byte (cheaper than
+  // TextDecoder for such short text), so a stale entry can never be
+  // returned; the cache is dropped whole when it holds too many places.
+  const remembered = new Map(); // pointer -> { bytes, text }
+  function text(heap, pointer, length) {
+    if (length <= 12 || length > 256) return readString(heap, pointer, length);
+    const known = remembered.get(pointer);
+    if (known !== undefined && known.bytes.length === length) {
+      const bytes = known.bytes;
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (heap[pointer + i] !== bytes[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return known.text;
+    }
+    const decoded = readString(heap, pointer, length);
+    if (remembered.size >= 64) remembered.clear();
+    remembered.set(pointer, { bytes: heap.slice(pointer, pointer + length), text: decoded });
+    return decoded;
+  }
+
   // A code outside a table means the core and this codec disagree after all:
   // fail the call (the façade turns it into an EngineError), never guess.
   const unknown = (what, code) => mismatch(`the core wrote ${what} code ${code}`);
@@ -180,12 +207,12 @@ export function createCodec(layout, output) {
       if (verdict === undefined) throw unknown('verdict', u32[VERDICT]);
       const decision = {
         decision: verdict,
-        code: readString(heap, u32[CODE], u32[CODE_LENGTH]),
-        rule: readString(heap, u32[RULE], u32[RULE_LENGTH]),
-        message: readString(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
+        code: text(heap, u32[CODE], u32[CODE_LENGTH]),
+        rule: text(heap, u32[RULE], u32[RULE_LENGTH]),
+        message: text(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
       };
       if (u32[HAS_RETRY]) decision.retry_after_ms = f64[RETRY_AFTER];
-      if (u32[APPROVAL_LENGTH]) decision.approval_id = readString(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
+      if (u32[APPROVAL_LENGTH]) decision.approval_id = text(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
       return decision;
     }
     if (kind !== KIND_PARKED) throw unknown('output kind', kind);
@@ -204,9 +231,9 @@ export function createCodec(layout, output) {
       const algorithm = algorithms[u32[cw + C_ALGORITHM]];
       if (scope === undefined || algorithm === undefined) throw unknown('counter scope or algorithm', `${u32[cw + C_SCOPE]}/${u32[cw + C_ALGORITHM]}`);
       counters.push({
-        key: readString(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
+        key: text(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
         scope,
-        grant: readString(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
+        grant: text(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
         cost: f64[cd + C_COST],
         max: f64[cd + C_MAX],
         window_ms: f64[cd + C_WINDOW],

@@ -157,6 +157,20 @@ const DONE = Promise.resolve();
 const DONE_FN = () => DONE;
 const settled = (decision) => ({ decision, commit: DONE_FN, rollback: DONE_FN });
 const NOTHING_RESERVED = Object.freeze({ admitted: true, states: Object.freeze([]), charges: Object.freeze([]) });
+// What commit() does for a reservation: nothing when nothing was charged; the
+// memory store's commitNow at once.
+function commitFor(counters, reservation, charged) {
+  if (!charged) return DONE_FN;
+  return typeof counters.commitNow === 'function'
+    ? () => { counters.commitNow(reservation); return DONE; }
+    : () => counters.commit(reservation);
+}
+
+// decide()'s second half for an authorize() that had to wait.
+const committed = async ({ decision, commit }) => {
+  await commit();
+  return decision;
+};
 
 class Toolgate {
   #options;
@@ -315,16 +329,24 @@ class Toolgate {
 
   // Step two of a parked evaluation, the store's counts as f64 pairs.
   finishEncoded(address, ticket, approved, states) {
-    return this.#call(() => {
+    this.#ready();
+    try { // #call's work inline, as in startEncoded
       const core = this.#core;
       const count = this.#writeCounts(core, states);
       core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
       return this.#read(core);
-    });
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   release(address, ticket) {
-    this.#call(() => this.#core._toolgate_release(address, ticket));
+    this.#ready();
+    try {
+      this.#core._toolgate_release(address, ticket);
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 }
 
@@ -452,82 +474,124 @@ class Policy {
    * { decision, commit(), rollback() }: call rollback() if the upstream call
    * fails, so the quota is given back.
    */
-  async authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
+  async authorize(call, options) {
+    return this.#authorize(call, options);
+  }
+
+  // authorize()'s work, answered at once when nothing needs waiting for (a
+  // settled call; no approval and a store with reserveNow, as the memory
+  // store), else as a promise: decide() then spends no turn of the event
+  // loop on a call the engine and the store answered synchronously.
+  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
     const first = this.#start(call, now);
     if (first.ticket === undefined) return settled(first);
     // The pending evaluation stays parked in the engine under a ticket;
-    // finish() sends back only the counts. Every path releases it.
+    // finish() sends back only the counts. Every path releases it, once the
+    // answer is known.
+    const release = () => this.#release(first.handle, first.address, first.ticket);
+    let answer;
     try {
-      return await this.#authorizeParked(first, counters, approvals, failOpen, observe);
-    } finally {
-      this.#release(first.handle, first.address, first.ticket);
+      answer = this.#authorizeParked(first, counters, approvals, failOpen, observe);
+    } catch (error) {
+      release();
+      throw error;
     }
+    if (typeof answer.then !== 'function') {
+      release();
+      return answer;
+    }
+    return answer.finally(release);
   }
 
-  async #authorizeParked(first, counters, approvals, failOpen, observe) {
+  // Step two of a parked evaluation: the approval (if any) looked up, the
+  // counters reserved, the decision finished. Each step returns a promise
+  // only when its store does (or on the rare paths that give quota back).
+  #authorizeParked(first, counters, approvals, failOpen, observe) {
     const finish = (approved, states) => {
       // explain() is told what the stores answered, to trace the same step two.
       observe?.(approved, states);
       return this.#finishParked(first.handle, first.address, first.ticket, approved, states);
     };
-    let approved = false;
-    if (first.approval) {
-      if (!approvals) return settled(finish(false, []));
-      try {
-        approved = await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now);
-      } catch (error) {
-        return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-      }
-      if (!approved) return settled(finish(false, []));
+    const step = { first, counters, approvals, failOpen, finish };
+    return first.approval ? this.#approvalStep(step) : this.#reserveStep(step);
+  }
+
+  async #approvalStep(step) {
+    const { first, approvals, finish } = step;
+    if (!approvals) return settled(finish(false, []));
+    let approved;
+    try {
+      approved = await approvals.isApproved(first.approval.id, first.approval.timeout_ms, first.now);
+    } catch (error) {
+      return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
     }
-    let reservation = NOTHING_RESERVED;
-    let charged = first.counters.length > 0;
-    if (charged) {
-      if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
+    if (!approved) return settled(finish(false, []));
+    return this.#reserveStep(step);
+  }
+
+  #reserveStep(step) {
+    const { first, counters } = step;
+    if (first.counters.length === 0) return this.#decideStep(step, NOTHING_RESERVED, false);
+    if (!counters) throw new ToolgateError('this policy has limits: pass a counter store as `counters`');
+    if (typeof counters.reserveNow !== 'function') {
+      let reserving;
       try {
-        // The memory store answers at once: no promise to wait for.
-        reservation = typeof counters.reserveNow === 'function'
-          ? counters.reserveNow(first.counters, first.now)
-          : await counters.reserve(first.counters, first.now);
+        reserving = Promise.resolve(counters.reserve(first.counters, first.now));
       } catch (error) {
-        if (!failOpen) {
-          return settled(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-        }
-        // Fail open: decide as if every count were zero, charge nothing, and
-        // still use the approval up below.
-        charged = false;
-        reservation = { admitted: undefined, states: first.counters.map(() => ({ current: 0, previous: 0 })), charges: [] };
+        return this.#reserveFailed(step, error);
       }
+      return reserving.then((reservation) => this.#decideStep(step, reservation, true), (error) => this.#reserveFailed(step, error));
     }
+    // The memory store answers at once: no promise to wait for.
+    let reservation;
+    try {
+      reservation = counters.reserveNow(first.counters, first.now);
+    } catch (error) {
+      return this.#reserveFailed(step, error);
+    }
+    return this.#decideStep(step, reservation, true);
+  }
+
+  #reserveFailed(step, error) {
+    if (!step.failOpen) {
+      return settled(storeFailure(`The counter store failed; the call is denied (fail closed): ${error?.message ?? error}`));
+    }
+    // Fail open: decide as if every count were zero, charge nothing, and
+    // still use the approval up below.
+    const states = step.first.counters.map(() => ({ current: 0, previous: 0 }));
+    return this.#decideStep(step, { admitted: undefined, states, charges: [] }, false);
+  }
+
+  #decideStep(step, reservation, charged) {
+    const { first, counters, finish } = step;
     const rollback = () => (charged ? counters.rollback(reservation) : DONE);
     const decision = finish(true, reservation.states);
     if (charged && (decision.decision === 'allow') !== Boolean(reservation.admitted)) {
       // The store and the core disagree (a store bug): deny, give back.
-      if (reservation.admitted) await rollback();
-      return settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
+      const denied = () => settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
+      return reservation.admitted ? Promise.resolve(rollback()).then(denied) : denied();
     }
-    if (decision.decision === 'allow' && first.approval) {
-      let consumed;
-      try {
-        consumed = await approvals.consume(first.approval.id, first.approval.timeout_ms, first.now);
-      } catch (error) {
-        await rollback();
-        return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
-      }
-      if (!consumed) {
-        // Another call used this approval first.
-        await rollback();
-        return settled(finish(false, []));
-      }
-    }
+    if (decision.decision === 'allow' && first.approval) return this.#consumeStep(step, decision, reservation, charged, rollback);
     if (decision.decision !== 'allow') return settled(decision);
-    let commit = DONE_FN;
-    if (charged) {
-      commit = typeof counters.commitNow === 'function'
-        ? () => { counters.commitNow(reservation); return DONE; }
-        : () => counters.commit(reservation);
+    return { decision, commit: commitFor(counters, reservation, charged), rollback };
+  }
+
+  // An approved call that is allowed uses its approval up.
+  async #consumeStep(step, decision, reservation, charged, rollback) {
+    const { first, counters, approvals, finish } = step;
+    let consumed;
+    try {
+      consumed = await approvals.consume(first.approval.id, first.approval.timeout_ms, first.now);
+    } catch (error) {
+      await rollback();
+      return settled(storeFailure(`The approval store failed; the call is denied (fail closed): ${error?.message ?? error}`));
     }
-    return { decision, commit, rollback };
+    if (!consumed) {
+      // Another call used this approval first.
+      await rollback();
+      return settled(finish(false, []));
+    }
+    return { decision, commit: commitFor(counters, reservation, charged), rollback };
   }
 
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
@@ -635,10 +699,17 @@ class Policy {
   }
 
   /** authorize() and commit at once: the decision for a call that goes ahead. */
-  async decide(call, options) {
-    const { decision, commit } = await this.authorize(call, options);
-    await commit();
-    return decision;
+  decide(call, options) {
+    try {
+      const answer = this.#authorize(call, options);
+      if (typeof answer.then === 'function') return answer.then(committed);
+      // Answered at once (a settled call, the memory store): commit now, and
+      // wait only for a commit that is still under way.
+      const done = answer.commit();
+      return done === DONE ? Promise.resolve(answer.decision) : Promise.resolve(done).then(() => answer.decision);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #acquireHandle() {

@@ -177,6 +177,12 @@ results.budgets = [
     met: results.decide_typical.p50_us <= 2,
   },
   {
+    name: 'WASM `decide` p50, default deny (JS API, Node)',
+    target: '≤ 1 µs',
+    measured: `${f(results.decide_default_deny.p50_us)} µs`,
+    met: results.decide_default_deny.p50_us <= 1,
+  },
+  {
     name: '`.wasm` + JS glue, gzip',
     target: '≤ 150 KB (150 000 bytes)',
     measured: `${thousands(results.size.wasm_glue_gzip)} bytes (+ ${thousands(results.size.facade_gzip)} façade)`,

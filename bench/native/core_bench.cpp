@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "call_buffer.h"
 #include "toolgate.h"
 
 // ---------------------------------------------------------------------------
@@ -299,6 +300,34 @@ DecideFn decide_text(std::shared_ptr<const toolgate::Plan> plan, std::string tex
   };
 }
 
+// The binary call form read in place (read_call_view, no DOM) and decided
+// into storage kept from call to call: what the WebAssembly hot path does
+// (wasm/bindings.cpp), without the boundary.
+DecideFn decide_buffer(std::shared_ptr<const toolgate::Plan> plan, std::string text) {
+  decide_parsed(plan, call_or_die(text), "allowed");  // checks the decision
+  auto bytes = toolgate::encode_call_buffer(nlohmann::json::parse(text));
+  if (!bytes) fail("the benchmark call has no binary form");
+  struct Kept {
+    std::vector<std::uint8_t> bytes;
+    toolgate::CallTape tape;
+    toolgate::CallView call;
+    std::string error;
+    toolgate::Decision decision;
+    toolgate::PendingCall pending;
+    std::vector<toolgate::CounterState> states;
+  };
+  auto kept = std::make_shared<Kept>();
+  kept->bytes = std::move(*bytes);
+  return [plan, kept]() {
+    Kept& k = *kept;
+    if (!toolgate::read_call_view(k.bytes, {}, *plan, k.tape, k.call, k.error)) fail(k.error);
+    if (toolgate::evaluate_into(*plan, k.call, k.decision, k.pending)) return static_cast<int>(k.decision.verdict);
+    if (k.states.size() != k.pending.counters.size()) k.states.assign(k.pending.counters.size(), toolgate::CounterState{10, 20});
+    toolgate::finish_into(k.pending, true, k.states, k.decision);
+    return static_cast<int>(k.decision.verdict);
+  };
+}
+
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   cases.push_back({"typical", "typical", [] {
@@ -306,6 +335,8 @@ std::vector<Case> all_cases() {
                    }});
   cases.push_back({"typical_from_text", "typical",
                    [] { return decide_text(compile_or_die(kTypicalPolicy), kTypicalCall); }});
+  cases.push_back({"typical_from_buffer", "typical",
+                   [] { return decide_buffer(compile_or_die(kTypicalPolicy), kTypicalCall); }});
   for (int tools : {1, 100, 10000}) {
     for (int arguments : {0, 5, 50}) {
       std::string suffix = "tools:" + std::to_string(tools) + "/args:" + std::to_string(arguments);
@@ -375,6 +406,15 @@ void BM_DecideTypicalCallFromText(benchmark::State& state) {
   state.counters["decisions/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_DecideTypicalCallFromText);
+
+// The same from the binary call form, read in place (read_call_view) into
+// storage kept from call to call: the WebAssembly hot path without the boundary.
+void BM_DecideTypicalCallFromBuffer(benchmark::State& state) {
+  DecideFn decide = decide_buffer(compile_or_die(kTypicalPolicy), kTypicalCall);
+  for (auto _ : state) benchmark::DoNotOptimize(decide());
+  state.counters["decisions/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecideTypicalCallFromBuffer);
 
 void BM_CompilePolicy(benchmark::State& state) {
   std::string text = policy_with_tools(static_cast<int>(state.range(0)));

@@ -71,6 +71,7 @@ sections.push('');
 sections.push(table(header('typical call (5 args, 3 conditions, 1 limit)'), [
   row('pre-parsed (`BM_DecideTypicalCall`)', 'BM_DecideTypicalCall', 'typical'),
   row('from JSON text (`BM_DecideTypicalCallFromText`)', 'BM_DecideTypicalCallFromText', 'typical_from_text'),
+  row('from the binary call form, read in place (`BM_DecideTypicalCallFromBuffer`: the WebAssembly path without the boundary)', 'BM_DecideTypicalCallFromBuffer', 'typical_from_buffer'),
 ]));
 sections.push('');
 sections.push('Policy size × arguments: every tool has a `deny_if` entry with 3 conditions on `args.a0..a2` and a fixed limit; the call goes to the tool in the middle (`tool_<N/2>`); arguments of mixed types.');

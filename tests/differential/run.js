@@ -27,6 +27,27 @@ import { finishInput, generateCase } from './generate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+// Step one of a call through the binary path (an object) and through the
+// text path (the same object as JSON text): null when equal, else a line
+// naming both.
+function binaryAgainstText(handle, policy, step) {
+  let parsed;
+  try {
+    parsed = JSON.parse(step.call);
+  } catch {
+    return null;
+  }
+  const fromText = JSON.parse(handle.evaluate(JSON.stringify(parsed), step.now));
+  const fromBinary = policy.evaluate(parsed, { now: step.now });
+  const a = sortedJson(fromText);
+  const b = sortedJson(fromBinary);
+  return a === b ? null : `B binary path ${b} differs from text path ${a}`;
+}
+
+// JSON text with every object's keys sorted (the two paths order them apart).
+const sortedJson = (value) => JSON.stringify(value, (key, v) =>
+  v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
+
 function parseArgs(argv) {
   const options = { count: 5000, seed: '1', from: 0, native: path.join(root, 'build/native/tests/differential/toolgate_differential'), quiet: false, case: undefined, chunk: 1000 };
   for (let i = 0; i < argv.length; i++) {
@@ -74,6 +95,12 @@ export async function runWasm({ core, toolgate }, generated) {
         const evaluated = handle.evaluate(step.call, step.now);
         lines.push(`E ${evaluated}`);
         if (!policy) continue;
+        // The JS API's hot path (the binary call read in place, no DOM) must
+        // evaluate as the JSON text path does: checked here, inside the
+        // WebAssembly build, on every generated call JSON.parse can read. A
+        // difference becomes a line the native side never writes.
+        const binary = binaryAgainstText(handle, policy, step);
+        if (binary) lines.push(binary);
         const decision = await policy.decide(step.call, { counters, approvals, now: step.now });
         lines.push(`D ${JSON.stringify(decision)}`);
         if (decision.approval_id !== undefined) lastApproval = decision.approval_id;

@@ -13,7 +13,10 @@
 // WebAssembly finish() takes (to_json -> read_pending) unchanged; finish()
 // allows exactly when the store's admission rule (toolgate::admits, as every
 // counter store applies it) admits every counter, and gives the same decision
-// for the round-tripped pending call.
+// for the round-tripped pending call. And the same call through the view
+// path (the JS API's hot path: the binary call form read in place through a
+// CallTape, evaluate_into storage kept from input to input, no DOM) is
+// refused or decided exactly as through the DOM path.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -26,7 +29,9 @@
 #include <string>
 #include <vector>
 
+#include "call_buffer.h"
 #include "fuzz_support.h"
+#include "json_reader.h"
 
 namespace {
 
@@ -169,6 +174,45 @@ void check_pending(const PendingCall& pending) {
   FUZZ_CHECK(counters == encoded["counters"], "counters_text differs from to_json");
 }
 
+// Decides the call of `call_text` through the view path and checks it
+// against the DOM path's answer (`read`, and `dom` when it read). Storage is
+// static: kept across inputs as the WebAssembly binding keeps it, so stale
+// state from one input would show in the next one's answer.
+void check_view_path(const Plan& plan, std::string_view call_text, const CallReadOptions& options, const CallRead& read,
+                     const Evaluation* dom) {
+  JsonReadOptions read_options;
+  read_options.record_positions = false;
+  read_options.stop_at_duplicate_key = true;
+  read_options.max_depth = options.max_depth;
+  JsonReadResult parsed = read_json(call_text, read_options);
+  if (!parsed.ok()) return;  // refused before any call form: nothing to encode
+  std::optional<std::vector<std::uint8_t>> bytes = encode_call_buffer(parsed.value);
+  if (!bytes) return;  // unsafe integers have no binary form (the JS API sends them as text)
+  static CallTape tape;
+  static Decision decision;
+  static PendingCall pending;
+  CallView call;
+  std::string error;
+  const bool read_ok = read_call_view(*bytes, options, plan, tape, call, error);
+  FUZZ_CHECK(read_ok == read.call.has_value(), "view path reads=%d, DOM path reads=%d (%s | %s)", read_ok,
+             read.call.has_value(), error.c_str(), read.error.c_str());
+  if (!read_ok) {
+    FUZZ_CHECK(error == read.error, "view path refuses with \"%s\", DOM path with \"%s\"", error.c_str(),
+               read.error.c_str());
+    return;
+  }
+  const bool decided = evaluate_into(plan, call, decision, pending);
+  FUZZ_CHECK(decided == dom->decision.has_value(), "view path decided=%d, DOM path %d", decided,
+             dom->decision.has_value());
+  if (decided) {
+    FUZZ_CHECK(decision_text(decision) == decision_text(*dom->decision), "view path decides %s, DOM path %s",
+               decision_text(decision).c_str(), decision_text(*dom->decision).c_str());
+  } else {
+    FUZZ_CHECK(to_json(pending) == to_json(dom->pending), "view path pends %s, DOM path %s",
+               to_json(pending).dump().c_str(), to_json(dom->pending).dump().c_str());
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -198,9 +242,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!read.call) {
     FUZZ_CHECK(!read.error.empty(), "a malformed call without a reason");
     fuzz::check_decision(invalid_call(read.error));
+    check_view_path(*plan, call_text, options, read, nullptr);
     return 0;
   }
   Evaluation evaluation = evaluate(*plan, *read.call);
+  check_view_path(*plan, call_text, options, read, &evaluation);
   if (evaluation.decision) {
     fuzz::check_decision(*evaluation.decision);
     return 0;

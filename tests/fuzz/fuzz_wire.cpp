@@ -110,6 +110,26 @@ void check_call_buffer(const json& value, std::string_view raw, const CallReadOp
                  "filtered decoding decides differently: %s", value.dump().c_str());
     }
   }
+  // Raw bytes through the view reader (no DOM, the JS API's hot path): it
+  // refuses exactly what the DOM reader refuses, for the same reason, and a
+  // call it reads decides as the DOM reader's does.
+  {
+    const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
+    static CallTape tape;  // reused across inputs, as the binding reuses it
+    CallView view;
+    std::string error;
+    CallRead dom = read_call_buffer(bytes, options, *plan);
+    const bool read_ok = read_call_view(bytes, options, *plan, tape, view, error);
+    FUZZ_CHECK(read_ok == dom.call.has_value() && (read_ok || error == dom.error),
+               "view and DOM readers differ on raw bytes: %s | %s", error.c_str(), dom.error.c_str());
+    if (read_ok) {
+      Evaluation a = evaluate(*plan, *dom.call);
+      Evaluation b = evaluate(*plan, view);
+      FUZZ_CHECK(a.decision.has_value() == b.decision.has_value() &&
+                     (a.decision ? to_json(*a.decision) == to_json(*b.decision) : to_json(a.pending) == to_json(b.pending)),
+                 "view and DOM readers decide differently on raw bytes");
+    }
+  }
   CallRead raw_read = read_call_buffer(
       std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size()), options);
   if (!raw_read.call) {

@@ -162,6 +162,46 @@ test('binary and JSON-text boundaries decide every call identically', async () =
   assert.ok(encoded > cases * 0.35, `only ${encoded} of ${cases} calls were encoded`);
 });
 
+// The engine reads binary calls in place through an index it keeps between
+// calls, and lets it go after a call far larger than usual: calls of every
+// size, in any order, decide as the text path does (wide and deep read
+// arguments under a schema, which reads them all, and an approval, which
+// hashes them all).
+test('calls far larger than usual, between small ones, decide as the text path does', async () => {
+  const binary = await loadToolgate();
+  const json = await loadToolgate({ boundary: 'json' });
+  const document = {
+    version: '1',
+    default: 'deny',
+    tools: {
+      wide: { args: { type: 'object', additionalProperties: { type: 'integer', maximum: 1e9 } } },
+      approve: { action: 'require_approval' },
+      typical: { require: [{ path: 'args.currency', op: 'in', value: ['usd'] }] },
+    },
+  };
+  const policies = [binary.compile(document), json.compile(document)];
+  const wide = (count, bad) => {
+    const args = {};
+    for (let i = 0; i < count; i++) args[`k${(i * 7919) % count}`] = i === bad ? 'x' : i;
+    return args;
+  };
+  const calls = [
+    { tool: 'typical', arguments: { currency: 'usd' } },
+    { tool: 'wide', arguments: wide(60000, -1) },
+    { tool: 'typical', arguments: { currency: 'eur' } },
+    { tool: 'wide', arguments: wide(60000, 59999) },
+    { tool: 'approve', arguments: { list: Array.from({ length: 30000 }, (_, i) => [i, `v${i}`]) } },
+    { tool: 'typical', arguments: { currency: 'usd' } },
+    { tool: 'wide', arguments: wide(20, 3) },
+  ];
+  for (const [i, c] of calls.entries()) {
+    assert.ok(encodeCall(c) >= 0, `call ${i} takes the binary path`);
+    const [a, b] = policies.map((p) => p.evaluate(c, { now: T0 }));
+    same(a, b, `call ${i}`);
+  }
+  for (const p of policies) p.dispose();
+});
+
 test('what JSON.stringify would transform goes as text', () => {
   const plain = { tool: 'run', arguments: { n: 1, s: 'x', a: [1, null, true], o: {} } };
   assert.ok(encodeCall(plain) > 0);
