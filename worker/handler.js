@@ -14,6 +14,7 @@ import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
 import { eventStreamMessages, listToolsThrough } from './pins.js';
+import { DeadlineQueue, PerCallDeadlines } from './deadlines.js';
 
 const MB = 1024 * 1024;
 // The largest answer toolgate reads to a request of its own (tools/list for pins).
@@ -59,6 +60,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   maxApprovalArgumentBytes?: number,
  *   bodyTimeoutMs?: number,
  *   upstreamTimeoutMs?: number,
+ *   sharedTimers?: boolean,
  *   publicUrl?: string,
  *   hostCheck?: (request: Request) => Response | null,
  *   fetch?: typeof fetch,
@@ -90,6 +92,10 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   take the event loop from the others; bodyTimeoutMs: how long a request body may take to
  *   arrive (default 30 s; then 408); grantShare: the part of the event loop one grant's work may
  *   take while other grants are active (default 0.25; ./grant-lanes.js).
+ *   sharedTimers: the body and upstream deadlines of all requests share one timer per
+ *   deadline length (./deadlines.js DeadlineQueue) instead of a setTimeout per request;
+ *   Node's host sets it (./node.js). Not on Workers, where a timer belongs to the request
+ *   that made it.
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
@@ -103,7 +109,7 @@ export function createHandler(options) {
   const {
     counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
-    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
+    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25, sharedTimers = false,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
     observer, metrics, tracer, oauth,
@@ -125,6 +131,13 @@ export function createHandler(options) {
   const inFlight = new Map();
   // Request ids in flight per upstream session (server + the server's session id).
   const sessionIds = new Map();
+  // The body's and the upstream answer's deadlines (see sharedTimers).
+  const Deadlines = sharedTimers ? DeadlineQueue : PerCallDeadlines;
+  const bodyDeadlines = new Deadlines(bodyTimeoutMs);
+  const upstreamDeadlines = new Deadlines(upstreamTimeoutMs);
+  const upstreamTimeoutMessage = `no answer within ${upstreamTimeoutMs} ms`;
+  // Made once: what an upstream deadline does to its request's controller.
+  const abortOnTimeout = (controller) => controller.abort(new Error(upstreamTimeoutMessage));
 
   // context: { remoteAddress, waitUntil (Workers), client (a Client, below:
   // the host's own word on the client leaving; else the request's signal) }.
@@ -387,7 +400,7 @@ export function createHandler(options) {
   // work) and then decided in the grant's lane. { response } when it is
   // refused here; else the gate's admission and whether it was a batch.
   async function readAndAdmit(request, scope) {
-    const bytes = await readBody(request, maxBodyBytes, bodyTimeoutMs);
+    const bytes = await readBody(request, maxBodyBytes, bodyDeadlines);
     if (bytes === TIMED_OUT) {
       return { response: json(408, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body did not arrive within ${bodyTimeoutMs} ms; nothing was forwarded.`), { connection: 'close' }) };
     }
@@ -550,11 +563,7 @@ export function createHandler(options) {
     // plain signal (Node's) gets one: on Node 20 an AbortController costs
     // several microseconds, the request's own signal as much again.
     const upstreamAbort = fetchUpstream.plainSignal === true ? new PlainAbort() : new AbortController();
-    let timedOut = null;
-    const timer = setTimeout(() => {
-      timedOut = new Error(`no answer within ${upstreamTimeoutMs} ms`);
-      upstreamAbort.abort(timedOut);
-    }, upstreamTimeoutMs);
+    const deadline = upstreamDeadlines.add(abortOnTimeout, upstreamAbort);
     const { client } = scope;
     client.onLeave(() => upstreamAbort.abort(client.reason));
     const started = observer ? performance.now() : 0;
@@ -564,13 +573,13 @@ export function createHandler(options) {
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
-      const status = client.left ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
-      const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
+      const status = client.left ? 'client_left' : deadline.fired ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
+      const cause = status === 'timeout' ? upstreamTimeoutMessage : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
       observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
       return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status };
     } finally {
-      clearTimeout(timer);
+      upstreamDeadlines.cancel(deadline);
     }
   }
 
@@ -638,11 +647,12 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 const TIMED_OUT = Symbol('timed out');
 
 // The request body, or null when it is longer than `limit`, or TIMED_OUT when
-// it has not arrived within `timeoutMs` (a client trickling a body would hold
-// its slot forever). A declared Content-Length within the limit takes
-// arrayBuffer(), which Node's adapter serves without building a web stream;
-// otherwise the body is read as a stream and cut off at the limit.
-async function readBody(request, limit, timeoutMs) {
+// it has not arrived by its deadline (`deadlines`, ./deadlines.js: a client
+// trickling a body would hold its slot forever). A declared Content-Length
+// within the limit takes arrayBuffer(), which Node's adapter serves without
+// building a web stream; otherwise the body is read as a stream and cut off
+// at the limit.
+async function readBody(request, limit, deadlines) {
   const declared = Number(request.headers.get('content-length'));
   let reading;
   if (request.headers.has('content-length') && Number.isSafeInteger(declared) && declared >= 0) {
@@ -651,21 +661,21 @@ async function readBody(request, limit, timeoutMs) {
   } else {
     reading = readLimited(request.body, limit);
   }
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
-  });
+  // One promise settled by the read or by the deadline, whichever comes
+  // first (not a timeout promise and Promise.race: fewer promises per call).
+  let deadline;
   try {
-    const bytes = await Promise.race([reading, timeout]);
-    if (bytes === TIMED_OUT) {
-      reading.catch(() => {});
-      request.body?.cancel().catch(() => {});
-    }
+    const bytes = await new Promise((resolve, reject) => {
+      deadline = deadlines.add(resolveTimedOut, resolve);
+      reading.then(resolve, reject);
+    });
+    if (bytes === TIMED_OUT) request.body?.cancel().catch(() => {});
     return bytes;
   } finally {
-    clearTimeout(timer);
+    deadlines.cancel(deadline);
   }
 }
+const resolveTimedOut = (resolve) => resolve(TIMED_OUT);
 
 /** The body's bytes, or null when it is longer than `limit`. */
 async function readLimited(body, limit) {

@@ -148,6 +148,8 @@ export async function startProxy(options) {
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? loaded.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
+    // One timer per deadline length for all requests, not one per request (./deadlines.js).
+    sharedTimers: true,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
     // The OAuth resource's host is one clients use, as --public-url's is.
     hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(oauth) }),
