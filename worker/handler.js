@@ -127,6 +127,8 @@ export function createHandler(options) {
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log, isAdmin: oauth?.config.admin ? (request) => oauth.isAdmin(bearerToken(request)) : undefined });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
+  // The link an approval_required answer carries (one function for every request).
+  const approvalUrl = approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined;
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
   // Request ids in flight per upstream session (server + the server's session id).
@@ -206,8 +208,8 @@ export function createHandler(options) {
       grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
       waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
-      clientLeft: () => scope.client.left,
-      approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
+      clientLeft: scopeClientLeft,
+      approvalUrl,
     };
     // With pins, a call to a tool whose current definition toolgate has not
     // seen makes toolgate list the tools itself, in this session (./pins.js).
@@ -227,15 +229,19 @@ export function createHandler(options) {
   // maxConcurrentPerGrant at a time (more get 429), and their CPU work one at
   // a time in the grant's lane (./grant-lanes.js), so that a grant flooding
   // the proxy cannot take the event loop from the others.
+  // takeSlot says whether the grant got a slot; each slot taken is given
+  // back by exactly one freeSlot (post's finally).
   function takeSlot(grant) {
     const running = inFlight.get(grant.id) ?? 0;
-    if (running >= maxConcurrentPerGrant) return null;
+    if (running >= maxConcurrentPerGrant) return false;
     inFlight.set(grant.id, running + 1);
-    return () => {
-      const left = inFlight.get(grant.id) - 1;
-      if (left === 0) inFlight.delete(grant.id);
-      else inFlight.set(grant.id, left);
-    };
+    return true;
+  }
+
+  function freeSlot(grant) {
+    const left = inFlight.get(grant.id) - 1;
+    if (left === 0) inFlight.delete(grant.id);
+    else inFlight.set(grant.id, left);
   }
 
   // { grant } or { refused: Response }. Static grants first (a hash lookup);
@@ -265,8 +271,7 @@ export function createHandler(options) {
     if (request.headers.has('content-encoding') && !/^\s*identity\s*$/i.test(request.headers.get('content-encoding'))) {
       return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Content-Encoding is not supported on requests: send the JSON body as it is. Nothing was forwarded.'));
     }
-    const freeSlot = takeSlot(scope.grant);
-    if (!freeSlot) {
+    if (!takeSlot(scope.grant)) {
       return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${maxConcurrentPerGrant} requests being read and decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
     }
     const ids = claimsFor(scope);
@@ -276,7 +281,7 @@ export function createHandler(options) {
       scope.claimId = ids.claim;
       admitted = await readAndAdmit(request, scope);
     } finally {
-      freeSlot();
+      freeSlot(scope.grant);
     }
     if (admitted.response || admitted.forward.length === 0) ids.release();
     if (admitted.response) return admitted.response;
@@ -294,7 +299,7 @@ export function createHandler(options) {
         ids.release();
         // Done with this request: a call whose answer did not come (or a path
         // that threw) ends here, so that each exchange settles exactly once.
-        report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER));
+        endAll(exchanges);
       }
     }
   }
@@ -337,7 +342,7 @@ export function createHandler(options) {
     const pinEpoch = scope.pins ? gate.pinEpoch(scope.server, scope.session) : undefined;
     const text = JSON.stringify(batch ? forward : forward[0]);
     // From here on the server may receive the calls.
-    report(exchanges, (exchange) => exchange.sent());
+    sentAll(exchanges);
     const upstream = await callUpstream(server, request, text, scope);
     if (upstream.error) {
       // The connection never made (unreachable) proves the server did not get
@@ -366,7 +371,8 @@ export function createHandler(options) {
       report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, exchanges, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
+    const inspectOptions = { server: scope.server, policy: scope.policy, exchanges, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch };
+    const inspect = (message) => gate.inspect(message, inspectOptions);
     if (/^text\/event-stream/i.test(type)) {
       // Headers first: once the stream exists, only its end settles the calls.
       const headers = await clientHeaders(response, scope);
@@ -462,10 +468,10 @@ export function createHandler(options) {
       const reason = bytes === null ? `over ${maxResponseBytes} bytes` : bytes === undefined ? 'cut off' : 'not JSON';
       return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server's answer was ${reason}.`));
     }
-    const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
+    const messages = Array.isArray(parsed) ? parsed.map(inspect) : [inspect(parsed)];
     // Calls the answer left unanswered (the server took them).
-    report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
-    const all = [...answers, ...messages];
+    endAll(exchanges, response.status);
+    const all = answers.length === 0 ? messages : [...answers, ...messages];
     return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: await clientHeaders(response, scope) });
   }
 
@@ -565,7 +571,7 @@ export function createHandler(options) {
     const upstreamAbort = fetchUpstream.plainSignal === true ? new PlainAbort() : new AbortController();
     const deadline = upstreamDeadlines.add(abortOnTimeout, upstreamAbort);
     const { client } = scope;
-    client.onLeave(() => upstreamAbort.abort(client.reason));
+    client.onLeave(abortWithReason, upstreamAbort);
     const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
@@ -619,6 +625,25 @@ const NO_CLAIMS = Object.freeze({ claim: undefined, release() {} });
 // for those already settled).
 function report(exchanges, event) {
   for (const exchange of exchanges.values()) event(exchange);
+}
+
+// The two reports every forwarded call makes, without a closure per call:
+// the calls went upstream; the request is done (calls not answered by then,
+// with the upstream's status when there was one).
+function sentAll(exchanges) {
+  for (const exchange of exchanges.values()) exchange.sent();
+}
+
+function endAll(exchanges, status) {
+  for (const exchange of exchanges.values()) exchange.ended(Outcome.NO_ANSWER, status === undefined ? undefined : { status });
+}
+
+// What the client leaving does to the upstream request (Client.onLeave).
+const abortWithReason = (controller, reason) => controller.abort(reason);
+
+// scope.clientLeft, called as a method of the request's scope.
+function scopeClientLeft() {
+  return this.client.left;
 }
 
 // How an upstream event stream ended (./sse.js onEnd) as an exchange's Outcome.
@@ -771,12 +796,12 @@ function requestUrl(text) {
 
 /**
  * The client of a request, as the handler asks about it: `left` (it went
- * away before its answer was complete), `reason`, and `onLeave(fn)` (fn runs
+ * away before its answer was complete), `reason`, and `onLeave(fn, target)` (fn(target, reason) runs
  * once when it leaves, at once if it has). Hosts may pass their own as
  * `context.client` (Node's, ./node.js, listens to the response's 'close'
  * without making the request's AbortSignal); otherwise the request's signal
  * says it.
- * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave(fn: () => void): void }} Client
+ * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave<T>(fn: (target: T, reason: unknown) => void, target?: T): void }} Client
  */
 function signalClient(request) {
   return {
@@ -786,11 +811,11 @@ function signalClient(request) {
     get reason() {
       return request.signal?.reason;
     },
-    onLeave(fn) {
+    onLeave(fn, target) {
       const signal = request.signal;
       if (!signal) return;
-      if (signal.aborted) fn();
-      else signal.addEventListener('abort', fn, { once: true });
+      if (signal.aborted) fn(target, signal.reason);
+      else signal.addEventListener('abort', () => fn(target, signal.reason), { once: true });
     },
   };
 }
