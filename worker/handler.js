@@ -678,24 +678,27 @@ const TIMED_OUT = Symbol('timed out');
 // building a web stream; otherwise the body is read as a stream and cut off
 // at the limit.
 async function readBody(request, limit, deadlines) {
-  const declared = Number(request.headers.get('content-length'));
-  let reading;
-  if (request.headers.has('content-length') && Number.isSafeInteger(declared) && declared >= 0) {
-    if (declared > limit) return null;
-    reading = request.arrayBuffer().then((buffer) => (buffer.byteLength > limit ? null : new Uint8Array(buffer)));
-  } else {
-    reading = readLimited(request.body, limit);
-  }
+  const header = request.headers.get('content-length');
+  const declared = Number(header);
+  // arrayBuffer() when the length is declared: an ArrayBuffer, checked
+  // against the limit once read; else readLimited's bytes or null.
+  const whole = header !== null && Number.isSafeInteger(declared) && declared >= 0;
+  if (whole && declared > limit) return null;
+  const reading = whole ? request.arrayBuffer() : readLimited(request.body, limit);
   // One promise settled by the read or by the deadline, whichever comes
   // first (not a timeout promise and Promise.race: fewer promises per call).
   let deadline;
   try {
-    const bytes = await new Promise((resolve, reject) => {
+    const read = await new Promise((resolve, reject) => {
       deadline = deadlines.add(resolveTimedOut, resolve);
       reading.then(resolve, reject);
     });
-    if (bytes === TIMED_OUT) request.body?.cancel().catch(() => {});
-    return bytes;
+    if (read === TIMED_OUT) {
+      request.body?.cancel().catch(() => {});
+      return TIMED_OUT;
+    }
+    if (!whole) return read;
+    return read.byteLength > limit ? null : new Uint8Array(read);
   } finally {
     deadlines.cancel(deadline);
   }
