@@ -472,7 +472,9 @@ export function createHandler(options) {
     // Calls the answer left unanswered (the server took them).
     endAll(exchanges, response.status);
     const all = answers.length === 0 ? messages : [...answers, ...messages];
-    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: await clientHeaders(response, scope) });
+    let headers = clientHeaders(response, scope);
+    if (headers instanceof Promise) headers = await headers;
+    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers });
   }
 
   // GET opens the server's event stream; DELETE ends a session. Neither
@@ -495,10 +497,17 @@ export function createHandler(options) {
 
   // The headers the client gets: the forwarded ones, with the server's session
   // id bound to this grant and server.
-  async function clientHeaders(response, scope) {
+  // The headers, or a promise of them when a session id must be bound (the
+  // common answer, without a session, takes no promise).
+  function clientHeaders(response, scope) {
     const headers = responseHeaders(response);
     const session = headers['mcp-session-id'];
-    if (sessions && session !== undefined) headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
+    if (sessions && session !== undefined) return bindSession(headers, session, scope);
+    return headers;
+  }
+
+  async function bindSession(headers, session, scope) {
+    headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
     return headers;
   }
 
