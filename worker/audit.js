@@ -51,13 +51,16 @@ function canonical(value, depth) {
   }
   if (value === null) return 'null';
   if (depth >= MAX_DEPTH) throw new RangeError(`canonicalJson: nested more than ${MAX_DEPTH} deep`);
+  // Built as one string (not an array of parts, a closure and join): this
+  // runs for every audited call's arguments.
   if (Array.isArray(value)) {
-    const items = [];
+    let text = '[';
     for (let i = 0; i < value.length; i += 1) {
       if (!(i in value)) throw new TypeError('canonicalJson: an array with holes is not JSON');
-      items.push(canonical(value[i], depth + 1));
+      if (i > 0) text += ',';
+      text += canonical(value[i], depth + 1);
     }
-    return `[${items.join(',')}]`;
+    return `${text}]`;
   }
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) {
@@ -66,8 +69,12 @@ function canonical(value, depth) {
   }
   // Array.prototype.sort compares strings by UTF-16 code units, as RFC 8785 orders names.
   const names = Object.keys(value).sort();
-  const members = names.map((name) => `${JSON.stringify(name)}:${canonical(value[name], depth + 1)}`);
-  return `{${members.join(',')}}`;
+  let text = '{';
+  for (let i = 0; i < names.length; i += 1) {
+    if (i > 0) text += ',';
+    text += `${JSON.stringify(names[i])}:${canonical(value[names[i]], depth + 1)}`;
+  }
+  return `${text}}`;
 }
 
 /** Lowercase hex SHA-256 of `text`'s UTF-8 bytes (WebCrypto: Workers, Node >= 20, browsers). */

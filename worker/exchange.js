@@ -144,6 +144,7 @@ async function whenDone([written, store, settlement]) {
 export class Exchange {
   #event;
   #write;
+  #writeContext;
   #trace;
   #monitor;
   #started;
@@ -164,15 +165,18 @@ export class Exchange {
    * Made by the gate for each tools/call it decides.
    * @param {object} parts
    * @param {() => Promise<object>} parts.event the audit event's fields known at decision time (built once, lazily)
-   * @param {(makeEvent: () => Promise<object>) => Promise<void>} parts.write writes an audit event (later, off the
-   *   answer's path: Gate#write)
+   * @param {(makeEvent: () => Promise<object>, context: unknown) => Promise<void>} parts.write writes an audit event
+   *   (later, off the answer's path: Gate#write), called with `writeContext` as its second argument
+   * @param {unknown} [parts.writeContext] what `write` is told besides the event (the gate: the request's
+   *   context), so that one writer serves every exchange
    * @param {{upstream?: string, end(fields: object): void} | null} [parts.trace] toolgate's span for the call
    * @param {boolean} [parts.monitor] the call runs in monitor mode (audited `enforced: false`)
    * @param {number} [parts.started] performance.now() when the decision began
    */
-  constructor({ event, write, trace = null, monitor = false, started = performance.now() }) {
+  constructor({ event, write, writeContext, trace = null, monitor = false, started = performance.now() }) {
     this.#event = event;
     this.#write = write;
+    this.#writeContext = writeContext;
     this.#trace = trace;
     this.#monitor = monitor;
     this.#started = started;
@@ -225,7 +229,7 @@ export class Exchange {
     this.#settlement = Settlement.REFUSED;
     const latency = elapsed(this.#started);
     this.#trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
-    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, { upstream_status: null, latency_ms: latency }))));
+    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, { upstream_status: null, latency_ms: latency })), this.#writeContext));
     this.#finished([written, undefined, Settlement.REFUSED]);
   }
 
@@ -308,7 +312,7 @@ export class Exchange {
     // mode that the policy would refuse reserved nothing: no field.
     const settled = { upstream_status: status, outcome, latency_ms: latency };
     if (this.#reservation !== NOTHING_RESERVED) settled.quota = this.#settlement === Settlement.COMMITTED ? 'kept' : 'returned';
-    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, settled))));
+    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, settled)), this.#writeContext));
     this.#finished([written, settledStore, this.#settlement]);
   }
 }

@@ -212,6 +212,9 @@ export class Gate {
   #maxPendingApprovalsPerGrant;
   #maxApprovalArgumentBytes;
   #onWork;
+  #writeEvent;
+  #writeBuilt;
+  #auditFailed;
   #observer;
   #tracer;
   // server name -> tools seen declaring an outputSchema (learnt from tools/list)
@@ -273,6 +276,14 @@ export class Gate {
     this.#auditKey = auditKey;
     this.#maxPendingApprovalsPerGrant = maxPendingApprovalsPerGrant;
     this.#maxApprovalArgumentBytes = maxApprovalArgumentBytes;
+    // Made once, not per call: an Exchange's writer (called with the
+    // request's context), and the two steps of each event's write.
+    this.#writeEvent = (makeEvent, context) => this.#write(makeEvent, context);
+    this.#writeBuilt = (event) => this.#audit?.write(event);
+    this.#auditFailed = (error) => {
+      // The decision stands; the operator must hear that its record is missing.
+      this.#log('error', 'audit sink failed; the decision stands but its event was not recorded', { error: String(error?.message ?? error) });
+    };
   }
 
   /**
@@ -367,9 +378,8 @@ export class Gate {
     const now = this.#clock();
     const { grant, server, policy } = context;
     const params = message.params;
-    const write = (makeEvent) => this.#write(makeEvent, context);
     if (!isObject(params)) {
-      const exchange = new Exchange({ event: this.#event(message, context, { tool: null, args: undefined, now }), write, started });
+      const exchange = new Exchange({ event: this.#event(message, context, { tool: null, args: undefined, now }), write: this.#writeEvent, writeContext: context, started });
       this.#observer?.decided({ server: context.server, tool: null, decision: 'deny', code: 'invalid_call', enforced: true, ms: elapsed(started) });
       exchange.refuse({ decision: 'deny', code: 'invalid_call', rule: '' });
       return { answer: errorMessage(message.id, JsonRpcError.INVALID_PARAMS, 'Invalid params: tools/call needs params {"name": string, "arguments": object}.') };
@@ -383,7 +393,7 @@ export class Gate {
     const trace = this.#tracer || context.traceparent || params._meta !== undefined
       ? callTrace(this.#tracer, { header: context.traceparent, meta: params._meta?.traceparent, server, tool, grant: grant.id })
       : null;
-    const exchange = new Exchange({ event: this.#event(message, context, { tool, args, now, monitor }), write, trace, monitor, started });
+    const exchange = new Exchange({ event: this.#event(message, context, { tool, args, now, monitor }), write: this.#writeEvent, writeContext: context, trace, monitor, started });
     let decision;
     let authorization;
     // Pins come first: a tool whose definition is not the reviewed one is not
@@ -617,12 +627,7 @@ export class Gate {
         event = Promise.reject(error);
       }
       if (grant !== undefined) this.#onWork?.(grant, performance.now() - started);
-      resolve(Promise.resolve(event)
-        .then((built) => this.#audit?.write(built))
-        .catch((error) => {
-          // The decision stands; the operator must hear that its record is missing.
-          this.#log('error', 'audit sink failed; the decision stands but its event was not recorded', { error: String(error?.message ?? error) });
-        }));
+      resolve(Promise.resolve(event).then(this.#writeBuilt).catch(this.#auditFailed));
     }
   }
 

@@ -14,6 +14,7 @@ import { GrantLanes } from './grant-lanes.js';
 import { json } from './responses.js';
 import { SessionBinding, webCryptoHmac } from './sessions.js';
 import { eventStreamMessages, listToolsThrough } from './pins.js';
+import { DeadlineQueue, PerCallDeadlines } from './deadlines.js';
 
 const MB = 1024 * 1024;
 // The largest answer toolgate reads to a request of its own (tools/list for pins).
@@ -59,6 +60,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   maxApprovalArgumentBytes?: number,
  *   bodyTimeoutMs?: number,
  *   upstreamTimeoutMs?: number,
+ *   sharedTimers?: boolean,
  *   publicUrl?: string,
  *   hostCheck?: (request: Request) => Response | null,
  *   fetch?: typeof fetch,
@@ -90,6 +92,10 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   take the event loop from the others; bodyTimeoutMs: how long a request body may take to
  *   arrive (default 30 s; then 408); grantShare: the part of the event loop one grant's work may
  *   take while other grants are active (default 0.25; ./grant-lanes.js).
+ *   sharedTimers: the body and upstream deadlines of all requests share one timer per
+ *   deadline length (./deadlines.js DeadlineQueue) instead of a setTimeout per request;
+ *   Node's host sets it (./node.js). Not on Workers, where a timer belongs to the request
+ *   that made it.
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
@@ -103,7 +109,7 @@ export function createHandler(options) {
   const {
     counters, approvals, audit, adminTokenSha256, failOpen = false, auditArguments = false,
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
-    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25,
+    maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25, sharedTimers = false,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
     observer, metrics, tracer, oauth,
@@ -121,10 +127,19 @@ export function createHandler(options) {
   });
   const approvalRoutes = createApprovalRoutes({ approvals, adminTokenSha256, clock, log, isAdmin: oauth?.config.admin ? (request) => oauth.isAdmin(bearerToken(request)) : undefined });
   const approvalBase = publicUrl === undefined ? '' : publicUrl.replace(/\/+$/, '');
+  // The link an approval_required answer carries (one function for every request).
+  const approvalUrl = approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined;
   // POSTs of each grant being read and decided now (see maxConcurrentPerGrant).
   const inFlight = new Map();
   // Request ids in flight per upstream session (server + the server's session id).
   const sessionIds = new Map();
+  // The body's and the upstream answer's deadlines (see sharedTimers).
+  const Deadlines = sharedTimers ? DeadlineQueue : PerCallDeadlines;
+  const bodyDeadlines = new Deadlines(bodyTimeoutMs);
+  const upstreamDeadlines = new Deadlines(upstreamTimeoutMs);
+  const upstreamTimeoutMessage = `no answer within ${upstreamTimeoutMs} ms`;
+  // Made once: what an upstream deadline does to its request's controller.
+  const abortOnTimeout = (controller) => controller.abort(new Error(upstreamTimeoutMessage));
 
   // context: { remoteAddress, waitUntil (Workers), client (a Client, below:
   // the host's own word on the client leaving; else the request's signal) }.
@@ -193,8 +208,8 @@ export function createHandler(options) {
       grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
       waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
-      clientLeft: () => scope.client.left,
-      approvalUrl: approvals && adminTokenSha256 ? (id) => `${approvalBase}/approvals#${id}` : undefined,
+      clientLeft: scopeClientLeft,
+      approvalUrl,
     };
     // With pins, a call to a tool whose current definition toolgate has not
     // seen makes toolgate list the tools itself, in this session (./pins.js).
@@ -214,15 +229,19 @@ export function createHandler(options) {
   // maxConcurrentPerGrant at a time (more get 429), and their CPU work one at
   // a time in the grant's lane (./grant-lanes.js), so that a grant flooding
   // the proxy cannot take the event loop from the others.
+  // takeSlot says whether the grant got a slot; each slot taken is given
+  // back by exactly one freeSlot (post's finally).
   function takeSlot(grant) {
     const running = inFlight.get(grant.id) ?? 0;
-    if (running >= maxConcurrentPerGrant) return null;
+    if (running >= maxConcurrentPerGrant) return false;
     inFlight.set(grant.id, running + 1);
-    return () => {
-      const left = inFlight.get(grant.id) - 1;
-      if (left === 0) inFlight.delete(grant.id);
-      else inFlight.set(grant.id, left);
-    };
+    return true;
+  }
+
+  function freeSlot(grant) {
+    const left = inFlight.get(grant.id) - 1;
+    if (left === 0) inFlight.delete(grant.id);
+    else inFlight.set(grant.id, left);
   }
 
   // { grant } or { refused: Response }. Static grants first (a hash lookup);
@@ -252,8 +271,7 @@ export function createHandler(options) {
     if (request.headers.has('content-encoding') && !/^\s*identity\s*$/i.test(request.headers.get('content-encoding'))) {
       return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Content-Encoding is not supported on requests: send the JSON body as it is. Nothing was forwarded.'));
     }
-    const freeSlot = takeSlot(scope.grant);
-    if (!freeSlot) {
+    if (!takeSlot(scope.grant)) {
       return json(429, errorMessage(null, JsonRpcError.INVALID_REQUEST, `Too many requests: this grant already has ${maxConcurrentPerGrant} requests being read and decided; retry when they are answered. Nothing was forwarded.`), { 'retry-after': '1' });
     }
     const ids = claimsFor(scope);
@@ -263,7 +281,7 @@ export function createHandler(options) {
       scope.claimId = ids.claim;
       admitted = await readAndAdmit(request, scope);
     } finally {
-      freeSlot();
+      freeSlot(scope.grant);
     }
     if (admitted.response || admitted.forward.length === 0) ids.release();
     if (admitted.response) return admitted.response;
@@ -281,7 +299,7 @@ export function createHandler(options) {
         ids.release();
         // Done with this request: a call whose answer did not come (or a path
         // that threw) ends here, so that each exchange settles exactly once.
-        report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER));
+        endAll(exchanges);
       }
     }
   }
@@ -324,7 +342,7 @@ export function createHandler(options) {
     const pinEpoch = scope.pins ? gate.pinEpoch(scope.server, scope.session) : undefined;
     const text = JSON.stringify(batch ? forward : forward[0]);
     // From here on the server may receive the calls.
-    report(exchanges, (exchange) => exchange.sent());
+    sentAll(exchanges);
     const upstream = await callUpstream(server, request, text, scope);
     if (upstream.error) {
       // The connection never made (unreachable) proves the server did not get
@@ -353,7 +371,8 @@ export function createHandler(options) {
       report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
       return answers.length > 0 ? json(200, batch ? answers : answers[0]) : passThrough(response, scope);
     }
-    const inspect = (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, exchanges, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch });
+    const inspectOptions = { server: scope.server, policy: scope.policy, exchanges, status: response.status, pins: scope.pins, session: scope.session, monitor: scope.monitor, pinEpoch };
+    const inspect = (message) => gate.inspect(message, inspectOptions);
     if (/^text\/event-stream/i.test(type)) {
       // Headers first: once the stream exists, only its end settles the calls.
       const headers = await clientHeaders(response, scope);
@@ -387,7 +406,7 @@ export function createHandler(options) {
   // work) and then decided in the grant's lane. { response } when it is
   // refused here; else the gate's admission and whether it was a batch.
   async function readAndAdmit(request, scope) {
-    const bytes = await readBody(request, maxBodyBytes, bodyTimeoutMs);
+    const bytes = await readBody(request, maxBodyBytes, bodyDeadlines);
     if (bytes === TIMED_OUT) {
       return { response: json(408, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body did not arrive within ${bodyTimeoutMs} ms; nothing was forwarded.`), { connection: 'close' }) };
     }
@@ -449,11 +468,13 @@ export function createHandler(options) {
       const reason = bytes === null ? `over ${maxResponseBytes} bytes` : bytes === undefined ? 'cut off' : 'not JSON';
       return json(502, errorMessage(null, JsonRpcError.INTERNAL, `The upstream server's answer was ${reason}.`));
     }
-    const messages = (Array.isArray(parsed) ? parsed : [parsed]).map(inspect);
+    const messages = Array.isArray(parsed) ? parsed.map(inspect) : [inspect(parsed)];
     // Calls the answer left unanswered (the server took them).
-    report(exchanges, (exchange) => exchange.ended(Outcome.NO_ANSWER, { status: response.status }));
-    const all = [...answers, ...messages];
-    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers: await clientHeaders(response, scope) });
+    endAll(exchanges, response.status);
+    const all = answers.length === 0 ? messages : [...answers, ...messages];
+    let headers = clientHeaders(response, scope);
+    if (headers instanceof Promise) headers = await headers;
+    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers });
   }
 
   // GET opens the server's event stream; DELETE ends a session. Neither
@@ -476,10 +497,17 @@ export function createHandler(options) {
 
   // The headers the client gets: the forwarded ones, with the server's session
   // id bound to this grant and server.
-  async function clientHeaders(response, scope) {
+  // The headers, or a promise of them when a session id must be bound (the
+  // common answer, without a session, takes no promise).
+  function clientHeaders(response, scope) {
     const headers = responseHeaders(response);
     const session = headers['mcp-session-id'];
-    if (sessions && session !== undefined) headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
+    if (sessions && session !== undefined) return bindSession(headers, session, scope);
+    return headers;
+  }
+
+  async function bindSession(headers, session, scope) {
+    headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
     return headers;
   }
 
@@ -550,13 +578,9 @@ export function createHandler(options) {
     // plain signal (Node's) gets one: on Node 20 an AbortController costs
     // several microseconds, the request's own signal as much again.
     const upstreamAbort = fetchUpstream.plainSignal === true ? new PlainAbort() : new AbortController();
-    let timedOut = null;
-    const timer = setTimeout(() => {
-      timedOut = new Error(`no answer within ${upstreamTimeoutMs} ms`);
-      upstreamAbort.abort(timedOut);
-    }, upstreamTimeoutMs);
+    const deadline = upstreamDeadlines.add(abortOnTimeout, upstreamAbort);
     const { client } = scope;
-    client.onLeave(() => upstreamAbort.abort(client.reason));
+    client.onLeave(abortWithReason, upstreamAbort);
     const started = observer ? performance.now() : 0;
     try {
       const response = await fetchUpstream(server.upstream, { method: request.method, headers, body, signal: upstreamAbort.signal, redirect: 'manual' });
@@ -564,13 +588,13 @@ export function createHandler(options) {
       return { response };
     } catch (error) {
       const code = error?.cause?.code;
-      const status = client.left ? 'client_left' : timedOut ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
-      const cause = status === 'timeout' ? timedOut.message : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
+      const status = client.left ? 'client_left' : deadline.fired ? 'timeout' : NOT_SENT.has(code) ? 'unreachable' : 'failed';
+      const cause = status === 'timeout' ? upstreamTimeoutMessage : status === 'client_left' ? 'the client went away' : (code ?? error?.message ?? String(error));
       if (status !== 'client_left') log('warn', 'upstream request failed', { upstream: server.upstream, error: cause });
       observer?.upstream({ server: scope.server, status, ms: performance.now() - started });
       return { error: `The upstream MCP server did not answer (${cause}); the request was not completed.`, status };
     } finally {
-      clearTimeout(timer);
+      upstreamDeadlines.cancel(deadline);
     }
   }
 
@@ -612,6 +636,25 @@ function report(exchanges, event) {
   for (const exchange of exchanges.values()) event(exchange);
 }
 
+// The two reports every forwarded call makes, without a closure per call:
+// the calls went upstream; the request is done (calls not answered by then,
+// with the upstream's status when there was one).
+function sentAll(exchanges) {
+  for (const exchange of exchanges.values()) exchange.sent();
+}
+
+function endAll(exchanges, status) {
+  for (const exchange of exchanges.values()) exchange.ended(Outcome.NO_ANSWER, status === undefined ? undefined : { status });
+}
+
+// What the client leaving does to the upstream request (Client.onLeave).
+const abortWithReason = (controller, reason) => controller.abort(reason);
+
+// scope.clientLeft, called as a method of the request's scope.
+function scopeClientLeft() {
+  return this.client.left;
+}
+
 // How an upstream event stream ended (./sse.js onEnd) as an exchange's Outcome.
 const STREAM_END = Object.freeze({ end: Outcome.STREAM_ENDED, error: Outcome.STREAM_BROKEN, cancel: Outcome.STREAM_CANCELLED });
 
@@ -638,34 +681,38 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 const TIMED_OUT = Symbol('timed out');
 
 // The request body, or null when it is longer than `limit`, or TIMED_OUT when
-// it has not arrived within `timeoutMs` (a client trickling a body would hold
-// its slot forever). A declared Content-Length within the limit takes
-// arrayBuffer(), which Node's adapter serves without building a web stream;
-// otherwise the body is read as a stream and cut off at the limit.
-async function readBody(request, limit, timeoutMs) {
-  const declared = Number(request.headers.get('content-length'));
-  let reading;
-  if (request.headers.has('content-length') && Number.isSafeInteger(declared) && declared >= 0) {
-    if (declared > limit) return null;
-    reading = request.arrayBuffer().then((buffer) => (buffer.byteLength > limit ? null : new Uint8Array(buffer)));
-  } else {
-    reading = readLimited(request.body, limit);
-  }
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
-  });
+// it has not arrived by its deadline (`deadlines`, ./deadlines.js: a client
+// trickling a body would hold its slot forever). A declared Content-Length
+// within the limit takes arrayBuffer(), which Node's adapter serves without
+// building a web stream; otherwise the body is read as a stream and cut off
+// at the limit.
+async function readBody(request, limit, deadlines) {
+  const header = request.headers.get('content-length');
+  const declared = Number(header);
+  // arrayBuffer() when the length is declared: an ArrayBuffer, checked
+  // against the limit once read; else readLimited's bytes or null.
+  const whole = header !== null && Number.isSafeInteger(declared) && declared >= 0;
+  if (whole && declared > limit) return null;
+  const reading = whole ? request.arrayBuffer() : readLimited(request.body, limit);
+  // One promise settled by the read or by the deadline, whichever comes
+  // first (not a timeout promise and Promise.race: fewer promises per call).
+  let deadline;
   try {
-    const bytes = await Promise.race([reading, timeout]);
-    if (bytes === TIMED_OUT) {
-      reading.catch(() => {});
+    const read = await new Promise((resolve, reject) => {
+      deadline = deadlines.add(resolveTimedOut, resolve);
+      reading.then(resolve, reject);
+    });
+    if (read === TIMED_OUT) {
       request.body?.cancel().catch(() => {});
+      return TIMED_OUT;
     }
-    return bytes;
+    if (!whole) return read;
+    return read.byteLength > limit ? null : new Uint8Array(read);
   } finally {
-    clearTimeout(timer);
+    deadlines.cancel(deadline);
   }
 }
+const resolveTimedOut = (resolve) => resolve(TIMED_OUT);
 
 /** The body's bytes, or null when it is longer than `limit`. */
 async function readLimited(body, limit) {
@@ -761,12 +808,12 @@ function requestUrl(text) {
 
 /**
  * The client of a request, as the handler asks about it: `left` (it went
- * away before its answer was complete), `reason`, and `onLeave(fn)` (fn runs
+ * away before its answer was complete), `reason`, and `onLeave(fn, target)` (fn(target, reason) runs
  * once when it leaves, at once if it has). Hosts may pass their own as
  * `context.client` (Node's, ./node.js, listens to the response's 'close'
  * without making the request's AbortSignal); otherwise the request's signal
  * says it.
- * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave(fn: () => void): void }} Client
+ * @typedef {{ readonly left: boolean, readonly reason: unknown, onLeave<T>(fn: (target: T, reason: unknown) => void, target?: T): void }} Client
  */
 function signalClient(request) {
   return {
@@ -776,11 +823,11 @@ function signalClient(request) {
     get reason() {
       return request.signal?.reason;
     },
-    onLeave(fn) {
+    onLeave(fn, target) {
       const signal = request.signal;
       if (!signal) return;
-      if (signal.aborted) fn();
-      else signal.addEventListener('abort', fn, { once: true });
+      if (signal.aborted) fn(target, signal.reason);
+      else signal.addEventListener('abort', () => fn(target, signal.reason), { once: true });
     },
   };
 }

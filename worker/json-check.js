@@ -45,8 +45,19 @@ export function findJsonProblem(text, { maxDepth = 256 } = {}) {
       if (expectKey && frame?.keys) {
         const raw = text.slice(i + 1, j);
         const key = raw.includes('\\') ? JSON.parse(text.slice(i, j + 1)) : raw;
-        const duplicate = frame.keys.has(key);
-        frame.keys.add(key);
+        // An object's first keys in an array (no Set for the few keys most
+        // objects have); past SMALL_OBJECT_KEYS, a Set, so that a huge
+        // object stays linear.
+        let keys = frame.keys;
+        let duplicate;
+        if (Array.isArray(keys)) {
+          duplicate = keys.includes(key);
+          if (keys.length < SMALL_OBJECT_KEYS) keys.push(key);
+          else frame.keys = keys = new Set(keys).add(key);
+        } else {
+          duplicate = keys.has(key);
+          keys.add(key);
+        }
         frame.key = key;
         if (duplicate) return { problem: 'duplicate_key', pointer: pointerOf(stack), key };
         expectKey = false;
@@ -54,7 +65,7 @@ export function findJsonProblem(text, { maxDepth = 256 } = {}) {
       i = j;
     } else if (c === 0x7b || c === 0x5b) { // '{' '['
       if (stack.length >= maxDepth) return { problem: 'too_deep', pointer: pointerOf(stack) };
-      stack.push(c === 0x7b ? { keys: new Set(), key: '' } : { index: 0 });
+      stack.push(c === 0x7b ? { keys: [], key: '' } : { index: 0 });
       expectKey = c === 0x7b;
     } else if (c === 0x7d || c === 0x5d) { // '}' ']'
       stack.pop();
@@ -67,6 +78,9 @@ export function findJsonProblem(text, { maxDepth = 256 } = {}) {
   }
   return null;
 }
+
+// How many keys an object's frame keeps in an array before a Set.
+const SMALL_OBJECT_KEYS = 16;
 
 const escapeToken = (token) => String(token).replaceAll('~', '~0').replaceAll('/', '~1');
 

@@ -148,6 +148,8 @@ export async function startProxy(options) {
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? loaded.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
     maxBatchSize: options.maxBatchSize, maxConcurrentPerGrant: options.maxConcurrentPerGrant, bodyTimeoutMs: options.bodyTimeoutMs,
+    // One timer per deadline length for all requests, not one per request (./deadlines.js).
+    sharedTimers: true,
     maxPendingApprovalsPerGrant: options.maxPendingApprovalsPerGrant, maxApprovalArgumentBytes: options.maxApprovalArgumentBytes,
     // The OAuth resource's host is one clients use, as --public-url's is.
     hostCheck: options.hostCheck ?? createHostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins, publicUrl: options.publicUrl ?? oauthOrigin(oauth) }),
@@ -260,14 +262,22 @@ export class NodeClient {
   #incoming;
   #outgoing;
   #left = false;
+  // fn, target, fn, target, ... (no closure per listener)
   #listeners = null;
 
   constructor(incoming, outgoing) {
     this.#incoming = incoming;
     this.#outgoing = outgoing;
-    outgoing.once('close', () => {
-      if (this.#incoming.errored || !this.#outgoing.writableFinished) this.#leave();
-    });
+    // One listener function for every response (not a closure and a once
+    // wrapper per request); it finds its client on the response.
+    outgoing[CLIENT] = this;
+    outgoing.on('close', NodeClient.#onResponseClose);
+  }
+
+  // `this` is the response.
+  static #onResponseClose() {
+    const client = this[CLIENT];
+    if (client.#incoming.errored || !client.#outgoing.writableFinished) client.#leave();
   }
 
   get left() {
@@ -278,18 +288,22 @@ export class NodeClient {
     return this.#left ? new DOMException('the client went away', 'AbortError') : undefined;
   }
 
-  onLeave(fn) {
-    if (this.#left) fn();
-    else (this.#listeners ??= []).push(fn);
+  /** fn(target, reason) once the client leaves (at once if it has). */
+  onLeave(fn, target) {
+    if (this.#left) fn(target, this.reason);
+    else (this.#listeners ??= []).push(fn, target);
   }
 
   #leave() {
+    if (this.#left) return;
     this.#left = true;
     const listeners = this.#listeners ?? [];
     this.#listeners = null;
-    for (const fn of listeners) fn();
+    for (let i = 0; i < listeners.length; i += 2) listeners[i](listeners[i + 1], this.reason);
   }
 }
+
+const CLIENT = Symbol('toolgate NodeClient');
 
 // The origin of the OAuth resource (checked by then), or undefined.
 function oauthOrigin(oauth) {

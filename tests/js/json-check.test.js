@@ -60,3 +60,26 @@ test('a megabyte string full of escaped quotes and backslashes is skipped correc
   assert.equal(found.key, 'a');
   assert.deepEqual(findJsonProblem(document), reference(document));
 });
+
+// Objects keep their first keys in an array and switch to a Set past 16:
+// duplicates are found on both sides of the switch, and across it.
+test('duplicate keys are found in objects of 1 to 60 keys, wherever the two copies stand (seeded)', () => {
+  const next = random(4242);
+  for (let i = 0; i < 3000; i++) {
+    const count = 1 + Math.floor(next() * 60);
+    const keys = Array.from({ length: count }, (_, k) => `k${k}${next() < 0.1 ? '\\u0061' : ''}`);
+    let duplicate = null;
+    if (count > 1 && next() < 0.5) {
+      const first = Math.floor(next() * count);
+      let second = Math.floor(next() * count);
+      if (second === first) second = (first + 1) % count;
+      keys[Math.max(first, second)] = keys[Math.min(first, second)];
+      duplicate = JSON.parse(`"${keys[Math.min(first, second)]}"`);
+    }
+    const document = `{"outer":{${keys.map((k, n) => `"${k}":${n}`).join(',')}},"outer2":1}`;
+    const found = findJsonProblem(document);
+    assert.deepEqual(found, reference(document), document);
+    if (duplicate === null) assert.equal(found, null, document);
+    else assert.equal(found.key, duplicate, document);
+  }
+});
