@@ -26,6 +26,7 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "call_buffer.h"
@@ -453,6 +454,7 @@ class CompiledPolicy {
     json out = {{"trace", g_trace.to_json()}};
     if (pending) out["pending"] = toolgate::to_json(*pending);
     g_traced_start = dump(out);
+    g_trace.steps.clear();  // a step may hold a large value it read: kept only as text, until read
   }
 
   void publish_pending_text(const toolgate::PendingCall& pending) {
@@ -698,8 +700,10 @@ std::string locate(const std::string& text, const std::string& pointer) {
 
 std::string version() { return toolgate::kVersion; }
 
-// The last traced start's {"trace", "pending"?} as JSON text (explain()).
-std::string traced_start() { return g_traced_start; }
+// The last traced start's {"trace", "pending"?} as JSON text (explain()),
+// handed over: a trace of a call far larger than usual (the values its
+// conditions read) is not kept after JS has it.
+std::string traced_start() { return std::exchange(g_traced_start, std::string()); }
 
 }  // namespace
 
