@@ -26,6 +26,7 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "call_buffer.h"
@@ -275,6 +276,13 @@ toolgate::CallTape g_tape;
 toolgate::PendingCall g_pending;
 std::vector<toolgate::CounterState> g_counts;
 std::string g_read_error;
+// explain()'s traced step one (start_buffer_traced, start_text_traced):
+// the steps are traced here, then moved to the parked slot when the call
+// parks; g_traced_start is step one's steps and pending evaluation as JSON
+// text, which JS reads right after the start (traced_start()). Only a traced
+// start touches these: the hot path never builds a step.
+toolgate::Trace g_trace;
+std::string g_traced_start;
 
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
@@ -325,7 +333,12 @@ class CompiledPolicy {
   // only the arguments this policy can read are decoded.
   // The call is read in place (read_call_view: checked and indexed into
   // g_tape, no DOM) and evaluated into g_decision / g_pending.
-  void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending) {
+  //
+  // `traced` (explain() only, always parked): step one's steps are traced
+  // into g_trace and published with the pending evaluation as JSON text
+  // (publish_traced_start); a parked call keeps a Trace in its slot, so that
+  // finish_buffer() traces step two of this same evaluation.
+  void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending, bool traced = false) {
     // Nothing outlives this call that points into the tape (a pending
     // evaluation holds its own strings): a call far larger than usual leaves
     // no large tape behind, its memory goes back to malloc.
@@ -334,6 +347,7 @@ class CompiledPolicy {
         if (g_tape.entries.capacity() > kTapeEntriesKept) std::vector<toolgate::CallTape::Entry>().swap(g_tape.entries);
       }
     } trim;
+    toolgate::Trace* trace = traced ? begin_trace() : nullptr;
     std::span<const std::uint8_t> bytes(g_input.data(), length);
     auto options = read_options(default_now_ms);
     if (!options) return write_decision(invalid_now());
@@ -346,10 +360,15 @@ class CompiledPolicy {
     // table, whose strings and vectors are kept from its last use.
     const std::optional<std::uint32_t> slot = park_pending ? free_slot() : std::nullopt;
     toolgate::PendingCall& target = slot ? slots_[*slot].pending : g_pending;
-    if (toolgate::evaluate_into(*plan_, call, g_decision, target)) return publish_decision();
+    if (toolgate::evaluate_into(*plan_, call, g_decision, target, trace)) {
+      publish_decision();
+      if (trace) publish_traced_start(nullptr);
+      return;
+    }
     if (!park_pending) return publish_pending_text(target);
+    if (trace) publish_traced_start(&target);
     if (!slot) return write_decision(parked_full());
-    publish_parked(occupy(*slot), target);
+    publish_parked(occupy(*slot, traced), target);
   }
 
   // The same for a call as JSON text (what the binary form cannot carry).
@@ -359,54 +378,45 @@ class CompiledPolicy {
     emit(evaluate_read(toolgate::read_call(call_text, *options)), park_pending);
   }
 
+  // explain()'s step one for the encoded call in the input area:
+  // toolgate_start, parked, with the steps traced (JS reads them with
+  // tracedStart() right after). Through embind, not a plain export: explain()
+  // is not the hot path.
+  void start_buffer_traced(std::uint32_t length, double default_now_ms) {
+    if (length > g_input.size()) {
+      begin_trace();
+      return write_decision(toolgate::invalid_call("the encoded call is larger than its buffer."));
+    }
+    start_buffer(length, default_now_ms, true, true);
+  }
+
+  // The same for a call as JSON text: start_text, parked and traced.
+  void start_text_traced(const std::string& call_text, double default_now_ms) {
+    toolgate::Trace* trace = begin_trace();
+    auto options = read_options(default_now_ms);
+    if (!options) {
+      write_decision(invalid_now());
+      return publish_traced_start(nullptr);
+    }
+    toolgate::Evaluation evaluation = evaluate_read(toolgate::read_call(call_text, *options), trace);
+    publish_traced_start(evaluation.decision ? nullptr : &evaluation.pending);
+    emit(std::move(evaluation), true, true);
+  }
+
+  // The steps a traced finish took for `ticket` (a parked evaluation from a
+  // traced start), as JSON text: step two's steps for the last finish of
+  // this ticket, [] before any, or for a ticket that is not parked or was
+  // not traced. JS reads them before it releases the ticket.
+  std::string finish_trace(std::uint32_t ticket) const {
+    const Slot* slot = find_slot(ticket);
+    return slot && slot->traced ? dump(slot->trace.to_json()) : "[]";
+  }
+
   // Step one as JSON text (the differential tests compare it byte for byte
   // with the native core's): a decision, or the whole pending evaluation.
   std::string evaluate(const std::string& call_text, double default_now_ms) {
     start_text(call_text, default_now_ms, false);
     return g_output.kind == 0 ? toolgate::decision_text(g_decision) : g_pending_text;
-  }
-
-  // A decision with its steps (toolgate::Trace), as JSON text
-  // {"decision": {...} | null, "pending": {...}?, "trace": [...]}. Step one,
-  // then step two when the host passes what its stores answered: `approved`,
-  // and `states_text` ([{"current", "previous"}, ...] as JSON), or "" when it
-  // asked them nothing (the decision is then null). `pending` is the pending
-  // evaluation whenever step one made one. Never on the hot path: authorize()
-  // does not trace.
-  std::string explain(const std::string& call_text, double default_now_ms, bool approved, const std::string& states_text) {
-    toolgate::Trace trace;
-    auto answer = [&trace](const toolgate::Decision* decision, const toolgate::PendingCall* pending) {
-      json out = {{"decision", decision ? toolgate::to_json(*decision) : json(nullptr)}, {"trace", trace.to_json()}};
-      if (pending) out["pending"] = toolgate::to_json(*pending);
-      return dump(out);
-    };
-    auto options = read_options(default_now_ms);
-    if (!options) {
-      toolgate::Decision decision = invalid_now();
-      return answer(&decision, nullptr);
-    }
-    toolgate::CallRead read = toolgate::read_call(call_text, *options);
-    toolgate::Evaluation evaluation;
-    if (!read.call) {
-      evaluation.decision = toolgate::invalid_call(read.error);
-    } else if (!plan_) {
-      evaluation.decision = toolgate::invalid_call("the policy did not compile.");
-    } else {
-      evaluation = toolgate::evaluate(*plan_, *read.call, &trace);
-    }
-    if (evaluation.decision) return answer(&*evaluation.decision, nullptr);
-    if (states_text.empty()) return answer(nullptr, &evaluation.pending);
-    toolgate::JsonReadOptions json_options;
-    json_options.record_positions = false;
-    toolgate::JsonReadResult states_read = toolgate::read_json(states_text, json_options);
-    auto states = states_read.ok() ? toolgate::read_states(states_read.value) : std::nullopt;
-    toolgate::Decision decision = !states ? store_error_decision("the counter store's answer was malformed")
-                                  : approved && states->size() != evaluation.pending.counters.size()
-                                      ? store_error_decision("the counter store answered for the wrong number of counters")
-                                      : toolgate::finish(evaluation.pending, approved, *states, &trace);
-    // The pending evaluation too: a host showing the counters a call needed
-    // (the playground) gets them from this one evaluation, not another.
-    return answer(&decision, &evaluation.pending);
   }
 
   // Writes step one's result to the output area: a decision, or the pending
@@ -415,17 +425,36 @@ class CompiledPolicy {
   // every ticket. When kMaxParked already wait, the call is refused
   // (store_error, fail closed) and nothing waiting is dropped. Otherwise
   // evaluate() gets it whole, as JSON text (OutputKind::pending_text).
-  void emit(toolgate::Evaluation&& evaluation, bool park_pending) {
+  void emit(toolgate::Evaluation&& evaluation, bool park_pending, bool traced = false) {
     if (evaluation.decision) return write_decision(std::move(*evaluation.decision));
-    emit_pending(std::move(evaluation.pending), park_pending);
+    emit_pending(std::move(evaluation.pending), park_pending, traced);
   }
 
-  void emit_pending(toolgate::PendingCall&& pending_call, bool park_pending) {
+  void emit_pending(toolgate::PendingCall&& pending_call, bool park_pending, bool traced = false) {
     if (!park_pending) return publish_pending_text(pending_call);
     const std::optional<std::uint32_t> slot = free_slot();
     if (!slot) return write_decision(parked_full());
     slots_[*slot].pending = std::move(pending_call);
-    publish_parked(occupy(*slot), slots_[*slot].pending);
+    publish_parked(occupy(*slot, traced), slots_[*slot].pending);
+  }
+
+  // Starts tracing a step one: g_trace emptied (its storage kept).
+  // Until step one publishes more (a call refused before it is read has
+  // no steps), JS reads {"trace": []}.
+  static toolgate::Trace* begin_trace() {
+    g_trace.steps.clear();
+    g_traced_start = R"({"trace":[]})";
+    return &g_trace;
+  }
+
+  // {"trace": [step one's steps], "pending": {...}} into g_traced_start;
+  // "pending" only when step one made one (explain() reports it even when
+  // the table was full and the call was refused, as it always has).
+  static void publish_traced_start(const toolgate::PendingCall* pending) {
+    json out = {{"trace", g_trace.to_json()}};
+    if (pending) out["pending"] = toolgate::to_json(*pending);
+    g_traced_start = dump(out);
+    g_trace.steps.clear();  // a step may hold a large value it read: kept only as text, until read
   }
 
   void publish_pending_text(const toolgate::PendingCall& pending) {
@@ -464,11 +493,23 @@ class CompiledPolicy {
   // Step two for a parked evaluation: the store's counts are `count`
   // FastCounts in the input area; the decision goes to the output area.
   // Counts JS could not read as numbers arrive as -1.
+  //
+  // A slot from a traced start traces this finish into its Trace (replacing
+  // the steps of an earlier finish of the same ticket: explain() shows the
+  // finish that decided, as authorize() may finish twice when an approval
+  // was used up meanwhile). Other slots pass no trace: the hot path builds
+  // no step.
   void finish_buffer(std::uint32_t ticket, bool approved, std::uint32_t count) {
-    const toolgate::PendingCall* parked = find_parked(ticket);
+    Slot* slot = find_slot(ticket);
     // Tickets are only ever released by JS (never evicted), and JS finishes
     // a ticket before it releases it: this is a host bug, denied.
-    if (!parked) return write_decision(store_error_decision("the evaluation was already released"));
+    if (!slot) return write_decision(store_error_decision("the evaluation was already released"));
+    const toolgate::PendingCall* parked = &slot->pending;
+    toolgate::Trace* trace = nullptr;
+    if (slot->traced) {
+      slot->trace.steps.clear();
+      trace = &slot->trace;
+    }
     if (static_cast<std::size_t>(count) * sizeof(FastCount) > g_input.size())
       return write_decision(store_error_decision("the counter store's answer was malformed"));
     std::vector<toolgate::CounterState>& counts = g_counts;
@@ -483,14 +524,19 @@ class CompiledPolicy {
     }
     if (approved && counts.size() != parked->counters.size())
       return write_decision(store_error_decision("the counter store answered for the wrong number of counters"));
-    toolgate::finish_into(*parked, approved, counts, g_decision);
+    toolgate::finish_into(*parked, approved, counts, g_decision, trace);
     publish_decision();
   }
 
   void release(std::uint32_t ticket) {
-    if (!find_parked(ticket)) return;
+    Slot* slot = find_slot(ticket);
+    if (!slot) return;
     const std::uint32_t index = ticket & kSlotMask;
-    slots_[index].ticket = 0;
+    if (slot->traced) {  // its steps are JSON objects: not kept for a later call
+      slot->trace.steps.clear();
+      slot->traced = false;
+    }
+    slot->ticket = 0;
     free_.push_back(index);
     --parked_count_;
   }
@@ -536,6 +582,8 @@ class CompiledPolicy {
     std::uint32_t ticket = 0;  // 0: free
     std::uint32_t uses = 0;
     toolgate::PendingCall pending;
+    bool traced = false;       // parked by explain(): its finish is traced into `trace`
+    toolgate::Trace trace;     // the last traced finish's steps
   };
   static constexpr std::uint32_t kSlotMask = 0xFFFF;
   static_assert(kMaxParked <= kSlotMask + 1, "a slot index fits 16 bits of a ticket");
@@ -559,10 +607,12 @@ class CompiledPolicy {
     return free_.back();
   }
 
-  // Takes the slot free_slot() gave; returns its ticket.
-  std::uint32_t occupy(std::uint32_t index) {
+  // Takes the slot free_slot() gave; returns its ticket. `traced`: the
+  // evaluation came from a traced start (explain()).
+  std::uint32_t occupy(std::uint32_t index, bool traced) {
     free_.pop_back();
     Slot& slot = slots_[index];
+    slot.traced = traced;
     slot.uses = (slot.uses + 1) & kSlotMask;
     if (slot.uses == 0) slot.uses = 1;
     slot.ticket = slot.uses << 16 | index;
@@ -570,11 +620,12 @@ class CompiledPolicy {
     return slot.ticket;
   }
 
-  const toolgate::PendingCall* find_parked(std::uint32_t ticket) const {
+  Slot* find_slot(std::uint32_t ticket) {
     const std::uint32_t index = ticket & kSlotMask;
     if (ticket == 0 || index >= slots_.size() || slots_[index].ticket != ticket) return nullptr;
-    return &slots_[index].pending;
+    return &slots_[index];
   }
+  const Slot* find_slot(std::uint32_t ticket) const { return const_cast<CompiledPolicy*>(this)->find_slot(ticket); }
 
   // Read options for a call, or nullopt when the host's `now` is not a valid
   // time: the cast of NaN or an out-of-range double would be undefined
@@ -588,14 +639,14 @@ class CompiledPolicy {
 
   static toolgate::Decision invalid_now() { return toolgate::invalid_call("the host's current time is not a valid timestamp."); }
 
-  toolgate::Evaluation evaluate_read(const toolgate::CallRead& read) const {
+  toolgate::Evaluation evaluate_read(const toolgate::CallRead& read, toolgate::Trace* trace = nullptr) const {
     toolgate::Evaluation result;
     if (!read.call) {
       result.decision = toolgate::invalid_call(read.error);
     } else if (!plan_) {
       result.decision = toolgate::invalid_call("the policy did not compile.");
     } else {
-      result = toolgate::evaluate(*plan_, *read.call);
+      result = toolgate::evaluate(*plan_, *read.call, trace);
     }
     return result;
   }
@@ -649,6 +700,11 @@ std::string locate(const std::string& text, const std::string& pointer) {
 
 std::string version() { return toolgate::kVersion; }
 
+// The last traced start's {"trace", "pending"?} as JSON text (explain()),
+// handed over: a trace of a call far larger than usual (the values its
+// conditions read) is not kept after JS has it.
+std::string traced_start() { return std::exchange(g_traced_start, std::string()); }
+
 }  // namespace
 
 // The hot path's exports (see the top of this file). `policy` is a
@@ -686,7 +742,9 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("names", &CompiledPolicy::names)
       .function("startText", &CompiledPolicy::start_text)
       .function("evaluate", &CompiledPolicy::evaluate)
-      .function("explain", &CompiledPolicy::explain)
+      .function("startBufferTraced", &CompiledPolicy::start_buffer_traced)
+      .function("startTextTraced", &CompiledPolicy::start_text_traced)
+      .function("finishTrace", &CompiledPolicy::finish_trace)
       .function("address", &CompiledPolicy::address)
       .function("release", &CompiledPolicy::release)
       .function("parked", &CompiledPolicy::parked)
@@ -698,5 +756,6 @@ EMSCRIPTEN_BINDINGS(toolgate) {
   emscripten::function("readTimestamp", &read_timestamp);
   emscripten::function("locate", &locate);
   emscripten::function("version", &version);
+  emscripten::function("tracedStart", &traced_start);
   emscripten::function("boundaryLayout", &boundary_layout);
 }

@@ -348,6 +348,31 @@ class Toolgate {
       throw this.#failed(error);
     }
   }
+
+  // explain()'s step one: as startEncoded (length >= 0, the encoded call) or
+  // startText (`text`), parked, with the core tracing its steps; the parked
+  // evaluation keeps a trace for its finish (finishTrace). Returns the
+  // output read and step one's { trace, pending? } (parsed JSON).
+  startTraced(handle, length, text, now) {
+    return this.#call(() => {
+      const core = this.#core;
+      if (length >= 0) {
+        const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        core.HEAPU8.set(encodedBytes(length), input);
+        handle.startBufferTraced(length, now);
+      } else {
+        handle.startTextTraced(text, now);
+      }
+      const raw = this.#read(core);
+      return { raw, stepOne: JSON.parse(core.tracedStart()) };
+    });
+  }
+
+  // The steps of the last finish of a parked evaluation from startTraced
+  // (read before its release).
+  finishTrace(handle, ticket) {
+    return JSON.parse(this.#call(() => handle.finishTrace(ticket)));
+  }
 }
 
 class Policy {
@@ -637,8 +662,9 @@ class Policy {
    * decide(), traced: the decision (counters charged as decide() charges
    * them) with `trace`, its steps as the core took them: which entry
    * matched, each condition with the value it read and whether it held, each
-   * limit with its count before this call, the approval looked up. Slower
-   * than decide() (the call is evaluated twice): for people asking why.
+   * limit with its count before this call, the approval looked up. One
+   * evaluation, traced as it decides: for people asking why (tracing builds
+   * JSON for every step, so it is slower than decide()).
    * @returns {Promise<object>} the decision plus `trace` (an array of steps)
    */
   async explain(call, options = {}) {
@@ -654,14 +680,47 @@ class Policy {
    * pending.counters; [] when it was not asked) }.
    */
   async explainWithCounters(call, options = {}) {
+    const { counters, approvals, now = Date.now(), failOpen = false } = options;
+    // Step one, traced: the evaluation authorize() would make, parked, its
+    // steps kept. Step two is authorize()'s own (#authorizeParked), on this
+    // parked evaluation; the core traces its finish into the parked slot.
+    const started = this.#startTraced(call, now);
+    if (started === null) return { decision: { ...unrepresentableCall(call), trace: [] }, pending: null, states: [] };
+    const { first, stepOne } = started;
+    const pending = stepOne.pending ?? null;
+    if (first.ticket === undefined) return { decision: { ...first, trace: stepOne.trace }, pending, states: [] };
     let seen = null;
-    const { decision, commit } = await this.authorize(call, { ...options, observe: (approved, states) => { seen = { approved, states }; } });
-    await commit();
-    const text = typeof call === 'string' ? call : jsonText(call);
-    if (text === null) return { decision: { ...decision, trace: [] }, pending: null, states: [] };
+    const observe = (approved, states) => { seen = { approved, states }; };
+    let answer;
+    let finishSteps;
+    try {
+      answer = await this.#authorizeParked(first, counters, approvals, failOpen, observe);
+      // The last finish's steps (authorize() may finish twice: an approval
+      // used up meanwhile), read before the ticket is released.
+      finishSteps = seen && this.#current(first.handle) ? this.#toolgate.finishTrace(first.handle, first.ticket) : [];
+    } finally {
+      this.#release(first.handle, first.address, first.ticket);
+    }
+    await answer.commit();
     const states = (seen?.states ?? []).map((s) => ({ current: s.current, previous: s.previous }));
-    const traced = JSON.parse(this.#toolgate.callCore(() => this.#acquire().explain(text, nowOption(options.now ?? Date.now()), seen?.approved ?? false, seen ? JSON.stringify(states) : '')));
-    return { decision: { ...decision, trace: traced.trace }, pending: traced.pending ?? null, states };
+    return { decision: { ...answer.decision, trace: [...stepOne.trace, ...finishSteps] }, pending, states };
+  }
+
+  // explain()'s step one, as #start but traced: { first (the decision, or
+  // the parked evaluation's ticket, address and handle), stepOne: { trace,
+  // pending? } }; null for a call JSON cannot carry.
+  #startTraced(call, now) {
+    const ms = nowOption(now);
+    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
+    const text = length >= 0 ? null : jsonText(call);
+    if (length < 0 && text === null) return null;
+    const handle = this.#acquireHandle();
+    const { raw, stepOne } = this.#toolgate.startTraced(handle, length, text, ms);
+    if (raw.ticket !== undefined) {
+      raw.address = this.#handleAddress;
+      raw.handle = this.#handle;
+    }
+    return { first: raw, stepOne };
   }
 
   /**

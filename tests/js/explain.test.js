@@ -204,3 +204,164 @@ test('property: preview() predicts authorize() and changes nothing; explainWithC
     }
   }
 });
+
+// --- One evaluation per explain(): step one is traced in the evaluation
+// whose counters the stores reserve, and step two finishes that same parked
+// evaluation, traced. Counted from outside the façade, on engines of their own
+// (the binary boundary and the JSON-text one): every entry into the core
+// that runs step one (the hot path's _toolgate_start, and the CompiledPolicy
+// methods that start or evaluate a call; the old traced pass was the
+// binding's `explain`), and every handle's parked count.
+
+const { readFileSync } = await import('node:fs');
+const wasmBinary = readFileSync(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url));
+
+function countEngine(engine) {
+  const core = engine.callCore((c) => c);
+  const counted = { stepOnes: 0, handles: new Set() };
+  const start = core._toolgate_start;
+  core._toolgate_start = (...args) => {
+    counted.stepOnes += 1;
+    return start(...args);
+  };
+  const proto = core.CompiledPolicy.prototype;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (!/^(start|evaluate$|explain$)/.test(name) || typeof proto[name] !== 'function') continue;
+    const original = proto[name];
+    proto[name] = function countedStepOne(...args) {
+      counted.stepOnes += 1;
+      counted.handles.add(this);
+      return original.apply(this, args);
+    };
+  }
+  counted.parked = () => [...counted.handles].reduce((sum, handle) => sum + handle.parked(), 0);
+  return counted;
+}
+
+// Stores of every kind explain() meets: memory; async; failing (closed or
+// open); a consume() that loses the race (authorize() finishes twice); a
+// counter store answering counts that are not numbers; one that disagrees
+// with the core.
+function storesOf(kind, counters = new MemoryCounterStore(), approvals = new MemoryApprovalStore()) {
+  switch (kind) {
+    case 'memory': return { counters, approvals };
+    case 'async': return {
+      counters: { reserve: async (r, now) => counters.reserve(r, now), commit: (x) => counters.commit(x), rollback: (x) => counters.rollback(x) },
+      approvals: { isApproved: async (...a) => approvals.isApproved(...a), consume: async (...a) => approvals.consume(...a), approve: (...a) => approvals.approve(...a) },
+    };
+    case 'failing': return { counters: { reserve: async () => { throw new Error('down'); } }, approvals };
+    case 'fail-open': return { counters: { reserve: async () => { throw new Error('down'); } }, approvals, failOpen: true };
+    case 'consume-lost': return { counters, approvals: { isApproved: async () => true, consume: async () => false } };
+    case 'not-numbers': return { counters: { reserve: async (r) => ({ admitted: true, states: r.map(() => ({ current: NaN, previous: 0 })), charges: [] }), commit: async () => {}, rollback: async () => {} }, approvals };
+    default: return { counters: { reserve: async () => ({ admitted: false, states: [], charges: [] }), commit: async () => {}, rollback: async () => {} } };
+  }
+}
+const KINDS = ['memory', 'async', 'failing', 'fail-open', 'consume-lost', 'not-numbers', 'disagreeing'];
+
+test('property: explain() evaluates each call once, on both boundaries, through every kind of store; decisions and charges as decide(), traces equal across boundaries', async () => {
+  const binary = await loadToolgate({ wasmBinary });
+  const text = await loadToolgate({ boundary: 'json' });
+  const engines = [binary, text].map((engine) => ({ engine, counted: countEngine(engine), policy: engine.compile(POLICY) }));
+  const reference = toolgate.compile(POLICY);
+  const tools = ['refund', 'deploy', 'secret_x', 'other'];
+  const seed = Number(process.env.EXPLAIN_SEED ?? randomInt(2 ** 31));
+  let state = seed;
+  const next = (n) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+  const seen = new Set();
+  for (let round = 0; round < 28; round += 1) {
+    const kind = KINDS[round % KINDS.length];
+    const sides = [...engines.map(() => storesOf(kind)), storesOf(kind)]; // the last one: decide() on the shared engine
+    const waiting = [];
+    for (let i = 0; i < 20; i += 1) {
+      // Each round opens with calls that reach every outcome its kind of
+      // store can give (allowed, rate limited, an approval), then random ones.
+      const args = next(4) === 0 ? { amount: 'x' } : { amount: next(200), ...(next(5) === 0 ? { path: '/etc/hosts' } : {}) };
+      let call = i < 3 ? refund(10, 'support', T0 + i)
+        : i === 3 ? { tool: 'deploy', arguments: {}, grant: 'bot', now: T0 + 3 }
+          : { tool: tools[next(tools.length)], arguments: args, grant: { id: `g${next(2)}`, role: next(3) ? 'support' : 'sales' }, now: T0 + i * 7000 };
+      if (next(8) === 0) call = JSON.stringify(call);
+      const now = T0 + i * 7000;
+      const where = `seed ${seed}, round ${round} (${kind}), call ${i}: ${JSON.stringify(call)}`;
+      if (waiting.length && next(3) === 0) {
+        const id = waiting.splice(next(waiting.length), 1)[0];
+        for (const side of sides) await side.approvals?.approve?.(id, now);
+      }
+      const answers = [];
+      for (const [index, { counted, policy: own }] of engines.entries()) {
+        const before = counted.stepOnes;
+        answers.push(await own.explainWithCounters(call, { ...sides[index], now }));
+        assert.equal(counted.stepOnes - before, 1, `one step one per explain: ${where}`);
+        assert.equal(counted.parked(), 0, `every ticket released: ${where}`);
+      }
+      assert.deepEqual(answers[1], answers[0], `the same decision, trace, pending evaluation and counts through JSON text: ${where}`);
+      const { trace, ...decision } = answers[0].decision;
+      assert.deepEqual(decision, await reference.decide(call, { ...sides[2], now }), `explain decides as decide(): ${where}`);
+      assert.ok(trace.length > 0, where);
+      seen.add(`${kind} ${decision.code}`);
+      if (decision.decision === 'approval_required') waiting.push(decision.approval_id);
+    }
+  }
+  for (const expected of ['memory rate_limited', 'async allowed', 'failing store_error', 'fail-open allowed', 'consume-lost approval_required', 'not-numbers store_error', 'disagreeing store_error']) {
+    assert.ok(seen.has(expected), `the sequences reached ${expected} (seed ${seed})`);
+  }
+});
+
+test('explain() traces the finish that decided: an approval lost to another call finishes twice, and the trace shows the second', async () => {
+  const engine = await loadToolgate({ wasmBinary });
+  const counted = countEngine(engine);
+  const own = engine.compile(POLICY);
+  const deploy = { tool: 'deploy', arguments: {}, grant: 'bot', now: T0 };
+  const lost = await own.explain(deploy, storesOf('consume-lost'));
+  assert.equal(lost.decision, 'approval_required');
+  // The first finish (approved: the store said so) allowed it; consume()
+  // then lost, and the second finish (not approved) decided.
+  assert.deepEqual(lost.trace, [
+    { step: 'entry', rule: '/tools/deploy', entry: 'deploy', default: 'deny' },
+    { step: 'deny_if', rule: '/all_tools/deny_if/0', holds: false, conditions: [{ path: 'args.path', op: 'starts_with', value: '/etc', holds: false }] },
+    { step: 'approval', rule: '/tools/deploy/action', approval_id: lost.approval_id, approved: false },
+  ], 'the second finish\'s steps, and only them');
+  assert.equal(counted.stepOnes, 1);
+  assert.equal(counted.parked(), 0);
+});
+
+test('explain() waiting on its stores keeps its own trace while other calls park, finish and reuse slots', async () => {
+  const engine = await loadToolgate({ wasmBinary });
+  const counted = countEngine(engine);
+  const own = engine.compile(POLICY);
+  let answer;
+  const held = new Promise((resolve) => { answer = resolve; });
+  let asked;
+  const reserving = new Promise((resolve) => { asked = resolve; });
+  const counters = new MemoryCounterStore();
+  const slow = {
+    reserve: (requests, now) => {
+      asked();
+      return held.then(() => ({ admitted: true, states: requests.map(() => ({ current: 1, previous: 0 })), charges: [] }));
+    },
+    commit: async () => {},
+    rollback: async () => {},
+  };
+  const explaining = own.explainWithCounters(refund(40), { counters: slow });
+  await reserving; // parked, its reserve waiting
+  // Meanwhile: hot-path calls park, finish and release around it (one of
+  // them reuses no slot of the explained call: it is still parked).
+  for (let i = 0; i < 3; i += 1) assert.equal((await own.decide(refund(10, 'support', T0 + i), { counters })).code, i < 2 ? 'allowed' : 'rate_limited');
+  assert.equal(counted.parked(), 1, 'only the explained call waits');
+  answer();
+  const { decision, states } = await explaining;
+  assert.equal(decision.code, 'allowed');
+  assert.deepEqual(states, [{ current: 1, previous: 0 }]);
+  assert.deepEqual(decision.trace.map((s) => s.step), ['entry', 'require', 'require', 'deny_if', 'limit']);
+  assert.equal(decision.trace.at(-1).count, 1, 'its limit step counts what its own store answered');
+  assert.equal(counted.parked(), 0);
+  // The slot it left is reused by the hot path: the next explain of the
+  // same call traces only its own finish.
+  assert.equal((await own.decide(refund(10, 'support', T0 + 120_000), { counters })).code, 'allowed');
+  const again = await own.explain(refund(10, 'support', T0 + 120_001), { counters });
+  assert.deepEqual(again.trace.map((s) => s.step), ['entry', 'require', 'require', 'deny_if', 'limit']);
+  assert.equal(again.trace.at(-1).count, 1);
+  assert.equal(counted.parked(), 0);
+});

@@ -605,10 +605,12 @@ playgroundTest('page-scroll', 'embedded below the fold: loading and deciding scr
 // Counts, from the page, what the component asks of the façade: the outermost
 // calls into Policy (evaluate, authorize, decide, explain,
 // explainWithCounters, preview) and Toolgate.finish, by name, and the engine's
-// step-one evaluations (Toolgate.startEncoded / startText: every evaluate()
-// and authorize() runs exactly one). Calls the façade makes inside an
-// outer call are not counted as the page's. Wraps the prototypes of the one
-// shared instance (sharedToolgate(), the module's export).
+// step-one evaluations, counted inside the engine wherever the façade starts
+// one: the hot path's _toolgate_start, and every CompiledPolicy method that
+// starts or evaluates a call (startText, the traced starts, evaluate; once,
+// the traced second pass `explain`). Calls the façade makes inside an outer
+// call are not counted as the page's. Wraps the prototypes of the one shared
+// instance (sharedToolgate(), the module's export).
 async function countFacadeCalls() {
   const { sharedToolgate } = await import('/toolgate-playground.js');
   const toolgate = await sharedToolgate();
@@ -639,9 +641,17 @@ async function countFacadeCalls() {
   };
   for (const name of ['evaluate', 'authorize', 'decide', 'explain', 'explainWithCounters', 'preview']) wrap(policyProto, name);
   wrap(toolgateProto, 'finish');
-  for (const name of ['startEncoded', 'startText']) {
-    const original = toolgateProto[name];
-    toolgateProto[name] = function counted(...args) {
+  const core = toolgate.callCore((engine) => engine);
+  const start = core._toolgate_start;
+  core._toolgate_start = (...args) => {
+    window.__stepOnes += 1;
+    return start(...args);
+  };
+  const engineProto = core.CompiledPolicy.prototype;
+  for (const name of Object.getOwnPropertyNames(engineProto)) {
+    if (!/^(start|evaluate$|explain$)/.test(name) || typeof engineProto[name] !== 'function') continue;
+    const original = engineProto[name];
+    engineProto[name] = function counted(...args) {
       window.__stepOnes += 1;
       return original.apply(this, args);
     };
@@ -676,7 +686,7 @@ playgroundTest('one-call', 'each call is one call into the façade: a sent call 
   assert.equal(sent.code, 'allowed');
   let seen = await counts();
   assert.deepEqual(seen.facade, ['explainWithCounters'], 'one call into the façade for a sent call');
-  assert.equal(seen.stepOnes - stepOnesBefore, 1, 'the engine ran step one once (explain traces it once more, inside the façade)');
+  assert.equal(seen.stepOnes - stepOnesBefore, 1, 'the engine ran step one once: explain traced the evaluation it decided with, no second pass');
   assert.equal(await byTestId(pg(page), 'counter').getAttribute('data-used'), '1', 'the counters panel still shows what the call charged');
   assert.ok(await byTestId(pg(page), 'trace-step').count() > 0, 'and the trace');
 
