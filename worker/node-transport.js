@@ -280,8 +280,11 @@ class Call {
 
   onRequestStart(controller) {
     this.#controller = controller;
-    // Aborted while it waited for a connection: the promise is rejected already.
-    if (this.#settled) controller.abort(this.#signal?.reason ?? abortError());
+    // Aborted while it waited for a connection (the promise is rejected
+    // already): undici is about to write it. Thrown here, the request is
+    // dropped unwritten and the connection stays good for the next one;
+    // controller.abort() would close it.
+    if (this.#settled) throw this.#signal?.reason ?? abortError();
   }
 
   onResponseStart(controller, status, headers, statusText) {
@@ -448,6 +451,11 @@ class NodeResponse extends NativeResponse {
 
 const utf8 = new TextDecoder();
 
+// A body's web stream holds up to UNREAD_BYTES before the connection pauses
+// (counted in chunks, as by default, it would pause and resume the
+// connection for every chunk).
+const STREAM_STRATEGY = Object.freeze({ highWaterMark: UNREAD_BYTES, size: (chunk) => chunk.byteLength });
+
 // An AnswerBody's states.
 const OPEN = 0; // bytes may still come
 const COMPLETE = 1; // every byte has come; some may wait for the reader
@@ -499,6 +507,9 @@ class AnswerBody {
   /** A chunk from the connection; false when the connection should pause. */
   push(chunk) {
     if (this.#state !== OPEN) return false;
+    // undici hands over an empty chunk when it resumes inside a chunked
+    // body; pausing on it would resume to the same empty chunk forever.
+    if (chunk.length === 0) return true;
     if (this.#controller) {
       this.#controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       return this.#controller.desiredSize > 0;
@@ -600,7 +611,7 @@ class AnswerBody {
         // The rest of this body will not be read: the connection cannot be reused.
         this.cancel();
       },
-    });
+    }, STREAM_STRATEGY);
     return this.#stream;
   }
 
