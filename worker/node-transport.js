@@ -171,9 +171,13 @@ function abortError() {
   return new DOMException('This operation was aborted', 'AbortError');
 }
 
-/** Request headers (Headers, [name, value] pairs or a record) as a plain object of lower-case names. */
+/**
+ * Request headers (Headers, [name, value] pairs or a record) as an object of
+ * lower-case names, without a prototype (a header named `constructor` or
+ * `__proto__` is a header like any other).
+ */
 function headersObject(headers) {
-  const out = {};
+  const out = Object.create(null);
   if (!headers) return out;
   const add = (name, value) => {
     const key = String(name).toLowerCase();

@@ -277,6 +277,18 @@ describe('answers', () => {
     assert.deepEqual(auth, [`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`, 'Bearer t']);
   });
 
+  test('request headers named like Object.prototype\'s members go as they are', async () => {
+    let seen;
+    const { url } = await startServer(async (req, res) => {
+      seen = req.headers;
+      await ok(req, res);
+    });
+    await (await transport()(`${url}/`, { headers: { constructor: 'c', toString: 't', hasOwnProperty: 'h' } })).text();
+    assert.equal(seen.constructor, 'c');
+    assert.equal(seen.tostring, 't');
+    assert.equal(seen.hasownproperty, 'h');
+  });
+
   for (const framing of ['content-length', 'chunked']) {
     test(`a large answer (${framing}) read late, slowly as a stream, and fast: every byte, in order (the connection paused, not the bytes dropped)`, { timeout: 60_000 }, async () => {
       const size = 3 * 1024 * 1024;
