@@ -1,6 +1,6 @@
 // worker/node-transport.js: the upstream transport of `toolgate serve` (fetch's
-// signature over node:http with kept-alive connections), against a real local
-// node:http server. What the proxy counts on: answers stream as they come,
+// signature over undici's dispatcher with kept-alive connections), against a
+// real local node:http server. What the proxy counts on: answers stream as they come,
 // request bodies stream, aborts and failures have the shapes the handler
 // tells apart (never sent / maybe received), connections are reused. And
 // through startProxy: a client's hang-up aborts the upstream request (before
