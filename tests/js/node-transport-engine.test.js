@@ -10,9 +10,15 @@
 // and client actions (NODE_TRANSPORT_SEED=N runs one seed).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 import { createNodeTransport, upstreamBody } from '../../worker/node-transport.js';
@@ -324,6 +330,54 @@ describe('answers', () => {
       assert.ok(Buffer.concat(pieces).equals(expected));
     });
   }
+});
+
+describe('https', () => {
+  test('an https upstream: answered over TLS when its certificate is trusted; an untrusted one fails, and not as "never sent"', async () => {
+    // A self-signed certificate for 127.0.0.1 (openssl, as an operator would make one).
+    const dir = mkdtempSync(join(tmpdir(), 'toolgate-tls-'));
+    const keyPath = join(dir, 'key.pem');
+    const certPath = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath,
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const seen = [];
+    const server = createHttpsServer({ key: readFileSync(keyPath), cert: readFileSync(certPath) }, async (req, res) => {
+      seen.push({ encrypted: req.socket.encrypted === true, body: await bodyOf(req) });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"tls":true}');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const url = `https://127.0.0.1:${server.address().port}/mcp`;
+
+    // Not trusted here: the handshake fails before anything is sent, but the
+    // transport does not claim so (the quota is kept: fail closed).
+    const error = await transport()(url, { method: 'POST', body: '{}' }).then(() => null, (e) => e);
+    assert.ok(error instanceof TypeError, String(error));
+    assert.ok(error.cause?.code && !NEVER_SENT.has(error.cause.code), `an untrusted certificate: ${error.cause?.code}`);
+    assert.equal(seen.length, 0);
+
+    // Trusted: Node reads NODE_EXTRA_CA_CERTS when it starts, so a child process calls.
+    const module = fileURLToPath(new URL('../../worker/node-transport.js', import.meta.url));
+    const script = `import { createNodeTransport } from ${JSON.stringify(module)};
+      const fetch = createNodeTransport();
+      const response = await fetch(${JSON.stringify(url)}, { method: 'POST', body: '{"jsonrpc":"2.0"}' });
+      process.stdout.write(JSON.stringify({ status: response.status, body: await response.json() }));
+      await fetch.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: certPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => { out += chunk; });
+    child.stderr.on('data', (chunk) => { err += chunk; });
+    const [code] = await once(child, 'close'); // after its output is all read
+    assert.equal(code, 0, err);
+    assert.deepEqual(JSON.parse(out), { status: 200, body: { tls: true } });
+    assert.deepEqual(seen, [{ encrypted: true, body: '{"jsonrpc":"2.0"}' }]);
+  });
 });
 
 // The property test: random server behaviours and client actions, several
