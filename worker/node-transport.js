@@ -1,61 +1,91 @@
-// The proxy's upstream transport on Node: fetch's signature, built on
-// node:http / node:https with a keep-alive agent. Node's fetch (undici) costs
-// about twice the CPU per proxied call of http.request with a kept-alive
-// socket, so `toolgate serve` uses this one by default (worker/node.js,
-// option `transport: 'fetch'` to go back); Workers keep their global fetch.
+// The proxy's upstream transport on Node: fetch's signature, built on undici's
+// dispatcher, the engine under Node's own fetch, without fetch's layers. One
+// undici Agent holds a pool of kept-alive connections per upstream origin;
+// each request is one `agent.dispatch()` with a handler of our own (`Call`
+// below) that turns undici's callbacks into a web Response. Node's fetch
+// costs about twice the CPU per proxied call of a kept-alive node:http
+// request (web streams, AbortControllers and Request/Response copies made per
+// call); this transport pays for none of them, so `toolgate serve` uses it by
+// default (worker/node.js, option `transport: 'fetch'` to go back); Workers
+// keep their global fetch.
 //
 //   const transport = createNodeTransport();
 //   const response = await transport(url, { method, headers, body, signal });
-//   transport.close();   // ends the kept-alive sockets
+//   await transport.close();   // ends the kept-alive connections
 //
 // What it does as fetch does, so that worker/handler.js needs no change:
 // - resolves with a web Response once the headers are in; its body streams as
 //   the server writes it (event streams pass event by event);
-// - an aborted `signal` rejects with the signal's reason before the answer,
-//   and errors the body after it; the socket is then closed, never reused;
-// - a failed connection rejects with a TypeError whose `cause` is the Node
+// - an aborted `signal` rejects with the signal's reason before the answer
+//   (at once; a request still waiting for a connection is then never sent),
+//   and errors the body after it; a connection with part of a request or of
+//   an answer still on it is closed, never reused;
+// - a failed connection rejects with a TypeError whose `cause` is undici's
 //   error, so `error.cause.code` is ECONNREFUSED, ENOTFOUND, ... for a request
-//   that was never sent, and ECONNRESET, ... for one that may have been. A
-//   connection not made within connectTimeoutMs fails with the code of
-//   undici's connect timeout, UND_ERR_CONNECT_TIMEOUT (never sent either);
-// - a server closing the connection in the middle of a body errors the body.
+//   that was never sent, and UND_ERR_SOCKET, ECONNRESET, ... for one that may
+//   have been. A connection not made within connectTimeoutMs fails with
+//   UND_ERR_CONNECT_TIMEOUT (never sent either);
+// - a server closing the connection in the middle of a body errors the body
+//   (one exception, undici 7.24's and so Node's fetch's too: a chunked body
+//   whose server also said `Connection: close` reads as complete when the
+//   connection ends early; undici 7.26 rejects it, nodejs/undici#5307. A JSON
+//   answer cut so is not JSON, and an event stream's last, unfinished event
+//   is dropped: the call is still counted as one that may have run).
+// undici never sends a request twice: a request is written to one connection
+// once; one that was written and lost its connection fails (maybe sent), and
+// only requests still waiting for a connection move to another. There are no
+// retries (no RetryAgent), and one request at a time per connection
+// (pipelining 1), so a broken connection can fail only the request on it.
 // What it does not: follow redirects (the handler asks for redirect:
 // 'manual'; a 3xx is returned as it is), cache, cookies, CORS. It asks for no
 // compression (no Accept-Encoding: on loopback it only costs CPU) and
 // decodes gzip, deflate and br bodies should a server send them anyway. There
-// is no idle timeout on a body that has started: a long-lived event stream
-// may stay quiet as long as it likes.
+// is no idle timeout on a body that has started (bodyTimeout 0: a long-lived
+// event stream may stay quiet as long as it likes) and none on the headers
+// (headersTimeout 0: the handler's upstreamTimeoutMs aborts instead).
 //
 // Cost: on Node 20 every web ReadableStream (and AbortSignal) is made
 // "transferable" when created, tens of microseconds each. The Response this
 // transport returns creates its `body` stream only when someone asks for it;
-// `response.arrayBuffer()`, `text()`, `json()`, `bytes()` and `blob()` read
-// the socket directly, and `upstreamBody(response)` (what worker/handler.js
-// takes as its `upstreamBody` option) reads an answer whole, up to a limit,
-// without a web stream either.
-import http from 'node:http';
-import https from 'node:https';
-import { isDisturbed, pipeline } from 'node:stream';
-import { urlToHttpOptions } from 'node:url';
+// `response.arrayBuffer()`, `text()`, `json()`, `bytes()` and `blob()` take
+// the chunks as undici hands them over, and `upstreamBody(response)` (what
+// worker/handler.js takes as its `upstreamBody` option) reads an answer
+// whole, up to a limit, without a web stream either. Measured on the bench's
+// typical tools/call against bench/proxy/upstream.js (2 shared cores, load
+// 4-5, alternating rounds): this transport alone 49 µs of CPU per call where
+// the node:http one it replaced took 100 (38 vs 89 with 10 at once); all of
+// `toolgate serve`, 202-224 µs per call where it took 261-298.
+import { isDisturbed } from 'node:stream';
 import zlib from 'node:zlib';
+import { Agent } from 'undici';
 
-// Hop-by-hop and framing headers: the transport sets them itself.
-const DROPPED_REQUEST_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'trailer', 'proxy-connection']);
+// Hop-by-hop and framing headers: the transport sets them itself. undici
+// refuses some of them outright, and `expect` (it never waits for a 100).
+const DROPPED_REQUEST_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'trailer', 'proxy-connection', 'expect']);
 // Statuses whose Response must have a null body.
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+// An answer's bytes waiting for a reader, at most; beyond, the connection is
+// paused until someone reads (as a node:http response's buffer would).
+const UNREAD_BYTES = 64 * 1024;
 
 /**
  * @param {object} [options]
- * @param {number} [options.maxSockets] connections per upstream host at most; requests beyond wait for one (default 256)
- * @param {number} [options.maxFreeSockets] idle connections kept per host (default 64)
+ * @param {number} [options.maxSockets] connections per upstream origin at most; requests beyond wait for one (default 256)
  * @param {number} [options.keepAliveTimeoutMs] an idle connection is closed after this (default 4000, as undici);
- *   a server's shorter `Keep-Alive: timeout=N` wins
+ *   a server's shorter `Keep-Alive: timeout=N` wins (less undici's 2 s margin)
  * @param {number} [options.connectTimeoutMs] a connection not made in this time fails as never sent (default 10000, as undici)
- * @returns {((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {close(): void, agents: {http: http.Agent, https: https.Agent}}}
+ * @returns {((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {close(): Promise<void>, agent: Agent}}
  */
-export function createNodeTransport({ maxSockets = 256, maxFreeSockets = 64, keepAliveTimeoutMs = 4000, connectTimeoutMs = 10_000 } = {}) {
-  const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets, timeout: keepAliveTimeoutMs, scheduling: 'lifo' };
-  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+export function createNodeTransport({ maxSockets = 256, keepAliveTimeoutMs = 4000, connectTimeoutMs = 10_000 } = {}) {
+  const agent = new Agent({
+    connections: maxSockets,
+    pipelining: 1,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    keepAliveMaxTimeout: keepAliveTimeoutMs,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: { timeout: connectTimeoutMs },
+  });
 
   function transport(input, init = {}) {
     let url;
@@ -78,15 +108,20 @@ export function createNodeTransport({ maxSockets = 256, maxFreeSockets = 64, kee
     return new Promise((resolve, reject) => send({ url, method, headers, body, signal }, resolve, reject));
   }
 
-  // Request options by URL: the proxy calls the same few URLs again and again.
+  // Where each URL goes, by URL: the proxy calls the same few URLs again and again.
   const targets = new Map();
   function targetOf(url) {
     let target = targets.get(url);
     if (!target) {
       const parsed = new URL(url);
       if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError(`unsupported protocol ${parsed.protocol}`);
-      const secure = parsed.protocol === 'https:';
-      target = { secure, host: parsed.host, href: parsed.href, options: { ...urlToHttpOptions(parsed), agent: secure ? agents.https : agents.http } };
+      // Credentials in the URL go as Basic authorization (as node:http did with them), unless the request has its own.
+      const auth = parsed.username || parsed.password
+        ? `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString('base64')}`
+        : null;
+      parsed.username = '';
+      parsed.password = '';
+      target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}`, href: parsed.href, auth };
       if (targets.size >= 256) targets.clear();
       targets.set(url, target);
     }
@@ -106,118 +141,29 @@ export function createNodeTransport({ maxSockets = 256, maxFreeSockets = 64, kee
       return;
     }
     const outgoing = headersObject(headers);
+    if (target.auth && !('authorization' in outgoing)) outgoing.authorization = target.auth;
     if (method === 'GET' || method === 'HEAD') body = null;
-    const payload = fixedBody(body);
-    if (payload) {
-      outgoing['content-length'] = String(payload.byteLength ?? payload.bytes.byteLength);
-      if (payload.type && !('content-type' in outgoing)) outgoing['content-type'] = payload.type;
-    } else if (body == null && (method === 'POST' || method === 'PUT')) {
-      outgoing['content-length'] = '0'; // as fetch does
-    }
-
-    let settled = false; // the promise is resolved or rejected
-    let finished = false; // nothing more will happen: listeners are gone
-    let response = null; // the IncomingMessage, once the headers are in
-    let bodySource = null;
-    let connectTimer = null;
-
-    const request = (target.secure ? https : http).request({ ...target.options, method, headers: outgoing });
-
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      signal?.removeEventListener('abort', onAbort);
-      if (connectTimer) clearTimeout(connectTimer);
-    };
-    const fail = (error) => {
-      if (settled) return;
-      settled = true;
-      finish();
+    let payload;
+    try {
+      payload = requestBody(body, outgoing);
+    } catch (error) {
       reject(error);
-    };
-    function onAbort() {
-      const reason = signal.reason ?? abortError();
-      if (!settled) {
-        fail(reason);
-        request.destroy();
-        return;
-      }
-      // After the headers: the body errors with the reason; the socket closes.
-      finish();
-      if (bodySource && !bodySource.destroyed) bodySource.destroy(reason);
-      if (response && response !== bodySource && !response.destroyed) response.destroy(reason);
+      return;
     }
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    request.on('socket', (socket) => {
-      if (!socket.connecting || finished) return;
-      connectTimer = setTimeout(() => {
-        const error = new Error(`no connection to ${target.host} within ${connectTimeoutMs} ms`);
-        error.code = 'UND_ERR_CONNECT_TIMEOUT';
-        request.destroy(error);
-      }, connectTimeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(connectTimer);
-        connectTimer = null;
-      });
-    });
-    request.on('error', (error) => {
-      if (signal?.aborted) fail(signal.reason ?? abortError());
-      else fail(new TypeError(`fetch failed: ${error.message}`, { cause: error }));
-    });
-    request.on('response', (incoming) => {
-      if (settled) {
-        incoming.destroy();
-        return;
-      }
-      response = incoming;
-      let webResponse;
-      try {
-        const responseHeaders = [];
-        const raw = incoming.rawHeaders;
-        for (let i = 0; i < raw.length; i += 2) responseHeaders.push([raw[i], raw[i + 1]]);
-        const status = incoming.statusCode;
-        let body = null;
-        if (method === 'HEAD' || NULL_BODY_STATUS.has(status)) {
-          incoming.resume();
-          incoming.once('end', finish);
-          incoming.once('error', finish);
-        } else {
-          bodySource = decoded(incoming);
-          body = new NodeBody(bodySource, finish);
-        }
-        webResponse = new NodeResponse(body, { status, statusText: incoming.statusMessage ?? '', headers: responseHeaders }, target.href);
-      } catch (error) {
-        incoming.destroy();
-        fail(new TypeError(`fetch failed: the upstream's answer is not a valid HTTP response (${error.message})`, { cause: error }));
-        return;
-      }
-      settled = true;
-      resolve(webResponse);
-    });
-
-    if (payload) {
-      // A string goes out in one write with the headers (Node joins them).
-      request.end(payload.text ?? payload.bytes);
-    } else if (body == null) {
-      request.end();
-    } else {
-      streamBody(body, request).catch((error) => {
-        request.destroy(error);
-      });
-    }
+    const call = new Call({ method, url: target.href, signal, resolve, reject });
+    // A request undici refuses (a header value it cannot send) reaches
+    // call.onResponseError at once, and the promise rejects.
+    agent.dispatch({ origin: target.origin, path: target.path, method, headers: outgoing, body: payload }, call);
   }
 
-  transport.agents = agents;
+  transport.agent = agent;
   transport.upstreamBody = upstreamBody;
   // `signal` may be any object with `aborted`, `reason` and
-  // add/removeEventListener('abort', fn): send() reads nothing else of it, so
+  // add/removeEventListener('abort', fn): nothing else of it is read, so
   // worker/handler.js passes its PlainAbort instead of an AbortSignal.
   transport.plainSignal = true;
-  transport.close = () => {
-    agents.http.destroy();
-    agents.https.destroy();
-  };
+  // Ends every connection now (a request in flight fails); resolves once they are closed.
+  transport.close = () => agent.destroy();
   return transport;
 }
 
@@ -225,9 +171,13 @@ function abortError() {
   return new DOMException('This operation was aborted', 'AbortError');
 }
 
-/** Request headers (Headers, [name, value] pairs or a record) as a plain object for http.request. */
+/**
+ * Request headers (Headers, [name, value] pairs or a record) as an object of
+ * lower-case names, without a prototype (a header named `constructor` or
+ * `__proto__` is a header like any other).
+ */
 function headersObject(headers) {
-  const out = {};
+  const out = Object.create(null);
   if (!headers) return out;
   const add = (name, value) => {
     const key = String(name).toLowerCase();
@@ -244,62 +194,190 @@ function headersObject(headers) {
   return out;
 }
 
-const encoder = new TextEncoder();
-
-/** A body whose bytes are known now: { bytes, type? }, or null (no body, or a stream). */
-function fixedBody(body) {
+/**
+ * The body as undici takes it (a string or bytes: sent with a Content-Length;
+ * an async iterable: sent chunked as it is produced), with fetch's
+ * Content-Type for a string, form parameters or a typed Blob.
+ */
+function requestBody(body, headers) {
+  const type = (value) => {
+    if (value && !('content-type' in headers)) headers['content-type'] = value;
+  };
   if (body == null) return null;
-  if (typeof body === 'string') return { text: body, byteLength: Buffer.byteLength(body, 'utf8'), type: 'text/plain;charset=UTF-8' };
-  if (body instanceof ArrayBuffer) return { bytes: Buffer.from(body) };
-  if (ArrayBuffer.isView(body)) return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
-  if (body instanceof URLSearchParams) return { bytes: encoder.encode(body.toString()), type: 'application/x-www-form-urlencoded;charset=UTF-8' };
-  return null;
-}
-
-/** Writes a streamed body (a web ReadableStream, a Blob, a Node stream or any async iterable) to `request`, chunked. */
-async function streamBody(body, request) {
-  const source = typeof body.stream === 'function' && typeof body.arrayBuffer === 'function' ? body.stream() : body;
-  if (typeof source.getReader === 'function') {
-    const reader = source.getReader();
-    request.once('close', () => reader.cancel().catch(() => {}));
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      if (request.destroyed) return;
-      if (!request.write(typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength))) await drained(request);
-    }
-  } else if (typeof source[Symbol.asyncIterator] === 'function' || typeof source[Symbol.iterator] === 'function') {
-    for await (const chunk of source) {
-      if (request.destroyed) return;
-      if (!request.write(chunk)) await drained(request);
-    }
-  } else {
-    throw new TypeError('fetch failed: unsupported body type');
+  if (typeof body === 'string') {
+    type('text/plain;charset=UTF-8');
+    return body;
   }
-  if (!request.destroyed) request.end();
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof URLSearchParams) {
+    type('application/x-www-form-urlencoded;charset=UTF-8');
+    return body.toString();
+  }
+  if (body instanceof Blob) {
+    type(body.type);
+    return body;
+  }
+  // A web ReadableStream, a Node stream or any async iterable.
+  if (typeof body[Symbol.asyncIterator] === 'function') return body;
+  throw new TypeError('fetch failed: unsupported body type');
 }
 
-function drained(request) {
-  return new Promise((resolve) => {
-    const done = () => {
-      request.off('drain', done);
-      request.off('close', done);
-      resolve();
-    };
-    request.on('drain', done);
-    request.on('close', done);
-  });
+/**
+ * One request, as undici's dispatch handler (the controller API: undici
+ * calls onRequestStart when it writes the request to a connection, then
+ * onResponseStart, onResponseData..., and onResponseEnd or onResponseError).
+ * Settles the transport's promise once, and feeds the answer's body.
+ */
+class Call {
+  #method;
+  #url;
+  #signal;
+  #resolve;
+  #reject;
+  #settled = false; // the promise is resolved or rejected
+  #done = false; // the signal is no longer listened to
+  #controller = null; // undici's, once the request is on a connection
+  #body = null; // an AnswerBody, once the headers are in (null for HEAD, 204, 304)
+  #decoder = null; // a zlib stream between the connection and the body, for a compressed answer
+
+  constructor({ method, url, signal, resolve, reject }) {
+    this.#method = method;
+    this.#url = url;
+    this.#signal = signal ?? null;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#signal?.addEventListener('abort', this.#onAbort);
+  }
+
+  #onAbort = () => {
+    const reason = this.#signal.reason ?? abortError();
+    this.#fail(reason);
+    // Closes the connection (undici destroys its socket): the request may be
+    // half-written, or its answer half-read. A request still waiting for a
+    // connection is dropped when it gets one (onRequestStart), unsent.
+    this.#controller?.abort(reason);
+  };
+
+  #finish() {
+    if (this.#done) return;
+    this.#done = true;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+
+  /** Rejects the promise, or errors the body once the promise is resolved. */
+  #fail(error) {
+    if (!this.#settled) {
+      this.#settled = true;
+      this.#finish();
+      this.#reject(error);
+      return;
+    }
+    this.#decoder?.destroy();
+    this.#body?.fail(error);
+  }
+
+  // The body's link to the connection.
+  resume() {
+    if (this.#decoder) this.#decoder.resume();
+    else this.#controller?.resume();
+  }
+
+  abort(reason) {
+    this.#decoder?.destroy();
+    this.#controller?.abort(reason);
+  }
+
+  bodyOver() {
+    this.#finish();
+  }
+
+  onRequestStart(controller) {
+    this.#controller = controller;
+    // Aborted while it waited for a connection (the promise is rejected
+    // already): undici is about to write it. Thrown here, the request is
+    // dropped unwritten and the connection stays good for the next one;
+    // controller.abort() would close it.
+    if (this.#settled) throw this.#signal?.reason ?? abortError();
+  }
+
+  onResponseStart(controller, status, headers, statusText) {
+    // 1xx informational answers (103 Early Hints): the answer follows.
+    if (status < 200 || this.#settled) return;
+    let response;
+    try {
+      const body = this.#method === 'HEAD' || NULL_BODY_STATUS.has(status) ? null : new AnswerBody(this);
+      response = new NodeResponse(body, { status, statusText: statusText ?? '', headers: headerPairs(headers) }, this.#url);
+      this.#body = body;
+      if (body) this.#decoder = decoderFor(headers['content-encoding'], body, this);
+    } catch (error) {
+      this.#fail(new TypeError(`fetch failed: the upstream's answer is not a valid HTTP response (${error.message})`, { cause: error }));
+      controller.abort(error);
+      return;
+    }
+    this.#settled = true;
+    this.#resolve(response);
+  }
+
+  onResponseData(controller, chunk) {
+    if (this.#decoder) {
+      if (!this.#decoder.write(chunk)) controller.pause(); // resumed on the decoder's 'drain'
+    } else if (this.#body && !this.#body.push(chunk)) {
+      controller.pause(); // resumed when the body is read (resume())
+    }
+  }
+
+  onResponseEnd() {
+    if (this.#decoder) this.#decoder.end();
+    else if (this.#body) this.#body.end();
+    else this.#finish();
+  }
+
+  onResponseError(controller, error) {
+    if (this.#signal?.aborted) this.#fail(this.#signal.reason ?? abortError());
+    else if (this.#settled) this.#fail(error);
+    else this.#fail(new TypeError(`fetch failed: ${error.message}`, { cause: error }));
+  }
+
+  /** For the decoder: more bytes may come from the connection. */
+  drained() {
+    this.#controller?.resume();
+  }
 }
 
-/** The body as sent, or decoded when the server compressed it anyway. */
-function decoded(incoming) {
-  const encoding = incoming.headers['content-encoding']?.trim().toLowerCase();
+/**
+ * The answer's headers as [name, value] pairs, from undici's object (lower-case
+ * names, values read byte for byte as Latin-1 as fetch reads them, an array
+ * for a repeated header such as Set-Cookie).
+ */
+function headerPairs(headers) {
+  const pairs = [];
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (Array.isArray(value)) for (const one of value) pairs.push([name, one]);
+    else pairs.push([name, value]);
+  }
+  return pairs;
+}
+
+/** A zlib stream from the connection to `body` for a compressed answer, or null. */
+function decoderFor(contentEncoding, body, call) {
+  const encoding = typeof contentEncoding === 'string' ? contentEncoding.trim().toLowerCase() : '';
   let decoder;
   if (encoding === 'gzip' || encoding === 'x-gzip') decoder = zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
   else if (encoding === 'deflate') decoder = zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
   else if (encoding === 'br') decoder = zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
-  if (!decoder) return incoming;
-  return pipeline(incoming, decoder, () => {});
+  else return null;
+  decoder.on('data', (chunk) => {
+    if (!body.push(chunk)) decoder.pause();
+  });
+  decoder.on('drain', () => call.drained());
+  decoder.once('end', () => body.end());
+  decoder.once('error', (error) => {
+    body.fail(error);
+    call.abort(error);
+  });
+  return decoder;
 }
 
 // The Response class of this runtime: web frameworks may replace the global
@@ -312,10 +390,10 @@ while (Object.getPrototypeOf(NativeResponse) !== Function.prototype) NativeRespo
  * fetch's Response for an answer of this transport. Everything is Response's
  * own but the body: `body` is a web ReadableStream made on first use, and the
  * readers (arrayBuffer, bytes, text, json, blob) take the bytes from the
- * socket directly while nobody has asked for `body`.
+ * connection directly while nobody has asked for `body`.
  */
 class NodeResponse extends NativeResponse {
-  #body; // a NodeBody, or null
+  #body; // an AnswerBody, or null
   #url;
 
   constructor(body, init, url) {
@@ -387,36 +465,36 @@ class NodeResponse extends NativeResponse {
 
 const utf8 = new TextDecoder();
 
+// A body's web stream holds up to UNREAD_BYTES before the connection pauses
+// (counted in chunks, as by default, it would pause and resume the
+// connection for every chunk).
+const STREAM_STRATEGY = Object.freeze({ highWaterMark: UNREAD_BYTES, size: (chunk) => chunk.byteLength });
+
+// An AnswerBody's states.
+const OPEN = 0; // bytes may still come
+const COMPLETE = 1; // every byte has come; some may wait for the reader
+const OVER = 2; // read to the end, failed or dropped: nothing more happens
+
 /**
  * An answer's body, read once: whole (read), or as a web stream (stream).
- * Its source's errors are always listened to (an unheard 'error' would end
- * the process); `done()` runs once when the body ends, fails or is dropped.
+ * Chunks come from the connection (push, end, fail); bytes nobody reads yet
+ * wait here, up to UNREAD_BYTES, and then the connection is paused. `source`
+ * (the Call) resumes the connection, aborts it (the rest is not read: undici
+ * closes the connection), and hears when the body is over.
  */
-class NodeBody {
+class AnswerBody {
   #source;
-  #done;
+  #state = OPEN;
+  #error = null;
+  #chunks = []; // Buffers not handed to a reader yet
+  #length = 0; // their bytes
+  #read = null; // a pending read(): { limit, resolve, reject }
+  #controller = null; // the web stream's, while it takes chunks
   #stream = null;
   #reading = false;
-  #ended = false;
-  #error = null;
 
-  constructor(source, done) {
+  constructor(source) {
     this.#source = source;
-    this.#done = done;
-    source.once('end', () => this.#over());
-    source.once('error', (error) => this.#over(error));
-    // Closed before its end: the connection broke mid-body.
-    source.once('close', () => {
-      if (!this.#ended) this.#over(prematureClose());
-    });
-  }
-
-  #over(error = null) {
-    if (this.#ended) return false;
-    this.#ended = true;
-    this.#error = error;
-    this.#done();
-    return true;
   }
 
   get used() {
@@ -431,109 +509,133 @@ class NodeBody {
     this.#stream = stream;
   }
 
-  /** The whole body; null once it is longer than `limit` (the rest is not read, the socket closes). */
+  #over(error = null) {
+    if (this.#state === OVER) return;
+    this.#state = OVER;
+    this.#error = error;
+    this.#chunks = [];
+    this.#length = 0;
+    this.#source.bodyOver();
+  }
+
+  /** A chunk from the connection; false when the connection should pause. */
+  push(chunk) {
+    if (this.#state !== OPEN) return false;
+    // undici hands over an empty chunk when it resumes inside a chunked
+    // body; pausing on it would resume to the same empty chunk forever.
+    if (chunk.length === 0) return true;
+    if (this.#controller) {
+      this.#controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      return this.#controller.desiredSize > 0;
+    }
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    if (this.#read) {
+      if (this.#length > this.#read.limit) {
+        const { resolve } = this.#read;
+        this.#read = null;
+        this.cancel();
+        resolve(null);
+        return false;
+      }
+      return true;
+    }
+    return this.#length < UNREAD_BYTES;
+  }
+
+  /** The connection's part is done. */
+  end() {
+    if (this.#state !== OPEN) return;
+    this.#state = COMPLETE;
+    if (this.#read) {
+      const { resolve } = this.#read;
+      this.#read = null;
+      resolve(this.#whole());
+    } else if (this.#controller) {
+      const controller = this.#controller;
+      this.#controller = null;
+      this.#over();
+      controller.close();
+    }
+  }
+
+  /** The answer broke (or the request was aborted): a reader gets `error`. */
+  fail(error) {
+    if (this.#state === OVER) return;
+    const read = this.#read;
+    const controller = this.#controller;
+    this.#read = null;
+    this.#controller = null;
+    this.#over(error);
+    read?.reject(error);
+    controller?.error(error);
+  }
+
+  #whole() {
+    const chunks = this.#chunks;
+    const length = this.#length;
+    this.#over();
+    const whole = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
+    return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength);
+  }
+
+  /** The whole body; null once it is longer than `limit` (the rest is not read, the connection closes). */
   read(limit) {
     this.#reading = true;
-    const source = this.#source;
+    if (this.#state === OVER) return this.#error ? Promise.reject(this.#error) : Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    if (this.#length > limit) {
+      this.cancel();
+      return Promise.resolve(null);
+    }
+    if (this.#state === COMPLETE) return Promise.resolve(this.#whole());
     return new Promise((resolve, reject) => {
-      if (this.#ended && this.#error) {
-        reject(this.#error);
-        return;
-      }
-      const chunks = [];
-      let length = 0;
-      const onData = (chunk) => {
-        length += chunk.length;
-        if (length > limit) {
-          cleanup();
-          source.destroy();
-          resolve(null);
-          return;
-        }
-        chunks.push(chunk);
-      };
-      const onEnd = () => {
-        cleanup();
-        const whole = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length);
-        resolve(new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength));
-      };
-      const onError = (error) => {
-        cleanup();
-        reject(error);
-      };
-      const onClose = () => {
-        if (!source.readableEnded) onError(this.#error ?? prematureClose());
-      };
-      const cleanup = () => {
-        source.off('data', onData);
-        source.off('end', onEnd);
-        source.off('error', onError);
-        source.off('close', onClose);
-      };
-      source.on('data', onData);
-      source.once('end', onEnd);
-      source.once('error', onError);
-      source.once('close', onClose);
-      if (source.readableEnded) onEnd();
+      this.#read = { limit, resolve, reject };
+      this.#source.resume();
     });
   }
 
   /** The body as a web ReadableStream of its chunks as they come (made once). */
   stream() {
     if (this.#stream) return this.#stream;
-    const source = this.#source;
-    let open = true; // until closed, errored or cancelled: the controller takes nothing after
-    const settle = (how) => {
-      if (!open) return;
-      open = false;
-      how();
-    };
     this.#stream = new ReadableStream({
       start: (controller) => {
         if (this.#reading) {
-          settle(() => controller.error(new TypeError('Body is unusable: Body has already been read')));
+          controller.error(new TypeError('Body is unusable: Body has already been read'));
           return;
         }
-        if (this.#ended && this.#error) {
-          settle(() => controller.error(this.#error));
+        if (this.#state === OVER) {
+          controller.error(this.#error ?? new TypeError('Body is unusable'));
           return;
         }
-        source.on('data', (chunk) => {
-          if (!open) return;
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if (controller.desiredSize <= 0) source.pause();
-        });
-        source.once('end', () => settle(() => controller.close()));
-        source.once('error', (error) => settle(() => controller.error(error)));
-        source.once('close', () => {
-          if (!source.readableEnded) settle(() => controller.error(this.#error ?? prematureClose()));
-        });
-        if (source.readableEnded) settle(() => controller.close());
+        for (const chunk of this.#chunks) controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this.#chunks = [];
+        this.#length = 0;
+        if (this.#state === COMPLETE) {
+          this.#over();
+          controller.close();
+          return;
+        }
+        this.#controller = controller;
       },
       pull: () => {
-        source.resume();
+        this.#source.resume();
       },
       cancel: () => {
-        open = false;
-        // The rest of this body will not be read: the socket cannot be reused.
-        this.#over();
-        source.destroy();
+        this.#controller = null;
+        // The rest of this body will not be read: the connection cannot be reused.
+        this.cancel();
       },
-    });
+    }, STREAM_STRATEGY);
     return this.#stream;
   }
 
-  /** Drops the body unread: the socket closes. */
+  /** Drops the body unread: the connection closes (unless it has all come already). */
   cancel() {
+    if (this.#state === OVER) return;
+    const open = this.#state === OPEN;
     this.#over();
-    this.#source.destroy();
+    if (open) this.#source.abort(new DOMException('The body was dropped unread', 'AbortError'));
   }
-}
-
-function prematureClose() {
-  const error = new Error('the upstream closed the connection before the end of the body');
-  error.code = 'ECONNRESET';
-  return error;
 }
 
 /**

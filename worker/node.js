@@ -1,8 +1,8 @@
 // The proxy on Node: the same handler as on Workers, served by
 // @hono/node-server, with its configuration read from files, reloaded when
 // they change, counters in memory or Redis, and audit events on stdout, in a
-// file or in a Redis stream. Upstream requests go over node:http with kept-alive
-// connections (./node-transport.js), not fetch: half the CPU per call.
+// file or in a Redis stream. Upstream requests go over undici's dispatcher with
+// kept-alive connections (./node-transport.js), not fetch: half the CPU per call.
 import crypto from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -102,7 +102,7 @@ export function expandEnvironment(value, env = process.env) {
  *   ./oauth.js's checkOAuthConfig (read at start; a change needs a restart).
  *   monitor: every server in monitor mode; header: what a config file's header value
  *   becomes (default: ${VAR} from the environment).
- *   transport: how requests go upstream: 'node' (default: node:http with
+ *   transport: how requests go upstream: 'node' (default: undici's dispatcher with
  *   kept-alive connections, ./node-transport.js), 'fetch' (Node's global
  *   fetch, as on Workers), or a function with fetch's signature.
  *   hostCheck: DNS-rebinding protection; default ./host-check.js's createHostCheck with
@@ -235,7 +235,7 @@ export async function startProxy(options) {
         await new Promise((done) => metricsServer.close(() => done()));
       }
       await reloading;
-      transport.close();
+      await transport.close();
     },
   };
 }
@@ -315,8 +315,8 @@ function oauthOrigin(oauth) {
 const handlerConfig = ({ servers, grants, grantPolicies }) => ({ servers, grants, grantPolicies });
 
 function transportOf(choice = 'node') {
-  if (typeof choice === 'function') return { fetch: choice, close() {} };
-  if (choice === 'fetch') return { fetch: (...args) => fetch(...args), close() {} };
+  if (typeof choice === 'function') return { fetch: choice, async close() {} };
+  if (choice === 'fetch') return { fetch: (...args) => fetch(...args), async close() {} };
   if (choice === 'node') {
     const transport = createNodeTransport();
     return { fetch: transport, upstreamBody, close: transport.close };

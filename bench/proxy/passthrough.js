@@ -1,6 +1,6 @@
 // A proxy without policy, for the benchmark's baseline: the same HTTP stack as
 // `toolgate serve` (@hono/node-server in, worker/node-transport.js upstream:
-// node:http with kept-alive connections), forwarding the same request headers
+// undici's dispatcher with kept-alive connections), forwarding the same request headers
 // and the body as read. A JSON answer is read whole the way toolgate reads the
 // answers it inspects (upstreamBody: no web stream) and sent back as bytes;
 // any other answer (event streams) is streamed back. No parsing, no decision,

@@ -56,7 +56,7 @@ const { values: flags } = parseArgs({
     'no-redis': { type: 'boolean', default: false },
     'toolgate-bin': { type: 'string', default: join(root, 'bin/toolgate.js') }, // e.g. another checkout's, to compare
     'idle-wait': { type: 'string', default: '0' }, // before each case, wait up to S seconds for the rest of the machine to go quiet
-    // how toolgate serve and the passthrough call the upstream: node (node:http, the default of serve) or fetch
+    // how toolgate serve and the passthrough call the upstream: node (worker/node-transport.js, the default of serve) or fetch
     transport: { type: 'string', default: 'node' },
     // metrics on vs off, paired: how many off/on pairs of loaded runs, and how long each run is
     'metrics-pairs': { type: 'string' },
@@ -825,7 +825,7 @@ if (roundTrips) {
 
 const out = [];
 out.push(`Proxy on loopback, Node ${process.versions.node}, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}; autocannon in the benchmark process, each server a child process.`);
-out.push(`${rounds} round(s), medians over rounds; per case: ${seqDuration} s sequential (1 connection), ${duration} s with ${connections} connections, after ${warmup} s warm-up; upstream transport of toolgate and the passthrough: ${flags.transport === 'node' ? 'node:http, kept-alive connections (worker/node-transport.js)' : 'fetch'}.`);
+out.push(`${rounds} round(s), medians over rounds; per case: ${seqDuration} s sequential (1 connection), ${duration} s with ${connections} connections, after ${warmup} s warm-up; upstream transport of toolgate and the passthrough: ${flags.transport === 'node' ? "undici's dispatcher, kept-alive connections (worker/node-transport.js)" : 'fetch'}.`);
 out.push('');
 out.push('| case | sequential p50 / p99 (ms) | loaded p50 / p99 (ms) | requests/s (loaded) | server CPU per request (ms, loaded) | store round trips per tools/call |');
 out.push('|---|---|---|---|---|---|');
