@@ -25,12 +25,10 @@
 //   that was never sent, and UND_ERR_SOCKET, ECONNRESET, ... for one that may
 //   have been. A connection not made within connectTimeoutMs fails with
 //   UND_ERR_CONNECT_TIMEOUT (never sent either);
-// - a server closing the connection in the middle of a body errors the body
-//   (one exception, undici 7.24's and so Node's fetch's too: a chunked body
-//   whose server also said `Connection: close` reads as complete when the
-//   connection ends early; undici 7.26 rejects it, nodejs/undici#5307. A JSON
-//   answer cut so is not JSON, and an event stream's last, unfinished event
-//   is dropped: the call is still counted as one that may have run).
+// - a server closing the connection in the middle of a body errors the body,
+//   also a chunked body whose server said `Connection: close` (undici before
+//   7.26, and so Node 20's own fetch, read that one as complete:
+//   nodejs/undici#5307; package.json asks for undici ^7.30).
 // undici never sends a request twice: a request is written to one connection
 // once; one that was written and lost its connection fails (maybe sent), and
 // only requests still waiting for a connection move to another. There are no

@@ -198,6 +198,22 @@ describe('kept-alive connections the server closed', () => {
     const fetch = transport();
     for (let i = 1; i <= 5; i++) assert.deepEqual(await (await fetch(`${url}/`, call(`close ${i}`, { method: 'POST', body: '{}' }))).json(), { n: i });
   });
+
+  test('a chunked answer with "Connection: close" cut before its last chunk: the body fails, read whole or as a stream (undici < 7.26 read it as complete)', async () => {
+    const { url } = await startServer(async (req, res) => {
+      await bodyOf(req);
+      res.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
+      res.write('{"jsonrpc":"2.0","id":1,"result":{"content":[');
+      // Written, then the connection ends without the terminating chunk.
+      res.socket.end();
+    });
+    const fetch = transport();
+    await assert.rejects(fetch(`${url}/`, call('cut whole', { method: 'POST', body: '{}' })).then((response) => response.text()));
+    await assert.rejects(fetch(`${url}/`, call('cut limit', { method: 'POST', body: '{}' })).then((response) => upstreamBody(response).read(1 << 20)));
+    await assert.rejects(fetch(`${url}/`, call('cut stream', { method: 'POST', body: '{}' })).then(async (response) => {
+      for await (const chunk of response.body) void chunk;
+    }));
+  });
 });
 
 describe('aborts', () => {
@@ -440,9 +456,9 @@ describe('property: random upstream behaviour and client actions', () => {
           abort: random() < 0.15 ? pick(['now', 'arrived', 'headers']) : null,
           method: pick(['POST', 'GET']),
         };
-        // A body cut by a server that also said Connection: close reads as
-        // complete on undici 7.24 (fixed in undici 7.26: nodejs/undici#5307).
-        plan.close = plan.kind !== 'cut' && random() < 0.2;
+        // Connection: close on cut bodies too: undici before 7.26 read such a
+        // chunked body as complete (nodejs/undici#5307); this package needs 7.30.
+        plan.close = random() < 0.2;
         if (plan.kind === 'hang' && (plan.abort === null || plan.abort === 'headers')) plan.abort = 'arrived';
         if (plan.kind === 'cut' && plan.size < 20) plan.size = 300;
         plans.set(id, plan);
