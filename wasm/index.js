@@ -10,7 +10,7 @@
 
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
-import { encodeCall, encodedBytes } from './call-encoder.js';
+import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes } from './call-encoder.js';
 import { coreCodec } from './boundary-layout.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
@@ -182,6 +182,12 @@ class Toolgate {
   #read;
   #writeCounts;
   #maxParked;
+  // Every use of the engine counts here (#ready): a call encoded straight
+  // into the input area is sent only if nothing used the engine while it was
+  // being encoded (a getter of the call deciding another call, say).
+  #uses = 0;
+  // Bytes the engine's input area is known to hold (toolgate_input only grows it).
+  #inputSize = 4096;
 
   constructor(core, options) {
     this.#useCore(core);
@@ -279,6 +285,7 @@ class Toolgate {
   }
 
   #ready() {
+    this.#uses += 1;
     if (!this.#core) throw new EngineError('the WebAssembly engine is restarting; await toolgate.ready()');
   }
 
@@ -303,15 +310,34 @@ class Toolgate {
     return this.#call(() => fn(this.#core));
   }
 
-  // The hot path: the encoded call (encodedBytes(length)) into the input
-  // area, then start; returns the output (the codec's read).
-  startEncoded(address, length, now, park) {
+  // The hot path: `call` encoded straight into the engine's input area, then
+  // start; returns the output (the codec's read), or null when the call must
+  // go as JSON text (what the binary form cannot carry).
+  startEncoded(address, call, now, park) {
     // #call's work inline: no closure per decision on the hot path.
     this.#ready();
     try {
       const core = this.#core;
-      const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
-      core.HEAPU8.set(encodedBytes(length), input);
+      const uses = this.#uses;
+      // The area as it is: toolgate_input grows it only when asked for more.
+      let input = core._toolgate_input(this.#inputSize);
+      let heap = core.HEAPU8;
+      let length = encodeCallInto(call, heap, input, this.#inputSize);
+      if (length === OVERFLOW) {
+        // Larger than the area: encoded apart, then copied into a larger one.
+        length = encodeCall(call);
+        if (length < 0) return null;
+        input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        if (length > this.#inputSize) this.#inputSize = length;
+        heap = core.HEAPU8;
+        heap.set(encodedBytes(length), input);
+      } else if (length < 0) {
+        return null;
+      }
+      // A getter or proxy of the call that used the engine (deciding another
+      // call, compiling a policy) may have overwritten the area or grown the
+      // memory under the encoder: then the bytes are not this call's.
+      if (this.#uses !== uses || this.#core !== core || core.HEAPU8 !== heap) return null;
       core._toolgate_start(address, length, now, park ? 1 : 0);
       return this.#read(core);
     } catch (error) {
@@ -458,10 +484,9 @@ class Policy {
    */
   evaluate(call, { now = Date.now() } = {}) {
     const ms = nowOption(now);
-    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
-    if (length >= 0) {
-      const address = this.#address();
-      return this.#toolgate.startEncoded(address, length, ms, false);
+    if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
+      const raw = this.#toolgate.startEncoded(this.#address(), call, ms, false);
+      if (raw !== null) return raw;
     }
     const text = jsonText(call);
     if (text === null) return unrepresentableCall(call);
@@ -597,14 +622,16 @@ class Policy {
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
   #start(call, now) {
     const ms = nowOption(now);
-    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
-    let raw;
-    if (length >= 0) {
+    let raw = null;
+    if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
       const address = this.#address();
-      raw = this.#toolgate.startEncoded(address, length, ms, true);
-      if (raw.ticket === undefined) return raw;
-      raw.address = address;
-    } else {
+      raw = this.#toolgate.startEncoded(address, call, ms, true);
+      if (raw !== null) {
+        if (raw.ticket === undefined) return raw;
+        raw.address = address;
+      }
+    }
+    if (raw === null) {
       const text = jsonText(call);
       if (text === null) return unrepresentableCall(call);
       raw = this.#toolgate.startText(this.#acquireHandle(), text, ms, true);
