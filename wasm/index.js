@@ -507,9 +507,20 @@ class Policy {
   // settled call; no approval and a store with reserveNow, as the memory
   // store), else as a promise: decide() then spends no turn of the event
   // loop on a call the engine and the store answered synchronously.
-  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
+  // With `committing` (decide()), a call decided at once comes back as the
+  // decision itself, its charge already committed: the common case (a
+  // settled call; no approval and a store with reserveNow) then builds no
+  // step, closure or answer object.
+  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}, committing = false) {
     const first = this.#start(call, now);
-    if (first.ticket === undefined) return settled(first);
+    if (first.ticket === undefined) return committing && typeof first.decision === 'string' ? first : settled(first);
+    if (committing && !first.approval && observe === undefined && first.counters.length > 0 && typeof counters?.reserveNow === 'function') {
+      try {
+        return this.#decideNow(first, counters, approvals, failOpen);
+      } finally {
+        this.#release(first.handle, first.address, first.ticket);
+      }
+    }
     // The pending evaluation stays parked in the engine under a ticket;
     // finish() sends back only the counts. Every path releases it, once the
     // answer is known.
@@ -526,6 +537,33 @@ class Policy {
       return answer;
     }
     return answer.finally(release);
+  }
+
+  // decide()'s common case, inline: the memory store reserves at once, the
+  // engine finishes, the charge is committed. What #reserveStep and
+  // #decideStep do for it, step for step; the rare turns (the store throws,
+  // the store and the core disagree, a store without commitNow) answer as
+  // they would.
+  #decideNow(first, counters, approvals, failOpen) {
+    let reservation;
+    try {
+      reservation = counters.reserveNow(first.counters, first.now);
+    } catch (error) {
+      const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+      return this.#reserveFailed({ first, counters, approvals, failOpen, finish }, error);
+    }
+    const decision = this.#finishParked(first.handle, first.address, first.ticket, true, reservation.states);
+    if ((decision.decision === 'allow') !== Boolean(reservation.admitted)) {
+      // The store and the core disagree (a store bug): deny, give back.
+      const denied = () => settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
+      return reservation.admitted ? Promise.resolve(counters.rollback(reservation)).then(denied) : denied();
+    }
+    if (decision.decision !== 'allow') return decision;
+    if (typeof counters.commitNow === 'function') {
+      counters.commitNow(reservation);
+      return decision;
+    }
+    return { decision, commit: () => counters.commit(reservation), rollback: DONE_FN };
   }
 
   // Step two of a parked evaluation: the approval (if any) looked up, the
@@ -728,10 +766,12 @@ class Policy {
   /** authorize() and commit at once: the decision for a call that goes ahead. */
   decide(call, options) {
     try {
-      const answer = this.#authorize(call, options);
+      const answer = this.#authorize(call, options, true);
+      // Decided and committed at once (a settled call, the memory store).
+      if (typeof answer.decision === 'string') return Promise.resolve(answer);
       if (typeof answer.then === 'function') return answer.then(committed);
-      // Answered at once (a settled call, the memory store): commit now, and
-      // wait only for a commit that is still under way.
+      // Answered at once: commit now, and wait only for a commit that is
+      // still under way.
       const done = answer.commit();
       return done === DONE ? Promise.resolve(answer.decision) : Promise.resolve(done).then(() => answer.decision);
     } catch (error) {
