@@ -172,6 +172,10 @@ const committed = async ({ decision, commit }) => {
   return decision;
 };
 
+// The input area's first size: room for any usual call, so it is asked for
+// once and the encoder writes every call straight into it.
+const INPUT_SIZE = 4096;
+
 class Toolgate {
   #options;
   #core;
@@ -187,7 +191,7 @@ class Toolgate {
   // being encoded (a getter of the call deciding another call, say).
   #uses = 0;
   // Bytes the engine's input area is known to hold (toolgate_input only grows it).
-  #inputSize = 4096;
+  #inputSize = INPUT_SIZE;
 
   constructor(core, options) {
     this.#useCore(core);
@@ -201,6 +205,7 @@ class Toolgate {
     this.#writeCounts = writeCounts;
     this.#maxParked = layout.maxParked;
     this.#core = core;
+    this.#inputSize = INPUT_SIZE; // a new instance's area starts small again
   }
 
   /** How many evaluations of one policy may wait for their stores at once (authorize() refuses more, store_error). */

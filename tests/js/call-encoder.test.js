@@ -7,8 +7,9 @@
 // not its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes } from '../../wasm/call-encoder.js';
-import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
+import { EngineError, loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 import { random } from './seeded-random.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -229,4 +230,25 @@ test('a getter that uses the engine while its call is encoded never sends anothe
   await Promise.all(inner);
   policy.dispose();
   elsewhere.dispose();
+});
+
+test('after an engine restart calls are written into the new instance\'s input area, large and small', async () => {
+  const own = await loadToolgate({ wasmBinary: await readFile(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url)) });
+  const text = await loadToolgate({ boundary: 'json' });
+  const document = { version: '1', default: 'deny', tools: { run: { require: [{ path: 'args.doc', op: 'starts_with', value: 'ok' }] } } };
+  const policies = [own.compile(document), text.compile(document)];
+  const same = (call, what) => {
+    const [a, b] = policies.map((p) => p.evaluate(call, { now: T0 }));
+    assert.deepEqual(a, b, what);
+    return a;
+  };
+  assert.equal(same({ tool: 'run', arguments: { doc: `ok${'x'.repeat(200000)}` } }, 'large, before').code, 'allowed');
+  // A trap: the hot path handed an address outside memory.
+  assert.throws(() => own.callCore((core) => core._toolgate_finish(0xfffffff0, 1, 1, 0)), EngineError);
+  await own.ready();
+  assert.equal(own.generation, 1, 'the engine was restarted');
+  assert.equal(same({ tool: 'run', arguments: { doc: 'ok' } }, 'small, after').code, 'allowed');
+  assert.equal(same({ tool: 'run', arguments: { doc: 'no' } }, 'small, refused, after').code, 'requirement_failed');
+  assert.equal(same({ tool: 'run', arguments: { doc: `ok${'é'.repeat(100000)}` } }, 'large, after').code, 'allowed');
+  for (const p of policies) p.dispose();
 });
