@@ -165,15 +165,18 @@ export function createCodec(layout, output) {
   const COUNT_STRIDE = COUNT_SIZE / 8;
   const COUNT_CURRENT = layout.count.fields.current / 8;
   const COUNT_PREVIOUS = layout.count.fields.previous / 8;
-  // Strings longer than readString decodes by hand, remembered by where they
-  // stand: the core writes a decision's rule and message, and a parked
-  // call's counter keys, into storage it reuses, so the same text keeps
+  // Strings up to 256 bytes, remembered by where they stand: the core writes
+  // a decision's code, rule and message, and a parked call's counter keys and
+  // grant, into storage it reuses (or static storage), so the same text keeps
   // coming from the same place. A hit is checked byte for byte (cheaper than
-  // TextDecoder for such short text), so a stale entry can never be
-  // returned; the cache is dropped whole when it holds too many places.
+  // decoding, and it builds no string: short text by hand would concatenate a
+  // new one per call), so a stale entry can never be returned; a miss at a
+  // known place overwrites its entry; the cache is dropped whole when it
+  // holds too many places.
   const remembered = new Map(); // pointer -> { bytes, text }
   function text(heap, pointer, length) {
-    if (length <= 12 || length > 256) return readString(heap, pointer, length);
+    if (length === 0) return '';
+    if (length > 256) return readString(heap, pointer, length);
     const known = remembered.get(pointer);
     if (known !== undefined && known.bytes.length === length) {
       const bytes = known.bytes;
@@ -185,6 +188,11 @@ export function createCodec(layout, output) {
         }
       }
       if (same) return known.text;
+      // The same place holding other text of the same length (a grant id):
+      // the entry takes it, no new object.
+      known.bytes.set(heap.subarray(pointer, pointer + length));
+      known.text = readString(heap, pointer, length);
+      return known.text;
     }
     const decoded = readString(heap, pointer, length);
     if (remembered.size >= 64) remembered.clear();

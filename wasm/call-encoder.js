@@ -28,49 +28,83 @@ const hasLoneSurrogate = typeof ''.isWellFormed === 'function'
   ? (text) => !text.isWellFormed()
   : (text) => /\p{Cs}/u.test(text);
 
-let bytes = new Uint8Array(4096);
-let view = new DataView(bytes.buffer);
+// Where the encoder writes: the engine's input area in WebAssembly memory
+// (encodeCallInto: no copy, no intermediate array), or its own scratch buffer
+// (encodeCall), which grows as needed. `limit` bounds the writes; a write past
+// it grows the scratch buffer, or stops an encoding into memory (OVERFLOW),
+// whose caller then encodes into the scratch buffer and asks for room.
+let scratch = new Uint8Array(4096);
+let scratchView = new DataView(scratch.buffer);
+let heapView = null; // a DataView over the last WebAssembly memory written
+let out = scratch;
+let view = scratchView;
 let at = 0;
+let limit = 0;
+let growable = true;
+let overflowed = false;
+// A getter or proxy trap of the call being encoded may decide another call
+// (reentrancy): that one is refused here (it goes as JSON text), so it never
+// moves the cursor of the encoding under way.
+let busy = false;
 
-function reserve(count) {
-  if (at + count <= bytes.length) return;
-  let size = bytes.length * 2;
+// Room for `count` more bytes at `at`; false (overflowed) when the area is
+// the engine's and full.
+function room(count) {
+  if (at + count <= limit) return true;
+  if (!growable) {
+    overflowed = true;
+    return false;
+  }
+  let size = scratch.length * 2;
   while (size < at + count) size *= 2;
   const larger = new Uint8Array(size);
-  larger.set(bytes.subarray(0, at));
-  bytes = larger;
-  view = new DataView(bytes.buffer);
+  larger.set(scratch.subarray(0, at));
+  scratch = larger;
+  scratchView = new DataView(scratch.buffer);
+  out = scratch;
+  view = scratchView;
+  limit = size;
+  return true;
 }
 
 const LONG_STRING = 256;
 
-// u32 byte length, then UTF-8. ASCII is copied by hand (most names and keys);
-// the rest goes through TextEncoder.
+// The UTF-8 of text.slice(from) at `end`; the new end, or -1 when it must go
+// as text (a lone surrogate) or does not fit (overflowed).
+function writeRest(text, from, end) {
+  const rest = from === 0 ? text : text.slice(from);
+  if (hasLoneSurrogate(rest)) return -1;
+  for (;;) {
+    const { read, written } = utf8.encodeInto(rest, out.subarray(end, limit));
+    if (read === rest.length) return end + written;
+    // Not enough room: at most 3 bytes per UTF-16 unit is always enough.
+    const offset = end - at;
+    if (!room(offset + rest.length * 3)) return -1;
+    end = at + offset;
+  }
+}
+
+// u32 byte length, then UTF-8. ASCII (most names and keys) is copied by hand
+// straight into place; the rest, and long strings (an argument holding a
+// document: a hand loop over megabytes would cost tens of milliseconds), go
+// through TextEncoder.encodeInto, also in place.
 function writeString(text) {
   const units = text.length;
-  reserve(4 + units * 3);
+  if (at + 4 + units > limit && !room(4 + units)) return false;
   const start = at + 4;
   let end = start;
-  let i = 0;
-  // Long strings (an argument holding a document) go to TextEncoder whole:
-  // a hand loop over megabytes would cost tens of milliseconds.
   if (units > LONG_STRING) {
-    if (hasLoneSurrogate(text)) return false;
-    end += utf8.encodeInto(text, bytes.subarray(end)).written;
-    view.setUint32(at, end - start, true);
-    at = end;
-    return true;
+    end = writeRest(text, 0, end);
+  } else {
+    let i = 0;
+    for (; i < units; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0x80) break;
+      out[end++] = unit;
+    }
+    if (i < units) end = writeRest(text, i, end);
   }
-  for (; i < units; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit >= 0x80) break;
-    bytes[end++] = unit;
-  }
-  if (i < units) {
-    const rest = text.slice(i);
-    if (hasLoneSurrogate(rest)) return false;
-    end += utf8.encodeInto(rest, bytes.subarray(end)).written;
-  }
+  if (end < 0) return false;
   view.setUint32(at, end - start, true);
   at = end;
   return true;
@@ -83,40 +117,40 @@ const skipped = (value) => value === undefined || typeof value === 'function' ||
 function writeValue(value, depth) {
   switch (typeof value) {
     case 'string':
-      reserve(1);
-      bytes[at++] = STRING;
+      if (!room(1)) return false;
+      out[at++] = STRING;
       return writeString(value);
     case 'number':
-      reserve(9);
+      if (!room(9)) return false;
       if (Number.isInteger(value)) {
         // Beyond 2^53 JSON.stringify prints digits that are not the double's
         // value ("9223372036854778000"), which JSON readers take as a 64-bit integer.
         if (value > MAX_SAFE || value < -MAX_SAFE) return false;
-        bytes[at] = INTEGER;
+        out[at] = INTEGER;
         view.setFloat64(at + 1, value === 0 ? 0 : value, true); // -0 prints as 0
       } else {
         if (!Number.isFinite(value)) return false;
-        bytes[at] = NUMBER;
+        out[at] = NUMBER;
         view.setFloat64(at + 1, value, true);
       }
       at += 9;
       return true;
     case 'boolean':
-      reserve(1);
-      bytes[at++] = value ? TRUE : FALSE;
+      if (!room(1)) return false;
+      out[at++] = value ? TRUE : FALSE;
       return true;
     case 'object': {
       if (value === null) {
-        reserve(1);
-        bytes[at++] = NULL;
+        if (!room(1)) return false;
+        out[at++] = NULL;
         return true;
       }
       if (depth >= MAX_DEPTH || typeof value.toJSON === 'function') return false;
       if (Array.isArray(value)) {
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         const count = value.length;
-        reserve(5);
-        bytes[at] = ARRAY;
+        if (!room(5)) return false;
+        out[at] = ARRAY;
         view.setUint32(at + 1, count, true);
         at += 5;
         for (let i = 0; i < count; i++) {
@@ -128,8 +162,8 @@ function writeValue(value, depth) {
       const prototype = Object.getPrototypeOf(value);
       if (prototype !== Object.prototype && prototype !== null) return false;
       const keys = Object.keys(value);
-      reserve(5);
-      bytes[at] = OBJECT;
+      if (!room(5)) return false;
+      out[at] = OBJECT;
       view.setUint32(at + 1, keys.length, true);
       at += 5;
       for (let i = 0; i < keys.length; i++) {
@@ -143,18 +177,54 @@ function writeValue(value, depth) {
   }
 }
 
-/**
- * Encodes `call` into the shared buffer (see encodedBytes); returns its length
- * in bytes, or -1 when it must go as JSON text instead.
- */
-export function encodeCall(call) {
-  at = 0;
+// One encoding, into `out` from `from` up to `to`: its length, -1 when the
+// call must go as JSON text, OVERFLOW when it did not fit in the engine's area.
+function encode(call, from, to) {
+  if (busy) return -1;
+  busy = true;
+  at = from;
+  limit = to;
+  overflowed = false;
   try {
-    return writeValue(call, 0) ? at : -1;
+    if (writeValue(call, 0)) return at - from;
+    return overflowed ? OVERFLOW : -1;
   } catch {
     return -1; // a throwing getter or a proxy: JSON.stringify decides what happens
+  } finally {
+    busy = false;
   }
 }
 
+/** encodeCallInto's answer for a call that did not fit in `capacity` bytes. */
+export const OVERFLOW = -2;
+
+/**
+ * Encodes `call` into the shared scratch buffer (see encodedBytes); returns
+ * its length in bytes, or -1 when it must go as JSON text instead.
+ */
+export function encodeCall(call) {
+  if (busy) return -1;
+  out = scratch;
+  view = scratchView;
+  growable = true;
+  return encode(call, 0, scratch.length);
+}
+
 /** The bytes encodeCall wrote (valid until the next call). */
-export const encodedBytes = (length) => bytes.subarray(0, length);
+export const encodedBytes = (length) => scratch.subarray(0, length);
+
+/**
+ * Encodes `call` straight into `heap` (a WebAssembly memory's Uint8Array) at
+ * byte `start`, writing at most `capacity` bytes: the same bytes encodeCall
+ * writes. Returns the length, -1 when the call must go as JSON text, or
+ * OVERFLOW when it needs more room (then encode it with encodeCall, ask the
+ * engine for that much and copy it). Bytes past what it returns are garbage.
+ */
+export function encodeCallInto(call, heap, start, capacity) {
+  if (busy) return -1;
+  out = heap;
+  if (heapView === null || heapView.buffer !== heap.buffer) heapView = new DataView(heap.buffer);
+  view = heapView;
+  growable = false;
+  return encode(call, start, start + capacity);
+}

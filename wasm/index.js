@@ -10,7 +10,7 @@
 
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
-import { encodeCall, encodedBytes } from './call-encoder.js';
+import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes } from './call-encoder.js';
 import { coreCodec } from './boundary-layout.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
@@ -172,6 +172,10 @@ const committed = async ({ decision, commit }) => {
   return decision;
 };
 
+// The input area's first size: room for any usual call, so it is asked for
+// once and the encoder writes every call straight into it.
+const INPUT_SIZE = 4096;
+
 class Toolgate {
   #options;
   #core;
@@ -182,6 +186,12 @@ class Toolgate {
   #read;
   #writeCounts;
   #maxParked;
+  // Every use of the engine counts here (#ready): a call encoded straight
+  // into the input area is sent only if nothing used the engine while it was
+  // being encoded (a getter of the call deciding another call, say).
+  #uses = 0;
+  // Bytes the engine's input area is known to hold (toolgate_input only grows it).
+  #inputSize = INPUT_SIZE;
 
   constructor(core, options) {
     this.#useCore(core);
@@ -195,6 +205,7 @@ class Toolgate {
     this.#writeCounts = writeCounts;
     this.#maxParked = layout.maxParked;
     this.#core = core;
+    this.#inputSize = INPUT_SIZE; // a new instance's area starts small again
   }
 
   /** How many evaluations of one policy may wait for their stores at once (authorize() refuses more, store_error). */
@@ -279,6 +290,7 @@ class Toolgate {
   }
 
   #ready() {
+    this.#uses += 1;
     if (!this.#core) throw new EngineError('the WebAssembly engine is restarting; await toolgate.ready()');
   }
 
@@ -303,15 +315,34 @@ class Toolgate {
     return this.#call(() => fn(this.#core));
   }
 
-  // The hot path: the encoded call (encodedBytes(length)) into the input
-  // area, then start; returns the output (the codec's read).
-  startEncoded(address, length, now, park) {
+  // The hot path: `call` encoded straight into the engine's input area, then
+  // start; returns the output (the codec's read), or null when the call must
+  // go as JSON text (what the binary form cannot carry).
+  startEncoded(address, call, now, park) {
     // #call's work inline: no closure per decision on the hot path.
     this.#ready();
     try {
       const core = this.#core;
-      const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
-      core.HEAPU8.set(encodedBytes(length), input);
+      const uses = this.#uses;
+      // The area as it is: toolgate_input grows it only when asked for more.
+      let input = core._toolgate_input(this.#inputSize);
+      let heap = core.HEAPU8;
+      let length = encodeCallInto(call, heap, input, this.#inputSize);
+      if (length === OVERFLOW) {
+        // Larger than the area: encoded apart, then copied into a larger one.
+        length = encodeCall(call);
+        if (length < 0) return null;
+        input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        if (length > this.#inputSize) this.#inputSize = length;
+        heap = core.HEAPU8;
+        heap.set(encodedBytes(length), input);
+      } else if (length < 0) {
+        return null;
+      }
+      // A getter or proxy of the call that used the engine (deciding another
+      // call, compiling a policy) may have overwritten the area or grown the
+      // memory under the encoder: then the bytes are not this call's.
+      if (this.#uses !== uses || this.#core !== core || core.HEAPU8 !== heap) return null;
       core._toolgate_start(address, length, now, park ? 1 : 0);
       return this.#read(core);
     } catch (error) {
@@ -483,10 +514,9 @@ class Policy {
    */
   evaluate(call, { now = Date.now() } = {}) {
     const ms = nowOption(now);
-    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
-    if (length >= 0) {
-      const address = this.#address();
-      return this.#toolgate.startEncoded(address, length, ms, false);
+    if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
+      const raw = this.#toolgate.startEncoded(this.#address(), call, ms, false);
+      if (raw !== null) return raw;
     }
     const text = jsonText(call);
     if (text === null) return unrepresentableCall(call);
@@ -507,9 +537,20 @@ class Policy {
   // settled call; no approval and a store with reserveNow, as the memory
   // store), else as a promise: decide() then spends no turn of the event
   // loop on a call the engine and the store answered synchronously.
-  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}) {
+  // With `committing` (decide()), a call decided at once comes back as the
+  // decision itself, its charge already committed: the common case (a
+  // settled call; no approval and a store with reserveNow) then builds no
+  // step, closure or answer object.
+  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}, committing = false) {
     const first = this.#start(call, now);
-    if (first.ticket === undefined) return settled(first);
+    if (first.ticket === undefined) return committing && typeof first.decision === 'string' ? first : settled(first);
+    if (committing && !first.approval && observe === undefined && first.counters.length > 0 && typeof counters?.reserveNow === 'function') {
+      try {
+        return this.#decideNow(first, counters, approvals, failOpen);
+      } finally {
+        this.#release(first.handle, first.address, first.ticket);
+      }
+    }
     // The pending evaluation stays parked in the engine under a ticket;
     // finish() sends back only the counts. Every path releases it, once the
     // answer is known.
@@ -526,6 +567,33 @@ class Policy {
       return answer;
     }
     return answer.finally(release);
+  }
+
+  // decide()'s common case, inline: the memory store reserves at once, the
+  // engine finishes, the charge is committed. What #reserveStep and
+  // #decideStep do for it, step for step; the rare turns (the store throws,
+  // the store and the core disagree, a store without commitNow) answer as
+  // they would.
+  #decideNow(first, counters, approvals, failOpen) {
+    let reservation;
+    try {
+      reservation = counters.reserveNow(first.counters, first.now);
+    } catch (error) {
+      const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+      return this.#reserveFailed({ first, counters, approvals, failOpen, finish }, error);
+    }
+    const decision = this.#finishParked(first.handle, first.address, first.ticket, true, reservation.states);
+    if ((decision.decision === 'allow') !== Boolean(reservation.admitted)) {
+      // The store and the core disagree (a store bug): deny, give back.
+      const denied = () => settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
+      return reservation.admitted ? Promise.resolve(counters.rollback(reservation)).then(denied) : denied();
+    }
+    if (decision.decision !== 'allow') return decision;
+    if (typeof counters.commitNow === 'function') {
+      counters.commitNow(reservation);
+      return decision;
+    }
+    return { decision, commit: () => counters.commit(reservation), rollback: DONE_FN };
   }
 
   // Step two of a parked evaluation: the approval (if any) looked up, the
@@ -622,14 +690,16 @@ class Policy {
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
   #start(call, now) {
     const ms = nowOption(now);
-    const length = this.#toolgate.binaryCalls && typeof call !== 'string' ? encodeCall(call) : -1; // a string is JSON text
-    let raw;
-    if (length >= 0) {
+    let raw = null;
+    if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
       const address = this.#address();
-      raw = this.#toolgate.startEncoded(address, length, ms, true);
-      if (raw.ticket === undefined) return raw;
-      raw.address = address;
-    } else {
+      raw = this.#toolgate.startEncoded(address, call, ms, true);
+      if (raw !== null) {
+        if (raw.ticket === undefined) return raw;
+        raw.address = address;
+      }
+    }
+    if (raw === null) {
       const text = jsonText(call);
       if (text === null) return unrepresentableCall(call);
       raw = this.#toolgate.startText(this.#acquireHandle(), text, ms, true);
@@ -760,10 +830,12 @@ class Policy {
   /** authorize() and commit at once: the decision for a call that goes ahead. */
   decide(call, options) {
     try {
-      const answer = this.#authorize(call, options);
+      const answer = this.#authorize(call, options, true);
+      // Decided and committed at once (a settled call, the memory store).
+      if (typeof answer.decision === 'string') return Promise.resolve(answer);
       if (typeof answer.then === 'function') return answer.then(committed);
-      // Answered at once (a settled call, the memory store): commit now, and
-      // wait only for a commit that is still under way.
+      // Answered at once: commit now, and wait only for a commit that is
+      // still under way.
       const done = answer.commit();
       return done === DONE ? Promise.resolve(answer.decision) : Promise.resolve(done).then(() => answer.decision);
     } catch (error) {

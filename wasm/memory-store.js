@@ -64,10 +64,12 @@ export class MemoryCounterStore {
     if (admitted) {
       for (let i = 0; i < count; i++) {
         const request = requests[i];
-        const entry = this.#buckets.get(request.key);
-        const start = Math.max(request.bucket_start_ms, entry?.start ?? -Infinity);
         let charged = false;
         for (let j = 0; j < charges.length; j++) if (charges[j].key === request.key) charged = true;
+        // Only a charge of the same key earlier in this call can have changed
+        // the entry read above: otherwise it is still the one held.
+        const entry = charged ? this.#buckets.get(request.key) : entries[i];
+        const start = Math.max(request.bucket_start_ms, entry?.start ?? -Infinity);
         const current = entry && entry.start === start && charged
           ? entry.current + request.cost // already charged by this call
           : states[i].current + request.cost;
