@@ -7,6 +7,13 @@ import { randomInt } from 'node:crypto';
 
 import { MemoryApprovalStore, MemoryCounterStore, loadToolgate } from '../../wasm/index.js';
 import { T0, policyFile, runCli } from './cli-helpers.js';
+import { random as seededRandom } from './seeded-random.js';
+
+// next(n): a seeded integer in [0, n), replayable from EXPLAIN_SEED.
+const seededInts = (seed) => {
+  const random = seededRandom(seed);
+  return (n) => Math.floor(random() * n);
+};
 
 const POLICY = {
   version: '1',
@@ -173,11 +180,7 @@ test('preview fails closed: a failing store is store_error, a missing one an err
 test('property: preview() predicts authorize() and changes nothing; explainWithCounters() gives step one\'s pending evaluation and the counts before the call', async () => {
   const tools = ['refund', 'deploy', 'secret_x', 'other'];
   const seed = Number(process.env.EXPLAIN_SEED ?? randomInt(2 ** 31));
-  let state = seed;
-  const next = (n) => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    return state % n;
-  };
+  const next = seededInts(seed);
   for (let round = 0; round < 30; round += 1) {
     const stores = { counters: new MemoryCounterStore(), approvals: new MemoryApprovalStore() };
     const waiting = [];
@@ -265,11 +268,7 @@ test('property: explain() evaluates each call once, on both boundaries, through 
   const reference = toolgate.compile(POLICY);
   const tools = ['refund', 'deploy', 'secret_x', 'other'];
   const seed = Number(process.env.EXPLAIN_SEED ?? randomInt(2 ** 31));
-  let state = seed;
-  const next = (n) => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    return state % n;
-  };
+  const next = seededInts(seed);
   const seen = new Set();
   for (let round = 0; round < 28; round += 1) {
     const kind = KINDS[round % KINDS.length];

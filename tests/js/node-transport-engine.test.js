@@ -26,6 +26,7 @@ import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 import { PlainAbort, createHandler } from '../../worker/handler.js';
 import { NODE_SHA256 } from '../../worker/node.js';
 import { freePort, memoryAudit, waitFor } from './proxy-helpers.js';
+import { bodyOf, transportForTest as transport } from './transport-helpers.js';
 import { random as prng } from './seeded-random.js';
 
 // What worker/handler.js reads as "never sent" in `error.cause.code` (its
@@ -65,17 +66,6 @@ async function startServer(route) {
   };
 }
 
-function transport(options) {
-  const t = createNodeTransport(options);
-  after(() => t.close());
-  return t;
-}
-
-async function bodyOf(req) {
-  let text = '';
-  for await (const chunk of req) text += chunk;
-  return text;
-}
 
 const call = (id, init = {}) => ({ ...init, headers: { ...init.headers, 'x-call': id } });
 const ok = async (req, res) => {

@@ -12,11 +12,12 @@ import { createServer, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 
-import { createNodeTransport, upstreamBody } from '../../worker/node-transport.js';
+import { upstreamBody } from '../../worker/node-transport.js';
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 import { PlainAbort, createHandler } from '../../worker/handler.js';
 import { NODE_SHA256, startProxy } from '../../worker/node.js';
 import { freePort, memoryAudit, tempFile } from './proxy-helpers.js';
+import { bodyOf, transportForTest as transport } from './transport-helpers.js';
 
 // One server; each test sets `route` (req, res) and reads what it saw.
 let route = (req, res) => res.end();
@@ -39,17 +40,6 @@ after(async () => {
   server.close();
 });
 
-function transport(options) {
-  const t = createNodeTransport(options);
-  after(() => t.close());
-  return t;
-}
-
-async function bodyOf(req) {
-  let text = '';
-  for await (const chunk of req) text += chunk;
-  return text;
-}
 
 /** A promise with its resolve, to hand steps between the server and the test. */
 function signal() {
