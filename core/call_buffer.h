@@ -57,6 +57,11 @@ bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& 
 // The same, indexing every argument (no plan to say which are read).
 bool read_call_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
                     std::string& error);
+// A temporary buffer would be gone before the view is read: refused at compile time.
+bool read_call_view(std::vector<std::uint8_t>&& bytes, const CallReadOptions& options, const Plan& plan, CallTape& tape,
+                    CallView& call, std::string& error) = delete;
+bool read_call_view(std::vector<std::uint8_t>&& bytes, const CallReadOptions& options, CallTape& tape, CallView& call,
+                    std::string& error) = delete;
 
 // The binary form of a JSON value (the inverse of the reader, for tests and
 // native hosts). Integers outside the safe range have no binary form: nullopt,
