@@ -17,7 +17,7 @@ import { repoRoot } from './cli-helpers.js';
 const run = promisify(execFile);
 const readJson = async (file) => JSON.parse(await readFile(file, 'utf8'));
 
-test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the budget', { timeout: 300_000 }, async (t) => {
+test('proxy.bench.js: every case, metrics and pins on vs off in pairs, the budgets', { timeout: 300_000 }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'toolgate-bench-proxy-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'proxy.json');
@@ -52,6 +52,17 @@ test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the
   assert.equal(budget.met, m.throughput_ratio_median >= 0.98);
   assert.match(budget.measured, /^-?[\d.]+ % lower \(median of 3 pairs/);
 
+  // Pins on vs off: the same pairs, and the throughput budget reads their median.
+  const pins = result.pins_on_off;
+  assert.equal(pins.pairs.length, 3);
+  for (const pair of pins.pairs) {
+    for (const side of ['off', 'on']) assert.ok(pair[side].requests > 0 && pair[side].non2xx === 0, JSON.stringify(pair[side]));
+  }
+  assert.equal(pins.throughput_ratio_median, pins.pairs.map((p) => p.throughput_ratio).sort((a, b) => a - b)[1]);
+  const pinsBudget = result.budgets.find((b) => /^pins: throughput/.test(b.name));
+  assert.equal(pinsBudget.met, pins.throughput_ratio_median >= 0.95);
+  assert.match(pinsBudget.measured, /^[\d.]+ % \(median of 3 pairs/);
+
   // Every case of the table ran (Redis left out).
   assert.deepEqual(Object.keys(result.summary), ['direct', 'passthrough', 'toolgate (memory store)', 'toolgate (memory store, metrics on)',
     'toolgate (memory store, OAuth JWT)', 'toolgate (memory store, pins)']);
@@ -61,6 +72,7 @@ test('proxy.bench.js: every case, metrics on vs off in pairs with a scraper, the
   const markdown = await readFile(path.join(dir, 'proxy.md'), 'utf8');
   assert.match(markdown, /^- the first tools\/call each server answered after it started \(ms, wall\): direct [\d.]+, passthrough [\d.]+, toolgate \(memory store\) [\d.]+/m);
   assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
+  assert.match(markdown, /Pins on vs off, paired: 3 pairs/);
   assert.match(markdown, /\| \*\*median\*\* \|/);
   assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);
 });
