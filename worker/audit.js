@@ -77,6 +77,25 @@ function canonical(value, depth) {
   return `${text}}`;
 }
 
+// argument_hmac values computed where the arguments were parsed (on Node, a
+// large body's worker thread, ./body-pool.js), by the arguments object and
+// the key they were computed with: the gate takes them instead of walking and
+// hashing megabytes on the event loop again. A WeakMap: nothing outlives the
+// parsed message. Arguments are never changed after parsing.
+const knownHmacs = new WeakMap();
+
+/** Records `hmac` as HMAC-SHA-256 (base64url) of canonicalJson(args) under `key`. */
+export function rememberArgumentHmac(args, key, hmac) {
+  if (args !== null && typeof args === 'object' && typeof key === 'string' && typeof hmac === 'string') knownHmacs.set(args, { key, hmac });
+}
+
+/** The HMAC rememberArgumentHmac recorded for `args` under `key`, or undefined. */
+export function knownArgumentHmac(args, key) {
+  if (args === null || typeof args !== 'object') return undefined;
+  const known = knownHmacs.get(args);
+  return known !== undefined && known.key === key ? known.hmac : undefined;
+}
+
 /** Lowercase hex SHA-256 of `text`'s UTF-8 bytes (WebCrypto: Workers, Node >= 20, browsers). */
 export async function sha256Hex(text) {
   if (typeof text !== 'string') throw new TypeError('sha256Hex needs a string');
