@@ -13,11 +13,16 @@
 // trip would cost more than it saves. The Workers runtime has no pool and
 // always reads inline.
 //
-// Bounded: `threads` threads, each with a heap limit; at most
+// No heap limit of its own per thread (resourceLimits): V8 aborts the whole
+// process, not the thread, when a thread's limit is reached inside
+// JSON.parse (seen in tests/js/body-pool.test.js with a small limit). A
+// thread has the heap the event loop would have had for the same body.
+//
+// Bounded: `threads` threads; at most
 // `maxQueuedPerGrant` bodies of one grant wait (more are refused, 429), and
 // waiting bodies are taken one grant after another (round robin), so a grant
-// sending many large bodies cannot starve another's. A thread that dies (an
-// exception, its heap limit) or does not answer within `timeoutMs` fails its
+// sending many large bodies cannot starve another's. A thread that dies or
+// does not answer within `timeoutMs` fails its
 // body closed (503, nothing forwarded) and is replaced for the next body:
 // never a hang, never a body let through unchecked.
 import { createHmac } from 'node:crypto';
@@ -28,7 +33,6 @@ import { readBodyMessages } from './body-read.js';
 import { JsonRpcError, errorMessage } from './gate.js';
 
 const ROLE = 'toolgate-body-pool';
-const MB = 1024 * 1024;
 
 // HMAC-SHA-256 (base64url) of canonicalJson(args): exactly what ./node.js's
 // NODE_SHA256.hmac computes for the gate's argument_hmac; null when the
@@ -76,7 +80,6 @@ export class BodyPool {
   #threshold;
   #maxQueuedPerGrant;
   #timeoutMs;
-  #resourceLimits;
   #log;
   #idle = []; // threads waiting for a body
   #all = new Set(); // every live thread
@@ -88,14 +91,13 @@ export class BodyPool {
 
   /**
    * @param {{ threads?: number, threshold?: number, maxQueuedPerGrant?: number, timeoutMs?: number,
-   *   maxHeapMb?: number, log?: (level: string, message: string, fields?: object) => void }} [options]
+   *   log?: (level: string, message: string, fields?: object) => void }} [options]
    *   threads: the pool's size (default 2); threshold: bodies of at least this many bytes go
    *   to a thread (default 128 KiB); maxQueuedPerGrant: one grant's bodies waiting for a thread
-   *   (default 16); timeoutMs: how long a thread may take over one body (default 30 s);
-   *   maxHeapMb: each thread's V8 heap limit (default 256).
+   *   (default 16); timeoutMs: how long a thread may take over one body (default 30 s).
    */
-  constructor({ threads = 2, threshold = 128 * 1024, maxQueuedPerGrant = 16, timeoutMs = 30_000, maxHeapMb = 256, log = () => {} } = {}) {
-    for (const [name, value] of Object.entries({ threads, maxQueuedPerGrant, timeoutMs, maxHeapMb })) {
+  constructor({ threads = 2, threshold = 128 * 1024, maxQueuedPerGrant = 16, timeoutMs = 30_000, log = () => {} } = {}) {
+    for (const [name, value] of Object.entries({ threads, maxQueuedPerGrant, timeoutMs })) {
       if (!(Number.isSafeInteger(value) && value > 0)) throw new TypeError(`BodyPool: ${name} must be a positive integer, not ${value}`);
     }
     if (!(Number.isSafeInteger(threshold) && threshold >= 0)) throw new TypeError(`BodyPool: threshold must be an integer >= 0, not ${threshold}`);
@@ -103,7 +105,6 @@ export class BodyPool {
     this.#threshold = threshold;
     this.#maxQueuedPerGrant = maxQueuedPerGrant;
     this.#timeoutMs = timeoutMs;
-    this.#resourceLimits = { maxOldGenerationSizeMb: maxHeapMb };
     this.#log = log;
   }
 
@@ -176,8 +177,11 @@ export class BodyPool {
   }
 
   #start() {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { role: ROLE }, resourceLimits: this.#resourceLimits });
-    // Idle threads do not keep the process alive (a request being read does).
+    // execArgv []: the thread runs this module only, none of the process's
+    // --import/--require preloads (a preload may act on the whole process:
+    // the benchmarks' exit-with-parent.js, in a thread, would stop it).
+    const worker = new Worker(new URL(import.meta.url), { workerData: { role: ROLE }, execArgv: [] });
+    // Only a thread reading a body keeps the process alive (ref'd in #run).
     worker.unref();
     const thread = { worker, job: null, timer: null, stopping: null };
     this.#all.add(thread);
@@ -191,6 +195,7 @@ export class BodyPool {
 
   #run(thread, job) {
     thread.job = job;
+    thread.worker.ref();
     const { bytes } = job;
     // Transfer, not copy, when the view is its whole (non-shared) buffer.
     const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
@@ -207,6 +212,7 @@ export class BodyPool {
     clearTimeout(thread.timer);
     thread.job = null;
     thread.timer = null;
+    thread.worker.unref();
     if (hmacs !== undefined && !read.refused) {
       for (let i = 0; i < hmacs.length; i++) {
         if (hmacs[i] !== null) rememberArgumentHmac(read.messages[i].params.arguments, job.auditKey, hmacs[i]);
@@ -247,9 +253,4 @@ export class BodyPool {
   #failure(reason) {
     return { status: 503, refused: errorMessage(null, JsonRpcError.INTERNAL, `Internal error: the request body could not be read (${reason}); nothing was forwarded.`) };
   }
-}
-
-/** A pool sized for bodies up to `maxBodyBytes` (a thread's heap: 64 times the largest body, at least 256 MB). */
-export function createBodyPool({ maxBodyBytes = 4 * MB, ...options } = {}) {
-  return new BodyPool({ maxHeapMb: Math.max(256, Math.ceil((maxBodyBytes / MB) * 64)), ...options });
 }
