@@ -143,9 +143,11 @@ export class BodyPool {
     });
   }
 
-  /** Counts, for tests and operators: bodies read inline and on threads, refused, failed; threads now. */
+  /** Counts, for tests and operators: bodies read inline and on threads, refused, failed; threads now, those reading a body, bodies waiting. */
   get stats() {
-    return { ...this.#stats, threads: this.#all.size, queued: [...this.#queues.values()].reduce((n, q) => n + q.length, 0) };
+    let reading = 0;
+    for (const thread of this.#all) if (thread.job !== null) reading++;
+    return { ...this.#stats, threads: this.#all.size, reading, queued: [...this.#queues.values()].reduce((n, q) => n + q.length, 0) };
   }
 
   /** Stops the threads; bodies waiting or being read are refused (503). */

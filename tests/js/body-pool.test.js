@@ -15,7 +15,7 @@ import { readBodyMessages } from '../../worker/body-read.js';
 import { canonicalJson, knownArgumentHmac } from '../../worker/audit.js';
 import { NODE_SHA256, startProxy } from '../../worker/node.js';
 import { MemoryCounterStore } from '../../wasm/index.js';
-import { grantsDocument, memoryAudit, postRaw, tempFile } from './proxy-helpers.js';
+import { grantsDocument, memoryAudit, postRaw, tempFile, waitFor } from './proxy-helpers.js';
 import { startSdkServer } from './fixtures/sdk-http-server.js';
 import { random } from './seeded-random.js';
 
@@ -260,7 +260,7 @@ describe('bounds and failures', () => {
 // ------------------------------------------------------------ real transport
 
 describe('through toolgate serve (startProxy, HTTP, an MCP SDK server)', () => {
-  const TOKENS = { alice: 'alice-token-body-pool' };
+  const TOKENS = { alice: 'alice-token-body-pool', bob: 'bob-token-body-pool' };
   const POLICY = { version: '1', default: 'deny', tools: { echo: { action: 'allow' }, drop: { action: 'deny', on_deny: 'no' } } };
   let server;
   const proxies = {};
@@ -337,6 +337,38 @@ describe('through toolgate serve (startProxy, HTTP, an MCP SDK server)', () => {
       assert.equal(fine.status, 200);
       assert.equal(server.bodies.length - before, 1, 'only the second call reached the server');
       assert.equal(proxy.bodyPool.stats.failed, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  // What the pool is for: while one grant's large body is being read (seconds
+  // of work here: 4 M numbers parsed, canonicalised and hashed on the thread),
+  // another grant's small call is decided and answered. Read inline, the small
+  // call would wait behind that work on the one event loop.
+  test('while grant A\'s large body is read on a thread, grant B\'s small call is answered', async () => {
+    const proxy = await startProxy({
+      servers: { default: { upstream: server.url, policy: await tempFile('body-pool-policy.json', POLICY) } },
+      grants: await tempFile('body-pool-grants.json', grantsDocument(TOKENS)), port: 0, counters: new MemoryCounterStore(),
+      audit: memoryAudit(), auditKey: 'k', log: () => {}, watch: false, maxBodyBytes: 64 * 1024 * 1024, bodyPool: { threshold: 1024, threads: 1 },
+    });
+    try {
+      const large = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'drop', arguments: { a: Array.from({ length: 4_000_000 }, (_, i) => i) } } });
+      let largeAnswered = false;
+      const a = postRaw(`${proxy.url}/mcp`, large, { token: TOKENS.alice }).then((answer) => {
+        largeAnswered = true;
+        return answer;
+      }, (error) => ({ error }));
+      await waitFor(() => proxy.bodyPool.stats.reading === 1, 'grant A\'s body on the thread', { interval: 1 });
+      const b = await postRaw(`${proxy.url}/mcp`, '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}', { token: TOKENS.bob });
+      assert.equal(b.status, 200);
+      assert.equal(b.json.result.content[0].text, 'echo ran: hi');
+      assert.equal(largeAnswered, false, 'B was answered while A\'s body was still being read');
+      assert.equal(proxy.bodyPool.stats.reading, 1);
+      const answer = await a;
+      assert.equal(answer.error, undefined);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.json.result.structuredContent.code, 'tool_denied');
     } finally {
       await proxy.close();
     }
