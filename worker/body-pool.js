@@ -2,8 +2,8 @@
 //
 // Reading a 4 MiB body is tens of milliseconds of synchronous work: UTF-8
 // decoding, JSON.parse, the duplicate-key and depth check (./json-check.js),
-// and, when it is audited, the canonical JSON and HMAC of each call's
-// arguments (./audit.js). On the event loop that is a stall every other
+// and the canonical JSON of each call's arguments, its HMAC for the audit
+// and its length for the approval size bound (./audit.js, ./gate.js). On the event loop that is a stall every other
 // grant's calls wait behind (bench/proxy/fairness.bench.js). Bodies of at
 // least `threshold` bytes are therefore read by a fixed pool of worker
 // threads running the very function the inline path runs
@@ -25,24 +25,33 @@
 // does not answer within `timeoutMs` fails its
 // body closed (503, nothing forwarded) and is replaced for the next body:
 // never a hang, never a body let through unchecked.
+import { Buffer } from 'node:buffer';
 import { createHmac } from 'node:crypto';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
-import { canonicalJson, rememberArgumentHmac } from './audit.js';
+import { canonicalJson, rememberArguments } from './audit.js';
 import { readBodyMessages } from './body-read.js';
 import { JsonRpcError, errorMessage } from './gate.js';
 
 const ROLE = 'toolgate-body-pool';
 
-// HMAC-SHA-256 (base64url) of canonicalJson(args): exactly what ./node.js's
-// NODE_SHA256.hmac computes for the gate's argument_hmac; null when the
+// What the gate would compute of a call's arguments (./audit.js
+// rememberArguments): the UTF-8 length of their canonical JSON (the approval
+// size bound) and, with a key, HMAC-SHA-256 (base64url) of it, exactly as
+// ./node.js's NODE_SHA256.hmac computes argument_hmac. null when the
 // arguments have no canonical form (the gate then finds that itself).
-function argumentHmac(key, args) {
+function argumentFacts(key, args) {
+  let canonical;
   try {
-    return createHmac('sha256', key).update(canonicalJson(args), 'utf8').digest('base64url');
+    canonical = canonicalJson(args);
   } catch {
     return null;
   }
+  return {
+    bytes: Buffer.byteLength(canonical, 'utf8'),
+    key,
+    hmac: typeof key === 'string' ? createHmac('sha256', key).update(canonical, 'utf8').digest('base64url') : undefined,
+  };
 }
 
 // The arguments object of a tools/call message, or undefined.
@@ -59,14 +68,11 @@ function callArguments(message) {
 if (!isMainThread && workerData?.role === ROLE) {
   parentPort.on('message', ({ id, bytes, maxBatchSize, auditKey }) => {
     const read = readBodyMessages(bytes, { maxBatchSize });
-    let hmacs;
-    if (!read.refused && typeof auditKey === 'string') {
-      hmacs = read.messages.map((message) => {
-        const args = callArguments(message);
-        return args === undefined ? null : argumentHmac(auditKey, args);
-      });
-    }
-    parentPort.postMessage({ id, read, hmacs });
+    const facts = read.refused ? undefined : read.messages.map((message) => {
+      const args = callArguments(message);
+      return args === undefined ? null : argumentFacts(auditKey, args);
+    });
+    parentPort.postMessage({ id, read, facts });
   });
 }
 
@@ -110,8 +116,9 @@ export class BodyPool {
 
   /**
    * `bytes` as messages (./body-read.js readBodyMessages): at once for a small body, on a
-   * thread (a promise) for a large one. With `auditKey`, the audit's argument_hmac of each
-   * call is computed there too and remembered for the gate (./audit.js). `bytes` is handed
+   * thread (a promise) for a large one. There, each call's canonical arguments are measured
+   * and (with `auditKey`) their audit argument_hmac computed, remembered for the gate
+   * (./audit.js rememberArguments). `bytes` is handed
    * to the thread (its buffer transferred when it is the whole buffer): not usable afterwards.
    * @param {Uint8Array} bytes
    * @param {{ maxBatchSize?: number, grant?: string, auditKey?: string }} [context]
@@ -208,16 +215,16 @@ export class BodyPool {
     thread.worker.postMessage({ id: job.id, bytes: sent, maxBatchSize: job.maxBatchSize, auditKey: job.auditKey }, [sent.buffer]);
   }
 
-  #answered(thread, { id, read, hmacs }) {
+  #answered(thread, { id, read, facts }) {
     const { job } = thread;
     if (job === null || job.id !== id) return; // answer to a body already failed
     clearTimeout(thread.timer);
     thread.job = null;
     thread.timer = null;
     thread.worker.unref();
-    if (hmacs !== undefined && !read.refused) {
-      for (let i = 0; i < hmacs.length; i++) {
-        if (hmacs[i] !== null) rememberArgumentHmac(read.messages[i].params.arguments, job.auditKey, hmacs[i]);
+    if (facts !== undefined && !read.refused) {
+      for (let i = 0; i < facts.length; i++) {
+        if (facts[i] !== null) rememberArguments(read.messages[i].params.arguments, facts[i]);
       }
     }
     this.#stats.offThread++;

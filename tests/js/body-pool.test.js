@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 
 import { BodyPool } from '../../worker/body-pool.js';
 import { readBodyMessages } from '../../worker/body-read.js';
-import { canonicalJson, knownArgumentHmac } from '../../worker/audit.js';
+import { canonicalJson, knownArgumentHmac, knownCanonicalBytes } from '../../worker/audit.js';
 import { NODE_SHA256, startProxy } from '../../worker/node.js';
 import { MemoryCounterStore } from '../../wasm/index.js';
 import { grantsDocument, memoryAudit, postRaw, tempFile, waitFor } from './proxy-helpers.js';
@@ -141,7 +141,7 @@ describe('the pool reads as the inline path does', () => {
     assert.equal(pool.stats.failed, 0);
   });
 
-  test('the audit HMAC computed on the thread is the gate\'s (canonical JSON, HMAC-SHA-256 under the key)', async () => {
+  test('the audit HMAC and the canonical length computed on the thread are the gate\'s (canonical JSON, HMAC-SHA-256 under the key, UTF-8 bytes)', async () => {
     const next = random(SEED + 1);
     let checked = 0;
     for (let i = 0; i < 600; i++) {
@@ -154,12 +154,15 @@ describe('the pool reads as the inline path does', () => {
         const args = m?.method === 'tools/call' ? m.params?.arguments : undefined;
         if (args === null || typeof args !== 'object') continue;
         let want;
+        let bytes;
         try {
           want = NODE_SHA256.hmac('k', canonicalJson(args));
+          bytes = new TextEncoder().encode(canonicalJson(args)).byteLength; // the gate's approval size
         } catch {
           want = undefined; // no canonical form: nothing remembered, the gate finds that itself
         }
         assert.equal(knownArgumentHmac(args, 'k'), want, `case ${i}`);
+        assert.equal(knownCanonicalBytes(args), bytes, `case ${i}`);
         assert.equal(knownArgumentHmac(args, 'another key'), undefined);
         checked++;
       }
@@ -261,7 +264,7 @@ describe('bounds and failures', () => {
 
 describe('through toolgate serve (startProxy, HTTP, an MCP SDK server)', () => {
   const TOKENS = { alice: 'alice-token-body-pool', bob: 'bob-token-body-pool' };
-  const POLICY = { version: '1', default: 'deny', tools: { echo: { action: 'allow' }, drop: { action: 'deny', on_deny: 'no' } } };
+  const POLICY = { version: '1', default: 'deny', tools: { echo: { action: 'allow' }, drop: { action: 'deny', on_deny: 'no' }, review: { action: 'require_approval' } } };
   let server;
   const proxies = {};
   const audits = {};
@@ -289,6 +292,7 @@ describe('through toolgate serve (startProxy, HTTP, an MCP SDK server)', () => {
     'a large allowed call': JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: blob(30_000) } } }),
     'a large denied call': JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'drop', arguments: { z: 1, a: [blob(200_000), -0, 1e300] } } }),
     'a large batch': JSON.stringify(Array.from({ length: 5 }, (_, i) => ({ jsonrpc: '2.0', id: i + 10, method: 'tools/call', params: { name: i % 2 ? 'drop' : 'echo', arguments: { text: blob(8_000) } } }))),
+    'a large call needing approval (over the reviewer\'s 64 KiB)': JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'review', arguments: { text: blob(100_000), n: [1e21, -0, 0.1] } } }),
     'a duplicate key deep inside': `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"${'x'.repeat(100_000)}","deep":[{"a":1,"\\u0061":2}]}}}`,
     'a duplicate name': `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"drop","arguments":{"text":"${'x'.repeat(100_000)}"},"name":"echo"}}`,
     'nesting over 256': `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"${'x'.repeat(100_000)}","d":${'['.repeat(300)}${']'.repeat(300)}}}}`,
@@ -304,6 +308,10 @@ describe('through toolgate serve (startProxy, HTTP, an MCP SDK server)', () => {
       assert.equal(pooled.status, inline.status);
       assert.deepEqual(pooled.json, inline.json);
       assert.equal(server.bodies.length - before, 2 * forwarded, 'each proxy forwarded the same');
+      if (what.includes('approval')) {
+        assert.equal(pooled.json.result.structuredContent.code, 'approval_limit');
+        assert.match(pooled.json.result.structuredContent.message, /arguments \(\d+ bytes\) are over the 65536 bytes/);
+      }
       if (what.startsWith('a duplicate') || what.startsWith('nesting') || what === 'not JSON') {
         assert.equal(pooled.status, 400);
         assert.equal(forwarded, 0, 'nothing forwarded');
