@@ -77,6 +77,40 @@ function canonical(value, depth) {
   return `${text}}`;
 }
 
+// What was computed of a call's arguments where they were parsed (on Node, a
+// large body's worker thread, ./body-pool.js), by the arguments object: the
+// UTF-8 length of their canonical JSON, and its argument_hmac under the key it
+// was computed with. The gate takes these instead of walking and hashing
+// megabytes on the event loop again. A WeakMap: nothing outlives the parsed
+// message. Arguments are never changed after parsing.
+const knownArguments = new WeakMap();
+
+/**
+ * Records, for `args`, `bytes`: the UTF-8 length of canonicalJson(args), and `hmac`:
+ * HMAC-SHA-256 (base64url) of it under `key` (both optional).
+ */
+export function rememberArguments(args, { bytes, key, hmac } = {}) {
+  if (args === null || typeof args !== 'object') return;
+  knownArguments.set(args, {
+    bytes: Number.isSafeInteger(bytes) ? bytes : undefined,
+    key: typeof key === 'string' && typeof hmac === 'string' ? key : undefined,
+    hmac: typeof key === 'string' && typeof hmac === 'string' ? hmac : undefined,
+  });
+}
+
+/** The HMAC rememberArguments recorded for `args` under `key`, or undefined. */
+export function knownArgumentHmac(args, key) {
+  if (args === null || typeof args !== 'object') return undefined;
+  const known = knownArguments.get(args);
+  return known !== undefined && known.key !== undefined && known.key === key ? known.hmac : undefined;
+}
+
+/** The UTF-8 length of canonicalJson(args) rememberArguments recorded, or undefined. */
+export function knownCanonicalBytes(args) {
+  if (args === null || typeof args !== 'object') return undefined;
+  return knownArguments.get(args)?.bytes;
+}
+
 /** Lowercase hex SHA-256 of `text`'s UTF-8 bytes (WebCrypto: Workers, Node >= 20, browsers). */
 export async function sha256Hex(text) {
   if (typeof text !== 'string') throw new TypeError('sha256Hex needs a string');

@@ -9,7 +9,7 @@
 // Server to client: hidden tools leave every tools/list result; the answer to
 // a forwarded call is reported to its Exchange (./exchange.js), which settles
 // the reservation and writes the audit event.
-import { canonicalJson, sha256Hex } from './audit.js';
+import { canonicalJson, knownArgumentHmac, knownCanonicalBytes, sha256Hex } from './audit.js';
 import { Exchange } from './exchange.js';
 import { findJsonProblem } from './json-check.js';
 import { PinMonitor, TOOL_CHANGED } from './pins.js';
@@ -511,7 +511,7 @@ export class Gate {
     if (typeof this.#approvals?.request !== 'function') return null;
     let size;
     try {
-      size = utf8Length(canonicalJson(args ?? {}));
+      size = knownCanonicalBytes(args) ?? utf8Length(canonicalJson(args ?? {}));
     } catch {
       size = Infinity;
     }
@@ -576,7 +576,7 @@ export class Gate {
     try {
       // Keyed: an unkeyed hash of small arguments ({"pin": "4711"}) is
       // undone by trying every value; an HMAC still correlates events.
-      event.argument_hmac = await this.#hmac(this.#auditKey, canonicalJson(args === undefined ? {} : args));
+      event.argument_hmac = knownArgumentHmac(args, this.#auditKey) ?? await this.#hmac(this.#auditKey, canonicalJson(args === undefined ? {} : args));
     } catch {
       // arguments too deep or not representable: the hash stays null
     }

@@ -4,7 +4,8 @@
 // batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
 // approvals page and API on /approvals.
 import { jsonContentTypeProblem } from './content-type.js';
-import { Gate, JsonRpcError, errorMessage, readMessages } from './gate.js';
+import { Gate, JsonRpcError, errorMessage } from './gate.js';
+import { readBodyMessages } from './body-read.js';
 import { Failure, Outcome } from './exchange.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
@@ -71,7 +72,12 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   clock?: () => number,
  *   log?: (level: string, message: string, fields?: object) => void,
  *   oauth?: ReturnType<typeof import('./oauth.js').createOAuth>,
+ *   parseBody?: (bytes: Uint8Array, context: { maxBatchSize: number, grant: string, auditKey?: string }) =>
+ *     ReadBody | Promise<ReadBody>,
  * }} options
+ *   parseBody: a POST body's bytes as messages (default ./body-read.js readBodyMessages, inline);
+ *   Node passes ./body-pool.js's, which reads large bodies on worker threads with the same
+ *   answers. A refusal may carry an HTTP `status` (default 400).
  *   oauth: toolgate as an OAuth resource server (./oauth.js): RFC 9728 metadata, and
  *   access tokens taken as grants beside the static grants (which are tried first).
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
@@ -100,6 +106,8 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
  *
+ * @typedef {{ refused: object, status?: number } | { batch: boolean, messages: unknown[] }} ReadBody
+ *
  * @typedef {object} UpstreamBody
  * @property {boolean} empty the answer has no body (what `response.body === null` says)
  * @property {(limit: number) => Promise<Uint8Array | null>} read the whole body; null when longer than limit
@@ -112,7 +120,7 @@ export function createHandler(options) {
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25, sharedTimers = false,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
     fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
-    observer, metrics, tracer, oauth,
+    observer, metrics, tracer, oauth, parseBody = readBodyMessages,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
@@ -422,15 +430,11 @@ export function createHandler(options) {
   }
 
   async function decideBody(bytes, scope) {
-    let text;
-    try {
-      text = strictUtf8.decode(bytes);
-    } catch (error) {
-      return { response: json(400, errorMessage(null, JsonRpcError.PARSE, `Parse error: the body is not valid UTF-8 (${error.message}).`)) };
-    }
-    // What stdio checks too (./gate.js readMessages), then the gate.
-    const read = readMessages(text, { maxBatchSize });
-    if (read.refused) return { response: json(400, read.refused) };
+    // What stdio checks too (./gate.js readMessages, through ./body-read.js), then the
+    // gate. parseBody may answer later (Node: large bodies on a worker thread).
+    let read = parseBody(bytes, { maxBatchSize, grant: scope.grant.id, auditKey });
+    if (read instanceof Promise) read = await read;
+    if (read.refused) return { response: json(read.status ?? 400, read.refused) };
     const admission = await gate.admit(read.messages, scope);
     if (admission.refused) return { response: json(400, admission.refused) };
     return { batch: read.batch, ...admission };
@@ -865,7 +869,6 @@ export class PlainAbort {
   }
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8 = new TextDecoder();
 
 

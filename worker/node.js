@@ -10,6 +10,7 @@ import { createAdaptorServer } from '@hono/node-server';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../wasm/index.js';
 import { StreamAuditSink } from './audit.js';
+import { BodyPool } from './body-pool.js';
 import { ConfigError, ProxyConfigError, loadProxyConfig } from './config.js';
 import { watchFiles } from './file-watch.js';
 import { createHandler } from './handler.js';
@@ -94,7 +95,11 @@ export function expandEnvironment(value, env = process.env) {
  *   oauth?: object | ((fromFile: object | undefined, path: string) => object | undefined),
  *   monitor?: boolean, header?: (value: string) => string,
  *   session?: {sessionKey?: string, adminToken?: string, names?: {sessionKey: string, adminToken: string}},
+ *   bodyPool?: false | {threads?: number, threshold?: number, maxQueuedPerGrant?: number, timeoutMs?: number},
  * }} options
+ *   bodyPool: request bodies of 128 KiB or more are read (decoded, parsed, checked, their audit
+ *   HMACs computed) on a pool of worker threads (./body-pool.js); its settings, or false to
+ *   read every body on the event loop.
  *   Configuration files (servers' policies or config, grants, pins) are loaded by
  *   loadNodeConfig (./config.js): a problem anywhere throws ProxyConfigError with all of them.
  *   oauth: toolgate as an OAuth resource server: {issuers, resource, grant_claim?, scopes?,
@@ -142,8 +147,12 @@ export async function startProxy(options) {
   // TOOLGATE_UPSTREAM_TRANSPORT=fetch chooses fetch where no option can be
   // passed (toolgate serve), e.g. to compare the two.
   const transport = transportOf(options.transport ?? (process.env.TOOLGATE_UPSTREAM_TRANSPORT || undefined));
+  // Large bodies are read on worker threads, off the event loop (./body-pool.js);
+  // bodyPool: false reads every body inline, as on Workers.
+  const bodyPool = options.bodyPool === false ? null : new BodyPool({ log, ...options.bodyPool });
   const handler = createHandler({
     ...handlerConfig(loaded), counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    parseBody: bodyPool ? (bytes, context) => bodyPool.read(bytes, context) : undefined,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
     sessionKey: options.sessionKey ?? loaded.sessionKey ?? crypto.randomBytes(32).toString('hex'), auditKey: options.auditKey,
@@ -224,6 +233,8 @@ export async function startProxy(options) {
     /** The metrics listener's URL ({metrics: {port}}), or undefined. */
     metricsUrl: metricsServer ? `http://${hostForUrl(options.metrics.host ?? '127.0.0.1')}:${metricsServer.address().port}/metrics` : undefined,
     approvals,
+    /** The pool reading large bodies (./body-pool.js; its `stats`), or null. */
+    bodyPool,
     /** Reads the configuration again now (what a file change does). */
     reload,
     async close() {
@@ -236,6 +247,7 @@ export async function startProxy(options) {
       }
       await reloading;
       await transport.close();
+      await bodyPool?.close();
     },
   };
 }
