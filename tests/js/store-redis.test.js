@@ -169,6 +169,41 @@ describe('RedisCounterStore on redis-server', () => {
     }
   });
 
+  // reserve() is a plain function returning the command's promise (no async
+  // layers on the reply's way back): bad input must still come back as a
+  // rejected promise, never a synchronous throw, and reach no Redis.
+  test('malformed requests: reserve() and peek() reject (never throw) and send nothing to Redis', async () => {
+    const [good] = requestsFor({ run: { rate_limit: '5/minute' } }, { tool: 'run', grant: 'alice' }, T0);
+    const scripts = async () => {
+      const stats = await client.sendCommand(['INFO', 'commandstats']);
+      return [...stats.matchAll(/cmdstat_(evalsha|eval|get|incrbyfloat):calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[2]), 0);
+    };
+    for (const cluster of [false, true]) {
+      const store = newStore({ cluster });
+      await store.loadScripts();
+      const before = await scripts();
+      const cases = [
+        [null, T0, /array of counter requests/],
+        [[{ ...good, key: 5 }], T0, /counter request 0: key is not a string/],
+        [[good, { ...good, cost: Number.NaN }], T0, /counter request 1: cost/],
+        [[{ ...good, scope: 'tenant' }], T0, /scope/],
+        [[{ ...good, window_ms: 1.5 }], T0, /window_ms/],
+        [[good], 1.5, /`now`/],
+        [[good], undefined, /`now`/],
+      ];
+      for (const [requests, now, message] of cases) {
+        let answer;
+        assert.doesNotThrow(() => { answer = store.reserve(requests, now); });
+        assert.ok(answer instanceof Promise);
+        await assert.rejects(answer, (error) => error instanceof TypeError && message.test(error.message));
+        if (now !== undefined) await assert.rejects(store.peek(requests, now), TypeError);
+      }
+      assert.equal(await scripts(), before, `cluster: ${cluster}: nothing reached Redis`);
+      // And the store goes on answering well-formed calls.
+      assert.equal((await store.reserve([good], T0)).admitted, true);
+    }
+  });
+
   test('a key repeated within one call counts every copy', async () => {
     const store = newStore();
     const [request] = requestsFor({ run: { rate_limit: '1/minute' } }, { tool: 'run', grant: 'alice' }, T0);

@@ -256,13 +256,13 @@ export class RedisCommands {
     return this.#evalSha(sha, script, keys, args, deadline, onLateReply);
   }
 
-  async #evalSha(sha, script, keys, args, deadline, onLateReply) {
-    try {
-      return await this.command(['EVALSHA', sha, String(keys.length), ...keys, ...args], deadline, onLateReply);
-    } catch (error) {
+  // Not an async function: its await and return added promise jobs to every
+  // script's wait for its reply (issue #17); one reaction, for the fallback.
+  #evalSha(sha, script, keys, args, deadline, onLateReply) {
+    return this.command(['EVALSHA', sha, String(keys.length), ...keys, ...args], deadline, onLateReply).then(undefined, (error) => {
       if (!String(error?.message).startsWith('NOSCRIPT')) throw error;
       return this.command(['EVAL', script, String(keys.length), ...keys, ...args], deadline, onLateReply);
-    }
+    });
   }
 
   #sha(script, deadline) {

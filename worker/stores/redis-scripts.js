@@ -10,6 +10,16 @@
 // ---------------------------------------------------------------------------
 // Counters
 
+// estimateCount on numbers alone, elapsed being now - bucket start: all the
+// reserve script needs of the rule (with first_denied's loop, its own), so
+// that it defines one function per run, not the four of ADMISSION_LUA.
+const ESTIMATE_LUA = `
+local function estimate_of(sliding, current, previous, window, elapsed)
+  if not sliding then return current end
+  return previous * (window - elapsed) / window + current
+end
+`;
+
 /**
  * The spec's admission rule in Lua: wasm/admission.js (estimateCount,
  * firstDenied, retryAfterMs) operation for operation, in doubles, so that the
@@ -21,10 +31,9 @@
  * A request is a table { key, cost, max, window, algorithm, start, current,
  * previous } of numbers (algorithm and key: strings).
  */
-export const ADMISSION_LUA = `
+export const ADMISSION_LUA = `${ESTIMATE_LUA}
 local function estimate(r, now)
-  if r.algorithm ~= 'sliding' then return r.current end
-  return r.previous * (r.window - (now - r.start)) / r.window + r.current
+  return estimate_of(r.algorithm == 'sliding', r.current, r.previous, r.window, now - r.start)
 end
 
 -- The index of the first request that does not fit (estimate + cost <= max),
@@ -60,7 +69,8 @@ end
 
 /**
  * Reads every request's current and previous bucket, admits when each one
- * passes the admission rule (ADMISSION_LUA), and only then charges them all.
+ * passes the admission rule (ADMISSION_LUA's estimate and first_denied), and
+ * only then charges them all.
  *
  * KEYS: per request, its current bucket, then its previous bucket.
  * ARGV[1]: now (epoch ms); ARGV[2]: '1' to charge when admitted, '0' to only read;
@@ -69,29 +79,38 @@ end
  * counts as Redis holds them (strings), before this call's charge.
  *
  * Costs reach INCRBYFLOAT as the caller's strings, and counts go back as the
- * stored strings.
+ * stored strings. The rule is first_denied's, request by request, on numbers
+ * read straight from KEYS and ARGV: no table per request and no function but
+ * estimate_of defined per run (issue #17: about 1 µs less per script inside
+ * Redis, 7.0 -> 6.2 µs, least of 9 runs of 20 000). tests/js/admission.test.js runs it against wasm/admission.js
+ * on generated cases, as it runs ADMISSION_LUA.
  */
-export const RESERVE_SCRIPT = `${ADMISSION_LUA}
+export const RESERVE_SCRIPT = `${ESTIMATE_LUA}
 local now = tonumber(ARGV[1])
-local charge = ARGV[2] == '1'
 local count = #KEYS / 2
 local seen = { '1' }
-local requests = {}
+local pending = {} -- per counter key: the costs of its earlier copies in this call
 for i = 1, count do
   local arg = 2 + (i - 1) * 6
-  local current = redis.call('GET', KEYS[2 * i - 1]) or '0'
+  local key = KEYS[2 * i - 1]
+  local current = redis.call('GET', key) or '0'
   local previous = redis.call('GET', KEYS[2 * i]) or '0'
   seen[2 * i] = current
   seen[2 * i + 1] = previous
-  requests[i] = {
-    key = KEYS[2 * i - 1], cost = tonumber(ARGV[arg + 1]), max = tonumber(ARGV[arg + 2]),
-    window = tonumber(ARGV[arg + 3]), algorithm = ARGV[arg + 4], start = tonumber(ARGV[arg + 5]),
-    current = tonumber(current), previous = tonumber(previous),
-  }
+  -- After the first request that does not fit, the others are only read.
+  if seen[1] == '1' then
+    local before = pending[key] or 0
+    local cost = tonumber(ARGV[arg + 1])
+    local estimate = estimate_of(ARGV[arg + 4] == 'sliding', tonumber(current), tonumber(previous),
+      tonumber(ARGV[arg + 3]), now - tonumber(ARGV[arg + 5]))
+    if estimate + before + cost <= tonumber(ARGV[arg + 2]) then
+      pending[key] = before + cost
+    else
+      seen[1] = '0'
+    end
+  end
 end
-if first_denied(requests, now) ~= 0 then
-  seen[1] = '0'
-elseif charge then
+if seen[1] == '1' and ARGV[2] == '1' then
   for i = 1, count do
     local arg = 2 + (i - 1) * 6
     redis.call('INCRBYFLOAT', KEYS[2 * i - 1], ARGV[arg + 1])

@@ -41,8 +41,12 @@ export { DEFAULT_MAX_WAIT_MS, RedisCommands, closeRedisClient, connectRedisClien
 // Text as it goes between the braces of a hash tag: Redis Cluster hashes the
 // text up to the first '}', so '{' and '}' are percent-encoded, and '%' as
 // well, so that distinct texts stay distinct tags.
+// Most texts hold none of the three (grant ids, counter keys): they are used
+// as they are, without a regular expression's replace per call.
 function tagText(text) {
-  return String(text).replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const string = String(text);
+  if (!string.includes('%') && !string.includes('{') && !string.includes('}')) return string;
+  return string.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 // The hash tag of a request's keys, which decides its Cluster slot: the grant
@@ -111,7 +115,11 @@ export class RedisCounterStore {
     return `${this.#prefix}:{${tagOf(request)}}:${request.key}:`;
   }
 
-  async reserve(requests, now) {
+  // Not an async function, and #run() and #reserveGroup() neither on a single
+  // Redis: each async layer between the reply and authorize() added promise
+  // jobs to every call's wait for its round trip (issue #17). Bad input still
+  // rejects, never throws.
+  reserve(requests, now) {
     return this.#run(requests, now, true);
   }
 
@@ -159,19 +167,27 @@ export class RedisCounterStore {
   // lower slot first, so one of them gets both, instead of each holding one
   // charge that denies the other. Why not one atomic step across slots, and
   // what the charges in flight cost: ./README.md, "Redis Cluster".
-  async #run(requests, now, charge) {
-    if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
-    requests.forEach(checkCounterRequest);
-    if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
-    if (requests.length === 0) return { admitted: true, states: [], charges: [] }; // nothing to ask Redis
-    const deadline = this.#redis.deadline();
-    const buckets = requests.map((request) => this.#bucketsOf(request));
-    const keys = requests.map((request, i) => `${buckets[i]}${request.bucket_start_ms}`);
-    if (!this.#cluster) {
-      const result = await this.#reserveGroup(requests, keys, buckets, -1, now, charge, deadline);
-      return { admitted: result.admitted, states: result.states, charges: result.charges };
+  #run(requests, now, charge) {
+    let buckets;
+    let keys;
+    try {
+      if (!Array.isArray(requests)) throw new TypeError('reserve() needs an array of counter requests');
+      requests.forEach(checkCounterRequest);
+      if (!Number.isSafeInteger(now)) throw new TypeError('reserve() needs `now`, epoch milliseconds');
+      if (requests.length === 0) return Promise.resolve({ admitted: true, states: [], charges: [] }); // nothing to ask Redis
+      buckets = requests.map((request) => this.#bucketsOf(request));
+      keys = requests.map((request, i) => `${buckets[i]}${request.bucket_start_ms}`);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    const deadline = this.#redis.deadline();
+    // One script: its result is the reservation, as it is.
+    if (!this.#cluster) return this.#reserveGroup(requests, keys, buckets, -1, now, charge, deadline);
+    return this.#runSlots(requests, keys, buckets, now, charge, deadline);
+  }
 
+  // #run() on a Cluster: one script per slot, in ascending slot order.
+  async #runSlots(requests, keys, buckets, now, charge, deadline) {
     const groups = new Map(); // slot -> request indexes
     keys.forEach((key, i) => {
       const slot = slotOf(key);
@@ -215,33 +231,42 @@ export class RedisCounterStore {
   // One script over `requests`, whose current buckets are `keys` and whose
   // bucket keys start with `buckets` (all in `slot` on a Cluster; -1 on a
   // single Redis).
-  async #reserveGroup(requests, keys, buckets, slot, now, charge, deadline) {
-    const scriptKeys = [];
-    const args = [String(now), charge ? '1' : '0'];
-    requests.forEach((request, i) => {
-      scriptKeys.push(keys[i], `${buckets[i]}${request.bucket_start_ms - request.window_ms}`);
-      args.push(
-        String(request.cost),
-        String(request.max),
-        String(request.window_ms),
-        request.algorithm === 'sliding' ? 'sliding' : 'fixed',
-        String(request.bucket_start_ms),
-        String(2 * request.window_ms),
-      );
-    });
-    const charges = requests.map((request, i) => ({ key: keys[i], cost: request.cost, slot }));
+  // Resolves to the reservation { admitted, states, charges }.
+  #reserveGroup(requests, keys, buckets, slot, now, charge, deadline) {
+    const count = requests.length;
+    const scriptKeys = new Array(2 * count);
+    const args = new Array(2 + 6 * count);
+    args[0] = String(now);
+    args[1] = charge ? '1' : '0';
+    for (let i = 0; i < count; i++) {
+      const request = requests[i];
+      scriptKeys[2 * i] = keys[i];
+      scriptKeys[2 * i + 1] = `${buckets[i]}${request.bucket_start_ms - request.window_ms}`;
+      const a = 2 + 6 * i;
+      args[a] = String(request.cost);
+      args[a + 1] = String(request.max);
+      args[a + 2] = String(request.window_ms);
+      args[a + 3] = request.algorithm === 'sliding' ? 'sliding' : 'fixed';
+      args[a + 4] = String(request.bucket_start_ms);
+      args[a + 5] = String(2 * request.window_ms);
+    }
+    const chargesOf = () => requests.map((request, i) => ({ key: keys[i], cost: request.cost, slot }));
     // A script that ran after reserve() gave up charged a call that was denied:
     // give that charge back as soon as the late answer shows it.
-    const onLateReply = (reply) => {
-      if (charge && reply?.[0] === '1') this.#giveBack(charges).catch(() => {});
-    };
-    const reply = await this.#redis.eval(RESERVE_SCRIPT, scriptKeys, args, deadline, onLateReply);
-    if (!Array.isArray(reply) || reply.length !== 1 + scriptKeys.length) {
-      throw new Error('the Redis reserve script returned an unexpected reply');
-    }
-    const admitted = reply[0] === '1';
-    const states = requests.map((_, i) => ({ current: countOf(reply[1 + 2 * i]), previous: countOf(reply[2 + 2 * i]) }));
-    return { admitted, states, charges: admitted && charge ? charges : [] };
+    const onLateReply = charge
+      ? (reply) => {
+        if (reply?.[0] === '1') this.#giveBack(chargesOf()).catch(() => {});
+      }
+      : undefined;
+    return this.#redis.eval(RESERVE_SCRIPT, scriptKeys, args, deadline, onLateReply).then((reply) => {
+      if (!Array.isArray(reply) || reply.length !== 1 + 2 * count) {
+        throw new Error('the Redis reserve script returned an unexpected reply');
+      }
+      const admitted = reply[0] === '1';
+      const states = new Array(count);
+      for (let i = 0; i < count; i++) states[i] = { current: countOf(reply[1 + 2 * i]), previous: countOf(reply[2 + 2 * i]) };
+      return { admitted, states, charges: admitted && charge ? chargesOf() : [] };
+    });
   }
 
   // One rollback script per slot, all at once (each is independent).
