@@ -150,6 +150,77 @@ describe('the Workers entry builds its handler at startup', () => {
     }
   });
 
+  test('requests that arrive together at startup share its build', { timeout: 120_000 }, async () => {
+    const entry = await startEntry({ UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), GRANTS: grants, ADMIN_TOKEN: ADMIN });
+    try {
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, id) => postRaw(`${entry.url}/mcp`,
+        { jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }, { token: TOKEN })));
+      for (const answer of answers) assert.equal(answer.status, 200, answer.text);
+      let upTo = 0;
+      for (let i = 0; i < answers.length; i++) upTo = await entry.until(answered('/mcp'), upTo);
+      assert.deepEqual(builds(entry.lines.slice(0, upTo)), ['startup']);
+    } finally {
+      await entry.mf.dispose();
+    }
+  });
+
+  // Every binding the handler is built from, changed alone (a new secret, a
+  // new setting): the request is never served by the handler built from the
+  // old text. It gets a new build, or, when the new value is not a valid
+  // configuration, a 500 that says why (never the old handler's answer).
+  test('a change to any one binding the handler reads is noticed', { timeout: 300_000 }, async () => {
+    const base = { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), GRANTS: grants, ADMIN_TOKEN: ADMIN };
+    const entry = await startEntry(base);
+    const changed = {
+      SERVERS: JSON.stringify({ a: { upstream: everything.url, policy: POLICY } }),
+      POLICY: JSON.stringify({ ...POLICY, tools: { echo: {} } }),
+      UPSTREAM_URL: `${everything.url}?changed`,
+      GRANTS: JSON.stringify({ grants: [{ id: 'alice', token_sha256: sha256(TOKEN), attributes: { changed: true } }] }),
+      ADMIN_TOKEN: 'another-admin-token',
+      UPSTREAM_AUTHORIZATION: 'Bearer another',
+      COUNTER_STORE: 'durable-object',
+      FAIL_OPEN: 'false',
+      SESSION_KEY: 'another-session-key-0123456789',
+      AUDIT_KEY: 'another-audit-key',
+      PUBLIC_URL: entry.url,
+      AUDIT_ARGUMENTS: 'true',
+      ALLOWED_HOSTS: '127.0.0.1',
+      ALLOWED_ORIGINS: 'https://app.example',
+      OAUTH: '{"scopes": ["mcp:tools"]}',
+      OAUTH_ISSUERS: 'https://issuer.example',
+      OAUTH_RESOURCE: `${entry.url}/mcp`,
+      PINS: '{}',
+      TRUST_ON_FIRST_USE: 'true',
+      MONITOR: 'true',
+    };
+    try {
+      let upTo = 0;
+      for (const [name, value] of Object.entries(changed)) {
+        // First the startup text again (the handler kept is then its), so the
+        // change is the only difference from it.
+        await postRaw(`${entry.url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: TOKEN });
+        upTo = await entry.until(answered('/mcp'), upTo);
+        const from = upTo;
+        const response = await postRaw(`${entry.url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+          { token: TOKEN, headers: { 'x-test-bindings': JSON.stringify({ [name]: value }) } });
+        upTo = await entry.until(answered('/mcp'), from);
+        const lines = entry.lines.slice(from, upTo);
+        const rebuilt = lines.some((l) => l.message === 'configuration loaded' && l.at === 'request');
+        const refused = response.status === 500 && lines.some((l) => l.message === 'configuration error');
+        assert.ok(rebuilt || refused, `${name}: ${response.status} ${response.text.slice(0, 200)}`);
+      }
+      // The same text as at startup, asked again: nothing is rebuilt twice in a row.
+      await postRaw(`${entry.url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: TOKEN });
+      upTo = await entry.until(answered('/mcp'), upTo);
+      const from = upTo;
+      await postRaw(`${entry.url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token: TOKEN });
+      upTo = await entry.until(answered('/mcp'), upTo);
+      assert.ok(!entry.lines.slice(from, upTo).some((l) => l.message === 'configuration loaded'));
+    } finally {
+      await entry.mf.dispose();
+    }
+  });
+
   test('a configuration that fails at startup is reported on each request; the isolate keeps answering', { timeout: 120_000 }, async () => {
     const entry = await startEntry({
       UPSTREAM_URL: everything.url, POLICY: '{"version": "1", "tools": {"x": {"actoin": "deny"}}}', ALT_POLICY: JSON.stringify(ALT_POLICY), GRANTS: grants, ADMIN_TOKEN: ADMIN,
