@@ -40,8 +40,9 @@
 //   PINS                    a pins file's JSON text (toolgate pin): tools whose definition is not
 //                           their pin leave tools/list and their calls are denied (tool_changed)
 //   TRUST_ON_FIRST_USE      "true" pins each tool PINS does not as first seen (per isolate)
+import * as workersRuntime from 'cloudflare:workers';
 import wasmModule from '../wasm/dist/toolgate_core.wasm';
-import { loadToolgate } from '../wasm/index.js';
+import { loadToolgate, MemoryCounterStore } from '../wasm/index.js';
 import { ConsoleAuditSink } from './audit.js';
 import { ConfigError, loadProxyConfig } from './config.js';
 import { sha256Bytes, toHex } from './grants.js';
@@ -58,7 +59,8 @@ export { ToolgateApprovals, ToolgateCounters };
 const log = (level, message, fields) => console.error(JSON.stringify({ level, message, ...fields }));
 
 // One handler per isolate, rebuilt when the bindings' text changes (a new
-// deployment or secret).
+// deployment or secret). `handler` is the build's promise, so requests that
+// arrive while it runs (the startup build below, or a rebuild) share it.
 let cached = { key: null, handler: null };
 
 // The engine, loaded and warmed while the isolate starts (module scope: in
@@ -114,9 +116,27 @@ function hostCheckOf(env, oauthOrigin) {
   });
 }
 
-async function handlerFor(env) {
-  const key = [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
-  if (cached.key === key) return cached.handler;
+// The bindings' text a handler is built from: a handler is reused while it
+// stays the same.
+const bindingsKey = (env) => [env.SERVERS, env.POLICY, env.UPSTREAM_URL, env.GRANTS, env.ADMIN_TOKEN, env.UPSTREAM_AUTHORIZATION, env.COUNTER_STORE, env.FAIL_OPEN, env.SESSION_KEY, env.AUDIT_KEY, env.PUBLIC_URL, env.AUDIT_ARGUMENTS, env.ALLOWED_HOSTS, env.ALLOWED_ORIGINS, env.OAUTH, env.OAUTH_ISSUERS, env.OAUTH_RESOURCE, env.PINS, env.TRUST_ON_FIRST_USE, env.MONITOR].join('\u0000');
+
+// The handler for these bindings: the one built for the same text (at startup
+// or by an earlier request), else a new build. A build that failed is not
+// kept: a request that awaited it reports its error (fail closed), and the
+// next request builds again and reports its own.
+function handlerFor(env, at) {
+  const key = bindingsKey(env);
+  if (cached.key !== key) {
+    const building = buildHandler(env, at);
+    cached = { key, handler: building };
+    building.catch(() => {
+      if (cached.handler === building) cached = { key: null, handler: null };
+    });
+  }
+  return cached.handler;
+}
+
+async function buildHandler(env, at) {
   const toolgate = await currentEngine();
   if (!env.SERVERS) {
     if (!env.UPSTREAM_URL || !env.POLICY) throw new ConfigError('set UPSTREAM_URL and POLICY (or SERVERS)');
@@ -158,8 +178,32 @@ async function handlerFor(env) {
     failOpen: env.FAIL_OPEN === 'true', auditArguments: env.AUDIT_ARGUMENTS === 'true',
     observer: env.METRICS ? analyticsEngineObserver(env.METRICS) : undefined,
   }));
-  cached = { key, handler };
+  // Warming is only an optimisation: a policy that cannot be warmed fails (or
+  // not) on its real calls, which report their own errors.
+  if (at === 'startup') await warmPolicies(loaded.servers).catch(() => {});
+  // Which build serves: one line per build (per isolate, and per change of
+  // the bindings), never a binding's value.
+  log('info', 'configuration loaded', { at, servers: Object.keys(loaded.servers).length });
   return handler;
+}
+
+// Decisions of each server's policy for the first tools it names (else one it
+// does not), against a memory store that is dropped; the decisions are thrown
+// away and nothing is audited. A few names, not all: the engine's code is
+// warmed by one (loadToolgate's `warm` did the rest); a policy of 10 000 tools
+// must not make startup slower.
+const WARM_TOOLS = 4;
+async function warmPolicies(servers) {
+  for (const server of Object.values(servers)) {
+    const { policy } = server;
+    if (!policy) continue;
+    const names = policy.names?.exact?.length ? policy.names.exact.slice(0, WARM_TOOLS) : ['toolgate-warm-up'];
+    for (const tool of names) {
+      policy.isHidden(tool);
+      const authorization = await policy.authorize({ tool, arguments: {}, grant: { id: 'toolgate-warm-up' }, now: 0 }, { counters: new MemoryCounterStore(), now: 0 });
+      await authorization.rollback();
+    }
+  }
 }
 
 // OAUTH (JSON) with OAUTH_ISSUERS and OAUTH_RESOURCE over it; undefined when
@@ -185,12 +229,28 @@ function oauthSettings(env) {
   return config;
 }
 
+// The isolate's bindings are importable at module scope (workerd since March
+// 2025: `import { env } from 'cloudflare:workers'`), so the handler is built
+// while the isolate starts, off the first request: the configuration read and
+// checked, every policy compiled (the larger part of a cold request, V8
+// compiling the engine's functions on first use: bench/README.md), and one
+// decision per server's policy made against a memory store, so the first real
+// one finds that code compiled too. Nothing here does I/O or draws random
+// numbers (workerd refuses both at startup). The first request awaits this
+// build when its bindings are the same text (they are, in one deployment);
+// a failed build is reported on that request, never here, and the isolate
+// keeps serving 500s that say why (fail closed). A runtime without the import
+// builds in the first request, as before.
+if (workersRuntime.env) {
+  handlerFor(workersRuntime.env, 'startup').catch(() => {});
+}
+
 export default {
   async fetch(request, env, ctx) {
     latestContext = ctx;
     let handler;
     try {
-      handler = await handlerFor(env);
+      handler = await handlerFor(env, 'request');
     } catch (error) {
       // A broken configuration serves nothing (fail closed) and says why.
       // Configuration errors are written never to quote a binding's value

@@ -1,9 +1,11 @@
 // What each request of the cold-start workers does: get the engine (load it,
-// or await the one loaded at startup), compile a small policy and decide one
-// call, timing each step with performance.now().
+// or await the one loaded at startup), get the policy (compile it, or take the
+// one compiled at startup) and decide one call, timing each step with
+// performance.now().
 import { MemoryCounterStore } from '../../wasm/index.js';
 
-const POLICY = JSON.stringify({
+// The policy (the POLICY binding of the benchmark's workers) and the call.
+export const POLICY = JSON.stringify({
   version: '1',
   default: 'deny',
   tools: { run: { rate_limit: '10/minute' }, read_file: {}, delete_file: { action: 'deny' } },
@@ -28,15 +30,19 @@ function clockStep() {
   return Number.isFinite(smallest) ? smallest : 0;
 }
 
-export async function coldStartRequest(request, engine) {
+// `engine()` gives the engine; `policyOf(toolgate)` the policy to decide with
+// and whether this request owns it (compiled here: disposed after).
+const compileHere = (toolgate) => ({ policy: toolgate.compile(POLICY), owned: true });
+
+export async function coldStartRequest(request, engine, policyOf = compileHere) {
   const t0 = performance.now();
   const toolgate = await engine();
   const t1 = performance.now();
-  const policy = toolgate.compile(POLICY);
+  const { policy, owned } = await policyOf(toolgate);
   const t2 = performance.now();
   const decision = await policy.decide(CALL, { counters: new MemoryCounterStore() });
   const t3 = performance.now();
-  policy.dispose();
+  if (owned) policy.dispose();
   return {
     decision: decision.code ?? (decision.pending ? 'pending' : 'unknown'),
     instantiate_ms: t1 - t0,

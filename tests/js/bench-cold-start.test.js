@@ -2,8 +2,8 @@
 // Node process, a fresh workerd through Miniflare, a fresh Chromium context)
 // gives every phase a time, the first call the same decision everywhere, V8's
 // per-phase compiled bytes that add up, the workerd budget in the results
-// contract, for both workerd workers (the core loaded in the request, and at
-// startup). Also the cold-start child alone, with `--warm`.
+// contract, for the workerd workers (the core loaded in the request, the engine
+// at startup, and engine and policy at startup as worker/workers.js). Also the cold-start child alone, with `--warm`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -55,13 +55,16 @@ test('cold-start.bench.js --quick --runs 1: every runtime, every phase, results 
     assert.deepEqual(results.node_warm.decisions, ['allow']);
     assert.match(markdown, /#### Node /);
 
-    // workerd: both workers answered. Whether the startup load had finished
-    // before the first request is reported, not required: workerd decides
-    // when the pending instantiation runs, and a loaded machine may delay it.
+    // workerd: the three workers answered. Whether the startup load had
+    // finished before the first request is reported, not required: workerd
+    // decides when the pending instantiation runs, and a loaded machine may
+    // delay it. The entry's worker decides with the policy compiled at
+    // startup (the request awaits that build).
     const workerd = results.workerd;
     assert.deepEqual(workerd.decisions, ['allowed']);
     assert.equal(typeof workerd.at_startup.engine_ready_before_request, 'boolean');
-    for (const side of ['in_request', 'at_startup']) {
+    assert.equal(workerd.at_startup.policy_built_at_startup, true);
+    for (const side of ['in_request', 'engine_at_startup', 'at_startup']) {
       assert.ok(workerd[side].total_ms >= 0 && workerd[side].ready_ms > 0, side);
     }
     const budget = results.budgets.find((b) => b.name.startsWith('cold start in workerd'));
