@@ -15,10 +15,11 @@ export const OUTPUT_FIELDS = {
   kind: U32, verdict: U32, code: U32, code_length: U32, rule: U32, rule_length: U32,
   message: U32, message_length: U32, approval: U32, approval_length: U32, has_retry: U32,
   ticket: U32, retry_after_ms: F64, now_ms: F64, approval_timeout_ms: F64, counters: U32, counter_count: U32,
+  code_version: U32, rule_version: U32, message_version: U32, approval_version: U32,
 };
 export const COUNTER_FIELDS = {
   key: U32, key_length: U32, grant: U32, grant_length: U32, scope: U32, algorithm: U32,
-  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64,
+  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64, key_version: U32, grant_version: U32,
 };
 export const COUNT_FIELDS = { current: F64, previous: F64 };
 // The names every code table must hold (its order, the codes, comes from the core).
@@ -144,6 +145,10 @@ export function createCodec(layout, output) {
   const RETRY_AFTER = d + o.retry_after_ms / 8;
   const NOW = d + o.now_ms / 8;
   const APPROVAL_TIMEOUT = d + o.approval_timeout_ms / 8;
+  const CODE_VERSION = w + o.code_version / 4;
+  const RULE_VERSION = w + o.rule_version / 4;
+  const MESSAGE_VERSION = w + o.message_version / 4;
+  const APPROVAL_VERSION = w + o.approval_version / 4;
   const COUNTERS = w + o.counters / 4;
   const COUNTER_COUNT = w + o.counter_count / 4;
   const COUNTER_SIZE = layout.counter.size;
@@ -157,6 +162,8 @@ export function createCodec(layout, output) {
   const C_MAX = c.max / 8;
   const C_WINDOW = c.window_ms / 8;
   const C_BUCKET = c.bucket_start_ms / 8;
+  const C_KEY_VERSION = c.key_version / 4;
+  const C_GRANT_VERSION = c.grant_version / 4;
   const KIND_DECISION = layout.kinds.indexOf('decision');
   const KIND_PARKED = layout.kinds.indexOf('parked');
   const KIND_PENDING_TEXT = layout.kinds.indexOf('pending_text');
@@ -200,6 +207,36 @@ export function createCodec(layout, output) {
     return decoded;
   }
 
+  // The core numbers the text published in each place of the output (a
+  // decision's code, rule, message and approval id; the key and grant of a
+  // parked call's first counters) with a version that changes whenever the
+  // text does (FastOutput::code_version in wasm/bindings.cpp; 0: not
+  // versioned). A version seen before, at the same address and length, is
+  // the same text: the string built for it then is returned without reading
+  // a byte. Anything else is decoded (through the memo above) and becomes
+  // the place's known version.
+  const CODE_SLOT = 0;
+  const RULE_SLOT = 1;
+  const MESSAGE_SLOT = 2;
+  const APPROVAL_SLOT = 3;
+  const COUNTER_SLOTS = 16; // counters 0..15: slots 4 + 2i (key) and 5 + 2i (grant)
+  const SLOTS = 4 + 2 * COUNTER_SLOTS;
+  const seenVersion = new Uint32Array(SLOTS);
+  const seenPointer = new Uint32Array(SLOTS);
+  const seenLength = new Uint32Array(SLOTS);
+  const seenText = new Array(SLOTS).fill('');
+  function versioned(slot, version, heap, pointer, length) {
+    if (version !== 0 && seenVersion[slot] === version && seenPointer[slot] === pointer && seenLength[slot] === length) {
+      return seenText[slot];
+    }
+    const decoded = text(heap, pointer, length);
+    seenVersion[slot] = version;
+    seenPointer[slot] = pointer;
+    seenLength[slot] = length;
+    seenText[slot] = decoded;
+    return decoded;
+  }
+
   // A code outside a table means the core and this codec disagree after all:
   // fail the call (the façade turns it into an EngineError), never guess.
   const unknown = (what, code) => mismatch(`the core wrote ${what} code ${code}`);
@@ -215,12 +252,12 @@ export function createCodec(layout, output) {
       if (verdict === undefined) throw unknown('verdict', u32[VERDICT]);
       const decision = {
         decision: verdict,
-        code: text(heap, u32[CODE], u32[CODE_LENGTH]),
-        rule: text(heap, u32[RULE], u32[RULE_LENGTH]),
-        message: text(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
+        code: versioned(CODE_SLOT, u32[CODE_VERSION], heap, u32[CODE], u32[CODE_LENGTH]),
+        rule: versioned(RULE_SLOT, u32[RULE_VERSION], heap, u32[RULE], u32[RULE_LENGTH]),
+        message: versioned(MESSAGE_SLOT, u32[MESSAGE_VERSION], heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
       };
       if (u32[HAS_RETRY]) decision.retry_after_ms = f64[RETRY_AFTER];
-      if (u32[APPROVAL_LENGTH]) decision.approval_id = text(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
+      if (u32[APPROVAL_LENGTH]) decision.approval_id = versioned(APPROVAL_SLOT, u32[APPROVAL_VERSION], heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
       return decision;
     }
     if (kind !== KIND_PARKED) throw unknown('output kind', kind);
@@ -238,10 +275,13 @@ export function createCodec(layout, output) {
       const scope = scopes[u32[cw + C_SCOPE]];
       const algorithm = algorithms[u32[cw + C_ALGORITHM]];
       if (scope === undefined || algorithm === undefined) throw unknown('counter scope or algorithm', `${u32[cw + C_SCOPE]}/${u32[cw + C_ALGORITHM]}`);
+      const keyVersion = i < COUNTER_SLOTS ? u32[cw + C_KEY_VERSION] : 0;
+      const grantVersion = i < COUNTER_SLOTS ? u32[cw + C_GRANT_VERSION] : 0;
+      const slot = i < COUNTER_SLOTS ? 4 + 2 * i : 0;
       counters.push({
-        key: text(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
+        key: keyVersion === 0 ? text(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]) : versioned(slot, keyVersion, heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
         scope,
-        grant: text(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
+        grant: grantVersion === 0 ? text(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]) : versioned(slot + 1, grantVersion, heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
         cost: f64[cd + C_COST],
         max: f64[cd + C_MAX],
         window_ms: f64[cd + C_WINDOW],
