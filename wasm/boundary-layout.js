@@ -241,10 +241,22 @@ export function createCodec(layout, output) {
   // fail the call (the façade turns it into an EngineError), never guess.
   const unknown = (what, code) => mismatch(`the core wrote ${what} code ${code}`);
 
+  // The glue's heap views, read from its Module (a dictionary-mode object,
+  // about 7 ns a property) once per memory: the glue replaces all three
+  // together when the memory grows, so a new HEAPU8 means new views.
+  let heapU8 = null;
+  let heapU32 = null;
+  let heapF64 = null;
+
   function read(core) {
-    const u32 = core.HEAPU32;
-    const f64 = core.HEAPF64;
     const heap = core.HEAPU8;
+    if (heap !== heapU8) {
+      heapU8 = heap;
+      heapU32 = core.HEAPU32;
+      heapF64 = core.HEAPF64;
+    }
+    const u32 = heapU32;
+    const f64 = heapF64;
     const kind = u32[KIND];
     if (kind === KIND_PENDING_TEXT) return JSON.parse(readString(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]));
     if (kind === KIND_DECISION) {
