@@ -42,6 +42,10 @@ let at = 0;
 let limit = 0;
 let growable = true;
 let overflowed = false;
+// Whether the last encoding's top-level object wrote a "now" member: then
+// the host's clock is not needed for it (the core uses its default time only
+// for a call without one), and the façade does not read it.
+let wroteNow = false;
 // A getter or proxy trap of the call being encoded may decide another call
 // (reentrancy): that one is refused here (it goes as JSON text), so it never
 // moves the cursor of the encoding under way.
@@ -169,6 +173,7 @@ function writeValue(value, depth) {
       for (let i = 0; i < keys.length; i++) {
         const member = value[keys[i]];
         if (skipped(member) || !writeString(keys[i]) || !writeValue(member, depth + 1)) return false;
+        if (depth === 0 && keys[i] === 'now') wroteNow = true;
       }
       return true;
     }
@@ -185,6 +190,7 @@ function encode(call, from, to) {
   at = from;
   limit = to;
   overflowed = false;
+  wroteNow = false;
   try {
     if (writeValue(call, 0)) return at - from;
     return overflowed ? OVERFLOW : -1;
@@ -194,6 +200,12 @@ function encode(call, from, to) {
     busy = false;
   }
 }
+
+/**
+ * Whether the call the last successful encodeCall/encodeCallInto wrote has a
+ * top-level "now" member (so its decision does not depend on the host's clock).
+ */
+export const encodedCallHasNow = () => wroteNow;
 
 /** encodeCallInto's answer for a call that did not fit in `capacity` bytes. */
 export const OVERFLOW = -2;
