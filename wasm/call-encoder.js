@@ -36,6 +36,7 @@ const hasLoneSurrogate = typeof ''.isWellFormed === 'function'
 let scratch = new Uint8Array(4096);
 let scratchView = new DataView(scratch.buffer);
 let heapView = null; // a DataView over the last WebAssembly memory written
+let heapViewOf = null; // the Uint8Array heapView was made for
 let out = scratch;
 let view = scratchView;
 let at = 0;
@@ -234,8 +235,14 @@ export const encodedBytes = (length) => scratch.subarray(0, length);
  */
 export function encodeCallInto(call, heap, start, capacity) {
   if (busy) return -1;
+  // A new memory comes with a new view object (the glue replaces its views
+  // when the memory grows): comparing the view is cheaper than reading
+  // both objects' .buffer.
+  if (heap !== heapViewOf) {
+    heapView = new DataView(heap.buffer);
+    heapViewOf = heap;
+  }
   out = heap;
-  if (heapView === null || heapView.buffer !== heap.buffer) heapView = new DataView(heap.buffer);
   view = heapView;
   growable = false;
   return encode(call, start, start + capacity);
