@@ -123,6 +123,9 @@ function readString(heap, pointer, length) {
  *     a pending evaluation (its JSON text, parsed).
  *   writeCounts(core, states): the store's answers into the input area, as
  *     toolgate_finish reads them; returns how many.
+ *   input(core, bytes): the input area's address, holding at least `bytes`
+ *     (toolgate_input, asked only when more is needed); forgetInput() after
+ *     anything else may have called toolgate_input.
  */
 export function createCodec(layout, output) {
   if (!isCount(output) || output % 8 !== 0) throw mismatch(`the output area is at ${output}, not 8-aligned`);
@@ -305,25 +308,46 @@ export function createCodec(layout, output) {
     return parked;
   }
 
+  // The input area's address, asked of the core (toolgate_input, a call into
+  // WebAssembly) only when more bytes are needed than it was last asked for:
+  // the area only moves when it grows, and only toolgate_input grows it, so
+  // the address holds until a larger request. Every caller of toolgate_input
+  // must come through here; forgetInput() after code that may have called it
+  // directly (the façade's callCore).
+  let inputCore = null;
+  let inputAddress = 0;
+  let inputBytes = 0;
+  function input(core, bytes) {
+    if (core !== inputCore || bytes > inputBytes) {
+      inputAddress = core._toolgate_input(bytes); // may grow memory: read the heap views after
+      inputCore = core;
+      inputBytes = bytes;
+    }
+    return inputAddress;
+  }
+  function forgetInput() {
+    inputCore = null;
+  }
+
   // Counts JS cannot read as finite numbers go as -1, which the core refuses
   // (store_error): a store's garbage never becomes a count.
   function writeCounts(core, states) {
     const count = states.length;
-    const address = core._toolgate_input(count * COUNT_SIZE); // may grow memory: read HEAPF64 after
+    const address = input(core, count * COUNT_SIZE); // may grow memory: read HEAPF64 after
     if (address % 8 !== 0) throw mismatch(`the input area is at ${address}, not 8-aligned`);
-    const input = address / 8;
+    const first = address / 8;
     const f64 = core.HEAPF64;
     for (let i = 0; i < count; i++) {
       const current = Number(states[i]?.current);
       const previous = Number(states[i]?.previous);
-      const at = input + i * COUNT_STRIDE;
+      const at = first + i * COUNT_STRIDE;
       f64[at + COUNT_CURRENT] = Number.isFinite(current) ? current : -1;
       f64[at + COUNT_PREVIOUS] = Number.isFinite(previous) ? previous : -1;
     }
     return count;
   }
 
-  return { read, writeCounts };
+  return { read, writeCounts, input, forgetInput };
 }
 
 /** The checked layout and codec of a loaded core (the glue's Module). */

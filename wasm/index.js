@@ -189,6 +189,9 @@ class Toolgate {
   // built apart fail the load, never a decision.
   #read;
   #writeCounts;
+  #input;
+  #forgetInput;
+  #coreLent = 0; // callCore() calls under way
   #maxParked;
   // Every use of the engine counts here (#ready): a call encoded straight
   // into the input area is sent only if nothing used the engine while it was
@@ -204,9 +207,11 @@ class Toolgate {
   }
 
   #useCore(core) {
-    const { read, writeCounts, layout } = coreCodec(core);
+    const { read, writeCounts, input, forgetInput, layout } = coreCodec(core);
     this.#read = read;
     this.#writeCounts = writeCounts;
+    this.#input = input;
+    this.#forgetInput = forgetInput;
     this.#maxParked = layout.maxParked;
     this.#core = core;
     this.#inputSize = INPUT_SIZE; // a new instance's area starts small again
@@ -316,7 +321,16 @@ class Toolgate {
   }
 
   callCore(fn) {
-    return this.#call(() => fn(this.#core));
+    // `fn` may call toolgate_input itself (and decide in between): while it
+    // runs, and once after, the input area's address is asked for again.
+    this.#forgetInput();
+    this.#coreLent += 1;
+    try {
+      return this.#call(() => fn(this.#core));
+    } finally {
+      this.#coreLent -= 1;
+      this.#forgetInput();
+    }
   }
 
   // The hot path: `call` encoded straight into the engine's input area, then
@@ -331,14 +345,15 @@ class Toolgate {
       const core = this.#core;
       const uses = this.#uses;
       // The area as it is: toolgate_input grows it only when asked for more.
-      let input = core._toolgate_input(this.#inputSize);
+      if (this.#coreLent !== 0) this.#forgetInput();
+      let input = this.#input(core, this.#inputSize);
       let heap = core.HEAPU8;
       let length = encodeCallInto(call, heap, input, this.#inputSize);
       if (length === OVERFLOW) {
         // Larger than the area: encoded apart, then copied into a larger one.
         length = encodeCall(call);
         if (length < 0) return null;
-        input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        input = this.#input(core, length); // may grow memory: read HEAPU8 after
         if (length > this.#inputSize) this.#inputSize = length;
         heap = core.HEAPU8;
         heap.set(encodedBytes(length), input);
@@ -370,6 +385,7 @@ class Toolgate {
     this.#ready();
     try { // #call's work inline, as in startEncoded
       const core = this.#core;
+      if (this.#coreLent !== 0) this.#forgetInput();
       const count = this.#writeCounts(core, states);
       core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
       return this.#read(core);
@@ -395,7 +411,8 @@ class Toolgate {
     return this.#call(() => {
       const core = this.#core;
       if (length >= 0) {
-        const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        if (this.#coreLent !== 0) this.#forgetInput();
+        const input = this.#input(core, length); // may grow memory: read HEAPU8 after
         core.HEAPU8.set(encodedBytes(length), input);
         handle.startBufferTraced(length, now);
       } else {
