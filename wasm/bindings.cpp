@@ -78,6 +78,8 @@ struct FastCounter {  // one counter a parked evaluation needs; an array of them
   f64 max = 0;
   f64 window_ms = 0;
   f64 bucket_start_ms = 0;
+  u32 key_version = 0;    // see FastOutput::code_version
+  u32 grant_version = 0;
 };
 
 struct FastOutput {
@@ -98,6 +100,20 @@ struct FastOutput {
   f64 approval_timeout_ms = 0;
   u32 counters = 0;         // pointer to counter_count FastCounters
   u32 counter_count = 0;
+  // Which strings are the same text as before: a string's version changes
+  // whenever the text published in its place differs from the last one
+  // published there (never 0, the decoder's "not known"), so the decoder
+  // reuses the string it built for a version it has seen (at the same
+  // address and length) and reads no byte of it. Most decisions repeat
+  // their code, rule and message, and a parked call its counter's key and
+  // grant: comparing here (version_of, eight bytes at a time) is cheaper
+  // than the decoder's byte-for-byte check in JS and its look-up of the
+  // address. Every publish compares against a kept copy, so a version can
+  // only repeat for the same text (or after 2^32 changes).
+  u32 code_version = 0;
+  u32 rule_version = 0;
+  u32 message_version = 0;
+  u32 approval_version = 0;
 };
 
 // The store's answer for one counter, in the input area (an array of them).
@@ -129,6 +145,7 @@ constexpr FieldLayout kCounterFields[] = {
     TOOLGATE_FIELD(FastCounter, scope),     TOOLGATE_FIELD(FastCounter, algorithm),
     TOOLGATE_FIELD(FastCounter, cost),      TOOLGATE_FIELD(FastCounter, max),
     TOOLGATE_FIELD(FastCounter, window_ms), TOOLGATE_FIELD(FastCounter, bucket_start_ms),
+    TOOLGATE_FIELD(FastCounter, key_version), TOOLGATE_FIELD(FastCounter, grant_version),
 };
 constexpr FieldLayout kOutputFields[] = {
     TOOLGATE_FIELD(FastOutput, kind),           TOOLGATE_FIELD(FastOutput, verdict),
@@ -140,6 +157,8 @@ constexpr FieldLayout kOutputFields[] = {
     TOOLGATE_FIELD(FastOutput, retry_after_ms), TOOLGATE_FIELD(FastOutput, now_ms),
     TOOLGATE_FIELD(FastOutput, approval_timeout_ms),
     TOOLGATE_FIELD(FastOutput, counters),       TOOLGATE_FIELD(FastOutput, counter_count),
+    TOOLGATE_FIELD(FastOutput, code_version),   TOOLGATE_FIELD(FastOutput, rule_version),
+    TOOLGATE_FIELD(FastOutput, message_version), TOOLGATE_FIELD(FastOutput, approval_version),
 };
 constexpr FieldLayout kCountFields[] = {TOOLGATE_FIELD(FastCount, current), TOOLGATE_FIELD(FastCount, previous)};
 #undef TOOLGATE_FIELD
@@ -287,8 +306,53 @@ std::string g_traced_start;
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
 
+// The text last published in one place of the output (a decision's code, a
+// parked call's first counter key, ...) and its version (FastOutput::
+// code_version). One counter numbers every change in every place, so a
+// version names one text for 2^32 changes; the decoder also checks the
+// address and length it saw it at.
+struct PublishedText {
+  std::string text;  // a copy: the published string is overwritten in place by the next call
+  u32 version = 0;
+};
+u32 g_last_version = 0;
+
+// Whether two texts are equal, eight bytes at a time: the libc memcmp of the
+// .wasm compares byte by byte, and a decision's message is often 60 bytes.
+bool same_text(const std::string& a, const std::string& b) {
+  const std::size_t size = a.size();
+  if (size != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  std::size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    std::uint64_t p, q;
+    std::memcpy(&p, x + i, 8);
+    std::memcpy(&q, y + i, 8);
+    if (p != q) return false;
+  }
+  for (; i < size; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return true;
+}
+
+__attribute__((noinline)) u32 version_of(PublishedText& last, const std::string& now) {
+  if (last.version != 0 && same_text(last.text, now)) return last.version;
+  last.text = now;  // keeps its capacity: no allocation once warm
+  if (++g_last_version == 0) g_last_version = 1;
+  return last.version = g_last_version;
+}
+
+PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
+// The first counters of a parked call, by index; later ones go unversioned
+// (0: the decoder reads them), so an odd call with thousands of counters
+// leaves no copies behind.
+constexpr std::size_t kVersionedCounters = 16;
+PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
+
 // Points the output area at g_decision.
-void publish_decision() {
+__attribute__((noinline)) void publish_decision() {
   g_output.kind = static_cast<u32>(OutputKind::decision);
   g_output.verdict = static_cast<std::uint32_t>(g_decision.verdict);
   g_output.code = address_of(g_decision.code.data());
@@ -299,6 +363,10 @@ void publish_decision() {
   g_output.message_length = length(g_decision.message);
   g_output.approval = g_decision.approval_id ? address_of(g_decision.approval_id->data()) : 0;
   g_output.approval_length = g_decision.approval_id ? length(*g_decision.approval_id) : 0;
+  g_output.code_version = version_of(g_code_text, g_decision.code);
+  g_output.rule_version = version_of(g_rule_text, g_decision.rule);
+  g_output.message_version = version_of(g_message_text, g_decision.message);
+  g_output.approval_version = g_decision.approval_id ? version_of(g_approval_text, *g_decision.approval_id) : 0;
   g_output.has_retry = g_decision.retry_after_ms.has_value();
   g_output.retry_after_ms = g_decision.retry_after_ms ? static_cast<double>(*g_decision.retry_after_ms) : 0;
 }
@@ -472,6 +540,7 @@ class CompiledPolicy {
     g_output.approval_length = pending.approval ? ::length(pending.approval->id) : 0;
     g_output.approval_timeout_ms = pending.approval ? static_cast<double>(pending.approval->timeout_ms) : 0;
     g_counters.resize(pending.counters.size());
+    const std::size_t versioned = std::min(pending.counters.size(), kVersionedCounters);
     for (std::size_t i = 0; i < pending.counters.size(); ++i) {
       const toolgate::CounterRequest& request = pending.counters[i];
       FastCounter& out = g_counters[i];
@@ -485,6 +554,8 @@ class CompiledPolicy {
       out.max = request.max;
       out.window_ms = static_cast<double>(request.window_ms);
       out.bucket_start_ms = static_cast<double>(request.bucket_start_ms);
+      out.key_version = i < versioned ? version_of(g_counter_keys[i], request.key) : 0;
+      out.grant_version = i < versioned ? version_of(g_counter_grants[i], request.grant) : 0;
     }
     g_output.counters = address_of(g_counters.data());
     g_output.counter_count = static_cast<std::uint32_t>(g_counters.size());

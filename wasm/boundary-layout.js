@@ -15,10 +15,11 @@ export const OUTPUT_FIELDS = {
   kind: U32, verdict: U32, code: U32, code_length: U32, rule: U32, rule_length: U32,
   message: U32, message_length: U32, approval: U32, approval_length: U32, has_retry: U32,
   ticket: U32, retry_after_ms: F64, now_ms: F64, approval_timeout_ms: F64, counters: U32, counter_count: U32,
+  code_version: U32, rule_version: U32, message_version: U32, approval_version: U32,
 };
 export const COUNTER_FIELDS = {
   key: U32, key_length: U32, grant: U32, grant_length: U32, scope: U32, algorithm: U32,
-  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64,
+  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64, key_version: U32, grant_version: U32,
 };
 export const COUNT_FIELDS = { current: F64, previous: F64 };
 // The names every code table must hold (its order, the codes, comes from the core).
@@ -122,6 +123,9 @@ function readString(heap, pointer, length) {
  *     a pending evaluation (its JSON text, parsed).
  *   writeCounts(core, states): the store's answers into the input area, as
  *     toolgate_finish reads them; returns how many.
+ *   input(core, bytes): the input area's address, holding at least `bytes`
+ *     (toolgate_input, asked only when more is needed); forgetInput() after
+ *     anything else may have called toolgate_input.
  */
 export function createCodec(layout, output) {
   if (!isCount(output) || output % 8 !== 0) throw mismatch(`the output area is at ${output}, not 8-aligned`);
@@ -144,6 +148,10 @@ export function createCodec(layout, output) {
   const RETRY_AFTER = d + o.retry_after_ms / 8;
   const NOW = d + o.now_ms / 8;
   const APPROVAL_TIMEOUT = d + o.approval_timeout_ms / 8;
+  const CODE_VERSION = w + o.code_version / 4;
+  const RULE_VERSION = w + o.rule_version / 4;
+  const MESSAGE_VERSION = w + o.message_version / 4;
+  const APPROVAL_VERSION = w + o.approval_version / 4;
   const COUNTERS = w + o.counters / 4;
   const COUNTER_COUNT = w + o.counter_count / 4;
   const COUNTER_SIZE = layout.counter.size;
@@ -157,6 +165,8 @@ export function createCodec(layout, output) {
   const C_MAX = c.max / 8;
   const C_WINDOW = c.window_ms / 8;
   const C_BUCKET = c.bucket_start_ms / 8;
+  const C_KEY_VERSION = c.key_version / 4;
+  const C_GRANT_VERSION = c.grant_version / 4;
   const KIND_DECISION = layout.kinds.indexOf('decision');
   const KIND_PARKED = layout.kinds.indexOf('parked');
   const KIND_PENDING_TEXT = layout.kinds.indexOf('pending_text');
@@ -200,14 +210,56 @@ export function createCodec(layout, output) {
     return decoded;
   }
 
+  // The core numbers the text published in each place of the output (a
+  // decision's code, rule, message and approval id; the key and grant of a
+  // parked call's first counters) with a version that changes whenever the
+  // text does (FastOutput::code_version in wasm/bindings.cpp; 0: not
+  // versioned). A version seen before, at the same address and length, is
+  // the same text: the string built for it then is returned without reading
+  // a byte. Anything else is decoded (through the memo above) and becomes
+  // the place's known version.
+  const CODE_SLOT = 0;
+  const RULE_SLOT = 1;
+  const MESSAGE_SLOT = 2;
+  const APPROVAL_SLOT = 3;
+  const COUNTER_SLOTS = 16; // counters 0..15: slots 4 + 2i (key) and 5 + 2i (grant)
+  const SLOTS = 4 + 2 * COUNTER_SLOTS;
+  const seenVersion = new Uint32Array(SLOTS);
+  const seenPointer = new Uint32Array(SLOTS);
+  const seenLength = new Uint32Array(SLOTS);
+  const seenText = new Array(SLOTS).fill('');
+  function versioned(slot, version, heap, pointer, length) {
+    if (version !== 0 && seenVersion[slot] === version && seenPointer[slot] === pointer && seenLength[slot] === length) {
+      return seenText[slot];
+    }
+    const decoded = text(heap, pointer, length);
+    seenVersion[slot] = version;
+    seenPointer[slot] = pointer;
+    seenLength[slot] = length;
+    seenText[slot] = decoded;
+    return decoded;
+  }
+
   // A code outside a table means the core and this codec disagree after all:
   // fail the call (the façade turns it into an EngineError), never guess.
   const unknown = (what, code) => mismatch(`the core wrote ${what} code ${code}`);
 
+  // The glue's heap views, read from its Module (a dictionary-mode object,
+  // about 7 ns a property) once per memory: the glue replaces all three
+  // together when the memory grows, so a new HEAPU8 means new views.
+  let heapU8 = null;
+  let heapU32 = null;
+  let heapF64 = null;
+
   function read(core) {
-    const u32 = core.HEAPU32;
-    const f64 = core.HEAPF64;
     const heap = core.HEAPU8;
+    if (heap !== heapU8) {
+      heapU8 = heap;
+      heapU32 = core.HEAPU32;
+      heapF64 = core.HEAPF64;
+    }
+    const u32 = heapU32;
+    const f64 = heapF64;
     const kind = u32[KIND];
     if (kind === KIND_PENDING_TEXT) return JSON.parse(readString(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]));
     if (kind === KIND_DECISION) {
@@ -215,12 +267,12 @@ export function createCodec(layout, output) {
       if (verdict === undefined) throw unknown('verdict', u32[VERDICT]);
       const decision = {
         decision: verdict,
-        code: text(heap, u32[CODE], u32[CODE_LENGTH]),
-        rule: text(heap, u32[RULE], u32[RULE_LENGTH]),
-        message: text(heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
+        code: versioned(CODE_SLOT, u32[CODE_VERSION], heap, u32[CODE], u32[CODE_LENGTH]),
+        rule: versioned(RULE_SLOT, u32[RULE_VERSION], heap, u32[RULE], u32[RULE_LENGTH]),
+        message: versioned(MESSAGE_SLOT, u32[MESSAGE_VERSION], heap, u32[MESSAGE], u32[MESSAGE_LENGTH]),
       };
       if (u32[HAS_RETRY]) decision.retry_after_ms = f64[RETRY_AFTER];
-      if (u32[APPROVAL_LENGTH]) decision.approval_id = text(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
+      if (u32[APPROVAL_LENGTH]) decision.approval_id = versioned(APPROVAL_SLOT, u32[APPROVAL_VERSION], heap, u32[APPROVAL], u32[APPROVAL_LENGTH]);
       return decision;
     }
     if (kind !== KIND_PARKED) throw unknown('output kind', kind);
@@ -238,10 +290,13 @@ export function createCodec(layout, output) {
       const scope = scopes[u32[cw + C_SCOPE]];
       const algorithm = algorithms[u32[cw + C_ALGORITHM]];
       if (scope === undefined || algorithm === undefined) throw unknown('counter scope or algorithm', `${u32[cw + C_SCOPE]}/${u32[cw + C_ALGORITHM]}`);
+      const keyVersion = i < COUNTER_SLOTS ? u32[cw + C_KEY_VERSION] : 0;
+      const grantVersion = i < COUNTER_SLOTS ? u32[cw + C_GRANT_VERSION] : 0;
+      const slot = i < COUNTER_SLOTS ? 4 + 2 * i : 0;
       counters.push({
-        key: text(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
+        key: keyVersion === 0 ? text(heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]) : versioned(slot, keyVersion, heap, u32[cw + C_KEY], u32[cw + C_KEY_LENGTH]),
         scope,
-        grant: text(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
+        grant: grantVersion === 0 ? text(heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]) : versioned(slot + 1, grantVersion, heap, u32[cw + C_GRANT], u32[cw + C_GRANT_LENGTH]),
         cost: f64[cd + C_COST],
         max: f64[cd + C_MAX],
         window_ms: f64[cd + C_WINDOW],
@@ -253,25 +308,46 @@ export function createCodec(layout, output) {
     return parked;
   }
 
+  // The input area's address, asked of the core (toolgate_input, a call into
+  // WebAssembly) only when more bytes are needed than it was last asked for:
+  // the area only moves when it grows, and only toolgate_input grows it, so
+  // the address holds until a larger request. Every caller of toolgate_input
+  // must come through here; forgetInput() after code that may have called it
+  // directly (the façade's callCore).
+  let inputCore = null;
+  let inputAddress = 0;
+  let inputBytes = 0;
+  function input(core, bytes) {
+    if (core !== inputCore || bytes > inputBytes) {
+      inputAddress = core._toolgate_input(bytes); // may grow memory: read the heap views after
+      inputCore = core;
+      inputBytes = bytes;
+    }
+    return inputAddress;
+  }
+  function forgetInput() {
+    inputCore = null;
+  }
+
   // Counts JS cannot read as finite numbers go as -1, which the core refuses
   // (store_error): a store's garbage never becomes a count.
   function writeCounts(core, states) {
     const count = states.length;
-    const address = core._toolgate_input(count * COUNT_SIZE); // may grow memory: read HEAPF64 after
+    const address = input(core, count * COUNT_SIZE); // may grow memory: read HEAPF64 after
     if (address % 8 !== 0) throw mismatch(`the input area is at ${address}, not 8-aligned`);
-    const input = address / 8;
+    const first = address / 8;
     const f64 = core.HEAPF64;
     for (let i = 0; i < count; i++) {
       const current = Number(states[i]?.current);
       const previous = Number(states[i]?.previous);
-      const at = input + i * COUNT_STRIDE;
+      const at = first + i * COUNT_STRIDE;
       f64[at + COUNT_CURRENT] = Number.isFinite(current) ? current : -1;
       f64[at + COUNT_PREVIOUS] = Number.isFinite(previous) ? previous : -1;
     }
     return count;
   }
 
-  return { read, writeCounts };
+  return { read, writeCounts, input, forgetInput };
 }
 
 /** The checked layout and codec of a loaded core (the glue's Module). */

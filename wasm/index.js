@@ -10,7 +10,7 @@
 
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
-import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes } from './call-encoder.js';
+import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes, encodedCallHasNow } from './call-encoder.js';
 import { coreCodec } from './boundary-layout.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
@@ -138,6 +138,10 @@ function policyDiagnostic(policy) {
 }
 
 // The `now` option, checked: the core converts it to int64 without a check.
+// Undefined (no option) stays undefined: the host's clock, read only when the
+// call has no "now" of its own (hostNow).
+const optionalNow = (now) => (now === undefined ? undefined : nowOption(now));
+const hostNow = (now) => (now === undefined ? Date.now() : now);
 function nowOption(now) {
   if (typeof now === 'number' && Number.isFinite(now) && Math.abs(now) <= 8.64e15) return now;
   throw new ToolgateError(`the \`now\` option must be epoch milliseconds, a finite number within the Date range (got ${String(now)})`);
@@ -185,6 +189,9 @@ class Toolgate {
   // built apart fail the load, never a decision.
   #read;
   #writeCounts;
+  #input;
+  #forgetInput;
+  #coreLent = 0; // callCore() calls under way
   #maxParked;
   // Every use of the engine counts here (#ready): a call encoded straight
   // into the input area is sent only if nothing used the engine while it was
@@ -200,9 +207,11 @@ class Toolgate {
   }
 
   #useCore(core) {
-    const { read, writeCounts, layout } = coreCodec(core);
+    const { read, writeCounts, input, forgetInput, layout } = coreCodec(core);
     this.#read = read;
     this.#writeCounts = writeCounts;
+    this.#input = input;
+    this.#forgetInput = forgetInput;
     this.#maxParked = layout.maxParked;
     this.#core = core;
     this.#inputSize = INPUT_SIZE; // a new instance's area starts small again
@@ -312,12 +321,23 @@ class Toolgate {
   }
 
   callCore(fn) {
-    return this.#call(() => fn(this.#core));
+    // `fn` may call toolgate_input itself (and decide in between): while it
+    // runs, and once after, the input area's address is asked for again.
+    this.#forgetInput();
+    this.#coreLent += 1;
+    try {
+      return this.#call(() => fn(this.#core));
+    } finally {
+      this.#coreLent -= 1;
+      this.#forgetInput();
+    }
   }
 
   // The hot path: `call` encoded straight into the engine's input area, then
   // start; returns the output (the codec's read), or null when the call must
-  // go as JSON text (what the binary form cannot carry).
+  // go as JSON text (what the binary form cannot carry). `now` undefined: the
+  // host's clock, read only for a call without a "now" of its own (the core
+  // uses the default time for nothing else; Date.now() costs about 40 ns).
   startEncoded(address, call, now, park) {
     // #call's work inline: no closure per decision on the hot path.
     this.#ready();
@@ -325,14 +345,15 @@ class Toolgate {
       const core = this.#core;
       const uses = this.#uses;
       // The area as it is: toolgate_input grows it only when asked for more.
-      let input = core._toolgate_input(this.#inputSize);
+      if (this.#coreLent !== 0) this.#forgetInput();
+      let input = this.#input(core, this.#inputSize);
       let heap = core.HEAPU8;
       let length = encodeCallInto(call, heap, input, this.#inputSize);
       if (length === OVERFLOW) {
         // Larger than the area: encoded apart, then copied into a larger one.
         length = encodeCall(call);
         if (length < 0) return null;
-        input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        input = this.#input(core, length); // may grow memory: read HEAPU8 after
         if (length > this.#inputSize) this.#inputSize = length;
         heap = core.HEAPU8;
         heap.set(encodedBytes(length), input);
@@ -343,7 +364,8 @@ class Toolgate {
       // call, compiling a policy) may have overwritten the area or grown the
       // memory under the encoder: then the bytes are not this call's.
       if (this.#uses !== uses || this.#core !== core || core.HEAPU8 !== heap) return null;
-      core._toolgate_start(address, length, now, park ? 1 : 0);
+      const ms = now !== undefined ? now : encodedCallHasNow() ? 0 : Date.now();
+      core._toolgate_start(address, length, ms, park ? 1 : 0);
       return this.#read(core);
     } catch (error) {
       throw this.#failed(error);
@@ -363,6 +385,7 @@ class Toolgate {
     this.#ready();
     try { // #call's work inline, as in startEncoded
       const core = this.#core;
+      if (this.#coreLent !== 0) this.#forgetInput();
       const count = this.#writeCounts(core, states);
       core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
       return this.#read(core);
@@ -388,7 +411,8 @@ class Toolgate {
     return this.#call(() => {
       const core = this.#core;
       if (length >= 0) {
-        const input = core._toolgate_input(length); // may grow memory: read HEAPU8 after
+        if (this.#coreLent !== 0) this.#forgetInput();
+        const input = this.#input(core, length); // may grow memory: read HEAPU8 after
         core.HEAPU8.set(encodedBytes(length), input);
         handle.startBufferTraced(length, now);
       } else {
@@ -512,15 +536,15 @@ class Policy {
    * Step one: the decision if it needs no store, else a pending evaluation
    * ({ pending: true, approval?, counters, limits, ... }) for finish().
    */
-  evaluate(call, { now = Date.now() } = {}) {
-    const ms = nowOption(now);
+  evaluate(call, { now } = {}) {
+    const ms = optionalNow(now);
     if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
       const raw = this.#toolgate.startEncoded(this.#address(), call, ms, false);
       if (raw !== null) return raw;
     }
     const text = jsonText(call);
     if (text === null) return unrepresentableCall(call);
-    return this.#toolgate.startText(this.#acquireHandle(), text, ms, false);
+    return this.#toolgate.startText(this.#acquireHandle(), text, hostNow(ms), false);
   }
 
   /**
@@ -541,7 +565,7 @@ class Policy {
   // decision itself, its charge already committed: the common case (a
   // settled call; no approval and a store with reserveNow) then builds no
   // step, closure or answer object.
-  #authorize(call, { counters, approvals, now = Date.now(), failOpen = false, observe } = {}, committing = false) {
+  #authorize(call, { counters, approvals, now, failOpen = false, observe } = {}, committing = false) {
     const first = this.#start(call, now);
     if (first.ticket === undefined) return committing && typeof first.decision === 'string' ? first : settled(first);
     if (committing && !first.approval && observe === undefined && first.counters.length > 0 && typeof counters?.reserveNow === 'function') {
@@ -689,7 +713,7 @@ class Policy {
 
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
   #start(call, now) {
-    const ms = nowOption(now);
+    const ms = optionalNow(now);
     let raw = null;
     if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
       const address = this.#address();
@@ -702,7 +726,7 @@ class Policy {
     if (raw === null) {
       const text = jsonText(call);
       if (text === null) return unrepresentableCall(call);
-      raw = this.#toolgate.startText(this.#acquireHandle(), text, ms, true);
+      raw = this.#toolgate.startText(this.#acquireHandle(), text, hostNow(ms), true);
       if (raw.ticket === undefined) return raw;
       raw.address = this.#handleAddress;
     }

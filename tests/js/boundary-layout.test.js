@@ -1,6 +1,6 @@
 // The hot path's memory layout is exported by the core (boundaryLayout() in
 // wasm/bindings.cpp) and checked at load (wasm/boundary-layout.js): the
-// façade holds no offset of its own. Proven three ways:
+// façade holds no offset of its own. Proven four ways:
 //  - the real core's layout passes and decodes real decisions (the same as
 //    the JSON path; tests/js/boundary.test.js compares thousands);
 //  - a real core binary whose layout differs (a field renamed in its data)
@@ -8,7 +8,11 @@
 //  - property tests: any layout the checker accepts (random field order and
 //    padding) decodes exactly what was written there, and every kind of
 //    mismatch (missing, retyped, misaligned, overlapping, outside the struct,
-//    unknown codes) is refused at load with the field named.
+//    unknown codes) is refused at load with the field named;
+//  - the strings' versions (the core's word that a text is unchanged, so the
+//    decoder reads none of it): random sequences over a fake core, and 3 000
+//    random calls through the real one decoded by a codec that has seen every
+//    output and by a fresh one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -337,4 +341,141 @@ test('property: every kind of mismatch is refused at load, naming it', () => {
   assert.throws(() => checkLayout(JSON.stringify({ ...real, max_parked: 0 })), /max_parked is 0/);
   assert.throws(() => createCodec(checkLayout(realText), 12), /output area is at 12, not 8-aligned/);
   assert.ok(refused > 5000, `${refused} mismatches refused`);
+});
+
+// --- string versions: the decoder reads no byte of a text the core says it has seen ---
+
+// What the core does (version_of in wasm/bindings.cpp): per place, the last
+// text published there and its version; one counter numbers every change.
+function versioner() {
+  let last = 0;
+  const places = new Map();
+  return (place, text) => {
+    const known = places.get(place);
+    if (known && known.text === text) return known.version;
+    last += 1;
+    places.set(place, { text, version: last });
+    return last;
+  };
+}
+
+test('property: versioned strings decode to what the core wrote, over random sequences', () => {
+  const texts = ['allowed', 'default_deny', 'rate_limited', 'x'.repeat(12), 'y'.repeat(12), '', 'é😀', 'Denied: tool "a" is not in the policy.',
+    'Denied: tool "b" is not in the policy.', 'z'.repeat(300), 'w'.repeat(300)];
+  for (let seed = 1; seed <= 100; seed++) {
+    const next = random(5000 + seed);
+    const raw = randomLayout(next);
+    const layout = checkLayout(JSON.stringify(raw));
+    const core = fakeCore();
+    const output = 8 * (1 + Math.floor(next() * 64));
+    const codec = createCodec(layout, output);
+    const out = writer(core, raw, output, 'output');
+    const code = (table, name) => raw[table].indexOf(name);
+    const pick = (list) => list[Math.floor(next() * list.length)];
+    const version = versioner();
+    // Few addresses, reused with other text of the same or another length
+    // (as the core's reused strings are): a version must be what decides.
+    const addresses = [32768, 36864, 40960, 45056, 49152, 53248];
+    const put = (text, at) => {
+      const bytes = encoder.encode(text);
+      core.HEAPU8.set(bytes, at);
+      return bytes.length;
+    };
+    for (let step = 0; step < 200; step++) {
+      // Bytes left at other addresses are garbage for this step.
+      for (const at of addresses) core.HEAPU8.fill(next() * 256, at, at + 400);
+      const unversioned = next() < 0.1; // a core that versions nothing writes 0
+      if (next() < 0.6) {
+        const verdict = pick(['allow', 'deny', 'approval_required']);
+        const decision = { decision: verdict, code: pick(texts), rule: pick(texts), message: pick(texts) };
+        out.u32('kind', code('kinds', 'decision'));
+        out.u32('verdict', code('verdicts', verdict));
+        // Three distinct addresses of the few, in a random order.
+        const places = [...addresses].sort(() => next() - 0.5);
+        for (const [index, field] of ['code', 'rule', 'message'].entries()) {
+          const at = places[index];
+          out.u32(field, at);
+          out.u32(`${field}_length`, put(decision[field], at));
+          out.u32(`${field}_version`, unversioned ? 0 : version(field, decision[field]));
+        }
+        out.u32('has_retry', 0);
+        out.u32('approval_length', 0);
+        assert.deepEqual(codec.read(core), decision, `seed ${seed} step ${step}: decision`);
+      } else {
+        out.u32('kind', code('kinds', 'parked'));
+        out.u32('ticket', step + 1);
+        out.f64('now_ms', T0);
+        out.u32('approval_length', 0);
+        const count = 1 + Math.floor(next() * 3);
+        const first = 16384;
+        const expected = [];
+        for (let i = 0; i < count; i++) {
+          const counter = writer(core, raw, first + i * raw.counter.size, 'counter');
+          const e = { key: pick(texts), scope: 'grant', grant: pick(['alice', 'bobby', '', 'é']), cost: 1, max: 5, window_ms: 60_000, algorithm: 'fixed', bucket_start_ms: T0 };
+          for (const field of ['key', 'grant']) {
+            // Each counter's strings at their own address (as the core's are).
+            const at = 57344 + (i * 2 + (field === 'grant' ? 1 : 0)) * 512;
+            const bytes = encoder.encode(e[field]);
+            core.HEAPU8.set(bytes, at);
+            counter.u32(field, at);
+            counter.u32(`${field}_length`, bytes.length);
+            counter.u32(`${field}_version`, unversioned ? 0 : version(`${field}${i}`, e[field]));
+          }
+          counter.u32('scope', code('scopes', 'grant'));
+          counter.u32('algorithm', code('algorithms', 'fixed'));
+          for (const field of ['cost', 'max', 'window_ms', 'bucket_start_ms']) counter.f64(field, e[field]);
+          expected.push(e);
+        }
+        out.u32('counters', first);
+        out.u32('counter_count', count);
+        assert.deepEqual(codec.read(core), { ticket: step + 1, now: T0, counters: expected }, `seed ${seed} step ${step}: parked`);
+      }
+    }
+  }
+});
+
+// The real core over random sequences of decisions whose strings change and
+// repeat (codes, rules, messages naming the tool, counter keys and grants of
+// other grants): a codec that has seen every output decodes each exactly as a
+// codec that has seen none, which reads every byte.
+test('property: the real core\'s versions never hand back a stale string', async () => {
+  const { default: createToolgateCore } = await import('../../wasm/dist/toolgate_core.mjs');
+  const { encodeCallInto } = await import('../../wasm/call-encoder.js');
+  const { coreCodec } = await import('../../wasm/boundary-layout.js');
+  const core = await createToolgateCore({ wasmBinary: await readFile(wasmFile), print: () => {}, printErr: () => {}, locateFile: (p) => p });
+  const policy = new core.CompiledPolicy(JSON.stringify({
+    version: '1',
+    default: 'deny',
+    tools: {
+      run: { limits: [{ counter: 'runs', window: 'minute', max: 3 }, { window: 'hour', max: 50, scope: 'global', algorithm: 'sliding' }] },
+      'ru*': { deny_if: [{ conditions: [{ path: 'args.n', op: 'gt', value: 5 }] }] },
+      gate: { action: 'require_approval', approval: { timeout: '5m' } },
+      read: {},
+    },
+  }));
+  const address = policy.address();
+  const kept = coreCodec(core);
+  const next = random(99);
+  const pick = (list) => list[Math.floor(next() * list.length)];
+  const counts = new Map();
+  for (let i = 0; i < 3000; i++) {
+    const call = { tool: pick(['run', 'rux', 'gate', 'read', 'nope', 'other_' + Math.floor(next() * 3)]), arguments: { n: Math.floor(next() * 10) },
+      grant: pick(['alice', 'bob', 'carol', 'é']), now: T0 + Math.floor(next() * 4) * 30_000 };
+    const input = core._toolgate_input(4096);
+    const length = encodeCallInto(call, core.HEAPU8, input, 4096);
+    assert.ok(length > 0);
+    core._toolgate_start(address, length, T0, 1);
+    const first = kept.read(core);
+    assert.deepEqual(first, coreCodec(core).read(core), `call ${i} (${JSON.stringify(call)}): step one`);
+    if (first.ticket === undefined) continue;
+    // Counts kept per key, so limits bite and messages and retries change.
+    const states = first.counters.map((c) => ({ current: counts.get(c.key) ?? 0, previous: 0 }));
+    for (const c of first.counters) counts.set(c.key, (counts.get(c.key) ?? 0) + (next() < 0.5 ? 1 : 0));
+    kept.writeCounts(core, states);
+    core._toolgate_finish(address, first.ticket, next() < 0.8 ? 1 : 0, states.length);
+    assert.deepEqual(kept.read(core), coreCodec(core).read(core), `call ${i}: finish`);
+    core._toolgate_release(address, first.ticket);
+    if (next() < 0.02) counts.clear();
+  }
+  policy.delete();
 });

@@ -252,3 +252,56 @@ test('after an engine restart calls are written into the new instance\'s input a
   assert.equal(same({ tool: 'run', arguments: { doc: `ok${'é'.repeat(100000)}` } }, 'large, after').code, 'allowed');
   for (const p of policies) p.dispose();
 });
+
+// The input area's address is cached by the codec (wasm/boundary-layout.js
+// input()): asked again only for a larger request. Every way the area can
+// move (a call larger than it; the store's counts of a call with hundreds
+// of counters; callCore() code growing it directly, also with decisions in
+// between inside callCore) is followed by calls whose answers must be the
+// JSON-text boundary's, byte for byte.
+test('the input area moves (larger calls, many counters, callCore) and every next call is written where the core reads', async () => {
+  const toolgate = await loadToolgate({ wasmBinary: await readFile(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url)) });
+  const text = await loadToolgate({ boundary: 'json' });
+  const limits = [];
+  for (let i = 0; i < 400; i++) limits.push({ counter: `c${i}`, window: 'minute', max: 1000 });
+  const document = {
+    version: '1',
+    default: 'deny',
+    tools: {
+      run: { require: [{ path: 'args.doc', op: 'starts_with', value: 'ok' }] },
+      many: { limits },
+    },
+  };
+  const policies = [toolgate.compile(document), text.compile(document)];
+  const stores = [new MemoryCounterStore(), new MemoryCounterStore()];
+  const next = random(77);
+  const same = async (call, what) => {
+    const [a, b] = await Promise.all(policies.map((p, i) => p.decide(call, { counters: stores[i], now: T0 })));
+    assert.deepEqual(a, b, what);
+    return a;
+  };
+  let core;
+  toolgate.callCore((c) => { core = c; });
+  for (let i = 0; i < 60; i++) {
+    const r = next();
+    if (r < 0.25) {
+      assert.equal((await same({ tool: 'many', arguments: {}, grant: `g${i}` }, `${i}: 400 counters`)).code, 'allowed');
+    } else if (r < 0.45) {
+      await same({ tool: 'run', arguments: { doc: `${next() < 0.5 ? 'ok' : 'no'}${'x'.repeat(Math.floor(next() * 20000))}` } }, `${i}: a large call`);
+    } else if (r < 0.6) {
+      // Code given the core grows the area itself, deciding in between.
+      const bytes = 4096 + Math.floor(next() * 1_000_000);
+      const answers = toolgate.callCore((c) => {
+        const before = c._toolgate_input(bytes);
+        c.HEAPU8.fill(0xEE, before, before + bytes); // garbage where the next call would go if misplaced
+        return [policies[0].evaluate({ tool: 'run', arguments: { doc: 'ok' } }, { now: T0 }), policies[0].evaluate({ tool: 'run', arguments: { doc: 'no' } }, { now: T0 })];
+      });
+      assert.deepEqual(answers.map((a) => a.code), ['allowed', 'requirement_failed'], `${i}: inside callCore`);
+    } else {
+      const doc = next() < 0.5 ? 'ok' : 'nope';
+      assert.equal((await same({ tool: 'run', arguments: { doc } }, `${i}: small`)).code, doc === 'ok' ? 'allowed' : 'requirement_failed');
+    }
+  }
+  assert.ok(core);
+  for (const p of policies) p.dispose();
+});

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
+import { encodeCall } from '../../wasm/call-encoder.js';
 import { random } from './seeded-random.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -83,3 +84,67 @@ for (const kind of ['memory', 'odd', 'odd without commitNow']) {
     });
   }
 }
+
+// The host's clock is read only for a call without a "now" of its own
+// (wasm/index.js startEncoded, wasm/call-encoder.js encodedCallHasNow): over
+// seeded random calls (a valid, invalid, null, string or missing "now"; a
+// "now" from a getter; calls the binary form cannot carry, which go as JSON
+// text), decide() and evaluate() without the `now` option answer exactly as
+// with `now` set to what the clock says, and read the clock only when the
+// call has no "now" member that was written.
+test('the host clock: read only for calls without "now", answers as with the option', async () => {
+  const clock = T0 + 42_123;
+  const realNow = Date.now;
+  let reads = 0;
+  const next = random(4242);
+  const pick = (list) => list[Math.floor(next() * list.length)];
+  const nows = [undefined, T0, T0 + 61_000, '2026-01-01T00:02:00Z', null, 'soon', -1, 1e300, 2 ** 60];
+  const calls = [];
+  for (let i = 0; i < 600; i++) {
+    const call = { tool: pick(['refund', 'read', 'open', 'approve', 'nope']), arguments: { currency: pick(['usd', 'gbp']) }, grant: pick(['alice', 'bob']) };
+    const now = pick(nows);
+    if (next() < 0.3) call.arguments.now = T0; // a "now" that is not the call's
+    const shape = next();
+    if (shape < 0.1) {
+      Object.defineProperty(call, 'now', { get: () => now ?? T0, enumerable: true });
+    } else if (shape < 0.2) {
+      call.now = now;
+      call.arguments.big = 2n ** 70n; // not JSON: refused before the core, whatever the clock
+    } else if (shape < 0.3) {
+      call.now = now;
+      call.arguments.wide = 2 ** 60; // not in the binary form: goes as JSON text
+    } else if (now !== undefined) {
+      call.now = now;
+    }
+    calls.push(call);
+  }
+  const lazy = new MemoryCounterStore();
+  const given = new MemoryCounterStore();
+  try {
+    Date.now = () => { reads++; return clock; };
+    for (const [i, call] of calls.entries()) {
+      const hasNow = Object.hasOwn(call, 'now') && call.now !== undefined;
+      const binary = encodeCall(call) >= 0; // else it goes as JSON text (or is refused)
+      reads = 0;
+      const a = await policy.decide(call, { counters: lazy });
+      const lazyReads = reads;
+      const b = await policy.decide(call, { counters: given, now: clock });
+      assert.deepEqual(a, b, `call ${i}: ${JSON.stringify(call, (k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+      if (hasNow && binary) assert.equal(lazyReads, 0, `call ${i}: a call with "now" reads no clock on the binary path`);
+      else if (!hasNow && typeof call.arguments.big !== 'bigint') assert.ok(lazyReads >= 1, `call ${i}: a call without "now" reads the clock`);
+      reads = 0;
+      assert.deepEqual(policy.evaluate(call), policy.evaluate(call, { now: clock }), `call ${i}: evaluate()`);
+    }
+  } finally {
+    Date.now = realNow;
+  }
+  // The clock read is the one used: a call without "now" is decided at it.
+  try {
+    Date.now = () => clock;
+    const pending = policy.evaluate({ tool: 'read', arguments: {}, grant: 'alice' });
+    assert.equal(pending.now, clock);
+    assert.equal(policy.evaluate({ tool: 'read', arguments: {}, grant: 'alice', now: T0 }).now, T0);
+  } finally {
+    Date.now = realNow;
+  }
+});
