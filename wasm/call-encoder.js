@@ -58,8 +58,30 @@ const state = {
   // (reentrancy): that one is refused here (it goes as JSON text), so it
   // never moves the cursor of the encoding under way.
   busy: false,
+  // Set by abandonEncodingInto(): the encoding under way no longer writes
+  // into the engine's memory, and answers -1 (JSON text).
+  abandoned: false,
 };
 state.view = state.scratchView;
+
+/**
+ * Stops an encoding into the engine's memory that is under way (a getter or
+ * proxy trap of the call being encoded is using the engine): from here on it
+ * writes nowhere that matters and answers -1, so the call goes as JSON text.
+ * The engine may move or free its input area while that code runs (a larger
+ * call, a decision with many counters, callCore growing it), and the encoder
+ * would otherwise go on writing the rest of the call at the old address:
+ * into freed memory of the engine's heap. The façade calls this on every use
+ * of the engine (Toolgate #ready); outside an encoding it does nothing.
+ */
+export function abandonEncodingInto() {
+  if (!state.busy || state.out === state.scratch) return;
+  state.abandoned = true;
+  state.out = state.scratch;
+  state.view = state.scratchView;
+  state.limit = 0; // every further write overflows: nothing more is written
+  state.growable = false;
+}
 
 // Room for `count` more bytes at `at`; false (overflowed) when the area is
 // the engine's and full.
@@ -201,13 +223,17 @@ function encode(call, from, to) {
   state.limit = to;
   state.overflowed = false;
   state.wroteNow = false;
+  state.abandoned = false;
   try {
-    if (writeValue(call, 0)) return state.at - from;
+    const written = writeValue(call, 0);
+    if (state.abandoned) return -1;
+    if (written) return state.at - from;
     return state.overflowed ? OVERFLOW : -1;
   } catch {
     return -1; // a throwing getter or a proxy: JSON.stringify decides what happens
   } finally {
     state.busy = false;
+    state.abandoned = false;
   }
 }
 

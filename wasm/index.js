@@ -10,7 +10,7 @@
 
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
-import { OVERFLOW, encodeCall, encodeCallInto, encodedBytes, encodedCallHasNow } from './call-encoder.js';
+import { OVERFLOW, abandonEncodingInto, encodeCall, encodeCallInto, encodedBytes, encodedCallHasNow } from './call-encoder.js';
 import { coreCodec } from './boundary-layout.js';
 import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
 
@@ -300,6 +300,9 @@ class Toolgate {
 
   #ready() {
     this.#uses += 1;
+    // Used from a getter of a call being written into the input area: that
+    // encoding stops writing there now, before this use can move the area.
+    abandonEncodingInto();
     if (!this.#core) throw new EngineError('the WebAssembly engine is restarting; await toolgate.ready()');
   }
 

@@ -232,6 +232,70 @@ test('a getter that uses the engine while its call is encoded never sends anothe
   elsewhere.dispose();
 });
 
+test('a getter that moves the input area stops the encoding: nothing of its call is written at the old address', async () => {
+  // The engine frees its input area when it grows it (a larger call, a
+  // decision with many counters, callCore). A getter of the call being
+  // encoded can make it grow; the encoder must not go on writing the rest of
+  // the call at the old address, which is then free memory of the engine's
+  // heap (malloc's own bookkeeping may live there). Memory is grown first so
+  // that growing the area moves it without replacing the heap (a replaced
+  // heap would detach the old view, which writes nothing).
+  // What grows the area synchronously inside a getter: code given the core
+  // (callCore) asking for more. (A decision with many counters grows it too,
+  // but a decision made in a getter goes as JSON text and finishes after the
+  // getter has returned.)
+  const growers = ['callCore'];
+  const marker = 'MARKER-'.repeat(40);
+  const markerBytes = new TextEncoder().encode(marker);
+  const wasmBinary = await readFile(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url));
+  for (const name of growers) {
+    for (let round = 0; round < 3; round++) {
+      const engine = await loadToolgate({ wasmBinary }); // an instance of its own: its area is small
+      const fresh = engine.compile({ version: '1', default: 'deny', tools: { run: {} } });
+      engine.compile({ version: '1', default: 'deny', tools: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`t${i}`, {}])) }).dispose();
+      let c;
+      engine.callCore((x) => { c = x; });
+      await fresh.decide({ tool: 'run', arguments: {} }, { now: T0 }); // the area, at its first size
+      const oldArea = engine.callCore((x) => x._toolgate_input(0));
+      const grows = () => engine.callCore((x) => x._toolgate_input((1 << 20) << round));
+      let moved;
+      let heapAfter;
+      let found;
+      const heapBefore = c.HEAPU8;
+      const call = {
+        tool: 'run',
+        arguments: {
+          get first() {
+            // The first read only (encoding into the area); the JSON text the
+            // call then goes as reads it again.
+            if (moved === undefined) {
+              grows();
+              moved = engine.callCore((x) => x._toolgate_input(0)) !== oldArea;
+              heapAfter = c.HEAPU8;
+            }
+            return 'a';
+          },
+          second: marker,
+          get third() {
+            // Read while the call is still being encoded (before it goes as
+            // JSON text, whose copy may land in the freed area legitimately).
+            if (found === undefined && heapAfter === heapBefore) {
+              found = Buffer.from(heapAfter.buffer, heapAfter.byteOffset + oldArea, 4096).indexOf(Buffer.from(markerBytes));
+            }
+            return 'b';
+          },
+        },
+      };
+      const decided = await fresh.decide(call, { now: T0 });
+      assert.equal(decided.code, 'allowed', `${name}: the call itself is decided (${decided.message})`);
+      assert.ok(moved, `${name}: the getter moved the input area`);
+      if (heapAfter !== heapBefore) continue; // the heap was replaced: the old view writes nothing
+      assert.equal(found, -1, `${name}, round ${round}: the rest of the call was written into the freed area`);
+      fresh.dispose();
+    }
+  }
+});
+
 test('after an engine restart calls are written into the new instance\'s input area, large and small', async () => {
   const own = await loadToolgate({ wasmBinary: await readFile(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url)) });
   const text = await loadToolgate({ boundary: 'json' });
