@@ -4,6 +4,7 @@
 // batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
 // approvals page and API on /approvals.
 import { jsonContentTypeProblem } from './content-type.js';
+import { findJsonProblem } from './json-check.js';
 import { Gate, JsonRpcError, errorMessage } from './gate.js';
 import { readBodyMessages } from './body-read.js';
 import { Failure, Outcome } from './exchange.js';
@@ -458,8 +459,14 @@ export function createHandler(options) {
   async function mergeJson(response, answer, { batch, answers, exchanges, inspect, scope }) {
     const bytes = await answer.read(maxResponseBytes).catch(() => undefined);
     let parsed;
+    // The text as toolgate read it, when the bytes are strict UTF-8 without a
+    // byte order mark (so the text is exactly what the bytes say); else null.
+    let exactText = null;
     try {
-      parsed = bytes ? JSON.parse(utf8.decode(bytes)) : undefined;
+      if (bytes) {
+        exactText = readExactly(bytes);
+        parsed = JSON.parse(exactText ?? utf8.decode(bytes));
+      }
     } catch {
       parsed = undefined;
     }
@@ -478,7 +485,13 @@ export function createHandler(options) {
     const all = answers.length === 0 ? messages : [...answers, ...messages];
     let headers = clientHeaders(response, scope);
     if (headers instanceof Promise) headers = await headers;
-    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers });
+    // The server's own bytes go on when the client reads in them exactly the
+    // value toolgate inspected (answerPassesAsIs): nothing of toolgate's to
+    // add, nothing removed, and no reading of them that could differ from
+    // toolgate's. Otherwise the value toolgate read is written again.
+    const body = answers.length === 0 && answerPassesAsIs(exactText, parsed, messages, batch, response.headers.get('content-type'))
+      ? bytes : JSON.stringify(batch || all.length > 1 ? all : all[0]);
+    return new Response(body, { status: 200, headers });
   }
 
   // GET opens the server's event stream; DELETE ends a session. Neither
@@ -870,6 +883,49 @@ export class PlainAbort {
 }
 
 const utf8 = new TextDecoder();
+// Keeps a byte order mark in the text (the default decoder drops it), so
+// that readExactly's text says every byte.
+const strictUtf8WithBom = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// The bytes as text when they are strict UTF-8 and do not start with a byte
+// order mark (the text then says exactly what the bytes do, for any reader);
+// else null.
+function readExactly(bytes) {
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return null;
+  try {
+    return strictUtf8WithBom.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether an upstream JSON answer may be sent to the client as the server's
+ * own bytes: only when any JSON reader takes from those bytes exactly the
+ * value toolgate inspected and would otherwise write again.
+ * - `exactText` (not null): strict UTF-8 with no byte order mark, so the text
+ *   toolgate parsed is what the bytes say;
+ * - labelled application/json with no charset or UTF-8 (a client honouring
+ *   another charset would read other characters);
+ * - no duplicate object key and no nesting past 256 (./json-check.js): with a
+ *   duplicate, readers that keep the first key would see another id, result
+ *   or error than JSON.parse (which keeps the last) showed toolgate;
+ * - inspecting changed nothing (every message returned as it came: no
+ *   hidden tool removed), and the shape is the one toolgate would write (an
+ *   array for a batch or several answers, one object otherwise).
+ * What may still differ from toolgate's own writing is spelling only:
+ * whitespace, string escapes ("\u0041" for "A"), number forms ("1.0", "1e2").
+ */
+function answerPassesAsIs(exactText, parsed, messages, batch, contentType) {
+  if (exactText === null || jsonContentTypeProblem(contentType) !== null) return false;
+  if (Array.isArray(parsed)) {
+    if (!(batch || parsed.length > 1)) return false;
+    for (let i = 0; i < parsed.length; i += 1) if (messages[i] !== parsed[i]) return false;
+  } else if (batch || messages[0] !== parsed) {
+    return false;
+  }
+  return findJsonProblem(exactText) === null;
+}
 
 
 function defaultLog(level, message, fields) {
