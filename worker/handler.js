@@ -66,7 +66,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   publicUrl?: string,
  *   hostCheck?: (request: Request) => Response | null,
  *   fetch?: typeof fetch,
- *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | Promise<Uint8Array>,
+ *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | string | Promise<Uint8Array | string>,
  *     hmac?(key: string, text: string): string | Promise<string> },
  *   sessionKey?: string,
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
@@ -82,7 +82,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   oauth: toolgate as an OAuth resource server (./oauth.js): RFC 9728 metadata, and
  *   access tokens taken as grants beside the static grants (which are tried first).
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
- *   sha256: SHA-256 of bearer tokens (bytes), and HMAC-SHA-256 (base64url) for session ids
+ *   sha256: SHA-256 of bearer tokens (bytes, or a string of them one character each: latin1), and HMAC-SHA-256 (base64url) for session ids
  *   and audit argument digests; default WebCrypto, which runs everywhere; Node passes
  *   node:crypto's, synchronous and cheaper.
  *   sessionKey: a secret (16+ characters) that binds MCP session ids to the grant and server
@@ -259,7 +259,8 @@ export function createHandler(options) {
   async function authenticate(request, context, name, url) {
     const token = bearerToken(request);
     if (!oauth) {
-      const grant = config.grants ? await config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+      let grant = config.grants ? config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+      if (grant instanceof Promise) grant = await grant;
       if (grant) return { grant };
       return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
         ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
@@ -267,7 +268,8 @@ export function createHandler(options) {
       { 'www-authenticate': 'Bearer realm="toolgate"' }) };
     }
     const { queryToken } = url;
-    const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
+    let grant = !queryToken && config.grants ? config.grants.find(token, sha256?.bytes) : null;
+    if (grant instanceof Promise) grant = await grant;
     if (grant) return { grant };
     const answer = await oauth.authenticate(token, name, { queryToken });
     if (answer.grant) return answer;
