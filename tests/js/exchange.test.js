@@ -263,6 +263,40 @@ describe('the settlement table', () => {
     assert.deepEqual(written, ids);
   });
 
+  test('the audit event is the same whether the HMAC answers at once, later, throws or rejects; a sink that throws is reported', async () => {
+    // node:crypto's HMAC answers at once (the event is built and handed to the
+    // sink without a promise), WebCrypto's later; either way the same event.
+    const hmacs = {
+      now: () => 'digest',
+      later: async () => 'digest',
+      throws: () => { throw new Error('no key'); },
+      rejects: async () => { throw new Error('no key'); },
+    };
+    const events = {};
+    for (const [name, hmac] of Object.entries(hmacs)) {
+      const audit = memoryAudit();
+      const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {}, hmac });
+      const admitted = await gate.admit([call(5, 'count'), call(6, 'delete-all')], { grant: GRANT, server: 'default', policy: POLICY });
+      const exchange = admitted.exchanges.get('5');
+      exchange.sent();
+      exchange.answered({ jsonrpc: '2.0', id: 5, result: { content: [] } }, { status: 200 });
+      events[name] = (await audit.waitFor(2)).map((event) => ({ ...event, latency_ms: 0 }));
+      assert.equal(await exchange.settled, COMMITTED, name);
+    }
+    assert.deepEqual(events.later, events.now);
+    assert.deepEqual(events.rejects, events.throws);
+    assert.deepEqual(events.throws.map((e) => e.argument_hmac), [null, null]);
+    assert.deepEqual(events.now.map((e) => e.argument_hmac), ['digest', 'digest']);
+    assert.deepEqual(events.throws.map((e) => ({ ...e, argument_hmac: 'digest' })), events.now);
+    // A sink that throws instead of rejecting: logged, the call settled, nothing unhandled.
+    const logged = [];
+    const gate = new Gate({ counters: new CountingStore(), audit: { write() { throw new Error('sink down'); } }, clock: () => NOW, log: (level, message) => logged.push(message), hmac: hmacs.now });
+    const admitted = await gate.admit([call(7, 'delete-all')], { grant: GRANT, server: 'default', policy: POLICY });
+    assert.equal(admitted.answers.length, 1);
+    while (logged.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.match(logged[0], /audit sink failed/);
+  });
+
   test('the audit event: decision time fields, then the decision, then how it settled, in this order', async () => {
     const audit = memoryAudit();
     const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {} });
