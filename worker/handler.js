@@ -198,7 +198,8 @@ export function createHandler(options) {
       // Which servers exist is not told to whoever asks.
       return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'No MCP server is served at this path.'));
     }
-    const authenticated = await authenticate(request, context, name, url);
+    let authenticated = authenticate(request, context, name, url);
+    if (authenticated instanceof Promise) authenticated = await authenticated;
     if (authenticated.refused) return authenticated.refused;
     const { grant } = authenticated;
     // A grant's own policy is a static grant's: an access token whose subject
@@ -255,18 +256,24 @@ export function createHandler(options) {
 
   // { grant } or { refused: Response }. Static grants first (a hash lookup);
   // then, with OAuth, the token as an access token. With OAuth there is no
-  // anonymous loopback grant.
-  async function authenticate(request, context, name, url) {
+  // anonymous loopback grant. Without OAuth, answered at once when the
+  // token's hash is (node:crypto's): no promise per request.
+  function authenticate(request, context, name, url) {
+    if (oauth) return authenticateOAuth(request, name, url);
+    const grant = config.grants ? config.grants.find(bearerToken(request), sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+    return grant instanceof Promise ? grant.then(staticGrant) : staticGrant(grant);
+  }
+
+  function staticGrant(grant) {
+    if (grant) return { grant };
+    return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
+      ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
+      : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
+    { 'www-authenticate': 'Bearer realm="toolgate"' }) };
+  }
+
+  async function authenticateOAuth(request, name, url) {
     const token = bearerToken(request);
-    if (!oauth) {
-      let grant = config.grants ? config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
-      if (grant instanceof Promise) grant = await grant;
-      if (grant) return { grant };
-      return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
-        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
-        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
-      { 'www-authenticate': 'Bearer realm="toolgate"' }) };
-    }
     const { queryToken } = url;
     let grant = !queryToken && config.grants ? config.grants.find(token, sha256?.bytes) : null;
     if (grant instanceof Promise) grant = await grant;
@@ -424,7 +431,7 @@ export function createHandler(options) {
     if (bytes === null) {
       return { response: json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`)) };
     }
-    const leaveLane = await lanes.enter(scope.grant.id);
+    const leaveLane = lanes.tryEnter(scope.grant.id) ?? await lanes.enter(scope.grant.id);
     try {
       return await decideBody(bytes, scope);
     } finally {

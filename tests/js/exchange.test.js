@@ -19,7 +19,7 @@ import { createServer } from 'node:net';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
 import { Exchange, Failure, Outcome, Settlement, settlementOf } from '../../worker/exchange.js';
-import { Gate } from '../../worker/gate.js';
+import { Gate, isoTime } from '../../worker/gate.js';
 import { createHandler } from '../../worker/handler.js';
 import { Grants } from '../../worker/grants.js';
 import { grantsDocument, memoryAudit, startFakeUpstream } from './proxy-helpers.js';
@@ -261,6 +261,24 @@ describe('the settlement table', () => {
     assert.ok(seenBetween > 0 && seenBetween < 300, `${seenBetween} events written before other work ran`);
     while (written.length < 300) await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(written, ids);
+  });
+
+  test('property: an audit event\'s time is Date#toISOString\'s, whatever the order and spacing of the calls', () => {
+    const next = prng(20261207);
+    let now = Date.UTC(2026, 11, 7, 17, 59, 59, 990);
+    for (let i = 0; i < 20000; i++) {
+      const step = next();
+      if (step < 0.3) now += 0; // the same millisecond
+      else if (step < 0.7) now += Math.floor(next() * 20); // the same second, mostly
+      else if (step < 0.8) now += Math.floor(next() * 5000);
+      else if (step < 0.85) now -= Math.floor(next() * 3000); // a clock set back
+      else if (step < 0.9) now = Math.floor((next() - 0.5) * 1e13); // before 1970 too
+      else if (step < 0.95) now += next(); // a fraction of a millisecond (a fake clock)
+      else now = Math.round(now);
+      assert.equal(isoTime(now), new Date(now).toISOString(), String(now));
+    }
+    assert.throws(() => isoTime(NaN), RangeError);
+    assert.equal(isoTime(8.64e15), new Date(8.64e15).toISOString());
   });
 
   test('the audit event is the same whether the HMAC answers at once, later, throws or rejects; a sink that throws is reported', async () => {
