@@ -892,17 +892,14 @@ export class PlainAbort {
 }
 
 const utf8 = new TextDecoder();
-// Keeps a byte order mark in the text (the default decoder drops it), so
-// that readExactly's text says every byte.
-const strictUtf8WithBom = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 // The bytes as text when they are strict UTF-8 and do not start with a byte
-// order mark (the text then says exactly what the bytes do, for any reader);
-// else null.
+// order mark (the text then says exactly what the bytes do, for any reader:
+// a decoder drops a leading mark, a JSON reader may refuse it); else null.
 function readExactly(bytes) {
   if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return null;
   try {
-    return strictUtf8WithBom.decode(bytes);
+    return strictUtf8.decode(bytes);
   } catch {
     return null;
   }
