@@ -126,6 +126,12 @@ function completeEvent(event, decision, settled) {
   return Object.assign(event, settled);
 }
 
+// `complete(event)` for an event built at once (the gate builds it
+// synchronously when its HMAC is), or once a promised one is there.
+function whenBuilt(event, complete) {
+  return typeof event?.then === 'function' ? event.then(complete) : complete(event);
+}
+
 // A promise whose failure is not an unhandled rejection (the settlement
 // ignores it); anything else as it is.
 function handled(value) {
@@ -164,8 +170,9 @@ export class Exchange {
   /**
    * Made by the gate for each tools/call it decides.
    * @param {object} parts
-   * @param {() => Promise<object>} parts.event the audit event's fields known at decision time (built once, lazily)
-   * @param {(makeEvent: () => Promise<object>, context: unknown) => Promise<void>} parts.write writes an audit event
+   * @param {() => object | Promise<object>} parts.event the audit event's fields known at decision time (built once,
+   *   lazily; the event itself when it can be built at once, else a promise of it)
+   * @param {(makeEvent: () => object | Promise<object>, context: unknown) => Promise<void>} parts.write writes an audit event
    *   (later, off the answer's path: Gate#write), called with `writeContext` as its second argument
    * @param {unknown} [parts.writeContext] what `write` is told besides the event (the gate: the request's
    *   context), so that one writer serves every exchange
@@ -229,7 +236,7 @@ export class Exchange {
     this.#settlement = Settlement.REFUSED;
     const latency = elapsed(this.#started);
     this.#trace?.end({ ...decisionFields(decision), enforced: true, forwarded: false });
-    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, { upstream_status: null, latency_ms: latency })), this.#writeContext));
+    const written = handled(this.#write(() => whenBuilt(this.#event(), (event) => completeEvent(event, decision, { upstream_status: null, latency_ms: latency })), this.#writeContext));
     this.#finished([written, undefined, Settlement.REFUSED]);
   }
 
@@ -312,7 +319,7 @@ export class Exchange {
     // mode that the policy would refuse reserved nothing: no field.
     const settled = { upstream_status: status, outcome, latency_ms: latency };
     if (this.#reservation !== NOTHING_RESERVED) settled.quota = this.#settlement === Settlement.COMMITTED ? 'kept' : 'returned';
-    const written = handled(this.#write(() => this.#event().then((event) => completeEvent(event, decision, settled)), this.#writeContext));
+    const written = handled(this.#write(() => whenBuilt(this.#event(), (event) => completeEvent(event, decision, settled)), this.#writeContext));
     this.#finished([written, settledStore, this.#settlement]);
   }
 }

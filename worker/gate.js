@@ -562,9 +562,11 @@ export class Gate {
     };
   }
 
-  async #eventNow(message, context, { tool, args, now, monitor = false }) {
+  // The event itself when the HMAC answers at once (node:crypto's), else a
+  // promise of it (WebCrypto's): no promise per call on Node.
+  #eventNow(message, context, { tool, args, now, monitor = false }) {
     const event = {
-      time: new Date(now).toISOString(),
+      time: isoTime(now),
       request_id: message.id,
       grant: context.grant.id,
       server: context.server,
@@ -573,13 +575,23 @@ export class Gate {
       argument_keys: isObject(args) ? Object.keys(args) : [],
       argument_hmac: null,
     };
+    let digest;
     try {
       // Keyed: an unkeyed hash of small arguments ({"pin": "4711"}) is
       // undone by trying every value; an HMAC still correlates events.
-      event.argument_hmac = knownArgumentHmac(args, this.#auditKey) ?? await this.#hmac(this.#auditKey, canonicalJson(args === undefined ? {} : args));
+      digest = knownArgumentHmac(args, this.#auditKey) ?? this.#hmac(this.#auditKey, canonicalJson(args === undefined ? {} : args));
     } catch {
       // arguments too deep or not representable: the hash stays null
+      digest = null;
     }
+    if (typeof digest?.then === 'function') {
+      return digest.then((value) => this.#eventRest(event, value, context, args, monitor), () => this.#eventRest(event, null, context, args, monitor));
+    }
+    return this.#eventRest(event, digest, context, args, monitor);
+  }
+
+  #eventRest(event, digest, context, args, monitor) {
+    event.argument_hmac = digest;
     if (this.#auditArguments) {
       event.arguments = args ?? {};
       // What `toolgate replay` needs to decide the call again as it was.
@@ -617,17 +629,21 @@ export class Gate {
       this.#unwritten = [];
     }
     for (const { makeEvent, grant, resolve } of batch) {
-      // The event's canonical JSON and HMAC are computed before makeEvent's
-      // first await: that is the grant's work, charged to its share.
+      // The event's canonical JSON and HMAC are computed in makeEvent (at
+      // once with a synchronous HMAC, before its first await otherwise):
+      // that is the grant's work, charged to its share.
       const started = performance.now();
-      let event;
+      let written;
       try {
-        event = makeEvent();
+        const event = makeEvent();
+        // An event built at once is handed to the sink at once (no promise
+        // chain per call); a promised one when it is there.
+        written = typeof event?.then === 'function' ? event.then(this.#writeBuilt) : this.#writeBuilt(event);
       } catch (error) {
-        event = Promise.reject(error);
+        written = Promise.reject(error);
       }
       if (grant !== undefined) this.#onWork?.(grant, performance.now() - started);
-      resolve(Promise.resolve(event).then(this.#writeBuilt).catch(this.#auditFailed));
+      resolve(Promise.resolve(written).catch(this.#auditFailed));
     }
   }
 
@@ -685,6 +701,30 @@ function passTraceContext(params, traceparent, tracestate) {
 }
 
 const utf8Length = (text) => new TextEncoder().encode(text).byteLength;
+
+// An audit event's time as Date#toISOString writes it. Calls decided in the
+// same millisecond share the string; in the same second, only the
+// milliseconds are written (a Date and its formatting per call cost about as
+// much as the rest of the event's fields).
+let lastTime = NaN;
+let lastIso = '';
+let lastSecond = NaN; // the whole second lastPrefix is of, when it may be reused
+let lastPrefix = ''; // lastIso up to and including the "." before the milliseconds
+export function isoTime(now) {
+  if (now === lastTime) return lastIso;
+  const second = Math.floor(now / 1000);
+  if (second === lastSecond && Number.isInteger(now)) {
+    const ms = now - second * 1000;
+    lastIso = `${lastPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  } else {
+    lastIso = new Date(now).toISOString();
+    // Integer times only: Date truncates a fraction toward zero, floor does not.
+    lastSecond = Number.isInteger(now) ? second : NaN;
+    lastPrefix = lastIso.slice(0, -4);
+  }
+  lastTime = now;
+  return lastIso;
+}
 
 function randomKey() {
   const bytes = new Uint8Array(32);

@@ -32,6 +32,16 @@ function sameBytes(a, b) {
   return difference === 0;
 }
 
+// `digest` given as a string of its bytes, one character each (latin1, as
+// node:crypto writes a digest without making a Buffer), against bytes; in
+// constant time like sameBytes.
+function sameDigest(digest, b) {
+  if (typeof digest !== 'string') return sameBytes(digest, b);
+  let difference = digest.length ^ b.length;
+  for (let i = 0; i < digest.length; i++) difference |= digest.charCodeAt(i) ^ (b[i] ?? 0);
+  return difference === 0;
+}
+
 /** The bearer token of a request, or null. */
 export function bearerToken(request) {
   const header = request.headers.get('authorization');
@@ -160,19 +170,24 @@ export class Grants {
   /**
    * The grant whose token this is, or null. Every grant is compared.
    * `hash` replaces WebCrypto's SHA-256 (Node passes node:crypto's, which answers at once).
+   * Answers at once when `hash` does (no promise per request); a promise otherwise.
    * @param {string | null} token
-   * @param {(text: string) => Uint8Array | Promise<Uint8Array>} [hash]
+   * @param {(text: string) => Uint8Array | string | Promise<Uint8Array | string>} [hash] the token's SHA-256:
+   *   bytes, or a string of them one character each (latin1)
+   * @returns {GrantFound | null | Promise<GrantFound | null>}
+   * @typedef {{ id: string, attributes: object }} GrantFound
    */
-  async find(token, hash = sha256Bytes) {
+  find(token, hash = sha256Bytes) {
     if (typeof token !== 'string' || token === '') return null;
     const digest = hash(token);
-    return this.#match(digest instanceof Uint8Array ? digest : await digest);
+    if (typeof digest === 'string' || digest instanceof Uint8Array) return this.#match(digest);
+    return Promise.resolve(digest).then((bytes) => this.#match(bytes));
   }
 
   #match(hash) {
     let found = null;
     for (const grant of this.#grants) {
-      if (sameBytes(hash, grant.hash) && found === null) found = grant;
+      if (sameDigest(hash, grant.hash) && found === null) found = grant;
     }
     return found && { id: found.id, attributes: found.attributes };
   }

@@ -4,6 +4,7 @@
 // batches) on /mcp (one upstream) or /mcp/<name> (several), and serves the
 // approvals page and API on /approvals.
 import { jsonContentTypeProblem } from './content-type.js';
+import { findJsonProblem } from './json-check.js';
 import { Gate, JsonRpcError, errorMessage } from './gate.js';
 import { readBodyMessages } from './body-read.js';
 import { Failure, Outcome } from './exchange.js';
@@ -65,7 +66,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   publicUrl?: string,
  *   hostCheck?: (request: Request) => Response | null,
  *   fetch?: typeof fetch,
- *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | Promise<Uint8Array>,
+ *   sha256?: { hex(text: string): string | Promise<string>, bytes(text: string): Uint8Array | string | Promise<Uint8Array | string>,
  *     hmac?(key: string, text: string): string | Promise<string> },
  *   sessionKey?: string,
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
@@ -81,7 +82,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   oauth: toolgate as an OAuth resource server (./oauth.js): RFC 9728 metadata, and
  *   access tokens taken as grants beside the static grants (which are tried first).
  *   fetch: how requests go upstream (default: the global fetch; Node passes ./node-transport.js's).
- *   sha256: SHA-256 of bearer tokens (bytes), and HMAC-SHA-256 (base64url) for session ids
+ *   sha256: SHA-256 of bearer tokens (bytes, or a string of them one character each: latin1), and HMAC-SHA-256 (base64url) for session ids
  *   and audit argument digests; default WebCrypto, which runs everywhere; Node passes
  *   node:crypto's, synchronous and cheaper.
  *   sessionKey: a secret (16+ characters) that binds MCP session ids to the grant and server
@@ -197,7 +198,8 @@ export function createHandler(options) {
       // Which servers exist is not told to whoever asks.
       return json(404, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'No MCP server is served at this path.'));
     }
-    const authenticated = await authenticate(request, context, name, url);
+    let authenticated = authenticate(request, context, name, url);
+    if (authenticated instanceof Promise) authenticated = await authenticated;
     if (authenticated.refused) return authenticated.refused;
     const { grant } = authenticated;
     // A grant's own policy is a static grant's: an access token whose subject
@@ -254,19 +256,27 @@ export function createHandler(options) {
 
   // { grant } or { refused: Response }. Static grants first (a hash lookup);
   // then, with OAuth, the token as an access token. With OAuth there is no
-  // anonymous loopback grant.
-  async function authenticate(request, context, name, url) {
+  // anonymous loopback grant. Without OAuth, answered at once when the
+  // token's hash is (node:crypto's): no promise per request.
+  function authenticate(request, context, name, url) {
+    if (oauth) return authenticateOAuth(request, name, url);
+    const grant = config.grants ? config.grants.find(bearerToken(request), sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
+    return grant instanceof Promise ? grant.then(staticGrant) : staticGrant(grant);
+  }
+
+  function staticGrant(grant) {
+    if (grant) return { grant };
+    return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
+      ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
+      : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
+    { 'www-authenticate': 'Bearer realm="toolgate"' }) };
+  }
+
+  async function authenticateOAuth(request, name, url) {
     const token = bearerToken(request);
-    if (!oauth) {
-      const grant = config.grants ? await config.grants.find(token, sha256?.bytes) : isLoopback(context.remoteAddress) ? ANONYMOUS_GRANT : null;
-      if (grant) return { grant };
-      return { refused: json(401, errorMessage(null, JsonRpcError.INVALID_REQUEST, config.grants
-        ? 'Unauthorized: send the grant\'s token as "Authorization: Bearer <token>".'
-        : 'Unauthorized: without a grants file toolgate serves loopback clients only.'),
-      { 'www-authenticate': 'Bearer realm="toolgate"' }) };
-    }
     const { queryToken } = url;
-    const grant = !queryToken && config.grants ? await config.grants.find(token, sha256?.bytes) : null;
+    let grant = !queryToken && config.grants ? config.grants.find(token, sha256?.bytes) : null;
+    if (grant instanceof Promise) grant = await grant;
     if (grant) return { grant };
     const answer = await oauth.authenticate(token, name, { queryToken });
     if (answer.grant) return answer;
@@ -421,7 +431,7 @@ export function createHandler(options) {
     if (bytes === null) {
       return { response: json(413, errorMessage(null, JsonRpcError.INVALID_REQUEST, `The request body exceeds ${maxBodyBytes} bytes; nothing was forwarded.`)) };
     }
-    const leaveLane = await lanes.enter(scope.grant.id);
+    const leaveLane = lanes.tryEnter(scope.grant.id) ?? await lanes.enter(scope.grant.id);
     try {
       return await decideBody(bytes, scope);
     } finally {
@@ -458,8 +468,14 @@ export function createHandler(options) {
   async function mergeJson(response, answer, { batch, answers, exchanges, inspect, scope }) {
     const bytes = await answer.read(maxResponseBytes).catch(() => undefined);
     let parsed;
+    // The text as toolgate read it, when the bytes are strict UTF-8 without a
+    // byte order mark (so the text is exactly what the bytes say); else null.
+    let exactText = null;
     try {
-      parsed = bytes ? JSON.parse(utf8.decode(bytes)) : undefined;
+      if (bytes) {
+        exactText = readExactly(bytes);
+        parsed = JSON.parse(exactText ?? utf8.decode(bytes));
+      }
     } catch {
       parsed = undefined;
     }
@@ -478,7 +494,13 @@ export function createHandler(options) {
     const all = answers.length === 0 ? messages : [...answers, ...messages];
     let headers = clientHeaders(response, scope);
     if (headers instanceof Promise) headers = await headers;
-    return new Response(JSON.stringify(batch || all.length > 1 ? all : all[0]), { status: 200, headers });
+    // The server's own bytes go on when the client reads in them exactly the
+    // value toolgate inspected (answerPassesAsIs): nothing of toolgate's to
+    // add, nothing removed, and no reading of them that could differ from
+    // toolgate's. Otherwise the value toolgate read is written again.
+    const body = answers.length === 0 && answerPassesAsIs(exactText, parsed, messages, batch, response.headers.get('content-type'))
+      ? bytes : JSON.stringify(batch || all.length > 1 ? all : all[0]);
+    return new Response(body, { status: 200, headers });
   }
 
   // GET opens the server's event stream; DELETE ends a session. Neither
@@ -870,6 +892,46 @@ export class PlainAbort {
 }
 
 const utf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// The bytes as text when they are strict UTF-8 and do not start with a byte
+// order mark (the text then says exactly what the bytes do, for any reader:
+// a decoder drops a leading mark, a JSON reader may refuse it); else null.
+function readExactly(bytes) {
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return null;
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether an upstream JSON answer may be sent to the client as the server's
+ * own bytes: only when any JSON reader takes from those bytes exactly the
+ * value toolgate inspected and would otherwise write again.
+ * - `exactText` (not null): strict UTF-8 with no byte order mark, so the text
+ *   toolgate parsed is what the bytes say;
+ * - labelled application/json with no charset or UTF-8 (a client honouring
+ *   another charset would read other characters);
+ * - no duplicate object key and no nesting past 256 (./json-check.js): with a
+ *   duplicate, readers that keep the first key would see another id, result
+ *   or error than JSON.parse (which keeps the last) showed toolgate;
+ * - inspecting changed nothing (every message returned as it came: no
+ *   hidden tool removed), and the shape is the one toolgate would write (an
+ *   array for a batch or several answers, one object otherwise).
+ * What may still differ from toolgate's own writing is spelling only:
+ * whitespace, string escapes ("\u0041" for "A"), number forms ("1.0", "1e2").
+ */
+function answerPassesAsIs(exactText, parsed, messages, batch, contentType) {
+  if (exactText === null || jsonContentTypeProblem(contentType) !== null) return false;
+  if (Array.isArray(parsed)) {
+    if (!(batch || parsed.length > 1)) return false;
+    for (let i = 0; i < parsed.length; i += 1) if (messages[i] !== parsed[i]) return false;
+  } else if (batch || messages[0] !== parsed) {
+    return false;
+  }
+  return findJsonProblem(exactText) === null;
+}
 
 
 function defaultLog(level, message, fields) {

@@ -19,7 +19,7 @@ import { createServer } from 'node:net';
 
 import { loadToolgate, MemoryApprovalStore, MemoryCounterStore } from '../../wasm/index.js';
 import { Exchange, Failure, Outcome, Settlement, settlementOf } from '../../worker/exchange.js';
-import { Gate } from '../../worker/gate.js';
+import { Gate, isoTime } from '../../worker/gate.js';
 import { createHandler } from '../../worker/handler.js';
 import { Grants } from '../../worker/grants.js';
 import { grantsDocument, memoryAudit, startFakeUpstream } from './proxy-helpers.js';
@@ -261,6 +261,58 @@ describe('the settlement table', () => {
     assert.ok(seenBetween > 0 && seenBetween < 300, `${seenBetween} events written before other work ran`);
     while (written.length < 300) await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(written, ids);
+  });
+
+  test('property: an audit event\'s time is Date#toISOString\'s, whatever the order and spacing of the calls', () => {
+    const next = prng(20261207);
+    let now = Date.UTC(2026, 11, 7, 17, 59, 59, 990);
+    for (let i = 0; i < 20000; i++) {
+      const step = next();
+      if (step < 0.3) now += 0; // the same millisecond
+      else if (step < 0.7) now += Math.floor(next() * 20); // the same second, mostly
+      else if (step < 0.8) now += Math.floor(next() * 5000);
+      else if (step < 0.85) now -= Math.floor(next() * 3000); // a clock set back
+      else if (step < 0.9) now = Math.floor((next() - 0.5) * 1e13); // before 1970 too
+      else if (step < 0.95) now += next(); // a fraction of a millisecond (a fake clock)
+      else now = Math.round(now);
+      assert.equal(isoTime(now), new Date(now).toISOString(), String(now));
+    }
+    assert.throws(() => isoTime(NaN), RangeError);
+    assert.equal(isoTime(8.64e15), new Date(8.64e15).toISOString());
+  });
+
+  test('the audit event is the same whether the HMAC answers at once, later, throws or rejects; a sink that throws is reported', async () => {
+    // node:crypto's HMAC answers at once (the event is built and handed to the
+    // sink without a promise), WebCrypto's later; either way the same event.
+    const hmacs = {
+      now: () => 'digest',
+      later: async () => 'digest',
+      throws: () => { throw new Error('no key'); },
+      rejects: async () => { throw new Error('no key'); },
+    };
+    const events = {};
+    for (const [name, hmac] of Object.entries(hmacs)) {
+      const audit = memoryAudit();
+      const gate = new Gate({ counters: new CountingStore(), audit, clock: () => NOW, log: () => {}, hmac });
+      const admitted = await gate.admit([call(5, 'count'), call(6, 'delete-all')], { grant: GRANT, server: 'default', policy: POLICY });
+      const exchange = admitted.exchanges.get('5');
+      exchange.sent();
+      exchange.answered({ jsonrpc: '2.0', id: 5, result: { content: [] } }, { status: 200 });
+      events[name] = (await audit.waitFor(2)).map((event) => ({ ...event, latency_ms: 0 }));
+      assert.equal(await exchange.settled, COMMITTED, name);
+    }
+    assert.deepEqual(events.later, events.now);
+    assert.deepEqual(events.rejects, events.throws);
+    assert.deepEqual(events.throws.map((e) => e.argument_hmac), [null, null]);
+    assert.deepEqual(events.now.map((e) => e.argument_hmac), ['digest', 'digest']);
+    assert.deepEqual(events.throws.map((e) => ({ ...e, argument_hmac: 'digest' })), events.now);
+    // A sink that throws instead of rejecting: logged, the call settled, nothing unhandled.
+    const logged = [];
+    const gate = new Gate({ counters: new CountingStore(), audit: { write() { throw new Error('sink down'); } }, clock: () => NOW, log: (level, message) => logged.push(message), hmac: hmacs.now });
+    const admitted = await gate.admit([call(7, 'delete-all')], { grant: GRANT, server: 'default', policy: POLICY });
+    assert.equal(admitted.answers.length, 1);
+    while (logged.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.match(logged[0], /audit sink failed/);
   });
 
   test('the audit event: decision time fields, then the decision, then how it settled, in this order', async () => {
