@@ -404,19 +404,23 @@ class Compiler {
         }
       }
       std::size_t index = plan.tools.size();
-      Glob glob(name);
-      if (glob.has_wildcard()) {
+      if (name.find('*') != std::string::npos) {  // Glob::has_wildcard; the Glob is built below
         const SourceSpan* span = source_map_.find(pointer);
-        globs.push_back(GlobKey{glob.literal_length(), span ? span->key_offset : index, index});
+        // Glob::literal_length: the characters that are not `*`.
+        const std::size_t literal_length = name.size() - static_cast<std::size_t>(std::count(name.begin(), name.end(), '*'));
+        globs.push_back(GlobKey{literal_length, span ? span->key_offset : index, index});
       } else {
         plan.exact_tools.emplace(name, index);
       }
       plan.tools.push_back(std::move(entry));
     }
-    // Most literal characters first; ties go to the key written first.
-    std::stable_sort(globs.begin(), globs.end(), [](const GlobKey& a, const GlobKey& b) {
-      return a.literal_length != b.literal_length ? a.literal_length > b.literal_length : a.offset < b.offset;
-    });
+    // Most literal characters first; ties go to the key written first. (Not
+    // called for fewer than two: a policy without glob keys runs no sort code.)
+    if (globs.size() > 1) {
+      std::stable_sort(globs.begin(), globs.end(), [](const GlobKey& a, const GlobKey& b) {
+        return a.literal_length != b.literal_length ? a.literal_length > b.literal_length : a.offset < b.offset;
+      });
+    }
     for (const GlobKey& key : globs) plan.glob_tools.emplace_back(Glob(plan.tools[key.index].key), key.index);
   }
 

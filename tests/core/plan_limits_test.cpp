@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "json_util.h"
 #include "test_support.h"
 
 namespace toolgate {
