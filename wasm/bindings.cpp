@@ -398,9 +398,10 @@ class CompiledPolicy {
   // (every tool name and glob the policy mentions, Plan::names), "monitor"
   // (the document's "mode" is "monitor"), "monitored" (the tools keys whose
   // entry is in monitor mode)}; empty lists when it did not compile. Written
-  // by hand (append_json_string escapes as JSON.stringify does): no DOM and
-  // no nlohmann serializer on a cold start's path, and one crossing instead
-  // of five.
+  // by hand (append_json_string escapes as JSON.stringify does; every name is
+  // valid UTF-8, the reader refuses any other text, so nothing needs the
+  // serializer's replacement of bad bytes): no DOM and no nlohmann serializer
+  // on a cold start's path, and one crossing instead of five.
   std::string summary() const {
     std::string out = plan_ ? R"({"ok":true,"hash":)" : R"({"ok":false,"hash":)";
     toolgate::append_json_string(out, hash());
