@@ -964,7 +964,8 @@ CompileResult compile_policy(std::string_view text, const CompileOptions& option
   CompileResult result;
   JsonReadOptions read_options;
   read_options.max_depth = options.max_depth;
-  read_options.position_depth = 2;  // enough for the document order of tool keys
+  read_options.position_depth = 2;         // enough for the document order of tool keys,
+  read_options.position_keys_with = '*';   // of which only glob keys' is used (equal lengths)
   JsonReadResult read = read_json(text, read_options);
   result.diagnostics = std::move(read.errors);
   if (!read.complete) return result;  // syntax or depth error: nothing to compile
@@ -973,6 +974,7 @@ CompileResult compile_policy(std::string_view text, const CompileOptions& option
   if (compiler.reported_anything()) {
     // Only a policy with problems pays for positions of every value.
     read_options.position_depth = SIZE_MAX;
+    read_options.position_keys_with = '\0';
     compiler.locate(read_json(text, read_options).source_map);
   }
   sort_by_position(result.diagnostics);
