@@ -17,6 +17,11 @@ using Fields = std::initializer_list<std::string_view>;
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
+// Whether `value` is the JSON string `word`: what `value == json(word)` says,
+// without building a json to compare with (nlohmann's operator== and a
+// string value's constructor are code a first compile would otherwise run).
+bool is_word(const json& value, std::string_view word) { return value.is_string() && as_string(value) == word; }
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -130,9 +135,19 @@ std::string window_text(std::int64_t window_ms) {
   return std::to_string(window_ms) + " ms";
 }
 
+// describe(number_json(value)): a whole number below 2^53 (any max a policy
+// of whole numbers sets) through std::to_string, which writes the digits
+// nlohmann's serializer would, without running the serializer's code on a
+// cold start; anything else through describe.
+std::string number_text(double value) {
+  if (value > -9007199254740992.0 && value < 9007199254740992.0 && value == std::trunc(value))
+    return std::to_string(static_cast<std::int64_t>(value));
+  return describe(number_json(value));
+}
+
 std::string generated_limit_message(const Limit& limit) {
   const bool units = limit.cost_from || limit.cost != 1;
-  std::string text = "Rate limit exceeded: at most " + describe(number_json(limit.max)) +
+  std::string text = "Rate limit exceeded: at most " + number_text(limit.max) +
                      (units ? " units" : limit.max == 1 ? " call" : " calls") + " per " + window_text(limit.window_ms);
   text += limit.scope == Scope::global ? " for everyone" : " for this grant";
   if (limit.key) text += ", per value of " + limit.key->text();
@@ -145,9 +160,17 @@ void finish_limits(std::vector<Limit>& limits, const std::string& tool_on_deny) 
     limit.message = !limit.on_deny.empty() ? limit.on_deny
                     : !tool_on_deny.empty() ? tool_on_deny
                                             : generated_limit_message(limit);
-    std::string middle = canonical_json(
-        json::array({limit.counter, limit.window_ms, limit.algorithm == Algorithm::fixed ? "fixed" : "sliding"}));
-    limit.key_tail = middle.substr(1, middle.size() - 2);
+    // canonical_json([counter, window_ms, algorithm]) without its brackets,
+    // written directly (no DOM; the number as ECMAScript writes it, which for
+    // an integer below 2^53 is its decimal digits).
+    std::string& tail = limit.key_tail;
+    tail.clear();
+    append_json_string(tail, limit.counter);
+    tail += ',';
+    tail += limit.window_ms >= 0 && limit.window_ms <= static_cast<std::int64_t>(kMaxSafeInteger)
+                ? std::to_string(limit.window_ms)
+                : ecmascript_number(static_cast<double>(limit.window_ms));
+    tail += limit.algorithm == Algorithm::fixed ? ",\"fixed\"" : ",\"sliding\"";
   }
 }
 
@@ -173,9 +196,9 @@ class Compiler {
       warning("missing_default", "",
               "the policy has no \"default\": tools without an entry are denied; add \"default\": \"deny\" "
               "(or \"allow\") to say so");
-    } else if (it->second == json("allow")) {
+    } else if (is_word(it->second, "allow")) {
       plan->default_allow = true;
-    } else if (!(it->second == json("deny"))) {
+    } else if (!is_word(it->second, "deny")) {
       error("invalid_value", "/default", "\"default\" must be \"allow\" or \"deny\" (got " + describe(it->second) + ")");
     }
 
@@ -381,19 +404,23 @@ class Compiler {
         }
       }
       std::size_t index = plan.tools.size();
-      Glob glob(name);
-      if (glob.has_wildcard()) {
+      if (name.find('*') != std::string::npos) {  // Glob::has_wildcard; the Glob is built below
         const SourceSpan* span = source_map_.find(pointer);
-        globs.push_back(GlobKey{glob.literal_length(), span ? span->key_offset : index, index});
+        // Glob::literal_length: the characters that are not `*`.
+        const std::size_t literal_length = name.size() - static_cast<std::size_t>(std::count(name.begin(), name.end(), '*'));
+        globs.push_back(GlobKey{literal_length, span ? span->key_offset : index, index});
       } else {
         plan.exact_tools.emplace(name, index);
       }
       plan.tools.push_back(std::move(entry));
     }
-    // Most literal characters first; ties go to the key written first.
-    std::stable_sort(globs.begin(), globs.end(), [](const GlobKey& a, const GlobKey& b) {
-      return a.literal_length != b.literal_length ? a.literal_length > b.literal_length : a.offset < b.offset;
-    });
+    // Most literal characters first; ties go to the key written first. (Not
+    // called for fewer than two: a policy without glob keys runs no sort code.)
+    if (globs.size() > 1) {
+      std::stable_sort(globs.begin(), globs.end(), [](const GlobKey& a, const GlobKey& b) {
+        return a.literal_length != b.literal_length ? a.literal_length > b.literal_length : a.offset < b.offset;
+      });
+    }
     for (const GlobKey& key : globs) plan.glob_tools.emplace_back(Glob(plan.tools[key.index].key), key.index);
   }
 
@@ -406,11 +433,11 @@ class Compiler {
                  {"action", "on_deny", "reason", "args", "require", "deny_if", "limits", "rate_limit", "approval", "mode"});
     if (const json* mode = find_member(value, "mode")) entry.monitor = compile_mode(*mode, pointer + "/mode");
     if (const json* action = find_member(value, "action")) {
-      if (*action == json("allow")) {
+      if (is_word(*action, "allow")) {
         entry.action = Action::allow;
-      } else if (*action == json("deny")) {
+      } else if (is_word(*action, "deny")) {
         entry.action = Action::deny;
-      } else if (*action == json("require_approval")) {
+      } else if (is_word(*action, "require_approval")) {
         entry.action = Action::require_approval;
       } else {
         error("invalid_value", pointer + "/action",
@@ -617,8 +644,8 @@ class Compiler {
 
   // "mode": "enforce" (what a policy without it does) or "monitor"; true for monitor.
   bool compile_mode(const json& value, const std::string& pointer) {
-    if (value == json("monitor")) return true;
-    if (!(value == json("enforce"))) {
+    if (is_word(value, "monitor")) return true;
+    if (!is_word(value, "enforce")) {
       error("invalid_value", pointer, "\"mode\" must be \"enforce\" or \"monitor\" (got " + describe(value) + ")");
     }
     return false;
@@ -644,9 +671,9 @@ class Compiler {
     }
     ok = compile_window_and_max(value, pointer, limit) && ok;
     if (const json* scope = find_member(value, "scope")) {
-      if (*scope == json("grant")) {
+      if (is_word(*scope, "grant")) {
         limit.scope = Scope::grant;
-      } else if (*scope == json("global")) {
+      } else if (is_word(*scope, "global")) {
         limit.scope = Scope::global;
       } else {
         error("invalid_value", pointer + "/scope", "\"scope\" must be \"grant\" or \"global\" (got " + describe(*scope) + ")");
@@ -699,9 +726,9 @@ class Compiler {
       ok = false;
     }
     if (const json* algorithm = find_member(value, "algorithm")) {
-      if (*algorithm == json("fixed")) {
+      if (is_word(*algorithm, "fixed")) {
         limit.algorithm = Algorithm::fixed;
-      } else if (*algorithm == json("sliding")) {
+      } else if (is_word(*algorithm, "sliding")) {
         limit.algorithm = Algorithm::sliding;
       } else {
         error("invalid_value", pointer + "/algorithm",
@@ -925,6 +952,7 @@ class Compiler {
 };
 
 void sort_by_position(std::vector<Diagnostic>& diagnostics) {
+  if (diagnostics.size() < 2) return;  // a clean policy runs no sort code
   std::stable_sort(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
@@ -936,7 +964,8 @@ CompileResult compile_policy(std::string_view text, const CompileOptions& option
   CompileResult result;
   JsonReadOptions read_options;
   read_options.max_depth = options.max_depth;
-  read_options.position_depth = 2;  // enough for the document order of tool keys
+  read_options.position_depth = 2;         // enough for the document order of tool keys,
+  read_options.position_keys_with = '*';   // of which only glob keys' is used (equal lengths)
   JsonReadResult read = read_json(text, read_options);
   result.diagnostics = std::move(read.errors);
   if (!read.complete) return result;  // syntax or depth error: nothing to compile
@@ -945,6 +974,7 @@ CompileResult compile_policy(std::string_view text, const CompileOptions& option
   if (compiler.reported_anything()) {
     // Only a policy with problems pays for positions of every value.
     read_options.position_depth = SIZE_MAX;
+    read_options.position_keys_with = '\0';
     compiler.locate(read_json(text, read_options).source_map);
   }
   sort_by_position(result.diagnostics);

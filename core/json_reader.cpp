@@ -158,7 +158,8 @@ class DomBuilder {
     if (frames_.empty()) {
       result_.value = std::move(value);
       slot = &result_.value;
-      if (options_.record_positions) result_.source_map.record("", SourceSpan{value_offset, 0, false});
+      if (options_.record_positions && options_.position_keys_with == '\0')
+        result_.source_map.record("", SourceSpan{value_offset, 0, false});
       pointer_.clear();
       return slot;
     }
@@ -171,7 +172,9 @@ class DomBuilder {
       } else {
         pointer_ += escape_pointer_token(frame.pending_key);
       }
-      result_.source_map.record(pointer_, SourceSpan{value_offset, frame.key_offset, frame.container->is_object()});
+      if (options_.position_keys_with == '\0' ||
+          (frame.container->is_object() && frame.pending_key.find(options_.position_keys_with) != std::string::npos))
+        result_.source_map.record(pointer_, SourceSpan{value_offset, frame.key_offset, frame.container->is_object()});
     }
     if (frame.container->is_array()) {
       auto& array = frame.container->get_ref<json::array_t&>();

@@ -28,6 +28,10 @@ struct JsonReadOptions {
   // /tools/run depth 2). Compiling a valid policy needs only the order of its
   // tool keys; the full map is built when there are diagnostics to locate.
   std::size_t position_depth = SIZE_MAX;
+  // When not '\0': only object members whose key contains this character get
+  // an entry (and not the root). Compiling a valid policy needs the positions
+  // of its glob keys alone ('*'); a policy of exact names then builds no map.
+  char position_keys_with = '\0';
   bool stop_at_duplicate_key = false;   // calls stop at the first duplicate; policies collect all
 };
 

@@ -384,17 +384,53 @@ class CompiledPolicy {
   explicit CompiledPolicy(const std::string& text) {
     toolgate::CompileResult result = toolgate::compile_policy(text);
     plan_ = std::move(result.plan);
-    diagnostics_ = dump(toolgate::to_json(result.diagnostics));
+    // nlohmann's serializer only for a policy with problems: it is code V8
+    // compiles on its first run, and a clean policy's "[]" needs none of it.
+    diagnostics_ = result.diagnostics.empty() ? "[]" : dump(toolgate::to_json(result.diagnostics));
   }
 
   bool ok() const { return plan_ != nullptr; }
   std::string diagnostics() const { return diagnostics_; }
   std::string hash() const { return plan_ ? plan_->policy_hash : ""; }
-  // Every tool name and glob the policy mentions, as JSON text
-  // {"exact": [...], "globs": [...]} (empty lists when it did not compile).
-  std::string names() const {
-    if (!plan_) return R"({"exact":[],"globs":[]})";
-    return dump(json{{"exact", plan_->names.exact}, {"globs", plan_->names.globs}});
+
+  // Everything the façade reads once per policy, in one call, as JSON text:
+  // {"ok", "hash", "diagnostics" (as diagnostics()), "exact" and "globs"
+  // (every tool name and glob the policy mentions, Plan::names), "monitor"
+  // (the document's "mode" is "monitor"), "monitored" (the tools keys whose
+  // entry is in monitor mode)}; empty lists when it did not compile. Written
+  // by hand (append_json_string escapes as JSON.stringify does; every name is
+  // valid UTF-8, the reader refuses any other text, so nothing needs the
+  // serializer's replacement of bad bytes): no DOM and no nlohmann serializer
+  // on a cold start's path, and one crossing instead of five.
+  std::string summary() const {
+    std::string out = plan_ ? R"({"ok":true,"hash":)" : R"({"ok":false,"hash":)";
+    toolgate::append_json_string(out, hash());
+    out += R"(,"diagnostics":)";
+    out += diagnostics_;
+    out += R"(,"exact":[)";
+    if (plan_) append_list(out, plan_->names.exact);
+    out += R"(],"globs":[)";
+    if (plan_) append_list(out, plan_->names.globs);
+    out += plan_ && plan_->monitor ? R"(],"monitor":true,"monitored":[)" : R"(],"monitor":false,"monitored":[)";
+    bool first = true;
+    if (plan_) {
+      for (const toolgate::ToolEntry& entry : plan_->tools) {
+        if (!entry.monitor) continue;
+        if (!first) out += ',';
+        first = false;
+        toolgate::append_json_string(out, entry.key);
+      }
+    }
+    out += "]}";
+    return out;
+  }
+
+  // The elements of a JSON list of strings, comma-separated.
+  static void append_list(std::string& out, const std::vector<std::string>& items) {
+    for (const std::string& item : items) {
+      if (&item != items.data()) out += ',';
+      toolgate::append_json_string(out, item);
+    }
   }
 
   // Step one for a call in the input area (call_buffer.h), the hot path:
@@ -629,17 +665,6 @@ class CompiledPolicy {
   // document or on the entry that governs it).
   bool monitored(const std::string& tool) const { return plan_ && plan_->monitored(tool); }
 
-  // Where monitor mode is set, as JSON text {"policy": bool, "tools": [keys]},
-  // so that a host skips monitored() when nothing is.
-  std::string modes() const {
-    json tools = json::array();
-    if (plan_) {
-      for (const toolgate::ToolEntry& entry : plan_->tools) {
-        if (entry.monitor) tools.push_back(entry.key);
-      }
-    }
-    return dump(json{{"policy", plan_ && plan_->monitor}, {"tools", std::move(tools)}});
-  }
 
  private:
   // The table of parked evaluations: slots reused from call to call, so a
@@ -810,7 +835,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("ok", &CompiledPolicy::ok)
       .function("diagnostics", &CompiledPolicy::diagnostics)
       .function("hash", &CompiledPolicy::hash)
-      .function("names", &CompiledPolicy::names)
+      .function("summary", &CompiledPolicy::summary)
       .function("startText", &CompiledPolicy::start_text)
       .function("evaluate", &CompiledPolicy::evaluate)
       .function("startBufferTraced", &CompiledPolicy::start_buffer_traced)
@@ -821,8 +846,7 @@ EMSCRIPTEN_BINDINGS(toolgate) {
       .function("parked", &CompiledPolicy::parked)
       .function("limits", &CompiledPolicy::limits)
       .function("hidden", &CompiledPolicy::hidden)
-      .function("monitored", &CompiledPolicy::monitored)
-      .function("modes", &CompiledPolicy::modes);
+      .function("monitored", &CompiledPolicy::monitored);
   emscripten::function("finish", &finish);
   emscripten::function("readTimestamp", &read_timestamp);
   emscripten::function("locate", &locate);

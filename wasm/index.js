@@ -449,16 +449,18 @@ class Policy {
   constructor(toolgate, text) {
     this.#toolgate = toolgate;
     this.#text = text;
-    const handle = this.#acquire();
-    this.#ok = handle.ok();
-    this.#diagnostics = JSON.parse(handle.diagnostics());
-    this.#hash = handle.hash();
+    // One crossing for everything read once per policy (CompiledPolicy::summary
+    // in wasm/bindings.cpp): each distinct engine method costs a cold start
+    // its first run, and a clean policy's summary is built without nlohmann's
+    // serializer.
+    const summary = JSON.parse(this.#acquire().summary());
+    this.#ok = summary.ok;
+    this.#diagnostics = summary.diagnostics;
+    this.#hash = summary.hash;
     // Frozen all the way down: hosts share it, and a proxy deciding on it
     // must not see a name added or removed by someone else's code.
-    const { exact, globs } = JSON.parse(handle.names());
-    this.#names = Object.freeze({ exact: Object.freeze(exact), globs: Object.freeze(globs) });
-    const modes = JSON.parse(handle.modes());
-    this.#modes = Object.freeze({ policy: modes.policy, tools: Object.freeze(modes.tools) });
+    this.#names = Object.freeze({ exact: Object.freeze(summary.exact), globs: Object.freeze(summary.globs) });
+    this.#modes = Object.freeze({ policy: summary.monitor, tools: Object.freeze(summary.monitored) });
   }
 
   /**

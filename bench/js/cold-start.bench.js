@@ -4,6 +4,7 @@
 // writes bench/results/cold-start.{json,md}.
 //
 //   node bench/js/cold-start.bench.js [--quick] [--runs N] [--only node,workerd,chromium] [--results DIR]
+//                                     [--baseline CHECKOUT]
 //
 // Phases: read/fetch the .wasm's bytes, WebAssembly.compile, instantiate
 // (loadToolgate({ wasmModule }): the instance, the glue's start-up and embind's
@@ -31,6 +32,9 @@ const only = new Set(flagValue(argv, '--only', 'node,workerd,chromium').split(',
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const resultsDir = path.resolve(flagValue(argv, '--results', path.join(root, 'bench/results')));
 const nodeChild = fileURLToPath(new URL('./cold-start-node.js', import.meta.url));
+const baselineRoot = flagValue(argv, '--baseline', null);
+const baselineChild = baselineRoot ? path.resolve(baselineRoot, 'bench/js/cold-start-node.js') : null;
+if (baselineChild && !existsSync(baselineChild)) throw new Error(`--baseline: no ${baselineChild}`);
 const wasmPath = path.join(root, 'wasm/dist/toolgate_core.wasm');
 const PHASES = ['read', 'compile', 'instantiate', 'policy', 'first'];
 const progress = (text) => process.stderr.write(text);
@@ -47,8 +51,8 @@ const results = { config: { quick, runs, node: process.versions.node, wasm_bytes
 // Bytes of WebAssembly function bodies V8 compiled by the end of each phase
 // (--trace-wasm-compilation-times prints one line per function compiled, at
 // exit), from processes stopped after each phase; the differences are per phase.
-function compiledUpTo(phase, extra = []) {
-  const out = execFileSync(process.execPath, ['--trace-wasm-compilation-times', nodeChild, '--stop-after', phase, ...extra], { encoding: 'utf8', maxBuffer: 64 << 20 });
+function compiledUpTo(phase, extra = [], child = nodeChild) {
+  const out = execFileSync(process.execPath, ['--trace-wasm-compilation-times', child, '--stop-after', phase, ...extra], { encoding: 'utf8', maxBuffer: 64 << 20 });
   let functions = 0;
   let bytes = 0;
   const tiers = {};
@@ -60,13 +64,27 @@ function compiledUpTo(phase, extra = []) {
   return { functions, bytes, tiers };
 }
 
+// With --baseline, the baseline's child runs right after each of ours.
 function nodeRuns(extra = []) {
   const list = [];
+  const baseline = [];
   for (let i = 0; i < runs; i++) {
     list.push(JSON.parse(execFileSync(process.execPath, [nodeChild, ...extra], { encoding: 'utf8' })));
+    if (baselineChild) baseline.push(JSON.parse(execFileSync(process.execPath, [baselineChild, ...extra], { encoding: 'utf8' })));
     progress('.');
   }
-  return list;
+  return { list, baseline };
+}
+
+function compiledPerPhase(child) {
+  const compiled = {};
+  let before = { functions: 0, bytes: 0 };
+  for (const phase of PHASES) {
+    const upTo = compiledUpTo(phase, [], child);
+    compiled[phase] = { functions: upTo.functions - before.functions, bytes: upTo.bytes - before.bytes, tiers: upTo.tiers };
+    before = upTo;
+  }
+  return compiled;
 }
 
 function nodeSummary(list) {
@@ -87,17 +105,16 @@ function nodeSummary(list) {
 
 if (only.has('node')) {
   progress('node ');
-  results.node = nodeSummary(nodeRuns());
+  const cold = nodeRuns();
+  results.node = nodeSummary(cold.list);
   progress(' warm ');
-  results.node_warm = nodeSummary(nodeRuns(['--warm']));
-  const compiled = {};
-  let before = { functions: 0, bytes: 0 };
-  for (const phase of PHASES) {
-    const upTo = compiledUpTo(phase);
-    compiled[phase] = { functions: upTo.functions - before.functions, bytes: upTo.bytes - before.bytes, tiers: upTo.tiers };
-    before = upTo;
+  const warm = nodeRuns(['--warm']);
+  results.node_warm = nodeSummary(warm.list);
+  results.node.compiled = compiledPerPhase(nodeChild);
+  if (baselineChild) {
+    results.node_baseline = { root: path.resolve(baselineRoot), ...nodeSummary(cold.baseline), compiled: compiledPerPhase(baselineChild) };
+    results.node_baseline_warm = nodeSummary(warm.baseline);
   }
-  results.node.compiled = compiled;
   progress('\n');
 }
 
@@ -309,6 +326,21 @@ if (results.node) {
     ]),
     '',
   );
+  const b = results.node_baseline;
+  if (b) {
+    // Ours beside the baseline's, run for run in turn (medians of each side).
+    const side = (x, name) => `${f(x.phases[name].wall_ms)} / ${f(x.phases[name].cpu_ms)} ms`;
+    const fns = (x, name) => `${x.compiled[name].functions}, ${kib(x.compiled[name].bytes)}`;
+    sections.push(
+      `#### Node: this checkout beside the baseline (\`${b.root}\`), run in turn`,
+      '',
+      table(['phase', 'baseline wall / CPU', 'this wall / CPU', 'baseline functions compiled', 'this'], [
+        ...PHASES.map((name) => [name, side(b, name), side(n, name), name === 'read' ? '' : fns(b, name), name === 'read' ? '' : fns(n, name)]),
+        ['**total**', `**${f(b.total_ms)} / ${f(b.total_cpu_ms)} ms**`, `**${f(n.total_ms)} / ${f(n.total_cpu_ms)} ms**`, '', ''],
+      ]),
+      '',
+    );
+  }
 }
 
 if (results.workerd) {

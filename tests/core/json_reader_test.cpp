@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "test_support.h"
 
@@ -224,6 +226,80 @@ TEST(JsonReaderPositions, NotRecordedWhenDisabled) {
   EXPECT_EQ(read.value, json::parse("{\"a\": [1, 2]}"));
   EXPECT_EQ(read.source_map.find("/a"), nullptr);
   EXPECT_EQ(read.source_map.find("/a/1"), nullptr);
+}
+
+// position_keys_with (a policy's first read: only glob keys' positions are
+// used): over seeded random documents of depth 2 (keys with and without '*',
+// escapes, arrays), the filtered map holds exactly the object members whose
+// key has the character, at the spans the full map gives them, and nothing
+// else (no root, no array elements, no other keys); the values are the same.
+TEST(JsonReaderPositions, OnlyKeysWithTheCharacterWhenFiltered) {
+  std::mt19937_64 rng(2026);
+  const std::vector<std::string> pieces = {"a", "*", "run", "_", "~", "/", "\\\"", "\\u002a", "\\n", "\xc3\xa9"};
+  auto key = [&] {
+    std::string out;
+    for (std::size_t i = 0, n = 1 + rng() % 4; i < n; ++i) out += pieces[rng() % pieces.size()];
+    return out;
+  };
+  std::size_t recorded = 0;
+  std::size_t skipped = 0;
+  for (int round = 0; round < 300; ++round) {
+    // {"k": {"k": 1, ...}, "k": [1, {"k": 2}], "k": 3}, keys random (repeats allowed).
+    std::string text = "{";
+    for (std::size_t i = 0, n = 1 + rng() % 4; i < n; ++i) {
+      if (i) text += ",";
+      text += "\"" + key() + "\": ";
+      switch (rng() % 3) {
+        case 0: {
+          text += "{";
+          for (std::size_t j = 0, m = rng() % 4; j < m; ++j) text += (j ? ", \"" : "\"") + key() + "\": " + std::to_string(j);
+          text += "}";
+          break;
+        }
+        case 1: text += "[1, {\"" + key() + "\": 2}]"; break;
+        default: text += "3"; break;
+      }
+    }
+    text += "}";
+    JsonReadOptions full;
+    full.position_depth = 2;
+    JsonReadOptions filtered = full;
+    filtered.position_keys_with = '*';
+    JsonReadResult all = read_json(text, full);
+    JsonReadResult some = read_json(text, filtered);
+    ASSERT_EQ(all.complete, some.complete) << text;
+    if (!all.complete) continue;
+    EXPECT_EQ(all.value, some.value) << text;
+    EXPECT_EQ(some.source_map.find(""), nullptr) << text;
+    // Every pointer of depth 1 and 2 the document has.
+    std::vector<std::pair<std::string, bool>> pointers;  // pointer, "an object member whose key has '*'"
+    for (const auto& [k1, v1] : all.value.items()) {
+      const std::string p1 = "/" + escape_pointer_token(k1);
+      pointers.emplace_back(p1, k1.find('*') != std::string::npos);
+      if (v1.is_object()) {
+        for (const auto& [k2, v2] : v1.items()) pointers.emplace_back(p1 + "/" + escape_pointer_token(k2), k2.find('*') != std::string::npos);
+      } else if (v1.is_array()) {
+        for (std::size_t i = 0; i < v1.size(); ++i) pointers.emplace_back(p1 + "/" + std::to_string(i), false);
+      }
+    }
+    for (const auto& [pointer, kept] : pointers) {
+      const SourceSpan* expected = all.source_map.find(pointer);
+      ASSERT_NE(expected, nullptr) << pointer << " in " << text;
+      const SourceSpan* got = some.source_map.find(pointer);
+      if (!kept) {
+        EXPECT_EQ(got, nullptr) << pointer << " in " << text;
+        ++skipped;
+        continue;
+      }
+      ASSERT_NE(got, nullptr) << pointer << " in " << text;
+      EXPECT_EQ(got->value_offset, expected->value_offset) << pointer;
+      EXPECT_EQ(got->key_offset, expected->key_offset) << pointer;
+      EXPECT_EQ(got->has_key, expected->has_key) << pointer;
+      ++recorded;
+    }
+  }
+  EXPECT_GT(recorded, 100u);
+  EXPECT_GT(skipped, 100u);
 }
 
 // RFC 6901: "~" is written "~0" and "/" is written "~1" in a pointer token.

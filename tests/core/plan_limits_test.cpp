@@ -8,9 +8,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
+#include "json_util.h"
 #include "test_support.h"
 
 namespace toolgate {
@@ -153,6 +155,43 @@ TEST(PlanLimits, EveryPendingLimitResolvesToThePlansDescription) {
     }
   }
   EXPECT_GT(checked, 10u) << "the examples should exercise limits";
+}
+
+// The compiler writes each limit's counter-key tail and generated message
+// without nlohmann's DOM or serializer (so a cold start runs neither): over
+// seeded random counter names (escapes, control characters, non-ASCII),
+// windows (up to 999999999 days, past 2^53 ms) and maxima, both are exactly
+// what the DOM and the serializer wrote before.
+TEST(PlanLimits, KeyTailAndMessageAreWhatTheSerializerWrites) {
+  std::mt19937_64 rng(17);
+  const std::vector<std::string> pieces = {"a", "runs", "\"", "\\", "\n", "\t", "\x01", "\x1f", "\x7f",
+                                           "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80", "/", " ", "~0", "0"};
+  const std::vector<json> windows = {"second", "minute", "hour", "day", "10s", "5m", "2h", "1d", "999999999d",
+                                     "123456789h", "999999999s", json(1), json(59), json(1e12), json(999999999999)};
+  const std::vector<double> maxima = {1, 2, 10, 1000, 65536, 4294967296.0, 123456789012345.0, 9007199254740991.0};
+  std::size_t checked = 0;
+  for (int round = 0; round < 400; ++round) {
+    std::string counter;
+    for (std::size_t i = 0, n = 1 + rng() % 5; i < n; ++i) counter += pieces[rng() % pieces.size()];
+    const json window = windows[rng() % windows.size()];
+    const double max = maxima[rng() % maxima.size()];
+    const bool sliding = rng() % 2 == 1;
+    const bool named = rng() % 2 == 1;
+    json limit = {{"window", window}, {"max", max}, {"algorithm", sliding ? "sliding" : "fixed"}};
+    if (named) limit["counter"] = counter;
+    if (rng() % 3 == 0) limit["cost"] = 2;
+    const json policy = {{"version", "1"}, {"default", "deny"}, {"tools", {{"t", {{"limits", json::array({limit})}}}}}};
+    auto plan = compile_ok(policy.dump(), false);
+    ASSERT_TRUE(plan) << policy.dump();
+    const Limit& compiled = plan->tools.at(0).rules.limits.at(0);
+    const std::string middle =
+        canonical_json(json::array({compiled.counter, compiled.window_ms, sliding ? "sliding" : "fixed"}));
+    EXPECT_EQ(compiled.key_tail, middle.substr(1, middle.size() - 2)) << policy.dump();
+    const std::string at_most = "Rate limit exceeded: at most " + describe(number_json(max)) + " ";
+    EXPECT_EQ(compiled.message.rfind(at_most, 0), 0u) << compiled.message << " / " << at_most;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 400u);
 }
 
 }  // namespace

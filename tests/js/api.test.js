@@ -269,6 +269,70 @@ describe('check() and compile()', () => {
     assert.deepEqual(odd.names, { exact: ['x\\y', 'ü\u00a0'], globs: ['a"b*'] });
   });
 
+  // What the façade reads once per compile crosses in one JSON text written
+  // by hand in the core (CompiledPolicy::summary, no nlohmann serializer for
+  // a clean policy): over seeded random policies (names with quotes,
+  // backslashes, control characters, non-ASCII and astral characters, globs,
+  // monitor modes, a missing default that warns, hidden entries, fields and
+  // values that fail), it says what
+  // the policy text and the core's own accessors say.
+  test('property: ok, hash, diagnostics, names and modes are what the text and the core say', async () => {
+    const { createHash } = await import('node:crypto');
+    const { random } = await import('./seeded-random.js');
+    const next = random(2026);
+    const pick = (list) => list[Math.floor(next() * list.length)];
+    const pieces = ['run', 'a', '"', '\\', '\n', '\u0001', '\u001f', '\u007f', 'é', '\u00a0', '日本', '😀', '\u2028', '*', '_', ' ', '/'];
+    const name = () => Array.from({ length: 1 + Math.floor(next() * 4) }, () => pick(pieces)).join('');
+    const codePointOrder = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+    let clean = 0;
+    let warned = 0;
+    let failed = 0;
+    for (let round = 0; round < 300; round++) {
+      const doc = { version: '1', default: pick(['deny', 'allow']) };
+      if (next() < 0.2) delete doc.default; // a warning: missing_default
+      if (next() < 0.2) doc.mode = pick(['monitor', 'enforce']);
+      const hide = Array.from({ length: Math.floor(next() * 3) }, name);
+      if (hide.length) doc.hide = hide;
+      doc.tools = {};
+      for (let i = Math.floor(next() * 5); i > 0; i--) {
+        const entry = next() < 0.3 ? { mode: pick(['monitor', 'enforce']) } : {};
+        if (next() < 0.05) entry.colour = 'red'; // an unknown field: an error
+        if (next() < 0.03) entry.action = 'maybe'; // an error
+        doc.tools[name()] = entry;
+      }
+      const text = JSON.stringify(doc);
+      const handle = toolgate.callCore((core) => new core.CompiledPolicy(text));
+      try {
+        const checked = toolgate.check(text);
+        assert.equal(checked.ok, handle.ok(), text);
+        assert.deepEqual(checked.diagnostics, JSON.parse(handle.diagnostics()), text);
+        if (!checked.ok) {
+          failed++;
+          continue;
+        }
+        if (checked.diagnostics.length) warned++;
+        else clean++;
+        const policy = toolgate.compile(text);
+        assert.equal(policy.ok, true);
+        assert.equal(policy.hash, createHash('sha256').update(text).digest('hex'));
+        assert.equal(policy.hash, handle.hash());
+        assert.deepEqual(policy.diagnostics, checked.diagnostics);
+        const all = [...new Set([...Object.keys(doc.tools), ...hide])];
+        assert.deepEqual(policy.names, {
+          exact: all.filter((n) => !n.includes('*')).sort(codePointOrder),
+          globs: all.filter((n) => n.includes('*')).sort(codePointOrder),
+        }, text);
+        assert.equal(policy.modes.policy, doc.mode === 'monitor', text);
+        assert.deepEqual([...policy.modes.tools].sort(codePointOrder),
+          Object.keys(doc.tools).filter((k) => doc.tools[k].mode === 'monitor').sort(codePointOrder), text);
+        policy.dispose();
+      } finally {
+        handle.delete();
+      }
+    }
+    assert.ok(clean > 50 && warned > 10 && failed > 5, `clean ${clean}, with warnings ${warned}, failed ${failed}`);
+  });
+
   test('dispose() is idempotent', () => {
     const policy = toolgate.compile({ version: '1', default: 'allow' });
     policy.dispose();

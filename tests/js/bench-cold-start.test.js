@@ -86,3 +86,31 @@ test('cold-start.bench.js --quick --runs 1: every runtime, every phase, results 
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+// --baseline: another checkout's cold start runs in turn with ours (here the
+// same checkout, so both sides run the same build and must compile the same
+// functions); a missing checkout is refused before anything runs.
+test('cold-start.bench.js --only node --baseline: the baseline measured beside ours', { timeout: 300_000 }, () => {
+  const out = mkdtempSync(join(tmpdir(), 'toolgate-bench-cold-baseline-'));
+  try {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const stdout = execFileSync(process.execPath, [script, '--runs', '1', '--only', 'node', '--baseline', root, '--results', out], { encoding: 'utf8', timeout: 280_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const results = JSON.parse(readFileSync(join(out, 'cold-start.json'), 'utf8'));
+    const baseline = results.node_baseline;
+    assert.ok(baseline, 'results.node_baseline');
+    assert.deepEqual(baseline.decisions, ['allow']);
+    assert.equal(baseline.runs, 1);
+    for (const name of PHASES) assert.ok(baseline.phases[name].wall_ms > 0 && baseline.phases[name].cpu_ms >= 0, name);
+    assert.ok(baseline.total_cpu_ms > 0);
+    // Liftoff compiles each function on its first call: the same build, the
+    // same count (TurboFan tier-ups run in the background and may differ).
+    for (const name of PHASES) {
+      assert.equal(baseline.compiled[name].tiers.Liftoff ?? 0, results.node.compiled[name].tiers.Liftoff ?? 0, `${name}: the same build compiles the same functions`);
+    }
+    assert.deepEqual(results.node_baseline_warm.decisions, ['allow']);
+    assert.match(stdout, /this checkout beside the baseline/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  assert.throws(() => execFileSync(process.execPath, [script, '--only', 'node', '--baseline', join(tmpdir(), 'no-such-checkout')], { stdio: 'pipe' }), /--baseline: no /);
+});

@@ -3,8 +3,9 @@
 // façade holds no offset of its own. Proven four ways:
 //  - the real core's layout passes and decodes real decisions (the same as
 //    the JSON path; tests/js/boundary.test.js compares thousands);
-//  - a real core binary whose layout differs (a field renamed in its data)
-//    fails loadToolgate() with a clear EngineError, not a wrong decision;
+//  - a real core binary whose layout differs (a field renamed in its data,
+//    or any field's offset changed) fails loadToolgate() with a clear
+//    EngineError, not a wrong decision;
 //  - property tests: any layout the checker accepts (random field order and
 //    padding) decodes exactly what was written there, and every kind of
 //    mismatch (missing, retyped, misaligned, overlapping, outside the struct,
@@ -88,6 +89,47 @@ test('a core built with another layout fails the load with a clear error', async
   // The real binary still loads as its own instance.
   const fresh = await loadToolgate({ wasmBinary: await readFile(wasmFile) });
   assert.equal(fresh.compile({ version: '1', default: 'allow' }).evaluate({ tool: 'x', now: T0 }).code, 'allowed');
+});
+
+// Every offset the real binary reports, changed in its data (the layout text
+// is built at compile time, so it stands in the binary as is): the fields
+// cover each struct exactly, so any other offset for one field overlaps
+// another, is misaligned or lies outside, and the load must fail with an
+// EngineError naming the struct, never decode from the wrong bytes. Each
+// field gets two seeded replacements of the same digit count (the binary
+// keeps its size).
+test('property: a core whose binary reports any other offset for a field fails the load', async () => {
+  const original = Buffer.from(await readFile(wasmFile));
+  const base = original.indexOf(Buffer.from(realText));
+  assert.ok(base > 0, 'the layout text stands in the binary');
+  assert.equal(original.indexOf(Buffer.from(realText), base + 1), -1, 'once');
+  const next = random(4242);
+  let refused = 0;
+  for (const struct of ['output', 'counter', 'count']) {
+    const structAt = realText.indexOf(`"${struct}":{"size":`);
+    assert.ok(structAt >= 0, `the ${struct} struct is in the text`);
+    for (const [field, { offset }] of Object.entries(real[struct].fields)) {
+      const marker = `"${field}":{"offset":`;
+      const at = realText.indexOf(marker, structAt) + marker.length;
+      assert.equal(realText.slice(at, at + String(offset).length), String(offset), `${struct}.${field}'s offset in the text`);
+      const digits = String(offset).length;
+      const low = digits === 1 ? 0 : 10 ** (digits - 1);
+      for (let round = 0; round < 2; round++) {
+        let changed;
+        do changed = low + Math.floor(next() * (10 ** digits - low)); while (changed === offset);
+        const bytes = new Uint8Array(original);
+        bytes.set(Buffer.from(String(changed)), base + at);
+        await assert.rejects(loadToolgate({ wasmBinary: bytes }), (error) => {
+          assert.ok(error instanceof EngineError, `${struct}.${field} at ${changed}: an EngineError, got ${error}`);
+          assert.match(error.message, /boundary layout does not match this façade/);
+          assert.match(error.message, new RegExp(`${struct}[.:]`), `${struct}.${field} at ${changed}: names the struct`);
+          return true;
+        }, `${struct}.${field} moved from ${offset} to ${changed} must fail the load`);
+        refused++;
+      }
+    }
+  }
+  assert.equal(refused, 2 * (Object.keys(OUTPUT_FIELDS).length + Object.keys(COUNTER_FIELDS).length + Object.keys(COUNT_FIELDS).length));
 });
 
 test('after an engine restart the new instance is checked and decoded by its own layout', async () => {
