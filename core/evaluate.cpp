@@ -353,11 +353,20 @@ bool ArgumentUse::reads(std::string_view key) const {
   return all || std::binary_search(keys.begin(), keys.end(), key, std::less<>());
 }
 
-const ArgumentUse& Plan::argument_use(std::string_view tool) const {
+const ArgumentUse& Plan::argument_use(std::string_view tool) const { return argument_use(match_tool(tool)); }
+
+const ArgumentUse& Plan::argument_use(const ToolMatch& match) const {
   static const ArgumentUse kNothing;
-  if (find_hidden(tool)) return kNothing;
-  if (const ToolEntry* entry = find_tool(tool)) return entry->argument_use;
+  if (match.hidden) return kNothing;
+  if (match.entry) return match.entry->argument_use;
   return default_allow ? default_argument_use : kNothing;
+}
+
+ToolMatch Plan::match_tool(std::string_view tool) const {
+  ToolMatch match;
+  match.hidden = find_hidden(tool);
+  if (!match.hidden) match.entry = find_tool(tool);
+  return match;
 }
 
 bool Plan::monitored(std::string_view tool) const {
@@ -396,7 +405,13 @@ const HideEntry* Plan::find_hidden(std::string_view tool) const {
 }
 
 CallView view_of(const Call& call) {
-  return CallView{call.tool, Value(call.arguments), call.grant.id, Value(call.grant.attributes), call.now_ms};
+  CallView view;
+  view.tool = call.tool;
+  view.arguments = Value(call.arguments);
+  view.grant_id = call.grant.id;
+  view.grant = Value(call.grant.attributes);
+  view.now_ms = call.now_ms;
+  return view;
 }
 
 Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) { return evaluate(plan, view_of(call), trace); }
@@ -424,7 +439,11 @@ bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, P
   // Messages name the tool, quoted as describe() quotes it.
   auto quote_tool = [&call](std::string& message) { append_description(message, call.tool, 80); };
 
-  if (const HideEntry* hidden = plan.find_hidden(call.tool)) {
+  // The reader's look-up of this name in this plan, when it made one.
+  const bool matched = call.matched_by == &plan && call.matched_tool.data() == call.tool.data() &&
+                       call.matched_tool.size() == call.tool.size();
+  const ToolMatch match = matched ? call.match : plan.match_tool(call.tool);
+  if (const HideEntry* hidden = match.hidden) {
     if (trace) trace->steps.push_back({{"step", "hide"}, {"rule", hidden->pointer}, {"hidden", true}});
     std::string& message = set(decision, Verdict::deny, "hidden", hidden->pointer);
     message += "Tool ";
@@ -432,7 +451,7 @@ bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, P
     message += " is not available.";
     return true;
   }
-  const ToolEntry* entry = plan.find_tool(call.tool);
+  const ToolEntry* entry = match.entry;
   if (trace) {
     trace->steps.push_back({{"step", "entry"},
                             {"rule", entry ? entry->pointer : "/default"},
