@@ -351,8 +351,17 @@ PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
 constexpr std::size_t kVersionedCounters = 16;
 PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
 
+// Counts every write of the output area (each publish_* below), so that a
+// policy can tell its last default denial is still what the area holds
+// (CompiledPolicy::deny_memo_). Never 0 once anything was published.
+u32 g_publications = 0;
+void published() {
+  if (++g_publications == 0) g_publications = 1;
+}
+
 // Points the output area at g_decision.
 __attribute__((noinline)) void publish_decision() {
+  published();
   g_output.kind = static_cast<u32>(OutputKind::decision);
   g_output.verdict = static_cast<std::uint32_t>(g_decision.verdict);
   g_output.code = address_of(g_decision.code.data());
@@ -460,6 +469,16 @@ class CompiledPolicy {
                             : toolgate::read_call_view(bytes, *options, g_tape, call, g_read_error);
     if (!read) return write_decision(toolgate::invalid_call(g_read_error));
     if (!plan_) return write_decision(toolgate::invalid_call("the policy did not compile."));
+    // A default denial depends on nothing but the tool's name: the same name
+    // denied again, with nothing published since (no other call, finish or
+    // policy wrote the output area), finds its decision there already, code,
+    // rule, message and versions. Only after the whole call was read and
+    // checked, so a malformed call gets its own error.
+    const bool default_denied = !trace && call.matched_by == plan_.get() && call.matched_tool.data() == call.tool.data() &&
+                                !call.match.hidden && !call.match.entry && !plan_->default_allow;
+    if (default_denied && deny_memo_.publication == g_publications && deny_memo_.publication != 0 &&
+        deny_memo_.tool == call.tool)
+      return;
     // Parked, the evaluation is written straight into a free slot of the
     // table, whose strings and vectors are kept from its last use.
     const std::optional<std::uint32_t> slot = park_pending ? free_slot() : std::nullopt;
@@ -467,6 +486,10 @@ class CompiledPolicy {
     if (toolgate::evaluate_into(*plan_, call, g_decision, target, trace)) {
       publish_decision();
       if (trace) publish_traced_start(nullptr);
+      if (default_denied && call.tool.size() <= kDenyMemoTool) {
+        deny_memo_.tool.assign(call.tool);
+        deny_memo_.publication = g_publications;
+      }
       return;
     }
     if (!park_pending) return publish_pending_text(target);
@@ -562,6 +585,7 @@ class CompiledPolicy {
   }
 
   void publish_pending_text(const toolgate::PendingCall& pending) {
+    published();
     g_pending_text = dump(toolgate::to_json(pending));
     g_output.kind = static_cast<u32>(OutputKind::pending_text);
     g_output.message = address_of(g_pending_text.data());
@@ -569,6 +593,7 @@ class CompiledPolicy {
   }
 
   void publish_parked(std::uint32_t ticket, const toolgate::PendingCall& pending) {
+    published();
     g_output.kind = static_cast<u32>(OutputKind::parked);
     g_output.ticket = ticket;
     g_output.now_ms = static_cast<double>(pending.now_ms);
@@ -746,6 +771,15 @@ class CompiledPolicy {
     }
     return result;
   }
+
+  // The last default denial this policy published from a binary call, while
+  // the output area still holds it (publication == g_publications): its
+  // tool's name, kept when at most kDenyMemoTool bytes.
+  static constexpr std::size_t kDenyMemoTool = 256;
+  struct {
+    u32 publication = 0;
+    std::string tool;
+  } deny_memo_;
 
   std::shared_ptr<const toolgate::Plan> plan_;
   std::string diagnostics_;
