@@ -7,6 +7,16 @@
 #include "json_util.h"
 #include "wire.h"
 
+// Code no allowed or typically denied call runs (traces, refusals, type
+// errors, the plan's limit descriptions): compiled for size in the
+// WebAssembly build (the .wasm + glue gzip budget), as it is by everything
+// else natively.
+#if defined(__EMSCRIPTEN__)
+#define TOOLGATE_COLD __attribute__((minsize, cold, noinline))
+#else
+#define TOOLGATE_COLD
+#endif
+
 namespace toolgate {
 namespace {
 
@@ -25,7 +35,7 @@ struct Truth {
   std::optional<std::string> error;
 };
 
-Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
+TOOLGATE_COLD Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
   return Truth{false, join({condition.path.text(), " must be ", expected, " for \"", op_name(condition.op), "\" (got ",
                             type_name(actual), ")"})};
 }
@@ -109,7 +119,7 @@ Truth check_group(const ConditionGroup& group, const CallView& call, std::size_t
 
 // The step of one condition group, re-reading each condition's value (only
 // when a trace is asked for: check() itself stays as it is).
-json trace_group(const ConditionGroup& group, const CallView& call, const Truth& truth, bool requirements) {
+TOOLGATE_COLD json trace_group(const ConditionGroup& group, const CallView& call, const Truth& truth, bool requirements) {
   json conditions = json::array();
   for (const Condition& condition : group.conditions) {
     const Value actual = resolve(condition.path, call);
@@ -140,7 +150,7 @@ void append_condition(std::string& text, const Condition& condition) {
   }
 }
 
-Decision deny(std::string code, std::string rule, std::string message) {
+TOOLGATE_COLD Decision deny(std::string code, std::string rule, std::string message) {
   Decision decision;
   decision.verdict = Verdict::deny;
   decision.code = std::move(code);
@@ -352,7 +362,7 @@ std::string_view to_string(Verdict verdict) {
   }
 }
 
-Decision invalid_call(std::string reason) {
+TOOLGATE_COLD Decision invalid_call(std::string reason) {
   return deny("invalid_call", "", join({"Malformed tool call: ", reason}));
 }
 
@@ -391,7 +401,7 @@ bool Plan::monitored(std::string_view tool) const {
   return entry && entry->monitor;
 }
 
-std::vector<LimitInfo> Plan::limits() const {
+TOOLGATE_COLD std::vector<LimitInfo> Plan::limits() const {
   std::vector<LimitInfo> out;
   for (const ToolEntry& entry : tools) {
     for (const Limit& limit : entry.rules.limits) out.push_back(LimitInfo{&limit, &entry});
@@ -400,7 +410,7 @@ std::vector<LimitInfo> Plan::limits() const {
   return out;
 }
 
-LimitInfo Plan::find_limit(std::string_view rule) const {
+TOOLGATE_COLD LimitInfo Plan::find_limit(std::string_view rule) const {
   for (const ToolEntry& entry : tools) {
     for (const Limit& limit : entry.rules.limits) {
       if (limit.pointer == rule) return LimitInfo{&limit, &entry};

@@ -37,16 +37,23 @@ namespace {
 
 using json = nlohmann::json;
 
+// Code no decision runs (a policy's limits, explain()'s traced starts, the
+// JSON-text finish, locating pointers, refusals of a full table): compiled
+// for size, so the decision path's code fits the .wasm + glue gzip budget
+// without slowing a decision. (Loading a policy is the cold start's: left as
+// it is.)
+#define TOOLGATE_COLD __attribute__((minsize, cold, noinline))
+
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // The denial for a store answer the core cannot use (fail closed).
-toolgate::Decision store_error_decision(const std::string& why) {
+TOOLGATE_COLD toolgate::Decision store_error_decision(const std::string& why) {
   toolgate::Decision decision;
   decision.code = "store_error";
   decision.message = "Denied (fail closed): " + why + ".";
   return decision;
 }
-std::string store_error(const std::string& why) { return toolgate::decision_text(store_error_decision(why)); }
+TOOLGATE_COLD std::string store_error(const std::string& why) { return toolgate::decision_text(store_error_decision(why)); }
 
 // The output area of the hot path, and the counts finish reads from the
 // input area. JS never hard-codes where a field is: boundary_layout() below
@@ -280,7 +287,7 @@ constexpr LayoutText kLayout = make_layout();
 
 // The boundary as JSON text, for wasm/boundary-layout.js (the glue copies it
 // into a JS string; no C++ runs).
-std::string boundary_layout() { return std::string(kLayout.text, kLayout.length); }
+TOOLGATE_COLD std::string boundary_layout() { return std::string(kLayout.text, kLayout.length); }
 
 FastOutput g_output;
 toolgate::Decision g_decision;        // what g_output's decision strings point into
@@ -518,7 +525,7 @@ class CompiledPolicy {
   }
 
   // The same for a call as JSON text: start_text, parked and traced.
-  void start_text_traced(const std::string& call_text, double default_now_ms) {
+  TOOLGATE_COLD void start_text_traced(const std::string& call_text, double default_now_ms) {
     toolgate::Trace* trace = begin_trace();
     auto options = read_options(default_now_ms);
     if (!options) {
@@ -534,7 +541,7 @@ class CompiledPolicy {
   // traced start), as JSON text: step two's steps for the last finish of
   // this ticket, [] before any, or for a ticket that is not parked or was
   // not traced. JS reads them before it releases the ticket.
-  std::string finish_trace(std::uint32_t ticket) const {
+  TOOLGATE_COLD std::string finish_trace(std::uint32_t ticket) const {
     const Slot* slot = find_slot(ticket);
     return slot && slot->traced ? dump(slot->trace.to_json()) : "[]";
   }
@@ -577,7 +584,7 @@ class CompiledPolicy {
   // {"trace": [step one's steps], "pending": {...}} into g_traced_start;
   // "pending" only when step one made one (explain() reports it even when
   // the table was full and the call was refused, as it always has).
-  static void publish_traced_start(const toolgate::PendingCall* pending) {
+  TOOLGATE_COLD static void publish_traced_start(const toolgate::PendingCall* pending) {
     json out = {{"trace", g_trace.to_json()}};
     if (pending) out["pending"] = toolgate::to_json(*pending);
     g_traced_start = dump(out);
@@ -678,7 +685,7 @@ class CompiledPolicy {
 
   // Every limit of the policy and the counter it charges, as JSON text
   // (wire.h, to_json(std::vector<LimitInfo>)); [] when it did not compile.
-  std::string limits() const { return plan_ ? dump(toolgate::to_json(plan_->limits())) : "[]"; }
+  TOOLGATE_COLD std::string limits() const { return plan_ ? dump(toolgate::to_json(plan_->limits())) : "[]"; }
 
   // Where this object lives, for the exported hot-path functions.
   std::uint32_t address() const { return address_of(this); }
@@ -710,7 +717,7 @@ class CompiledPolicy {
   static_assert(kMaxParked <= kSlotMask + 1, "a slot index fits 16 bits of a ticket");
 
   // The denial when the table is full: stable text (tests match it).
-  static toolgate::Decision parked_full() {
+  TOOLGATE_COLD static toolgate::Decision parked_full() {
     return store_error_decision("too many calls of this policy are waiting for their counter and approval stores (" +
                                 std::to_string(kMaxParked) + " at once); retry once some finish");
   }
@@ -790,7 +797,7 @@ class CompiledPolicy {
 
 // Step two: {"pending": ..., "approved": bool, "states": [...]} -> decision.
 // Anything malformed denies (fail closed).
-std::string finish(const std::string& input_text) {
+TOOLGATE_COLD std::string finish(const std::string& input_text) {
   toolgate::JsonReadOptions options;
   options.record_positions = false;
   toolgate::JsonReadResult read = toolgate::read_json(input_text, options);
@@ -809,7 +816,7 @@ std::string finish(const std::string& input_text) {
 }
 
 // Epoch milliseconds of a JSON timestamp (number or RFC 3339 string), or NaN.
-double read_timestamp(const std::string& value_text) {
+TOOLGATE_COLD double read_timestamp(const std::string& value_text) {
   toolgate::JsonReadOptions options;
   options.record_positions = false;
   toolgate::JsonReadResult read = toolgate::read_json(value_text, options);
@@ -821,7 +828,7 @@ double read_timestamp(const std::string& value_text) {
 // Where a JSON Pointer stands in a policy's text: "line,column" (1-based,
 // column in code points) of the value, or of the nearest enclosing value that
 // exists; "0,0" when the text is not JSON. For highlighting a decision's rule.
-std::string locate(const std::string& text, const std::string& pointer) {
+TOOLGATE_COLD std::string locate(const std::string& text, const std::string& pointer) {
   toolgate::JsonReadResult read = toolgate::read_json(text);
   if (!read.complete) return "0,0";
   auto [line, column] = read.source_map.locate(pointer);
