@@ -201,12 +201,7 @@ class BufferReader {
         tape.entries[slot].count = kept;
         // Sorted by key bytes, as a DOM object (std::map) holds its members:
         // lookups are binary searches, and a repeated key sits next to its twin.
-        sort_by_key(tape, first, kept);
-        for (std::uint32_t i = 1; i < kept; ++i) {
-          if (tape.key(tape.entries[first + i - 1]) == tape.key(tape.entries[first + i])) {
-            return fail("the call repeats a key");
-          }
-        }
+        if (sort_by_key(tape, first, kept)) return fail("the call repeats a key");
         return true;
       }
     }
@@ -234,17 +229,29 @@ class BufferReader {
     return first;
   }
 
-  // Sorts entries [first, first + count) by key bytes. A heap sort: O(n log n)
-  // whatever order a client sends keys in, and a fraction of std::sort's code
-  // in the .wasm; objects of a call are small, where insertion sort is used.
-  static void sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
+  // Sorts entries [first, first + count) by key bytes; true when two keys are
+  // equal. A heap sort: O(n log n) whatever order a client sends keys in, and
+  // a fraction of std::sort's code in the .wasm; objects of a call are small,
+  // where insertion sort is used. Insertion sort compares every pair that
+  // ends up adjacent (an element is placed after one it compared not-less and
+  // before one it compared less), and equal keys end up adjacent: its own
+  // comparisons find a repeat, without a second pass over the keys.
+  static bool sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
     CallTape::Entry* entries = tape.entries.data() + first;
     auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return tape.key(a) < tape.key(b); };
     if (count <= 16) {
+      bool repeated = false;
       for (std::uint32_t i = 1; i < count; ++i) {
-        for (std::uint32_t j = i; j > 0 && less(entries[j], entries[j - 1]); --j) std::swap(entries[j], entries[j - 1]);
+        for (std::uint32_t j = i; j > 0; --j) {
+          const int order = tape.key(entries[j]).compare(tape.key(entries[j - 1]));
+          if (order >= 0) {
+            repeated = repeated || order == 0;
+            break;
+          }
+          std::swap(entries[j], entries[j - 1]);
+        }
       }
-      return;
+      return repeated;
     }
     auto sift_down = [&](std::uint32_t root, std::uint32_t end) {
       while (2 * root + 1 < end) {
@@ -260,6 +267,10 @@ class BufferReader {
       std::swap(entries[0], entries[end]);
       sift_down(0, end);
     }
+    for (std::uint32_t i = 1; i < count; ++i) {
+      if (tape.key(entries[i - 1]) == tape.key(entries[i])) return true;
+    }
+    return false;
   }
 
   // The reader that builds a DOM stops at a key repeated in an object before
@@ -362,8 +373,17 @@ class BufferReader {
     if (length > remaining()) return fail("a string longer than the buffer");
     std::string_view text(reinterpret_cast<const char*>(bytes_.data() + at_), length);
     // Strings reach messages, hashes and the upstream: they must be UTF-8, as
-    // the JSON lexer guarantees on the text path.
+    // the JSON lexer guarantees on the text path. Most keys and values are
+    // ASCII: eight bytes with no high bit set are checked at once.
     for (std::size_t i = 0; i < text.size();) {
+      if (i + 8 <= text.size()) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, text.data() + i, 8);
+        if ((word & 0x8080808080808080ULL) == 0) {
+          i += 8;
+          continue;
+        }
+      }
       if (static_cast<unsigned char>(text[i]) < 0x80) {
         ++i;
         continue;
@@ -493,9 +513,14 @@ namespace {
 bool read_view(std::span<const std::uint8_t> bytes, const CallReadOptions& options, const Plan* plan, CallTape& tape,
                CallView& call, std::string& error) {
   BufferReader reader(bytes, options.max_depth);
+  std::optional<std::string_view> tool;
+  ToolMatch match;
   if (plan) {
-    std::optional<std::string_view> tool = reader.peek_top_level_string("tool");
-    if (tool) reader.filter_arguments(&plan->argument_use(*tool));
+    tool = reader.peek_top_level_string("tool");
+    if (tool) {
+      match = plan->match_tool(*tool);
+      reader.filter_arguments(&plan->argument_use(match));
+    }
   }
   tape.bytes = bytes;
   tape.entries.clear();  // keeps its capacity
@@ -509,7 +534,13 @@ bool read_view(std::span<const std::uint8_t> bytes, const CallReadOptions& optio
     error = reader.error();
     return false;
   }
-  return read_call_view(Value(tape, 0), options, call, error);
+  if (!read_call_view(Value(tape, 0), options, call, error)) return false;
+  if (tool) {  // evaluate_into takes this match while call.tool is this same view
+    call.matched_by = plan;
+    call.matched_tool = *tool;
+    call.match = match;
+  }
+  return true;
 }
 
 }  // namespace

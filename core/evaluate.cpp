@@ -7,6 +7,16 @@
 #include "json_util.h"
 #include "wire.h"
 
+// Code no allowed or typically denied call runs (traces, refusals, type
+// errors, the plan's limit descriptions): compiled for size in the
+// WebAssembly build (the .wasm + glue gzip budget), as it is by everything
+// else natively.
+#if defined(__EMSCRIPTEN__)
+#define TOOLGATE_COLD __attribute__((minsize, cold, noinline))
+#else
+#define TOOLGATE_COLD
+#endif
+
 namespace toolgate {
 namespace {
 
@@ -25,7 +35,7 @@ struct Truth {
   std::optional<std::string> error;
 };
 
-Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
+TOOLGATE_COLD Truth type_error(const Condition& condition, Value actual, std::string_view expected) {
   return Truth{false, join({condition.path.text(), " must be ", expected, " for \"", op_name(condition.op), "\" (got ",
                             type_name(actual), ")"})};
 }
@@ -109,7 +119,7 @@ Truth check_group(const ConditionGroup& group, const CallView& call, std::size_t
 
 // The step of one condition group, re-reading each condition's value (only
 // when a trace is asked for: check() itself stays as it is).
-json trace_group(const ConditionGroup& group, const CallView& call, const Truth& truth, bool requirements) {
+TOOLGATE_COLD json trace_group(const ConditionGroup& group, const CallView& call, const Truth& truth, bool requirements) {
   json conditions = json::array();
   for (const Condition& condition : group.conditions) {
     const Value actual = resolve(condition.path, call);
@@ -140,7 +150,7 @@ void append_condition(std::string& text, const Condition& condition) {
   }
 }
 
-Decision deny(std::string code, std::string rule, std::string message) {
+TOOLGATE_COLD Decision deny(std::string code, std::string rule, std::string message) {
   Decision decision;
   decision.verdict = Verdict::deny;
   decision.code = std::move(code);
@@ -198,6 +208,21 @@ void append_key_part(std::string& key, std::string_view part) {
   key += "\"}";
 }
 
+// append_json_string(key, text): a text with nothing to escape (grant ids
+// nearly always) is appended in one piece, quotes around it, rather than a
+// character at a time; the rest goes through append_json_string. The same
+// bytes either way (core/canonical_json.cpp escapes only '"', '\\' and
+// control characters).
+void append_key_string(std::string& key, std::string_view text) {
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || c == '"' || c == '\\') return append_json_string(key, text);
+  }
+  key += '"';
+  key += text;
+  key += '"';
+}
+
 void counter_key(std::string& key, const Limit& limit, const CallView& call, Value key_value) {
   key.reserve(2 * kMaxKeyPartBytes + limit.key_tail.size() + 32);  // grown once, not step by step
   key.assign("tg1:[");
@@ -205,7 +230,7 @@ void counter_key(std::string& key, const Limit& limit, const CallView& call, Val
     key += "\"grant\",";
     // Written in place, then hashed over when too long: no string of its own.
     const std::size_t start = key.size();
-    append_json_string(key, call.grant_id);
+    append_key_string(key, call.grant_id);
     if (key.size() - start > kMaxKeyPartBytes) {
       const std::string part = key.substr(start);
       key.resize(start);
@@ -337,7 +362,7 @@ std::string_view to_string(Verdict verdict) {
   }
 }
 
-Decision invalid_call(std::string reason) {
+TOOLGATE_COLD Decision invalid_call(std::string reason) {
   return deny("invalid_call", "", join({"Malformed tool call: ", reason}));
 }
 
@@ -353,11 +378,20 @@ bool ArgumentUse::reads(std::string_view key) const {
   return all || std::binary_search(keys.begin(), keys.end(), key, std::less<>());
 }
 
-const ArgumentUse& Plan::argument_use(std::string_view tool) const {
+const ArgumentUse& Plan::argument_use(std::string_view tool) const { return argument_use(match_tool(tool)); }
+
+const ArgumentUse& Plan::argument_use(const ToolMatch& match) const {
   static const ArgumentUse kNothing;
-  if (find_hidden(tool)) return kNothing;
-  if (const ToolEntry* entry = find_tool(tool)) return entry->argument_use;
+  if (match.hidden) return kNothing;
+  if (match.entry) return match.entry->argument_use;
   return default_allow ? default_argument_use : kNothing;
+}
+
+ToolMatch Plan::match_tool(std::string_view tool) const {
+  ToolMatch match;
+  match.hidden = find_hidden(tool);
+  if (!match.hidden) match.entry = find_tool(tool);
+  return match;
 }
 
 bool Plan::monitored(std::string_view tool) const {
@@ -367,7 +401,7 @@ bool Plan::monitored(std::string_view tool) const {
   return entry && entry->monitor;
 }
 
-std::vector<LimitInfo> Plan::limits() const {
+TOOLGATE_COLD std::vector<LimitInfo> Plan::limits() const {
   std::vector<LimitInfo> out;
   for (const ToolEntry& entry : tools) {
     for (const Limit& limit : entry.rules.limits) out.push_back(LimitInfo{&limit, &entry});
@@ -376,7 +410,7 @@ std::vector<LimitInfo> Plan::limits() const {
   return out;
 }
 
-LimitInfo Plan::find_limit(std::string_view rule) const {
+TOOLGATE_COLD LimitInfo Plan::find_limit(std::string_view rule) const {
   for (const ToolEntry& entry : tools) {
     for (const Limit& limit : entry.rules.limits) {
       if (limit.pointer == rule) return LimitInfo{&limit, &entry};
@@ -396,7 +430,13 @@ const HideEntry* Plan::find_hidden(std::string_view tool) const {
 }
 
 CallView view_of(const Call& call) {
-  return CallView{call.tool, Value(call.arguments), call.grant.id, Value(call.grant.attributes), call.now_ms};
+  CallView view;
+  view.tool = call.tool;
+  view.arguments = Value(call.arguments);
+  view.grant_id = call.grant.id;
+  view.grant = Value(call.grant.attributes);
+  view.now_ms = call.now_ms;
+  return view;
 }
 
 Evaluation evaluate(const Plan& plan, const Call& call, Trace* trace) { return evaluate(plan, view_of(call), trace); }
@@ -424,7 +464,11 @@ bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, P
   // Messages name the tool, quoted as describe() quotes it.
   auto quote_tool = [&call](std::string& message) { append_description(message, call.tool, 80); };
 
-  if (const HideEntry* hidden = plan.find_hidden(call.tool)) {
+  // The reader's look-up of this name in this plan, when it made one.
+  const bool matched = call.matched_by == &plan && call.matched_tool.data() == call.tool.data() &&
+                       call.matched_tool.size() == call.tool.size();
+  const ToolMatch match = matched ? call.match : plan.match_tool(call.tool);
+  if (const HideEntry* hidden = match.hidden) {
     if (trace) trace->steps.push_back({{"step", "hide"}, {"rule", hidden->pointer}, {"hidden", true}});
     std::string& message = set(decision, Verdict::deny, "hidden", hidden->pointer);
     message += "Tool ";
@@ -432,7 +476,7 @@ bool evaluate_into(const Plan& plan, const CallView& call, Decision& decision, P
     message += " is not available.";
     return true;
   }
-  const ToolEntry* entry = plan.find_tool(call.tool);
+  const ToolEntry* entry = match.entry;
   if (trace) {
     trace->steps.push_back({{"step", "entry"},
                             {"rule", entry ? entry->pointer : "/default"},

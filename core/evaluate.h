@@ -40,6 +40,12 @@ struct CallView {
   std::string_view grant_id = "anonymous";
   Value grant;                              // the grant's attributes: an object (a member "id" is never read)
   std::int64_t now_ms = 0;
+  // Set by read_call_view with a plan: that plan's match for `tool`, looked
+  // up once for the read. evaluate_into uses it only for the same plan and
+  // the same view of the name (same address and length), else looks it up.
+  const Plan* matched_by = nullptr;
+  std::string_view matched_tool;
+  ToolMatch match;
 };
 CallView view_of(const Call& call);
 

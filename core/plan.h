@@ -123,6 +123,15 @@ struct NameHash {
   std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
 };
 
+// What governs a tool name in one plan (Plan::match_tool): the hide entry
+// that matches it, else the tools entry (either, or both, may be null).
+// Reading a call looks its tool up once to know which arguments to decode;
+// evaluation takes the same match instead of looking the name up again.
+struct ToolMatch {
+  const HideEntry* hidden = nullptr;
+  const ToolEntry* entry = nullptr;  // null when hidden
+};
+
 struct Plan {
   bool default_allow = false;
   bool monitor = false;  // "mode": "monitor" at the top: every call decided, recorded, not enforced
@@ -141,6 +150,10 @@ struct Plan {
   // What evaluating a call to `tool` can read of its arguments (nothing for a
   // hidden tool or one denied by default).
   const ArgumentUse& argument_use(std::string_view tool) const;
+  const ArgumentUse& argument_use(const ToolMatch& match) const;
+
+  // The hide entry of `tool`, else its tools entry: what evaluation reads first.
+  ToolMatch match_tool(std::string_view tool) const;
 
   // The entry that governs `tool`, or nullptr (then `default` applies).
   const ToolEntry* find_tool(std::string_view tool) const;

@@ -384,13 +384,14 @@ class Toolgate {
   }
 
   // Step two of a parked evaluation, the store's counts as f64 pairs.
-  finishEncoded(address, ticket, approved, states) {
+  // `release`: the engine releases the ticket too, in the same call.
+  finishEncoded(address, ticket, approved, states, release = false) {
     this.#ready();
     try { // #call's work inline, as in startEncoded
       const core = this.#core;
       if (this.#coreLent !== 0) this.#forgetInput();
       const count = this.#writeCounts(core, states);
-      core._toolgate_finish(address, ticket, approved ? 1 : 0, count);
+      core._toolgate_finish(address, ticket, approved ? 1 : 0, count, release ? 1 : 0);
       return this.#read(core);
     } catch (error) {
       throw this.#failed(error);
@@ -574,11 +575,7 @@ class Policy {
     const first = this.#start(call, now);
     if (first.ticket === undefined) return committing && typeof first.decision === 'string' ? first : settled(first);
     if (committing && !first.approval && observe === undefined && first.counters.length > 0 && typeof counters?.reserveNow === 'function') {
-      try {
-        return this.#decideNow(first, counters, approvals, failOpen);
-      } finally {
-        this.#release(first.handle, first.address, first.ticket);
-      }
+      return this.#decideNow(first, counters, approvals, failOpen); // releases the ticket on every path
     }
     // The pending evaluation stays parked in the engine under a ticket;
     // finish() sends back only the counts. Every path releases it, once the
@@ -603,15 +600,29 @@ class Policy {
   // #decideStep do for it, step for step; the rare turns (the store throws,
   // the store and the core disagree, a store without commitNow) answer as
   // they would.
+  // The ticket is released on every path: finished and released in one call
+  // into the engine on the common one.
   #decideNow(first, counters, approvals, failOpen) {
     let reservation;
     try {
       reservation = counters.reserveNow(first.counters, first.now);
     } catch (error) {
-      const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
-      return this.#reserveFailed({ first, counters, approvals, failOpen, finish }, error);
+      try {
+        const finish = (approved, states) => this.#finishParked(first.handle, first.address, first.ticket, approved, states);
+        return this.#reserveFailed({ first, counters, approvals, failOpen, finish }, error);
+      } finally {
+        this.#release(first.handle, first.address, first.ticket);
+      }
     }
-    const decision = this.#finishParked(first.handle, first.address, first.ticket, true, reservation.states);
+    let decision;
+    try {
+      decision = this.#finishParked(first.handle, first.address, first.ticket, true, reservation.states, true);
+    } catch (error) {
+      // Thrown before or after the engine's finish: releasing a released
+      // ticket finds nothing (tickets are not reused while JS holds them).
+      this.#release(first.handle, first.address, first.ticket);
+      throw error;
+    }
     if ((decision.decision === 'allow') !== Boolean(reservation.admitted)) {
       // The store and the core disagree (a store bug): deny, give back.
       const denied = () => settled(storeFailure('The counter store and the policy disagree; the call is denied (fail closed).'));
@@ -746,11 +757,12 @@ class Policy {
     return handle === this.#handle && this.#generation === this.#toolgate.generation;
   }
 
-  #finishParked(handle, address, ticket, approved, states) {
+  // `release`: the engine releases the ticket with the finish.
+  #finishParked(handle, address, ticket, approved, states, release = false) {
     if (!this.#current(handle)) {
       return storeFailure('The policy engine restarted while the stores answered; the call is denied (fail closed).');
     }
-    return this.#toolgate.finishEncoded(address, ticket, approved, states ?? []);
+    return this.#toolgate.finishEncoded(address, ticket, approved, states ?? [], release);
   }
 
   #release(handle, address, ticket) {

@@ -3,6 +3,7 @@
 // rate_limit shorthand, all-or-nothing charging and retry_after_ms.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "test_support.h"
@@ -336,6 +337,30 @@ TEST(CounterKeys, ShortPartsAreWrittenAsBefore) {
   ASSERT_FALSE(e.decision);
   EXPECT_EQ(e.pending.counters[0].key, "tg1:[\"grant\",\"" + std::string(62, 'g') +
                                            "\",\"/tools/run/limits/0\",3600000,\"fixed\",\"" + at_bound + "\"]");
+}
+
+// The grant id's part of a key is its canonical JSON string (evaluate.cpp
+// appends one with nothing to escape in one piece): over seeded random ids
+// of plain, quoting, control, non-ASCII characters, the key holds exactly
+// canonical_json of the id (hashed past the bound, as above).
+TEST(CounterKeys, GrantIdsAreWrittenAsCanonicalJson) {
+  auto plan = compile_ok(one_limit(R"({"window": "hour", "max": 2})"));
+  ASSERT_TRUE(plan);
+  const std::string pieces[] = {"a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\x01", "\x1f", "\x7f", "\xC3\xA9",
+                                "\xF0\x9F\x98\x80", "\b", "\f", "\r", "u", "g"};
+  std::mt19937 random(41);
+  for (int i = 0; i < 2000; ++i) {
+    std::string grant;
+    const int length = 1 + static_cast<int>(random() % 40);
+    const std::size_t pool = random() % 2 == 0 ? 4 : std::size(pieces);  // often plain ids only
+    for (int j = 0; j < length; ++j) grant += pieces[random() % pool];
+    Evaluation e = evaluate(*plan, make_call("run", json::object(), grant, kT0));
+    ASSERT_FALSE(e.decision);
+    std::string part = canonical_json(json(grant));
+    if (part.size() > kMaxKeyPartBytes) part = R"({"sha256":")" + sha256_hex(part) + R"("})";
+    EXPECT_EQ(e.pending.counters.at(0).key, R"(tg1:["grant",)" + part + R"(,"/tools/run/limits/0",3600000,"fixed"])")
+        << i;
+  }
 }
 
 TEST(CounterKeys, LongPartsAreHashed) {

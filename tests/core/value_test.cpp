@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <random>
 #include <string>
@@ -215,6 +216,84 @@ TEST(Value, RefusesMalformedBuffersForTheSameReason) {
     // nothing decoded): a repeat or bad UTF-8 there is no one's business.
     const bool skipped = i == 4 || i == 6;
     EXPECT_EQ(both.view.rfind("invalid: ", 0) == 0, !skipped) << i << ": " << both.view;
+  }
+}
+
+// Objects of 0 to 40 members with keys drawn from a few (so many repeat), in
+// random order, where the reader sorts them (insertion sort up to 16 members,
+// heap sort beyond) and finds repeats with the sort's own comparisons: the
+// view path refuses exactly the buffers the DOM reader refuses (its
+// try_emplace), for the same reason, and decides the rest the same.
+TEST(Value, RepeatedKeysInRandomObjectsAreFoundAsTheDomFindsThem) {
+  std::mt19937 random(29);
+  const char* const keys[] = {"a", "b", "ab", "ba", "", "cmd", "n", "\xC3\xA9", "aa", "a\x01", "zz", "0", "00", "k",
+                              "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "m0", "m1", "m2", "m3"};
+  CallTape tape;
+  int refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::uint32_t count = random() % 41;
+    const std::size_t pool = 2 + random() % (std::size(keys) - 1);  // a small pool: repeats; a large one: distinct keys too
+    Writer members;
+    for (std::uint32_t m = 0; m < count; ++m) {
+      members.text(keys[random() % pool]);
+      if (random() % 3 == 0) {
+        members.tag(BufferTag::integer);
+        const double n = static_cast<double>(random() % 7);
+        std::uint8_t raw[8];
+        std::memcpy(raw, &n, 8);
+        members.bytes.insert(members.bytes.end(), raw, raw + 8);
+      } else {
+        members.string("x");
+      }
+    }
+    // As the arguments of a tool whose schema reads them all, or as the grant.
+    const bool as_grant = random() % 2 == 0;
+    Writer call;
+    call.object(2).text("tool").string(as_grant ? "run" : "typed").text(as_grant ? "grant" : "arguments");
+    if (as_grant) {
+      call.object(count + 1).text("id").string("g");
+    } else {
+      call.object(count);
+    }
+    call.bytes.insert(call.bytes.end(), members.bytes.begin(), members.bytes.end());
+    Both both = decide_both(call.bytes, tape);
+    ASSERT_EQ(both.dom, both.view) << i;
+    refused += both.view.find("repeats a key") != std::string::npos;
+  }
+  EXPECT_GT(refused, 500);  // the property saw many repeats, not only distinct keys
+}
+
+// The reader looks the tool up once and hands the match to evaluate_into;
+// a match is only taken for the plan it came from and the same view of the
+// name, so a view read against one plan and evaluated against another, or
+// whose tool was changed after the read, decides as a fresh look-up does.
+TEST(Value, ToolMatchOfTheReadIsUsedOnlyForItsPlanAndName) {
+  const auto other = compile_policy(R"({"version": "1", "default": "deny", "hide": ["run"],
+    "tools": {"typed": {"action": "deny"}, "other": {}}})").plan;
+  ASSERT_TRUE(other);
+  CallTape tape;
+  for (const char* tool : {"run", "typed", "approve", "denied", "secret_x", "other", "unknown"}) {
+    SCOPED_TRACE(tool);
+    const Bytes bytes = encode(json{{"tool", tool}, {"arguments", {{"cmd", "ls"}, {"n", 1}}}, {"grant", "g"}});
+    CallView call;
+    std::string error;
+    ASSERT_TRUE(read_call_view(bytes, options(), plan(), tape, call, error)) << error;
+    EXPECT_EQ(call.matched_by, &plan());
+    CallRead read = read_call_buffer(bytes, options());
+    ASSERT_TRUE(read.call);
+    // Another plan: its own look-up.
+    EXPECT_EQ(describe_evaluation(evaluate(*other, call)), describe_evaluation(evaluate(*other, *read.call)));
+    // The same plan: the match, deciding as the DOM path.
+    EXPECT_EQ(describe_evaluation(evaluate(plan(), call)), describe_evaluation(evaluate(plan(), *read.call)));
+    // Another name in the same view: looked up again.
+    for (const char* renamed : {"run", "denied", "unknown", "secret_y"}) {
+      CallView changed = call;
+      changed.tool = renamed;
+      Call dom = *read.call;
+      dom.tool = renamed;
+      dom.arguments = call.arguments.to_json();  // what the read kept for the first name
+      EXPECT_EQ(describe_evaluation(evaluate(plan(), changed)), describe_evaluation(evaluate(plan(), dom))) << renamed;
+    }
   }
 }
 

@@ -85,6 +85,43 @@ for (const kind of ['memory', 'odd', 'odd without commitNow']) {
   }
 }
 
+// decide()'s inline case finishes and releases its parked evaluation in one
+// call into the engine (toolgate_finish with `release`), and releases it
+// itself on the paths that do not finish that way (a store that throws, with
+// and without failOpen): after seeded calls through every kind of store, no
+// evaluation of the policy is left parked (its handle's count, read from
+// outside the façade).
+test('decide() leaves no evaluation parked, whatever its store does', async () => {
+  const engine = await loadToolgate();
+  const core = engine.callCore((c) => c);
+  const handles = new Set();
+  const address = core.CompiledPolicy.prototype.address;
+  core.CompiledPolicy.prototype.address = function seen(...args) {
+    handles.add(this);
+    return address.apply(this, args);
+  };
+  const own = engine.compile({
+    version: '1',
+    default: 'deny',
+    tools: { refund: { limits: [{ window: 'minute', max: 3 }] }, read: { rate_limit: '4/minute' }, approve: { action: 'require_approval' } },
+  });
+  const next = random(99);
+  let decided = 0;
+  for (const kind of ['memory', 'odd', 'odd without commitNow']) {
+    for (const failOpen of [false, true]) {
+      const store = kind === 'memory' ? new MemoryCounterStore() : new OddStore(next, { commitNow: kind === 'odd' });
+      for (let i = 0; i < 100; i++) {
+        const tool = ['refund', 'read', 'approve', 'nothing'][Math.floor(next() * 4)];
+        await own.decide({ tool, arguments: {}, grant: next() < 0.5 ? 'alice' : 'bob' }, { counters: store, now: T0 + i, failOpen });
+        decided += 1;
+      }
+    }
+  }
+  assert.equal(decided, 600);
+  assert.ok(handles.size >= 1, 'the policy\'s handle was seen');
+  assert.equal([...handles].reduce((sum, handle) => sum + handle.parked(), 0), 0, 'every ticket released');
+});
+
 // The host's clock is read only for a call without a "now" of its own
 // (wasm/index.js startEncoded, wasm/call-encoder.js encodedCallHasNow): over
 // seeded random calls (a valid, invalid, null, string or missing "now"; a
