@@ -398,7 +398,13 @@ export class Gate {
     let authorization;
     // Pins come first: a tool whose definition is not the reviewed one is not
     // run, whatever the policy says of its name, and takes no quota.
-    const changed = context.pins && typeof tool === 'string' ? await this.#checkPin(tool, context) : null;
+    // Awaited only when the server's tools must be listed first: the common
+    // case (a tool already seen in this session) is a lookup, with no promise
+    // and no turn of the microtask queue per call.
+    let changed = null;
+    if (context.pins && typeof tool === 'string') {
+      changed = this.#mustListTools(tool, context) ? await this.#checkPin(tool, context) : this.#pinMonitor.check(context.server, context.session, context.pins, tool);
+    }
     const lookAlike = typeof tool === 'string' ? lookAlikeProblem(tool, policy) : null;
     if (changed) {
       decision = { decision: 'deny', code: TOOL_CHANGED, rule: '', message: changed };
@@ -460,9 +466,13 @@ export class Gate {
   // as if relayed; once per session and list_changed, so that calls to names
   // the server does not list cost it nothing. Whatever fails there leaves the
   // tool unseen: denied.
+  #mustListTools(tool, context) {
+    return typeof context.refreshTools === 'function' && this.#pinMonitor.needsListing(context.server, context.session, tool);
+  }
+
   async #checkPin(tool, context) {
     const { server, session, pins } = context;
-    if (typeof context.refreshTools === 'function' && this.#pinMonitor.needsListing(server, session, tool)) {
+    if (this.#mustListTools(tool, context)) {
       try {
         const epoch = this.#pinMonitor.epoch(server, session);
         const tools = await context.refreshTools();
