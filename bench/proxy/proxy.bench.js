@@ -490,38 +490,49 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
-// Two servers that differ in one feature, paired: they take turns in loaded
-// runs, off-on then on-off (ABBA), so a machine that gets busier or quieter
-// during the runs weighs on both alike. Per pair: the throughput ratio (on /
-// off) and each server's CPU per request; a budget reads the median ratio. A
-// few per cent is well inside what separates two runs minutes apart on a
-// shared machine, so such budgets are never read from the case table.
-async function pairedRuns(sides, { pairs: count, seconds, label }) {
-  const comparison = { pairs: [], seconds, connections };
-  for (const target of Object.values(sides)) await load(`${target.url}/mcp`, { seconds: warmup, connections });
+// Two servers that differ in one feature, paired: they take turns, off-on
+// then on-off (ABBA), so a machine that gets busier or quieter during the
+// runs weighs on both alike. Each turn is a sequential run (one connection:
+// the p50 a feature adds) and a loaded run (throughput and CPU per request).
+// Per pair: the p50 difference (on − off), the throughput ratio (on / off)
+// and each server's CPU per request; a budget reads the median over the
+// pairs. A few per cent, or a few tens of µs of p50, is well inside what
+// separates two runs minutes apart on a shared machine (or two servers
+// started at different times), so such budgets are never read from the
+// case table. Before the pairs each side runs loaded for a whole turn,
+// discarded, so both are measured warm (V8 has optimised their paths).
+async function pairedRuns(sides, { pairs: count, seconds, label, headers = {} }) {
+  const comparison = { pairs: [], seconds, sequential_seconds: seconds / 2, connections };
+  for (const [side, target] of Object.entries(sides)) await load(`${target.url}/mcp`, { seconds, connections, headers: headers[side] ?? HEADERS });
   for (let pair = 0; pair < count; pair++) {
     log(`${label}: pair ${pair + 1}/${count}`);
     const result = {};
     for (const side of pair % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
       const target = sides[side];
+      const sideHeaders = headers[side] ?? HEADERS;
+      const sequential = await load(`${target.url}/mcp`, { seconds: seconds / 2, connections: 1, headers: sideHeaders });
       const calls0 = await upstreamCalls(upstream);
       const cpu0 = cpuMs(target.pid);
-      const figures = await load(`${target.url}/mcp`, { seconds, connections });
+      const figures = await load(`${target.url}/mcp`, { seconds, connections, headers: sideHeaders });
       await sleep(100); // calls in flight when autocannon stopped
       const calls = (await upstreamCalls(upstream)) - calls0;
       result[side] = {
-        rps: figures.rps, p50_ms: figures.p50_ms, requests: figures.requests, non2xx: figures.non2xx, errors: figures.errors,
-        cpu_ms_per_request: (cpuMs(target.pid) - cpu0) / Math.max(1, calls), foreign_cpu_share: figures.foreign_cpu_share,
+        rps: figures.rps, p50_ms: figures.p50_ms, sequential_p50_ms: sequential.p50_ms, requests: figures.requests,
+        non2xx: figures.non2xx + sequential.non2xx, errors: figures.errors + sequential.errors,
+        cpu_ms_per_request: (cpuMs(target.pid) - cpu0) / Math.max(1, calls), foreign_cpu_share: Math.max(figures.foreign_cpu_share, sequential.foreign_cpu_share),
       };
     }
     result.throughput_ratio = result.on.rps / result.off.rps;
     result.cpu_ratio = result.on.cpu_ms_per_request / result.off.cpu_ms_per_request;
+    result.added_sequential_p50_ms = result.on.sequential_p50_ms - result.off.sequential_p50_ms;
     comparison.pairs.push(result);
   }
   const { pairs } = comparison;
   comparison.throughput_ratio_median = median(pairs.map((p) => p.throughput_ratio));
   comparison.cpu_ratio_median = median(pairs.map((p) => p.cpu_ratio));
+  comparison.added_sequential_p50_ms_median = median(pairs.map((p) => p.added_sequential_p50_ms));
   comparison.rps_median = { off: median(pairs.map((p) => p.off.rps)), on: median(pairs.map((p) => p.on.rps)) };
+  comparison.sequential_p50_ms_median = { off: median(pairs.map((p) => p.off.sequential_p50_ms)), on: median(pairs.map((p) => p.on.sequential_p50_ms)) };
   comparison.cpu_ms_per_request_median = { off: median(pairs.map((p) => p.off.cpu_ms_per_request)), on: median(pairs.map((p) => p.on.cpu_ms_per_request)) };
   comparison.foreign_cpu_share_max = Math.max(...pairs.flatMap((p) => [p.off.foreign_cpu_share, p.on.foreign_cpu_share]));
   return comparison;
@@ -533,6 +544,10 @@ const metricsComparison = await pairedRuns({ off: toolgateMemory, on: toolgateMe
 // Pins on vs off: the same `toolgate serve`, one with --pins (#15: pins add no
 // measurable time per call; throughput at least 95 % of the server without).
 const pinsComparison = await pairedRuns({ off: toolgateMemory, on: toolgatePins }, { pairs: metricsPairs, seconds: metricsSeconds, label: 'pins on vs off' });
+// A JWT access token vs the static token (#14: at most 0.05 ms added p50).
+const oauthComparison = await pairedRuns({ off: toolgateMemory, on: toolgateOAuth }, {
+  pairs: metricsPairs, seconds: metricsSeconds, label: 'OAuth JWT vs static token', headers: { on: OAUTH_HEADERS },
+});
 metricsComparison.scraper = await scraper.stop();
 
 // What metrics add to one call, in process and without the network's noise:
@@ -796,14 +811,20 @@ async function authenticationCost() {
 }
 const authCost = await authenticationCost();
 
-// What OAuth adds over a static token, both on the memory store (#14: at most 0.05 ms p50).
-const oauthAdded = summary[oauthName].sequential.p50_ms - summary[memoryName].sequential.p50_ms;
-derived[oauthName].added_p50_ms_over_static_token_sequential = oauthAdded;
-budgetList.push({
-  name: 'OAuth JWT added p50 over a static token (memory store, warm JWKS)', target: '≤ 0.05 ms',
-  measured: `${f(oauthAdded, 3)} ms (${f(summary[oauthName].sequential.p50_ms)} vs ${f(summary[memoryName].sequential.p50_ms)} ms)`,
-  met: oauthAdded <= 0.05,
-});
+// What OAuth adds over a static token, both on the memory store (#14: at most
+// 0.05 ms p50): the median of the paired sequential p50s' differences (the
+// case table's two servers are measured minutes apart).
+{
+  const o = oauthComparison;
+  const oauthAdded = o.added_sequential_p50_ms_median;
+  derived[oauthName].added_p50_ms_over_static_token_sequential = oauthAdded;
+  derived[oauthName].added_p50_ms_over_static_token_case_table = summary[oauthName].sequential.p50_ms - summary[memoryName].sequential.p50_ms;
+  budgetList.push({
+    name: 'OAuth JWT added p50 over a static token (memory store, warm JWKS; paired runs)', target: '≤ 0.05 ms',
+    measured: `${f(oauthAdded, 3)} ms (median of ${o.pairs.length} pairs: ${f(o.sequential_p50_ms_median.on)} vs ${f(o.sequential_p50_ms_median.off)} ms; the case table: ${f(derived[oauthName].added_p50_ms_over_static_token_case_table, 3)} ms)`,
+    met: oauthAdded <= 0.05,
+  });
+}
 budgetList.push({
   name: 'OAuth JWT added authentication time, in process (warm cache)', target: '≤ 50 µs',
   measured: `${f(authCost.added_us, 2)} µs (${f(authCost.oauth_jwt_cached_us, 2)} vs ${f(authCost.static_token_us, 2)} µs per request)`,
@@ -812,12 +833,13 @@ budgetList.push({
 if (derived[pinsName]?.added_p50_ms_over_memory_sequential !== undefined) {
   // "No measurable time": within 0.05 ms of p50 (below this bench's resolution
   // on a shared machine) and 95 % of the throughput of the same server without pins.
-  const added = derived[pinsName].added_p50_ms_over_memory_sequential;
   const p = pinsComparison;
+  const added = p.added_sequential_p50_ms_median;
   const share = p.throughput_ratio_median;
   budgetList.push({
-    name: 'pins: added latency p50 over the same server without pins', target: '≤ 0.05 ms',
-    measured: `${f(added, 3)} ms`, met: added <= 0.05,
+    name: 'pins: added latency p50 over the same server without pins (paired runs)', target: '≤ 0.05 ms',
+    measured: `${f(added, 3)} ms (median of ${p.pairs.length} pairs: ${f(p.sequential_p50_ms_median.on)} vs ${f(p.sequential_p50_ms_median.off)} ms; the case table: ${f(derived[pinsName].added_p50_ms_over_memory_sequential, 3)} ms)`,
+    met: added <= 0.05,
   });
   // From the paired runs, as for metrics: one loaded run of each case moves
   // by more than 5 % from run to run.
@@ -879,16 +901,16 @@ for (const [name, list] of Object.entries(runs)) {
 }
 const pairTable = (m, what) => {
   out.push('');
-  out.push(`| pair | ${what} off: requests/s | on: requests/s | on / off | off: CPU ms per request | on: CPU ms per request | on / off |`);
-  out.push('|---|---|---|---|---|---|---|');
-  m.pairs.forEach((p, i) => out.push(`| ${i + 1} | ${f(p.off.rps, 0)} | ${f(p.on.rps, 0)} | ${f(p.throughput_ratio * 100, 1)} % | ${f(p.off.cpu_ms_per_request)} | ${f(p.on.cpu_ms_per_request)} | ${f(p.cpu_ratio * 100, 1)} % |`));
-  out.push(`| **median** | ${f(m.rps_median.off, 0)} | ${f(m.rps_median.on, 0)} | **${f(m.throughput_ratio_median * 100, 1)} %** | ${f(m.cpu_ms_per_request_median.off)} | ${f(m.cpu_ms_per_request_median.on)} | ${f(m.cpu_ratio_median * 100, 1)} % |`);
+  out.push(`| pair | ${what} off: requests/s | on: requests/s | on / off | off: CPU ms per request | on: CPU ms per request | on / off | sequential p50 off / on (ms) | added p50 (ms) |`);
+  out.push('|---|---|---|---|---|---|---|---|---|');
+  m.pairs.forEach((p, i) => out.push(`| ${i + 1} | ${f(p.off.rps, 0)} | ${f(p.on.rps, 0)} | ${f(p.throughput_ratio * 100, 1)} % | ${f(p.off.cpu_ms_per_request)} | ${f(p.on.cpu_ms_per_request)} | ${f(p.cpu_ratio * 100, 1)} % | ${f(p.off.sequential_p50_ms)} / ${f(p.on.sequential_p50_ms)} | ${f(p.added_sequential_p50_ms, 3)} |`));
+  out.push(`| **median** | ${f(m.rps_median.off, 0)} | ${f(m.rps_median.on, 0)} | **${f(m.throughput_ratio_median * 100, 1)} %** | ${f(m.cpu_ms_per_request_median.off)} | ${f(m.cpu_ms_per_request_median.on)} | ${f(m.cpu_ratio_median * 100, 1)} % | ${f(m.sequential_p50_ms_median.off)} / ${f(m.sequential_p50_ms_median.on)} | **${f(m.added_sequential_p50_ms_median, 3)}** |`);
   out.push('');
 };
 {
   const m = metricsComparison;
   out.push('');
-  out.push(`Metrics on vs off, paired: ${m.pairs.length} pairs of ${m.seconds} s loaded runs (${m.connections} connections), off-on then on-off in turn; the metrics server scraped (/metrics, admin token) every second all along: ${m.scraper.scrapes} scrapes, ${m.scraper.failures} failed, ${m.scraper.bytes} bytes each, ${m.scraper.decisions} decisions counted by the last.`);
+  out.push(`Metrics on vs off, paired: ${m.pairs.length} pairs, each turn ${m.sequential_seconds} s sequential then ${m.seconds} s loaded (${m.connections} connections), off-on then on-off in turn; the metrics server scraped (/metrics, admin token) every second all along: ${m.scraper.scrapes} scrapes, ${m.scraper.failures} failed, ${m.scraper.bytes} bytes each, ${m.scraper.decisions} decisions counted by the last.`);
   pairTable(m, 'metrics');
   out.push(`- in process, without the network: metrics add ${f(m.in_process_us_per_call, 2)} µs of CPU to a call (a decision counted and timed, the store's reserve and commit timed, the upstream's answer counted and timed), ${f(m.in_process_share_of_cpu_per_request * 100, 2)} % of toolgate's ${f(m.cpu_ms_per_request_median.off)} ms of CPU per request`);
   if (m.profile_share !== undefined) out.push(`- \`--profile\`: worker/metrics.js and prom-client take ${f(m.profile_share * 100, 2)} % of the self time of a \`toolgate serve --metrics\` under load (scraped every second)`);
@@ -897,8 +919,15 @@ const pairTable = (m, what) => {
 {
   const m = pinsComparison;
   out.push('');
-  out.push(`Pins on vs off, paired: ${m.pairs.length} pairs of ${m.seconds} s loaded runs (${m.connections} connections), off-on then on-off in turn; the same server without and with \`--pins\`.`);
+  out.push(`Pins on vs off, paired: ${m.pairs.length} pairs, each turn ${m.sequential_seconds} s sequential then ${m.seconds} s loaded (${m.connections} connections), off-on then on-off in turn; the same server without and with \`--pins\`.`);
   pairTable(m, 'pins');
+  out.push(`- other processes used up to ${f(m.foreign_cpu_share_max * 100, 0)} % of the machine's CPU during these runs`);
+}
+{
+  const m = oauthComparison;
+  out.push('');
+  out.push(`OAuth JWT vs static token, paired: ${m.pairs.length} pairs, each turn ${m.sequential_seconds} s sequential then ${m.seconds} s loaded (${m.connections} connections), off-on then on-off; the memory-store server called with its static token (off) and the OAuth server called with an ES256 JWT (on).`);
+  pairTable(m, 'JWT');
   out.push(`- other processes used up to ${f(m.foreign_cpu_share_max * 100, 0)} % of the machine's CPU during these runs`);
 }
 if (rounds > 1) {
@@ -950,7 +979,7 @@ writeFileSync(flags.out, JSON.stringify({
     metrics_pairs: metricsPairs, metrics_seconds: metricsSeconds,
     quick, upstream_transport: flags.transport, date: new Date().toISOString(),
   },
-  budgets: budgetList, summary, derived, first_call_ms: firstCallMs, budgets_by_case: budgets, round_trips: roundTrips, authentication_cost: authCost, metrics_on_off: metricsComparison, pins_on_off: pinsComparison,
+  budgets: budgetList, summary, derived, first_call_ms: firstCallMs, budgets_by_case: budgets, round_trips: roundTrips, authentication_cost: authCost, metrics_on_off: metricsComparison, pins_on_off: pinsComparison, oauth_vs_static_token: oauthComparison,
   runs, profiles, everything,
 }, null, 2));
 writeFileSync(flags.out.replace(/(\.json)?$/, '.md'), `${out.join('\n')}\n`);

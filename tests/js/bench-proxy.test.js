@@ -17,7 +17,7 @@ import { repoRoot } from './cli-helpers.js';
 const run = promisify(execFile);
 const readJson = async (file) => JSON.parse(await readFile(file, 'utf8'));
 
-test('proxy.bench.js: every case, metrics and pins on vs off in pairs, the budgets', { timeout: 300_000 }, async (t) => {
+test('proxy.bench.js: every case, metrics, pins and OAuth on vs off in pairs, the budgets', { timeout: 300_000 }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'toolgate-bench-proxy-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'proxy.json');
@@ -62,6 +62,24 @@ test('proxy.bench.js: every case, metrics and pins on vs off in pairs, the budge
   const pinsBudget = result.budgets.find((b) => /^pins: throughput/.test(b.name));
   assert.equal(pinsBudget.met, pins.throughput_ratio_median >= 0.95);
   assert.match(pinsBudget.measured, /^[\d.]+ % \(median of 3 pairs/);
+  // Every pair also ran each side sequentially: the added p50 budgets read
+  // the median of the pairs' differences, for pins and for OAuth.
+  for (const pair of pins.pairs) {
+    assert.ok(Math.abs(pair.added_sequential_p50_ms - (pair.on.sequential_p50_ms - pair.off.sequential_p50_ms)) < 1e-12);
+  }
+  assert.equal(pins.added_sequential_p50_ms_median, pins.pairs.map((p) => p.added_sequential_p50_ms).sort((a, b) => a - b)[1]);
+  const pinsP50 = result.budgets.find((b) => /^pins: added latency/.test(b.name));
+  assert.equal(pinsP50.met, pins.added_sequential_p50_ms_median <= 0.05);
+  assert.match(pinsP50.measured, /^-?[\d.]+ ms \(median of 3 pairs/);
+  const oauth = result.oauth_vs_static_token;
+  assert.equal(oauth.pairs.length, 3);
+  for (const pair of oauth.pairs) {
+    // the OAuth side was called with the JWT: every call allowed and answered
+    for (const side of ['off', 'on']) assert.ok(pair[side].requests > 0 && pair[side].non2xx === 0, JSON.stringify(pair[side]));
+  }
+  const oauthBudget = result.budgets.find((b) => /^OAuth JWT added p50/.test(b.name));
+  assert.equal(oauthBudget.met, oauth.added_sequential_p50_ms_median <= 0.05);
+  assert.match(oauthBudget.measured, /^-?[\d.]+ ms \(median of 3 pairs/);
 
   // Every case of the table ran (Redis left out).
   assert.deepEqual(Object.keys(result.summary), ['direct', 'passthrough', 'toolgate (memory store)', 'toolgate (memory store, metrics on)',
@@ -73,6 +91,7 @@ test('proxy.bench.js: every case, metrics and pins on vs off in pairs, the budge
   assert.match(markdown, /^- the first tools\/call each server answered after it started \(ms, wall\): direct [\d.]+, passthrough [\d.]+, toolgate \(memory store\) [\d.]+/m);
   assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
   assert.match(markdown, /Pins on vs off, paired: 3 pairs/);
+  assert.match(markdown, /OAuth JWT vs static token, paired: 3 pairs/);
   assert.match(markdown, /\| \*\*median\*\* \|/);
   assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);
 });
