@@ -2,8 +2,6 @@
 // OAUTH_ISSUERS / OAUTH_RESOURCE bindings, oidc-provider as the authorization
 // server, and the MCP SDK client running its own OAuth flow through it.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { Miniflare } from 'miniflare';
@@ -31,8 +29,6 @@ before(async () => {
   const port = await freePort();
   mcp = `http://127.0.0.1:${port}/mcp`;
   const modules = await moduleGraph('worker/workers.js');
-  // workerd looks a bare specifier up beside the importing module.
-  modules.push({ type: 'ESModule', path: path.join(repoRoot, 'worker/eventsource-parser'), contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')) });
   mf = new Miniflare({
     modulesRoot: repoRoot,
     modules,
@@ -104,9 +100,7 @@ test('workerd: the MCP SDK client runs the OAuth flow with oidc-provider and cal
 test('workerd: the OAUTH_RESOURCE host is one the Worker answers to without PUBLIC_URL; others get 403', async () => {
   const other = new Miniflare({
     modulesRoot: repoRoot,
-    modules: await moduleGraph('worker/workers.js').then(async (modules) => [...modules, {
-      type: 'ESModule', path: path.join(repoRoot, 'worker/eventsource-parser'), contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
-    }]),
+    modules: await moduleGraph('worker/workers.js'),
     compatibilityDate: '2025-01-01',
     bindings: { UPSTREAM_URL: everything.url, POLICY: JSON.stringify(POLICY), ADMIN_TOKEN: 'workerd-oauth-admin-token', OAUTH_ISSUERS: keys.issuer, OAUTH_RESOURCE: 'https://mcp.test/mcp' },
     durableObjects: { COUNTERS: { className: 'ToolgateCounters', useSQLite: true }, APPROVALS: { className: 'ToolgateApprovals', useSQLite: true } },

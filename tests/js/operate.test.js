@@ -294,11 +294,6 @@ describe('on Workers (workerd through Miniflare)', () => {
     const { Miniflare } = await import('miniflare');
     const { moduleGraph } = await import('./workerd-modules.js');
     const modules = await moduleGraph('worker/workers.js');
-    modules.push({
-      type: 'ESModule',
-      path: join(repoRoot, 'worker/eventsource-parser'),
-      contents: await readFile(join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
-    });
     const mf = new Miniflare({
       modulesRoot: repoRoot, modules, compatibilityDate: '2025-01-01', bindings,
       durableObjects: { COUNTERS: { className: 'ToolgateCounters', useSQLite: true }, APPROVALS: { className: 'ToolgateApprovals', useSQLite: true } },

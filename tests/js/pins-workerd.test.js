@@ -27,11 +27,6 @@ const names = (list) => list.tools.map((t) => t.name).sort();
 // As tests/js/proxy-workerd.test.js: every module listed, eventsource-parser beside worker/sse.js.
 async function workerOptions(bindings) {
   const modules = await moduleGraph('worker/workers.js');
-  modules.push({
-    type: 'ESModule',
-    path: path.join(repoRoot, 'worker/eventsource-parser'),
-    contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
-  });
   return {
     modulesRoot: repoRoot,
     modules,

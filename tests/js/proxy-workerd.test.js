@@ -4,15 +4,11 @@
 // @modelcontextprotocol/server-everything.
 //
 // Every module is listed explicitly, from worker/workers.js's imports
-// (./workerd-modules.js says why); the
-// one npm dependency of the handler, eventsource-parser, is given as
-// worker/eventsource-parser, which is where workerd looks for the bare
-// `import ... from 'eventsource-parser'` of worker/sse.js.
-// (wrangler bundles it instead.)
+// (./workerd-modules.js says why, and adds the npm packages the worker
+// imports, eventsource-parser and jose, where workerd looks them up; wrangler
+// bundles them instead).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 
 import { Miniflare } from 'miniflare';
 
@@ -37,12 +33,6 @@ const POLICY = {
 /** Miniflare running the Workers entry with these bindings. */
 export async function startWorkerProxy(bindings) {
   const modules = await moduleGraph('worker/workers.js');
-  modules.push({
-    type: 'ESModule',
-    // workerd looks a bare specifier up beside the importing module (worker/sse.js)
-    path: path.join(repoRoot, 'worker/eventsource-parser'),
-    contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
-  });
   const mf = new Miniflare({
     modulesRoot: repoRoot,
     modules,

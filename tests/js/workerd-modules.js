@@ -18,7 +18,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * (where workerd looks a bare specifier up) re-exporting the package's web
  * build, and that build's own module graph.
  */
-const PACKAGES = { jose: 'node_modules/jose/dist/webapi/index.js' };
+const PACKAGES = {
+  jose: 'node_modules/jose/dist/webapi/index.js',
+  'eventsource-parser': 'node_modules/eventsource-parser/dist/index.js', // worker/sse.js
+};
 
 export async function moduleGraph(entry) {
   const seen = new Map();

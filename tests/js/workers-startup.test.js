@@ -11,8 +11,6 @@
 // the isolate keeps answering.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { Miniflare } from 'miniflare';
@@ -42,11 +40,6 @@ after(async () => {
  */
 async function startEntry(bindings) {
   const modules = await moduleGraph('tests/js/fixtures/workers-env-override.worker.js');
-  modules.push({
-    type: 'ESModule',
-    path: path.join(repoRoot, 'worker/eventsource-parser'),
-    contents: await readFile(path.join(repoRoot, 'node_modules/eventsource-parser/dist/index.js')),
-  });
   const lines = [];
   const waiters = [];
   const seen = (line) => {
