@@ -8,7 +8,7 @@ import { JsonRpcError, errorMessage, readMessages } from './gate.js';
 // fatal: invalid UTF-8 is refused, not replaced by U+FFFD (a replacement
 // would let two different bodies read as one). A leading BOM is dropped, as
 // TextDecoder does by default.
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * `bytes` (UTF-8 JSON text) as messages, or the JSON-RPC error that refuses

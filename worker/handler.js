@@ -6,7 +6,7 @@
 import { jsonContentTypeProblem } from './content-type.js';
 import { findJsonProblem } from './json-check.js';
 import { Gate, JsonRpcError, errorMessage } from './gate.js';
-import { readBodyMessages } from './body-read.js';
+import { readBodyMessages, strictUtf8 } from './body-read.js';
 import { Failure, Outcome } from './exchange.js';
 import { ANONYMOUS_GRANT, bearerToken, tokenMatches } from './grants.js';
 import { transformEventStream } from './sse.js';
@@ -892,7 +892,6 @@ export class PlainAbort {
 }
 
 const utf8 = new TextDecoder();
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 // The bytes as text when they are strict UTF-8 and do not start with a byte
 // order mark (the text then says exactly what the bytes do, for any reader:
 // a decoder drops a leading mark, a JSON reader may refuse it); else null.
