@@ -4,11 +4,11 @@
 // __embind_register_native_and_builtin_types), and a cold start runs each
 // registration's JS for the first time at instantiate. The bindings
 // (wasm/bindings.cpp) use no 64-bit integer, wide string, emscripten::val or
-// memory view, so those four kinds of registration are no-ops here: 22 of the
-// 41 calls do nothing, and the glue drops the code that would have served
+// memory view, so those four kinds of registration are no-ops here: 23 of the
+// 38 calls do nothing, and the glue drops the code that would have served
 // those types (the UTF-16/UTF-32 decoders, the typed-array views, the BigInt
 // converters). A binding that used one of these types anyway would fail its
-// first call with embind's UnboundTypeError (tests/js/wasm.test.js calls every
+// first call with embind's UnboundTypeError (tests/js/api.test.js calls every
 // binding); it could never read memory as the wrong type.
 mergeInto(LibraryManager.library, {
   _embind_register_bigint: function (primitiveType, name, size, minRange, maxRange) {},
