@@ -301,16 +301,15 @@ JsonReadResult read_json(std::string_view text, const JsonReadOptions& options) 
   JsonReadResult result;
   result.source_map = SourceMap(text);
   DomBuilder builder(text, options, result);
-  bool parsed = false;
-  if (options.record_positions) {
-    CountingIterator first(text.data(), builder.cursor());
-    CountingIterator last(text.data() + text.size(), builder.cursor());
-    parsed = json::sax_parse(first, last, &builder, json::input_format_t::json, /*strict=*/true);
-  } else {
-    // No positions wanted: nlohmann's own contiguous-input adapter is faster.
-    parsed = json::sax_parse(text.data(), text.data() + text.size(), &builder, json::input_format_t::json,
-                             /*strict=*/true);
-  }
+  // One instantiation of nlohmann's lexer and parser for every read, with or
+  // without positions: a second one over plain `const char*` (slightly faster
+  // per character) was 6 KB more .wasm, and read_json, which inlined both,
+  // was twice the code V8 compiles on a cold start's first policy
+  // (bench/README.md, "Cold start"). Without positions the published offset
+  // is simply not read.
+  CountingIterator first(text.data(), builder.cursor());
+  CountingIterator last(text.data() + text.size(), builder.cursor());
+  const bool parsed = json::sax_parse(first, last, &builder, json::input_format_t::json, /*strict=*/true);
   if (!parsed && result.errors.empty()) {
     Diagnostic diagnostic;
     diagnostic.code = "json_syntax";

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <random>
 #include <string>
 #include <utility>
@@ -300,6 +302,83 @@ TEST(JsonReaderPositions, OnlyKeysWithTheCharacterWhenFiltered) {
   }
   EXPECT_GT(recorded, 100u);
   EXPECT_GT(skipped, 100u);
+}
+
+// Reads with and without positions go through one instantiation of
+// nlohmann's parser (json_reader.cpp): over seeded random documents, whole
+// and mutated (cut, a byte changed or inserted, invalid UTF-8, duplicate
+// keys), both read the same value, accept exactly what nlohmann's own
+// strict parser accepts, and report the same errors (codes, messages,
+// pointers; the syntax error's line and column too: it comes from the
+// lexer, not from the positions), stopping at a duplicate or not.
+TEST(JsonReaderPositions, ReadsWithAndWithoutPositionsAgree) {
+  std::mt19937_64 rng(17);
+  const std::vector<std::string> strings = {"a", "run", "*", "\\\"", "\\u00e9", "\xc3\xa9", "\xf0\x9f\x98\x80", "x y", ""};
+  std::function<std::string(int)> value = [&](int depth) -> std::string {
+    switch (depth > 3 ? rng() % 5 : rng() % 7) {
+      case 0: return "null";
+      case 1: return rng() % 2 ? "true" : "false";
+      case 2: return std::to_string(static_cast<long long>(rng() % 2000000) - 1000000);
+      case 3: return std::to_string(static_cast<double>(rng() % 100000) / 7.0) + (rng() % 3 ? "" : "e-3");
+      case 4: return "\"" + strings[rng() % strings.size()] + "\"";
+      case 5: {
+        std::string out = "[";
+        for (std::size_t i = 0, n = rng() % 4; i < n; ++i) out += (i ? ", " : "") + value(depth + 1);
+        return out + "]";
+      }
+      default: {
+        std::string out = "{";
+        for (std::size_t i = 0, n = rng() % 4; i < n; ++i) {
+          out += (i ? ",\n " : "") + std::string("\"") + strings[rng() % 4] + "\": " + value(depth + 1);
+        }
+        return out + "}";
+      }
+    }
+  };
+  const std::string bytes = "{}[],:\"\\ 0e.-tfn\x80\xff\xc3";
+  std::size_t accepted = 0;
+  std::size_t refused = 0;
+  std::size_t duplicates = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = value(0);
+    switch (rng() % 4) {
+      case 0: break;
+      case 1: text.resize(rng() % (text.size() + 1)); break;
+      case 2: if (!text.empty()) text[rng() % text.size()] = bytes[rng() % bytes.size()]; break;
+      default: text.insert(text.begin() + static_cast<std::ptrdiff_t>(rng() % (text.size() + 1)), bytes[rng() % bytes.size()]); break;
+    }
+    for (bool stop : {false, true}) {
+      JsonReadOptions with;
+      with.stop_at_duplicate_key = stop;
+      JsonReadOptions without = with;
+      without.record_positions = false;
+      const JsonReadResult a = read_json(text, with);
+      const JsonReadResult b = read_json(text, without);
+      ASSERT_EQ(a.complete, b.complete) << text;
+      EXPECT_EQ(a.value, b.value) << text;
+      ASSERT_EQ(a.errors.size(), b.errors.size()) << text;
+      for (std::size_t i = 0; i < a.errors.size(); ++i) {
+        EXPECT_EQ(a.errors[i].code, b.errors[i].code) << text;
+        EXPECT_EQ(a.errors[i].message, b.errors[i].message) << text;
+        EXPECT_EQ(a.errors[i].pointer, b.errors[i].pointer) << text;
+        if (a.errors[i].code == "json_syntax") {
+          EXPECT_EQ(a.errors[i].line, b.errors[i].line) << text;
+          EXPECT_EQ(a.errors[i].column, b.errors[i].column) << text;
+        }
+      }
+      const bool has_duplicate = std::any_of(a.errors.begin(), a.errors.end(), [](const Diagnostic& d) { return d.code == "json_duplicate_key"; });
+      // nlohmann's own parser (its contiguous-input instantiation) as the
+      // reference for which texts are JSON; duplicate keys are JSON to it.
+      if (!(stop && has_duplicate)) EXPECT_EQ(a.complete, json::accept(text)) << text;
+      if (stop) continue;
+      if (has_duplicate) ++duplicates;
+      if (a.ok()) ++accepted;
+      else ++refused;
+    }
+  }
+  EXPECT_GT(accepted, 500u);
+  EXPECT_GT(refused, 500u);
+  EXPECT_GT(duplicates, 20u);
 }
 
 // RFC 6901: "~" is written "~0" and "/" is written "~1" in a pointer token.

@@ -1075,3 +1075,59 @@ describe('locate()', () => {
     assert.equal(toolgate.locate('{not json', '/a'), null);
   });
 });
+
+// The core registers only the embind built-in types its bindings use (void,
+// bool, unsigned int, double, std::string; wasm/emscripten/
+// embind-unused-types.js makes the rest no-ops). A binding whose signature
+// needed another type would throw embind's UnboundTypeError on its first
+// call: each is called here, with the types its answer must have.
+describe('the engine bindings', () => {
+  const METHODS = ['address', 'diagnostics', 'evaluate', 'finishTrace', 'hash', 'hidden', 'limits', 'monitored', 'ok',
+    'parked', 'release', 'startBufferTraced', 'startText', 'startTextTraced', 'summary'];
+  const FUNCTIONS = ['boundaryLayout', 'finish', 'locate', 'readTimestamp', 'tracedStart', 'version'];
+
+  test('every method and function answers through the real core, none with an unbound type', async () => {
+    const toolgate = await loadToolgate({ wasmBinary: await readFile(new URL('../../wasm/dist/toolgate_core.wasm', import.meta.url)) });
+    const text = JSON.stringify({ version: '1', default: 'deny', mode: 'monitor', hide: ['secret'], tools: { run: { rate_limit: '2/minute' } } });
+    const call = JSON.stringify({ tool: 'run', arguments: {}, grant: 'alice', now: 0 });
+    toolgate.callCore((core) => {
+      // Exactly these are bound: a binding added later is added here too.
+      const own = (object) => Object.getOwnPropertyNames(object).filter((name) => typeof object[name] === 'function');
+      assert.deepEqual(own(core.CompiledPolicy.prototype).filter((name) => METHODS.includes(name)).sort(), METHODS);
+      for (const name of FUNCTIONS) assert.equal(typeof core[name], 'function', name);
+      const layout = JSON.parse(core.boundaryLayout());
+      const ticket = () => core.HEAPU32[(core._toolgate_output() + layout.output.fields.ticket.offset) >> 2];
+      const handle = new core.CompiledPolicy(text);
+      try {
+        assert.equal(handle.ok(), true);
+        assert.equal(handle.diagnostics(), '[]');
+        assert.match(handle.hash(), /^[0-9a-f]{64}$/);
+        assert.equal(JSON.parse(handle.summary()).ok, true);
+        assert.equal(typeof handle.address(), 'number');
+        assert.equal(handle.hidden('secret'), true);
+        assert.equal(handle.hidden('run'), false);
+        assert.equal(handle.monitored('run'), true);
+        assert.equal(JSON.parse(handle.limits()).length, 1);
+        assert.equal(JSON.parse(handle.evaluate(call, 0)).counters.length, 1);
+        handle.startText(call, 0, true); // parks: one evaluation waits
+        assert.equal(handle.parked(), 1);
+        handle.release(ticket());
+        assert.equal(handle.parked(), 0);
+        handle.startTextTraced(call, 0); // parks too, traced
+        assert.equal(JSON.parse(core.tracedStart()).pending.counters.length, 1);
+        handle.release(ticket());
+        handle.startBufferTraced(0, 0); // an empty buffer: an invalid call, traced
+        assert.deepEqual(JSON.parse(core.tracedStart()), { trace: [] });
+        assert.equal(handle.finishTrace(0), '[]');
+        assert.equal(handle.parked(), 0);
+      } finally {
+        handle.delete();
+      }
+      assert.equal(JSON.parse(core.finish('{}')).code, 'store_error');
+      assert.equal(core.readTimestamp('"1970-01-01T00:00:01Z"'), 1000);
+      assert.ok(Number.isNaN(core.readTimestamp('"not a time"')));
+      assert.equal(core.locate(text, '/tools/run'), '1,83');
+      assert.match(core.version(), /^\d+\.\d+\.\d+/);
+    });
+  });
+});
