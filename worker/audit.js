@@ -67,14 +67,34 @@ function canonical(value, depth) {
     // A Date, Map, class instance...: JSON.stringify would guess (toJSON, or {}).
     throw new TypeError(`canonicalJson: a ${value.constructor?.name ?? 'non-plain'} object is not JSON data`);
   }
-  // Array.prototype.sort compares strings by UTF-16 code units, as RFC 8785 orders names.
-  const names = Object.keys(value).sort();
+  const names = sortedNames(Object.keys(value));
   let text = '{';
   for (let i = 0; i < names.length; i += 1) {
     if (i > 0) text += ',';
     text += `${JSON.stringify(names[i])}:${canonical(value[names[i]], depth + 1)}`;
   }
   return `${text}}`;
+}
+
+// An object's names in RFC 8785's order: by UTF-16 code units, which is how
+// both `<` and Array.prototype.sort compare strings. A few names (what
+// arguments objects have) are sorted in place by insertion: sort() copies the
+// array into a work area of its own each time, a fifth of the bytes an audited
+// call allocated in canonicalJson. Names are distinct (an object's own keys).
+const INSERTION_SORT_NAMES = 16;
+function sortedNames(names) {
+  const n = names.length;
+  if (n > INSERTION_SORT_NAMES) return names.sort();
+  for (let i = 1; i < n; i += 1) {
+    const name = names[i];
+    let j = i - 1;
+    while (j >= 0 && names[j] > name) {
+      names[j + 1] = names[j];
+      j -= 1;
+    }
+    names[j + 1] = name;
+  }
+  return names;
 }
 
 // What was computed of a call's arguments where they were parsed (on Node, a
