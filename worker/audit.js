@@ -176,7 +176,10 @@ export class StreamAuditSink {
   #queue = Promise.resolve();
   #streamError = null;
   #coalesce;
-  #pending = null; // with coalesce: lines of this turn, [{ line, resolve, reject }]
+  // With coalesce: this turn's lines as one text and the promise they share
+  // ({ text, promise, resolve, reject }: one promise a batch, not one a line,
+  // as ./audit-file.js), or null.
+  #pending = null;
 
   constructor(writer, { coalesce = false } = {}) {
     this.#coalesce = coalesce === true;
@@ -210,13 +213,17 @@ export class StreamAuditSink {
       return Promise.reject(error);
     }
     if (this.#coalesce) {
-      return new Promise((resolve, reject) => {
-        if (this.#pending === null) {
-          this.#pending = [];
-          laterTask(() => this.#writePending());
-        }
-        this.#pending.push({ line, resolve, reject });
-      });
+      let batch = this.#pending;
+      if (batch === null) {
+        batch = this.#pending = { text: '', promise: null, resolve: null, reject: null };
+        batch.promise = new Promise((resolve, reject) => {
+          batch.resolve = resolve;
+          batch.reject = reject;
+        });
+        laterTask(this.#writePendingLater);
+      }
+      batch.text += line;
+      return batch.promise;
     }
     return this.#enqueue(line);
   }
@@ -227,14 +234,13 @@ export class StreamAuditSink {
     return written;
   }
 
+  #writePendingLater = () => this.#writePending();
+
   #writePending() {
     const batch = this.#pending;
     this.#pending = null;
     if (batch === null) return;
-    this.#enqueue(batch.length === 1 ? batch[0].line : batch.map((entry) => entry.line).join('')).then(
-      () => { for (const entry of batch) entry.resolve(); },
-      (error) => { for (const entry of batch) entry.reject(error); },
-    );
+    this.#enqueue(batch.text).then(batch.resolve, batch.reject);
   }
 
   // Writes what waits for this turn, then waits for the writes under way;
