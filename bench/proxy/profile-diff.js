@@ -24,7 +24,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,12 @@ const sampleAlloc = flags.alloc;
 const work = mkdtempSync(join(tmpdir(), 'toolgate-profile-diff-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 writeFileSync(join(work, 'policy.json'), JSON.stringify(POLICY));
+// Audit files in a directory of their own: toolgate serve watches the
+// directories of its policy and grants files (reload), and an audit file
+// beside them wakes every server's watcher at each append (an inotify read
+// and a callback per batch, in each toolgate process on the machine).
+const auditDir = join(work, 'audit');
+mkdirSync(auditDir);
 writeFileSync(join(work, 'grants.json'), JSON.stringify({
   grants: [{ id: 'bench-agent', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), attributes: { role: 'support' } }],
 }));
@@ -139,7 +145,7 @@ if (flags.store === 'redis') redis = await startRedis();
 const upstream = await start('upstream', [join(here, 'upstream.js')], null);
 const passthrough = await start('passthrough', [join(here, 'passthrough.js'), '--upstream', `${upstream.url}/mcp`], profile);
 const serve = (name, bin) => start(name, [bin, 'serve', '--policy', join(work, 'policy.json'), '--upstream', `${upstream.url}/mcp`,
-  '--grants', join(work, 'grants.json'), '--port', '0', '--store', redis ? redis.url : 'memory', '--audit', `file:${join(work, `audit-${name}.jsonl`)}`], profile);
+  '--grants', join(work, 'grants.json'), '--port', '0', '--store', redis ? redis.url : 'memory', '--audit', `file:${join(auditDir, `audit-${name}.jsonl`)}`], profile);
 const toolgate = await serve('toolgate', flags['toolgate-bin']);
 // Its counters under a prefix of their own would need a flag serve lacks; the
 // policy's limit never denies, so sharing the Redis keys changes nothing.
