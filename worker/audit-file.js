@@ -26,8 +26,13 @@ export class FileAuditSink {
   #handle = null; // FileHandle, opened at the first write
   #queue = Promise.resolve(); // the last write, reopen or close
   #closed = false;
-  #waiting = []; // lines not yet handed to a write: { line, resolve, reject }
-  #waitingBytes = 0; // their length (UTF-16 units: a bound, not an exact byte count)
+  // The lines not yet handed to a write, as one text, and the promise they
+  // share: { text, promise, resolve, reject }, or null. One promise a batch,
+  // not one a line: every line of a batch is written by the same append, so
+  // each write() of it settles when that append does, as it would with a
+  // promise of its own (and a promise, its executor and an entry per audited
+  // call were most of what this sink allocated).
+  #waiting = null;
   #timer = null; // the flush scheduled for #waiting, or null
 
   /**
@@ -57,13 +62,22 @@ export class FileAuditSink {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ line, resolve, reject });
-      this.#waitingBytes += line.length;
-      if (this.#waitingBytes >= this.#maxBatchBytes || this.#flushMs === 0) this.#flush();
-      else this.#timer ??= setTimeout(() => this.#flush(), this.#flushMs);
-    });
+    let batch = this.#waiting;
+    if (batch === null) {
+      batch = this.#waiting = { text: '', promise: null, resolve: null, reject: null };
+      batch.promise = new Promise((resolve, reject) => {
+        batch.resolve = resolve;
+        batch.reject = reject;
+      });
+    }
+    // (The text's length in UTF-16 units: a bound, not an exact byte count.)
+    batch.text += line;
+    if (batch.text.length >= this.#maxBatchBytes || this.#flushMs === 0) this.#flush();
+    else this.#timer ??= setTimeout(this.#flushLater, this.#flushMs);
+    return batch.promise;
   }
+
+  #flushLater = () => this.#flush();
 
   // Hands the waiting lines to one write, queued after the writes before it.
   #flush() {
@@ -71,10 +85,9 @@ export class FileAuditSink {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#waiting.length === 0) return;
     const batch = this.#waiting;
-    this.#waiting = [];
-    this.#waitingBytes = 0;
+    if (batch === null) return;
+    this.#waiting = null;
     this.#enqueue(() => this.#writeBatch(batch));
   }
 
@@ -82,12 +95,12 @@ export class FileAuditSink {
     try {
       const handle = await this.#opened();
       // FileHandle.appendFile writes the whole text (looping over short writes).
-      await handle.appendFile(batch.length === 1 ? batch[0].line : batch.map((entry) => entry.line).join(''), 'utf8');
+      await handle.appendFile(batch.text, 'utf8');
     } catch (error) {
-      for (const entry of batch) entry.reject(error);
+      batch.reject(error);
       return;
     }
-    for (const entry of batch) entry.resolve();
+    batch.resolve();
   }
 
   /**

@@ -29,7 +29,10 @@ const MAX_OWN_ANSWER_BYTES = 16 * MB;
 // decided, written again as UTF-8 JSON, and is labelled so by toolgate
 // (callUpstream), never by the client. Upstream credentials come from the
 // server's configured headers.
-const FORWARDED_REQUEST_HEADERS = ['accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
+// (Mcp-Session-Id and traceparent are forwarded too, but not as the client
+// sent them: the server's own session id, and a checked trace parent, both
+// taken from the request's scope, which read them once.)
+const FORWARDED_REQUEST_HEADERS = ['accept', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-protocol-version', 'cache-control', 'retry-after'];
 
 /**
@@ -286,7 +289,8 @@ export function createHandler(options) {
   async function post(request, server, scope) {
     const typeProblem = jsonContentTypeProblem(request.headers.get('content-type'));
     if (typeProblem) return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, `${typeProblem} Nothing was forwarded.`));
-    if (request.headers.has('content-encoding') && !/^\s*identity\s*$/i.test(request.headers.get('content-encoding'))) {
+    const encoding = request.headers.get('content-encoding');
+    if (encoding !== null && !/^\s*identity\s*$/i.test(encoding)) {
       return json(415, errorMessage(null, JsonRpcError.INVALID_REQUEST, 'Content-Encoding is not supported on requests: send the JSON body as it is. Nothing was forwarded.'));
     }
     if (!takeSlot(scope.grant)) {
@@ -585,11 +589,11 @@ export function createHandler(options) {
     // The body is toolgate's own JSON text, so toolgate labels it.
     if (body !== undefined) headers['content-type'] = 'application/json';
     // The server's own session id (the client holds the bound one).
-    if (scope.session === undefined) delete headers['mcp-session-id'];
-    else headers['mcp-session-id'] = scope.session;
+    if (scope.session !== undefined) headers['mcp-session-id'] = scope.session;
     // W3C trace context: a valid client traceparent (or toolgate's span for
-    // the one call forwarded) goes upstream; an invalid one is dropped.
-    const clientParent = parseTraceparent(request.headers.get('traceparent'));
+    // the one call forwarded) goes upstream; an invalid one is dropped. The
+    // scope holds the request's header as read once (handleMcp).
+    const clientParent = scope.traceparent === undefined ? null : parseTraceparent(scope.traceparent);
     const traceparent = scope.upstreamTraceparent ?? (clientParent ? formatTraceparent(clientParent) : null);
     if (traceparent) {
       headers.traceparent = traceparent;

@@ -379,6 +379,12 @@ const work = mkdtempSync(join(tmpdir(), 'toolgate-proxy-bench-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const policyPath = join(work, 'policy.json');
 const grantsPath = join(work, 'grants.json');
+// Audit files in a directory of their own, as a deployment keeps them apart
+// from its configuration: toolgate serve watches its policy's and grants'
+// directories, and an audit file there would wake every server's watcher at
+// each append (bench/README.md, proxy CPU, fourth round).
+const auditDir = join(work, 'audit');
+mkdirSync(auditDir);
 writeFileSync(policyPath, JSON.stringify(POLICY, null, 2));
 writeFileSync(grantsPath, JSON.stringify({
   grants: [{ id: 'bench-agent', token_sha256: createHash('sha256').update(TOKEN).digest('hex'), attributes: { role: 'support' } }],
@@ -397,9 +403,9 @@ log(`proxy bench: ${rounds} round(s); per case ${warmup} s warm-up, ${seqDuratio
 
 const upstream = await startNode('upstream', [join(here, 'upstream.js')]);
 const passthrough = await startNode('passthrough', passthroughArgs(`${upstream.url}/mcp`));
-const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-memory.jsonl')}` }), { env: serveEnv });
+const toolgateMemory = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(auditDir, 'audit-memory.jsonl')}` }), { env: serveEnv });
 // The same with Prometheus metrics on: what metrics cost (budget: within 2 % of the throughput without).
-const toolgateMetrics = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-metrics.jsonl')}`, extra: ['--metrics'] }), { env: serveEnv });
+const toolgateMetrics = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(auditDir, 'audit-metrics.jsonl')}`, extra: ['--metrics'] }), { env: serveEnv });
 const scraper = startScraper(`${toolgateMetrics.url}/metrics`);
 // The same with the upstream's tools pinned (--pins): each call's definition
 // check is a lookup (the first call makes toolgate list the tools once).
@@ -409,7 +415,7 @@ const pinsPath = join(work, 'pins.json');
   const { makePins } = await import('../../worker/pins.js');
   writeFileSync(pinsPath, JSON.stringify(await makePins({ default: (await listed.json()).result.tools })));
 }
-const toolgatePins = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-pins.jsonl')}` }), '--pins', pinsPath], { env: serveEnv });
+const toolgatePins = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(auditDir, 'audit-pins.jsonl')}` }), '--pins', pinsPath], { env: serveEnv });
 
 let redisServer = null;
 let redis = null;
@@ -428,7 +434,7 @@ if (!flags['no-redis']) {
     await redis.connect();
     redisPid = Number(/process_id:(\d+)/.exec(await redis.sendCommand(['INFO', 'server']))[1]);
     ownPids.add(redisPid);
-    toolgateRedis = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store: redisServer.url, audit: `file:${join(work, 'audit-redis.jsonl')}` }), { env: serveEnv });
+    toolgateRedis = await startNode('toolgate', serveArgs(`${upstream.url}/mcp`, { store: redisServer.url, audit: `file:${join(auditDir, 'audit-redis.jsonl')}` }), { env: serveEnv });
   }
 }
 
@@ -451,7 +457,7 @@ const issuerUrl = `http://127.0.0.1:${issuerServer.address().port}`;
 const oauthToken = await new SignJWT({ sub: 'bench-user', aud: OAUTH_RESOURCE, scope: 'mcp:tools', role: 'support' })
   .setProtectedHeader({ alg: 'ES256', kid: 'bench' }).setIssuer(issuerUrl).setIssuedAt().setExpirationTime('2h').sign(oauthKey);
 const OAUTH_HEADERS = { ...HEADERS, authorization: `Bearer ${oauthToken}` };
-const toolgateOAuth = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(work, 'audit-oauth.jsonl')}` }),
+const toolgateOAuth = await startNode('toolgate', [...serveArgs(`${upstream.url}/mcp`, { audit: `file:${join(auditDir, 'audit-oauth.jsonl')}` }),
   '--oauth-issuer', issuerUrl, '--resource', OAUTH_RESOURCE], { env: serveEnv });
 const oauthName = 'toolgate (memory store, OAuth JWT)';
 
@@ -658,14 +664,14 @@ async function profileServe(name, store, audit, extra = []) {
 const profiles = {};
 if (flags.profile) {
   log('profiling toolgate (memory store)');
-  profiles['toolgate (memory store)'] = await profileServe('memory', 'memory', `file:${join(work, 'audit-profile-memory.jsonl')}`);
+  profiles['toolgate (memory store)'] = await profileServe('memory', 'memory', `file:${join(auditDir, 'audit-profile-memory.jsonl')}`);
   log('profiling toolgate (memory store, metrics on)');
-  profiles[metricsCaseName] = await profileServe('metrics', 'memory', `file:${join(work, 'audit-profile-metrics.jsonl')}`, ['--metrics']);
+  profiles[metricsCaseName] = await profileServe('metrics', 'memory', `file:${join(auditDir, 'audit-profile-metrics.jsonl')}`, ['--metrics']);
   // The metrics' own share of the busy time (self time in worker/metrics.js and prom-client).
   metricsComparison.profile_share = profiles[metricsCaseName].categories?.find((c) => c.category.startsWith('metrics'))?.share ?? 0;
   if (redisServer) {
     log('profiling toolgate (Redis store)');
-    profiles['toolgate (Redis store)'] = await profileServe('redis', redisServer.url, `file:${join(work, 'audit-profile-redis.jsonl')}`);
+    profiles['toolgate (Redis store)'] = await profileServe('redis', redisServer.url, `file:${join(auditDir, 'audit-profile-redis.jsonl')}`);
   }
 }
 
@@ -689,7 +695,7 @@ async function runEverything() {
   const upstreamUrl = `http://127.0.0.1:${port}/mcp`;
   const policy = join(work, 'policy-everything.json');
   writeFileSync(policy, JSON.stringify({ version: '1', default: 'deny', tools: { echo: { rate_limit: { max: 1_000_000_000, window: 'minute' } } } }));
-  const proxy = await startNode('toolgate', serveArgs(upstreamUrl, { audit: `file:${join(work, 'audit-everything.jsonl')}`, policy }), { env: serveEnv });
+  const proxy = await startNode('toolgate', serveArgs(upstreamUrl, { audit: `file:${join(auditDir, 'audit-everything.jsonl')}`, policy }), { env: serveEnv });
   const bare = await startNode('passthrough', passthroughArgs(upstreamUrl));
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello' } } });
 

@@ -47,6 +47,37 @@ function doubleOf(hex) {
 }
 
 describe('canonicalJson (RFC 8785)', () => {
+  test('names in UTF-16 code-unit order, sorted in place up to 16 and by sort() beyond: a seeded property test against plain sort()', () => {
+    // The order RFC 8785 asks for, written the plain way (what canonicalJson did before it sorted small objects itself).
+    const reference = (value) => {
+      if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+      if (value !== null && typeof value === 'object') return `{${Object.keys(value).sort().map((name) => `${JSON.stringify(name)}:${reference(value[name])}`).join(',')}}`;
+      return JSON.stringify(value);
+    };
+    // Names that order differently by code unit, by code point and by number: digits ("10" before "9", though
+    // Object.keys lists integer-like names first, numerically), case, accents, astral characters and lone surrogates.
+    const pieces = ['', 'a', 'A', 'b', 'Z', '_', '0', '1', '9', '10', 'é', 'e\u0301', '\ufb01', '\u{1f600}', '\ud800', '\udfff', '\uffff', ' ', '"', '\\'];
+    for (let seed = 1; seed <= 1500; seed += 1) {
+      const next = random(seed);
+      const int = (n) => Math.floor(next() * n);
+      const name = () => Array.from({ length: 1 + int(3) }, () => pieces[int(pieces.length)]).join('');
+      const valueOf = (depth) => {
+        const kind = int(depth > 2 ? 3 : 5);
+        if (kind === 0) return int(1000) - 500;
+        if (kind === 1) return name();
+        if (kind === 2) return [null, true, false][int(3)];
+        if (kind === 3) return Array.from({ length: int(4) }, () => valueOf(depth + 1));
+        const object = {};
+        // 0 to 40 members: either side of the in-place sort's 16.
+        const members = int(41);
+        for (let i = 0; i < members; i += 1) object[name()] = valueOf(depth + 1);
+        return object;
+      };
+      const value = { ...valueOf(3), nested: valueOf(0) };
+      assert.equal(canonicalJson(value), reference(value), `seed ${seed}`);
+    }
+  });
+
   test('the RFC\'s sample: literals, numbers and string escapes (section 3.2.2)', () => {
     const input = JSON.parse(`{
       "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
@@ -429,6 +460,29 @@ describe('FileAuditSink', () => {
     await sink.close();
     await waiting;
     assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3, 4]);
+  });
+
+  test('one promise per batch: the lines of a batch share it and settle with its append; the next batch has its own', async () => {
+    const path = join(dir, 'shared.jsonl');
+    const sink = new FileAuditSink({ path, flushMs: 3_600_000 });
+    const first = Array.from({ length: 5 }, (_, i) => sink.write(eventOf(i)));
+    assert.equal(new Set(first).size, 1);
+    const flushed = sink.reopen(); // writes what waits, then reopens
+    const second = [sink.write(eventOf(5)), sink.write(eventOf(6))];
+    assert.equal(new Set(second).size, 1);
+    assert.notEqual(second[0], first[0]);
+    await Promise.all(first);
+    await flushed;
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3, 4]);
+    await sink.close();
+    await Promise.all(second);
+    assert.deepEqual(linesOf(await readFile(path, 'utf8')).map((e) => e.request_id), [0, 1, 2, 3, 4, 5, 6]);
+    // A bad event rejects alone and joins no batch.
+    const other = new FileAuditSink({ path: join(dir, 'alone.jsonl'), flushMs: 3_600_000 });
+    const good = other.write(eventOf(7));
+    await assert.rejects(other.write(null), TypeError);
+    await other.close();
+    await good;
   });
 
   test('the default flush interval writes a lone line by itself; bad options are refused', async () => {

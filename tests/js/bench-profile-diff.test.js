@@ -33,3 +33,18 @@ test('profile-diff.js --baseline-bin: a third server from another checkout, inte
   assert.match(stdout, /^Busy time per call: baseline [\d.]+ µs, toolgate [\d.]+ µs\.$/m, stdout);
   assert.match(stdout, /^\| function \| toolgate − baseline \(µs\/call\) \| baseline \| toolgate \|$/m, stdout);
 });
+
+test('profile-diff.js --gc --syscalls --alloc: collections, system calls and bytes allocated per call, per server', { timeout: 150_000 }, async () => {
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'bench/proxy/profile-diff.js'), '--requests', '300', '--rounds', '1', '--top', '80',
+    '--no-profile', '--gc', '--syscalls', '--alloc'], { cwd: repoRoot, timeout: 140_000 });
+  for (const side of ['passthrough', 'toolgate']) {
+    assert.match(stdout, new RegExp(`^\\| ${side} \\| \\d+ \\| [\\d.]+ \\| \\d+ \\| [\\d.]+ \\|$`, 'm'), stdout);
+  }
+  // Both servers answer each call with two socket writes (the request upstream, the answer back): strace counted them.
+  assert.match(stdout, /^\| writev \| \d\.\d{3} \| \d\.\d{3} \|$/m, stdout);
+  assert.match(stdout, /^\| all \| [\d.]+ \| [\d.]+ \|$/m, stdout);
+  const bytes = /^Bytes allocated per call .*: passthrough (\d+), toolgate (\d+)\.$/m.exec(stdout);
+  assert.ok(bytes && Number(bytes[1]) > 0 && Number(bytes[2]) > 0, stdout);
+  // toolgate's own functions allocate: the handler is in the table.
+  assert.match(stdout, /^\| `[^`]+` worker\/(gate|handler|audit)\.js:\d+ \| -?\d+ \| \d+ \| \d+ \|$/m, stdout);
+});
