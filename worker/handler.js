@@ -221,7 +221,8 @@ export function createHandler(options) {
       // the gate calls refreshTools(scope), which asks the upstream with this
       // request's headers. One function for every request, not a closure per
       // request over its scope: that closure made every request's objects
-      // outlive V8's young-generation collections (bench/README.md, "Pins").
+      // outlive V8's young-generation collections under load (bench/README.md,
+      // "Pins: what made them cost").
       refreshTools: server.pins ? refreshScopeTools : undefined, request: server.pins ? request : undefined, serverConfig: server.pins ? server : undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
       waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
