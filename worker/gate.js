@@ -301,8 +301,9 @@ export class Gate {
    * @param {import('./pins.js').ServerPins} [context.pins] the server's tool pins: a call to a tool whose
    *   last seen definition (in context.session) is not its pin is denied (tool_changed)
    * @param {string} [context.session] the server's MCP session id, when it has one
-   * @param {() => Promise<object[]>} [context.refreshTools] with pins: the server's tools/list (every
-   *   page) fetched by the transport in this session, for a tool whose current definition was not seen
+   * @param {(context: object) => Promise<object[]>} [context.refreshTools] with pins: the server's tools/list (every
+   *   page) fetched by the transport in this session, for a tool whose current definition was not seen;
+   *   called with the context itself, so that a transport needs no closure per request over it
    * @returns {Promise<{ refused?: object, forward: object[], answers: object[], exchanges: Map<string, Exchange> }>}
    *   refused: the whole body is refused (nothing forwarded) with this error message;
    *   forward: messages to send upstream, in order; answers: replies made here;
@@ -475,7 +476,7 @@ export class Gate {
     if (this.#mustListTools(tool, context)) {
       try {
         const epoch = this.#pinMonitor.epoch(server, session);
-        const tools = await context.refreshTools();
+        const tools = await context.refreshTools(context);
         this.#learnOutputSchemas(server, tools);
         this.#pinMonitor.learn(server, session, pins, tools, epoch);
         this.#pinMonitor.listed(server, session, epoch);

@@ -218,15 +218,20 @@ export function createHandler(options) {
       }
     }
     const scope = {
-      grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins, refreshTools: undefined,
+      grant, server: name, policy, session, monitor: server.monitor === true, pins: server.pins,
+      // With pins, a call to a tool whose current definition toolgate has not
+      // seen makes toolgate list the tools itself, in this session (./pins.js):
+      // the gate calls refreshTools(scope), which asks the upstream with this
+      // request's headers. One function for every request, not a closure per
+      // request over its scope: that closure made every request's objects
+      // outlive V8's young-generation collections under load (bench/README.md,
+      // "Pins: what made them cost").
+      refreshTools: server.pins ? refreshScopeTools : undefined, request: server.pins ? request : undefined, serverConfig: server.pins ? server : undefined,
       traceparent: request.headers.get('traceparent') ?? undefined, tracestate: cleanTracestate(request.headers.get('tracestate')) ?? undefined,
       waitUntil: context.waitUntil, client: context.client ?? signalClient(request),
       clientLeft: scopeClientLeft,
       approvalUrl,
     };
-    // With pins, a call to a tool whose current definition toolgate has not
-    // seen makes toolgate list the tools itself, in this session (./pins.js).
-    if (server.pins) scope.refreshTools = () => listToolsThrough((message) => askUpstream(request, server, scope, message));
     switch (request.method) {
       case 'POST':
         return post(request, server, scope);
@@ -539,6 +544,12 @@ export function createHandler(options) {
   async function bindSession(headers, session, scope) {
     headers['mcp-session-id'] = await sessions.wrap(session, { grant: scope.grant.id, server: scope.server });
     return headers;
+  }
+
+  // A pinned server's tools/list, asked by toolgate in the request's session
+  // (scope.refreshTools, called by the gate with the scope).
+  function refreshScopeTools(scope) {
+    return listToolsThrough((message) => askUpstream(scope.request, scope.serverConfig, scope, message));
   }
 
   // One request of toolgate's own to the server, in the client's session (its

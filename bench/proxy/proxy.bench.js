@@ -70,8 +70,10 @@ const seqDuration = Number(flags['seq-duration'] ?? Math.max(1, duration / 2));
 const warmup = Number(flags.warmup ?? (quick ? 0.5 : 2));
 const connections = Number(flags.connections);
 const rounds = Number(flags.rounds);
-const metricsPairs = Number(flags['metrics-pairs'] ?? (quick ? 2 : 6));
-const metricsSeconds = Number(flags['metrics-seconds'] ?? (quick ? 1 : 5));
+// More, shorter turns (12 of 2.5 s, not 6 of 5 s): a burst of other processes'
+// work falls on fewer turns, and the trimmed mean has more pairs to read.
+const metricsPairs = Number(flags['metrics-pairs'] ?? (quick ? 2 : 12));
+const metricsSeconds = Number(flags['metrics-seconds'] ?? (quick ? 1 : 2.5));
 if (!['node', 'fetch'].includes(flags.transport)) throw new Error(`--transport must be node or fetch, not ${flags.transport}`);
 
 // The request: bench/proxy/typical-call.js.
@@ -216,6 +218,18 @@ const median = (list) => {
   if (sorted.length === 0) return NaN;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+// The mean of the middle of the list: a quarter (rounded) dropped at each end,
+// so with 3 or 4 values it is the median, with 12 the mean of the middle 6.
+// Over a dozen pairs it moves less than the median (it averages the middle
+// rather than picking one value) and, like it, not at all with one or two
+// pairs that other processes disturbed.
+const trimmedMean = (list) => {
+  const sorted = list.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const cut = Math.floor((sorted.length + 1) / 4);
+  const middle = sorted.slice(cut, sorted.length - cut);
+  return middle.reduce((sum, value) => sum + value, 0) / middle.length;
 };
 
 /**
@@ -501,8 +515,12 @@ for (let round = 1; round <= rounds; round++) {
 // runs weighs on both alike. Each turn is a sequential run (one connection:
 // the p50 a feature adds) and a loaded run (throughput and CPU per request).
 // Per pair: the p50 difference (on − off), the throughput ratio (on / off)
-// and each server's CPU per request; a budget reads the median over the
-// pairs. A few per cent, or a few tens of µs of p50, is well inside what
+// and each server's CPU per request; the p50 budgets read the median over the
+// pairs, the throughput budgets the trimmed mean of the ratios (above), with
+// the CPU per request ratio beside it: the server's own CPU per call, which
+// other processes' load moves far less than requests/s (in a run with other
+// processes taking up to 89 % of the CPU, pins pairs went from 75 to 169 % of
+// the throughput, their CPU per request from 101 to 126 %). A few per cent, or a few tens of µs of p50, is well inside what
 // separates two runs minutes apart on a shared machine (or two servers
 // started at different times), so such budgets are never read from the
 // case table. Before the pairs each side runs loaded for a whole turn,
@@ -535,7 +553,9 @@ async function pairedRuns(sides, { pairs: count, seconds, label, headers = {} })
   }
   const { pairs } = comparison;
   comparison.throughput_ratio_median = median(pairs.map((p) => p.throughput_ratio));
+  comparison.throughput_ratio_trimmed = trimmedMean(pairs.map((p) => p.throughput_ratio));
   comparison.cpu_ratio_median = median(pairs.map((p) => p.cpu_ratio));
+  comparison.cpu_ratio_trimmed = trimmedMean(pairs.map((p) => p.cpu_ratio));
   comparison.added_sequential_p50_ms_median = median(pairs.map((p) => p.added_sequential_p50_ms));
   comparison.rps_median = { off: median(pairs.map((p) => p.off.rps)), on: median(pairs.map((p) => p.on.rps)) };
   comparison.sequential_p50_ms_median = { off: median(pairs.map((p) => p.off.sequential_p50_ms)), on: median(pairs.map((p) => p.on.sequential_p50_ms)) };
@@ -789,11 +809,11 @@ if (derived[metricsName]) {
 {
   // From the paired runs (above), not from the case table: a 2 % difference is
   // well inside what separates two runs minutes apart on a shared machine.
-  const ratio = metricsComparison.throughput_ratio_median;
+  const ratio = metricsComparison.throughput_ratio_trimmed;
   const m = metricsComparison;
   budgetList.push({
     name: 'proxy throughput, metrics on (scraped every second) vs off (memory store, paired runs)', target: '≤ 2 % lower',
-    measured: `${f((1 - ratio) * 100, 1)} % lower (median of ${m.pairs.length} pairs: ${f(m.rps_median.on, 0)} vs ${f(m.rps_median.off, 0)} requests/s; CPU per request ${f((m.cpu_ratio_median - 1) * 100, 1)} %; in process ${f(m.in_process_us_per_call, 2)} µs a call, ${f(m.in_process_share_of_cpu_per_request * 100, 2)} % of its CPU)`,
+    measured: `${f((1 - ratio) * 100, 1)} % lower (trimmed mean of ${m.pairs.length} pairs' ratios, median ${f((1 - m.throughput_ratio_median) * 100, 1)} % lower: ${f(m.rps_median.on, 0)} vs ${f(m.rps_median.off, 0)} requests/s; CPU per request ${f((m.cpu_ratio_trimmed - 1) * 100, 1)} %; in process ${f(m.in_process_us_per_call, 2)} µs a call, ${f(m.in_process_share_of_cpu_per_request * 100, 2)} % of its CPU)`,
     met: ratio >= 0.98,
   });
 }
@@ -841,7 +861,7 @@ if (derived[pinsName]?.added_p50_ms_over_memory_sequential !== undefined) {
   // on a shared machine) and 95 % of the throughput of the same server without pins.
   const p = pinsComparison;
   const added = p.added_sequential_p50_ms_median;
-  const share = p.throughput_ratio_median;
+  const share = p.throughput_ratio_trimmed;
   budgetList.push({
     name: 'pins: added latency p50 over the same server without pins (paired runs)', target: '≤ 0.05 ms',
     measured: `${f(added, 3)} ms (median of ${p.pairs.length} pairs: ${f(p.sequential_p50_ms_median.on)} vs ${f(p.sequential_p50_ms_median.off)} ms; the case table: ${f(derived[pinsName].added_p50_ms_over_memory_sequential, 3)} ms)`,
@@ -851,7 +871,7 @@ if (derived[pinsName]?.added_p50_ms_over_memory_sequential !== undefined) {
   // by more than 5 % from run to run.
   budgetList.push({
     name: 'pins: throughput vs the same server without pins (paired runs)', target: '≥ 95 %',
-    measured: `${f(share * 100, 1)} % (median of ${p.pairs.length} pairs: ${f(p.rps_median.on, 0)} vs ${f(p.rps_median.off, 0)} requests/s; CPU per request ${f((p.cpu_ratio_median - 1) * 100, 1)} %; the case table: ${f(derived[pinsName].throughput_vs_memory * 100, 1)} %)`,
+    measured: `${f(share * 100, 1)} % (trimmed mean of ${p.pairs.length} pairs' ratios, median ${f(p.throughput_ratio_median * 100, 1)} %: ${f(p.rps_median.on, 0)} vs ${f(p.rps_median.off, 0)} requests/s; CPU per request ${f((p.cpu_ratio_trimmed - 1) * 100, 1)} %, median ${f((p.cpu_ratio_median - 1) * 100, 1)} %; the case table: ${f(derived[pinsName].throughput_vs_memory * 100, 1)} %)`,
     met: share >= 0.95,
   });
 }
@@ -910,6 +930,7 @@ const pairTable = (m, what) => {
   out.push(`| pair | ${what} off: requests/s | on: requests/s | on / off | off: CPU ms per request | on: CPU ms per request | on / off | sequential p50 off / on (ms) | added p50 (ms) |`);
   out.push('|---|---|---|---|---|---|---|---|---|');
   m.pairs.forEach((p, i) => out.push(`| ${i + 1} | ${f(p.off.rps, 0)} | ${f(p.on.rps, 0)} | ${f(p.throughput_ratio * 100, 1)} % | ${f(p.off.cpu_ms_per_request)} | ${f(p.on.cpu_ms_per_request)} | ${f(p.cpu_ratio * 100, 1)} % | ${f(p.off.sequential_p50_ms)} / ${f(p.on.sequential_p50_ms)} | ${f(p.added_sequential_p50_ms, 3)} |`));
+  out.push(`| **trimmed mean** (the middle half) | | | **${f(m.throughput_ratio_trimmed * 100, 1)} %** | | | **${f(m.cpu_ratio_trimmed * 100, 1)} %** | | |`);
   out.push(`| **median** | ${f(m.rps_median.off, 0)} | ${f(m.rps_median.on, 0)} | **${f(m.throughput_ratio_median * 100, 1)} %** | ${f(m.cpu_ms_per_request_median.off)} | ${f(m.cpu_ms_per_request_median.on)} | ${f(m.cpu_ratio_median * 100, 1)} % | ${f(m.sequential_p50_ms_median.off)} / ${f(m.sequential_p50_ms_median.on)} | **${f(m.added_sequential_p50_ms_median, 3)}** |`);
   out.push('');
 };

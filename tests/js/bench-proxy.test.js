@@ -22,11 +22,11 @@ test('proxy.bench.js: every case, metrics, pins and OAuth on vs off in pairs, th
   t.after(() => rm(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'proxy.json');
   await run(process.execPath, [path.join(repoRoot, 'bench/proxy/proxy.bench.js'), '--quick', '--no-redis', '--duration', '0.5', '--seq-duration', '0.2',
-    '--warmup', '0.1', '--connections', '2', '--metrics-pairs', '3', '--metrics-seconds', '0.4', '--out', out], { cwd: repoRoot, timeout: 240_000 });
+    '--warmup', '0.1', '--connections', '2', '--metrics-pairs', '5', '--metrics-seconds', '0.4', '--out', out], { cwd: repoRoot, timeout: 240_000 });
   const result = await readJson(out);
 
   const m = result.metrics_on_off;
-  assert.equal(m.pairs.length, 3);
+  assert.equal(m.pairs.length, 5);
   m.pairs.forEach((pair, i) => {
     for (const side of ['off', 'on']) {
       assert.ok(pair[side].requests > 0 && pair[side].rps > 0, `pair ${i + 1}: no ${side} request was answered`);
@@ -35,8 +35,13 @@ test('proxy.bench.js: every case, metrics, pins and OAuth on vs off in pairs, th
     }
     assert.ok(Math.abs(pair.throughput_ratio - pair.on.rps / pair.off.rps) < 1e-9);
   });
+  // 5 pairs: the median is the third ratio, the trimmed mean (what the
+  // throughput budgets read) the mean of the middle three.
   const ratios = m.pairs.map((p) => p.throughput_ratio).sort((a, b) => a - b);
-  assert.equal(m.throughput_ratio_median, ratios[1]);
+  assert.equal(m.throughput_ratio_median, ratios[2]);
+  assert.ok(Math.abs(m.throughput_ratio_trimmed - (ratios[1] + ratios[2] + ratios[3]) / 3) < 1e-12, String(m.throughput_ratio_trimmed));
+  const cpuRatios = m.pairs.map((p) => p.cpu_ratio).sort((a, b) => a - b);
+  assert.ok(Math.abs(m.cpu_ratio_trimmed - (cpuRatios[1] + cpuRatios[2] + cpuRatios[3]) / 3) < 1e-12, String(m.cpu_ratio_trimmed));
   // The scraper read /metrics (it scrapes once more when stopped), never failed,
   // and the server counted decisions: the metrics were on and collecting.
   assert.ok(m.scraper.scrapes >= 1, JSON.stringify(m.scraper));
@@ -49,37 +54,39 @@ test('proxy.bench.js: every case, metrics, pins and OAuth on vs off in pairs, th
   const budget = result.budgets.find((b) => /metrics on .* vs off/.test(b.name));
   assert.ok(budget, result.budgets.map((b) => b.name).join('\n'));
   assert.equal(budget.target, '≤ 2 % lower');
-  assert.equal(budget.met, m.throughput_ratio_median >= 0.98);
-  assert.match(budget.measured, /^-?[\d.]+ % lower \(median of 3 pairs/);
+  assert.equal(budget.met, m.throughput_ratio_trimmed >= 0.98);
+  assert.match(budget.measured, /^-?[\d.]+ % lower \(trimmed mean of 5 pairs' ratios, median -?[\d.]+ % lower/);
 
-  // Pins on vs off: the same pairs, and the throughput budget reads their median.
+  // Pins on vs off: the same pairs, and the throughput budget reads their trimmed mean.
   const pins = result.pins_on_off;
-  assert.equal(pins.pairs.length, 3);
+  assert.equal(pins.pairs.length, 5);
   for (const pair of pins.pairs) {
     for (const side of ['off', 'on']) assert.ok(pair[side].requests > 0 && pair[side].non2xx === 0, JSON.stringify(pair[side]));
   }
-  assert.equal(pins.throughput_ratio_median, pins.pairs.map((p) => p.throughput_ratio).sort((a, b) => a - b)[1]);
+  const pinsRatios = pins.pairs.map((p) => p.throughput_ratio).sort((a, b) => a - b);
+  assert.equal(pins.throughput_ratio_median, pinsRatios[2]);
+  assert.ok(Math.abs(pins.throughput_ratio_trimmed - (pinsRatios[1] + pinsRatios[2] + pinsRatios[3]) / 3) < 1e-12);
   const pinsBudget = result.budgets.find((b) => /^pins: throughput/.test(b.name));
-  assert.equal(pinsBudget.met, pins.throughput_ratio_median >= 0.95);
-  assert.match(pinsBudget.measured, /^[\d.]+ % \(median of 3 pairs/);
+  assert.equal(pinsBudget.met, pins.throughput_ratio_trimmed >= 0.95);
+  assert.match(pinsBudget.measured, /^[\d.]+ % \(trimmed mean of 5 pairs' ratios, median [\d.]+ %: .*CPU per request -?[\d.]+ %, median -?[\d.]+ %/);
   // Every pair also ran each side sequentially: the added p50 budgets read
   // the median of the pairs' differences, for pins and for OAuth.
   for (const pair of pins.pairs) {
     assert.ok(Math.abs(pair.added_sequential_p50_ms - (pair.on.sequential_p50_ms - pair.off.sequential_p50_ms)) < 1e-12);
   }
-  assert.equal(pins.added_sequential_p50_ms_median, pins.pairs.map((p) => p.added_sequential_p50_ms).sort((a, b) => a - b)[1]);
+  assert.equal(pins.added_sequential_p50_ms_median, pins.pairs.map((p) => p.added_sequential_p50_ms).sort((a, b) => a - b)[2]);
   const pinsP50 = result.budgets.find((b) => /^pins: added latency/.test(b.name));
   assert.equal(pinsP50.met, pins.added_sequential_p50_ms_median <= 0.05);
-  assert.match(pinsP50.measured, /^-?[\d.]+ ms \(median of 3 pairs/);
+  assert.match(pinsP50.measured, /^-?[\d.]+ ms \(median of 5 pairs/);
   const oauth = result.oauth_vs_static_token;
-  assert.equal(oauth.pairs.length, 3);
+  assert.equal(oauth.pairs.length, 5);
   for (const pair of oauth.pairs) {
     // the OAuth side was called with the JWT: every call allowed and answered
     for (const side of ['off', 'on']) assert.ok(pair[side].requests > 0 && pair[side].non2xx === 0, JSON.stringify(pair[side]));
   }
   const oauthBudget = result.budgets.find((b) => /^OAuth JWT added p50/.test(b.name));
   assert.equal(oauthBudget.met, oauth.added_sequential_p50_ms_median <= 0.05);
-  assert.match(oauthBudget.measured, /^-?[\d.]+ ms \(median of 3 pairs/);
+  assert.match(oauthBudget.measured, /^-?[\d.]+ ms \(median of 5 pairs/);
 
   // Every case of the table ran (Redis left out).
   assert.deepEqual(Object.keys(result.summary), ['direct', 'passthrough', 'toolgate (memory store)', 'toolgate (memory store, metrics on)',
@@ -89,9 +96,10 @@ test('proxy.bench.js: every case, metrics, pins and OAuth on vs off in pairs, th
   for (const [name, ms] of Object.entries(result.first_call_ms)) assert.ok(Number.isFinite(ms) && ms > 0, `${name}: ${ms}`);
   const markdown = await readFile(path.join(dir, 'proxy.md'), 'utf8');
   assert.match(markdown, /^- the first tools\/call each server answered after it started \(ms, wall\): direct [\d.]+, passthrough [\d.]+, toolgate \(memory store\) [\d.]+/m);
-  assert.match(markdown, /Metrics on vs off, paired: 3 pairs/);
-  assert.match(markdown, /Pins on vs off, paired: 3 pairs/);
-  assert.match(markdown, /OAuth JWT vs static token, paired: 3 pairs/);
+  assert.match(markdown, /Metrics on vs off, paired: 5 pairs/);
+  assert.match(markdown, /Pins on vs off, paired: 5 pairs/);
+  assert.match(markdown, /OAuth JWT vs static token, paired: 5 pairs/);
   assert.match(markdown, /\| \*\*median\*\* \|/);
+  assert.match(markdown, /\| \*\*trimmed mean\*\* \(the middle half\) \| \| \| \*\*[\d.]+ %\*\* \|/);
   assert.match(markdown, /in process, without the network: metrics add [\d.]+ µs of CPU to a call/);
 });
