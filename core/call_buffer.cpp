@@ -238,12 +238,12 @@ class BufferReader {
   // comparisons find a repeat, without a second pass over the keys.
   static bool sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
     CallTape::Entry* entries = tape.entries.data() + first;
-    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return tape.key(a) < tape.key(b); };
+    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return compare_bytes(tape.key(a), tape.key(b)) < 0; };
     if (count <= 16) {
       bool repeated = false;
       for (std::uint32_t i = 1; i < count; ++i) {
         for (std::uint32_t j = i; j > 0; --j) {
-          const int order = tape.key(entries[j]).compare(tape.key(entries[j - 1]));
+          const int order = compare_bytes(tape.key(entries[j]), tape.key(entries[j - 1]));
           if (order >= 0) {
             repeated = repeated || order == 0;
             break;

@@ -117,6 +117,12 @@ class CallTape {
   std::string_view key(const Entry& entry) const { return text(entry.key_at, entry.key_length); }
 };
 
+// a.compare(b) of std::string_view (bytes compared as unsigned char, then
+// the lengths), stepping over equal words eight bytes at a time: the .wasm's
+// memcmp compares byte by byte, and sorting and looking up an object's keys
+// compare short keys many times per call. Out of line: one copy in the .wasm.
+int compare_bytes(std::string_view a, std::string_view b);
+
 // Compact JSON text of a value for messages, as describe() (json_util.h)
 // writes it, long values shortened with "...".
 std::string describe(Value value, std::size_t max_length = 60);
