@@ -109,7 +109,13 @@ class CallTape {
   };
 
   std::span<const std::uint8_t> bytes;  // the buffer the entries point into
-  std::vector<Entry> entries;           // entries[0] is the top-level value
+  // entries[0, used) index this call, entries[0] the top-level value. The
+  // vector only grows (its size is the high-water mark of the calls read):
+  // a call's entries are written over those of the last one, every field of
+  // each, instead of the vector value-initialising (zeroing) a block for
+  // each container on every call.
+  std::vector<Entry> entries;
+  std::uint32_t used = 0;
 
   std::string_view text(std::uint32_t at, std::uint32_t length) const {
     return {reinterpret_cast<const char*>(bytes.data()) + at, length};
