@@ -1,6 +1,7 @@
 #include "call_buffer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -356,10 +357,16 @@ class BufferReader {
     return true;
   }
 
+  // Little-endian fields: one load on a little-endian machine (WebAssembly
+  // is one), byte by byte elsewhere.
   bool u32(std::uint32_t& out) {
     if (remaining() < 4) return fail("it ends early");
-    out = static_cast<std::uint32_t>(bytes_[at_]) | static_cast<std::uint32_t>(bytes_[at_ + 1]) << 8 |
-          static_cast<std::uint32_t>(bytes_[at_ + 2]) << 16 | static_cast<std::uint32_t>(bytes_[at_ + 3]) << 24;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&out, bytes_.data() + at_, 4);
+    } else {
+      out = static_cast<std::uint32_t>(bytes_[at_]) | static_cast<std::uint32_t>(bytes_[at_ + 1]) << 8 |
+            static_cast<std::uint32_t>(bytes_[at_ + 2]) << 16 | static_cast<std::uint32_t>(bytes_[at_ + 3]) << 24;
+    }
     at_ += 4;
     return true;
   }
@@ -367,7 +374,11 @@ class BufferReader {
   bool f64(double& out) {
     if (remaining() < 8) return fail("it ends early");
     std::uint64_t bits = 0;
-    for (int i = 7; i >= 0; --i) bits = bits << 8 | bytes_[at_ + static_cast<std::size_t>(i)];
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&bits, bytes_.data() + at_, 8);
+    } else {
+      for (int i = 7; i >= 0; --i) bits = bits << 8 | bytes_[at_ + static_cast<std::size_t>(i)];
+    }
     std::memcpy(&out, &bits, sizeof out);
     at_ += 8;
     return true;
