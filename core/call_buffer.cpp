@@ -1,7 +1,8 @@
 #include "call_buffer.h"
 
-#include <cmath>
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -126,39 +127,47 @@ class BufferReader {
   // entries: a container's children get one block at the end of the tape,
   // an object's sorted by key. The filtered arguments keep only the members
   // the plan reads, as value() does.
+  //
+  // The tape's entries are reused from call to call (CallTape::used): every
+  // field but the key is written here for every entry, the key by the
+  // object holding it (0 for array elements and the top level).
   bool index(CallTape& tape, std::uint32_t slot, std::size_t depth) {
     std::uint8_t tag = 0;
     if (!byte(tag)) return false;
-    auto entry = [&]() -> CallTape::Entry& { return tape.entries[slot]; };  // the tape may grow below
+    // The value's fields but the key; the entry is looked up again after a
+    // container grew the tape (its storage may have moved).
+    auto set = [&tape, slot](Value::Type type, double number, std::uint32_t at, std::uint32_t count, std::uint32_t first) {
+      CallTape::Entry& entry = tape.entries[slot];
+      entry.type = type;
+      entry.number = number;
+      entry.at = at;
+      entry.count = count;
+      entry.first = first;
+    };
     switch (static_cast<BufferTag>(tag)) {
-      case BufferTag::null: entry().type = Value::Type::null; return true;
+      case BufferTag::null: set(Value::Type::null, 0, 0, 0, 0); return true;
       case BufferTag::false_:
       case BufferTag::true_:
-        entry().type = Value::Type::boolean;
-        entry().number = tag == static_cast<std::uint8_t>(BufferTag::true_) ? 1 : 0;
+        set(Value::Type::boolean, tag == static_cast<std::uint8_t>(BufferTag::true_) ? 1 : 0, 0, 0, 0);
         return true;
       case BufferTag::integer: {
         double number = 0;
         if (!f64(number)) return false;
         if (!(std::fabs(number) <= kMaxSafeInteger) || std::trunc(number) != number) return fail("an integer that is not a safe integer");
-        entry().type = Value::Type::integer;
-        entry().number = number == 0 ? 0 : number;  // -0 reads as the integer 0, as value() makes it
+        set(Value::Type::integer, number == 0 ? 0 : number, 0, 0, 0);  // -0 reads as the integer 0, as value() makes it
         return true;
       }
       case BufferTag::number: {
         double number = 0;
         if (!f64(number)) return false;
         if (!std::isfinite(number)) return fail("a number that is not finite");
-        entry().type = Value::Type::number;
-        entry().number = number;
+        set(Value::Type::number, number, 0, 0, 0);
         return true;
       }
       case BufferTag::string: {
         std::string_view view;
         if (!text(view)) return false;
-        entry().type = Value::Type::string;
-        entry().at = offset_of(view);
-        entry().count = static_cast<std::uint32_t>(view.size());
+        set(Value::Type::string, 0, offset_of(view), static_cast<std::uint32_t>(view.size()), 0);
         return true;
       }
       case BufferTag::array: {
@@ -166,10 +175,11 @@ class BufferReader {
         if (!enter(depth) || !u32(count)) return false;
         if (count > remaining()) return fail("an array longer than the buffer");
         const std::uint32_t first = grow(tape, count);
-        entry().type = Value::Type::array;
-        entry().first = first;
-        entry().count = count;
+        set(Value::Type::array, 0, 0, count, first);
         for (std::uint32_t i = 0; i < count; ++i) {
+          CallTape::Entry& element = tape.entries[first + i];
+          element.key_at = 0;
+          element.key_length = 0;
           if (!index(tape, first + i, depth + 1)) return false;
         }
         return true;
@@ -180,8 +190,7 @@ class BufferReader {
         if (count > remaining() / 5) return fail("an object longer than the buffer");
         const ArgumentUse* filter = depth == 1 && in_arguments_ ? argument_use_ : nullptr;
         const std::uint32_t first = grow(tape, count);
-        entry().type = Value::Type::object;
-        entry().first = first;
+        set(Value::Type::object, 0, 0, 0, first);  // count: the members kept, below
         std::uint32_t kept = 0;
         for (std::uint32_t i = 0; i < count; ++i) {
           std::string_view key;
@@ -208,6 +217,19 @@ class BufferReader {
     return fail("an unknown value tag");
   }
 
+  // `count` entries at the end of the tape's used part; the first one's
+  // index. They hold whatever an earlier call left there: index() writes
+  // every field of those it uses. The vector grows (and value-initialises)
+  // only past its high-water mark, doubling. `count` is bounded by the
+  // buffer's size (the callers' checks), so this cannot overflow.
+  static std::uint32_t grow(CallTape& tape, std::uint32_t count) {
+    const std::uint32_t first = tape.used;
+    const std::size_t needed = static_cast<std::size_t>(first) + count;
+    if (needed > tape.entries.size()) tape.entries.resize(std::max(needed, 2 * tape.entries.size()));
+    tape.used = static_cast<std::uint32_t>(needed);
+    return first;
+  }
+
   bool at_end() const { return at_ == bytes_.size(); }
   const std::string& error() const { return error_; }
   bool fail(const char* what) {
@@ -222,13 +244,6 @@ class BufferReader {
     return static_cast<std::uint32_t>(reinterpret_cast<const std::uint8_t*>(view.data()) - bytes_.data());
   }
 
-  // `count` fresh entries at the end of the tape; the first one's index.
-  static std::uint32_t grow(CallTape& tape, std::uint32_t count) {
-    const auto first = static_cast<std::uint32_t>(tape.entries.size());
-    tape.entries.resize(first + count);
-    return first;
-  }
-
   // Sorts entries [first, first + count) by key bytes; true when two keys are
   // equal. A heap sort: O(n log n) whatever order a client sends keys in, and
   // a fraction of std::sort's code in the .wasm; objects of a call are small,
@@ -238,12 +253,12 @@ class BufferReader {
   // comparisons find a repeat, without a second pass over the keys.
   static bool sort_by_key(CallTape& tape, std::uint32_t first, std::uint32_t count) {
     CallTape::Entry* entries = tape.entries.data() + first;
-    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return tape.key(a) < tape.key(b); };
+    auto less = [&tape](const CallTape::Entry& a, const CallTape::Entry& b) { return compare_bytes(tape.key(a), tape.key(b)) < 0; };
     if (count <= 16) {
       bool repeated = false;
       for (std::uint32_t i = 1; i < count; ++i) {
         for (std::uint32_t j = i; j > 0; --j) {
-          const int order = tape.key(entries[j]).compare(tape.key(entries[j - 1]));
+          const int order = compare_bytes(tape.key(entries[j]), tape.key(entries[j - 1]));
           if (order >= 0) {
             repeated = repeated || order == 0;
             break;
@@ -342,10 +357,16 @@ class BufferReader {
     return true;
   }
 
+  // Little-endian fields: one load on a little-endian machine (WebAssembly
+  // is one), byte by byte elsewhere.
   bool u32(std::uint32_t& out) {
     if (remaining() < 4) return fail("it ends early");
-    out = static_cast<std::uint32_t>(bytes_[at_]) | static_cast<std::uint32_t>(bytes_[at_ + 1]) << 8 |
-          static_cast<std::uint32_t>(bytes_[at_ + 2]) << 16 | static_cast<std::uint32_t>(bytes_[at_ + 3]) << 24;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&out, bytes_.data() + at_, 4);
+    } else {
+      out = static_cast<std::uint32_t>(bytes_[at_]) | static_cast<std::uint32_t>(bytes_[at_ + 1]) << 8 |
+            static_cast<std::uint32_t>(bytes_[at_ + 2]) << 16 | static_cast<std::uint32_t>(bytes_[at_ + 3]) << 24;
+    }
     at_ += 4;
     return true;
   }
@@ -353,7 +374,11 @@ class BufferReader {
   bool f64(double& out) {
     if (remaining() < 8) return fail("it ends early");
     std::uint64_t bits = 0;
-    for (int i = 7; i >= 0; --i) bits = bits << 8 | bytes_[at_ + static_cast<std::size_t>(i)];
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&bits, bytes_.data() + at_, 8);
+    } else {
+      for (int i = 7; i >= 0; --i) bits = bits << 8 | bytes_[at_ + static_cast<std::size_t>(i)];
+    }
     std::memcpy(&out, &bits, sizeof out);
     at_ += 8;
     return true;
@@ -523,8 +548,10 @@ bool read_view(std::span<const std::uint8_t> bytes, const CallReadOptions& optio
     }
   }
   tape.bytes = bytes;
-  tape.entries.clear();  // keeps its capacity
-  tape.entries.resize(1);
+  tape.used = 0;  // the entries are written over (index()); the vector keeps them
+  const std::uint32_t top = BufferReader::grow(tape, 1);
+  tape.entries[top].key_at = 0;
+  tape.entries[top].key_length = 0;
   if (!reader.index(tape, 0, 0)) {
     error = reader.error();
     return false;

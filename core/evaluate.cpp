@@ -375,7 +375,23 @@ const ToolEntry* Plan::find_tool(std::string_view tool) const {
 }
 
 bool ArgumentUse::reads(std::string_view key) const {
-  return all || std::binary_search(keys.begin(), keys.end(), key, std::less<>());
+  if (all) return true;
+  // A binary search with one three-way comparison per probe (compare_bytes,
+  // inline), where std::binary_search makes two through memcmp: the reader
+  // asks this for every argument of every call. `keys` is sorted by
+  // std::string's order, which is compare_bytes's.
+  std::size_t low = 0, high = keys.size();
+  while (low < high) {
+    const std::size_t middle = low + (high - low) / 2;
+    const int order = compare_bytes(keys[middle], key);
+    if (order == 0) return true;
+    if (order < 0) {
+      low = middle + 1;
+    } else {
+      high = middle;
+    }
+  }
+  return false;
 }
 
 const ArgumentUse& Plan::argument_use(std::string_view tool) const { return argument_use(match_tool(tool)); }

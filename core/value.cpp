@@ -1,6 +1,7 @@
 #include "value.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "json_util.h"
 
@@ -32,6 +33,23 @@ json number_node(Value::Type type, double number) {
 }
 
 }  // namespace
+
+int compare_bytes(std::string_view a, std::string_view b) {
+  const std::size_t common = a.size() < b.size() ? a.size() : b.size();
+  std::size_t i = 0;
+  for (; i + 8 <= common; i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) break;  // the byte loop below finds the first difference in this word
+  }
+  for (; i < common; ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
+}
 
 Value::Value(const json& node) : ptr_(&node), backing_(Backing::dom), type_(type_of(node)) {}
 
@@ -89,7 +107,7 @@ Value Value::member(std::string_view key) const {
   std::uint32_t low = entry.first, high = entry.first + entry.count;
   while (low < high) {
     const std::uint32_t middle = low + (high - low) / 2;
-    const int order = t.key(t.entries[middle]).compare(key);
+    const int order = compare_bytes(t.key(t.entries[middle]), key);
     if (order == 0) return Value(t, middle);
     if (order < 0) {
       low = middle + 1;

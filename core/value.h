@@ -109,13 +109,25 @@ class CallTape {
   };
 
   std::span<const std::uint8_t> bytes;  // the buffer the entries point into
-  std::vector<Entry> entries;           // entries[0] is the top-level value
+  // entries[0, used) index this call, entries[0] the top-level value. The
+  // vector only grows (its size is the high-water mark of the calls read):
+  // a call's entries are written over those of the last one, every field of
+  // each, instead of the vector value-initialising (zeroing) a block for
+  // each container on every call.
+  std::vector<Entry> entries;
+  std::uint32_t used = 0;
 
   std::string_view text(std::uint32_t at, std::uint32_t length) const {
     return {reinterpret_cast<const char*>(bytes.data()) + at, length};
   }
   std::string_view key(const Entry& entry) const { return text(entry.key_at, entry.key_length); }
 };
+
+// a.compare(b) of std::string_view (bytes compared as unsigned char, then
+// the lengths), stepping over equal words eight bytes at a time: the .wasm's
+// memcmp compares byte by byte, and sorting and looking up an object's keys
+// compare short keys many times per call. Out of line: one copy in the .wasm.
+int compare_bytes(std::string_view a, std::string_view b);
 
 // Compact JSON text of a value for messages, as describe() (json_util.h)
 // writes it, long values shortened with "...".

@@ -179,8 +179,13 @@ bool read_call_view(Value value, const CallReadOptions& options, CallView& call,
   if (expect) *expect = Value();
   // Members in key order (as a DOM object holds them): the first problem in
   // that order is the one reported, whichever form the call came in.
+  // Member names compared inline (compare_bytes): string_view's == calls the
+  // .wasm's byte-by-byte memcmp, four times per call.
+  auto is = [](std::string_view name, std::string_view known) {
+    return name.size() == known.size() && compare_bytes(name, known) == 0;
+  };
   const bool whole = value.each_member([&](std::string_view name, Value field) {
-    if (name == "tool") {
+    if (is(name, "tool")) {
       if (!field.is_string() || field.string().empty()) {
         error = "\"tool\" must be a non-empty string.";
         return false;
@@ -194,13 +199,13 @@ bool read_call_view(Value value, const CallReadOptions& options, CallView& call,
         }
       }
       call.tool = field.string();
-    } else if (name == "arguments") {
+    } else if (is(name, "arguments")) {
       if (!field.is_object()) {
         error = "\"arguments\" must be a JSON object (got " + std::string(type_name(field)) + ").";
         return false;
       }
       call.arguments = field;
-    } else if (name == "grant") {
+    } else if (is(name, "grant")) {
       if (field.is_string() && !field.string().empty()) {
         call.grant_id = field.string();
       } else if (field.is_object()) {
@@ -215,14 +220,14 @@ bool read_call_view(Value value, const CallReadOptions& options, CallView& call,
         error = "\"grant\" must be a grant id or an object {\"id\": ..., attributes...}.";
         return false;
       }
-    } else if (name == "now") {
+    } else if (is(name, "now")) {
       auto now = read_timestamp(field);
       if (!now) {
         error = "\"now\" must be epoch milliseconds or an RFC 3339 time such as \"2026-01-01T00:00:00Z\".";
         return false;
       }
       call.now_ms = *now;
-    } else if (name == "expect") {
+    } else if (is(name, "expect")) {
       if (expect) *expect = field;
     } else {
       error = "unknown field \"" + std::string(name) + "\" (a call has \"tool\", \"arguments\", \"grant\" and \"now\").";

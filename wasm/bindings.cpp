@@ -464,7 +464,10 @@ class CompiledPolicy {
     // no large tape behind, its memory goes back to malloc.
     struct TrimTape {
       ~TrimTape() {
-        if (g_tape.entries.capacity() > kTapeEntriesKept) std::vector<toolgate::CallTape::Entry>().swap(g_tape.entries);
+        if (g_tape.entries.capacity() > kTapeEntriesKept) {
+          std::vector<toolgate::CallTape::Entry>().swap(g_tape.entries);
+          g_tape.used = 0;
+        }
       }
     } trim;
     toolgate::Trace* trace = traced ? begin_trace() : nullptr;

@@ -276,7 +276,10 @@ export function createCodec(layout, output) {
       return decision;
     }
     if (kind !== KIND_PARKED) throw unknown('output kind', kind);
-    const parked = { ticket: u32[TICKET], now: f64[NOW] };
+    // Every field the façade gives a parked call (wasm/index.js #start:
+    // address, handle) is here from the start: one shape, and no property
+    // store to grow when they are added.
+    const parked = { ticket: u32[TICKET], now: f64[NOW], approval: undefined, counters: null, address: 0, handle: null };
     if (u32[APPROVAL_LENGTH]) {
       parked.approval = { id: readString(heap, u32[APPROVAL], u32[APPROVAL_LENGTH]), timeout_ms: f64[APPROVAL_TIMEOUT] };
     }

@@ -29,6 +29,9 @@ class MemoryReservation {
   }
 }
 
+// reserveNow()'s buckets of the call being reserved (see there).
+const scratchEntries = [];
+
 export class MemoryCounterStore {
   #buckets = new Map(); // key -> { start, window, current, previous }
   #sweepAt = 0;
@@ -51,7 +54,10 @@ export class MemoryCounterStore {
   // the answer at once (the JS API's authorize()).
   reserveNow(requests, now) {
     const count = requests.length;
-    const entries = new Array(count);
+    // The buckets read, in a scratch array kept between calls (no user code
+    // runs in here, so no other reservation can use it meanwhile): one array
+    // less per call. Emptied before returning, so it holds no bucket alive.
+    const entries = scratchEntries;
     const states = new Array(count);
     for (let i = 0; i < count; i++) {
       entries[i] = this.#buckets.get(requests[i].key);
@@ -85,6 +91,7 @@ export class MemoryCounterStore {
         charges.push({ key: request.key, start, cost: request.cost });
       }
     }
+    for (let i = 0; i < count; i++) entries[i] = undefined;
     this.#sweep(now);
     return new MemoryReservation(admitted, states, charges);
   }

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -354,6 +356,89 @@ TEST(Value, RandomCallsDecideAsTheDom) {
     changed[random() % changed.size()] = static_cast<std::uint8_t>(random());
     Both mutated = decide_both(changed, tape);
     ASSERT_EQ(mutated.dom, mutated.view);
+  }
+}
+
+// A tape reused from call to call (CallTape::used: entries written over,
+// not zeroed) reads every call as a fresh tape does: the same value, the same
+// decision, the same refusal. Big calls first leave entries of every type
+// behind for the smaller ones that follow, in slots of other types.
+TEST(Value, ReusedTapeReadsAsAFreshOne) {
+  std::mt19937 random(41);
+  const char* const tools[] = {"run", "typed", "approve", "denied", "secret_x", "other"};
+  CallTape reused;
+  for (int i = 0; i < 3000; ++i) {
+    json call = {{"tool", tools[random() % std::size(tools)]}, {"arguments", json::object()}};
+    const unsigned members = i % 50 == 0 ? 40 : random() % 6;
+    for (unsigned m = 0; m < members; ++m) call["arguments"]["k" + std::to_string(random() % 60)] = random_value(random, 0);
+    if (random() % 2 == 0) call["grant"] = {{"id", "g"}, {"role", random_value(random, 2)}, {"tier", random() % 5}};
+    Bytes bytes = encode(call);
+    if (random() % 4 == 0) bytes[random() % bytes.size()] = static_cast<std::uint8_t>(random());
+    SCOPED_TRACE(call.dump());
+    CallTape fresh;
+    CallView a, b;
+    std::string error_a, error_b;
+    const bool read_a = read_call_view(bytes, options(), plan(), reused, a, error_a);
+    const bool read_b = read_call_view(bytes, options(), plan(), fresh, b, error_b);
+    ASSERT_EQ(read_a, read_b);
+    ASSERT_EQ(error_a, error_b);
+    if (!read_a) continue;
+    ASSERT_EQ(Value(reused, 0).to_json(), Value(fresh, 0).to_json());
+    ASSERT_EQ(describe_evaluation(evaluate(plan(), a)), describe_evaluation(evaluate(plan(), b)));
+    // Every other way the tape is read (each_member, element, member) agrees too.
+    std::function<void(Value, Value)> same = [&](Value x, Value y) {
+      ASSERT_EQ(x.type(), y.type());
+      ASSERT_EQ(x.size(), y.size());
+      ASSERT_EQ(x.string(), y.string());
+      ASSERT_EQ(x.number(), y.number());
+      ASSERT_EQ(x.boolean(), y.boolean());
+      for (std::size_t e = 0; e < x.size() && x.is_array(); ++e) same(x.element(e), y.element(e));
+      std::vector<std::string_view> keys;
+      x.each_member([&](std::string_view key, Value) {
+        keys.push_back(key);
+        return true;
+      });
+      for (std::string_view key : keys) same(x.member(key), y.member(key));
+    };
+    same(Value(reused, 0), Value(fresh, 0));
+  }
+}
+
+// compare_bytes is std::string_view::compare (its sign), on random byte
+// strings: shared prefixes, high bytes, lengths either side of a word.
+TEST(Value, CompareBytesOrdersAsStringViewCompare) {
+  std::mt19937 random(43);
+  const char alphabet[] = {'a', 'b', '\0', '\x7f', '\x80', '\xff', 'z', 'A'};
+  auto sign = [](int n) { return n < 0 ? -1 : n > 0 ? 1 : 0; };
+  for (int i = 0; i < 200000; ++i) {
+    std::string a, b;
+    for (unsigned n = random() % 20; n > 0; --n) a += alphabet[random() % std::size(alphabet)];
+    if (random() % 2 == 0) {
+      b = a.substr(0, random() % (a.size() + 1));  // a prefix, then perhaps more
+      for (unsigned n = random() % 12; n > 0; --n) b += alphabet[random() % std::size(alphabet)];
+    } else {
+      for (unsigned n = random() % 20; n > 0; --n) b += alphabet[random() % std::size(alphabet)];
+    }
+    ASSERT_EQ(sign(compare_bytes(a, b)), sign(std::string_view(a).compare(b))) << i;
+    ASSERT_EQ(sign(compare_bytes(b, a)), sign(std::string_view(b).compare(a))) << i;
+    ASSERT_EQ(compare_bytes(a, a), 0);
+  }
+}
+
+// ArgumentUse::reads (its own binary search) answers as std::binary_search
+// over the sorted keys, for keys in and out of the list.
+TEST(Value, ArgumentUseReadsAsBinarySearch) {
+  std::mt19937 random(47);
+  const char* const parts[] = {"a", "b", "amount", "é", "\x7f", "currency", "z", "", "k0", "k1"};
+  for (int i = 0; i < 20000; ++i) {
+    ArgumentUse use;
+    for (unsigned n = random() % 9; n > 0; --n) use.keys.push_back(std::string(parts[random() % std::size(parts)]) + parts[random() % std::size(parts)]);
+    std::sort(use.keys.begin(), use.keys.end());
+    use.keys.erase(std::unique(use.keys.begin(), use.keys.end()), use.keys.end());
+    for (int probe = 0; probe < 8; ++probe) {
+      const std::string key = std::string(parts[random() % std::size(parts)]) + parts[random() % std::size(parts)];
+      ASSERT_EQ(use.reads(key), std::binary_search(use.keys.begin(), use.keys.end(), key)) << key;
+    }
   }
 }
 
