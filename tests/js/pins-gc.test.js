@@ -21,8 +21,6 @@
 //    bound is generous: it catches the failure mode (thousands of bytes a
 //    call), not a few hundred bytes either way.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -33,7 +31,7 @@ import { Gate } from '../../worker/gate.js';
 import { startProxy } from '../../worker/node.js';
 import { makePins } from '../../worker/pins.js';
 import { repoRoot } from './cli-helpers.js';
-import { collectOutput, grantsDocument, memoryAudit, postRaw, startFakeUpstream, tempFile } from './proxy-helpers.js';
+import { grantsDocument, memoryAudit, postRaw, startFakeUpstream, startServe, tempFile } from './proxy-helpers.js';
 
 // TOOLGATE_BIN: another checkout's CLI, to show that the test fails there.
 const CLI = process.env.TOOLGATE_BIN ?? join(repoRoot, 'bin/toolgate.js');
@@ -79,26 +77,9 @@ function promotedBytes(lines) {
 }
 
 async function serve(args) {
-  const child = spawn(process.execPath, ['--trace-gc', CLI, 'serve', ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  const stderr = collectOutput(child.stderr);
-  const stdout = collectOutput(child.stdout);
-  const banner = await stderr.until(/is listening on \S+\n/, 'toolgate serve listening').catch((error) => {
-    child.kill('SIGKILL');
-    throw error;
-  });
-  const port = Number(/is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)[1]);
-  return {
-    port,
-    // The --trace-gc lines written so far.
-    gcLines: () => stdout.text.split('\n'),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    },
-  };
+  const server = await startServe(args, { cli: CLI, nodeArgs: ['--trace-gc'] });
+  // The --trace-gc lines written so far.
+  return { ...server, gcLines: () => server.stdout.text.split('\n') };
 }
 
 function upstreamAnswering() {

@@ -6,8 +6,6 @@
 // tool's calls never reach it; the unchanged tool keeps working; re-pinning
 // (toolgate pin, the file reloaded) restores the changed tool.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +17,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { repoRoot, runCli } from './cli-helpers.js';
-import { collectOutput, postRaw, startFakeUpstream, waitFor } from './proxy-helpers.js';
+import { collectOutput, postRaw, startFakeUpstream, startServe, waitFor } from './proxy-helpers.js';
 import { startRugPullServer } from './fixtures/rug-pull-server.js';
 
 const CLI = join(repoRoot, 'bin/toolgate.js');
@@ -37,28 +35,13 @@ async function scratch() {
 
 // `toolgate serve ... --port 0`; resolves once it listens.
 async function serve(args) {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  const stderr = collectOutput(child.stderr);
-  const stdout = collectOutput(child.stdout);
-  const banner = await stderr.until(/is listening on \S+\n/, 'toolgate serve listening').catch((error) => {
-    child.kill('SIGKILL');
-    throw error;
-  });
-  const port = /is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)[1];
+  const server = await startServe(args, { cli: CLI });
   return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    stderr,
+    ...server,
     // Audit events (stdout), once one passes `test`.
     async audit(test) {
-      await stdout.until((all) => all.split('\n').some((line) => line && test(JSON.parse(line))), 'an audit event');
-      return stdout.text.trim().split('\n').map((line) => JSON.parse(line));
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await server.stdout.until((all) => all.split('\n').some((line) => line && test(JSON.parse(line))), 'an audit event');
+      return server.stdout.text.trim().split('\n').map((line) => JSON.parse(line));
     },
   };
 }

@@ -128,6 +128,36 @@ export async function startEverything(transport = 'streamableHttp') {
 }
 
 /**
+ * `toolgate serve ARGS --port 0` in a child process (`cli`: another checkout's
+ * bin/toolgate.js, say; `nodeArgs`: Node's own flags, e.g. --trace-gc);
+ * resolves once it prints that it listens: its port and URL, its collected
+ * stdout and stderr, and `stop()`.
+ */
+export async function startServe(args, { cli = join(repoRoot, 'bin/toolgate.js'), nodeArgs = [] } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  const stderr = collectOutput(child.stderr);
+  const stdout = collectOutput(child.stdout);
+  const banner = await stderr.until(/is listening on \S+\n/, 'toolgate serve listening').catch((error) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  const port = Number(/is listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)[1]);
+  return {
+    port,
+    url: `http://127.0.0.1:${port}/mcp`,
+    stdout,
+    stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/**
  * A fake upstream: `respond(request, body, res)` answers each request; every
  * request is recorded ({method, url, headers, body}).
  */
