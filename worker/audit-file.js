@@ -17,7 +17,7 @@
 // reopen() write what is waiting first.
 import { open } from 'node:fs/promises';
 
-import { eventLine } from './audit.js';
+import { eventLine, newLineBatch } from './audit.js';
 
 export class FileAuditSink {
   #path;
@@ -64,11 +64,7 @@ export class FileAuditSink {
     }
     let batch = this.#waiting;
     if (batch === null) {
-      batch = this.#waiting = { text: '', promise: null, resolve: null, reject: null };
-      batch.promise = new Promise((resolve, reject) => {
-        batch.resolve = resolve;
-        batch.reject = reject;
-      });
+      batch = this.#waiting = newLineBatch();
     }
     // (The text's length in UTF-16 units: a bound, not an exact byte count.)
     batch.text += line;

@@ -143,6 +143,21 @@ export async function sha256Hex(text) {
  * (and `wrangler tail`) collects; on Node, standard output. `log` replaces
  * console.log (looked up at each write, so a patched console is honoured).
  */
+/**
+ * Lines waiting to be written together (StreamAuditSink's coalescing,
+ * ./audit-file.js's FileAuditSink): their text, and one promise every line of
+ * the batch is answered with, settled once by the one write.
+ * @returns {{ text: string, promise: Promise<void>, resolve: () => void, reject: (error: Error) => void }}
+ */
+export function newLineBatch() {
+  const batch = { text: '', promise: null, resolve: null, reject: null };
+  batch.promise = new Promise((resolve, reject) => {
+    batch.resolve = resolve;
+    batch.reject = reject;
+  });
+  return batch;
+}
+
 export class ConsoleAuditSink {
   #log;
 
@@ -215,11 +230,7 @@ export class StreamAuditSink {
     if (this.#coalesce) {
       let batch = this.#pending;
       if (batch === null) {
-        batch = this.#pending = { text: '', promise: null, resolve: null, reject: null };
-        batch.promise = new Promise((resolve, reject) => {
-          batch.resolve = resolve;
-          batch.reject = reject;
-        });
+        batch = this.#pending = newLineBatch();
         laterTask(this.#writePendingLater);
       }
       batch.text += line;
