@@ -29,8 +29,9 @@ class MemoryReservation {
   }
 }
 
-// reserveNow()'s buckets of the call being reserved (see there).
-const scratchEntries = [];
+// reserveNow()'s buckets of the call being reserved (see there); null while
+// a reservation holds it.
+let scratchEntries = [];
 
 export class MemoryCounterStore {
   #buckets = new Map(); // key -> { start, window, current, previous }
@@ -54,10 +55,13 @@ export class MemoryCounterStore {
   // the answer at once (the JS API's authorize()).
   reserveNow(requests, now) {
     const count = requests.length;
-    // The buckets read, in a scratch array kept between calls (no user code
-    // runs in here, so no other reservation can use it meanwhile): one array
-    // less per call. Emptied before returning, so it holds no bucket alive.
-    const entries = scratchEntries;
+    // The buckets read, in a scratch array kept between calls: one array less
+    // per call. A reservation takes it until it returns; one made meanwhile
+    // (a caller's request object whose getter reserves again) gets an array of
+    // its own, as does the next one after a reservation that threw. Emptied
+    // when given back, so it holds no bucket alive.
+    const entries = scratchEntries ?? [];
+    scratchEntries = null;
     const states = new Array(count);
     for (let i = 0; i < count; i++) {
       entries[i] = this.#buckets.get(requests[i].key);
@@ -92,6 +96,7 @@ export class MemoryCounterStore {
       }
     }
     for (let i = 0; i < count; i++) entries[i] = undefined;
+    scratchEntries = entries;
     this.#sweep(now);
     return new MemoryReservation(admitted, states, charges);
   }
