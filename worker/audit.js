@@ -139,11 +139,6 @@ export async function sha256Hex(text) {
 }
 
 /**
- * One JSON line per event through console.log: on Workers, what Workers Logs
- * (and `wrangler tail`) collects; on Node, standard output. `log` replaces
- * console.log (looked up at each write, so a patched console is honoured).
- */
-/**
  * Lines waiting to be written together (StreamAuditSink's coalescing,
  * ./audit-file.js's FileAuditSink): their text, and one promise every line of
  * the batch is answered with, settled once by the one write.
@@ -158,6 +153,11 @@ export function newLineBatch() {
   return batch;
 }
 
+/**
+ * One JSON line per event through console.log: on Workers, what Workers Logs
+ * (and `wrangler tail`) collects; on Node, standard output. `log` replaces
+ * console.log (looked up at each write, so a patched console is honoured).
+ */
 export class ConsoleAuditSink {
   #log;
 
