@@ -404,7 +404,8 @@ export class Gate {
     // and no turn of the microtask queue per call.
     let changed = null;
     if (context.pins && typeof tool === 'string') {
-      changed = this.#mustListTools(tool, context) ? await this.#checkPin(tool, context) : this.#pinMonitor.check(context.server, context.session, context.pins, tool);
+      if (this.#mustListTools(tool, context)) await this.#listTools(tool, context);
+      changed = this.#pinMonitor.check(context.server, context.session, context.pins, tool);
     }
     const lookAlike = typeof tool === 'string' ? lookAlikeProblem(tool, policy) : null;
     if (changed) {
@@ -460,31 +461,28 @@ export class Gate {
     return { answer: { jsonrpc: '2.0', id: message.id, result: decisionResult(decision, { approvalUrl, structured }) } };
   }
 
-  // The pin check of a call. A tool whose current definition has not been
-  // seen in this session (no list relayed yet, or the server announced a
-  // change) is looked up first: the transport's refreshTools() asks the
-  // server for its tools/list in the same session, and the answer is learnt
-  // as if relayed; once per session and list_changed, so that calls to names
-  // the server does not list cost it nothing. Whatever fails there leaves the
-  // tool unseen: denied.
+  // Before the pin check of a call to a tool whose current definition has not
+  // been seen in this session (no list relayed yet, or the server announced a
+  // change): the transport's refreshTools() asks the server for its
+  // tools/list in the same session, and the answer is learnt as if relayed;
+  // once per session and list_changed, so that calls to names the server does
+  // not list cost it nothing. Whatever fails there leaves the tool unseen:
+  // denied by the check.
   #mustListTools(tool, context) {
     return typeof context.refreshTools === 'function' && this.#pinMonitor.needsListing(context.server, context.session, tool);
   }
 
-  async #checkPin(tool, context) {
+  async #listTools(tool, context) {
     const { server, session, pins } = context;
-    if (this.#mustListTools(tool, context)) {
-      try {
-        const epoch = this.#pinMonitor.epoch(server, session);
-        const tools = await context.refreshTools(context);
-        this.#learnOutputSchemas(server, tools);
-        this.#pinMonitor.learn(server, session, pins, tools, epoch);
-        this.#pinMonitor.listed(server, session, epoch);
-      } catch (error) {
-        this.#log('warn', 'toolgate could not list the server\'s tools to check a pinned tool; the call is denied', { server, tool, error: String(error?.message ?? error) });
-      }
+    try {
+      const epoch = this.#pinMonitor.epoch(server, session);
+      const tools = await context.refreshTools(context);
+      this.#learnOutputSchemas(server, tools);
+      this.#pinMonitor.learn(server, session, pins, tools, epoch);
+      this.#pinMonitor.listed(server, session, epoch);
+    } catch (error) {
+      this.#log('warn', 'toolgate could not list the server\'s tools to check a pinned tool; the call is denied', { server, tool, error: String(error?.message ?? error) });
     }
-    return this.#pinMonitor.check(server, session, pins, tool);
   }
 
   // Approvals belong to one server: the id a human approves is the core's id
