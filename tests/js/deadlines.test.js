@@ -98,6 +98,11 @@ function trickle(url) {
   return { req, status };
 }
 
+// Long enough that 30 quick calls through the proxy finish inside it on a
+// loaded CI machine (400 ms was missed once at load 12), short enough that
+// the two rounds' hanging calls keep the test a few seconds long.
+const DEADLINE_MS = 1500;
+
 test('toolgate serve: the shared body and upstream deadlines fire through the real transport, among calls that cancel theirs', { timeout: 60_000 }, async () => {
   // The upstream answers every call but "hang", which it holds (until the test ends).
   const held = [];
@@ -113,7 +118,7 @@ test('toolgate serve: the shared body and upstream deadlines fire through the re
   const proxy = await startProxy({
     servers: { default: { upstream: upstream.url, policy: await tempFile('deadline-policy.json', POLICY) } },
     grants: await tempFile('deadline-grants.json', grantsDocument({ agent: TOKEN })), port: 0, counters: new MemoryCounterStore(),
-    audit, log: () => {}, watch: false, bodyTimeoutMs: 400, upstreamTimeoutMs: 400, maxConcurrentPerGrant: 1000,
+    audit, log: () => {}, watch: false, bodyTimeoutMs: DEADLINE_MS, upstreamTimeoutMs: DEADLINE_MS, maxConcurrentPerGrant: 1000,
   });
   const mcp = `${proxy.url}/mcp`;
   const trickled = [];
@@ -131,7 +136,7 @@ test('toolgate serve: the shared body and upstream deadlines fire through the re
       assert.equal(await slow.status, 408, 'the trickled body is refused at its deadline');
       const timedOut = await hanging;
       assert.equal(timedOut.status, 502, timedOut.text);
-      assert.match(timedOut.json.error.message, /no answer within 400 ms/);
+      assert.match(timedOut.json.error.message, new RegExp(`no answer within ${DEADLINE_MS} ms`));
       // The upstream received the hanging call (so its quota stays spent) and nothing of the trickled body.
       assert.equal(upstream.requests.filter((r) => r.body.includes('"hang"')).length, round + 1);
     }
