@@ -156,6 +156,7 @@ export function createNodeTransport({ maxSockets = 256, keepAliveTimeoutMs = 400
 
   transport.agent = agent;
   transport.upstreamBody = upstreamBody;
+  transport.upstreamHeaders = upstreamHeaders;
   // `signal` may be any object with `aborted`, `reason` and
   // add/removeEventListener('abort', fn): nothing else of it is read, so
   // worker/handler.js passes its PlainAbort instead of an AbortSignal.
@@ -305,7 +306,8 @@ class Call {
     let response;
     try {
       const body = this.#method === 'HEAD' || NULL_BODY_STATUS.has(status) ? null : new AnswerBody(this);
-      response = new NodeResponse(body, { status, statusText: statusText ?? '', headers: headerPairs(headers) }, this.#url);
+      const pairs = headerPairs(headers);
+      response = new NodeResponse(body, { status, statusText: statusText ?? '', headers: pairs }, this.#url, pairs);
       this.#body = body;
       if (body) this.#decoder = decoderFor(headers['content-encoding'], body, this);
     } catch (error) {
@@ -393,11 +395,21 @@ while (Object.getPrototypeOf(NativeResponse) !== Function.prototype) NativeRespo
 class NodeResponse extends NativeResponse {
   #body; // an AnswerBody, or null
   #url;
+  #pairs; // the headers as they came ([name, value] pairs), which super() took
+  #fields = null; // a HeaderFields of them, made on first use
 
-  constructor(body, init, url) {
+  constructor(body, init, url, pairs = []) {
     super(null, init);
     this.#body = body;
     this.#url = url;
+    this.#pairs = pairs;
+  }
+
+  /** See upstreamHeaders() below. */
+  static fields(response) {
+    if (!(response instanceof NodeResponse)) return undefined;
+    response.#fields ??= new HeaderFields(response.#pairs);
+    return response.#fields;
   }
 
   /** See upstreamBody() below. */
@@ -459,6 +471,46 @@ class NodeResponse extends NativeResponse {
     body.replace(mine);
     return new NativeResponse(theirs, init);
   }
+}
+
+/**
+ * An answer's header fields as `get(name)` reads them, without fetch's
+ * Headers: each `Headers.get` checks the name with a regular expression,
+ * lower-cases it and checks the object's brand, and the handler reads an
+ * answer's headers seven times a call (0.68 against 0.06 µs for the seven,
+ * Node 20). The values are the ones the Response's Headers hold: the same
+ * pairs, which Headers accepted (super() would have thrown), each trimmed of
+ * HTTP whitespace as Headers does, repeated names joined with ", " in order.
+ * A Response's headers can be changed by whoever holds it; worker/handler.js,
+ * the one reader, never changes an upstream answer's.
+ */
+class HeaderFields {
+  #record = Object.create(null);
+
+  constructor(pairs) {
+    const record = this.#record;
+    for (const [name, value] of pairs) {
+      const key = name.toLowerCase();
+      const normal = trimHttpWhitespace(value);
+      record[key] = key in record ? `${record[key]}, ${normal}` : normal;
+    }
+  }
+
+  /** The field's value as Headers.get gives it: a string, or null. */
+  get(name) {
+    return this.#record[name.toLowerCase()] ?? null;
+  }
+}
+
+// Fetch's "normalize" of a header value: leading and trailing tabs, spaces,
+// CRs and LFs removed.
+const isHttpWhitespace = (code) => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+function trimHttpWhitespace(value) {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHttpWhitespace(value.charCodeAt(start))) start++;
+  while (end > start && isHttpWhitespace(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 const utf8 = new TextDecoder();
@@ -644,4 +696,15 @@ class AnswerBody {
  */
 export function upstreamBody(response) {
   return NodeResponse.direct(response);
+}
+
+/**
+ * What worker/handler.js takes as `upstreamHeaders`: for an answer of this
+ * transport, its header fields with `get(name)` answering as
+ * `response.headers.get(name)` does, at a fraction of the cost (HeaderFields
+ * above). Undefined for any other Response (the handler then reads
+ * `response.headers`).
+ */
+export function upstreamHeaders(response) {
+  return NodeResponse.fields(response);
 }

@@ -12,12 +12,13 @@ import { createServer, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 
-import { upstreamBody } from '../../worker/node-transport.js';
+import { upstreamBody, upstreamHeaders } from '../../worker/node-transport.js';
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 import { PlainAbort, createHandler } from '../../worker/handler.js';
 import { NODE_SHA256, startProxy } from '../../worker/node.js';
 import { freePort, memoryAudit, tempFile } from './proxy-helpers.js';
 import { bodyOf, transportForTest as transport } from './transport-helpers.js';
+import { random } from './seeded-random.js';
 
 // One server; each test sets `route` (req, res) and reads what it saw.
 let route = (req, res) => res.end();
@@ -185,6 +186,46 @@ describe('answers', () => {
     const reader = (await fetch(`${base}/cut`)).body.getReader();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"jsonrpc":"2.0",');
     await assert.rejects(reader.read());
+  });
+});
+
+describe('upstreamHeaders: the handler\'s reading of an answer\'s headers', () => {
+  // The handler reads an answer's headers through upstreamHeaders(response)
+  // (a plain record, not fetch's Headers); each field must read as
+  // response.headers.get reads it, whatever the server sent: names in any
+  // case, repeated names (joined in order), values with spaces and tabs at
+  // either end or inside, empty values, Latin-1 bytes.
+  const NAMES = ['content-type', 'Content-Type', 'MCP-Session-Id', 'mcp-protocol-version', 'cache-control', 'retry-after', 'set-cookie', 'x-a', 'X-A'];
+  const PIECES = ['', ' ', '\t', 'a', 'b=1', ',', ';', 'application/json', 'é', '\u00ff', '  x  ', 'text/event-stream; charset=utf-8'];
+  const pick = (next, list) => list[Math.floor(next() * list.length)];
+
+  test('every field reads as response.headers.get reads it, on 300 generated answers (seeded)', async () => {
+    const fetch = transport();
+    const next = random(1207);
+    let sent = [];
+    route = (req, res) => {
+      res.writeHead(200, sent.flat());
+      res.end();
+    };
+    let repeated = 0;
+    for (let i = 0; i < 300; i++) {
+      sent = Array.from({ length: Math.floor(next() * 7) }, () => {
+        let value = '';
+        for (let k = Math.floor(next() * 4); k > 0; k--) value += pick(next, PIECES);
+        return [pick(next, NAMES), value];
+      });
+      const names = sent.map(([name]) => name.toLowerCase());
+      if (new Set(names).size < names.length) repeated++;
+      const response = await fetch(`${base}/headers`, { method: 'POST', body: 'x' });
+      const fields = upstreamHeaders(response);
+      assert.ok(fields, 'an answer of this transport has its fields');
+      for (const name of [...NAMES, 'content-length', 'absent']) {
+        assert.equal(fields.get(name), response.headers.get(name), `${name} of ${JSON.stringify(sent)}`);
+      }
+      assert.equal(upstreamHeaders(response), fields, 'made once per answer');
+    }
+    assert.ok(repeated > 50, `repeated names are common (${repeated})`);
+    assert.equal(upstreamHeaders(new Response('x', { headers: { 'content-type': 'a/b' } })), undefined, 'not an answer of this transport');
   });
 });
 
