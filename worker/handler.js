@@ -890,7 +890,9 @@ function signalClient(request) {
 export class PlainAbort {
   aborted = false;
   reason = undefined;
-  #listeners = [];
+  // The one listener a call has (the transport's), or an array of several, or
+  // null: no array per call for the one.
+  #listeners = null;
 
   get signal() {
     return this;
@@ -901,17 +903,32 @@ export class PlainAbort {
     this.aborted = true;
     this.reason = reason;
     const listeners = this.#listeners;
-    this.#listeners = [];
-    for (const listener of listeners) listener.call(this, { type: 'abort', target: this });
+    this.#listeners = null;
+    if (listeners === null) return;
+    const event = { type: 'abort', target: this };
+    if (typeof listeners === 'function') listeners.call(this, event);
+    else for (const listener of listeners) listener.call(this, event);
   }
 
   addEventListener(type, listener) {
-    if (type === 'abort' && typeof listener === 'function' && !this.aborted && !this.#listeners.includes(listener)) this.#listeners.push(listener);
+    if (type !== 'abort' || typeof listener !== 'function' || this.aborted) return;
+    const listeners = this.#listeners;
+    if (listeners === null) this.#listeners = listener;
+    else if (typeof listeners === 'function') {
+      if (listeners !== listener) this.#listeners = [listeners, listener];
+    } else if (!listeners.includes(listener)) listeners.push(listener);
   }
 
   removeEventListener(type, listener) {
-    const at = type === 'abort' ? this.#listeners.indexOf(listener) : -1;
-    if (at >= 0) this.#listeners.splice(at, 1);
+    const listeners = this.#listeners;
+    if (type !== 'abort' || listeners === null) return;
+    if (listeners === listener) {
+      this.#listeners = null;
+      return;
+    }
+    if (typeof listeners === 'function') return;
+    const at = listeners.indexOf(listener);
+    if (at >= 0) listeners.splice(at, 1);
   }
 }
 

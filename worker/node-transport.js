@@ -178,19 +178,21 @@ function abortError() {
 function headersObject(headers) {
   const out = Object.create(null);
   if (!headers) return out;
-  const add = (name, value) => {
-    const key = String(name).toLowerCase();
-    if (DROPPED_REQUEST_HEADERS.has(key)) return;
-    out[key] = key in out ? `${out[key]}, ${value}` : String(value);
-  };
   if (typeof headers.forEach === 'function' && !Array.isArray(headers)) {
-    headers.forEach((value, name) => add(name, value));
+    headers.forEach((value, name) => addHeader(out, name, value));
   } else if (Array.isArray(headers) || typeof headers[Symbol.iterator] === 'function') {
-    for (const [name, value] of headers) add(name, value);
+    for (const [name, value] of headers) addHeader(out, name, value);
   } else {
-    for (const name of Object.keys(headers)) add(name, headers[name]);
+    // A record (what the handler passes): no closure per request.
+    for (const name of Object.keys(headers)) addHeader(out, name, headers[name]);
   }
   return out;
+}
+
+function addHeader(out, name, value) {
+  const key = String(name).toLowerCase();
+  if (DROPPED_REQUEST_HEADERS.has(key)) return;
+  out[key] = key in out ? `${out[key]}, ${value}` : String(value);
 }
 
 /**
@@ -199,27 +201,29 @@ function headersObject(headers) {
  * Content-Type for a string, form parameters or a typed Blob.
  */
 function requestBody(body, headers) {
-  const type = (value) => {
-    if (value && !('content-type' in headers)) headers['content-type'] = value;
-  };
   if (body == null) return null;
   if (typeof body === 'string') {
-    type('text/plain;charset=UTF-8');
+    defaultType(headers, 'text/plain;charset=UTF-8');
     return body;
   }
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof URLSearchParams) {
-    type('application/x-www-form-urlencoded;charset=UTF-8');
+    defaultType(headers, 'application/x-www-form-urlencoded;charset=UTF-8');
     return body.toString();
   }
   if (body instanceof Blob) {
-    type(body.type);
+    defaultType(headers, body.type);
     return body;
   }
   // A web ReadableStream, a Node stream or any async iterable.
   if (typeof body[Symbol.asyncIterator] === 'function') return body;
   throw new TypeError('fetch failed: unsupported body type');
+}
+
+// fetch's Content-Type for a body, unless the request has one.
+function defaultType(headers, value) {
+  if (value && !('content-type' in headers)) headers['content-type'] = value;
 }
 
 /**
@@ -416,9 +420,11 @@ class NodeResponse extends NativeResponse {
   static direct(response) {
     if (!(response instanceof NodeResponse)) return undefined;
     const body = response.#body;
-    if (!body) return { empty: true, read: async () => new Uint8Array(0), cancel() {} };
+    if (!body) return NO_BODY;
     if (body.streamed || body.used) return undefined;
-    return { empty: false, read: (limit) => body.read(limit), cancel: () => body.cancel() };
+    // The AnswerBody itself: it has empty, read(limit) and cancel() (not an
+    // object and two closures made per answer to forward them).
+    return body;
   }
 
   get body() {
@@ -515,6 +521,9 @@ function trimHttpWhitespace(value) {
 
 const utf8 = new TextDecoder();
 
+// upstreamBody() of an answer without a body (HEAD, 204, 304).
+const NO_BODY = Object.freeze({ empty: true, read: async () => new Uint8Array(0), cancel() {} });
+
 // A body's web stream holds up to UNREAD_BYTES before the connection pauses
 // (counted in chunks, as by default, it would pause and resume the
 // connection for every chunk).
@@ -545,6 +554,11 @@ class AnswerBody {
 
   constructor(source) {
     this.#source = source;
+  }
+
+  /** For upstreamBody(): an AnswerBody is made only for an answer with a body. */
+  get empty() {
+    return false;
   }
 
   get used() {
