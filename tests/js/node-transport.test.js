@@ -225,6 +225,15 @@ describe('upstreamHeaders: the handler\'s reading of an answer\'s headers', () =
       assert.equal(upstreamHeaders(response), fields, 'made once per answer');
     }
     assert.ok(repeated > 50, `repeated names are common (${repeated})`);
+    // A clone reads the same: one without a body is this transport's (its
+    // fields the original's), one with a body a plain Response (headers read).
+    sent = [['content-type', 'application/json'], ['x-a', ' 1 '], ['X-A', '2']];
+    for (const method of ['HEAD', 'POST']) {
+      const clone = (await fetch(`${base}/headers`, { method, body: method === 'POST' ? 'x' : undefined })).clone();
+      const fields = upstreamHeaders(clone) ?? clone.headers;
+      assert.equal(fields.get('x-a'), '1, 2', method);
+      assert.equal(fields.get('content-type'), 'application/json', method);
+    }
     assert.equal(upstreamHeaders(new Response('x', { headers: { 'content-type': 'a/b' } })), undefined, 'not an answer of this transport');
   });
 });
