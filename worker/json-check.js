@@ -29,9 +29,11 @@ let arrayIndex = new Int32Array(64);
 let keysFrom = new Int32Array(64);
 // Per key of an open object: where its text starts and ends (the characters
 // between the quotes), and whether it has escapes (decoded[k] then holds it).
-let keyStart = new Int32Array(256);
-let keyEnd = new Int32Array(256);
-let keyEscaped = new Uint8Array(256);
+const FIRST_KEYS = 256;
+const KEPT_KEYS = 16_384; // kept between calls at most (144 kB)
+let keyStart = new Int32Array(FIRST_KEYS);
+let keyEnd = new Int32Array(FIRST_KEYS);
+let keyEscaped = new Uint8Array(FIRST_KEYS);
 const decoded = [];
 // The Set of an object past SMALL_OBJECT_KEYS keys, by depth - 1 (undefined otherwise).
 const keySets = [];
@@ -117,9 +119,16 @@ export function findJsonProblem(text, options) {
     return null;
   } finally {
     // Nothing of this text is kept past the call (the decoded keys and the
-    // Sets hold parts of it); the typed arrays keep only offsets.
+    // Sets hold parts of it); the typed arrays keep only offsets, and go back
+    // to their first size after a document that grew them far (a body of a
+    // million keys in one object would otherwise keep megabytes).
     if (decoded.length > 0) decoded.length = 0;
     if (keySets.length > 0) keySets.length = 0;
+    if (keyStart.length > KEPT_KEYS) {
+      keyStart = new Int32Array(FIRST_KEYS);
+      keyEnd = new Int32Array(FIRST_KEYS);
+      keyEscaped = new Uint8Array(FIRST_KEYS);
+    }
   }
 }
 

@@ -160,4 +160,8 @@ test('nesting at, past and far past the limit, in objects and arrays, and a huge
   assert.equal(findJsonProblem(`{${keys.join(',')}}`), null);
   const document = `{${keys.join(',')},"key\\u0034\\u0032":1}`;
   assert.deepEqual(findJsonProblem(document), { problem: 'duplicate_key', pointer: '/key42', key: 'key42' });
+  // After the arrays grew for it (and went back to their first size), small documents read as before.
+  for (const small of ['{"a":{"b":1,"c":[{"b":2}],"b":3}}', '[{"x":1},{"x":2,"y":{"x":3}}]']) {
+    assert.deepEqual(findJsonProblem(small), reference(small), small);
+  }
 });
