@@ -73,6 +73,7 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *     hmac?(key: string, text: string): string | Promise<string> },
  *   sessionKey?: string,
  *   upstreamBody?: (response: Response) => UpstreamBody | undefined,
+ *   upstreamHeaders?: (response: Response) => { get(name: string): string | null } | undefined,
  *   clock?: () => number,
  *   log?: (level: string, message: string, fields?: object) => void,
  *   oauth?: ReturnType<typeof import('./oauth.js').createOAuth>,
@@ -109,6 +110,10 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'mcp-proto
  *   upstreamBody: direct access to the body of an upstream answer that `fetch` made, to read
  *   it whole without a web stream (Node's transport offers it: web streams are costly
  *   there); undefined for an answer it does not know, whose `body` is then read.
+ *   upstreamHeaders: the header fields of an upstream answer that `fetch` made, read as
+ *   `response.headers.get` reads them but without fetch's Headers (Node's transport offers
+ *   it: each Headers.get checks, lower-cases and brands, and an answer's headers are read
+ *   seven times a call); undefined for an answer it does not know, whose `headers` are then read.
  *
  * @typedef {{ refused: object, status?: number } | { batch: boolean, messages: unknown[] }} ReadBody
  *
@@ -123,13 +128,15 @@ export function createHandler(options) {
     maxBodyBytes = 4 * MB, maxResponseBytes = 32 * MB, upstreamTimeoutMs = 120_000, publicUrl,
     maxBatchSize = 100, maxConcurrentPerGrant = 32, bodyTimeoutMs = 30_000, hostCheck, grantShare = 0.25, sharedTimers = false,
     maxPendingApprovalsPerGrant, maxApprovalArgumentBytes,
-    fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, sessionKey,
+    fetch: fetchUpstream = (...args) => fetch(...args), clock = Date.now, log = defaultLog, sha256, upstreamBody, upstreamHeaders, sessionKey,
     observer, metrics, tracer, oauth, parseBody = readBodyMessages,
   } = options;
   const hmac = sha256?.hmac ?? webCryptoHmac();
   const sessions = sessionKey === undefined ? null : new SessionBinding({ key: sessionKey, hmac });
   // The body of an upstream answer, through upstreamBody when it knows the answer.
   const bodyOf = (response) => upstreamBody?.(response) ?? webBody(response);
+  // The header fields of an upstream answer (get(name)), through upstreamHeaders when it knows the answer.
+  const headersOf = (response) => upstreamHeaders?.(response) ?? response.headers;
   let config = configOf(options);
   const lanes = new GrantLanes({ share: grantShare });
   const auditKey = options.auditKey ?? (sessionKey === undefined ? undefined : `toolgate audit key\n${sessionKey}`);
@@ -383,7 +390,8 @@ export function createHandler(options) {
       return json(502, batch && all.length > 0 ? all : (all[0] ?? errorMessage(null, JsonRpcError.INTERNAL, upstream.error)));
     }
     const response = upstream.response;
-    const type = response.headers.get('content-type') ?? '';
+    const fields = headersOf(response);
+    const type = fields.get('content-type') ?? '';
     if (!response.ok) {
       // A 4xx: the server refused the whole request (an expired session, its
       // own auth) before running anything. A 5xx may come after a tool ran
@@ -420,7 +428,7 @@ export function createHandler(options) {
     if (/^application\/json/i.test(type)) {
       const needsReading = exchanges.size > 0 || answers.length > 0 || forward.some((m) => m.method === 'tools/list');
       if (!needsReading) return passThrough(response, scope);
-      return mergeJson(response, answer, { batch, answers, exchanges, inspect, scope });
+      return mergeJson(response, answer, { batch, answers, exchanges, inspect, scope, type });
     }
     // The server took the request (2xx) but answered in a form this proxy
     // does not relay.
@@ -474,7 +482,8 @@ export function createHandler(options) {
 
   // A JSON answer is one value; to drop hidden tools from it, or to add this
   // proxy's own answers to a batch, it is read whole (up to maxResponseBytes).
-  async function mergeJson(response, answer, { batch, answers, exchanges, inspect, scope }) {
+  // type: the answer's Content-Type, as read.
+  async function mergeJson(response, answer, { batch, answers, exchanges, inspect, scope, type }) {
     const bytes = await answer.read(maxResponseBytes).catch(() => undefined);
     let parsed;
     // The text as toolgate read it, when the bytes are strict UTF-8 without a
@@ -507,7 +516,7 @@ export function createHandler(options) {
     // value toolgate inspected (answerPassesAsIs): nothing of toolgate's to
     // add, nothing removed, and no reading of them that could differ from
     // toolgate's. Otherwise the value toolgate read is written again.
-    const body = answers.length === 0 && answerPassesAsIs(exactText, parsed, messages, batch, response.headers.get('content-type'))
+    const body = answers.length === 0 && answerPassesAsIs(exactText, parsed, messages, batch, type)
       ? bytes : JSON.stringify(batch || all.length > 1 ? all : all[0]);
     return new Response(body, { status: 200, headers });
   }
@@ -519,13 +528,13 @@ export function createHandler(options) {
     const upstream = await callUpstream(server, request, undefined, scope);
     if (upstream.error) return json(502, errorMessage(null, JsonRpcError.INTERNAL, upstream.error));
     const response = upstream.response;
-    if (response.ok && /^text\/event-stream/i.test(response.headers.get('content-type') ?? '') && response.body) {
+    const type = headersOf(response).get('content-type') ?? '';
+    if (response.ok && /^text\/event-stream/i.test(type) && response.body) {
       const stream = transformEventStream(response.body, { onMessage: (message) => gate.inspect(message, { server: scope.server, policy: scope.policy, pins: scope.pins, session: scope.session, monitor: scope.monitor }) });
       return new Response(stream, { status: response.status, headers: await clientHeaders(response, scope) });
     }
     // A GET or DELETE answer that is neither (a 405 "no stream here") passes
     // as JSON or without a body; anything else is not relayed as it is.
-    const type = response.headers.get('content-type') ?? '';
     if (response.body && type !== '' && !isJsonOrEventStream(type)) return notStreamableHttp(response, type);
     return passThrough(response, scope);
   }
@@ -535,7 +544,7 @@ export function createHandler(options) {
   // The headers, or a promise of them when a session id must be bound (the
   // common answer, without a session, takes no promise).
   function clientHeaders(response, scope) {
-    const headers = responseHeaders(response);
+    const headers = responseHeaders(headersOf(response));
     const session = headers['mcp-session-id'];
     if (sessions && session !== undefined) return bindSession(headers, session, scope);
     return headers;
@@ -562,7 +571,7 @@ export function createHandler(options) {
       await response.body?.cancel();
       throw new Error(`the server answered HTTP ${response.status}`);
     }
-    const stream = /^text\/event-stream/i.test(response.headers.get('content-type') ?? '');
+    const stream = /^text\/event-stream/i.test(headersOf(response).get('content-type') ?? '');
     // Read until the answer is there (an event stream may stay open after
     // it), at most MAX_OWN_ANSWER_BYTES; then the body is let go.
     const reader = response.body.getReader();
@@ -781,11 +790,11 @@ async function readLimited(body, limit) {
 }
 
 // As a plain object: Response takes one, and @hono/node-server writes it
-// without going through Headers again.
-function responseHeaders(response) {
+// without going through Headers again. `fields`: the answer's headers (get(name)).
+function responseHeaders(fields) {
   const headers = {};
   for (const name of FORWARDED_RESPONSE_HEADERS) {
-    const value = response.headers.get(name);
+    const value = fields.get(name);
     if (value !== null) headers[name] = value;
   }
   return headers;
@@ -881,7 +890,9 @@ function signalClient(request) {
 export class PlainAbort {
   aborted = false;
   reason = undefined;
-  #listeners = [];
+  // The one listener a call has (the transport's), or an array of several, or
+  // null: no array per call for the one.
+  #listeners = null;
 
   get signal() {
     return this;
@@ -892,17 +903,32 @@ export class PlainAbort {
     this.aborted = true;
     this.reason = reason;
     const listeners = this.#listeners;
-    this.#listeners = [];
-    for (const listener of listeners) listener.call(this, { type: 'abort', target: this });
+    this.#listeners = null;
+    if (listeners === null) return;
+    const event = { type: 'abort', target: this };
+    if (typeof listeners === 'function') listeners.call(this, event);
+    else for (const listener of listeners) listener.call(this, event);
   }
 
   addEventListener(type, listener) {
-    if (type === 'abort' && typeof listener === 'function' && !this.aborted && !this.#listeners.includes(listener)) this.#listeners.push(listener);
+    if (type !== 'abort' || typeof listener !== 'function' || this.aborted) return;
+    const listeners = this.#listeners;
+    if (listeners === null) this.#listeners = listener;
+    else if (typeof listeners === 'function') {
+      if (listeners !== listener) this.#listeners = [listeners, listener];
+    } else if (!listeners.includes(listener)) listeners.push(listener);
   }
 
   removeEventListener(type, listener) {
-    const at = type === 'abort' ? this.#listeners.indexOf(listener) : -1;
-    if (at >= 0) this.#listeners.splice(at, 1);
+    const listeners = this.#listeners;
+    if (type !== 'abort' || listeners === null) return;
+    if (listeners === listener) {
+      this.#listeners = null;
+      return;
+    }
+    if (typeof listeners === 'function') return;
+    const at = listeners.indexOf(listener);
+    if (at >= 0) listeners.splice(at, 1);
   }
 }
 

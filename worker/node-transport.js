@@ -156,6 +156,7 @@ export function createNodeTransport({ maxSockets = 256, keepAliveTimeoutMs = 400
 
   transport.agent = agent;
   transport.upstreamBody = upstreamBody;
+  transport.upstreamHeaders = upstreamHeaders;
   // `signal` may be any object with `aborted`, `reason` and
   // add/removeEventListener('abort', fn): nothing else of it is read, so
   // worker/handler.js passes its PlainAbort instead of an AbortSignal.
@@ -177,19 +178,21 @@ function abortError() {
 function headersObject(headers) {
   const out = Object.create(null);
   if (!headers) return out;
-  const add = (name, value) => {
-    const key = String(name).toLowerCase();
-    if (DROPPED_REQUEST_HEADERS.has(key)) return;
-    out[key] = key in out ? `${out[key]}, ${value}` : String(value);
-  };
   if (typeof headers.forEach === 'function' && !Array.isArray(headers)) {
-    headers.forEach((value, name) => add(name, value));
+    headers.forEach((value, name) => addHeader(out, name, value));
   } else if (Array.isArray(headers) || typeof headers[Symbol.iterator] === 'function') {
-    for (const [name, value] of headers) add(name, value);
+    for (const [name, value] of headers) addHeader(out, name, value);
   } else {
-    for (const name of Object.keys(headers)) add(name, headers[name]);
+    // A record (what the handler passes): no closure per request.
+    for (const name of Object.keys(headers)) addHeader(out, name, headers[name]);
   }
   return out;
+}
+
+function addHeader(out, name, value) {
+  const key = String(name).toLowerCase();
+  if (DROPPED_REQUEST_HEADERS.has(key)) return;
+  out[key] = key in out ? `${out[key]}, ${value}` : String(value);
 }
 
 /**
@@ -198,27 +201,29 @@ function headersObject(headers) {
  * Content-Type for a string, form parameters or a typed Blob.
  */
 function requestBody(body, headers) {
-  const type = (value) => {
-    if (value && !('content-type' in headers)) headers['content-type'] = value;
-  };
   if (body == null) return null;
   if (typeof body === 'string') {
-    type('text/plain;charset=UTF-8');
+    defaultType(headers, 'text/plain;charset=UTF-8');
     return body;
   }
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof URLSearchParams) {
-    type('application/x-www-form-urlencoded;charset=UTF-8');
+    defaultType(headers, 'application/x-www-form-urlencoded;charset=UTF-8');
     return body.toString();
   }
   if (body instanceof Blob) {
-    type(body.type);
+    defaultType(headers, body.type);
     return body;
   }
   // A web ReadableStream, a Node stream or any async iterable.
   if (typeof body[Symbol.asyncIterator] === 'function') return body;
   throw new TypeError('fetch failed: unsupported body type');
+}
+
+// fetch's Content-Type for a body, unless the request has one.
+function defaultType(headers, value) {
+  if (value && !('content-type' in headers)) headers['content-type'] = value;
 }
 
 /**
@@ -305,7 +310,8 @@ class Call {
     let response;
     try {
       const body = this.#method === 'HEAD' || NULL_BODY_STATUS.has(status) ? null : new AnswerBody(this);
-      response = new NodeResponse(body, { status, statusText: statusText ?? '', headers: headerPairs(headers) }, this.#url);
+      const pairs = headerPairs(headers);
+      response = new NodeResponse(body, { status, statusText: statusText ?? '', headers: pairs }, this.#url, pairs);
       this.#body = body;
       if (body) this.#decoder = decoderFor(headers['content-encoding'], body, this);
     } catch (error) {
@@ -393,20 +399,32 @@ while (Object.getPrototypeOf(NativeResponse) !== Function.prototype) NativeRespo
 class NodeResponse extends NativeResponse {
   #body; // an AnswerBody, or null
   #url;
+  #pairs; // the headers as they came ([name, value] pairs), which super() took
+  #fields = null; // a HeaderFields of them, made on first use
 
-  constructor(body, init, url) {
+  constructor(body, init, url, pairs = []) {
     super(null, init);
     this.#body = body;
     this.#url = url;
+    this.#pairs = pairs;
+  }
+
+  /** See upstreamHeaders() below. */
+  static fields(response) {
+    if (!(response instanceof NodeResponse)) return undefined;
+    response.#fields ??= new HeaderFields(response.#pairs);
+    return response.#fields;
   }
 
   /** See upstreamBody() below. */
   static direct(response) {
     if (!(response instanceof NodeResponse)) return undefined;
     const body = response.#body;
-    if (!body) return { empty: true, read: async () => new Uint8Array(0), cancel() {} };
+    if (!body) return NO_BODY;
     if (body.streamed || body.used) return undefined;
-    return { empty: false, read: (limit) => body.read(limit), cancel: () => body.cancel() };
+    // The AnswerBody itself: it has empty, read(limit) and cancel() (not an
+    // object and two closures made per answer to forward them).
+    return body;
   }
 
   get body() {
@@ -454,14 +472,66 @@ class NodeResponse extends NativeResponse {
     const body = this.#body;
     if (body?.used) throw new TypeError('Response.clone: Body has already been consumed.');
     const init = { status: this.status, statusText: this.statusText, headers: this.headers };
-    if (!body) return new NodeResponse(null, init, this.url);
+    if (!body) return new NodeResponse(null, init, this.url, this.#pairs);
     const [mine, theirs] = body.stream().tee();
     body.replace(mine);
     return new NativeResponse(theirs, init);
   }
 }
 
+/**
+ * An answer's header fields as `get(name)` reads them, without fetch's
+ * Headers: each `Headers.get` checks the name with a regular expression,
+ * lower-cases it and checks the object's brand, and the handler reads an
+ * answer's headers seven times a call. The values are the ones the
+ * Response's Headers hold: the same pairs, which Headers accepted (super()
+ * would have thrown), each trimmed of HTTP whitespace as Headers does,
+ * repeated names joined with ", " in order.
+ * A Response's headers can be changed by whoever holds it; worker/handler.js,
+ * the one reader, never changes an upstream answer's.
+ */
+class HeaderFields {
+  #pairs;
+  #names; // the pairs' names, lower-cased (undici's are already: then the same strings)
+
+  constructor(pairs) {
+    this.#pairs = pairs;
+    this.#names = pairs.map(lowerName);
+  }
+
+  /** The field's value as Headers.get gives it: a string, or null. */
+  get(name) {
+    // A scan of the few pairs an answer has, not a record built for them:
+    // that cost more (bytes and time) than the handler's seven reads.
+    const key = name.toLowerCase();
+    const names = this.#names;
+    let value = null;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] !== key) continue;
+      const normal = trimHttpWhitespace(this.#pairs[i][1]);
+      value = value === null ? normal : `${value}, ${normal}`;
+    }
+    return value;
+  }
+}
+
+const lowerName = ([name]) => name.toLowerCase();
+
+// Fetch's "normalize" of a header value: leading and trailing tabs, spaces,
+// CRs and LFs removed.
+const isHttpWhitespace = (code) => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+function trimHttpWhitespace(value) {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHttpWhitespace(value.charCodeAt(start))) start++;
+  while (end > start && isHttpWhitespace(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
 const utf8 = new TextDecoder();
+
+// upstreamBody() of an answer without a body (HEAD, 204, 304).
+const NO_BODY = Object.freeze({ empty: true, read: async () => new Uint8Array(0), cancel() {} });
 
 // A body's web stream holds up to UNREAD_BYTES before the connection pauses
 // (counted in chunks, as by default, it would pause and resume the
@@ -493,6 +563,11 @@ class AnswerBody {
 
   constructor(source) {
     this.#source = source;
+  }
+
+  /** For upstreamBody(): an AnswerBody is made only for an answer with a body. */
+  get empty() {
+    return false;
   }
 
   get used() {
@@ -644,4 +719,15 @@ class AnswerBody {
  */
 export function upstreamBody(response) {
   return NodeResponse.direct(response);
+}
+
+/**
+ * What worker/handler.js takes as `upstreamHeaders`: for an answer of this
+ * transport, its header fields with `get(name)` answering as
+ * `response.headers.get(name)` does, at a fraction of the cost (HeaderFields
+ * above). Undefined for any other Response (the handler then reads
+ * `response.headers`).
+ */
+export function upstreamHeaders(response) {
+  return NodeResponse.fields(response);
 }

@@ -15,7 +15,7 @@ import { ConfigError, ProxyConfigError, loadProxyConfig } from './config.js';
 import { watchFiles } from './file-watch.js';
 import { createHandler } from './handler.js';
 import { createHostCheck } from './host-check.js';
-import { createNodeTransport, upstreamBody } from './node-transport.js';
+import { createNodeTransport, upstreamBody, upstreamHeaders } from './node-transport.js';
 import { createOAuth } from './oauth.js';
 
 /**
@@ -151,7 +151,7 @@ export async function startProxy(options) {
   // bodyPool: false reads every body inline, as on Workers.
   const bodyPool = options.bodyPool === false ? null : new BodyPool({ log, ...options.bodyPool });
   const handler = createHandler({
-    ...handlerConfig(loaded), counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, sha256: NODE_SHA256,
+    ...handlerConfig(loaded), counters: storeForHandler, approvals, audit, log, oauth, observer: metrics?.observer, tracer, metrics: ownMetricsPort ? undefined : metrics ?? undefined, fetch: transport.fetch, upstreamBody: transport.upstreamBody, upstreamHeaders: transport.upstreamHeaders, sha256: NODE_SHA256,
     parseBody: bodyPool ? (bytes, context) => bodyPool.read(bytes, context) : undefined,
     adminTokenSha256: options.adminTokenSha256, failOpen: options.failOpen, auditArguments: options.auditArguments,
     maxBodyBytes: options.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs, publicUrl: options.publicUrl,
@@ -351,7 +351,7 @@ function transportOf(choice = 'node') {
   if (choice === 'fetch') return { fetch: (...args) => fetch(...args), async close() {} };
   if (choice === 'node') {
     const transport = createNodeTransport();
-    return { fetch: transport, upstreamBody, close: transport.close };
+    return { fetch: transport, upstreamBody, upstreamHeaders, close: transport.close };
   }
   throw new ConfigError(`transport must be "node", "fetch" or a function, not ${JSON.stringify(choice)}`);
 }

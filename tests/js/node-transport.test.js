@@ -12,12 +12,13 @@ import { createServer, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 
-import { upstreamBody } from '../../worker/node-transport.js';
+import { upstreamBody, upstreamHeaders } from '../../worker/node-transport.js';
 import { loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
 import { PlainAbort, createHandler } from '../../worker/handler.js';
 import { NODE_SHA256, startProxy } from '../../worker/node.js';
 import { freePort, memoryAudit, tempFile } from './proxy-helpers.js';
 import { bodyOf, transportForTest as transport } from './transport-helpers.js';
+import { random } from './seeded-random.js';
 
 // One server; each test sets `route` (req, res) and reads what it saw.
 let route = (req, res) => res.end();
@@ -185,6 +186,55 @@ describe('answers', () => {
     const reader = (await fetch(`${base}/cut`)).body.getReader();
     assert.equal(new TextDecoder().decode((await reader.read()).value), '{"jsonrpc":"2.0",');
     await assert.rejects(reader.read());
+  });
+});
+
+describe('upstreamHeaders: the handler\'s reading of an answer\'s headers', () => {
+  // The handler reads an answer's headers through upstreamHeaders(response)
+  // (a plain record, not fetch's Headers); each field must read as
+  // response.headers.get reads it, whatever the server sent: names in any
+  // case, repeated names (joined in order), values with spaces and tabs at
+  // either end or inside, empty values, Latin-1 bytes.
+  const NAMES = ['content-type', 'Content-Type', 'MCP-Session-Id', 'mcp-protocol-version', 'cache-control', 'retry-after', 'set-cookie', 'x-a', 'X-A'];
+  const PIECES = ['', ' ', '\t', 'a', 'b=1', ',', ';', 'application/json', 'é', '\u00ff', '  x  ', 'text/event-stream; charset=utf-8'];
+  const pick = (next, list) => list[Math.floor(next() * list.length)];
+
+  test('every field reads as response.headers.get reads it, on 300 generated answers (seeded)', async () => {
+    const fetch = transport();
+    const next = random(1207);
+    let sent = [];
+    route = (req, res) => {
+      res.writeHead(200, sent.flat());
+      res.end();
+    };
+    let repeated = 0;
+    for (let i = 0; i < 300; i++) {
+      sent = Array.from({ length: Math.floor(next() * 7) }, () => {
+        let value = '';
+        for (let k = Math.floor(next() * 4); k > 0; k--) value += pick(next, PIECES);
+        return [pick(next, NAMES), value];
+      });
+      const names = sent.map(([name]) => name.toLowerCase());
+      if (new Set(names).size < names.length) repeated++;
+      const response = await fetch(`${base}/headers`, { method: 'POST', body: 'x' });
+      const fields = upstreamHeaders(response);
+      assert.ok(fields, 'an answer of this transport has its fields');
+      for (const name of [...NAMES, 'content-length', 'absent']) {
+        assert.equal(fields.get(name), response.headers.get(name), `${name} of ${JSON.stringify(sent)}`);
+      }
+      assert.equal(upstreamHeaders(response), fields, 'made once per answer');
+    }
+    assert.ok(repeated > 50, `repeated names are common (${repeated})`);
+    // A clone reads the same: one without a body is this transport's (its
+    // fields the original's), one with a body a plain Response (headers read).
+    sent = [['content-type', 'application/json'], ['x-a', ' 1 '], ['X-A', '2']];
+    for (const method of ['HEAD', 'POST']) {
+      const clone = (await fetch(`${base}/headers`, { method, body: method === 'POST' ? 'x' : undefined })).clone();
+      const fields = upstreamHeaders(clone) ?? clone.headers;
+      assert.equal(fields.get('x-a'), '1, 2', method);
+      assert.equal(fields.get('content-type'), 'application/json', method);
+    }
+    assert.equal(upstreamHeaders(new Response('x', { headers: { 'content-type': 'a/b' } })), undefined, 'not an answer of this transport');
   });
 });
 
@@ -473,6 +523,32 @@ async function postJson(url, id) {
 }
 
 describe('PlainAbort (worker/handler.js): the signal the handler gives this transport', () => {
+  // PlainAbort keeps one listener without an array (a call has one, the
+  // transport's); any sequence of adds and removes must run the listeners an
+  // AbortSignal would run, in its order, once.
+  test('runs the listeners an AbortController\'s signal runs, in its order, over 2 000 generated sequences (seeded)', () => {
+    const next = random(4711);
+    for (let i = 0; i < 2000; i++) {
+      const plain = new PlainAbort();
+      const controller = new AbortController();
+      const calls = { plain: [], controller: [] };
+      const listeners = { plain: [0, 1, 2].map((n) => () => calls.plain.push(n)), controller: [0, 1, 2].map((n) => () => calls.controller.push(n)) };
+      const steps = Math.floor(next() * 8);
+      for (let step = 0; step < steps; step++) {
+        const n = Math.floor(next() * 3);
+        const method = next() < 0.6 ? 'addEventListener' : 'removeEventListener';
+        plain[method]('abort', listeners.plain[n]);
+        controller.signal[method]('abort', listeners.controller[n]);
+      }
+      plain.abort();
+      controller.abort();
+      plain.abort();
+      assert.deepEqual(calls.plain, calls.controller);
+      plain.addEventListener('abort', listeners.plain[0]); // after the abort: never runs
+      assert.deepEqual(calls.plain, calls.controller);
+    }
+  });
+
   test('aborts once, with its reason; listeners run once, removed ones never; the transport rejects with the reason', async () => {
     const abort = new PlainAbort();
     assert.equal(abort.signal, abort);

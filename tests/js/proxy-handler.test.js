@@ -15,13 +15,14 @@ import { echoResults, grantsDocument, memoryAudit, startFakeUpstream, waitFor } 
 const toolgate = await loadToolgate();
 
 // TOOLGATE_TEST_TRANSPORT=node runs every case over what `toolgate serve` uses
-// on Node (worker/node-transport.js, node:crypto hashes) instead of fetch and WebCrypto.
+// on Node (worker/node-transport.js: its answers' bodies and headers read
+// directly; node:crypto hashes) instead of fetch and WebCrypto.
 const nodeStack = process.env.TOOLGATE_TEST_TRANSPORT === 'node' ? await (async () => {
-  const { createNodeTransport, upstreamBody } = await import('../../worker/node-transport.js');
+  const { createNodeTransport, upstreamBody, upstreamHeaders } = await import('../../worker/node-transport.js');
   const { NODE_SHA256 } = await import('../../worker/node.js');
   const transport = createNodeTransport();
   after(() => transport.close());
-  return { fetch: transport, upstreamBody, sha256: NODE_SHA256 };
+  return { fetch: transport, upstreamBody, upstreamHeaders, sha256: NODE_SHA256 };
 })() : {};
 
 const TOKEN = 'alice-token';
