@@ -20,7 +20,11 @@ export const OTHER_TOOL = '_other';
 // validates it, about 0.6 µs apiece, 2.7 µs of CPU a call. So a call only adds
 // to plain numbers in cells found by Map lookups on the label values (a
 // histogram cell per label set, a counter cell per label set), and prom-client
-// sees the numbers when /metrics is read: about 0.4 µs a call.
+// sees the numbers when /metrics is read: about 0.4 µs a call. And a call
+// makes no arrays or closures here (no rest parameters, no spreads, no
+// .then() callbacks): in `toolgate serve` these hooks are not inlined, so
+// such garbage is real there even where a micro-benchmark's optimiser removes
+// it (tests/js/metrics-alloc.test.js; bench/README.md, "Metrics on vs off").
 
 /**
  * A prom-client Counter fed from cells: add(v0, v1, ...) counts one in the
