@@ -20,11 +20,15 @@ export const OTHER_TOOL = '_other';
 // validates it, about 0.6 µs apiece, 2.7 µs of CPU a call. So a call only adds
 // to plain numbers in cells found by Map lookups on the label values (a
 // histogram cell per label set, a counter cell per label set), and prom-client
-// sees the numbers when /metrics is read: about 0.4 µs a call.
+// sees the numbers when /metrics is read: about 0.4 µs a call. And a call
+// makes no arrays or closures here (no rest parameters, no spreads, no
+// .then() callbacks): in `toolgate serve` these hooks are not inlined, so
+// such garbage is real there even where a micro-benchmark's optimiser removes
+// it (tests/js/metrics-alloc.test.js; bench/README.md, "Metrics on vs off").
 
 /**
- * A prom-client Counter fed from cells: add(values) counts one in the cell
- * of that label set (`values` in the order of `labelNames`); the counter
+ * A prom-client Counter fed from cells: add(v0, v1, ...) counts one in the
+ * cell of that label set (the values in the order of `labelNames`); the counter
  * takes what the cells counted when it is read (its collect(), before every
  * scrape). Cells are found through one Map per label, keyed by the values as
  * they come: no key string is built per call.
@@ -44,24 +48,34 @@ function countedCounter(config) {
       }
     },
   });
+  // Up to five labels, passed as parameters: a rest parameter made an array
+  // per event (170 B a call in toolgate serve's allocation profile, where
+  // the function is not inlined).
+  if (labelNames.length < 1 || labelNames.length > 5) throw new Error('countedCounter takes 1 to 5 labels');
+  const inner = (map, value) => {
+    let next = map.get(value);
+    if (next === undefined) map.set(value, next = new Map());
+    return next;
+  };
   return {
     counter,
-    add(...values) {
+    add(v0, v1, v2, v3, v4) {
       let map = root;
-      for (let i = 0; i < last; i++) {
-        let next = map.get(values[i]);
-        if (next === undefined) map.set(values[i], next = new Map());
-        map = next;
-      }
-      const cell = map.get(values[last]);
+      if (last > 0) map = inner(map, v0);
+      if (last > 1) map = inner(map, v1);
+      if (last > 2) map = inner(map, v2);
+      if (last > 3) map = inner(map, v3);
+      const key = last === 0 ? v0 : last === 1 ? v1 : last === 2 ? v2 : last === 3 ? v3 : v4;
+      const cell = map.get(key);
       if (cell !== undefined) {
         cell.pending += 1;
         return;
       }
+      const values = [v0, v1, v2, v3, v4];
       const labels = {};
       labelNames.forEach((name, i) => { labels[name] = values[i]; });
       const made = { labels, pending: 1 };
-      map.set(values[last], made);
+      map.set(key, made);
       cells.push(made);
     },
   };
@@ -77,7 +91,13 @@ class HistogramCell {
     this.count = 0;
   }
 
-  observe(value) {
+  // Takes the caller's milliseconds and divides here: a double computed by
+  // the caller and handed to a function V8 does not inline (in `toolgate
+  // serve` these are not) is boxed, a heap number per call; the gate's and
+  // the handler's `ms` are already values of theirs.
+  /** One observation of `ms` milliseconds, recorded as ms / 1000 seconds. */
+  observeMs(ms) {
+    const value = ms / 1000;
     // prom-client throws on these; an observer must never throw into a call.
     if (!Number.isFinite(value)) return;
     const { bounds } = this;
@@ -96,7 +116,7 @@ class HistogramCell {
  * A histogram with what prom-client's Histogram exposes (the same names,
  * labels, cumulative buckets, +Inf, _sum and _count, in the order label sets
  * were first seen) and registered like one, whose cells are kept by the
- * caller: cell(labels) once per label set, then cell.observe(seconds).
+ * caller: cell(labels) once per label set, then cell.observeMs(milliseconds).
  * tests/js/metrics.test.js holds its text to prom-client's own Histogram fed
  * the same values.
  */
@@ -228,9 +248,17 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
     return name;
   };
 
-  const time = (operation, started) => storeSeconds(operation).observe((performance.now() - started) / 1000);
+  // A store operation's histogram cell, found once per operation and kept:
+  // no Map lookup per operation.
+  const storeCells = new Map();
+  const storeCell = (operation) => {
+    let cell = storeCells.get(operation);
+    if (cell === undefined) storeCells.set(operation, cell = storeSeconds(operation));
+    return cell;
+  };
+  // A store operation that threw: timed, counted, and the error thrown on.
   const failed = (operation, started, error) => {
-    time(operation, started);
+    storeCell(operation).observeMs(performance.now() - started);
     storeErrors.inc({ operation });
     throw error;
   };
@@ -245,11 +273,11 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
         const trusted = named || (decision === 'allow' && code === 'allowed');
         const label = toolLabel(server, tool, trusted);
         decisions.add(server, label, decision, code, enforced ? 'true' : 'false');
-        decisionSeconds(server).observe(ms / 1000);
+        decisionSeconds(server).observeMs(ms);
       },
       upstream({ server, status, ms }) {
         upstreamResponses.add(server, String(status));
-        upstreamSeconds(server).observe(ms / 1000);
+        upstreamSeconds(server).observeMs(ms);
       },
     },
     reloaded(ok) {
@@ -260,31 +288,52 @@ export function createMetrics({ approvals, maxToolLabels = 100, prefix = 'toolga
      * other property is the store's own.
      */
     instrumentStore(store) {
-      // Any store's operation, timed; a synchronous throw counts as a failure too.
-      const wrap = (operation) => (...args) => {
+      // Any store's operation, timed; a synchronous throw counts as a failure
+      // too. An async function rather than .then() with two new closures per
+      // operation (Redis, Durable Object and KV stores): a timer without a
+      // function made per call.
+      const wrap = (operation) => async (...args) => {
         const started = performance.now();
-        let result;
+        let value;
         try {
-          result = Promise.resolve(store[operation](...args));
+          value = await store[operation](...args);
         } catch (error) {
-          result = Promise.reject(error);
+          failed(operation, started, error);
         }
-        return result.then((value) => { time(operation, started); return value; }, (error) => failed(operation, started, error));
+        storeCell(operation).observeMs(performance.now() - started);
+        return value;
       };
       const timed = { reserve: wrap('reserve'), commit: wrap('commit'), rollback: wrap('rollback') };
-      // The memory store's synchronous forms (wasm/index.js uses them when present).
-      const sync = (operation) => (...args) => {
-        const started = performance.now();
-        try {
-          const value = store[operation](...args);
-          time(operation === 'reserveNow' ? 'reserve' : 'commit', started);
+      // The memory store's synchronous forms, reserveNow(requests, now) and
+      // commitNow(reservation) (wasm/index.js uses them when present), with
+      // their parameters spelt out: a rest parameter and a spread made an
+      // array per call.
+      if (typeof store.reserveNow === 'function') {
+        timed.reserveNow = (requests, now) => {
+          const started = performance.now();
+          let value;
+          try {
+            value = store.reserveNow(requests, now);
+          } catch (error) {
+            failed('reserve', started, error);
+          }
+          storeCell('reserve').observeMs(performance.now() - started);
           return value;
-        } catch (error) {
-          return failed(operation === 'reserveNow' ? 'reserve' : 'commit', started, error);
-        }
-      };
-      if (typeof store.reserveNow === 'function') timed.reserveNow = sync('reserveNow');
-      if (typeof store.commitNow === 'function') timed.commitNow = sync('commitNow');
+        };
+      }
+      if (typeof store.commitNow === 'function') {
+        timed.commitNow = (reservation) => {
+          const started = performance.now();
+          let value;
+          try {
+            value = store.commitNow(reservation);
+          } catch (error) {
+            failed('commit', started, error);
+          }
+          storeCell('commit').observeMs(performance.now() - started);
+          return value;
+        };
+      }
       // The timed operations are the returned object's own properties, and the
       // store is read through a Proxy only below them (its other methods, bound
       // once): the reads Policy.authorize makes on every call (reserveNow,
