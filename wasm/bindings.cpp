@@ -289,26 +289,31 @@ constexpr LayoutText kLayout = make_layout();
 // into a JS string; no C++ runs).
 TOOLGATE_COLD std::string boundary_layout() { return std::string(kLayout.text, kLayout.length); }
 
-FastOutput g_output;
-toolgate::Decision g_decision;        // what g_output's decision strings point into
-std::string g_pending_text;           // OutputKind::pending_text
-std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
-std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
+// The engine's state lives as long as its instance, which never exits
+// (no EXIT_RUNTIME): its globals are never destroyed, and no destructor of
+// them is compiled (KEPT, clang's no_destroy: about 2 KB of .wasm).
+#define KEPT [[clang::no_destroy]]
+
+KEPT FastOutput g_output;
+KEPT toolgate::Decision g_decision;        // what g_output's decision strings point into
+KEPT std::string g_pending_text;           // OutputKind::pending_text
+KEPT std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
+KEPT std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
 // The hot path's working storage, kept from call to call so that a decision
 // allocates nothing once it has grown: the encoded call's index (the core
 // reads the call in place, no DOM), its pending evaluation, and the store's
 // counts. g_decision's strings are reused too (evaluate_into, finish_into).
-toolgate::CallTape g_tape;
-toolgate::PendingCall g_pending;
-std::vector<toolgate::CounterState> g_counts;
-std::string g_read_error;
+KEPT toolgate::CallTape g_tape;
+KEPT toolgate::PendingCall g_pending;
+KEPT std::vector<toolgate::CounterState> g_counts;
+KEPT std::string g_read_error;
 // explain()'s traced step one (start_buffer_traced, start_text_traced):
 // the steps are traced here, then moved to the parked slot when the call
 // parks; g_traced_start is step one's steps and pending evaluation as JSON
 // text, which JS reads right after the start (traced_start()). Only a traced
 // start touches these: the hot path never builds a step.
-toolgate::Trace g_trace;
-std::string g_traced_start;
+KEPT toolgate::Trace g_trace;
+KEPT std::string g_traced_start;
 
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
@@ -351,12 +356,12 @@ __attribute__((noinline)) u32 version_of(PublishedText& last, const std::string&
   return last.version = g_last_version;
 }
 
-PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
+KEPT PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
 // The first counters of a parked call, by index; later ones go unversioned
 // (0: the decoder reads them), so an odd call with thousands of counters
 // leaves no copies behind.
 constexpr std::size_t kVersionedCounters = 16;
-PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
+KEPT PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
 
 // Counts every write of the output area (each publish_* below), so that a
 // policy can tell its last default denial is still what the area holds
