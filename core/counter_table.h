@@ -41,8 +41,9 @@ class CounterTable {
   // its bucket), `starts` the bucket each was charged in (when admitted;
   // rollback() takes it back).
   //
-  // Requests are the core's CounterRequests; their integers are read as
-  // doubles, as JS holds them (exact: the core's times are within 2^53).
+  // Requests are the core's CounterRequests; their integer times are read
+  // as doubles, converted as the output area converts them for JS, so the
+  // table and a JS store see the same numbers (windows can pass 2^53 ms).
   bool reserve(std::span<const CounterRequest> requests, double now_ms, std::vector<CounterState>& states,
                std::vector<double>& starts);
 

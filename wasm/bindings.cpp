@@ -929,8 +929,10 @@ __attribute__((noinline)) void start_call(CompiledPolicy* policy, std::uint32_t 
 // conditions read) is not kept after JS has it.
 std::string traced_start() { return std::exchange(g_traced_start, std::string()); }
 
-// A time JS sent for the table: a whole number the core's int64 holds exactly.
-bool whole(double value) { return value >= -9007199254740992.0 && value <= 9007199254740992.0 && value == __builtin_trunc(value); }
+// A time JS sent for the table: a whole number the core's int64 holds (so
+// the cast is defined, and exact: a double that large is whole, and the
+// table reads it back as the same double).
+bool whole(double value) { return value >= -9223372036854775808.0 && value < 9223372036854775808.0 && value == __builtin_trunc(value); }
 
 // toolgate_table's work: not a decision's path (decide() reaches the table
 // through toolgate_decide), so compiled for size.
@@ -949,7 +951,7 @@ TOOLGATE_COLD std::uint32_t table_op(std::uint32_t op, StoreTable* table, std::u
   // The records: each a TableRecord and its key's bytes, padded to 8. Read
   // into CounterRequests (the type the core's own reservations use: no
   // second copy of the table's code); times must be whole numbers within
-  // 2^53, as every time the core makes is (JS refuses others first).
+  // the int64 range, as every time the core makes is (JS refuses others first).
   std::vector<toolgate::CounterRequest>& requests = g_table_requests;
   requests.resize(count);
   if (op == 4) g_table_starts.resize(count);

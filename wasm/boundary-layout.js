@@ -364,7 +364,9 @@ export function createCodec(layout, output) {
 // it, which no UTF-8 text contains, so no two strings share bytes. Returns
 // the bytes written (at most 3 per UTF-16 unit).
 const utf8Encoder = new TextEncoder();
-const wholeMs = (n) => Number.isInteger(n) && Math.abs(n) <= 2 ** 53;
+// A time the core's int64 holds: whole (every double past 2^53 is), within
+// its range. The core's own windows can pass 2^53 ms.
+const wholeMs = (n) => Number.isInteger(n) && n >= -(2 ** 63) && n < 2 ** 63;
 function writeKey(heap, at, key) {
   let i = 0;
   const length = key.length;
@@ -468,7 +470,7 @@ export function createTableCodec(core, layout, use, fail, trapped) {
       if (typeof cost !== 'number' || typeof first !== 'number' || typeof window !== 'number' || typeof bucket !== 'number') {
         throw fail(`counter ${JSON.stringify(key)} has a field that is not a number`);
       }
-      // The core's times are whole milliseconds within 2^53; so must these be.
+      // The core's times are whole milliseconds in the int64 range; so must these be.
       if (!wholeMs(window) || !wholeMs(bucket)) {
         throw fail(`counter ${JSON.stringify(key)}: window_ms and bucket_start_ms must be whole milliseconds (got ${window}, ${bucket})`);
       }

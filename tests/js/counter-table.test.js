@@ -53,7 +53,9 @@ function isBound(store) {
 }
 
 const KEYS = ['a', 'b', 'counter:grant:"alice"', 'é-ключ', 'lone \ud800 surrogate', 'lone \udc00 other'];
-const WINDOWS = [1000, 60000];
+// A second, a minute, and the longest window a policy can name ("999999999d",
+// past 2^53 ms: the table must take the double JS holds for it).
+const WINDOWS = [1000, 60000, 86_400_000 * 999_999_999];
 
 // A random call's requests at `now`: 1–4 counters over a few keys (repeats
 // included), each at its window's bucket.
@@ -162,7 +164,7 @@ const policyText = {
       ],
     },
     read: { limits: [{ counter: 'reads', window: 'second', max: 2, key: 'args.path' }, { counter: 'reads', window: 'second', max: 2, key: 'args.path' }] },
-    shared: { limits: [{ counter: 'refunds', window: 'minute', max: 3 }] },
+    shared: { limits: [{ counter: 'refunds', window: 'minute', max: 3 }, { counter: 'ever', window: '999999999d', max: 40, algorithm: 'sliding' }] },
     approve: { action: 'require_approval', rate_limit: '2/minute' },
     open: {},
   },
@@ -326,7 +328,9 @@ test('a bound store refuses requests it cannot hold exactly, with a clear error,
     { ...good, cost: '1' },
     { ...good, max: undefined },
     { ...good, window_ms: 1.5 },
-    { ...good, bucket_start_ms: 2 ** 60 },
+    { ...good, bucket_start_ms: 2 ** 63 },
+    { ...good, window_ms: Infinity },
+    { ...good, window_ms: NaN },
     null,
   ]) {
     assert.throws(() => store.reserveNow([good, bad], T0), StoreError, JSON.stringify(bad));
