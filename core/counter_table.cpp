@@ -2,6 +2,14 @@
 
 #include <cmath>
 
+// The rare paths (a key's first charge, the sweep) compiled for size in the
+// WebAssembly build (the .wasm + glue gzip budget), as evaluate.cpp's cold
+// code; the look-up and the checks every reservation runs stay -O2.
+#if defined(__EMSCRIPTEN__)
+#define TOOLGATE_SMALL __attribute__((minsize, noinline))
+#else
+#define TOOLGATE_SMALL
+#endif
 
 namespace toolgate {
 
@@ -63,7 +71,7 @@ __attribute__((noinline)) std::ptrdiff_t CounterTable::find(std::string_view key
 // allocation that fails (a trap in WebAssembly) leaves the table as it was.
 // emplace() with the argument types compile.cpp gives Plan::exact_tools (the
 // same map type): one instantiation in the .wasm for both.
-std::size_t CounterTable::insert(std::string_view key) {
+TOOLGATE_SMALL std::size_t CounterTable::insert(std::string_view key) {
   if (buckets_.size() == buckets_.capacity()) buckets_.reserve(buckets_.size() * 2 + 8);
   const std::string owned(key);
   std::size_t index = buckets_.size();
@@ -140,7 +148,7 @@ void CounterTable::sweep(double now_ms) {
 
 // The sweep builds the kept buckets and their index anew, then swaps them
 // in (the old ones stay whole until then; no erase() instantiated).
-void CounterTable::sweep_now(double now_ms) {
+TOOLGATE_SMALL void CounterTable::sweep_now(double now_ms) {
   sweep_at_ = now_ms + 1000;
   std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> index;
   std::vector<Bucket> buckets;

@@ -729,22 +729,21 @@ class CompiledPolicy {
     const std::vector<toolgate::CounterRequest>& requests = pending.counters;
     const bool admitted = table.counts.reserve(requests, static_cast<double>(pending.now_ms), g_counts, g_table_starts);
     toolgate::finish_into(pending, true, g_counts, g_decision);
-    if ((g_decision.verdict == toolgate::Verdict::allow) != admitted) {
-      // The table and the policy disagree (a bug): deny, give back.
-      if (admitted) {
-        for (std::size_t i = 0; i < requests.size(); ++i) table.counts.rollback(requests[i].key, g_table_starts[i], requests[i].cost);
-      }
-      return write_decision(store_disagrees());
-    }
+    if ((g_decision.verdict == toolgate::Verdict::allow) != admitted) return store_disagrees(table, requests, admitted);
     publish_decision();
   }
 
-  // The façade's words for it (wasm/index.js, #decideNow).
-  TOOLGATE_COLD static toolgate::Decision store_disagrees() {
+  // The table and the policy disagree (a bug): deny, and give back what was
+  // charged, in the façade's words (wasm/index.js, #decideNow).
+  TOOLGATE_COLD static void store_disagrees(StoreTable& table, const std::vector<toolgate::CounterRequest>& requests,
+                                            bool admitted) {
+    if (admitted) {
+      for (std::size_t i = 0; i < requests.size(); ++i) table.counts.rollback(requests[i].key, g_table_starts[i], requests[i].cost);
+    }
     toolgate::Decision decision;
     decision.code = "store_error";
     decision.message = "The counter store and the policy disagree; the call is denied (fail closed).";
-    return decision;
+    write_decision(std::move(decision));
   }
 
   void release(std::uint32_t ticket) {
@@ -917,10 +916,13 @@ TOOLGATE_COLD std::string locate(const std::string& text, const std::string& poi
 
 std::string version() { return toolgate::kVersion; }
 
+// A call longer than the input area (a host bug): refused.
+TOOLGATE_COLD void refuse_oversized_call() { write_decision(toolgate::invalid_call("the encoded call is larger than its buffer.")); }
+
 // toolgate_start and toolgate_decide: one copy of the call's first checks.
 __attribute__((noinline)) void start_call(CompiledPolicy* policy, std::uint32_t length, double default_now_ms, bool park,
                                           StoreTable* table) {
-  if (length > g_input.size()) return write_decision(toolgate::invalid_call("the encoded call is larger than its buffer."));
+  if (length > g_input.size()) return refuse_oversized_call();
   policy->start_buffer(length, default_now_ms, park, false, table);
 }
 
