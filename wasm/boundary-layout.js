@@ -414,7 +414,7 @@ function writeKey(heap, at, key) {
  * address; `requests` are CounterRequests ({ key, cost, max, window_ms,
  * bucket_start_ms, algorithm }), `charges` { key, start, cost }.
  *   create() -> address; destroy(table)
- *   reserve(table, requests, now) -> { admitted, states, starts }
+ *   reserve(table, requests, now) -> { admitted, states, charges: [{ key, start, cost }] }
  *   rollback(table, charges); peek(table, requests) -> states; size(table)
  * A request whose fields are not a string key and numbers is refused with
  * `fail(message)`'s error before anything is written or charged.
@@ -506,8 +506,13 @@ export function createTableCodec(core, layout, use, fail, trapped) {
       u32[w + KEY_LENGTH] = length;
       at += RECORD + ((length + 7) & ~7);
     }
+    lastKeys = keys;
+    lastNumbers = numbers;
     return io;
   }
+  // The keys and numbers write() read last, as read (a getter is not asked twice).
+  let lastKeys = null;
+  let lastNumbers = null;
 
   // The states (and starts) the core wrote back into the records.
   function states(io, count, starts) {
@@ -539,8 +544,13 @@ export function createTableCodec(core, layout, use, fail, trapped) {
       const io = write(address, requests, RESERVE);
       const answer = table(3, address, requests.length, now);
       if (answer === 2) throw malformed();
-      const starts = new Array(requests.length);
-      return { admitted: answer === 1, states: states(io, requests.length, starts), starts };
+      const count = requests.length;
+      const starts = new Array(count);
+      const read = states(io, count, starts);
+      // The charges, from the keys and costs the table was given.
+      const charges = [];
+      if (answer === 1) for (let i = 0; i < count; i++) charges.push({ key: lastKeys[i], start: starts[i], cost: lastNumbers[i * 4] });
+      return { admitted: answer === 1, states: read, charges };
     },
     rollback(address, charges) {
       const io = write(address, charges, ROLLBACK);

@@ -98,9 +98,8 @@ export class MemoryCounterStore {
   // the answer at once (the JS API's authorize()).
   reserveNow(requests, now) {
     if (this.#port !== null) {
-      const { admitted, states, starts } = this.#port.reserve(this.#table, requests, now);
-      const charges = [];
-      if (admitted) for (let i = 0; i < requests.length; i++) charges.push({ key: requests[i].key, start: starts[i], cost: requests[i].cost });
+      // The charges name the keys and costs the table charged, as read once.
+      const { admitted, states, charges } = this.#port.reserve(this.#table, requests, now);
       return new MemoryReservation(admitted, states, charges);
     }
     this.#used = true;

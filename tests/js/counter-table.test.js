@@ -362,3 +362,20 @@ test('decide() in one crossing reserves at the call\'s own time: a sliding windo
   }
   policy.dispose();
 });
+
+test('a bound store reads each request once: a getter that changes its answer cannot make a rollback miss its charge', async () => {
+  const store = await boundStore();
+  let reads = 0;
+  const request = {
+    get key() { reads += 1; return reads === 1 ? 'charged' : 'other'; },
+    cost: 1, max: 5, window_ms: 60000, bucket_start_ms: T0, algorithm: 'fixed',
+  };
+  const reservation = store.reserveNow([request], T0);
+  assert.equal(reads, 1, 'the key was read once');
+  assert.deepEqual(reservation.charges, [{ key: 'charged', start: T0, cost: 1 }]);
+  const at = (key) => store.peek([{ key, window_ms: 60000, bucket_start_ms: T0 }]);
+  assert.deepEqual(await at('charged'), [{ current: 1, previous: 0 }]);
+  await store.rollback(reservation);
+  assert.deepEqual(await at('charged'), [{ current: 0, previous: 0 }], 'given back where it was charged');
+  assert.equal(store.size, 1, 'no other key was touched');
+});
