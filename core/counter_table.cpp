@@ -80,7 +80,7 @@ TOOLGATE_SMALL std::size_t CounterTable::insert(std::string_view key) {
   return index;
 }
 
-bool CounterTable::reserve(std::span<const CounterRequest> requests, double now_ms, std::vector<CounterState>& states,
+TOOLGATE_SMALL bool CounterTable::reserve(std::span<const CounterRequest> requests, double now_ms, std::vector<CounterState>& states,
                            std::vector<double>& starts) {
   const std::size_t count = requests.size();
   states.resize(count);
@@ -146,21 +146,26 @@ void CounterTable::sweep(double now_ms) {
   sweep_now(now_ms);
 }
 
-// The sweep builds the kept buckets and their index anew, then swaps them
-// in (the old ones stay whole until then; no erase() instantiated).
+// The sweep walks the buckets once: a bucket kept costs a comparison, one
+// dropped a look-up and an erase (its place taken by the last bucket, whose
+// index follows it). Nothing is copied: a table of many live keys sweeps as
+// cheaply as the JS store's Map (rebuilding the kept buckets instead made a
+// sweep of 200 000 live keys take 60-90 ms against the Map's 2-4 ms).
 TOOLGATE_SMALL void CounterTable::sweep_now(double now_ms) {
   sweep_at_ = now_ms + 1000;
-  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> index;
-  std::vector<Bucket> buckets;
-  for (const auto& [key, at] : index_) {
-    const Bucket& bucket = buckets_[at];
-    if (bucket.start + 2 * bucket.window <= now_ms) continue;
-    std::size_t kept = buckets.size();
-    auto it = index.emplace(key, kept).first;
-    buckets.push_back(Bucket{&it->first, bucket.start, bucket.window, bucket.current, bucket.previous});
+  for (std::size_t i = 0; i < buckets_.size();) {
+    const Bucket& bucket = buckets_[i];
+    if (!(bucket.start + 2 * bucket.window <= now_ms)) {
+      ++i;
+      continue;
+    }
+    index_.erase(index_.find(std::string_view(*bucket.key)));  // frees the key `bucket` points at
+    if (i + 1 != buckets_.size()) {
+      buckets_[i] = buckets_.back();
+      index_.find(std::string_view(*buckets_[i].key))->second = i;
+    }
+    buckets_.pop_back();
   }
-  index_.swap(index);
-  buckets_.swap(buckets);
 }
 
 }  // namespace toolgate

@@ -949,7 +949,7 @@ TOOLGATE_COLD std::uint32_t table_op(std::uint32_t op, StoreTable* table, std::u
     default: break;
   }
   // The records: each a TableRecord and its key's bytes, padded to 8.
-  if (op != 3 && op != 4 && op != 5) return 2;
+  if (op != 3 && op != 4) return 2;
   // The records: each a TableRecord and its key's bytes, padded to 8. Read
   // into CounterRequests (the type the core's own reservations use: no
   // second copy of the table's code); times must be whole numbers within
@@ -992,10 +992,9 @@ TOOLGATE_COLD std::uint32_t table_op(std::uint32_t op, StoreTable* table, std::u
     if (op == 4) {
       table->counts.rollback(requests[i].key, starts[i], requests[i].cost);
     } else {
-      const toolgate::CounterState state = op == 3 ? g_counts[i] : table->counts.peek(requests[i]);
-      record->current = state.current;
-      record->previous = state.previous;
-      if (op == 3) record->start = starts[i];
+      record->current = g_counts[i].current;
+      record->previous = g_counts[i].previous;
+      record->start = starts[i];
     }
     at = std::min(size, at + sizeof(TableRecord) + ((record->key_length + std::size_t{7}) & ~std::size_t{7}));
   }
@@ -1046,8 +1045,10 @@ EMSCRIPTEN_KEEPALIVE void toolgate_decide(CompiledPolicy* policy, StoreTable* ta
 //   2 io: its area, holding at least `count` bytes (may grow memory)
 //   3 reserve `count` TableRecords at `now` (1 admitted, 0 not)
 //   4 rollback `count` charges (key, bucket_start_ms, cost)
-//   5 peek `count` requests               6 size (keys held)
-// reserve, rollback and peek return 2 when the records do not fit the area
+//   6 size (keys held)
+// A peek is a reserve that cannot be admitted (JS sends max NaN, cost 0 and
+// now -Infinity: the states are read, nothing is charged, no sweep runs).
+// reserve and rollback return 2 when the records do not fit the area
 // (nothing is read or charged then).
 EMSCRIPTEN_KEEPALIVE std::uint32_t toolgate_table(std::uint32_t op, StoreTable* table, std::uint32_t count, double now_ms) {
   return table_op(op, table, count, now_ms);

@@ -462,8 +462,9 @@ export function createTableCodec(core, layout, use, fail, trapped) {
     for (let i = 0; i < count; i++) {
       const request = requests[i];
       const key = request?.key;
+      // A peek reserves what cannot be admitted: cost 0 against max NaN.
       const cost = mode === PEEK ? 0 : request?.cost;
-      const first = charges ? request?.start : mode === PEEK ? 0 : request?.max;
+      const first = charges ? request?.start : mode === PEEK ? NaN : request?.max;
       const window = charges ? 0 : request?.window_ms;
       const bucket = charges ? 0 : request?.bucket_start_ms;
       if (typeof key !== 'string') throw fail(`a counter key must be a string (got ${typeof key})`);
@@ -557,9 +558,11 @@ export function createTableCodec(core, layout, use, fail, trapped) {
       if (table(4, address, charges.length, 0) === 2) throw malformed();
       return io;
     },
+    // A reservation never admitted (max NaN), at a time before any sweep
+    // could run (-Infinity): the states read, nothing charged or swept.
     peek(address, requests) {
       const io = write(address, requests, PEEK);
-      if (table(5, address, requests.length, 0) === 2) throw malformed();
+      if (table(3, address, requests.length, -Infinity) !== 0) throw malformed();
       return states(io, requests.length, null);
     },
     size(address) {
