@@ -9,6 +9,7 @@
 
 #include "canonical_json.h"
 #include "compile.h"
+#include "counter_table.h"
 #include "diagnostics.h"
 #include "evaluate.h"
 #include "plan.h"

@@ -129,6 +129,23 @@ struct FastCount {
   f64 previous = 0;
 };
 
+// One counter of a call into a memory store's table (toolgate_table), in
+// the table's own area: JS writes the request, the core writes back what the
+// key held (current, previous) and the bucket charged (start). The key's
+// bytes follow the record, padded to 8 (the next record starts there).
+// Rollback reads the charge's bucket from bucket_start_ms.
+struct TableRecord {
+  f64 cost = 0;
+  f64 max = 0;
+  f64 window_ms = 0;
+  f64 bucket_start_ms = 0;
+  f64 current = 0;     // out
+  f64 previous = 0;    // out
+  f64 start = 0;       // out: reserve, when admitted
+  u32 algorithm = 0;   // toolgate::Algorithm (kAlgorithmNames)
+  u32 key_length = 0;  // UTF-8 (WTF-8 for a JS key with a lone surrogate), after the record
+};
+
 // One field as boundary_layout() reports it.
 struct FieldLayout {
   std::string_view name;
@@ -168,6 +185,13 @@ constexpr FieldLayout kOutputFields[] = {
     TOOLGATE_FIELD(FastOutput, message_version), TOOLGATE_FIELD(FastOutput, approval_version),
 };
 constexpr FieldLayout kCountFields[] = {TOOLGATE_FIELD(FastCount, current), TOOLGATE_FIELD(FastCount, previous)};
+constexpr FieldLayout kTableRecordFields[] = {
+    TOOLGATE_FIELD(TableRecord, cost),      TOOLGATE_FIELD(TableRecord, max),
+    TOOLGATE_FIELD(TableRecord, window_ms), TOOLGATE_FIELD(TableRecord, bucket_start_ms),
+    TOOLGATE_FIELD(TableRecord, current),   TOOLGATE_FIELD(TableRecord, previous),
+    TOOLGATE_FIELD(TableRecord, start),     TOOLGATE_FIELD(TableRecord, algorithm),
+    TOOLGATE_FIELD(TableRecord, key_length),
+};
 #undef TOOLGATE_FIELD
 
 // What the JS decoder assumes, checked here at compile time (and the
@@ -194,6 +218,7 @@ constexpr bool covers_exactly(const FieldLayout (&fields)[N]) {
 static_assert(covers_exactly<FastCounter>(kCounterFields));
 static_assert(covers_exactly<FastOutput>(kOutputFields));
 static_assert(covers_exactly<FastCount>(kCountFields));
+static_assert(covers_exactly<TableRecord>(kTableRecordFields));
 
 // The call index kept between calls holds at most this many entries (32
 // bytes each) once a call is done; a typical call needs a few dozen.
@@ -207,7 +232,7 @@ constexpr std::size_t kMaxParked = 65536;
 // there (no JSON library, no number formatting at run time). Every name is a
 // C++ identifier or a fixed word, so nothing needs escaping.
 struct LayoutText {
-  char text[2048] = {};
+  char text[3072] = {};
   std::size_t length = 0;  // writing past `text` fails the build (constant evaluation)
 
   constexpr void add(std::string_view part) {
@@ -266,7 +291,7 @@ struct LayoutText {
 // holds the values).
 constexpr std::string_view kVerdictNames[] = {"allow", "deny", "approval_required"};
 
-// {"output", "counter", "count": {"size", "align", "fields": {name: {"offset", "type", "size"}}},
+// {"output", "counter", "count", "table_record": {"size", "align", "fields": {name: {"offset", "type", "size"}}},
 //  "kinds", "verdicts", "scopes", "algorithms": [names by code], "max_parked": n}
 constexpr LayoutText make_layout() {
   LayoutText out;
@@ -274,6 +299,7 @@ constexpr LayoutText make_layout() {
   out.add_struct<FastOutput>("output", kOutputFields);
   out.add_struct<FastCounter>("counter", kCounterFields);
   out.add_struct<FastCount>("count", kCountFields);
+  out.add_struct<TableRecord>("table_record", kTableRecordFields);
   out.add_names("kinds", kOutputKindNames);
   out.add_names("verdicts", kVerdictNames);
   out.add_names("scopes", kScopeNames);
@@ -289,26 +315,44 @@ constexpr LayoutText kLayout = make_layout();
 // into a JS string; no C++ runs).
 TOOLGATE_COLD std::string boundary_layout() { return std::string(kLayout.text, kLayout.length); }
 
-FastOutput g_output;
-toolgate::Decision g_decision;        // what g_output's decision strings point into
-std::string g_pending_text;           // OutputKind::pending_text
-std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
-std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
+// The engine's state lives as long as its instance, which never exits
+// (no EXIT_RUNTIME): its globals are never destroyed, and no destructor of
+// them is compiled (KEPT, clang's no_destroy: about 2 KB of .wasm, the
+// budget's room for the memory store's table).
+#define KEPT [[clang::no_destroy]]
+
+KEPT FastOutput g_output;
+KEPT toolgate::Decision g_decision;        // what g_output's decision strings point into
+KEPT std::string g_pending_text;           // OutputKind::pending_text
+KEPT std::vector<FastCounter> g_counters;  // OutputKind::parked; strings point into the parked evaluation
+KEPT std::vector<std::uint8_t> g_input;    // the encoded call, or the store's counts (FastCount)
 // The hot path's working storage, kept from call to call so that a decision
 // allocates nothing once it has grown: the encoded call's index (the core
 // reads the call in place, no DOM), its pending evaluation, and the store's
 // counts. g_decision's strings are reused too (evaluate_into, finish_into).
-toolgate::CallTape g_tape;
-toolgate::PendingCall g_pending;
-std::vector<toolgate::CounterState> g_counts;
-std::string g_read_error;
+KEPT toolgate::CallTape g_tape;
+KEPT toolgate::PendingCall g_pending;
+KEPT std::vector<toolgate::CounterState> g_counts;
+KEPT std::string g_read_error;
 // explain()'s traced step one (start_buffer_traced, start_text_traced):
 // the steps are traced here, then moved to the parked slot when the call
 // parks; g_traced_start is step one's steps and pending evaluation as JSON
 // text, which JS reads right after the start (traced_start()). Only a traced
 // start touches these: the hot path never builds a step.
-toolgate::Trace g_trace;
-std::string g_traced_start;
+KEPT toolgate::Trace g_trace;
+KEPT std::string g_traced_start;
+
+// A MemoryCounterStore's counts, when the store is bound to this instance
+// (wasm/memory-store.js): the table, and the area JS writes a call's
+// counters into (TableRecord) for the store's own methods.
+struct StoreTable {
+  toolgate::CounterTable counts;
+  std::vector<std::uint8_t> io;
+};
+// What the table's own methods read (toolgate_table), and every reserve's
+// starts: kept between calls.
+KEPT std::vector<toolgate::CounterRequest> g_table_requests;
+KEPT std::vector<double> g_table_starts;
 
 std::uint32_t address_of(const void* pointer) { return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(pointer)); }
 std::uint32_t length(const std::string& text) { return static_cast<std::uint32_t>(text.size()); }
@@ -351,12 +395,12 @@ __attribute__((noinline)) u32 version_of(PublishedText& last, const std::string&
   return last.version = g_last_version;
 }
 
-PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
+KEPT PublishedText g_code_text, g_rule_text, g_message_text, g_approval_text;
 // The first counters of a parked call, by index; later ones go unversioned
 // (0: the decoder reads them), so an odd call with thousands of counters
 // leaves no copies behind.
 constexpr std::size_t kVersionedCounters = 16;
-PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
+KEPT PublishedText g_counter_keys[kVersionedCounters], g_counter_grants[kVersionedCounters];
 
 // Counts every write of the output area (each publish_* below), so that a
 // policy can tell its last default denial is still what the area holds
@@ -458,7 +502,13 @@ class CompiledPolicy {
   // into g_trace and published with the pending evaluation as JSON text
   // (publish_traced_start); a parked call keeps a Trace in its slot, so that
   // finish_buffer() traces step two of this same evaluation.
-  void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending, bool traced = false) {
+  //
+  // `table` (toolgate_decide, decide() with a memory store bound to this
+  // instance): a pending evaluation that needs no approval is reserved in
+  // the table, finished and committed here, in this one call into the
+  // engine; one that needs an approval parks as usual.
+  void start_buffer(std::uint32_t length, double default_now_ms, bool park_pending, bool traced = false,
+                    StoreTable* table = nullptr) {
     // Nothing outlives this call that points into the tape (a pending
     // evaluation holds its own strings): a call far larger than usual leaves
     // no large tape behind, its memory goes back to malloc.
@@ -502,6 +552,7 @@ class CompiledPolicy {
       }
       return;
     }
+    if (table && !target.approval) return finish_with(*table, target);
     if (!park_pending) return publish_pending_text(target);
     if (trace) publish_traced_start(&target);
     if (!slot) return write_decision(parked_full());
@@ -668,6 +719,31 @@ class CompiledPolicy {
       return write_decision(store_error_decision("the counter store answered for the wrong number of counters"));
     toolgate::finish_into(*parked, approved, counts, g_decision, trace);
     publish_decision();
+  }
+
+  // decide()'s step two with a memory store bound to this instance: what
+  // the façade's #decideNow does with MemoryCounterStore.reserveNow,
+  // finishEncoded and commitNow, step for step, with the store's counts in
+  // `table`. The charge is final once published (decide() commits at once).
+  static void finish_with(StoreTable& table, const toolgate::PendingCall& pending) {
+    const std::vector<toolgate::CounterRequest>& requests = pending.counters;
+    const bool admitted = table.counts.reserve(requests, static_cast<double>(pending.now_ms), g_counts, g_table_starts);
+    toolgate::finish_into(pending, true, g_counts, g_decision);
+    if ((g_decision.verdict == toolgate::Verdict::allow) != admitted) return store_disagrees(table, requests, admitted);
+    publish_decision();
+  }
+
+  // The table and the policy disagree (a bug): deny, and give back what was
+  // charged, in the façade's words (wasm/index.js, #decideNow).
+  TOOLGATE_COLD static void store_disagrees(StoreTable& table, const std::vector<toolgate::CounterRequest>& requests,
+                                            bool admitted) {
+    if (admitted) {
+      for (std::size_t i = 0; i < requests.size(); ++i) table.counts.rollback(requests[i].key, g_table_starts[i], requests[i].cost);
+    }
+    toolgate::Decision decision;
+    decision.code = "store_error";
+    decision.message = "The counter store and the policy disagree; the call is denied (fail closed).";
+    write_decision(std::move(decision));
   }
 
   void release(std::uint32_t ticket) {
@@ -840,10 +916,90 @@ TOOLGATE_COLD std::string locate(const std::string& text, const std::string& poi
 
 std::string version() { return toolgate::kVersion; }
 
+// A call longer than the input area (a host bug): refused.
+TOOLGATE_COLD void refuse_oversized_call() { write_decision(toolgate::invalid_call("the encoded call is larger than its buffer.")); }
+
+// toolgate_start and toolgate_decide: one copy of the call's first checks.
+__attribute__((noinline)) void start_call(CompiledPolicy* policy, std::uint32_t length, double default_now_ms, bool park,
+                                          StoreTable* table) {
+  if (length > g_input.size()) return refuse_oversized_call();
+  policy->start_buffer(length, default_now_ms, park, false, table);
+}
+
 // The last traced start's {"trace", "pending"?} as JSON text (explain()),
 // handed over: a trace of a call far larger than usual (the values its
 // conditions read) is not kept after JS has it.
 std::string traced_start() { return std::exchange(g_traced_start, std::string()); }
+
+// A time JS sent for the table: a whole number the core's int64 holds (so
+// the cast is defined, and exact: a double that large is whole, and the
+// table reads it back as the same double).
+bool whole(double value) { return value >= -9223372036854775808.0 && value < 9223372036854775808.0 && value == __builtin_trunc(value); }
+
+// toolgate_table's work: not a decision's path (decide() reaches the table
+// through toolgate_decide), so compiled for size.
+TOOLGATE_COLD std::uint32_t table_op(std::uint32_t op, StoreTable* table, std::uint32_t count, double now_ms) {
+  switch (op) {
+    case 0: return address_of(new StoreTable());
+    case 1: delete table; return 0;
+    case 2:
+      if (table->io.size() < count) table->io.resize(std::max<std::size_t>(count, table->io.size() * 2));
+      return address_of(table->io.data());
+    case 6: return static_cast<std::uint32_t>(table->counts.size());
+    default: break;
+  }
+  // The records: each a TableRecord and its key's bytes, padded to 8.
+  if (op != 3 && op != 4) return 2;
+  // The records: each a TableRecord and its key's bytes, padded to 8. Read
+  // into CounterRequests (the type the core's own reservations use: no
+  // second copy of the table's code); times must be whole numbers within
+  // the int64 range, as every time the core makes is (JS refuses others first).
+  std::vector<toolgate::CounterRequest>& requests = g_table_requests;
+  requests.resize(count);
+  if (op == 4) g_table_starts.resize(count);
+  const std::size_t size = table->io.size();
+  std::size_t at = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (size - at < sizeof(TableRecord)) return 2;
+    TableRecord record;
+    std::memcpy(&record, table->io.data() + at, sizeof record);
+    at += sizeof(TableRecord);
+    if (size - at < record.key_length) return 2;
+    toolgate::CounterRequest& request = requests[i];
+    request.key.assign(reinterpret_cast<const char*>(table->io.data() + at), record.key_length);
+    at = std::min(size, at + ((record.key_length + std::size_t{7}) & ~std::size_t{7}));
+    if (op == 4) {
+      request.bucket_start_ms = 0;
+      request.window_ms = 0;
+      g_table_starts[i] = record.bucket_start_ms;  // the charge's bucket, as charged (any double)
+    } else {
+      if (!(whole(record.window_ms) && whole(record.bucket_start_ms))) return 2;
+      request.window_ms = static_cast<std::int64_t>(record.window_ms);
+      request.bucket_start_ms = static_cast<std::int64_t>(record.bucket_start_ms);
+    }
+    request.cost = record.cost;
+    request.max = record.max;
+    request.algorithm = record.algorithm == static_cast<u32>(toolgate::Algorithm::sliding) ? toolgate::Algorithm::sliding
+                                                                                            : toolgate::Algorithm::fixed;
+  }
+  // The answers, written back over each record (JS reads them there).
+  std::vector<double>& starts = g_table_starts;
+  bool admitted = false;
+  if (op == 3) admitted = table->counts.reserve(requests, now_ms, g_counts, starts);
+  at = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto* record = reinterpret_cast<TableRecord*>(table->io.data() + at);
+    if (op == 4) {
+      table->counts.rollback(requests[i].key, starts[i], requests[i].cost);
+    } else {
+      record->current = g_counts[i].current;
+      record->previous = g_counts[i].previous;
+      record->start = starts[i];
+    }
+    at = std::min(size, at + sizeof(TableRecord) + ((record->key_length + std::size_t{7}) & ~std::size_t{7}));
+  }
+  return admitted ? 1 : 0;
+}
 
 }  // namespace
 
@@ -861,8 +1017,7 @@ EMSCRIPTEN_KEEPALIVE std::uint8_t* toolgate_input(std::uint32_t size) {
 EMSCRIPTEN_KEEPALIVE FastOutput* toolgate_output() { return &g_output; }
 
 EMSCRIPTEN_KEEPALIVE void toolgate_start(CompiledPolicy* policy, std::uint32_t length, double default_now_ms, std::uint32_t park) {
-  if (length > g_input.size()) return write_decision(toolgate::invalid_call("the encoded call is larger than its buffer."));
-  policy->start_buffer(length, default_now_ms, park != 0);
+  start_call(policy, length, default_now_ms, park != 0, nullptr);
 }
 
 // `release` (optional: 0 when JS passes no fifth argument): the ticket is
@@ -875,6 +1030,29 @@ EMSCRIPTEN_KEEPALIVE void toolgate_finish(CompiledPolicy* policy, std::uint32_t 
 }
 
 EMSCRIPTEN_KEEPALIVE void toolgate_release(CompiledPolicy* policy, std::uint32_t ticket) { policy->release(ticket); }
+
+// toolgate_start (parked) with a memory store's table: a call that needs no
+// approval is decided and its counters charged and committed in this one
+// call (CompiledPolicy::finish_with); one that needs an approval parks.
+EMSCRIPTEN_KEEPALIVE void toolgate_decide(CompiledPolicy* policy, StoreTable* table, std::uint32_t length, double default_now_ms) {
+  start_call(policy, length, default_now_ms, true, table);
+}
+
+
+// A memory store's table, for the store's own methods (wasm/memory-store.js):
+// one export for every operation, `op`:
+//   0 new (returns its address)           1 delete
+//   2 io: its area, holding at least `count` bytes (may grow memory)
+//   3 reserve `count` TableRecords at `now` (1 admitted, 0 not)
+//   4 rollback `count` charges (key, bucket_start_ms, cost)
+//   6 size (keys held)
+// A peek is a reserve that cannot be admitted (JS sends max NaN, cost 0 and
+// now -Infinity: the states are read, nothing is charged, no sweep runs).
+// reserve and rollback return 2 when the records do not fit the area
+// (nothing is read or charged then).
+EMSCRIPTEN_KEEPALIVE std::uint32_t toolgate_table(std::uint32_t op, StoreTable* table, std::uint32_t count, double now_ms) {
+  return table_op(op, table, count, now_ms);
+}
 
 }  // extern "C"
 

@@ -22,6 +22,10 @@ export const COUNTER_FIELDS = {
   cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64, key_version: U32, grant_version: U32,
 };
 export const COUNT_FIELDS = { current: F64, previous: F64 };
+export const TABLE_RECORD_FIELDS = {
+  cost: F64, max: F64, window_ms: F64, bucket_start_ms: F64, current: F64, previous: F64, start: F64,
+  algorithm: U32, key_length: U32,
+};
 // The names every code table must hold (its order, the codes, comes from the core).
 const KINDS = ['decision', 'parked', 'pending_text'];
 const VERDICTS = ['allow', 'deny', 'approval_required'];
@@ -72,7 +76,7 @@ function checkNames(layout, name, expected) {
 
 /**
  * Checks the layout JSON text the core exported; returns it as
- * { output, counter, count: { size, fields: { name: byte offset } },
+ * { output, counter, count, tableRecord: { size, fields: { name: byte offset } },
  *   kinds, verdicts, scopes, algorithms: names by code, maxParked }.
  * Throws EngineError on anything the decoder could misread.
  */
@@ -90,6 +94,7 @@ export function checkLayout(text) {
     output: checkStruct(layout, 'output', OUTPUT_FIELDS),
     counter: checkStruct(layout, 'counter', COUNTER_FIELDS),
     count: checkStruct(layout, 'count', COUNT_FIELDS),
+    tableRecord: checkStruct(layout, 'table_record', TABLE_RECORD_FIELDS),
     kinds: checkNames(layout, 'kinds', KINDS),
     verdicts: checkNames(layout, 'verdicts', VERDICTS),
     scopes: checkNames(layout, 'scopes', SCOPES),
@@ -351,6 +356,220 @@ export function createCodec(layout, output) {
   }
 
   return { read, writeCounts, input, forgetInput };
+}
+
+// A key's bytes as the core holds counter keys: UTF-8, so that a key the
+// core wrote and the same key from JS name one count. A JS string can also
+// hold a lone surrogate (no UTF-8): it goes as the three bytes WTF-8 gives
+// it, which no UTF-8 text contains, so no two strings share bytes. Returns
+// the bytes written (at most 3 per UTF-16 unit).
+const utf8Encoder = new TextEncoder();
+// A time the core's int64 holds: whole (every double past 2^53 is), within
+// its range. The core's own windows can pass 2^53 ms.
+const wholeMs = (n) => Number.isInteger(n) && n >= -(2 ** 63) && n < 2 ** 63;
+function writeKey(heap, at, key) {
+  let i = 0;
+  const length = key.length;
+  for (; i < length; i++) { // ASCII by hand: most keys are
+    const unit = key.charCodeAt(i);
+    if (unit >= 0x80) break;
+    heap[at + i] = unit;
+  }
+  if (i === length) return length;
+  if (key.isWellFormed()) return i + utf8Encoder.encodeInto(key.slice(i), heap.subarray(at + i)).written;
+  let n = at + i;
+  for (; i < length; i++) {
+    let unit = key.charCodeAt(i);
+    if (unit < 0x80) {
+      heap[n++] = unit;
+      continue;
+    }
+    if (unit < 0x800) {
+      heap[n++] = 0xc0 | (unit >> 6);
+      heap[n++] = 0x80 | (unit & 0x3f);
+      continue;
+    }
+    const next = key.charCodeAt(i + 1);
+    if (unit >= 0xd800 && unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      unit = 0x10000 + ((unit - 0xd800) << 10) + (next - 0xdc00);
+      i += 1;
+      heap[n++] = 0xf0 | (unit >> 18);
+      heap[n++] = 0x80 | ((unit >> 12) & 0x3f);
+      heap[n++] = 0x80 | ((unit >> 6) & 0x3f);
+      heap[n++] = 0x80 | (unit & 0x3f);
+      continue;
+    }
+    heap[n++] = 0xe0 | (unit >> 12); // a lone surrogate too (WTF-8)
+    heap[n++] = 0x80 | ((unit >> 6) & 0x3f);
+    heap[n++] = 0x80 | (unit & 0x3f);
+  }
+  return n - at;
+}
+
+/**
+ * The memory store's side of one core instance (toolgate_table in
+ * wasm/bindings.cpp): `core` the glue's Module, `layout` from checkLayout(),
+ * `use()` run before every call into the engine (the façade counts it: a
+ * call being encoded meanwhile is not sent). Each method takes the table's
+ * address; `requests` are CounterRequests ({ key, cost, max, window_ms,
+ * bucket_start_ms, algorithm }), `charges` { key, start, cost }.
+ *   create() -> address; destroy(table)
+ *   reserve(table, requests, now) -> { admitted, states, charges: [{ key, start, cost }] }
+ *   rollback(table, charges); peek(table, requests) -> states; size(table)
+ * A request whose fields are not a string key and numbers is refused with
+ * `fail(message)`'s error before anything is written or charged.
+ */
+export function createTableCodec(core, layout, use, fail, trapped) {
+  const { size: RECORD, fields: r } = layout.tableRecord;
+  const COST = r.cost / 8;
+  const MAX = r.max / 8;
+  const WINDOW = r.window_ms / 8;
+  const BUCKET = r.bucket_start_ms / 8;
+  const CURRENT = r.current / 8;
+  const PREVIOUS = r.previous / 8;
+  const START = r.start / 8;
+  const ALGORITHM = r.algorithm / 4;
+  const KEY_LENGTH = r.key_length / 4;
+  const SLIDING = layout.algorithms.indexOf('sliding');
+  const FIXED = layout.algorithms.indexOf('fixed');
+  const RESERVE = 0;
+  const ROLLBACK = 1;
+  const PEEK = 2;
+  // A trap (out of memory) is the store's failure: `trapped(error)` lets the
+  // façade restart its engine if this is its instance, and the store throws.
+  // The table itself stays as it was (core/counter_table.cpp allocates
+  // before it changes anything).
+  const table = (op, address, count, now) => {
+    try {
+      return core._toolgate_table(op, address, count, now) >>> 0;
+    } catch (error) {
+      trapped(error);
+      throw fail(`the memory store's table in the WebAssembly engine failed: ${error?.message ?? error}`);
+    }
+  };
+
+  // Reads every field first (a getter runs here, before anything is
+  // written), then writes the records into the table's area.
+  // `mode`: RESERVE, ROLLBACK (charges: key, start, cost) or PEEK (key,
+  // window_ms and bucket_start_ms only, as MemoryCounterStore.peek reads).
+  function write(address, requests, mode) {
+    const charges = mode === ROLLBACK;
+    const count = requests.length;
+    const keys = new Array(count);
+    const numbers = new Float64Array(count * 4);
+    const sliding = new Uint8Array(count);
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const request = requests[i];
+      const key = request?.key;
+      // A peek reserves what cannot be admitted: cost 0 against max NaN.
+      const cost = mode === PEEK ? 0 : request?.cost;
+      const first = charges ? request?.start : mode === PEEK ? NaN : request?.max;
+      const window = charges ? 0 : request?.window_ms;
+      const bucket = charges ? 0 : request?.bucket_start_ms;
+      if (typeof key !== 'string') throw fail(`a counter key must be a string (got ${typeof key})`);
+      if (typeof cost !== 'number' || typeof first !== 'number' || typeof window !== 'number' || typeof bucket !== 'number') {
+        throw fail(`counter ${JSON.stringify(key)} has a field that is not a number`);
+      }
+      // The core's times are whole milliseconds in the int64 range; so must these be.
+      if (!wholeMs(window) || !wholeMs(bucket)) {
+        throw fail(`counter ${JSON.stringify(key)}: window_ms and bucket_start_ms must be whole milliseconds (got ${window}, ${bucket})`);
+      }
+      keys[i] = key;
+      numbers[i * 4] = cost;
+      numbers[i * 4 + 1] = first;
+      numbers[i * 4 + 2] = window;
+      numbers[i * 4 + 3] = bucket;
+      sliding[i] = charges ? 0 : request.algorithm === 'sliding' ? 1 : 0;
+      bytes += RECORD + ((key.length * 3 + 7) & ~7);
+    }
+    use();
+    const io = table(2, address, bytes, 0); // may grow memory: read the views after
+    const heap = core.HEAPU8;
+    const u32 = core.HEAPU32;
+    const f64 = core.HEAPF64;
+    let at = io;
+    for (let i = 0; i < count; i++) {
+      const d = at >> 3;
+      const w = at >> 2;
+      f64[d + COST] = numbers[i * 4];
+      if (charges) {
+        f64[d + BUCKET] = numbers[i * 4 + 1]; // the charge's bucket
+        f64[d + MAX] = 0;
+        f64[d + WINDOW] = 0;
+      } else {
+        f64[d + MAX] = numbers[i * 4 + 1];
+        f64[d + WINDOW] = numbers[i * 4 + 2];
+        f64[d + BUCKET] = numbers[i * 4 + 3];
+      }
+      u32[w + ALGORITHM] = sliding[i] ? SLIDING : FIXED;
+      const length = writeKey(heap, at + RECORD, keys[i]);
+      u32[w + KEY_LENGTH] = length;
+      at += RECORD + ((length + 7) & ~7);
+    }
+    lastKeys = keys;
+    lastNumbers = numbers;
+    return io;
+  }
+  // The keys and numbers write() read last, as read (a getter is not asked twice).
+  let lastKeys = null;
+  let lastNumbers = null;
+
+  // The states (and starts) the core wrote back into the records.
+  function states(io, count, starts) {
+    const u32 = core.HEAPU32;
+    const f64 = core.HEAPF64;
+    const out = new Array(count);
+    let at = io;
+    for (let i = 0; i < count; i++) {
+      const d = at >> 3;
+      out[i] = { current: f64[d + CURRENT], previous: f64[d + PREVIOUS] };
+      if (starts) starts[i] = f64[d + START];
+      at += RECORD + ((u32[(at >> 2) + KEY_LENGTH] + 7) & ~7);
+    }
+    return out;
+  }
+
+  const malformed = () => fail('the memory store\'s table refused its records (a bug)');
+  return {
+    core,
+    create() {
+      use();
+      return table(0, 0, 0, 0);
+    },
+    destroy(address) {
+      table(1, address, 0, 0);
+    },
+    reserve(address, requests, now) {
+      if (typeof now !== 'number') throw fail(`the reservation's time is not a number (got ${typeof now})`);
+      const io = write(address, requests, RESERVE);
+      const answer = table(3, address, requests.length, now);
+      if (answer === 2) throw malformed();
+      const count = requests.length;
+      const starts = new Array(count);
+      const read = states(io, count, starts);
+      // The charges, from the keys and costs the table was given.
+      const charges = [];
+      if (answer === 1) for (let i = 0; i < count; i++) charges.push({ key: lastKeys[i], start: starts[i], cost: lastNumbers[i * 4] });
+      return { admitted: answer === 1, states: read, charges };
+    },
+    rollback(address, charges) {
+      const io = write(address, charges, ROLLBACK);
+      if (table(4, address, charges.length, 0) === 2) throw malformed();
+      return io;
+    },
+    // A reservation never admitted (max NaN), at a time before any sweep
+    // could run (-Infinity): the states read, nothing charged or swept.
+    peek(address, requests) {
+      const io = write(address, requests, PEEK);
+      if (table(3, address, requests.length, -Infinity) !== 0) throw malformed();
+      return states(io, requests.length, null);
+    },
+    size(address) {
+      use();
+      return table(6, address, 0, 0);
+    },
+  };
 }
 
 /** The checked layout and codec of a loaded core (the glue's Module). */

@@ -11,8 +11,8 @@
 import createToolgateCore from './dist/toolgate_core.mjs';
 import { EngineError, PolicyError, StoreError, ToolgateError } from './errors.js';
 import { OVERFLOW, abandonEncodingInto, encodeCall, encodeCallInto, encodedBytes, encodedCallHasNow } from './call-encoder.js';
-import { coreCodec } from './boundary-layout.js';
-import { MemoryApprovalStore, MemoryCounterStore, estimateCount } from './memory-store.js';
+import { coreCodec, createTableCodec } from './boundary-layout.js';
+import { MemoryApprovalStore, MemoryCounterStore, estimateCount, memoryTableIn } from './memory-store.js';
 
 export { EngineError, PolicyError, StoreError, ToolgateError, MemoryApprovalStore, MemoryCounterStore, estimateCount };
 
@@ -199,6 +199,16 @@ class Toolgate {
   #uses = 0;
   // Bytes the engine's input area is known to hold (toolgate_input only grows it).
   #inputSize = INPUT_SIZE;
+  #tables = null; // this instance's side of the memory stores' tables
+
+  // The table of `counters` in this engine instance when decide() can
+  // reserve, finish and commit in one call into the engine: a
+  // MemoryCounterStore bound to this instance (bound now if it was never
+  // used); else 0.
+  tableOf(counters) {
+    if (this.#core === null) return 0;
+    return memoryTableIn(counters, this.#tables);
+  }
 
   constructor(core, options) {
     this.#useCore(core);
@@ -208,6 +218,16 @@ class Toolgate {
 
   #useCore(core) {
     const { read, writeCounts, input, forgetInput, layout } = coreCodec(core);
+    // The memory stores' tables in this instance (memory-store.js): each
+    // call into it counts as a use of the engine, as #ready does.
+    const use = () => {
+      this.#uses += 1;
+      abandonEncodingInto();
+    };
+    const trapped = (error) => {
+      if (this.#core === core) this.#failed(error);
+    };
+    this.#tables = createTableCodec(core, layout, use, (message) => new StoreError(message), trapped);
     this.#read = read;
     this.#writeCounts = writeCounts;
     this.#input = input;
@@ -341,7 +361,10 @@ class Toolgate {
   // go as JSON text (what the binary form cannot carry). `now` undefined: the
   // host's clock, read only for a call without a "now" of its own (the core
   // uses the default time for nothing else; Date.now() costs about 40 ns).
-  startEncoded(address, call, now, park) {
+  // `table` (decide() with a memory store bound to this instance): the call
+  // is decided, charged and committed in this one call when it needs no
+  // approval (toolgate_decide); else it parks as with `park`.
+  startEncoded(address, call, now, park, table = 0) {
     // #call's work inline: no closure per decision on the hot path.
     this.#ready();
     try {
@@ -368,7 +391,8 @@ class Toolgate {
       // memory under the encoder: then the bytes are not this call's.
       if (this.#uses !== uses || this.#core !== core || core.HEAPU8 !== heap) return null;
       const ms = now !== undefined ? now : encodedCallHasNow() ? 0 : Date.now();
-      core._toolgate_start(address, length, ms, park ? 1 : 0);
+      if (table !== 0) core._toolgate_decide(address, table, length, ms);
+      else core._toolgate_start(address, length, ms, park ? 1 : 0);
       return this.#read(core);
     } catch (error) {
       throw this.#failed(error);
@@ -572,7 +596,11 @@ class Policy {
   // settled call; no approval and a store with reserveNow) then builds no
   // step, closure or answer object.
   #authorize(call, { counters, approvals, now, failOpen = false, observe } = {}, committing = false) {
-    const first = this.#start(call, now);
+    // decide() with a memory store bound to this engine instance: one call
+    // into the engine reserves, finishes and commits (a decision comes back);
+    // a call that needs an approval parks and goes on below.
+    const table = committing && observe === undefined && counters !== undefined ? this.#toolgate.tableOf(counters) : 0;
+    const first = this.#start(call, now, table);
     if (first.ticket === undefined) return committing && typeof first.decision === 'string' ? first : settled(first);
     if (committing && !first.approval && observe === undefined && first.counters.length > 0 && typeof counters?.reserveNow === 'function') {
       return this.#decideNow(first, counters, approvals, failOpen); // releases the ticket on every path
@@ -728,12 +756,13 @@ class Policy {
   }
 
   // Step one of authorize(): a decision, or the parked evaluation's ticket.
-  #start(call, now) {
+  // `table`: startEncoded's (decide() with a bound memory store).
+  #start(call, now, table = 0) {
     const ms = optionalNow(now);
     let raw = null;
     if (this.#toolgate.binaryCalls && typeof call !== 'string') { // a string is JSON text
       const address = this.#address();
-      raw = this.#toolgate.startEncoded(address, call, ms, true);
+      raw = this.#toolgate.startEncoded(address, call, ms, true, table);
       if (raw !== null) {
         if (raw.ticket === undefined) return raw;
         raw.address = address;

@@ -33,9 +33,52 @@ class MemoryReservation {
 // a reservation holds it.
 let scratchEntries = [];
 
+// Where a store's counts live. A new store keeps them in a Map (#buckets).
+// The first time the JS API's decide() uses a store that has never reserved
+// anything, the store is bound to that engine instance: its counts move into
+// a table in the core (core/counter_table.h), which decide() on a policy of
+// that same instance reserves, finishes and commits in ONE call into the
+// engine. Every other use of a bound store (its own methods, authorize(),
+// explain(), preview(), another engine instance, this one after it was
+// restarted) reaches the same table through `port` (boundary-layout.js
+// createTableCodec): one count per key, whichever way it is charged. A
+// store that reserved before it was bound stays a Map for good (its
+// reservations could still be rolled back there).
+const tables = typeof FinalizationRegistry === 'function'
+  ? new FinalizationRegistry(({ port, table }) => port.destroy(table))
+  : null;
+
+/**
+ * The table of `store` in the engine instance `port` serves (wasm/index.js
+ * decide()): its address when the store is a MemoryCounterStore bound to
+ * that instance, binding it now if it has never been used; 0 when the store
+ * is anything else or lives elsewhere (a Map, another instance).
+ */
+export let memoryTableIn;
+
 export class MemoryCounterStore {
   #buckets = new Map(); // key -> { start, window, current, previous }
   #sweepAt = 0;
+  #used = false; // reserved at least once in #buckets: never bound then
+  #port = null; // bound: the engine instance's table codec, and the table's address
+  #table = 0;
+
+  static {
+    // Only a store that behaves as this class does: decide() would call its
+    // reserveNow and commitNow, so a subclass or an instance that replaced
+    // either (to log, to fail, to lie) keeps that path and never binds.
+    const { reserveNow, commitNow } = MemoryCounterStore.prototype;
+    memoryTableIn = (store, port) => {
+      if (typeof store !== 'object' || store === null || !(#port in store)) return 0;
+      if (store.reserveNow !== reserveNow || store.commitNow !== commitNow) return 0;
+      if (store.#port !== null) return store.#port === port ? store.#table : 0;
+      if (store.#used) return 0;
+      store.#table = port.create();
+      store.#port = port;
+      tables?.register(store, { port, table: store.#table });
+      return store.#table;
+    };
+  }
 
   // The counts for `request` at its bucket, rolling the window forward.
   #state(request, entry) {
@@ -54,6 +97,12 @@ export class MemoryCounterStore {
   // reserve() without the promise, for callers in this package that can use
   // the answer at once (the JS API's authorize()).
   reserveNow(requests, now) {
+    if (this.#port !== null) {
+      // The charges name the keys and costs the table charged, as read once.
+      const { admitted, states, charges } = this.#port.reserve(this.#table, requests, now);
+      return new MemoryReservation(admitted, states, charges);
+    }
+    this.#used = true;
     const count = requests.length;
     // The buckets read, in a scratch array kept between calls: one array less
     // per call. A reservation takes it until it returns; one made meanwhile
@@ -114,6 +163,12 @@ export class MemoryCounterStore {
   // a second rollback (or one after commit) must not refund other calls' quota.
   async rollback(reservation) {
     if (!MemoryReservation.settle(reservation)) return;
+    if (this.#port !== null) {
+      // Made by this store while bound (a store reserves in its Map only
+      // while it is not bound, and never binds after that).
+      this.#port.rollback(this.#table, reservation.charges ?? []);
+      return;
+    }
     for (const charge of reservation.charges ?? []) {
       const entry = this.#buckets.get(charge.key);
       if (entry && entry.start === charge.start) entry.current = Math.max(0, entry.current - charge.cost);
@@ -122,10 +177,12 @@ export class MemoryCounterStore {
 
   // Current counts without charging (for playgrounds and tests).
   async peek(requests) {
+    if (this.#port !== null) return this.#port.peek(this.#table, requests);
     return requests.map((request) => this.#state(request, this.#buckets.get(request.key)));
   }
 
   get size() {
+    if (this.#port !== null) return this.#port.size(this.#table);
     return this.#buckets.size;
   }
 

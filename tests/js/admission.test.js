@@ -247,3 +247,61 @@ describe('wasm/admission.js and the Redis store\'s Lua, on redis-server', () => 
     assert.ok(admitted > 300 && admitted < 1200, `${admitted} admitted`);
   });
 });
+
+// The fourth place: the memory store's counter table in the core
+// (core/counter_table.cpp), which a MemoryCounterStore bound to an engine
+// instance reserves in (decide() in one crossing). It re-implements the rule
+// in C++, so it is held to the module on the same kind of generated calls:
+// the table first holds each counter's counts (charged into its previous and
+// current buckets), then reserves the call.
+describe('wasm/admission.js and the core\'s counter table (a bound MemoryCounterStore)', () => {
+  test('property: the table admits, reads and charges as the module and the Map store say (3 000 cases)', async () => {
+    const { MemoryCounterStore } = await import('../../wasm/index.js');
+    const open = toolgate.compile({ version: '1', default: 'allow' });
+    let admitted = 0;
+    for (let seed = 1; seed <= 3000; seed += 1) {
+      const { rand, int, pick, amount } = generator(20_000 + seed);
+      const now = T0 + int(400 * DAY);
+      const pool = Array.from({ length: 1 + int(4) }, (_, k) => {
+        const window = pick([1_000, 7_000, 60_000, 3_600_000, DAY, 1 + int(10_000_000), 2 ** 40, 1e15]);
+        return {
+          key: `k${k}`, window_ms: window, algorithm: rand() < 0.6 ? 'sliding' : 'fixed', bucket_start_ms: now - (now % window),
+          max: pick([() => 1 + int(20), () => int(80) / 4, () => rand() * 20])(), state: { current: amount(25), previous: amount(25) },
+        };
+      });
+      const requests = [];
+      const states = [];
+      for (let i = 1 + int(5); i > 0; i -= 1) {
+        const counter = pick(pool);
+        requests.push({
+          key: counter.key, scope: 'grant', grant: 'g', cost: amount(6), max: counter.max,
+          window_ms: counter.window_ms, algorithm: counter.algorithm, bucket_start_ms: counter.bucket_start_ms,
+        });
+        states.push(counter.state);
+      }
+      const table = new MemoryCounterStore();
+      await open.decide({ tool: 'x', arguments: {}, now }, { counters: table }); // binds it
+      const map = new MemoryCounterStore();
+      for (const store of [table, map]) {
+        for (const { key, window_ms, algorithm, bucket_start_ms, state } of pool) {
+          const hold = (start, cost) => store.reserveNow([{ key, cost, max: Infinity, window_ms, algorithm, bucket_start_ms: start }], now);
+          hold(bucket_start_ms - window_ms, state.previous);
+          hold(bucket_start_ms, state.current);
+        }
+      }
+      const where = `case ${seed}: ${JSON.stringify({ requests, states, now })}`;
+      const expected = admits(requests, states, now);
+      const reservation = table.reserveNow(requests, now);
+      const reference = map.reserveNow(requests, now);
+      assert.equal(reservation.admitted, expected, `${where}: admitted`);
+      assert.deepEqual(reservation.states, states, `${where}: states`);
+      assert.deepEqual(reservation.charges, reference.charges, `${where}: charges`);
+      for (const counter of pool) {
+        assert.deepEqual(await table.peek([counter]), await map.peek([counter]), `${where}: ${counter.key} after`);
+      }
+      if (expected) admitted += 1;
+    }
+    assert.ok(admitted > 600 && admitted < 2400, `${admitted} admitted`);
+    open.dispose();
+  });
+});

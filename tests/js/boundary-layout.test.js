@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { EngineError, loadToolgate, MemoryCounterStore } from '../../wasm/index.js';
-import { checkLayout, createCodec, COUNTER_FIELDS, COUNT_FIELDS, OUTPUT_FIELDS } from '../../wasm/boundary-layout.js';
+import { checkLayout, createCodec, COUNTER_FIELDS, COUNT_FIELDS, OUTPUT_FIELDS, TABLE_RECORD_FIELDS } from '../../wasm/boundary-layout.js';
 import { random } from './seeded-random.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -32,10 +32,11 @@ test('the core exports its whole layout and the façade accepts it', () => {
   assert.deepEqual(Object.keys(real.output.fields).sort(), Object.keys(OUTPUT_FIELDS).sort(), 'every output field, and no other');
   assert.deepEqual(Object.keys(real.counter.fields).sort(), Object.keys(COUNTER_FIELDS).sort());
   assert.deepEqual(Object.keys(real.count.fields).sort(), Object.keys(COUNT_FIELDS).sort());
+  assert.deepEqual(Object.keys(real.table_record.fields).sort(), Object.keys(TABLE_RECORD_FIELDS).sort());
   assert.deepEqual(layout.verdicts, ['allow', 'deny', 'approval_required']);
   assert.equal(layout.maxParked, 65536);
   assert.equal(toolgate.maxParked, 65536);
-  for (const struct of [real.output, real.counter, real.count]) {
+  for (const struct of [real.output, real.counter, real.count, real.table_record]) {
     const bytes = Object.values(struct.fields).reduce((sum, field) => sum + field.size, 0);
     assert.equal(bytes, struct.size, 'the fields cover the struct exactly (static_assert in bindings.cpp)');
   }
@@ -105,7 +106,7 @@ test('property: a core whose binary reports any other offset for a field fails t
   assert.equal(original.indexOf(Buffer.from(realText), base + 1), -1, 'once');
   const next = random(4242);
   let refused = 0;
-  for (const struct of ['output', 'counter', 'count']) {
+  for (const struct of ['output', 'counter', 'count', 'table_record']) {
     const structAt = realText.indexOf(`"${struct}":{"size":`);
     assert.ok(structAt >= 0, `the ${struct} struct is in the text`);
     for (const [field, { offset }] of Object.entries(real[struct].fields)) {
@@ -129,7 +130,8 @@ test('property: a core whose binary reports any other offset for a field fails t
       }
     }
   }
-  assert.equal(refused, 2 * (Object.keys(OUTPUT_FIELDS).length + Object.keys(COUNTER_FIELDS).length + Object.keys(COUNT_FIELDS).length));
+  assert.equal(refused, 2 * (Object.keys(OUTPUT_FIELDS).length + Object.keys(COUNTER_FIELDS).length + Object.keys(COUNT_FIELDS).length +
+    Object.keys(TABLE_RECORD_FIELDS).length));
 });
 
 test('after an engine restart the new instance is checked and decoded by its own layout', async () => {
@@ -186,6 +188,7 @@ function randomLayout(next) {
     output: randomStruct(next, OUTPUT_FIELDS),
     counter: randomStruct(next, COUNTER_FIELDS),
     count: randomStruct(next, COUNT_FIELDS),
+    table_record: randomStruct(next, TABLE_RECORD_FIELDS),
     kinds: shuffled(next, ['decision', 'parked', 'pending_text']),
     verdicts: shuffled(next, ['allow', 'deny', 'approval_required']),
     scopes: shuffled(next, ['grant', 'global']),
@@ -344,7 +347,7 @@ const TABLE_MUTATIONS = [
 ];
 
 test('property: every kind of mismatch is refused at load, naming it', () => {
-  const structs = { output: OUTPUT_FIELDS, counter: COUNTER_FIELDS, count: COUNT_FIELDS };
+  const structs = { output: OUTPUT_FIELDS, counter: COUNTER_FIELDS, count: COUNT_FIELDS, table_record: TABLE_RECORD_FIELDS };
   let refused = 0;
   for (let seed = 1; seed <= 200; seed++) {
     const next = random(1000 + seed);
