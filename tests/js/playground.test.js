@@ -642,11 +642,15 @@ async function countFacadeCalls() {
   for (const name of ['evaluate', 'authorize', 'decide', 'explain', 'explainWithCounters', 'preview']) wrap(policyProto, name);
   wrap(toolgateProto, 'finish');
   const core = toolgate.callCore((engine) => engine);
-  const start = core._toolgate_start;
-  core._toolgate_start = (...args) => {
-    window.__stepOnes += 1;
-    return start(...args);
-  };
+  // Step one is toolgate_start, or toolgate_decide (decide() with a memory
+  // store bound to the engine: step one, the reservation and the finish in one call).
+  for (const name of ['_toolgate_start', '_toolgate_decide']) {
+    const entry = core[name];
+    core[name] = (...args) => {
+      window.__stepOnes += 1;
+      return entry(...args);
+    };
+  }
   const engineProto = core.CompiledPolicy.prototype;
   for (const name of Object.getOwnPropertyNames(engineProto)) {
     if (!/^(start|evaluate$|explain$)/.test(name) || typeof engineProto[name] !== 'function') continue;
