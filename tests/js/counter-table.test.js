@@ -379,3 +379,40 @@ test('a bound store reads each request once: a getter that changes its answer ca
   assert.deepEqual(await at('charged'), [{ current: 0, previous: 0 }], 'given back where it was charged');
   assert.equal(store.size, 1, 'no other key was touched');
 });
+
+test('binding: each table\'s index is keyed with 128 random bits; without crypto.getRandomValues a store keeps its Map', async () => {
+  // The key is drawn once per table, at binding (boundary-layout.js create):
+  // counter keys hold clients' values, so the index's hash must be secret.
+  const crypto = globalThis.crypto;
+  const drawn = [];
+  const getRandomValues = crypto.getRandomValues;
+  crypto.getRandomValues = function recorded(array) {
+    const filled = getRandomValues.call(crypto, array);
+    drawn.push({ type: array.constructor.name, bytes: array.byteLength });
+    return filled;
+  };
+  let keyed;
+  try {
+    keyed = await boundStore();
+  } finally {
+    crypto.getRandomValues = getRandomValues;
+  }
+  assert.ok(isBound(keyed));
+  assert.deepEqual(drawn, [{ type: 'Uint32Array', bytes: 16 }], 'one draw of 128 bits for the one table');
+
+  // No source of random bits: not bound, and decide() still counts (in the Map).
+  const policy = toolgate.compile({ version: '1', default: 'deny', tools: { run: { limits: [{ window: 'minute', max: 1, key: 'args.repo' }] } } });
+  const call = { tool: 'run', arguments: { repo: 'acme/site' }, grant: 'alice', now: T0 };
+  const unkeyed = new MemoryCounterStore();
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'crypto');
+  Object.defineProperty(globalThis, 'crypto', { value: undefined, configurable: true, writable: true });
+  try {
+    assert.equal((await policy.decide(call, { counters: unkeyed })).code, 'allowed');
+    assert.equal((await policy.decide(call, { counters: unkeyed })).code, 'rate_limited');
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', descriptor);
+  }
+  assert.ok(!isBound(unkeyed));
+  assert.equal(unkeyed.size, 1);
+  policy.dispose();
+});
