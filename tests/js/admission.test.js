@@ -51,6 +51,37 @@ function generator(seed) {
   return { rand, int, pick, amount };
 }
 
+// 1-5 requests of one call, over a pool of keys (so some repeat: a repeated
+// key has the same window, algorithm and bucket, and the same counts, as it
+// would from a core that named it twice), at one `now`; and the pool.
+function callCase(seed) {
+  const { rand, int, pick, amount } = generator(seed);
+  const now = T0 + int(400 * DAY);
+  const pool = Array.from({ length: 1 + int(4) }, (_, k) => {
+    const window = pick([1_000, 7_000, 60_000, 3_600_000, DAY, 1 + int(10_000_000), 2 ** 40, 1e15]);
+    const max = pick([() => 1 + int(20), () => int(80) / 4, () => rand() * 20]);
+    return {
+      key: `k${k}`,
+      window_ms: window,
+      algorithm: rand() < 0.6 ? 'sliding' : 'fixed',
+      bucket_start_ms: now - (now % window),
+      max: max(),
+      state: { current: amount(25), previous: amount(25) },
+    };
+  });
+  const requests = [];
+  const states = [];
+  for (let i = 1 + int(5); i > 0; i -= 1) {
+    const counter = pick(pool);
+    requests.push({
+      key: counter.key, scope: 'grant', grant: 'g', cost: amount(6), max: counter.max,
+      window_ms: counter.window_ms, algorithm: counter.algorithm, bucket_start_ms: counter.bucket_start_ms,
+    });
+    states.push(counter.state);
+  }
+  return { requests, states, now, pool };
+}
+
 describe('wasm/admission.js and the core', () => {
   const WINDOWS = ['second', 'minute', 'hour', 'day', '10s', '5m', '2h', '3d', 7, 90, 86_400 * 400];
 
@@ -163,36 +194,6 @@ describe('wasm/admission.js and the Redis store\'s Lua, on redis-server', () => 
     await server?.stop();
   });
 
-  // 1-5 requests of one call, over a pool of keys (so some repeat: a repeated
-  // key has the same window, algorithm and bucket, and the same counts, as it
-  // would from a core that named it twice), at one `now`.
-  function callCase(seed) {
-    const { rand, int, pick, amount } = generator(seed);
-    const now = T0 + int(400 * DAY);
-    const pool = Array.from({ length: 1 + int(4) }, (_, k) => {
-      const window = pick([1_000, 7_000, 60_000, 3_600_000, DAY, 1 + int(10_000_000), 2 ** 40, 1e15]);
-      const max = pick([() => 1 + int(20), () => int(80) / 4, () => rand() * 20]);
-      return {
-        key: `k${k}`,
-        window_ms: window,
-        algorithm: rand() < 0.6 ? 'sliding' : 'fixed',
-        bucket_start_ms: now - (now % window),
-        max: max(),
-        state: { current: amount(25), previous: amount(25) },
-      };
-    });
-    const requests = [];
-    const states = [];
-    for (let i = 1 + int(5); i > 0; i -= 1) {
-      const counter = pick(pool);
-      requests.push({
-        key: counter.key, scope: 'grant', grant: 'g', cost: amount(6), max: counter.max,
-        window_ms: counter.window_ms, algorithm: counter.algorithm, bucket_start_ms: counter.bucket_start_ms,
-      });
-      states.push(counter.state);
-    }
-    return { requests, states, now };
-  }
 
   test('property: the same first denial, estimates and retry_after, bit for bit (5 000 cases)', async () => {
     let denied = 0;
@@ -260,25 +261,7 @@ describe('wasm/admission.js and the core\'s counter table (a bound MemoryCounter
     const open = toolgate.compile({ version: '1', default: 'allow' });
     let admitted = 0;
     for (let seed = 1; seed <= 3000; seed += 1) {
-      const { rand, int, pick, amount } = generator(20_000 + seed);
-      const now = T0 + int(400 * DAY);
-      const pool = Array.from({ length: 1 + int(4) }, (_, k) => {
-        const window = pick([1_000, 7_000, 60_000, 3_600_000, DAY, 1 + int(10_000_000), 2 ** 40, 1e15]);
-        return {
-          key: `k${k}`, window_ms: window, algorithm: rand() < 0.6 ? 'sliding' : 'fixed', bucket_start_ms: now - (now % window),
-          max: pick([() => 1 + int(20), () => int(80) / 4, () => rand() * 20])(), state: { current: amount(25), previous: amount(25) },
-        };
-      });
-      const requests = [];
-      const states = [];
-      for (let i = 1 + int(5); i > 0; i -= 1) {
-        const counter = pick(pool);
-        requests.push({
-          key: counter.key, scope: 'grant', grant: 'g', cost: amount(6), max: counter.max,
-          window_ms: counter.window_ms, algorithm: counter.algorithm, bucket_start_ms: counter.bucket_start_ms,
-        });
-        states.push(counter.state);
-      }
+      const { requests, states, now, pool } = callCase(20_000 + seed);
       const table = new MemoryCounterStore();
       await open.decide({ tool: 'x', arguments: {}, now }, { counters: table }); // binds it
       const map = new MemoryCounterStore();

@@ -20,12 +20,11 @@
 // label set, and every store operation timed.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector';
 import { test } from 'node:test';
 
 import { startProxy } from '../../worker/node.js';
-import { grantsDocument, memoryAudit, startFakeUpstream, tempFile } from './proxy-helpers.js';
+import { callMany, grantsDocument, memoryAudit, startFakeUpstream, tempFile } from './proxy-helpers.js';
 
 const TOKEN = 'metrics-alloc-token-0123456789';
 const ADMIN = 'metrics-alloc-admin-0123456789';
@@ -34,44 +33,14 @@ const POLICY = {
   tools: { create_refund: { require: [{ path: 'args.currency', op: 'in', value: ['usd', 'eur'] }], limits: [{ counter: 'refunds', window: 'minute', max: 1e9 }] } },
 };
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'create_refund', arguments: { amount: 120, currency: 'usd' } } });
+// The load: CALL, 10 at a time, each answered by the upstream.
+const LOAD = { body: CALL, token: TOKEN, ranText: 'ran create_refund' };
 const WARM_UP = 1_500;
 const CALLS = 3_000;
-const CONCURRENCY = 10;
 // Measured rounds at most, each of CALLS calls (see the test).
 const ROUNDS = 6;
 // Sampled bytes a call in worker/metrics.js (main: ~107; now 33–41, heap numbers).
 const MAX_BYTES_PER_CALL = 64;
-
-async function callMany(port, count) {
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const post = () => new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent,
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}`, 'content-length': Buffer.byteLength(CALL) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(CALL);
-  });
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      next += 1;
-      const { status, body } = await post();
-      assert.equal(status, 200, body);
-      assert.equal(JSON.parse(body).result?.content?.[0]?.text, 'ran create_refund', `the call was not run upstream: ${body}`);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  } finally {
-    agent.destroy();
-  }
-}
 
 // Sampled bytes allocated with a frame of `file` on top of the stack, by function.
 function bytesIn(profile, file) {
@@ -103,7 +72,7 @@ test('with metrics on, a proxied call makes no arrays or closures in worker/metr
   t.after(() => proxy.close());
   const port = Number(new URL(proxy.url).port);
 
-  await callMany(port, WARM_UP);
+  await callMany(port, WARM_UP, LOAD);
   const session = new Session();
   session.connect();
   t.after(() => session.disconnect());
@@ -121,7 +90,7 @@ test('with metrics on, a proxied call makes no arrays or closures in worker/metr
     await post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     let profile;
     try {
-      await callMany(port, CALLS);
+      await callMany(port, CALLS, LOAD);
     } finally {
       ({ profile } = await post('HeapProfiler.stopSampling'));
     }

@@ -22,7 +22,6 @@
 //    call), not a few hundred bytes either way.
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -31,7 +30,7 @@ import { Gate } from '../../worker/gate.js';
 import { startProxy } from '../../worker/node.js';
 import { makePins } from '../../worker/pins.js';
 import { repoRoot } from './cli-helpers.js';
-import { grantsDocument, memoryAudit, postRaw, startFakeUpstream, startServe, tempFile } from './proxy-helpers.js';
+import { callMany, grantsDocument, memoryAudit, postRaw, startFakeUpstream, startServe, tempFile } from './proxy-helpers.js';
 
 // TOOLGATE_BIN: another checkout's CLI, to show that the test fails there.
 const CLI = process.env.TOOLGATE_BIN ?? join(repoRoot, 'bin/toolgate.js');
@@ -40,7 +39,6 @@ const TOOL = { name: 'create_refund', description: 'Refunds an order.', inputSch
 const POLICY = { version: '1', default: 'deny', tools: { create_refund: {} } };
 const WARM_UP = 3_000;
 const CALLS = 6_000;
-const CONCURRENCY = 10;
 // Promoted bytes a pinned call may add over a call without pins. Before the
 // fix: ~3 400 in most runs on a lightly loaded machine (a few hundred in some
 // runs on a heavily loaded one, where calls without pins promote more too);
@@ -134,40 +132,8 @@ test('every pinned request hands the gate one shared refreshTools, which lists t
 });
 
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: TOOL.name, arguments: { order: 'A-1' } } });
-
-// `count` tools/call POSTs, `CONCURRENCY` at a time on kept-alive
-// connections; each must be answered by the upstream (not denied).
-async function callMany(port, count) {
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const post = () => new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent,
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}`, 'content-length': Buffer.byteLength(CALL) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(CALL);
-  });
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      next += 1;
-      const { status, body } = await post();
-      assert.equal(status, 200, body);
-      const answer = JSON.parse(body);
-      assert.equal(answer.result?.content?.[0]?.text, `ran ${TOOL.name}`, `the call was not run upstream: ${body}`);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  } finally {
-    agent.destroy();
-  }
-}
+// The load: CALL, 10 at a time, each answered by the upstream.
+const LOAD = { body: CALL, token: TOKEN, ranText: `ran ${TOOL.name}` };
 
 test('a pinned server promotes no more per call to the old generation than the same server without pins', { timeout: 300_000 }, async (t) => {
   const upstream = await upstreamAnswering();
@@ -187,9 +153,9 @@ test('a pinned server promotes no more per call to the old generation than the s
 
   const promoted = {};
   for (const [name, server] of [['plain', plain], ['pinned', pinned]]) {
-    await callMany(server.port, WARM_UP);
+    await callMany(server.port, WARM_UP, LOAD);
     const from = server.gcLines().length;
-    await callMany(server.port, CALLS);
+    await callMany(server.port, CALLS, LOAD);
     promoted[name] = promotedBytes(server.gcLines().slice(from)) / CALLS;
   }
   t.diagnostic(`promoted to the old generation per call: ${promoted.plain.toFixed(0)} B without pins, ${promoted.pinned.toFixed(0)} B with pins`);

@@ -1,10 +1,11 @@
 // What the proxy tests share: a real MCP server (@modelcontextprotocol/server-everything)
 // as upstream, a scriptable fake upstream for failures, the official SDK
 // client, temporary config files and an audit sink that keeps events.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -244,6 +245,43 @@ export async function connectClient(url, token) {
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   return client;
+}
+
+/**
+ * `count` POSTs of `body` (a tools/call) to `port`'s /mcp with a bearer
+ * `token`, `concurrency` at a time on kept-alive connections; each must be
+ * answered 200 by the upstream with the text `ranText` (not denied, not
+ * answered by the proxy). For load through the real Node transport.
+ */
+export async function callMany(port, count, { body, token, ranText, concurrency = 10 }) {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency });
+  const post = () => new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next += 1;
+      const { status, text } = await post();
+      assert.equal(status, 200, text);
+      assert.equal(JSON.parse(text).result?.content?.[0]?.text, ranText, `the call was not run upstream: ${text}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** POSTs a raw JSON-RPC body (string or value) to the proxy. */
