@@ -1050,11 +1050,13 @@ EMSCRIPTEN_KEEPALIVE void toolgate_decide(CompiledPolicy* policy, StoreTable* ta
 
 // A memory store's table, for the store's own methods (wasm/memory-store.js):
 // one export for every operation, `op`:
-//   0 new (returns its address)           1 delete
+//   0 new (returns its address), its index keyed with the 16 bytes at op 7's address
+//   1 delete
 //   2 io: its area, holding at least `count` bytes (may grow memory)
 //   3 reserve `count` TableRecords at `now` (1 admitted, 0 not)
 //   4 rollback `count` charges (key, bucket_start_ms, cost)
 //   6 size (keys held)
+//   7 where JS writes the next table's 16 random key bytes (before op 0)
 // A peek is a reserve that cannot be admitted (JS sends max NaN, cost 0 and
 // now -Infinity: the states are read, nothing is charged, no sweep runs).
 // reserve and rollback return 2 when the records do not fit the area
