@@ -23,7 +23,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,12 +36,6 @@ namespace toolgate {
 
 class CounterTable {
  public:
-  // `key0`, `key1`: the index's SipHash key (keyed_hash.h). Counter keys hold
-  // what clients send (a limit's `key` value, up to 64 bytes as written), so
-  // a host passes 128 random bits, secret from clients; a known key (or 0, 0:
-  // unkeyed std::hash) lets a client choose keys that share one bucket.
-  CounterTable(std::uint64_t key0, std::uint64_t key1) : index_(0, NameHash{key0, key1}) {}
-
   // Reserves all of `requests` at `now_ms`, or none: true when admitted.
   // `states` gets what each key held before this call (one per request, at
   // its bucket), `starts` the bucket each was charged in (when admitted;
@@ -81,7 +74,7 @@ class CounterTable {
   void sweep_now(double now_ms);
 
   // key -> index in buckets_ (the type Plan::exact_tools already uses: no
-  // second hash table instantiated in the .wasm), keyed
+  // second hash table instantiated in the .wasm)
   std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> index_;
   std::vector<Bucket> buckets_;
   double sweep_at_ = 0;

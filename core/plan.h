@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "glob.h"
-#include "keyed_hash.h"
 #include "path.h"
 #include "regex.h"
 #include "schema.h"
@@ -119,18 +118,9 @@ struct LimitInfo {
 };
 
 // A transparent hash for maps keyed by names, so lookups take a string_view.
-// Unkeyed (both words 0) for names a policy wrote (the plan's maps); keyed
-// with secret random words for keys a client chooses (CounterTable's index:
-// a limit's `key` value is part of its counter key), so that nobody can pick
-// keys that share a bucket (keyed_hash.h). One type for both: one map
-// instantiation in the .wasm.
 struct NameHash {
   using is_transparent = void;
-  std::uint64_t key0 = 0, key1 = 0;
-  std::size_t operator()(std::string_view text) const {
-    if ((key0 | key1) == 0) return std::hash<std::string_view>{}(text);
-    return static_cast<std::size_t>(siphash13(key0, key1, text));
-  }
+  std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
 };
 
 // What governs a tool name in one plan (Plan::match_tool): the hide entry

@@ -349,10 +349,6 @@ struct StoreTable {
   toolgate::CounterTable counts;
   std::vector<std::uint8_t> io;
 };
-// The next table's index key (core/keyed_hash.h): JS writes 16 random bytes
-// here (toolgate_table op 7 gives the address), then creates the table (op
-// 0), which takes them and clears them.
-KEPT std::uint64_t g_next_table_key[2];
 // What the table's own methods read (toolgate_table), and every reserve's
 // starts: kept between calls.
 KEPT std::vector<toolgate::CounterRequest> g_table_requests;
@@ -944,12 +940,7 @@ bool whole(double value) { return value >= -9223372036854775808.0 && value < 922
 // through toolgate_decide), so compiled for size.
 TOOLGATE_COLD std::uint32_t table_op(std::uint32_t op, StoreTable* table, std::uint32_t count, double now_ms) {
   switch (op) {
-    case 0: {
-      auto* created = new StoreTable{toolgate::CounterTable(g_next_table_key[0], g_next_table_key[1]), {}};
-      g_next_table_key[0] = g_next_table_key[1] = 0;
-      return address_of(created);
-    }
-    case 7: return address_of(g_next_table_key);
+    case 0: return address_of(new StoreTable());
     case 1: delete table; return 0;
     case 2:
       if (table->io.size() < count) table->io.resize(std::max<std::size_t>(count, table->io.size() * 2));
@@ -1050,13 +1041,11 @@ EMSCRIPTEN_KEEPALIVE void toolgate_decide(CompiledPolicy* policy, StoreTable* ta
 
 // A memory store's table, for the store's own methods (wasm/memory-store.js):
 // one export for every operation, `op`:
-//   0 new (returns its address), its index keyed with the 16 bytes at op 7's address
-//   1 delete
+//   0 new (returns its address)           1 delete
 //   2 io: its area, holding at least `count` bytes (may grow memory)
 //   3 reserve `count` TableRecords at `now` (1 admitted, 0 not)
 //   4 rollback `count` charges (key, bucket_start_ms, cost)
 //   6 size (keys held)
-//   7 where JS writes the next table's 16 random key bytes (before op 0)
 // A peek is a reserve that cannot be admitted (JS sends max NaN, cost 0 and
 // now -Infinity: the states are read, nothing is charged, no sweep runs).
 // reserve and rollback return 2 when the records do not fit the area

@@ -413,7 +413,7 @@ function writeKey(heap, at, key) {
  * call being encoded meanwhile is not sent). Each method takes the table's
  * address; `requests` are CounterRequests ({ key, cost, max, window_ms,
  * bucket_start_ms, algorithm }), `charges` { key, start, cost }.
- *   create() -> address (a table keyed with random bits); destroy(table)
+ *   create() -> address; destroy(table)
  *   reserve(table, requests, now) -> { admitted, states, charges: [{ key, start, cost }] }
  *   rollback(table, charges); peek(table, requests) -> states; size(table)
  * A request whose fields are not a string key and numbers is refused with
@@ -533,15 +533,8 @@ export function createTableCodec(core, layout, use, fail, trapped) {
   const malformed = () => fail('the memory store\'s table refused its records (a bug)');
   return {
     core,
-    // The table's index is keyed with 128 random bits (core/keyed_hash.h):
-    // its keys hold what clients send (a limit's `key` value), and with a
-    // key they do not know they cannot choose keys that share a bucket.
     create() {
-      const key = new Uint32Array(4);
-      globalThis.crypto.getRandomValues(key);
       use();
-      const at = table(7, 0, 0, 0);
-      core.HEAPU32.set(key, at >> 2);
       return table(0, 0, 0, 0);
     },
     destroy(address) {

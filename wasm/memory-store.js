@@ -72,9 +72,7 @@ export class MemoryCounterStore {
       if (typeof store !== 'object' || store === null || !(#port in store)) return 0;
       if (store.reserveNow !== reserveNow || store.commitNow !== commitNow) return 0;
       if (store.#port !== null) return store.#port === port ? store.#table : 0;
-      // A table's index is keyed with random bits (boundary-layout.js create):
-      // without a source of them, the store keeps its Map.
-      if (store.#used || typeof globalThis.crypto?.getRandomValues !== 'function') return 0;
+      if (store.#used) return 0;
       store.#table = port.create();
       store.#port = port;
       tables?.register(store, { port, table: store.#table });

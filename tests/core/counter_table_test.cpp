@@ -14,8 +14,6 @@
 namespace toolgate {
 namespace {
 
-// The index's SipHash key (any: these tests are not about collisions).
-constexpr std::uint64_t kKey0 = 0x0706050403020100, kKey1 = 0x0f0e0d0c0b0a0908;
 constexpr double kMinute = 60000;
 constexpr double kT0 = 1767225600000;  // a minute boundary
 
@@ -42,7 +40,7 @@ Reserved reserve(CounterTable& table, std::vector<CounterRequest> requests, doub
 }
 
 TEST(CounterTable, CountsUpToMaxInOneBucket) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   for (int i = 0; i < 3; ++i) {
     Reserved r = reserve(table, {fixed("k", 3, kT0)}, kT0 + 5);
     EXPECT_TRUE(r.admitted);
@@ -57,7 +55,7 @@ TEST(CounterTable, CountsUpToMaxInOneBucket) {
 }
 
 TEST(CounterTable, NextBucketMovesCurrentToPrevious) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   reserve(table, {fixed("k", 10, kT0, 4)}, kT0);
   CounterState next = table.peek(fixed("k", 10, kT0 + kMinute));
   EXPECT_EQ(next.current, 0);
@@ -68,7 +66,7 @@ TEST(CounterTable, NextBucketMovesCurrentToPrevious) {
 }
 
 TEST(CounterTable, SlidingEstimateWeighsThePreviousBucket) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   reserve(table, {fixed("k", 10, kT0, 10)}, kT0);
   CounterRequest sliding = fixed("k", 10, kT0 + kMinute);
   sliding.algorithm = Algorithm::sliding;
@@ -79,7 +77,7 @@ TEST(CounterTable, SlidingEstimateWeighsThePreviousBucket) {
 }
 
 TEST(CounterTable, AllOrNothingAcrossCounters) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   Reserved r = reserve(table, {fixed("a", 5, kT0), fixed("b", 0, kT0)}, kT0);
   EXPECT_FALSE(r.admitted);
   EXPECT_EQ(table.size(), 0u);  // "a" was not charged either
@@ -87,13 +85,13 @@ TEST(CounterTable, AllOrNothingAcrossCounters) {
 }
 
 TEST(CounterTable, KeyNamedTwiceIsCheckedWithTheEarlierCostAndChargedTwice) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   // 1 + 1 <= 2: admitted, charged twice.
   Reserved r = reserve(table, {fixed("k", 2, kT0), fixed("k", 2, kT0)}, kT0);
   EXPECT_TRUE(r.admitted);
   EXPECT_EQ(table.peek(fixed("k", 2, kT0)).current, 2);
   // The second copy is checked with the first's cost: 0 + 1 + 1 > 1.
-  CounterTable other(kKey0, kKey1);
+  CounterTable other;
   EXPECT_FALSE(reserve(other, {fixed("k", 1, kT0), fixed("k", 1, kT0)}, kT0).admitted);
   EXPECT_EQ(CounterTable::first_denied(std::vector<CounterRequest>{fixed("k", 1, kT0), fixed("k", 1, kT0)},
                                        std::vector<CounterState>{{0, 0}, {0, 0}}, kT0),
@@ -101,7 +99,7 @@ TEST(CounterTable, KeyNamedTwiceIsCheckedWithTheEarlierCostAndChargedTwice) {
 }
 
 TEST(CounterTable, ClockGoingBackKeepsCounts) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   reserve(table, {fixed("k", 10, kT0 + kMinute, 3)}, kT0 + kMinute);
   // A call from the bucket before: the newer bucket's counts are kept.
   Reserved back = reserve(table, {fixed("k", 10, kT0)}, kT0);
@@ -112,7 +110,7 @@ TEST(CounterTable, ClockGoingBackKeepsCounts) {
 }
 
 TEST(CounterTable, RollbackOnlyInTheChargedBucketAndNeverBelowZero) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   Reserved r = reserve(table, {fixed("k", 10, kT0, 2)}, kT0);
   table.rollback("k", r.starts[0], 2);
   EXPECT_EQ(table.peek(fixed("k", 10, kT0)).current, 0);
@@ -127,7 +125,7 @@ TEST(CounterTable, RollbackOnlyInTheChargedBucketAndNeverBelowZero) {
 }
 
 TEST(CounterTable, SweepDropsOldBucketsOnceLarge) {
-  CounterTable table(kKey0, kKey1);
+  CounterTable table;
   std::vector<std::string> keys;
   for (int i = 0; i < 10000; ++i) keys.push_back("k" + std::to_string(i));
   for (const std::string& key : keys) reserve(table, {fixed(key, 10, kT0)}, kT0);
