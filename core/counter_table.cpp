@@ -61,7 +61,7 @@ CounterState CounterTable::state_of(const CounterRequest& request, const Bucket*
   return {};
 }
 
-// One copy of the hash look-up (reserve() makes two).
+// One copy of the look-up (reserve() makes two).
 __attribute__((noinline)) std::ptrdiff_t CounterTable::find(std::string_view key) const {
   auto it = index_.find(key);
   return it == index_.end() ? -1 : static_cast<std::ptrdiff_t>(it->second);
@@ -69,13 +69,10 @@ __attribute__((noinline)) std::ptrdiff_t CounterTable::find(std::string_view key
 
 // A new key's bucket. Room first, then the index, then the bucket: an
 // allocation that fails (a trap in WebAssembly) leaves the table as it was.
-// emplace() with the argument types compile.cpp gives Plan::exact_tools (the
-// same map type): one instantiation in the .wasm for both.
 TOOLGATE_SMALL std::size_t CounterTable::insert(std::string_view key) {
   if (buckets_.size() == buckets_.capacity()) buckets_.reserve(buckets_.size() * 2 + 8);
-  const std::string owned(key);
   std::size_t index = buckets_.size();
-  auto it = index_.emplace(owned, index).first;
+  auto it = index_.emplace(std::string(key), index).first;
   buckets_.push_back(Bucket{&it->first, 0, 0, 0, 0});
   return index;
 }

@@ -23,14 +23,15 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "evaluate.h"
 #include "plan.h"
+#include "value.h"
 
 namespace toolgate {
 
@@ -73,9 +74,20 @@ class CounterTable {
   void sweep(double now_ms);
   void sweep_now(double now_ms);
 
-  // key -> index in buckets_ (the type Plan::exact_tools already uses: no
-  // second hash table instantiated in the .wasm)
-  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> index_;
+  // Orders keys by their bytes (compare_bytes: eight at a time).
+  struct KeyOrder {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return compare_bytes(a, b) < 0; }
+  };
+  // key -> index in buckets_. Ordered, not hashed: counter keys hold what
+  // clients send (a limit's `key` value, up to 64 bytes as written), and an
+  // unkeyed hash (std::hash on a 32-bit target is MurmurHash2 without a
+  // seed) lets anyone who knows the key format compute values that share one
+  // bucket, so that every look-up walks them. A tree costs O(log n)
+  // comparisons whatever the keys, and needs no random key (which a Node
+  // cold start would pay for loading WebCrypto, and a Worker's global scope
+  // refuses).
+  std::map<std::string, std::size_t, KeyOrder> index_;
   std::vector<Bucket> buckets_;
   double sweep_at_ = 0;
 };

@@ -143,5 +143,41 @@ TEST(CounterTable, SweepDropsOldBucketsOnceLarge) {
   EXPECT_EQ(table.size(), 1u);  // everything at kT0 + 3 min is 2 windows old by now
 }
 
+TEST(CounterTable, IndexOrdersKeysByTheirBytes) {
+  // The index is a tree ordered by compare_bytes (no hash a client's values
+  // could be chosen to collide in): keys that share long prefixes, differ
+  // only in their last byte or in an embedded NUL, are longer than eight
+  // bytes or not, each keep their own count, through inserts in shuffled
+  // order and a sweep that moves buckets.
+  CounterTable table;
+  std::vector<std::string> keys;
+  const std::string prefix = "grant:alice|refunds|60000|fixed|args.repo=";
+  for (int i = 0; i < 3000; ++i) keys.push_back(prefix + std::to_string(i * 7919 % 3000));
+  keys.push_back(prefix + std::string("\0a", 2));
+  keys.push_back(prefix + std::string("\0b", 2));
+  keys.push_back(prefix);
+  keys.push_back("g");
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    CounterRequest request = fixed(keys[i], 1e9, kT0, static_cast<double>(i % 5 + 1));
+    Reserved r = reserve(table, {request}, kT0);
+    ASSERT_TRUE(r.admitted);
+    ASSERT_EQ(r.states[0].current, 0) << "a new key read another's count: " << i;
+  }
+  EXPECT_EQ(table.size(), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(table.peek(fixed(keys[i], 1e9, kT0)).current, static_cast<double>(i % 5 + 1)) << i;
+  }
+  // 10 000 keys charged ten minutes earlier, then a sweep that drops them all:
+  // the live keys keep their counts.
+  for (int i = 0; i < 10000; ++i) {
+    reserve(table, {fixed("old:" + std::to_string(i), 1e9, kT0 - 10 * kMinute)}, kT0 - 10 * kMinute);
+  }
+  reserve(table, {fixed("trigger", 1e9, kT0 + kMinute)}, kT0 + kMinute);
+  EXPECT_EQ(table.size(), keys.size() + 1);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(table.peek(fixed(keys[i], 1e9, kT0 + kMinute)).previous, static_cast<double>(i % 5 + 1)) << i;
+  }
+}
+
 }  // namespace
 }  // namespace toolgate
